@@ -1,0 +1,2 @@
+//! Generates the parser from `src/grammar.lalrpop` (once it exists).
+fn main() {}
