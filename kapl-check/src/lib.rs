@@ -8,3 +8,5 @@
 //! only outside dependency.
 
 pub mod ir;
+pub mod prove;
+pub mod semantics;

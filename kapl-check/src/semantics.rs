@@ -16,7 +16,10 @@
 //!   canonical form it contains (so `::/0` holds every IPv4 address too).
 //! - Ports: inclusive ranges. `net` rules cover TCP and UDP alike.
 
-use crate::ir::{Cidr, GrantId, Intent, Objective, Parent, PatternRef, Plan, Policy, PortRange, Rule, RuleKind, StepId};
+use crate::ir::{
+    Cidr, GrantId, Intent, Objective, Parent, PatternRef, Plan, Policy, PortRange, Rule, RuleKind,
+    StepId,
+};
 use kapl_syntax::Witness;
 use kapl_syntax::ast::{NetOp, Right};
 use std::fmt;
@@ -84,12 +87,29 @@ impl fmt::Display for Request {
     /// "connect to `10.20.0.1` port 22", "bind `::1` port 80".
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Request::Fs { right, path } => write!(f, "{} `{}`", right.as_str(), String::from_utf8_lossy(path).escape_debug()),
-            Request::Exec { path } => write!(f, "run `{}`", String::from_utf8_lossy(path).escape_debug()),
-            Request::Net { op: NetOp::Connect, addr, port, .. } => {
+            Request::Fs { right, path } => write!(
+                f,
+                "{} `{}`",
+                right.as_str(),
+                String::from_utf8_lossy(path).escape_debug()
+            ),
+            Request::Exec { path } => {
+                write!(f, "run `{}`", String::from_utf8_lossy(path).escape_debug())
+            }
+            Request::Net {
+                op: NetOp::Connect,
+                addr,
+                port,
+                ..
+            } => {
                 write!(f, "connect to `{}` port {port}", display_addr(*addr))
             }
-            Request::Net { op: NetOp::Bind, addr, port, .. } => write!(f, "bind `{}` port {port}", display_addr(*addr)),
+            Request::Net {
+                op: NetOp::Bind,
+                addr,
+                port,
+                ..
+            } => write!(f, "bind `{}` port {port}", display_addr(*addr)),
         }
     }
 }
@@ -119,11 +139,18 @@ pub fn display_addr(addr: IpAddr) -> IpAddr {
 /// The inclusive canonical range a block covers.
 pub fn cidr_range(c: &Cidr) -> (u128, u128) {
     let (base, prefix) = match c.addr {
-        IpAddr::V4(v4) => (u128::from(v4.to_ipv6_mapped()), 96 + u32::from(c.prefix.min(32))),
+        IpAddr::V4(v4) => (
+            u128::from(v4.to_ipv6_mapped()),
+            96 + u32::from(c.prefix.min(32)),
+        ),
         IpAddr::V6(v6) => (u128::from(v6), u32::from(c.prefix.min(128))),
     };
     let host_bits = 128 - prefix;
-    let host_mask = if host_bits == 128 { u128::MAX } else { (1u128 << host_bits) - 1 };
+    let host_mask = if host_bits == 128 {
+        u128::MAX
+    } else {
+        (1u128 << host_bits) - 1
+    };
     (base & !host_mask, base | host_mask)
 }
 
@@ -153,12 +180,27 @@ pub fn paths_cover(patterns: &[PatternRef], except: &[PatternRef], path: &[u8]) 
 /// Whether one rule covers one request.
 pub fn rule_covers(rule: &RuleKind, req: &Request) -> bool {
     match (rule, req) {
-        (RuleKind::Fs { rights, patterns, except }, Request::Fs { right, path }) => {
-            rights.has(*right) && paths_cover(patterns, except, path)
-        }
+        (
+            RuleKind::Fs {
+                rights,
+                patterns,
+                except,
+            },
+            Request::Fs { right, path },
+        ) => rights.has(*right) && paths_cover(patterns, except, path),
         (RuleKind::Exec { patterns }, Request::Exec { path }) => paths_cover(patterns, &[], path),
-        (RuleKind::Net { op, addrs, ports }, Request::Net { op: rop, addr, port, .. }) => {
-            op == rop && addrs.iter().any(|c| cidr_contains(c, *addr)) && ports.iter().any(|r| port_in(r, *port))
+        (
+            RuleKind::Net { op, addrs, ports },
+            Request::Net {
+                op: rop,
+                addr,
+                port,
+                ..
+            },
+        ) => {
+            op == rop
+                && addrs.iter().any(|c| cidr_contains(c, *addr))
+                && ports.iter().any(|r| port_in(r, *port))
         }
         _ => false,
     }
@@ -193,31 +235,48 @@ pub fn intent_allows(policy: &Policy, i: &Intent, req: &Request) -> bool {
 /// objective's, and the intent's when the parent is an intent).
 pub fn parent_allows(policy: &Policy, parent: Parent, req: &Request) -> bool {
     match parent {
-        Parent::Objective(o) => policy.objectives.get(o.0 as usize).is_some_and(|o| objective_allows(o, req)),
+        Parent::Objective(o) => policy
+            .objectives
+            .get(o.0 as usize)
+            .is_some_and(|o| objective_allows(o, req)),
         Parent::Intent(i) => policy.intents.get(i.0 as usize).is_some_and(|i| {
             rules_cover(&i.bound, req)
                 && !rules_cover(&i.never, req)
-                && policy.objectives.get(i.objective.0 as usize).is_some_and(|o| !rules_cover(&o.never, req))
+                && policy
+                    .objectives
+                    .get(i.objective.0 as usize)
+                    .is_some_and(|o| !rules_cover(&o.never, req))
         }),
     }
 }
 
 /// The grant of `plan` that covers `req` while `step` is current (plan-wide
 /// grants first, then the step's), or `None`: the request is denied.
-pub fn plan_grant_covering(policy: &Policy, plan: &Plan, step: Option<StepId>, req: &Request) -> Option<GrantId> {
+pub fn plan_grant_covering(
+    policy: &Policy,
+    plan: &Plan,
+    step: Option<StepId>,
+    req: &Request,
+) -> Option<GrantId> {
     let step_grants = step
         .and_then(|s| plan.steps.get(s.0 as usize))
         .map(|s| s.grants.as_slice())
         .unwrap_or(&[]);
-    plan.grants
-        .iter()
-        .chain(step_grants)
-        .copied()
-        .find(|g| policy.grants.get(g.0 as usize).is_some_and(|g| rule_covers(&g.rule.kind, req)))
+    plan.grants.iter().chain(step_grants).copied().find(|g| {
+        policy
+            .grants
+            .get(g.0 as usize)
+            .is_some_and(|g| rule_covers(&g.rule.kind, req))
+    })
 }
 
 /// Whether the plan's grants cover `req` while `step` is current.
-pub fn plan_grants_cover(policy: &Policy, plan: &Plan, step: Option<StepId>, req: &Request) -> bool {
+pub fn plan_grants_cover(
+    policy: &Policy,
+    plan: &Plan,
+    step: Option<StepId>,
+    req: &Request,
+) -> bool {
     plan_grant_covering(policy, plan, step, req).is_some()
 }
 
@@ -246,8 +305,14 @@ mod tests {
         assert!(cidr_contains(&cidr("::", 0), v4(1, 2, 3, 4)));
         assert!(!cidr_contains(&cidr("::", 96), v4(1, 2, 3, 4)));
         assert!(cidr_contains(&cidr("0.0.0.0", 0), mapped));
-        assert!(!cidr_contains(&cidr("0.0.0.0", 0), "::1".parse().unwrap_or(v4(0, 0, 0, 0))));
-        assert_eq!(cidr_range(&cidr("10.20.0.0", 16)).1, canonical_addr(v4(10, 20, 255, 255)));
+        assert!(!cidr_contains(
+            &cidr("0.0.0.0", 0),
+            "::1".parse().unwrap_or(v4(0, 0, 0, 0))
+        ));
+        assert_eq!(
+            cidr_range(&cidr("10.20.0.0", 16)).1,
+            canonical_addr(v4(10, 20, 255, 255))
+        );
     }
 
     #[test]

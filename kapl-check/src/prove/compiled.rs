@@ -79,7 +79,11 @@ pub(crate) fn compile(kind: &RuleKind, universe: Option<&Dfa>) -> CRule {
         d
     };
     match kind {
-        RuleKind::Fs { rights, patterns, except } => CRule::Fs(PathRule {
+        RuleKind::Fs {
+            rights,
+            patterns,
+            except,
+        } => CRule::Fs(PathRule {
             rights: rights_mask(*rights),
             dfa: paths(patterns, except),
         }),
@@ -110,7 +114,13 @@ impl Level {
     pub fn new(rules: &[Rule], universe: Option<&Dfa>) -> Level {
         let rules: Vec<CRule> = rules.iter().map(|r| compile(&r.kind, universe)).collect();
         let fs_union = [0u8, 1, 2, 3].map(|i| {
-            Dfa::union_all(rules.iter().filter_map(CRule::fs).filter(|p| p.rights & (1 << i) != 0).map(|p| &p.dfa))
+            Dfa::union_all(
+                rules
+                    .iter()
+                    .filter_map(CRule::fs)
+                    .filter(|p| p.rights & (1 << i) != 0)
+                    .map(|p| &p.dfa),
+            )
         });
         let exec_union = Dfa::union_all(rules.iter().filter_map(CRule::exec).map(|p| &p.dfa));
         Level {

@@ -29,9 +29,9 @@ use compiled::{CRule, Level as CLevel, NetRule, PathRule};
 use kapl_automata::Dfa;
 use kapl_syntax::ast::Right;
 use kapl_syntax::{Diagnostic, SourceMap};
-use solver::{Answer, NetQuestion};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use solver::Answer;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub use lint::lint;
 
@@ -181,7 +181,11 @@ pub fn prove(policy: &Policy, sources: &SourceMap) -> Vec<Diagnostic> {
 }
 
 /// Maps `f` over `items` on `threads` scoped threads, keeping order.
-pub(crate) fn par_map<T: Sync, R: Send>(items: &[T], threads: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+pub(crate) fn par_map<T: Sync, R: Send>(
+    items: &[T],
+    threads: usize,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
     let threads = threads.clamp(1, items.len().max(1));
     if threads == 1 {
         return items.iter().map(f).collect();
@@ -220,12 +224,20 @@ pub(crate) struct Compiled {
 impl Compiled {
     pub fn new(policy: &Policy, universe: Option<&Dfa>, threads: usize) -> Compiled {
         let obj: Vec<(CLevel, CLevel)> = par_map(&policy.objectives, threads, |o| {
-            (CLevel::new(&o.bound, universe), CLevel::new(&o.never, universe))
+            (
+                CLevel::new(&o.bound, universe),
+                CLevel::new(&o.never, universe),
+            )
         });
         let int: Vec<(CLevel, CLevel)> = par_map(&policy.intents, threads, |i| {
-            (CLevel::new(&i.bound, universe), CLevel::new(&i.never, universe))
+            (
+                CLevel::new(&i.bound, universe),
+                CLevel::new(&i.never, universe),
+            )
         });
-        let grants = par_map(&policy.grants, threads, |g| compiled::compile(&g.rule.kind, universe));
+        let grants = par_map(&policy.grants, threads, |g| {
+            compiled::compile(&g.rule.kind, universe)
+        });
         let (objective_bound, objective_never) = obj.into_iter().unzip();
         let (intent_bound, intent_never) = int.into_iter().unzip();
         Compiled {
@@ -236,28 +248,14 @@ impl Compiled {
             grants,
         }
     }
-
-    fn level(&self, level: Level) -> Option<&CLevel> {
-        match level {
-            Level::Objective(o) => self.objective_never.get(o.0 as usize),
-            Level::Intent(i) => self.intent_never.get(i.0 as usize),
-        }
-    }
-}
-
-/// The index of a right in `Right::ALL` (and in rights masks).
-pub(crate) fn right_index(r: Right) -> u8 {
-    match r {
-        Right::Read => 0,
-        Right::Write => 1,
-        Right::Create => 2,
-        Right::Delete => 3,
-    }
 }
 
 /// The right with index `i` in `Right::ALL`.
 pub(crate) fn right_of_index(i: u8) -> Right {
-    Right::ALL.get(usize::from(i)).copied().unwrap_or(Right::Read)
+    Right::ALL
+        .get(usize::from(i))
+        .copied()
+        .unwrap_or(Right::Read)
 }
 
 /// Proves every obligation of `policy`.
@@ -280,7 +278,11 @@ pub fn prove_with(policy: &Policy, sources: &SourceMap, opts: &Options) -> Repor
         let verdict = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run))
             .unwrap_or_else(|_| Verdict::Internal("the solver failed unexpectedly".to_string()));
         let nanos = opts.clock.zip(start).map(|(c, s)| c().saturating_sub(s));
-        Outcome { subject, verdict, nanos }
+        Outcome {
+            subject,
+            verdict,
+            nanos,
+        }
     });
     let mut diagnostics: Vec<Diagnostic> = outcomes
         .iter()
@@ -288,7 +290,10 @@ pub fn prove_with(policy: &Policy, sources: &SourceMap, opts: &Options) -> Repor
         .collect();
     diagnostics.extend(lint::lint_compiled(policy, &compiled));
     kapl_syntax::diag::sort(&mut diagnostics);
-    Report { outcomes, diagnostics }
+    Report {
+        outcomes,
+        diagnostics,
+    }
 }
 
 fn universe_net(u: &Universe) -> Option<NetRule> {
@@ -315,7 +320,11 @@ struct Container<'a> {
     nevers: Vec<(Level, &'a CLevel)>,
 }
 
-fn container<'a>(policy: &'a Policy, c: &'a Compiled, subject: Subject) -> Option<(&'a CRule, &'a crate::ir::RuleKind, Container<'a>)> {
+fn container<'a>(
+    policy: &'a Policy,
+    c: &'a Compiled,
+    subject: Subject,
+) -> Option<(&'a CRule, &'a crate::ir::RuleKind, Container<'a>)> {
     match subject {
         Subject::IntentBound { intent, rule } => {
             let i = policy.intents.get(intent.0 as usize)?;
@@ -348,7 +357,10 @@ fn container<'a>(policy: &'a Policy, c: &'a Compiled, subject: Subject) -> Optio
                         bound: c.intent_bound.get(i.0 as usize)?,
                         bound_rules: &intent.bound,
                         nevers: vec![
-                            (Level::Objective(intent.objective), c.objective_never.get(intent.objective.0 as usize)?),
+                            (
+                                Level::Objective(intent.objective),
+                                c.objective_never.get(intent.objective.0 as usize)?,
+                            ),
                             (Level::Intent(i), c.intent_never.get(i.0 as usize)?),
                         ],
                     }
@@ -371,7 +383,13 @@ fn path_rules(level: &CLevel, exec: bool, rights: u8) -> Vec<(usize, &PathRule)>
         .collect()
 }
 
-fn prove_one(policy: &Policy, c: &Compiled, subject: Subject, opts: &Options, universe_net: Option<&NetRule>) -> Verdict {
+fn prove_one(
+    policy: &Policy,
+    c: &Compiled,
+    subject: Subject,
+    opts: &Options,
+    universe_net: Option<&NetRule>,
+) -> Verdict {
     let Some((crule, kind, cont)) = container(policy, c, subject) else {
         return Verdict::Internal("the obligation refers to a missing item".to_string());
     };
@@ -383,10 +401,36 @@ fn prove_one(policy: &Policy, c: &Compiled, subject: Subject, opts: &Options, un
                 return Verdict::Proved;
             }
             let make = |ri: u8, path: Vec<u8>| {
-                if exec { Request::Exec { path } } else { Request::Fs { right: right_of_index(ri), path } }
+                if exec {
+                    Request::Exec { path }
+                } else {
+                    Request::Fs {
+                        right: right_of_index(ri),
+                        path,
+                    }
+                }
             };
-            let bound: Vec<&PathRule> = path_rules(cont.bound, exec, p.rights).into_iter().map(|(_, r)| r).collect();
-            let first = match solver::path_outside(limits, p.rights, &p.dfa, &bound, &|m| cont.bound.union_for(exec, m)) {
+            let bound: Vec<&PathRule> = path_rules(cont.bound, exec, p.rights)
+                .into_iter()
+                .map(|(_, r)| r)
+                .collect();
+            let mut refs: Vec<(Level, usize)> = Vec::new();
+            let mut nevers: Vec<&PathRule> = Vec::new();
+            for (level, lv) in &cont.nevers {
+                for (j, r) in path_rules(lv, exec, p.rights) {
+                    refs.push((*level, j));
+                    nevers.push(r);
+                }
+            }
+            let answers = solver::path_obligation(
+                limits,
+                p.rights,
+                &p.dfa,
+                &bound,
+                &|m| cont.bound.union_for(exec, m),
+                &nevers,
+            );
+            let first = match answers.outside {
                 Answer::Proved => None,
                 Answer::Found((ri, path)) => Some(Finding {
                     breach: Breach::OutsideBound,
@@ -394,15 +438,7 @@ fn prove_one(policy: &Policy, c: &Compiled, subject: Subject, opts: &Options, un
                 }),
                 Answer::Unknown(why) => return Verdict::Unknown(why),
             };
-            let mut refs: Vec<(Level, usize)> = Vec::new();
-            let mut rules: Vec<&PathRule> = Vec::new();
-            for (level, lv) in &cont.nevers {
-                for (j, r) in path_rules(lv, exec, p.rights) {
-                    refs.push((*level, j));
-                    rules.push(r);
-                }
-            }
-            let never = match solver::path_into_never(limits, p.rights, &p.dfa, &rules) {
+            let never = match answers.never {
                 Answer::Proved => None,
                 Answer::Found((j, ri, path)) => refs.get(j).map(|&(level, rule)| Finding {
                     breach: Breach::Never { level, rule },
@@ -415,7 +451,13 @@ fn prove_one(policy: &Policy, c: &Compiled, subject: Subject, opts: &Options, un
         }
         CRule::Net(n) => {
             let bound: Vec<&NetRule> = cont.bound.rules.iter().filter_map(CRule::net).collect();
-            let first = match solver::net_query(limits, n, NetQuestion::Outside(&bound), universe_net) {
+            let nevers: Vec<&NetRule> = cont
+                .nevers
+                .iter()
+                .flat_map(|(_, lv)| lv.rules.iter().filter_map(CRule::net))
+                .collect();
+            let answers = solver::net_obligation(limits, n, &bound, &nevers, universe_net);
+            let first = match answers.outside {
                 Answer::Proved => None,
                 Answer::Found(req) => Some(Finding {
                     breach: Breach::OutsideBound,
@@ -423,50 +465,70 @@ fn prove_one(policy: &Policy, c: &Compiled, subject: Subject, opts: &Options, un
                 }),
                 Answer::Unknown(why) => return Verdict::Unknown(why),
             };
-            let mut never = None;
-            'levels: for (level, lv) in &cont.nevers {
-                let rules: Vec<(usize, &NetRule)> =
-                    lv.rules.iter().enumerate().filter_map(|(j, r)| r.net().map(|n| (j, n))).collect();
-                let only: Vec<&NetRule> = rules.iter().map(|(_, r)| *r).collect();
-                match solver::net_query(limits, n, NetQuestion::Into(&only), universe_net) {
-                    Answer::Proved => {}
-                    Answer::Found(req) => {
-                        let never_rules = never_rules_of(policy, *level);
-                        let hit = rules
+            let never = match answers.never {
+                Answer::Proved => None,
+                Answer::Found(req) => {
+                    // Name the first never rule (objective's first) that the
+                    // witness reaches.
+                    let hit = cont.nevers.iter().find_map(|(level, _)| {
+                        never_rules_of(policy, *level)
                             .iter()
-                            .map(|(j, _)| *j)
-                            .find(|&j| never_rules.get(j).is_some_and(|r| semantics::rule_covers(&r.kind, &req)))
-                            .unwrap_or(usize::MAX);
-                        never = Some(Finding {
-                            breach: Breach::Never { level: *level, rule: hit },
-                            witness: req,
-                        });
-                        break 'levels;
-                    }
-                    Answer::Unknown(why) if first.is_none() => return Verdict::Unknown(why),
-                    Answer::Unknown(_) => {}
+                            .position(|r| semantics::rule_covers(&r.kind, &req))
+                            .map(|rule| Breach::Never {
+                                level: *level,
+                                rule,
+                            })
+                    });
+                    Some(Finding {
+                        breach: hit.unwrap_or(Breach::Never {
+                            level: cont
+                                .nevers
+                                .first()
+                                .map_or(Level::Objective(ObjectiveId(0)), |(l, _)| *l),
+                            rule: usize::MAX,
+                        }),
+                        witness: req,
+                    })
                 }
-            }
+                Answer::Unknown(why) if first.is_none() => return Verdict::Unknown(why),
+                Answer::Unknown(_) => None,
+            };
             (first, never)
         }
     };
     let verdict = match (first, never) {
         (None, None) => Verdict::Proved,
         (Some(f), also) => Verdict::Violated { first: f, also },
-        (None, Some(n)) => Verdict::Violated { first: n, also: None },
+        (None, Some(n)) => Verdict::Violated {
+            first: n,
+            also: None,
+        },
     };
     replay(policy, subject, kind, cont.bound_rules, opts, verdict)
 }
 
 fn never_rules_of(policy: &Policy, level: Level) -> &[Rule] {
     match level {
-        Level::Objective(o) => policy.objectives.get(o.0 as usize).map_or(&[], |o| o.never.as_slice()),
-        Level::Intent(i) => policy.intents.get(i.0 as usize).map_or(&[], |i| i.never.as_slice()),
+        Level::Objective(o) => policy
+            .objectives
+            .get(o.0 as usize)
+            .map_or(&[], |o| o.never.as_slice()),
+        Level::Intent(i) => policy
+            .intents
+            .get(i.0 as usize)
+            .map_or(&[], |i| i.never.as_slice()),
     }
 }
 
 /// Checks every witness against the reference semantics.
-fn replay(policy: &Policy, subject: Subject, kind: &crate::ir::RuleKind, bound: &[Rule], opts: &Options, verdict: Verdict) -> Verdict {
+fn replay(
+    policy: &Policy,
+    subject: Subject,
+    kind: &crate::ir::RuleKind,
+    bound: &[Rule],
+    opts: &Options,
+    verdict: Verdict,
+) -> Verdict {
     let Verdict::Violated { first, also } = &verdict else {
         return verdict;
     };
@@ -476,15 +538,22 @@ fn replay(policy: &Policy, subject: Subject, kind: &crate::ir::RuleKind, bound: 
                 opts.universe.paths.as_ref().is_none_or(|u| u.accepts(path))
             }
             Request::Net { addr, port, .. } => {
-                opts.universe.addrs.as_ref().is_none_or(|a| a.iter().any(|c| semantics::cidr_contains(c, *addr)))
-                    && opts.universe.ports.as_ref().is_none_or(|p| p.iter().any(|r| semantics::port_in(r, *port)))
+                opts.universe
+                    .addrs
+                    .as_ref()
+                    .is_none_or(|a| a.iter().any(|c| semantics::cidr_contains(c, *addr)))
+                    && opts
+                        .universe
+                        .ports
+                        .as_ref()
+                        .is_none_or(|p| p.iter().any(|r| semantics::port_in(r, *port)))
             }
         };
         let broken = match f.breach {
             Breach::OutsideBound => !semantics::rules_cover(bound, &f.witness),
-            Breach::Never { level, rule } => {
-                never_rules_of(policy, level).get(rule).is_some_and(|r| semantics::rule_covers(&r.kind, &f.witness))
-            }
+            Breach::Never { level, rule } => never_rules_of(policy, level)
+                .get(rule)
+                .is_some_and(|r| semantics::rule_covers(&r.kind, &f.witness)),
         };
         if !(in_universe && semantics::rule_covers(kind, &f.witness) && broken) {
             return Verdict::Internal(format!(
