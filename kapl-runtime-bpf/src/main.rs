@@ -1,0 +1,2 @@
+//! kapl-run.
+fn main() {}
