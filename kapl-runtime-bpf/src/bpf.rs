@@ -536,8 +536,8 @@ mod tests {
 
     #[test]
     fn layout() {
-        assert_eq!(std::mem::size_of::<NetKeyData>(), 24);
-        assert_eq!(std::mem::size_of::<NetVal>(), 4 + 12 * MAX_RANGES);
+        assert_eq!(size_of::<NetKeyData>(), 24);
+        assert_eq!(size_of::<NetVal>(), 4 + 12 * MAX_RANGES);
     }
 
     #[test]

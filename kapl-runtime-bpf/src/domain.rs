@@ -108,21 +108,21 @@ pub mod access {
     }
 }
 
-/// A path automaton as the walk reads it. States are dense indices.
+/// A path automaton as the walk reads it (one step's view). States are
+/// dense indices; transitions run over whole absolute paths.
 pub trait PathAutomaton {
     /// The start state (before the leading `/`).
     fn start(&self) -> u32;
     /// The state after `byte`.
     fn next(&self, state: u32, byte: u8) -> u32;
-    /// Landlock rights granted to a path that ends in `state`.
+    /// Landlock rights granted to the path that ends in `state`.
     fn accept(&self, state: u32) -> u64;
-    /// Rights granted to *every* non-empty continuation from `state`, where
-    /// `state` is reached by a directory's path and its trailing `/` (so,
-    /// to every path beneath that directory).
-    fn beneath(&self, state: u32) -> u64;
-    /// Union of the rights accepted in any state reachable from `state`
-    /// (0 means nothing more can be granted below).
-    fn reach(&self, state: u32) -> u64;
+    /// Rights granted to *every* path strictly beneath the path that ends in
+    /// `state` (`P/x`, `P/x/y`, ...).
+    fn beneath_all(&self, state: u32) -> u64;
+    /// Whether some accepting state is reachable from `state` (itself
+    /// included): rights that the path or some continuation of it gets.
+    fn live(&self, state: u32) -> u64;
     /// The grants behind `rights` at `state` (for the precision report).
     fn grants(&self, state: u32, rights: u64) -> Vec<u32>;
 }
@@ -218,9 +218,82 @@ impl Walk {
 /// Walks `a` over the file system from `/`.
 pub fn walk(a: &dyn PathAutomaton, limits: WalkLimits) -> Result<Walk, DomainError> {
     let mut w = Walk::default();
-    let s = a.next(a.start(), b'/');
-    walk_dir(a, &mut w, b"/", s, s, 0, limits, 0)?;
+    walk_into(a, &mut w, &[b"/".to_vec()], limits)?;
     Ok(w)
+}
+
+/// Walks `a` from each literal prefix (absolute, normalized); prefixes
+/// beneath another one are found by walking that one. A prefix reached
+/// through a symbolic link is not followed.
+pub fn walk_into(
+    a: &dyn PathAutomaton,
+    w: &mut Walk,
+    prefixes: &[Vec<u8>],
+    limits: WalkLimits,
+) -> Result<(), DomainError> {
+    let mut ps: Vec<&Vec<u8>> = prefixes.iter().collect();
+    ps.sort();
+    ps.dedup();
+    let mut kept: Vec<&Vec<u8>> = Vec::new();
+    for p in ps {
+        let beneath_kept = kept.iter().any(|k| {
+            k.as_slice() == b"/" || (p.starts_with(k) && p.get(k.len()) == Some(&b'/'))
+        });
+        if !beneath_kept {
+            kept.push(p);
+        }
+    }
+    for p in kept {
+        if p.first() != Some(&b'/') {
+            continue;
+        }
+        let s = run(a, p);
+        if a.live(s) == 0 {
+            continue;
+        }
+        // Never through a symlink: check every component.
+        let mut ok = true;
+        let mut cur = Vec::new();
+        for comp in p.split(|b| *b == b'/').filter(|c| !c.is_empty()) {
+            cur.push(b'/');
+            cur.extend_from_slice(comp);
+            match fs::symlink_metadata(OsStr::from_bytes(&cur)) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    let t = run(a, &cur);
+                    w.narrow(
+                        a.grants_any(t, a.live(t)),
+                        Narrowing::Symlink(PathBuf::from(OsStr::from_bytes(&cur))),
+                    );
+                    ok = false;
+                    break;
+                }
+                Ok(_) => {}
+                Err(_) => {
+                    ok = false;
+                    break;
+                }
+            }
+        }
+        if !ok {
+            continue;
+        }
+        let is_dir = fs::symlink_metadata(OsStr::from_bytes(p)).is_ok_and(|m| m.is_dir());
+        if is_dir {
+            let u = if p.as_slice() == b"/" { s } else { a.next(s, b'/') };
+            walk_dir(a, w, p, s, u, 0, limits, 0)?;
+        } else {
+            let bits = a.accept(s) & access::FILE;
+            if bits != 0 && w.rules.len() < limits.max_rules {
+                check_rule(a, p, bits, false)?;
+                w.rules.push(AddedRule {
+                    path: PathBuf::from(OsStr::from_bytes(p)),
+                    access: bits,
+                    subtree: false,
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `s_self`: state after the directory's path; `u`: after its trailing `/`
@@ -237,7 +310,7 @@ fn walk_dir(
     depth: usize,
 ) -> Result<(), DomainError> {
     let fs_path = Path::new(OsStr::from_bytes(path));
-    let beneath = a.beneath(u);
+    let beneath = a.beneath_all(s_self);
     let mut rule = beneath & !covered & (access::FILE | access::PARENT);
     rule |= beneath & a.accept(s_self) & access::READ_DIR & !covered;
     if rule != 0 && w.rules.len() < limits.max_rules {
@@ -251,14 +324,15 @@ fn walk_dir(
     let covered = covered | rule;
     // Creation/removal granted for only some names below cannot be
     // expressed (Landlock checks them on the parent directory).
-    let partial_parent = a.reach(u) & access::PARENT & !covered;
+    let below = a.live(u);
+    let partial_parent = below & access::PARENT & !covered;
     if partial_parent != 0 {
         w.narrow(
             a.grants_any(u, partial_parent),
             Narrowing::ParentRight(fs_path.to_path_buf(), partial_parent),
         );
     }
-    if a.reach(u) & !covered & (access::FILE | access::READ_DIR) == 0 || depth >= limits.max_depth {
+    if below & !covered & (access::FILE | access::READ_DIR) == 0 || depth >= limits.max_depth {
         return Ok(());
     }
     let mut per_entry = false;
@@ -267,7 +341,7 @@ fn walk_dir(
         for b in name.as_bytes() {
             t = a.next(t, *b);
         }
-        let want = a.reach(t) & !covered & (access::FILE | access::READ_DIR);
+        let want = a.live(t) & !covered & (access::FILE | access::READ_DIR);
         if want == 0 {
             continue;
         }
@@ -282,7 +356,7 @@ fn walk_dir(
                 let tu = a.next(t, b'/');
                 walk_dir(a, w, &child, t, tu, covered, limits, depth + 1)?;
                 if a.accept(t) & access::READ_DIR & !covered != 0
-                    && a.beneath(tu) & access::READ_DIR == 0
+                    && a.beneath_all(t) & access::READ_DIR == 0
                 {
                     // Listing this directory alone cannot be granted without
                     // its subdirectories.
@@ -309,7 +383,7 @@ fn walk_dir(
         }
     }
     if per_entry {
-        let g = a.grants_any(u, a.reach(u) & access::FILE & !covered);
+        let g = a.grants_any(u, below & access::FILE & !covered);
         w.narrow(g, Narrowing::PerEntry(fs_path.to_path_buf()));
     }
     Ok(())
@@ -337,7 +411,7 @@ impl<T: PathAutomaton + ?Sized> GrantsAny for T {
             }
             for b in 0..=255u8 {
                 let t = self.next(s, b);
-                if self.reach(t) & rights != 0 {
+                if self.live(t) & rights != 0 {
                     queue.push(t);
                 }
             }
@@ -398,7 +472,7 @@ fn literal_name(a: &dyn PathAutomaton, u: u32) -> Option<Vec<u8>> {
     let mut name = Vec::new();
     let mut s = u;
     loop {
-        let live: Vec<u8> = (0..=255u8).filter(|b| a.reach(a.next(s, *b)) != 0).collect();
+        let live: Vec<u8> = (0..=255u8).filter(|b| a.live(a.next(s, *b)) != 0).collect();
         let ends_here = !name.is_empty() && a.accept(s) != 0;
         match live.as_slice() {
             [b'/'] if !name.is_empty() => return Some(name),
@@ -416,8 +490,7 @@ fn literal_name(a: &dyn PathAutomaton, u: u32) -> Option<Vec<u8>> {
 fn check_rule(a: &dyn PathAutomaton, path: &[u8], access: u64, subtree: bool) -> Result<(), DomainError> {
     let s = run(a, path);
     let ok = if subtree {
-        let u = if path == b"/" { s } else { a.next(s, b'/') };
-        let beneath = a.beneath(u);
+        let beneath = a.beneath_all(s);
         access & !(beneath & (access::FILE | access::PARENT | access::READ_DIR)) == 0
             && (access & access::READ_DIR == 0 || a.accept(s) & access::READ_DIR != 0)
     } else {

@@ -7,6 +7,7 @@
 //! network access from the image's LPM entries — and every decision reported
 //! with its authority chain.
 
+pub mod audit;
 pub mod bpf;
 pub mod cgroup;
 pub mod domain;

@@ -14,8 +14,8 @@ impl PathAutomaton for AllowAll {
     fn start(&self) -> u32 { 0 }
     fn next(&self, _: u32, _: u8) -> u32 { 0 }
     fn accept(&self, _: u32) -> u64 { self.0 }
-    fn beneath(&self, _: u32) -> u64 { self.0 }
-    fn reach(&self, _: u32) -> u64 { self.0 }
+    fn beneath_all(&self, _: u32) -> u64 { self.0 }
+    fn live(&self, _: u32) -> u64 { self.0 }
     fn grants(&self, _: u32, _: u64) -> Vec<u32> { vec![0] }
 }
 
