@@ -8,9 +8,9 @@
 //! INVARIANT: indices are valid within the `Policy` that holds them; steps'
 //! `after` lists name steps of the same plan and form no cycle.
 
+use kapl_syntax::Span;
 use kapl_syntax::ast::{NetOp, Right};
 use kapl_syntax::glob::Glob;
-use kapl_syntax::Span;
 use std::net::IpAddr;
 
 /// Index into `Policy::objectives`.

@@ -78,16 +78,32 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     /// A new error with its primary label.
-    pub fn error(code: &'static str, message: impl Into<String>, span: Span, label: impl Into<String>) -> Diagnostic {
+    pub fn error(
+        code: &'static str,
+        message: impl Into<String>,
+        span: Span,
+        label: impl Into<String>,
+    ) -> Diagnostic {
         Diagnostic::new(Severity::Error, code, message, span, label)
     }
 
     /// A new warning with its primary label.
-    pub fn warning(code: &'static str, message: impl Into<String>, span: Span, label: impl Into<String>) -> Diagnostic {
+    pub fn warning(
+        code: &'static str,
+        message: impl Into<String>,
+        span: Span,
+        label: impl Into<String>,
+    ) -> Diagnostic {
         Diagnostic::new(Severity::Warning, code, message, span, label)
     }
 
-    fn new(severity: Severity, code: &'static str, message: impl Into<String>, span: Span, label: impl Into<String>) -> Diagnostic {
+    fn new(
+        severity: Severity,
+        code: &'static str,
+        message: impl Into<String>,
+        span: Span,
+        label: impl Into<String>,
+    ) -> Diagnostic {
         Diagnostic {
             severity,
             code,
@@ -148,7 +164,12 @@ impl Diagnostic {
 
 /// Sorts diagnostics by primary position, errors before warnings at a tie.
 pub fn sort(diags: &mut [Diagnostic]) {
-    diags.sort_by_key(|d| (d.primary_span().map(|s| (s.file, s.start, s.end)), d.severity));
+    diags.sort_by_key(|d| {
+        (
+            d.primary_span().map(|s| (s.file, s.start, s.end)),
+            d.severity,
+        )
+    });
 }
 
 /// The "did you mean" helper every stage shares: the closest candidate by
