@@ -32,7 +32,8 @@ fn main() {
         fail(&format!("cannot write {}: {e}", vmlinux.display()));
     }
     let dir = PathBuf::from("bpf");
-    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| fail(&format!("cannot read bpf/: {e}")));
+    let entries =
+        std::fs::read_dir(&dir).unwrap_or_else(|e| fail(&format!("cannot read bpf/: {e}")));
     let mut srcs: Vec<PathBuf> = entries
         .filter_map(Result::ok)
         .map(|e| e.path())

@@ -219,7 +219,9 @@ pub fn set_audit_enabled(v: u32) -> Result<(), AuditError> {
 const STATE_DIR: &str = "/run/kapl";
 const STATE_FILE: &str = "/run/kapl/audit";
 
-fn with_state<T>(f: impl FnOnce(&mut (u32, u32)) -> Result<T, AuditError>) -> Result<T, AuditError> {
+fn with_state<T>(
+    f: impl FnOnce(&mut (u32, u32)) -> Result<T, AuditError>,
+) -> Result<T, AuditError> {
     use std::io::{Read, Seek, Write};
     let _ = std::fs::create_dir_all(STATE_DIR);
     let mut file = std::fs::OpenOptions::new()
@@ -371,7 +373,14 @@ impl AuditReader {
             };
             let msgs: Vec<(u16, String)> = messages(&self.buf[..n])
                 .into_iter()
-                .map(|(t, p)| (t, String::from_utf8_lossy(p).trim_end_matches('\0').to_string()))
+                .map(|(t, p)| {
+                    (
+                        t,
+                        String::from_utf8_lossy(p)
+                            .trim_end_matches('\0')
+                            .to_string(),
+                    )
+                })
                 .collect();
             for (ty, text) in msgs {
                 self.take(ty, &text);
@@ -384,12 +393,11 @@ impl AuditReader {
             let ready = self.pending.get(&k).is_some_and(|p| {
                 flush_all
                     || p.syscall.is_some()
-                    || p.at.is_some_and(|t| now.duration_since(t) > Duration::from_millis(200))
+                    || p.at
+                        .is_some_and(|t| now.duration_since(t) > Duration::from_millis(200))
             });
-            if ready {
-                if let Some(p) = self.pending.remove(&k) {
-                    done.push((k, p));
-                }
+            if ready && let Some(p) = self.pending.remove(&k) {
+                done.push((k, p));
             }
         }
         let mut out = Vec::new();
@@ -503,7 +511,7 @@ fn parse_fields(s: &str) -> Fields {
             let raw = &s[vs..i];
             // Untrusted strings with special bytes are logged as hex.
             if matches!(key, "path" | "comm" | "exe" | "name" | "ocomm")
-                && raw.len() % 2 == 0
+                && raw.len().is_multiple_of(2)
                 && !raw.is_empty()
                 && raw.bytes().all(|c| c.is_ascii_hexdigit())
             {

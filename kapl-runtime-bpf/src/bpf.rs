@@ -388,7 +388,9 @@ impl NetEnforcer {
             .load(OBJECT)
             .map_err(|e| BpfError::Load(e.to_string()))?;
         {
-            let map = ebpf.map_mut("net_rules").ok_or(BpfError::Missing("net_rules"))?;
+            let map = ebpf
+                .map_mut("net_rules")
+                .ok_or(BpfError::Missing("net_rules"))?;
             let mut trie: LpmTrie<&mut MapData, NetKeyData, NetVal> =
                 LpmTrie::try_from(map).map_err(map_err("net_rules"))?;
             for (k, v) in &entries {
@@ -401,14 +403,17 @@ impl NetEnforcer {
                 .ok_or(BpfError::Missing(name))?
                 .try_into()
                 .map_err(|e: aya::programs::ProgramError| BpfError::Load(format!("{name}: {e}")))?;
-            p.load().map_err(|e| BpfError::Load(format!("{name}: {e}")))?;
+            p.load()
+                .map_err(|e| BpfError::Load(format!("{name}: {e}")))?;
         }
         {
             let p: &mut CgroupSock = ebpf
                 .program_mut("kapl_sock_create")
                 .ok_or(BpfError::Missing("kapl_sock_create"))?
                 .try_into()
-                .map_err(|e: aya::programs::ProgramError| BpfError::Load(format!("kapl_sock_create: {e}")))?;
+                .map_err(|e: aya::programs::ProgramError| {
+                    BpfError::Load(format!("kapl_sock_create: {e}"))
+                })?;
             p.load()
                 .map_err(|e| BpfError::Load(format!("kapl_sock_create: {e}")))?;
         }
@@ -417,7 +422,9 @@ impl NetEnforcer {
                 .program_mut("kapl_exec")
                 .ok_or(BpfError::Missing("kapl_exec"))?
                 .try_into()
-                .map_err(|e: aya::programs::ProgramError| BpfError::Load(format!("kapl_exec: {e}")))?;
+                .map_err(|e: aya::programs::ProgramError| {
+                    BpfError::Load(format!("kapl_exec: {e}"))
+                })?;
             p.load("sched_process_exec", &btf)
                 .map_err(|e| BpfError::Load(format!("kapl_exec: {e}")))?;
             let id = p.attach().map_err(|e| BpfError::Attach {
@@ -490,7 +497,10 @@ impl NetEnforcer {
 
     /// Records that processes in cgroup `id` act for `step`.
     pub fn set_cgroup_step(&mut self, id: u64, step: u32) -> Result<(), BpfError> {
-        let map = self.ebpf.map_mut("cg_step").ok_or(BpfError::Missing("cg_step"))?;
+        let map = self
+            .ebpf
+            .map_mut("cg_step")
+            .ok_or(BpfError::Missing("cg_step"))?;
         let mut m: BpfHashMap<&mut MapData, u64, u32> =
             BpfHashMap::try_from(map).map_err(map_err("cg_step"))?;
         m.insert(id, step, 0).map_err(map_err("cg_step"))
@@ -498,7 +508,10 @@ impl NetEnforcer {
 
     /// Forgets cgroup `id`.
     pub fn clear_cgroup(&mut self, id: u64) -> Result<(), BpfError> {
-        let map = self.ebpf.map_mut("cg_step").ok_or(BpfError::Missing("cg_step"))?;
+        let map = self
+            .ebpf
+            .map_mut("cg_step")
+            .ok_or(BpfError::Missing("cg_step"))?;
         let mut m: BpfHashMap<&mut MapData, u64, u32> =
             BpfHashMap::try_from(map).map_err(map_err("cg_step"))?;
         match m.remove(&id) {
@@ -543,8 +556,14 @@ mod tests {
     #[test]
     fn masking() {
         let a = Ipv6Addr::new(0x2001, 0xdb8, 0xffff, 0, 0, 0, 0, 1).octets();
-        assert_eq!(mask(a, 32), Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0).octets());
-        assert_eq!(mask(a, 36), Ipv6Addr::new(0x2001, 0xdb8, 0xf000, 0, 0, 0, 0, 0).octets());
+        assert_eq!(
+            mask(a, 32),
+            Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0).octets()
+        );
+        assert_eq!(
+            mask(a, 36),
+            Ipv6Addr::new(0x2001, 0xdb8, 0xf000, 0, 0, 0, 0, 0).octets()
+        );
         assert_eq!(mask(a, 0), [0; 16]);
         assert_eq!(mask(a, 128), a);
     }
@@ -590,8 +609,17 @@ mod tests {
             .iter()
             .find(|(k, _)| k.prefix_len() == 64 + 128)
             .map(|(_, v)| *v);
-        let host = host.map(|v| v.r[..v.n as usize].iter().map(|r| r.grant).collect::<Vec<_>>());
-        assert_eq!(host, Some(vec![2, 1]), "the /32 also carries the /16's range");
+        let host = host.map(|v| {
+            v.r[..v.n as usize]
+                .iter()
+                .map(|r| r.grant)
+                .collect::<Vec<_>>()
+        });
+        assert_eq!(
+            host,
+            Some(vec![2, 1]),
+            "the /32 also carries the /16's range"
+        );
         let other = e.iter().find(|(k, _)| k.data().step == 1).map(|(_, v)| v.n);
         assert_eq!(other, Some(1), "steps never mix");
     }

@@ -55,7 +55,9 @@ pub fn cgroup2_root() -> Result<PathBuf, CgroupError> {
         .map_err(io_err("read", Path::new("/proc/self/mountinfo")))?;
     for line in info.lines() {
         // id parent maj:min root mountpoint opts... - fstype source superopts
-        let Some((pre, post)) = line.split_once(" - ") else { continue };
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
         if post.split(' ').next() != Some("cgroup2") {
             continue;
         }

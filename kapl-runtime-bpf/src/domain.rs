@@ -20,8 +20,8 @@
 //! grant as written (the precision report).
 
 use landlock::{
-    Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, PathBeneath,
-    Ruleset, RulesetAttr, RulesetCreated, RulesetCreatedAttr, Scope, ABI,
+    ABI, Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, PathBeneath,
+    Ruleset, RulesetAttr, RulesetCreated, RulesetCreatedAttr, Scope,
 };
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
@@ -236,9 +236,9 @@ pub fn walk_into(
     ps.dedup();
     let mut kept: Vec<&Vec<u8>> = Vec::new();
     for p in ps {
-        let beneath_kept = kept.iter().any(|k| {
-            k.as_slice() == b"/" || (p.starts_with(k) && p.get(k.len()) == Some(&b'/'))
-        });
+        let beneath_kept = kept
+            .iter()
+            .any(|k| k.as_slice() == b"/" || (p.starts_with(k) && p.get(k.len()) == Some(&b'/')));
         if !beneath_kept {
             kept.push(p);
         }
@@ -279,7 +279,11 @@ pub fn walk_into(
         }
         let is_dir = fs::symlink_metadata(OsStr::from_bytes(p)).is_ok_and(|m| m.is_dir());
         if is_dir {
-            let u = if p.as_slice() == b"/" { s } else { a.next(s, b'/') };
+            let u = if p.as_slice() == b"/" {
+                s
+            } else {
+                a.next(s, b'/')
+            };
             walk_dir(a, w, p, s, u, 0, limits, 0)?;
         } else {
             let bits = a.accept(s) & access::FILE;
@@ -360,12 +364,18 @@ fn walk_dir(
                 {
                     // Listing this directory alone cannot be granted without
                     // its subdirectories.
-                    w.narrow(a.grants(t, access::READ_DIR), Narrowing::PerEntry(child_fs.clone()));
+                    w.narrow(
+                        a.grants(t, access::READ_DIR),
+                        Narrowing::PerEntry(child_fs.clone()),
+                    );
                 }
             }
             Kind::Symlink => {
                 if a.accept(t) & !covered != 0 {
-                    w.narrow(a.grants(t, a.accept(t)), Narrowing::Symlink(child_fs.clone()));
+                    w.narrow(
+                        a.grants(t, a.accept(t)),
+                        Narrowing::Symlink(child_fs.clone()),
+                    );
                 }
             }
             Kind::Other => {
@@ -487,7 +497,12 @@ fn literal_name(a: &dyn PathAutomaton, u: u32) -> Option<Vec<u8>> {
 }
 
 /// Re-checks a rule against the automaton from the start state.
-fn check_rule(a: &dyn PathAutomaton, path: &[u8], access: u64, subtree: bool) -> Result<(), DomainError> {
+fn check_rule(
+    a: &dyn PathAutomaton,
+    path: &[u8],
+    access: u64,
+    subtree: bool,
+) -> Result<(), DomainError> {
     let s = run(a, path);
     let ok = if subtree {
         let beneath = a.beneath_all(s);
@@ -522,6 +537,8 @@ pub struct StepDomain {
     pub fd: OwnedFd,
     /// The rules added.
     pub rules: Vec<AddedRule>,
+    /// Narrowings found by the walk, per grant (filled by the caller).
+    pub notes: Vec<(u32, Vec<String>)>,
 }
 
 fn ll_err(e: impl std::fmt::Display) -> DomainError {
@@ -562,7 +579,9 @@ pub fn build(rules: Vec<AddedRule>, tcp: &TcpPorts) -> Result<StepDomain, Domain
             .handle_access(net)
             .map_err(|e| DomainError::Unsupported(e.to_string()))?;
     }
-    let mut created: RulesetCreated = rs.create().map_err(|e| DomainError::Unsupported(e.to_string()))?;
+    let mut created: RulesetCreated = rs
+        .create()
+        .map_err(|e| DomainError::Unsupported(e.to_string()))?;
     for r in &rules {
         // O_PATH | O_NOFOLLOW: the object itself, never a link's target.
         let fd = match open_nofollow(&r.path) {
@@ -577,7 +596,9 @@ pub fn build(rules: Vec<AddedRule>, tcp: &TcpPorts) -> Result<StepDomain, Domain
     }
     if let Some(ports) = &tcp.bind {
         for p in ports {
-            created = created.add_rule(NetPort::new(*p, AccessNet::BindTcp)).map_err(ll_err)?;
+            created = created
+                .add_rule(NetPort::new(*p, AccessNet::BindTcp))
+                .map_err(ll_err)?;
         }
     }
     if let Some(ports) = &tcp.connect {
@@ -589,7 +610,11 @@ pub fn build(rules: Vec<AddedRule>, tcp: &TcpPorts) -> Result<StepDomain, Domain
     }
     let fd: Option<OwnedFd> = created.into();
     let fd = fd.ok_or_else(|| DomainError::Unsupported("ruleset not created".into()))?;
-    Ok(StepDomain { fd, rules })
+    Ok(StepDomain {
+        fd,
+        rules,
+        notes: Vec::new(),
+    })
 }
 
 fn open_nofollow(p: &Path) -> std::io::Result<OwnedFd> {
@@ -614,4 +639,3 @@ pub fn port_list(ranges: &[(u16, u16)], limit: usize) -> Option<Vec<u16>> {
     out.dedup();
     Some(out)
 }
-

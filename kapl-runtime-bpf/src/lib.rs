@@ -10,6 +10,9 @@
 pub mod audit;
 pub mod bpf;
 pub mod cgroup;
+pub mod control;
 pub mod domain;
+pub mod engine;
+pub mod plan;
 pub mod seccomp;
 pub mod spawn;

@@ -107,7 +107,12 @@ pub fn denied_calls() -> impl Iterator<Item = &'static str> {
 }
 
 fn stmt(code: u16, k: u32) -> SockFilter {
-    SockFilter { code, jt: 0, jf: 0, k }
+    SockFilter {
+        code,
+        jt: 0,
+        jf: 0,
+        k,
+    }
 }
 fn jump(code: u16, k: u32, jt: u8, jf: u8) -> SockFilter {
     SockFilter { code, jt, jf, k }
@@ -174,7 +179,7 @@ mod tests {
     /// A tiny classic-BPF interpreter for the subset the filter uses, so the
     /// filter's decisions are tested without the kernel.
     fn run(p: &[SockFilter], nr: u32, args: [u64; 6]) -> u32 {
-        let mut data = vec![0u8; 64];
+        let mut data = [0u8; 64];
         data[0..4].copy_from_slice(&nr.to_ne_bytes());
         data[4..8].copy_from_slice(&AUDIT_ARCH_X86_64.to_ne_bytes());
         for (i, a) in args.iter().enumerate() {
@@ -214,19 +219,42 @@ mod tests {
         assert_eq!(run(&p, 0, [0; 6]), RET_ALLOW, "read");
         assert_eq!(run(&p, 59, [0; 6]), RET_ALLOW, "execve");
         assert_eq!(run(&p, NR_CLONE3, [0; 6]), RET_ERRNO | libc::ENOSYS as u32);
-        assert_eq!(run(&p, NR_CLONE, [0x1200011, 0, 0, 0, 0, 0]), RET_ALLOW, "fork");
-        assert_eq!(run(&p, NR_CLONE, [0x1000_0000, 0, 0, 0, 0, 0]), eperm, "newuser");
+        assert_eq!(
+            run(&p, NR_CLONE, [0x1200011, 0, 0, 0, 0, 0]),
+            RET_ALLOW,
+            "fork"
+        );
+        assert_eq!(
+            run(&p, NR_CLONE, [0x1000_0000, 0, 0, 0, 0, 0]),
+            eperm,
+            "newuser"
+        );
         assert_eq!(run(&p, NR_SOCKET, [2, 1, 0, 0, 0, 0]), RET_ALLOW, "inet");
         assert_eq!(run(&p, NR_SOCKET, [10, 2, 0, 0, 0, 0]), RET_ALLOW, "inet6");
         assert_eq!(run(&p, NR_SOCKET, [1, 1, 0, 0, 0, 0]), RET_ALLOW, "unix");
         assert_eq!(run(&p, NR_SOCKET, [17, 3, 0, 0, 0, 0]), noaf, "packet");
         assert_eq!(run(&p, NR_SOCKET, [40, 1, 0, 0, 0, 0]), noaf, "vsock");
-        assert_eq!(run(&p, NR_SOCKET, [16, 3, 0, 0, 0, 0]), RET_ALLOW, "rtnetlink");
-        assert_eq!(run(&p, NR_SOCKET, [16, 3, 9, 0, 0, 0]), noaf, "audit netlink");
+        assert_eq!(
+            run(&p, NR_SOCKET, [16, 3, 0, 0, 0, 0]),
+            RET_ALLOW,
+            "rtnetlink"
+        );
+        assert_eq!(
+            run(&p, NR_SOCKET, [16, 3, 9, 0, 0, 0]),
+            noaf,
+            "audit netlink"
+        );
         assert_eq!(run(&p, NR_SOCKETPAIR, [1, 1, 0, 0, 0, 0]), RET_ALLOW);
         assert_eq!(run(&p, NR_SOCKETPAIR, [2, 1, 0, 0, 0, 0]), noaf);
-        assert_eq!(run(&p, NR_IOCTL, [0, 0x5401, 0, 0, 0, 0]), RET_ALLOW, "TCGETS");
+        assert_eq!(
+            run(&p, NR_IOCTL, [0, 0x5401, 0, 0, 0, 0]),
+            RET_ALLOW,
+            "TCGETS"
+        );
         assert_eq!(run(&p, NR_IOCTL, [0, TIOCSTI as u64, 0, 0, 0, 0]), eperm);
-        assert_eq!(run(&p, 0x4000_0000, [0; 6]), RET_ERRNO | libc::ENOSYS as u32);
+        assert_eq!(
+            run(&p, 0x4000_0000, [0; 6]),
+            RET_ERRNO | libc::ENOSYS as u32
+        );
     }
 }

@@ -220,7 +220,12 @@ pub fn spawn(cmd: &Command<'_>) -> Result<Child, SpawnError> {
         return Err(last_err("pipe2"));
     }
     // SAFETY: both fds were just created and are owned by nobody else.
-    let (rd, wr) = unsafe { (OwnedFd::from_raw_fd(pipe_fds[0]), OwnedFd::from_raw_fd(pipe_fds[1])) };
+    let (rd, wr) = unsafe {
+        (
+            OwnedFd::from_raw_fd(pipe_fds[0]),
+            OwnedFd::from_raw_fd(pipe_fds[1]),
+        )
+    };
 
     let mut pidfd: RawFd = -1;
     let mut args = CloneArgs {
