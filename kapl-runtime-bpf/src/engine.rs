@@ -175,13 +175,30 @@ impl Engine {
                 }
             }
         };
+        // KAPL_SIMULATE_MISSING=landlock,cgroup,bpf,audit makes a check fail
+        // as if the kernel lacked the piece (tests of the fail-closed paths;
+        // it can only refuse, never weaken).
+        let missing = std::env::var("KAPL_SIMULATE_MISSING").unwrap_or_default();
+        let sim = |what: &str| missing.split(',').any(|m| m.trim() == what);
+        if sim("landlock") {
+            return Err(ll(domain::DomainError::Unsupported("simulated: landlock_create_ruleset: ENOSYS".into())));
+        }
         domain::preflight().map_err(ll)?;
         let kern = match mode {
             Mode::Unprivileged => None,
             Mode::Full => {
+                if sim("cgroup") {
+                    return Err(RunError::Cgroup(cgroup::CgroupError::NotMounted.to_string()));
+                }
                 let root = cgroup::preflight().map_err(|e| RunError::Cgroup(e.to_string()))?;
                 let rules = plan::net_rules(plan);
+                if sim("bpf") {
+                    return Err(RunError::Bpf(crate::bpf::BpfError::Load("simulated: BPF_PROG_LOAD: EPERM".into()).to_string()));
+                }
                 let bpf = NetEnforcer::load(&rules).map_err(|e| RunError::Bpf(e.to_string()))?;
+                if sim("audit") {
+                    return Err(RunError::Audit(crate::audit::AuditError::Protocol("simulated: NETLINK_AUDIT unavailable".into()).to_string()));
+                }
                 let hold = AuditHold::acquire().map_err(|e| RunError::Audit(e.to_string()))?;
                 let audit = AuditReader::open().map_err(|e| RunError::Audit(e.to_string()))?;
                 let session_cg = Cgroup::create(&root, &format!("kapl-{id}"))
