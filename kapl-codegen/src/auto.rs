@@ -217,11 +217,7 @@ impl Subsets {
             for &s in &key.0 {
                 if let Some(tag) = nfa.tag[s as usize] {
                     let (t, is_ex) = tags[tag as usize];
-                    if is_ex {
-                        ex.push(t)
-                    } else {
-                        pat.push(t)
-                    }
+                    if is_ex { ex.push(t) } else { pat.push(t) }
                 }
             }
         }
@@ -393,7 +389,13 @@ impl Min {
 
 /// Moore minimization by `label`, then class merging and breadth-first
 /// renumbering from the start state.
-pub(crate) fn minimize(classes: [u8; 256], cc: usize, start: u32, trans: &[u32], label: &[u32]) -> Min {
+pub(crate) fn minimize(
+    classes: [u8; 256],
+    cc: usize,
+    start: u32,
+    trans: &[u32],
+    label: &[u32],
+) -> Min {
     let n = label.len();
     // Initial blocks by label.
     let mut block: Vec<u32> = {
@@ -578,7 +580,13 @@ pub(crate) fn beneath(m: &Min, accept: &[bool]) -> (Vec<bool>, Vec<bool>) {
 
 /// The shortest path (fewest bytes, then smallest bytes) from the start
 /// state to a state satisfying `goal`.
-pub(crate) fn shortest(classes: &[u8; 256], cc: usize, start: u32, trans: &[u32], goal: &dyn Fn(usize) -> bool) -> Option<Vec<u8>> {
+pub(crate) fn shortest(
+    classes: &[u8; 256],
+    cc: usize,
+    start: u32,
+    trans: &[u32],
+    goal: &dyn Fn(usize) -> bool,
+) -> Option<Vec<u8>> {
     let n = trans.len() / cc.max(1);
     let mut prev: Vec<Option<(u32, u8)>> = vec![None; n];
     let mut seen = vec![false; n];

@@ -27,7 +27,11 @@ pub const LOADERS: &[&str] = &[
     "/lib/ld-linux.so.2",
 ];
 
-pub(crate) fn loader_warnings(policy: &Policy, plan: &ir::Plan, p: &kapl_image::Plan) -> Vec<Diagnostic> {
+pub(crate) fn loader_warnings(
+    policy: &Policy,
+    plan: &ir::Plan,
+    p: &kapl_image::Plan,
+) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     let objective_id = match plan.parent {
         ir::Parent::Objective(o) => o,
@@ -63,7 +67,9 @@ pub(crate) fn loader_warnings(policy: &Policy, plan: &ir::Plan, p: &kapl_image::
             let g = p.exec.cell(p.exec.walk(l.as_bytes()), si32, 0).grant;
             (g != NO_GRANT).then_some((*l, g))
         });
-        let Some((loader, loader_grant)) = loader else { continue };
+        let Some((loader, loader_grant)) = loader else {
+            continue;
+        };
         // Readable in this step: the read grants that hold here.
         let reads: Vec<&ir::Grant> = plan
             .grants
@@ -92,11 +98,14 @@ pub(crate) fn loader_warnings(policy: &Policy, plan: &ir::Plan, p: &kapl_image::
             let acc = &t.accepted[s];
             acc.iter().any(|&x| x > 0) && !acc.contains(&0)
         };
-        let Some(witness) = auto::shortest(&t.classes, t.class_count, t.start, &t.trans, &goal) else {
+        let Some(witness) = auto::shortest(&t.classes, t.class_count, t.start, &t.trans, &goal)
+        else {
             continue;
         };
         let wtext = String::from_utf8_lossy(&witness).into_owned();
-        let read_grant = p.fs.cell(p.fs.walk(&witness), si32, FsRight::Read.column()).grant;
+        let read_grant =
+            p.fs.cell(p.fs.walk(&witness), si32, FsRight::Read.column())
+                .grant;
         let mut d = Diagnostic::warning(
             codes::LOADER_EXEC_AUTHORITY,
             format!(
@@ -107,7 +116,10 @@ pub(crate) fn loader_warnings(policy: &Policy, plan: &ir::Plan, p: &kapl_image::
             "this step's effective exec authority leaves the objective's bound",
         );
         if let Some(g) = policy.grants.get(loader_grant as usize) {
-            d = d.with_label(g.rule.span, format!("allows executing the loader `{loader}`"));
+            d = d.with_label(
+                g.rule.span,
+                format!("allows executing the loader `{loader}`"),
+            );
         }
         if let Some(g) = policy.grants.get(read_grant as usize) {
             d = d.with_label(g.rule.span, format!("allows reading `{wtext}`"));

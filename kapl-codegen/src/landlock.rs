@@ -160,9 +160,12 @@ pub(crate) fn plan(holds: &[&Grant], net_grants: &[&NetGrant<'_>]) -> Landlock {
     }
     let mut handled_net = 0;
     let mut tcp = [Vec::new(), Vec::new()];
-    for (i, (op, bit)) in [(NetOp::Bind, access::NET_BIND_TCP), (NetOp::Connect, access::NET_CONNECT_TCP)]
-        .into_iter()
-        .enumerate()
+    for (i, (op, bit)) in [
+        (NetOp::Bind, access::NET_BIND_TCP),
+        (NetOp::Connect, access::NET_CONNECT_TCP),
+    ]
+    .into_iter()
+    .enumerate()
     {
         let ports = net::tcp_ports(net_grants, op);
         let count: usize = ports.iter().map(|p| usize::from(p.hi - p.lo) + 1).sum();

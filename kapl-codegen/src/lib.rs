@@ -21,8 +21,8 @@ pub mod translate;
 
 use kapl_check::ir::{self, Policy, RuleKind};
 use kapl_image::{
-    BENEATH_ALL, BENEATH_SELF, BENEATH_SOME, Cell, Dfa, DfaKind, GrantKind, Image, ImageError, Intent, Meta,
-    NO_GRANT, NetOp, Objective, RightSet, SourceLoc, Step,
+    BENEATH_ALL, BENEATH_SELF, BENEATH_SOME, Cell, Dfa, DfaKind, GrantKind, Image, ImageError,
+    Intent, Meta, NO_GRANT, NetOp, Objective, RightSet, SourceLoc, Step,
 };
 use kapl_syntax::{Diagnostic, SourceMap, Span};
 use std::collections::HashMap;
@@ -91,12 +91,21 @@ fn loc(sources: &SourceMap, span: Span) -> SourceLoc {
 }
 
 fn limit_error(e: ImageError, span: Span) -> Diagnostic {
-    Diagnostic::error(codes::LIMIT_EXCEEDED, format!("the policy does not fit the image limits: {e}"), span, "in this plan")
-        .with_help("split the plan, or its steps, into smaller ones")
+    Diagnostic::error(
+        codes::LIMIT_EXCEEDED,
+        format!("the policy does not fit the image limits: {e}"),
+        span,
+        "in this plan",
+    )
+    .with_help("split the plan, or its steps, into smaller ones")
 }
 
 /// Compiles a checked policy into an image.
-pub fn compile(policy: &Policy, sources: &SourceMap, opts: &Options) -> Result<Output, Vec<Diagnostic>> {
+pub fn compile(
+    policy: &Policy,
+    sources: &SourceMap,
+    opts: &Options,
+) -> Result<Output, Vec<Diagnostic>> {
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
     let mut stats = Stats {
@@ -163,7 +172,10 @@ pub fn compile(policy: &Policy, sources: &SourceMap, opts: &Options) -> Result<O
         grants,
     };
     if let Err(e) = image.validate() {
-        let span = policy.plans.first().map_or(Span::new(kapl_syntax::FileId(0), 0, 0), |p| p.name_span);
+        let span = policy
+            .plans
+            .first()
+            .map_or(Span::new(kapl_syntax::FileId(0), 0, 0), |p| p.name_span);
         match e {
             ImageError::TooLarge { .. } => errors.push(limit_error(e, span)),
             e => errors.push(Diagnostic::error(
@@ -210,7 +222,9 @@ pub(crate) fn build_dfa(policy: &Policy, plan: &ir::Plan, kind: DfaKind) -> Dfa 
     // Per term: grant id, rights columns, steps.
     let mut info: Vec<(u32, Vec<usize>, Vec<usize>)> = Vec::new();
     for gid in plan_grants(plan) {
-        let Some(g) = policy.grants.get(gid.0 as usize) else { continue };
+        let Some(g) = policy.grants.get(gid.0 as usize) else {
+            continue;
+        };
         match (&g.rule.kind, kind) {
             (
                 RuleKind::Fs {
@@ -265,13 +279,21 @@ pub(crate) fn build_dfa(policy: &Policy, plan: &ir::Plan, kind: DfaKind) -> Dfa 
         });
         label.push(id);
     }
-    let m = auto::minimize(tagged.classes, tagged.class_count, tagged.start, &tagged.trans, &label);
+    let m = auto::minimize(
+        tagged.classes,
+        tagged.class_count,
+        tagged.start,
+        &tagged.trans,
+        &label,
+    );
     // Beneath flags per column (identical columns computed once).
     let n = m.states();
     let mut flags = vec![0u8; n * width];
     let mut done: HashMap<Vec<bool>, (Vec<bool>, Vec<bool>)> = HashMap::new();
     for col in 0..width {
-        let accept: Vec<bool> = (0..n).map(|q| rows[m.label[q] as usize][col] != NO_GRANT).collect();
+        let accept: Vec<bool> = (0..n)
+            .map(|q| rows[m.label[q] as usize][col] != NO_GRANT)
+            .collect();
         let (all, some) = match done.get(&accept) {
             Some(x) => x.clone(),
             None => {
@@ -335,7 +357,13 @@ pub(crate) fn build_dfa(policy: &Policy, plan: &ir::Plan, kind: DfaKind) -> Dfa 
 fn compile_plan(policy: &Policy, plan: &ir::Plan) -> kapl_image::Plan {
     let (objective, intent) = match plan.parent {
         ir::Parent::Objective(o) => (o.0, None),
-        ir::Parent::Intent(i) => (policy.intents.get(i.0 as usize).map_or(0, |x| x.objective.0), Some(i.0)),
+        ir::Parent::Intent(i) => (
+            policy
+                .intents
+                .get(i.0 as usize)
+                .map_or(0, |x| x.objective.0),
+            Some(i.0),
+        ),
     };
     let fs = build_dfa(policy, plan, DfaKind::Fs);
     let exec = build_dfa(policy, plan, DfaKind::Exec);
@@ -359,7 +387,12 @@ fn compile_plan(policy: &Policy, plan: &ir::Plan) -> kapl_image::Plan {
         .map(|s| {
             net_grants
                 .iter()
-                .filter(|n| policy.grants.get(n.grant as usize).is_some_and(|g| g.step.is_none_or(|x| x.0 as usize == s)))
+                .filter(|n| {
+                    policy
+                        .grants
+                        .get(n.grant as usize)
+                        .is_some_and(|g| g.step.is_none_or(|x| x.0 as usize == s))
+                })
                 .collect()
         })
         .collect();

@@ -10,6 +10,9 @@ use kapl_image::{Family, NetEntry, NetOp, PortGrant, Proto};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+/// An address block: (network address bits, prefix length).
+type Block = (u128, u8);
+
 /// One network grant, simplified.
 pub(crate) struct NetGrant<'a> {
     pub grant: u32,
@@ -45,14 +48,15 @@ pub(crate) fn sweep(ranges: &[(u16, u16, u32)]) -> Vec<PortGrant> {
             i += 1;
         }
         let end = events.get(i).map_or(65536, |e| e.0);
-        if let Some((&g, _)) = active.iter().next() {
-            if at < end && at <= 65535 {
-                let lo = at as u16;
-                let hi = (end - 1).min(65535) as u16;
-                match out.last_mut() {
-                    Some(last) if last.grant == g && u32::from(last.hi) + 1 == at => last.hi = hi,
-                    _ => out.push(PortGrant { lo, hi, grant: g }),
-                }
+        if let Some((&g, _)) = active.iter().next()
+            && at < end
+            && at <= 65535
+        {
+            let lo = at as u16;
+            let hi = (end - 1).min(65535) as u16;
+            match out.last_mut() {
+                Some(last) if last.grant == g && u32::from(last.hi) + 1 == at => last.hi = hi,
+                _ => out.push(PortGrant { lo, hi, grant: g }),
             }
         }
     }
@@ -94,7 +98,7 @@ pub(crate) fn entries(steps: usize, holds: &[Vec<&NetGrant<'_>>]) -> Vec<NetEntr
         for op in [NetOp::Connect, NetOp::Bind] {
             for family in [Family::V4, Family::V6] {
                 // (addr, prefix) -> ranges
-                let mut blocks: BTreeMap<(u128, u8), Vec<(u16, u16, u32)>> = BTreeMap::new();
+                let mut blocks: BTreeMap<Block, Vec<(u16, u16, u32)>> = BTreeMap::new();
                 for g in grants.iter().filter(|g| g.op == op) {
                     for c in g.addrs {
                         let (f, a, p) = bits(c);
@@ -164,9 +168,21 @@ mod tests {
         assert_eq!(
             s,
             vec![
-                PortGrant { lo: 0, hi: 442, grant: 5 },
-                PortGrant { lo: 443, hi: 443, grant: 2 },
-                PortGrant { lo: 444, hi: 65535, grant: 5 },
+                PortGrant {
+                    lo: 0,
+                    hi: 442,
+                    grant: 5
+                },
+                PortGrant {
+                    lo: 443,
+                    hi: 443,
+                    grant: 2
+                },
+                PortGrant {
+                    lo: 444,
+                    hi: 65535,
+                    grant: 5
+                },
             ]
         );
         assert!(sweep(&[]).is_empty());

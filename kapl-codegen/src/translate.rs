@@ -30,7 +30,9 @@ pub fn validate(policy: &Policy, bytes: &[u8]) -> Vec<Diagnostic> {
     let fallback = policy
         .plans
         .first()
-        .map_or(kapl_syntax::Span::new(kapl_syntax::FileId(0), 0, 0), |p| p.name_span);
+        .map_or(kapl_syntax::Span::new(kapl_syntax::FileId(0), 0, 0), |p| {
+            p.name_span
+        });
     let image = match kapl_image::read(bytes) {
         Ok(i) => i,
         Err(e) => {
@@ -58,7 +60,10 @@ pub fn validate(policy: &Policy, bytes: &[u8]) -> Vec<Diagnostic> {
         if ip.name != plan.name || ip.steps.len() != plan.steps.len() {
             out.push(Diagnostic::error(
                 codes::TRANSLATION_MISMATCH,
-                format!("translation validation: plan `{}` does not read back", plan.name),
+                format!(
+                    "translation validation: plan `{}` does not read back",
+                    plan.name
+                ),
                 plan.name_span,
                 "this plan",
             ));
@@ -146,6 +151,9 @@ fn grant_dfa(g: &ir::Grant) -> PDfa {
     }
 }
 
+/// A product state: (image state, prover state).
+type Pair = (u32, u32);
+
 /// Product walk of one column of an image DFA with the prover's DFA.
 fn compare(table: &Dfa, step: u32, col: usize, expected: &PDfa) -> Option<(Vec<u8>, &'static str)> {
     let mut reps: Vec<u8> = Vec::new();
@@ -156,7 +164,7 @@ fn compare(table: &Dfa, step: u32, col: usize, expected: &PDfa) -> Option<(Vec<u
             reps.push(b);
         }
     }
-    let mut prev: HashMap<(u32, u32), Option<((u32, u32), u8)>> = HashMap::new();
+    let mut prev: HashMap<Pair, Option<(Pair, u8)>> = HashMap::new();
     let mut q = VecDeque::new();
     let s0 = (table.start, expected.start());
     prev.insert(s0, None);
@@ -169,7 +177,9 @@ fn compare(table: &Dfa, step: u32, col: usize, expected: &PDfa) -> Option<(Vec<u
             } else {
                 "the policy allows it, the image does not"
             })
-        } else if (cell.beneath & (BENEATH_SELF | BENEATH_ALL) == BENEATH_SELF | BENEATH_ALL) != expected.full_beneath(b) {
+        } else if (cell.beneath & (BENEATH_SELF | BENEATH_ALL) == BENEATH_SELF | BENEATH_ALL)
+            != expected.full_beneath(b)
+        {
             Some("the image and the policy disagree on whether everything beneath it is granted")
         } else {
             None
@@ -211,7 +221,9 @@ fn cidr_contains(c: &ir::Cidr, a: IpAddr) -> bool {
             u32::from(n) & m == u32::from(x) & m
         }
         (IpAddr::V6(n), IpAddr::V6(x)) => {
-            let m = u128::MAX.checked_shl(128 - u32::from(c.prefix.min(128))).unwrap_or(0);
+            let m = u128::MAX
+                .checked_shl(128 - u32::from(c.prefix.min(128)))
+                .unwrap_or(0);
             u128::from(n) & m == u128::from(x) & m
         }
         _ => false,
@@ -219,7 +231,14 @@ fn cidr_contains(c: &ir::Cidr, a: IpAddr) -> bool {
 }
 
 /// The reference decision for a network request in one step.
-pub fn net_reference(policy: &Policy, plan: &ir::Plan, step: usize, op: NetOp, addr: IpAddr, port: u16) -> Option<u32> {
+pub fn net_reference(
+    policy: &Policy,
+    plan: &ir::Plan,
+    step: usize,
+    op: NetOp,
+    addr: IpAddr,
+    port: u16,
+) -> Option<u32> {
     let s = plan.steps.get(step)?;
     plan.grants
         .iter()
@@ -252,12 +271,13 @@ fn check_net(policy: &Policy, plan: &ir::Plan, ip: &kapl_image::Plan) -> Option<
     let mut ports: BTreeSet<u16> = [0u16, 65535].into_iter().collect();
     addrs.insert(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     addrs.insert(IpAddr::V6(Ipv6Addr::UNSPECIFIED));
-    let ids = plan.grants.iter().chain(plan.steps.iter().flat_map(|s| &s.grants));
+    let ids = plan
+        .grants
+        .iter()
+        .chain(plan.steps.iter().flat_map(|s| &s.grants));
     for g in ids.filter_map(|g| policy.grants.get(g.0 as usize)) {
         if let RuleKind::Net {
-            addrs: a,
-            ports: p,
-            ..
+            addrs: a, ports: p, ..
         } = &g.rule.kind
         {
             for c in a {
@@ -268,9 +288,15 @@ fn check_net(policy: &Policy, plan: &ir::Plan, ip: &kapl_image::Plan) -> Option<
                         } else {
                             c.prefix
                         };
-                        let lo = u32::from(n) & u32::MAX.checked_shl(32 - u32::from(pre.min(32))).unwrap_or(0);
+                        let lo = u32::from(n)
+                            & u32::MAX
+                                .checked_shl(32 - u32::from(pre.min(32)))
+                                .unwrap_or(0);
                         let hi = lo | u32::MAX.checked_shr(u32::from(pre.min(32))).unwrap_or(0);
-                        for x in [Some(lo), hi.checked_add(1), lo.checked_sub(1), Some(hi)].into_iter().flatten() {
+                        for x in [Some(lo), hi.checked_add(1), lo.checked_sub(1), Some(hi)]
+                            .into_iter()
+                            .flatten()
+                        {
                             addrs.insert(IpAddr::V4(Ipv4Addr::from(x)));
                         }
                     }
@@ -278,14 +304,25 @@ fn check_net(policy: &Policy, plan: &ir::Plan, ip: &kapl_image::Plan) -> Option<
                         let pre = u32::from(c.prefix.min(128));
                         let lo = u128::from(n) & u128::MAX.checked_shl(128 - pre).unwrap_or(0);
                         let hi = lo | u128::MAX.checked_shr(pre).unwrap_or(0);
-                        for x in [Some(lo), hi.checked_add(1), lo.checked_sub(1), Some(hi)].into_iter().flatten() {
+                        for x in [Some(lo), hi.checked_add(1), lo.checked_sub(1), Some(hi)]
+                            .into_iter()
+                            .flatten()
+                        {
                             addrs.insert(IpAddr::V6(Ipv6Addr::from(x)));
                         }
                     }
                 }
             }
             for r in p {
-                for x in [Some(r.lo), Some(r.hi), r.lo.checked_sub(1), r.hi.checked_add(1)].into_iter().flatten() {
+                for x in [
+                    Some(r.lo),
+                    Some(r.hi),
+                    r.lo.checked_sub(1),
+                    r.hi.checked_add(1),
+                ]
+                .into_iter()
+                .flatten()
+                {
                     ports.insert(x);
                 }
             }
