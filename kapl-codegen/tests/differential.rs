@@ -471,6 +471,6 @@ fn loader_widens_exec_authority() {
                 || path.starts_with("/var/log"),
             "{path}"
         ),
-        other => panic!("{other:?}"),
+        other => unreachable!("expected an exec witness, got {other:?}"),
     }
 }
