@@ -181,23 +181,35 @@ impl Engine {
         let missing = std::env::var("KAPL_SIMULATE_MISSING").unwrap_or_default();
         let sim = |what: &str| missing.split(',').any(|m| m.trim() == what);
         if sim("landlock") {
-            return Err(ll(domain::DomainError::Unsupported("simulated: landlock_create_ruleset: ENOSYS".into())));
+            return Err(ll(domain::DomainError::Unsupported(
+                "simulated: landlock_create_ruleset: ENOSYS".into(),
+            )));
         }
         domain::preflight().map_err(ll)?;
         let kern = match mode {
             Mode::Unprivileged => None,
             Mode::Full => {
                 if sim("cgroup") {
-                    return Err(RunError::Cgroup(cgroup::CgroupError::NotMounted.to_string()));
+                    return Err(RunError::Cgroup(
+                        cgroup::CgroupError::NotMounted.to_string(),
+                    ));
                 }
                 let root = cgroup::preflight().map_err(|e| RunError::Cgroup(e.to_string()))?;
                 let rules = plan::net_rules(plan);
                 if sim("bpf") {
-                    return Err(RunError::Bpf(crate::bpf::BpfError::Load("simulated: BPF_PROG_LOAD: EPERM".into()).to_string()));
+                    return Err(RunError::Bpf(
+                        crate::bpf::BpfError::Load("simulated: BPF_PROG_LOAD: EPERM".into())
+                            .to_string(),
+                    ));
                 }
                 let bpf = NetEnforcer::load(&rules).map_err(|e| RunError::Bpf(e.to_string()))?;
                 if sim("audit") {
-                    return Err(RunError::Audit(crate::audit::AuditError::Protocol("simulated: NETLINK_AUDIT unavailable".into()).to_string()));
+                    return Err(RunError::Audit(
+                        crate::audit::AuditError::Protocol(
+                            "simulated: NETLINK_AUDIT unavailable".into(),
+                        )
+                        .to_string(),
+                    ));
                 }
                 let hold = AuditHold::acquire().map_err(|e| RunError::Audit(e.to_string()))?;
                 let audit = AuditReader::open().map_err(|e| RunError::Audit(e.to_string()))?;
@@ -782,20 +794,28 @@ impl Engine {
                 let near = plan::nearest_fs(self.plan(), step, path.as_bytes(), bit);
                 (op, path, near)
             } else if let Some(r) = b.strip_prefix("net.") {
-                let port = get("dest").or_else(|| get("src")).unwrap_or_default();
-                let addr = get("daddr").or_else(|| get("saddr")).unwrap_or_default();
-                (
-                    format!(
-                        "{} (landlock {r})",
-                        if r.starts_with("bind") {
-                            "bind"
-                        } else {
-                            "connect"
-                        }
-                    ),
-                    format!("{addr}:{port}"),
-                    None,
-                )
+                let bind = r.starts_with("bind");
+                let (a, p) = if bind {
+                    ("saddr", "src")
+                } else {
+                    ("daddr", "dest")
+                };
+                let port: u16 = get(p).and_then(|v| v.parse().ok()).unwrap_or(0);
+                let addr: Option<IpAddr> = get(a)
+                    .and_then(|v| v.parse().ok())
+                    .map(kapl_image::bpf::normalize);
+                let op = if bind { NetOp::Bind } else { NetOp::Connect };
+                match addr {
+                    Some(addr) => {
+                        let obj = match addr {
+                            IpAddr::V4(_) => format!("{addr}:{port} (tcp)"),
+                            IpAddr::V6(_) => format!("[{addr}]:{port} (tcp)"),
+                        };
+                        let near = plan::nearest_net(self.plan(), step, op, addr, port);
+                        (op.as_str().to_string(), obj, near)
+                    }
+                    None => (op.as_str().to_string(), format!("port {port} (tcp)"), None),
+                }
             } else if let Some(r) = b.strip_prefix("scope.") {
                 let obj = get("opid")
                     .map(|p| format!("pid {p} ({})", get("ocomm").unwrap_or_default()))
@@ -849,9 +869,25 @@ impl Engine {
 }
 
 impl Engine {
-    #[doc(hidden)]
-    pub fn rules(&self) -> usize {
-        self.domain.rules.len()
+    /// The current step's Landlock rules, readable.
+    pub fn rule_list(&self) -> Vec<String> {
+        self.domain
+            .rules
+            .iter()
+            .map(|r| {
+                let names: Vec<&str> = (0..16)
+                    .map(|i| 1u64 << i)
+                    .filter(|b| r.access & b != 0)
+                    .map(access::name)
+                    .collect();
+                format!(
+                    "{} {} [{}]",
+                    if r.subtree { "beneath" } else { "file" },
+                    r.path.display(),
+                    names.join(",")
+                )
+            })
+            .collect()
     }
 }
 

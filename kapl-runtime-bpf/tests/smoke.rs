@@ -119,12 +119,24 @@ fn landlock_denial_arrives_over_audit() {
     // Grant read+exec on /usr and /lib* only: /etc/hostname is denied.
     struct Usr;
     impl PathAutomaton for Usr {
-        fn start(&self) -> u32 { 0 }
-        fn next(&self, _: u32, _: u8) -> u32 { 0 }
-        fn accept(&self, _: u32) -> u64 { 0 }
-        fn beneath_all(&self, _: u32) -> u64 { access::READ_FILE | access::READ_DIR | access::EXECUTE }
-        fn live(&self, _: u32) -> u64 { access::READ_FILE | access::READ_DIR | access::EXECUTE }
-        fn grants(&self, _: u32, _: u64) -> Vec<u32> { vec![0] }
+        fn start(&self) -> u32 {
+            0
+        }
+        fn next(&self, _: u32, _: u8) -> u32 {
+            0
+        }
+        fn accept(&self, _: u32) -> u64 {
+            0
+        }
+        fn beneath_all(&self, _: u32) -> u64 {
+            access::READ_FILE | access::READ_DIR | access::EXECUTE
+        }
+        fn live(&self, _: u32) -> u64 {
+            access::READ_FILE | access::READ_DIR | access::EXECUTE
+        }
+        fn grants(&self, _: u32, _: u64) -> Vec<u32> {
+            vec![0]
+        }
     }
     let mut w = domain::Walk::default();
     domain::walk_into(&Usr, &mut w, &[b"/usr".to_vec()], WalkLimits::default()).unwrap();
@@ -157,12 +169,38 @@ fn landlock_denial_arrives_over_audit() {
     }
     recs.extend(reader.poll(true).unwrap());
     eprintln!("{recs:#?}");
-    let dom_rec = recs.iter().find_map(|r| if let Record::Domain(d) = r { (d.pid == Some(child.pid)).then_some(d.clone()) } else { None }).expect("domain record with the child's pid");
-    let den = recs.iter().find_map(|r| if let Record::Denial(d) = r { (d.domain == dom_rec.domain && d.fields.iter().any(|(k, v)| k == "path" && v == "/etc/hostname")).then_some(d.clone()) } else { None }).expect("denial of /etc/hostname in that domain");
+    let dom_rec = recs
+        .iter()
+        .find_map(|r| {
+            if let Record::Domain(d) = r {
+                (d.pid == Some(child.pid)).then_some(d.clone())
+            } else {
+                None
+            }
+        })
+        .expect("domain record with the child's pid");
+    let den = recs
+        .iter()
+        .find_map(|r| {
+            if let Record::Denial(d) = r {
+                (d.domain == dom_rec.domain
+                    && d.fields
+                        .iter()
+                        .any(|(k, v)| k == "path" && v == "/etc/hostname"))
+                .then_some(d.clone())
+            } else {
+                None
+            }
+        })
+        .expect("denial of /etc/hostname in that domain");
     assert_eq!(den.blockers, vec!["fs.read_file".to_string()]);
     assert_eq!(den.pid, Some(child.pid));
     assert_eq!(den.comm.as_deref(), Some("cat"));
     drop(reader);
     drop(hold);
-    assert_eq!(kapl_runtime_bpf::audit::audit_enabled().unwrap(), before, "audit put back as found");
+    assert_eq!(
+        kapl_runtime_bpf::audit::audit_enabled().unwrap(),
+        before,
+        "audit put back as found"
+    );
 }

@@ -3,7 +3,13 @@
 //! its audit file. The IR is built by hand over a generated policy text so
 //! each grant's provenance points at a real line of that text.
 
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    missing_docs
+)]
 
 use kapl_check::ir::*;
 use kapl_syntax::ast::{NetOp, Right};
@@ -33,18 +39,24 @@ pub struct PolicySpec {
 }
 
 fn quote_list(v: &[String]) -> String {
-    v.iter().map(|p| format!("\"{p}\"")).collect::<Vec<_>>().join(", ")
+    v.iter()
+        .map(|p| format!("\"{p}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn text_of(g: &G) -> String {
     match g {
         G::Fs(r, p, e) => {
-            let rights: Vec<&str> = r.iter().map(|x| match x {
-                Right::Read => "read",
-                Right::Write => "write",
-                Right::Create => "create",
-                Right::Delete => "delete",
-            }).collect();
+            let rights: Vec<&str> = r
+                .iter()
+                .map(|x| match x {
+                    Right::Read => "read",
+                    Right::Write => "write",
+                    Right::Create => "create",
+                    Right::Delete => "delete",
+                })
+                .collect();
             let mut t = format!("fs {} {}", rights.join(", "), quote_list(p));
             if !e.is_empty() {
                 t.push_str(&format!(" except {}", quote_list(e)));
@@ -54,14 +66,36 @@ fn text_of(g: &G) -> String {
         G::Exec(p) => format!("exec {}", quote_list(p)),
         G::Net(op, a, ports) => {
             let addrs: Vec<String> = a.iter().map(|(x, p)| format!("{x}/{p}")).collect();
-            let ps: Vec<String> = ports.iter().map(|(l, h)| if l == h { l.to_string() } else { format!("{l}-{h}") }).collect();
-            format!("net {} {} port {}", if *op == NetOp::Connect { "connect" } else { "bind" }, addrs.join(", "), ps.join(", "))
+            let ps: Vec<String> = ports
+                .iter()
+                .map(|(l, h)| {
+                    if l == h {
+                        l.to_string()
+                    } else {
+                        format!("{l}-{h}")
+                    }
+                })
+                .collect();
+            format!(
+                "net {} {} port {}",
+                if *op == NetOp::Connect {
+                    "connect"
+                } else {
+                    "bind"
+                },
+                addrs.join(", "),
+                ps.join(", ")
+            )
         }
     }
 }
 
 fn pat(text: &str, span: Span) -> PatternRef {
-    PatternRef { source: text.to_string(), glob: parse_glob(text, span).expect("glob"), span }
+    PatternRef {
+        source: text.to_string(),
+        glob: parse_glob(text, span).expect("glob"),
+        span,
+    }
 }
 
 fn kind_of(g: &G, span: Span) -> RuleKind {
@@ -77,7 +111,9 @@ fn kind_of(g: &G, span: Span) -> RuleKind {
                 except: e.iter().map(|x| pat(x, span)).collect(),
             }
         }
-        G::Exec(p) => RuleKind::Exec { patterns: p.iter().map(|x| pat(x, span)).collect() },
+        G::Exec(p) => RuleKind::Exec {
+            patterns: p.iter().map(|x| pat(x, span)).collect(),
+        },
         G::Net(op, a, ports) => RuleKind::Net {
             op: *op,
             addrs: a
@@ -85,7 +121,10 @@ fn kind_of(g: &G, span: Span) -> RuleKind {
                 .map(|(x, p)| {
                     let addr: IpAddr = x.parse().expect("address");
                     match addr {
-                        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some() && *p >= 96 => Cidr { addr: IpAddr::V4(v6.to_ipv4_mapped().expect("v4")), prefix: p - 96 },
+                        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some() && *p >= 96 => Cidr {
+                            addr: IpAddr::V4(v6.to_ipv4_mapped().expect("v4")),
+                            prefix: p - 96,
+                        },
                         _ => Cidr { addr, prefix: *p },
                     }
                 })
@@ -98,15 +137,32 @@ fn kind_of(g: &G, span: Span) -> RuleKind {
 /// What every dynamically linked program needs (as std.runtime's loader).
 pub fn loader() -> Vec<G> {
     vec![
-        G::Fs(&[Right::Read], vec!["/usr/lib/x86_64-linux-gnu/**".into(), "/etc/ld.so.cache".into(), "/usr/lib/locale/**".into(), "/etc/localtime".into()], vec![]),
-        G::Fs(&[Right::Read, Right::Write], vec!["/dev/null".into()], vec![]),
-        G::Exec(vec!["/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2".into()]),
+        G::Fs(
+            &[Right::Read],
+            vec![
+                "/usr/lib/x86_64-linux-gnu/**".into(),
+                "/etc/ld.so.cache".into(),
+                "/usr/lib/locale/**".into(),
+                "/etc/localtime".into(),
+            ],
+            vec![],
+        ),
+        G::Fs(
+            &[Right::Read, Right::Write],
+            vec!["/dev/null".into()],
+            vec![],
+        ),
+        G::Exec(vec![
+            "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2".into(),
+        ]),
     ]
 }
 
 /// Compiles `spec` into image bytes.
 pub fn image(spec: PolicySpec) -> Vec<u8> {
-    let mut text = String::from("objective o {\n  bound { fs read, write, create, delete \"/**\" exec \"/**\" net connect any port any net bind any port any }\n}\n");
+    let mut text = String::from(
+        "objective o {\n  bound { fs read, write, create, delete \"/**\" exec \"/**\" net connect any port any net bind any port any }\n}\n",
+    );
     let mut lines: Vec<(Option<u32>, G, usize, usize)> = Vec::new();
     text.push_str(&format!("plan {} under o {{\n", spec.plan));
     let mut plan_grants = loader();
@@ -138,8 +194,21 @@ pub fn image(spec: PolicySpec) -> Vec<u8> {
     let file = sources.add(Origin::File("test.kapl".into()), text.clone());
     let sp = |a: usize, b: usize| Span::new(file, a, b);
     let whole = sp(0, text.len());
-    let all = |k: RuleKind| Rule { kind: k, span: whole, via: vec![] };
-    let any4: Vec<Cidr> = vec![Cidr { addr: "0.0.0.0".parse().expect("a"), prefix: 0 }, Cidr { addr: "::".parse().expect("a"), prefix: 0 }];
+    let all = |k: RuleKind| Rule {
+        kind: k,
+        span: whole,
+        via: vec![],
+    };
+    let any4: Vec<Cidr> = vec![
+        Cidr {
+            addr: "0.0.0.0".parse().expect("a"),
+            prefix: 0,
+        },
+        Cidr {
+            addr: "::".parse().expect("a"),
+            prefix: 0,
+        },
+    ];
     let mut policy = Policy {
         objectives: vec![Objective {
             name: "o".into(),
@@ -147,10 +216,24 @@ pub fn image(spec: PolicySpec) -> Vec<u8> {
             span: whole,
             about: Some("test objective".into()),
             bound: vec![
-                all(RuleKind::Fs { rights: Rights(15), patterns: vec![pat("/**", whole)], except: vec![] }),
-                all(RuleKind::Exec { patterns: vec![pat("/**", whole)] }),
-                all(RuleKind::Net { op: NetOp::Connect, addrs: any4.clone(), ports: vec![PortRange { lo: 0, hi: 65535 }] }),
-                all(RuleKind::Net { op: NetOp::Bind, addrs: any4, ports: vec![PortRange { lo: 0, hi: 65535 }] }),
+                all(RuleKind::Fs {
+                    rights: Rights(15),
+                    patterns: vec![pat("/**", whole)],
+                    except: vec![],
+                }),
+                all(RuleKind::Exec {
+                    patterns: vec![pat("/**", whole)],
+                }),
+                all(RuleKind::Net {
+                    op: NetOp::Connect,
+                    addrs: any4.clone(),
+                    ports: vec![PortRange { lo: 0, hi: 65535 }],
+                }),
+                all(RuleKind::Net {
+                    op: NetOp::Bind,
+                    addrs: any4,
+                    ports: vec![PortRange { lo: 0, hi: 65535 }],
+                }),
             ],
             never: vec![],
         }],
@@ -178,14 +261,31 @@ pub fn image(spec: PolicySpec) -> Vec<u8> {
     for (step, g, a, b) in lines {
         let id = policy.grants.len() as u32;
         let span = sp(a, b);
-        policy.grants.push(Grant { id: GrantId(id), plan: PlanId(0), step: step.map(StepId), rule: Rule { kind: kind_of(&g, span), span, via: vec![] }, site: span });
+        policy.grants.push(Grant {
+            id: GrantId(id),
+            plan: PlanId(0),
+            step: step.map(StepId),
+            rule: Rule {
+                kind: kind_of(&g, span),
+                span,
+                via: vec![],
+            },
+            site: span,
+        });
         match step {
             None => policy.plans[0].grants.push(GrantId(id)),
             Some(s) => policy.plans[0].steps[s as usize].grants.push(GrantId(id)),
         }
     }
-    let out = kapl_codegen::compile(&policy, &sources, &kapl_codegen::Options { policy: "test".into(), compiler: "test".into() })
-        .unwrap_or_else(|d| panic!("compile: {d:?}"));
+    let out = kapl_codegen::compile(
+        &policy,
+        &sources,
+        &kapl_codegen::Options {
+            policy: "test".into(),
+            compiler: "test".into(),
+        },
+    )
+    .unwrap_or_else(|d| panic!("compile: {d:?}"));
     kapl_image::write(&out.image).expect("write image")
 }
 
@@ -232,6 +332,9 @@ impl Tmp {
 }
 impl Drop for Tmp {
     fn drop(&mut self) {
+        if std::env::var_os("KAPL_TEST_KEEP").is_some() {
+            return;
+        }
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
@@ -243,10 +346,13 @@ pub fn assert_no_leftover_cgroups() {
         .expect("read cgroup root")
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(&format!("kapl-oneshot-")))
+        .filter(|n| n.starts_with("kapl-oneshot-"))
         .filter(|n| {
             // Only one-shots whose process is gone count as leftovers.
-            n.trim_start_matches("kapl-oneshot-").parse::<i32>().map(|pid| !Path::new(&format!("/proc/{pid}")).exists()).unwrap_or(false)
+            n.trim_start_matches("kapl-oneshot-")
+                .parse::<i32>()
+                .map(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+                .unwrap_or(false)
         })
         .collect();
     assert!(left.is_empty(), "leftover cgroups: {left:?}");
