@@ -72,6 +72,7 @@ struct Kernel {
     step_cg: Option<(Cgroup, StepLinks)>,
     audit: AuditReader,
     _hold: AuditHold,
+    watchdog: Option<cgroup::Watchdog>,
 }
 
 struct Cmd {
@@ -215,12 +216,16 @@ impl Engine {
                 let audit = AuditReader::open().map_err(|e| RunError::Audit(e.to_string()))?;
                 let session_cg = Cgroup::create(&root, &format!("kapl-{id}"))
                     .map_err(|e| RunError::Cgroup(e.to_string()))?;
+                let watchdog =
+                    cgroup::Watchdog::start(session_cg.path(), crate::audit::release_hold)
+                        .map_err(|e| RunError::Cgroup(e.to_string()))?;
                 Some(Kernel {
                     bpf,
                     session_cg,
                     step_cg: None,
                     audit,
                     _hold: hold,
+                    watchdog: Some(watchdog),
                 })
             }
         };
@@ -848,7 +853,8 @@ impl Engine {
         notes.clear();
         let ended = self.end_step_processes().unwrap_or(0);
         let lost = self.lost();
-        if let Some(k) = self.kern.take() {
+        if let Some(mut k) = self.kern.take() {
+            drop(k.watchdog.take());
             let path = k.session_cg.path().to_path_buf();
             drop(k.bpf);
             let _ = k.session_cg.remove();

@@ -618,3 +618,56 @@ fn session_steps_order_refusal_and_kill() {
         "session cgroup removed"
     );
 }
+
+#[test]
+fn supervisor_death_ends_the_session() {
+    let t = Tmp::new("death");
+    let img = t.path("p.kapi");
+    std::fs::write(
+        &img,
+        image(PolicySpec {
+            plan: "p",
+            plan_grants: vec![],
+            steps: vec![StepSpec {
+                name: "a",
+                after: vec![],
+                grants: vec![G::Exec(vec!["/usr/bin/sleep".into()])],
+            }],
+        }),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(kapl_run())
+            .args(args)
+            .env("PATH", "/usr/bin:/bin")
+            .output()
+            .unwrap()
+    };
+    let o = run(&["session", "start", &img, "--plan", "p"]);
+    assert_eq!(o.status.code(), Some(0), "{}", s(&o).1);
+    let id = s(&o).0.trim().to_string();
+    let bg = std::process::Command::new(kapl_run())
+        .args(["exec", "--session", &id, "--", "sleep", "60"])
+        .env("PATH", "/usr/bin:/bin")
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let root = kapl_runtime_bpf::cgroup::cgroup2_root().unwrap();
+    let cg = root.join(format!("kapl-{id}"));
+    assert!(cg.exists());
+    let pid: i32 = std::fs::read_to_string(kapl_runtime_bpf::control::registry_dir().join(&id))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // SAFETY: killing the supervisor we started.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let out = bg.wait_with_output().unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while cg.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(!cg.exists(), "the watchdog removed the session's cgroups");
+    let _ = std::fs::remove_file(kapl_runtime_bpf::control::registry_dir().join(&id));
+}
