@@ -294,9 +294,8 @@ impl Watchdog {
             return Err(sys("pidfd_open"));
         }
         // SAFETY: a fresh pidfd we own.
-        Ok(Watchdog {
-            pidfd: unsafe { OwnedFd::from_raw_fd(fd as i32) },
-        })
+        let pidfd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+        Ok(Watchdog { pidfd })
     }
 }
 
