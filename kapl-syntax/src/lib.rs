@@ -8,6 +8,7 @@
 //! parse them by [`FileId`].
 
 pub mod ast;
+pub mod codes;
 pub mod diag;
 pub mod glob;
 pub mod span;
