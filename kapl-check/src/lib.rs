@@ -65,3 +65,12 @@ pub fn check_front_with(loader: &mut dyn Loader, root: &str, parse: load::ParseF
     }
 }
 
+fn syntax_parse(file: kapl_syntax::FileId, text: &str) -> (ast::File, Vec<Diagnostic>) {
+    let parsed = kapl_syntax::parse(file, text);
+    (parsed.file, parsed.diagnostics)
+}
+
+/// Loads, parses, resolves and lowers the policy rooted at `root`.
+pub fn check_front(loader: &mut dyn Loader, root: &str) -> FrontEnd {
+    check_front_with(loader, root, &syntax_parse)
+}
