@@ -105,7 +105,9 @@ mod tests {
     #[test]
     fn deep_chain_does_not_overflow() {
         let n = 200_000;
-        let adj: Vec<Vec<usize>> = (0..n).map(|i| if i + 1 < n { vec![i + 1] } else { vec![0] }).collect();
+        let adj: Vec<Vec<usize>> = (0..n)
+            .map(|i| if i + 1 < n { vec![i + 1] } else { vec![0] })
+            .collect();
         let c = cycles(&adj);
         assert_eq!(c.len(), 1);
         assert_eq!(c[0].len(), n);

@@ -45,8 +45,13 @@ pub fn check_front_with(loader: &mut dyn Loader, root: &str, parse: load::ParseF
         && let Some(u) = loaded.units.first()
     {
         diagnostics.push(
-            Diagnostic::warning(codes::EMPTY_POLICY, "the policy is empty", u.ast.span, "nothing defined here")
-                .with_help("a policy defines at least an objective; see the examples in the README"),
+            Diagnostic::warning(
+                codes::EMPTY_POLICY,
+                "the policy is empty",
+                u.ast.span,
+                "nothing defined here",
+            )
+            .with_help("a policy defines at least an objective; see the examples in the README"),
         );
     }
     let mut policy = None;

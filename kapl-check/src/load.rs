@@ -15,7 +15,7 @@ use crate::graph;
 use crate::stdlib;
 use kapl_syntax::ast::{self, Item, UseTarget};
 use kapl_syntax::diag::suggest;
-use kapl_syntax::{FileId, Origin, SourceMap, Span, codes, Diagnostic};
+use kapl_syntax::{Diagnostic, FileId, Origin, SourceMap, Span, codes};
 use std::collections::{BTreeMap, HashMap};
 
 /// The largest source file accepted, in bytes.
@@ -221,7 +221,12 @@ fn decode(bytes: Vec<u8>) -> Result<String, (&'static str, String, usize, String
         Err(e) => {
             let at = e.utf8_error().valid_up_to();
             let lossy = String::from_utf8_lossy(e.as_bytes()).into_owned();
-            return Err((codes::NOT_UTF8, "file is not valid UTF-8".to_string(), at, lossy));
+            return Err((
+                codes::NOT_UTF8,
+                "file is not valid UTF-8".to_string(),
+                at,
+                lossy,
+            ));
         }
     };
     let text = match text.strip_prefix('\u{feff}') {
@@ -242,14 +247,25 @@ struct LoadState<'a> {
 
 impl LoadState<'_> {
     /// Decodes, registers and parses one file; `None` if it is unusable.
-    fn add_unit(&mut self, origin: Origin, scope: Scope, path: String, bytes: Vec<u8>) -> Option<usize> {
+    fn add_unit(
+        &mut self,
+        origin: Origin,
+        scope: Scope,
+        path: String,
+        bytes: Vec<u8>,
+    ) -> Option<usize> {
         match decode(bytes) {
             Ok(text) => {
                 let id = self.sources.add(origin, text);
                 let text = self.sources.get(id).map(|f| f.text.as_str()).unwrap_or("");
                 let (ast, mut diags) = (self.parse)(id, text);
                 self.diags.append(&mut diags);
-                self.loaded.units.push(Unit { id, scope, path, ast });
+                self.loaded.units.push(Unit {
+                    id,
+                    scope,
+                    path,
+                    ast,
+                });
                 Some(self.loaded.units.len() - 1)
             }
             Err((code, message, at, shown)) => {
@@ -262,7 +278,9 @@ impl LoadState<'_> {
                 let mut d = Diagnostic::error(code, message, Span::new(id, at, end), label);
                 d = match code {
                     codes::NOT_UTF8 => d.with_help("save the policy as UTF-8 text"),
-                    _ => d.with_help("split the policy into smaller files joined with `use \"./file.kapl\"`"),
+                    _ => d.with_help(
+                        "split the policy into smaller files joined with `use \"./file.kapl\"`",
+                    ),
                 };
                 self.diags.push(d);
                 None
@@ -322,9 +340,14 @@ impl LoadState<'_> {
             let Some(target) = target else { continue };
             if let Some(first) = seen.get(&target) {
                 self.diags.push(
-                    Diagnostic::warning(codes::DUPLICATE_IMPORT, "imported twice", item.span, "imported again here")
-                        .with_label(*first, "first imported here")
-                        .with_help("remove one of the `use` items"),
+                    Diagnostic::warning(
+                        codes::DUPLICATE_IMPORT,
+                        "imported twice",
+                        item.span,
+                        "imported again here",
+                    )
+                    .with_label(*first, "first imported here")
+                    .with_help("remove one of the `use` items"),
                 );
                 continue;
             }
@@ -343,8 +366,13 @@ impl LoadState<'_> {
             ["std", name] => *name,
             ["std"] => {
                 self.diags.push(
-                    Diagnostic::error(codes::BAD_MODULE_PATH, "`use std` needs a module name", q.span, "which module?")
-                        .with_help(format!("modules: {}", module_list())),
+                    Diagnostic::error(
+                        codes::BAD_MODULE_PATH,
+                        "`use std` needs a module name",
+                        q.span,
+                        "which module?",
+                    )
+                    .with_help(format!("modules: {}", module_list())),
                 );
                 return None;
             }
@@ -394,11 +422,21 @@ impl LoadState<'_> {
         })
     }
 
-    fn file_import(&mut self, loader: &mut dyn Loader, base: &str, s: &ast::StrLit) -> Option<ImportTarget> {
+    fn file_import(
+        &mut self,
+        loader: &mut dyn Loader,
+        base: &str,
+        s: &ast::StrLit,
+    ) -> Option<ImportTarget> {
         if s.value.is_empty() || s.value.ends_with('/') {
             self.diags.push(
-                Diagnostic::error(codes::BAD_IMPORT_PATH, "`use` needs a file path", s.span, "not a file path")
-                    .with_help("write the path of a policy file, e.g. `use \"./shared.kapl\"`"),
+                Diagnostic::error(
+                    codes::BAD_IMPORT_PATH,
+                    "`use` needs a file path",
+                    s.span,
+                    "not a file path",
+                )
+                .with_help("write the path of a policy file, e.g. `use \"./shared.kapl\"`"),
             );
             return None;
         }
@@ -411,7 +449,9 @@ impl LoadState<'_> {
                     s.span,
                     "imported here",
                 );
-                d = d.with_note(format!("paths in `use` are relative to the using file `{base}`"));
+                d = d.with_note(format!(
+                    "paths in `use` are relative to the using file `{base}`"
+                ));
                 self.diags.push(d);
                 None
             }
@@ -420,7 +460,8 @@ impl LoadState<'_> {
                 Some(None) => None,
                 None => {
                     let key = file.key.clone();
-                    let u = self.add_unit(Origin::File(path.clone()), Scope::Policy, path, file.bytes);
+                    let u =
+                        self.add_unit(Origin::File(path.clone()), Scope::Policy, path, file.bytes);
                     self.by_key.insert(key, u);
                     u.map(ImportTarget::File)
                 }
@@ -454,12 +495,19 @@ impl LoadState<'_> {
                 && cycle.len() == 1
             {
                 self.diags.push(
-                    Diagnostic::error(codes::SELF_IMPORT, "a file imports itself", only.span, "this imports the file it is in")
-                        .with_help("remove this `use`"),
+                    Diagnostic::error(
+                        codes::SELF_IMPORT,
+                        "a file imports itself",
+                        only.span,
+                        "this imports the file it is in",
+                    )
+                    .with_help("remove this `use`"),
                 );
                 continue;
             }
-            let Some((first, rest)) = edges.split_first() else { continue };
+            let Some((first, rest)) = edges.split_first() else {
+                continue;
+            };
             let names: Vec<String> = cycle
                 .iter()
                 .filter_map(|&u| self.loaded.units.get(u))
@@ -481,11 +529,18 @@ impl LoadState<'_> {
 }
 
 fn module_list() -> String {
-    stdlib::names().map(|n| format!("`std.{n}`")).collect::<Vec<_>>().join(", ")
+    stdlib::names()
+        .map(|n| format!("`std.{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Loads the root file at `root` and everything it imports, transitively.
-pub fn load(loader: &mut dyn Loader, root: &str, parse: ParseFn<'_>) -> (SourceMap, Loaded, Vec<Diagnostic>) {
+pub fn load(
+    loader: &mut dyn Loader,
+    root: &str,
+    parse: ParseFn<'_>,
+) -> (SourceMap, Loaded, Vec<Diagnostic>) {
     let mut st = LoadState {
         sources: SourceMap::new(),
         loaded: Loaded::default(),
@@ -496,7 +551,9 @@ pub fn load(loader: &mut dyn Loader, root: &str, parse: ParseFn<'_>) -> (SourceM
     };
     match loader.read(root) {
         Err(e) => {
-            let id = st.sources.add(Origin::File(root.to_string()), String::new());
+            let id = st
+                .sources
+                .add(Origin::File(root.to_string()), String::new());
             st.diags.push(Diagnostic::error(
                 codes::FILE_UNREADABLE,
                 format!("cannot read `{root}`: {e}"),
@@ -507,7 +564,12 @@ pub fn load(loader: &mut dyn Loader, root: &str, parse: ParseFn<'_>) -> (SourceM
         }
         Ok(file) => {
             let key = file.key.clone();
-            let u = st.add_unit(Origin::File(root.to_string()), Scope::Policy, root.to_string(), file.bytes);
+            let u = st.add_unit(
+                Origin::File(root.to_string()),
+                Scope::Policy,
+                root.to_string(),
+                file.bytes,
+            );
             st.by_key.insert(key, u);
         }
     }
@@ -539,7 +601,10 @@ mod tests {
 
     #[test]
     fn decode_rejects_bad_bytes_and_strips_bom() {
-        assert_eq!(decode(b"\xef\xbb\xbfobjective".to_vec()), Ok("objective".to_string()));
+        assert_eq!(
+            decode(b"\xef\xbb\xbfobjective".to_vec()),
+            Ok("objective".to_string())
+        );
         let e = decode(b"ab\xffcd".to_vec()).err().map(|e| (e.0, e.2));
         assert_eq!(e, Some((codes::NOT_UTF8, 2)));
         let e = decode(vec![b' '; MAX_FILE_BYTES + 1]).err().map(|e| e.0);
@@ -550,7 +615,10 @@ mod tests {
     fn memory_loader_reports_directories() {
         let mut l = MemoryLoader::new().with("d/a.kapl", "");
         assert_eq!(l.read("d"), Err(LoadError::IsDirectory));
-        assert_eq!(l.read("./d/a.kapl").map(|f| f.key), Ok("d/a.kapl".to_string()));
+        assert_eq!(
+            l.read("./d/a.kapl").map(|f| f.key),
+            Ok("d/a.kapl".to_string())
+        );
         assert_eq!(l.read("e"), Err(LoadError::NotFound));
     }
 }

@@ -23,13 +23,17 @@ pub const MAX_EXPANDED_RULES: usize = 100_000;
 
 fn mask_v4(a: Ipv4Addr, prefix: u8) -> Ipv4Addr {
     let bits = u32::from(a);
-    let m = u32::MAX.checked_shl(32u32.saturating_sub(u32::from(prefix))).unwrap_or(0);
+    let m = u32::MAX
+        .checked_shl(32u32.saturating_sub(u32::from(prefix)))
+        .unwrap_or(0);
     Ipv4Addr::from(bits & m)
 }
 
 fn mask_v6(a: Ipv6Addr, prefix: u8) -> Ipv6Addr {
     let bits = u128::from(a);
-    let m = u128::MAX.checked_shl(128u32.saturating_sub(u32::from(prefix))).unwrap_or(0);
+    let m = u128::MAX
+        .checked_shl(128u32.saturating_sub(u32::from(prefix)))
+        .unwrap_or(0);
     Ipv6Addr::from(bits & m)
 }
 
@@ -49,7 +53,10 @@ pub fn lower_addr(a: &AddrSpec, mut warn: Option<&mut Vec<Diagnostic>>) -> Vec<C
     };
     match a.kind {
         AddrKind::Any => vec![v4(Ipv4Addr::UNSPECIFIED, 0), v6(Ipv6Addr::UNSPECIFIED, 0)],
-        AddrKind::Localhost => vec![v4(Ipv4Addr::new(127, 0, 0, 0), 8), v6(Ipv6Addr::LOCALHOST, 128)],
+        AddrKind::Localhost => vec![
+            v4(Ipv4Addr::new(127, 0, 0, 0), 8),
+            v6(Ipv6Addr::LOCALHOST, 128),
+        ],
         AddrKind::Cidr { addr, prefix } => {
             let (masked, prefix) = match addr {
                 IpAddr::V4(x) => {
@@ -91,7 +98,9 @@ pub fn lower_addr(a: &AddrSpec, mut warn: Option<&mut Vec<Diagnostic>>) -> Vec<C
                                     a.span,
                                     "contains the IPv4-mapped range `::ffff:0:0/96`",
                                 )
-                                .with_note("an IPv4-mapped IPv6 address is the IPv4 address it maps")
+                                .with_note(
+                                    "an IPv4-mapped IPv6 address is the IPv4 address it maps",
+                                )
                                 .with_help("write `any` if every address is meant"),
                             );
                         }
@@ -109,7 +118,12 @@ fn for_each_rule<'a>(file: &'a ast::File, f: &mut impl FnMut(&'a ast::Rule)) {
         match item {
             Item::Use(_) => {}
             Item::Authority(a) => a.rules.iter().for_each(&mut *f),
-            Item::Objective(b) | Item::Intent(b) => b.bound.iter().chain(&b.never).flat_map(|x| &x.rules).for_each(&mut *f),
+            Item::Objective(b) | Item::Intent(b) => b
+                .bound
+                .iter()
+                .chain(&b.never)
+                .flat_map(|x| &x.rules)
+                .for_each(&mut *f),
             Item::Plan(p) => p
                 .grants
                 .iter()
@@ -146,18 +160,29 @@ fn pattern(p: &ast::Pattern) -> ir::PatternRef {
 fn plain_rule(r: &ast::Rule) -> Option<ir::Rule> {
     let kind = match &r.kind {
         RuleKind::Use { .. } => return None,
-        RuleKind::Fs { rights, patterns, except } => ir::RuleKind::Fs {
-            rights: rights.iter().fold(Rights::default(), |acc, x| acc.with(x.right)),
+        RuleKind::Fs {
+            rights,
+            patterns,
+            except,
+        } => ir::RuleKind::Fs {
+            rights: rights
+                .iter()
+                .fold(Rights::default(), |acc, x| acc.with(x.right)),
             patterns: patterns.iter().map(pattern).collect(),
             except: except.iter().map(pattern).collect(),
         },
         RuleKind::Exec { patterns } => ir::RuleKind::Exec {
             patterns: patterns.iter().map(pattern).collect(),
         },
-        RuleKind::Net { op, addrs, ports, .. } => ir::RuleKind::Net {
+        RuleKind::Net {
+            op, addrs, ports, ..
+        } => ir::RuleKind::Net {
             op: *op,
             addrs: addrs.iter().flat_map(|a| lower_addr(a, None)).collect(),
-            ports: ports.iter().map(|p| PortRange { lo: p.lo, hi: p.hi }).collect(),
+            ports: ports
+                .iter()
+                .map(|p| PortRange { lo: p.lo, hi: p.hi })
+                .collect(),
         },
     };
     Some(ir::Rule {
@@ -168,8 +193,13 @@ fn plain_rule(r: &ast::Rule) -> Option<ir::Rule> {
 }
 
 fn internal(span: Span, what: &str) -> Diagnostic {
-    Diagnostic::error(codes::INTERNAL, format!("internal checker error: {what}"), span, "while lowering this")
-        .with_note("this is a bug in kaplc; please report it with the policy")
+    Diagnostic::error(
+        codes::INTERNAL,
+        format!("internal checker error: {what}"),
+        span,
+        "while lowering this",
+    )
+    .with_note("this is a bug in kaplc; please report it with the policy")
 }
 
 struct Lowerer<'a> {
@@ -186,7 +216,12 @@ impl<'a> Lowerer<'a> {
         for r in rules {
             match &r.kind {
                 RuleKind::Use { name } => {
-                    let Some(inner) = self.resolved.refs.get(&name.span).and_then(|d| self.memo.get(d)) else {
+                    let Some(inner) = self
+                        .resolved
+                        .refs
+                        .get(&name.span)
+                        .and_then(|d| self.memo.get(d))
+                    else {
                         self.diags.push(internal(r.span, "unresolved `use`"));
                         continue;
                     };
@@ -245,7 +280,10 @@ impl<'a> Lowerer<'a> {
         if kind != Kind::Authority {
             return None;
         }
-        self.loaded.units.get(unit).and_then(|u| u.ast.items.get(item))
+        self.loaded
+            .units
+            .get(unit)
+            .and_then(|u| u.ast.items.get(item))
     }
 }
 
@@ -266,8 +304,12 @@ pub fn lower(loaded: &Loaded, resolved: &Resolved) -> Result<ir::Policy, Vec<Dia
     let mut policy = ir::Policy::default();
     let mut objective_of: HashMap<DefId, ObjectiveId> = HashMap::new();
     let mut intent_of: HashMap<DefId, IntentId> = HashMap::new();
-    let def_at: HashMap<(usize, usize), DefId> =
-        resolved.defs.iter().enumerate().map(|(id, d)| ((d.unit, d.item), id)).collect();
+    let def_at: HashMap<(usize, usize), DefId> = resolved
+        .defs
+        .iter()
+        .enumerate()
+        .map(|(id, d)| ((d.unit, d.item), id))
+        .collect();
     // Objectives first, then intents, then plans: each may name one defined
     // later in the source.
     let policy_items: Vec<(DefId, &Item)> = loaded
@@ -275,7 +317,13 @@ pub fn lower(loaded: &Loaded, resolved: &Resolved) -> Result<ir::Policy, Vec<Dia
         .iter()
         .enumerate()
         .filter(|(_, u)| u.scope == Scope::Policy)
-        .flat_map(|(ui, u)| u.ast.items.iter().enumerate().map(move |(ii, item)| (ui, ii, item)))
+        .flat_map(|(ui, u)| {
+            u.ast
+                .items
+                .iter()
+                .enumerate()
+                .map(move |(ii, item)| (ui, ii, item))
+        })
         .filter_map(|(ui, ii, item)| def_at.get(&(ui, ii)).map(|&d| (d, item)))
         .collect();
     for &(def, item) in &policy_items {
@@ -301,7 +349,8 @@ pub fn lower(loaded: &Loaded, resolved: &Resolved) -> Result<ir::Policy, Vec<Dia
             .and_then(|u| resolved.refs.get(&u.span))
             .and_then(|d| objective_of.get(d).copied());
         let Some(objective) = parent else {
-            lw.diags.push(internal(b.name.span, "intent without objective"));
+            lw.diags
+                .push(internal(b.name.span, "intent without objective"));
             continue;
         };
         let id = IntentId(policy.intents.len() as u32);
@@ -323,7 +372,9 @@ pub fn lower(loaded: &Loaded, resolved: &Resolved) -> Result<ir::Policy, Vec<Dia
             let Item::Plan(p) = item else { continue };
             let target = resolved.refs.get(&p.under.span).copied();
             let parent = match target {
-                Some(d) if objective_of.contains_key(&d) => objective_of.get(&d).map(|o| ir::Parent::Objective(*o)),
+                Some(d) if objective_of.contains_key(&d) => {
+                    objective_of.get(&d).map(|o| ir::Parent::Objective(*o))
+                }
                 Some(d) => intent_of.get(&d).map(|i| ir::Parent::Intent(*i)),
                 None => None,
             };
@@ -332,23 +383,24 @@ pub fn lower(loaded: &Loaded, resolved: &Resolved) -> Result<ir::Policy, Vec<Dia
                 continue;
             };
             let plan_id = PlanId(policy.plans.len() as u32);
-            let mut grants_of = |grants: &[ast::Grant], step: Option<StepId>, policy: &mut ir::Policy| {
-                let mut ids = Vec::new();
-                for g in grants {
-                    for rule in lw.expand(std::slice::from_ref(&g.rule)) {
-                        let id = GrantId(policy.grants.len() as u32);
-                        policy.grants.push(ir::Grant {
-                            id,
-                            plan: plan_id,
-                            step,
-                            rule,
-                            site: g.span,
-                        });
-                        ids.push(id);
+            let mut grants_of =
+                |grants: &[ast::Grant], step: Option<StepId>, policy: &mut ir::Policy| {
+                    let mut ids = Vec::new();
+                    for g in grants {
+                        for rule in lw.expand(std::slice::from_ref(&g.rule)) {
+                            let id = GrantId(policy.grants.len() as u32);
+                            policy.grants.push(ir::Grant {
+                                id,
+                                plan: plan_id,
+                                step,
+                                rule,
+                                site: g.span,
+                            });
+                            ids.push(id);
+                        }
                     }
-                }
-                ids
-            };
+                    ids
+                };
             let plan_grants = grants_of(&p.grants, None, &mut policy);
             let mut steps = Vec::new();
             for (si, s) in p.steps.iter().enumerate() {
@@ -378,7 +430,11 @@ pub fn lower(loaded: &Loaded, resolved: &Resolved) -> Result<ir::Policy, Vec<Dia
             });
         }
     }
-    if lw.diags.is_empty() { Ok(policy) } else { Err(lw.diags) }
+    if lw.diags.is_empty() {
+        Ok(policy)
+    } else {
+        Err(lw.diags)
+    }
 }
 
 #[cfg(test)]
@@ -401,41 +457,76 @@ mod tests {
     }
 
     fn show(v: &[Cidr]) -> Vec<String> {
-        v.iter().map(|c| format!("{}/{}", c.addr, c.prefix)).collect()
+        v.iter()
+            .map(|c| format!("{}/{}", c.addr, c.prefix))
+            .collect()
     }
 
     #[test]
     fn any_and_localhost_expand() {
-        assert_eq!(show(&lower_addr(&spec(AddrKind::Any), None)), ["0.0.0.0/0", "::/0"]);
-        assert_eq!(show(&lower_addr(&spec(AddrKind::Localhost), None)), ["127.0.0.0/8", "::1/128"]);
+        assert_eq!(
+            show(&lower_addr(&spec(AddrKind::Any), None)),
+            ["0.0.0.0/0", "::/0"]
+        );
+        assert_eq!(
+            show(&lower_addr(&spec(AddrKind::Localhost), None)),
+            ["127.0.0.0/8", "::1/128"]
+        );
     }
 
     #[test]
     fn host_bits_are_masked_with_a_warning() {
         let mut w = Vec::new();
-        assert_eq!(show(&lower_addr(&spec(cidr("10.1.2.3", 16)), Some(&mut w))), ["10.1.0.0/16"]);
+        assert_eq!(
+            show(&lower_addr(&spec(cidr("10.1.2.3", 16)), Some(&mut w))),
+            ["10.1.0.0/16"]
+        );
         assert_eq!(w.len(), 1);
         assert_eq!(w[0].code, codes::HOST_BITS_SET);
         let mut w = Vec::new();
-        assert_eq!(show(&lower_addr(&spec(cidr("2001:db8::1", 32)), Some(&mut w))), ["2001:db8::/32"]);
+        assert_eq!(
+            show(&lower_addr(&spec(cidr("2001:db8::1", 32)), Some(&mut w))),
+            ["2001:db8::/32"]
+        );
         assert_eq!(w.len(), 1);
         let mut w = Vec::new();
-        assert_eq!(show(&lower_addr(&spec(cidr("10.0.0.0", 8)), Some(&mut w))), ["10.0.0.0/8"]);
+        assert_eq!(
+            show(&lower_addr(&spec(cidr("10.0.0.0", 8)), Some(&mut w))),
+            ["10.0.0.0/8"]
+        );
         assert!(w.is_empty());
-        assert_eq!(show(&lower_addr(&spec(cidr("1.2.3.4", 0)), None)), ["0.0.0.0/0"]);
+        assert_eq!(
+            show(&lower_addr(&spec(cidr("1.2.3.4", 0)), None)),
+            ["0.0.0.0/0"]
+        );
     }
 
     #[test]
     fn mapped_v6_is_v4() {
-        assert_eq!(show(&lower_addr(&spec(cidr("::ffff:10.1.2.3", 128)), None)), ["10.1.2.3/32"]);
-        assert_eq!(show(&lower_addr(&spec(cidr("::ffff:10.0.0.0", 104)), None)), ["10.0.0.0/8"]);
-        assert_eq!(show(&lower_addr(&spec(cidr("::ffff:0.0.0.0", 96)), None)), ["0.0.0.0/0"]);
+        assert_eq!(
+            show(&lower_addr(&spec(cidr("::ffff:10.1.2.3", 128)), None)),
+            ["10.1.2.3/32"]
+        );
+        assert_eq!(
+            show(&lower_addr(&spec(cidr("::ffff:10.0.0.0", 104)), None)),
+            ["10.0.0.0/8"]
+        );
+        assert_eq!(
+            show(&lower_addr(&spec(cidr("::ffff:0.0.0.0", 96)), None)),
+            ["0.0.0.0/0"]
+        );
         let mut w = Vec::new();
-        assert_eq!(show(&lower_addr(&spec(cidr("::", 0)), Some(&mut w))), ["::/0", "0.0.0.0/0"]);
+        assert_eq!(
+            show(&lower_addr(&spec(cidr("::", 0)), Some(&mut w))),
+            ["::/0", "0.0.0.0/0"]
+        );
         assert_eq!(w.len(), 1);
         assert_eq!(w[0].code, codes::V6_BLOCK_COVERS_V4);
         let mut w = Vec::new();
-        assert_eq!(show(&lower_addr(&spec(cidr("2001:db8::", 32)), Some(&mut w))), ["2001:db8::/32"]);
+        assert_eq!(
+            show(&lower_addr(&spec(cidr("2001:db8::", 32)), Some(&mut w))),
+            ["2001:db8::/32"]
+        );
         assert!(w.is_empty());
     }
 }

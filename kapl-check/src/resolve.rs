@@ -162,7 +162,10 @@ fn keyword(span: Span, len: u32) -> Span {
 
 impl Ctx<'_> {
     fn module_of(&self, scope: ScopeId) -> Option<&str> {
-        scope.checked_sub(1).and_then(|i| self.modules.get(i)).map(String::as_str)
+        scope
+            .checked_sub(1)
+            .and_then(|i| self.modules.get(i))
+            .map(String::as_str)
     }
 
     fn display_name(&self, def: &Def) -> String {
@@ -176,7 +179,9 @@ impl Ctx<'_> {
         for (ui, unit) in self.loaded.units.iter().enumerate() {
             let scope = self.unit_scope.get(ui).copied().unwrap_or(0);
             for (ii, item) in unit.ast.items.iter().enumerate() {
-                let Some((kind, ident)) = item_name(item) else { continue };
+                let Some((kind, ident)) = item_name(item) else {
+                    continue;
+                };
                 let id = self.out.defs.len();
                 let mut shadowed = false;
                 match self.names[scope].get(&ident.name) {
@@ -285,7 +290,10 @@ impl Ctx<'_> {
                 "`{}` is {}, not {}",
                 q.dotted(),
                 d.kind.with_article(),
-                want.iter().map(|k| k.with_article()).collect::<Vec<_>>().join(" or ")
+                want.iter()
+                    .map(|k| k.with_article())
+                    .collect::<Vec<_>>()
+                    .join(" or ")
             );
             let mut diag = Diagnostic::error(
                 codes::WRONG_KIND,
@@ -293,7 +301,10 @@ impl Ctx<'_> {
                 q.span,
                 format!("expected {}", Self::want_text(want)),
             )
-            .with_label(d.name_span, format!("`{}` is defined here as {}", d.name, d.kind.with_article()));
+            .with_label(
+                d.name_span,
+                format!("`{}` is defined here as {}", d.name, d.kind.with_article()),
+            );
             let cands = self.candidates(scope, want);
             if let Some(s) = suggest(name, cands.iter().map(String::as_str)) {
                 diag = diag.with_help(format!("did you mean `{s}`?"));
@@ -306,7 +317,11 @@ impl Ctx<'_> {
     }
 
     fn unknown_module(&mut self, scope: ScopeId, q: &QualName, m: &str) {
-        let span = q.parts.iter().find(|p| p.name == m).map_or(q.span, |p| p.span);
+        let span = q
+            .parts
+            .iter()
+            .find(|p| p.name == m)
+            .map_or(q.span, |p| p.span);
         if stdlib::module(m).is_some() {
             self.diags.push(
                 Diagnostic::error(
@@ -335,14 +350,24 @@ impl Ctx<'_> {
         self.diags.push(d);
     }
 
-    fn unknown_name(&mut self, scope: ScopeId, target: ScopeId, q: &QualName, name: &str, want: &[Kind]) {
+    fn unknown_name(
+        &mut self,
+        scope: ScopeId,
+        target: ScopeId,
+        q: &QualName,
+        name: &str,
+        want: &[Kind],
+    ) {
         let what = Self::want_text(want);
         let (msg, label) = match self.module_of(target) {
             Some(m) if target != scope => (
                 format!("no {what} `{name}` in `std.{m}`"),
                 format!("not defined in `std.{m}`"),
             ),
-            _ => (format!("unknown {what} `{}`", q.dotted()), "not defined".to_string()),
+            _ => (
+                format!("unknown {what} `{}`", q.dotted()),
+                "not defined".to_string(),
+            ),
         };
         let mut d = Diagnostic::error(codes::UNKNOWN_NAME, msg, q.span, label);
         let cands: Vec<String> = if target == scope {
@@ -352,7 +377,12 @@ impl Ctx<'_> {
             let mut v: Vec<(&String, &DefId)> = self.names[target].iter().collect();
             v.sort();
             v.into_iter()
-                .filter(|(_, d)| self.out.defs.get(**d).is_some_and(|d| want.contains(&d.kind)))
+                .filter(|(_, d)| {
+                    self.out
+                        .defs
+                        .get(**d)
+                        .is_some_and(|d| want.contains(&d.kind))
+                })
                 .map(|(n, _)| format!("{m}.{n}"))
                 .collect()
         };
@@ -362,11 +392,15 @@ impl Ctx<'_> {
         if let Some(s) = suggest(&written, plain.iter().copied()) {
             d = d.with_help(format!("did you mean `{s}`?"));
         } else if let Some(s) = plain.iter().find(bare) {
-            d = d.with_help(format!("did you mean `{s}`? stdlib names are qualified by their module"));
+            d = d.with_help(format!(
+                "did you mean `{s}`? stdlib names are qualified by their module"
+            ));
         } else if q.parts.len() == 1
             && let Some(m) = self.stdlib_home(name, want)
         {
-            d = d.with_help(format!("`std.{m}` defines `{name}`: add `use std.{m}` and write `{m}.{name}`"));
+            d = d.with_help(format!(
+                "`std.{m}` defines `{name}`: add `use std.{m}` and write `{m}.{name}`"
+            ));
         }
         self.diags.push(d);
     }
@@ -393,19 +427,24 @@ impl Ctx<'_> {
     }
 
     fn check_once<T>(&mut self, items: &[T], span_of: impl Fn(&T) -> Span, kw: &str, owner: &str) {
-        let kw_len = u32::try_from(kw.len()).unwrap_or(0);
+        // `about` spans are the string alone; block spans start at the keyword.
+        let kw_len = if kw == "about" { u32::MAX } else { u32::try_from(kw.len()).unwrap_or(0) };
         if let (Some(first), Some(second)) = (items.first(), items.get(1)) {
             let mut d = Diagnostic::error(
                 codes::DUPLICATE_CLAUSE,
                 format!("{owner} has more than one `{kw}`"),
                 keyword(span_of(second), kw_len),
-                format!("second `{kw}`"),
+                format!("another `{kw}`"),
             )
-            .with_label(keyword(span_of(first), kw_len), format!("first `{kw}` here"));
+            .with_label(
+                keyword(span_of(first), kw_len),
+                format!("first `{kw}` here"),
+            );
             for extra in items.iter().skip(2) {
                 d = d.with_label(keyword(span_of(extra), kw_len), format!("another `{kw}`"));
             }
-            self.diags.push(d.with_help(format!("merge them into one `{kw}`")));
+            self.diags
+                .push(d.with_help(format!("merge them into one `{kw}`")));
         }
     }
 
@@ -465,7 +504,10 @@ impl Ctx<'_> {
                     self.diags.push(
                         Diagnostic::error(
                             codes::DUPLICATE_DEFINITION,
-                            format!("step `{}` is defined twice in plan `{}`", s.name.name, p.name.name),
+                            format!(
+                                "step `{}` is defined twice in plan `{}`",
+                                s.name.name, p.name.name
+                            ),
                             s.name.span,
                             "defined again here",
                         )
@@ -477,7 +519,12 @@ impl Ctx<'_> {
                     by_name.insert(s.name.name.as_str(), i);
                 }
             }
-            self.check_once(&s.about, |x| x.span, "about", &format!("step `{}`", s.name.name));
+            self.check_once(
+                &s.about,
+                |x| x.span,
+                "about",
+                &format!("step `{}`", s.name.name),
+            );
             for g in &s.grants {
                 self.check_rules(scope, std::slice::from_ref(&g.rule));
             }
@@ -498,7 +545,10 @@ impl Ctx<'_> {
                         format!("no step `{}` in plan `{}`", a.name, p.name.name),
                     )
                     .with_note("`after` names steps of the same plan");
-                    if let Some(sg) = suggest(&a.name, step_names.iter().copied().filter(|n| *n != s.name.name)) {
+                    if let Some(sg) = suggest(
+                        &a.name,
+                        step_names.iter().copied().filter(|n| *n != s.name.name),
+                    ) {
                         d = d.with_help(format!("did you mean `{sg}`?"));
                     }
                     self.diags.push(d);
@@ -540,7 +590,9 @@ impl Ctx<'_> {
             };
             let mut sorted = in_cycle.clone();
             sorted.sort_by_key(|(_, _, sp)| *sp);
-            let Some((first, rest)) = sorted.split_first() else { continue };
+            let Some((first, rest)) = sorted.split_first() else {
+                continue;
+            };
             let label = |e: &(usize, usize, Span)| {
                 let from = p.steps.get(e.0).map_or("", |s| s.name.name.as_str());
                 let to = p.steps.get(e.1).map_or("", |s| s.name.name.as_str());
@@ -580,7 +632,12 @@ impl Ctx<'_> {
             if d.kind != Kind::Authority {
                 continue;
             }
-            let Some(Item::Authority(a)) = self.loaded.units.get(d.unit).and_then(|u| u.ast.items.get(d.item)) else {
+            let Some(Item::Authority(a)) = self
+                .loaded
+                .units
+                .get(d.unit)
+                .and_then(|u| u.ast.items.get(d.item))
+            else {
                 continue;
             };
             for r in &a.rules {
@@ -601,8 +658,10 @@ impl Ctx<'_> {
             adj[*f].push(*t);
         }
         for cycle in graph::cycles(&adj) {
-            let mut in_cycle: Vec<&(DefId, DefId, Span)> =
-                edges.iter().filter(|(f, t, _)| cycle.contains(f) && cycle.contains(t)).collect();
+            let mut in_cycle: Vec<&(DefId, DefId, Span)> = edges
+                .iter()
+                .filter(|(f, t, _)| cycle.contains(f) && cycle.contains(t))
+                .collect();
             in_cycle.sort_by_key(|(_, _, s)| *s);
             let names: Vec<String> = cycle
                 .iter()
@@ -614,17 +673,31 @@ impl Ctx<'_> {
                 [a, b] => format!("authorities {a} and {b} use each other"),
                 _ => format!("authorities {} use each other in a cycle", names.join(", ")),
             };
-            let Some((first, rest)) = in_cycle.split_first() else { continue };
+            let Some((first, rest)) = in_cycle.split_first() else {
+                continue;
+            };
             let label = |e: &(DefId, DefId, Span)| {
-                let f = self.out.defs.get(e.0).map(|d| self.display_name(d)).unwrap_or_default();
-                let t = self.out.defs.get(e.1).map(|d| self.display_name(d)).unwrap_or_default();
+                let f = self
+                    .out
+                    .defs
+                    .get(e.0)
+                    .map(|d| self.display_name(d))
+                    .unwrap_or_default();
+                let t = self
+                    .out
+                    .defs
+                    .get(e.1)
+                    .map(|d| self.display_name(d))
+                    .unwrap_or_default();
                 format!("`{f}` uses `{t}`")
             };
             let mut d = Diagnostic::error(codes::AUTHORITY_CYCLE, msg, first.2, label(first));
             for e in rest {
                 d = d.with_label(e.2, label(e));
             }
-            self.diags.push(d.with_help("an authority cannot include itself; remove one of these `use` rules"));
+            self.diags.push(
+                d.with_help("an authority cannot include itself; remove one of these `use` rules"),
+            );
         }
     }
 
@@ -640,7 +713,10 @@ impl Ctx<'_> {
                         d.name_span,
                         "defined here, used nowhere",
                     )
-                    .with_help(format!("use it with `use {}` in a bound or a grant, or remove it", d.name)),
+                    .with_help(format!(
+                        "use it with `use {}` in a bound or a grant, or remove it",
+                        d.name
+                    )),
                 );
             }
         }

@@ -40,7 +40,11 @@ fn count(fe: &FrontEnd, sev: Severity) -> usize {
 }
 
 fn plural(n: usize, word: &str) -> String {
-    if n == 1 { format!("1 {word}") } else { format!("{n} {word}s") }
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
 }
 
 /// Runs `kaplc check`.
@@ -73,7 +77,11 @@ pub fn run(args: &Args) -> ExitCode {
             let color = args.color.for_stderr();
             let mut err = std::io::stderr().lock();
             for (path, fe) in &results {
-                let _ = write!(err, "{}", render::human(&fe.diagnostics, &fe.sources, color));
+                let _ = write!(
+                    err,
+                    "{}",
+                    render::human(&fe.diagnostics, &fe.sources, color)
+                );
                 let (e, w) = (count(fe, Severity::Error), count(fe, Severity::Warning));
                 let summary = if fe.root_unreadable {
                     format!("{path}: not checked (cannot read it)")

@@ -34,9 +34,14 @@ impl Loader for FsLoader {
         // Read one byte past the limit so the checker can say "too large"
         // without reading an endless file (a device, a pipe) to its end.
         let mut bytes = Vec::new();
-        let limit = u64::try_from(MAX_FILE_BYTES).unwrap_or(u64::MAX).saturating_add(1);
-        file.take(limit).read_to_end(&mut bytes).map_err(|e| io_error(&e))?;
-        let key = fs::canonicalize(p).map_or_else(|_| path.to_string(), |c| c.to_string_lossy().into_owned());
+        let limit = u64::try_from(MAX_FILE_BYTES)
+            .unwrap_or(u64::MAX)
+            .saturating_add(1);
+        file.take(limit)
+            .read_to_end(&mut bytes)
+            .map_err(|e| io_error(&e))?;
+        let key = fs::canonicalize(p)
+            .map_or_else(|_| path.to_string(), |c| c.to_string_lossy().into_owned());
         Ok(LoadedFile { key, bytes })
     }
 }

@@ -28,7 +28,9 @@ fn displayable(text: &str) -> String {
         match c {
             '\n' | '\t' => out.push(c),
             '\r' if chars.peek() == Some(&'\n') => out.push(c),
-            '\u{85}' | '\u{2028}' | '\u{2029}' => out.extend(std::iter::repeat_n(' ', c.len_utf8())),
+            '\u{85}' | '\u{2028}' | '\u{2029}' => {
+                out.extend(std::iter::repeat_n(' ', c.len_utf8()))
+            }
             c if c.is_control() => out.extend(std::iter::repeat_n(' ', c.len_utf8())),
             c => out.push(c),
         }
@@ -42,14 +44,21 @@ impl ariadne::Cache<FileId> for Cache<'_> {
     fn fetch(&mut self, id: &FileId) -> Result<&Source<String>, impl fmt::Debug> {
         let sources = self.sources;
         let src = self.built.entry(*id).or_insert_with(|| {
-            let text = sources.get(*id).map(|f| displayable(&f.text)).unwrap_or_default();
+            let text = sources
+                .get(*id)
+                .map(|f| displayable(&f.text))
+                .unwrap_or_default();
             Source::from(text)
         });
         Ok::<_, String>(src)
     }
 
     fn display<'b>(&self, id: &'b FileId) -> Option<impl fmt::Display + 'b> {
-        Some(self.sources.get(*id).map_or_else(|| "<unknown>".to_string(), |f| f.display_name()))
+        Some(
+            self.sources
+                .get(*id)
+                .map_or_else(|| "<unknown>".to_string(), |f| f.display_name()),
+        )
     }
 }
 
@@ -83,7 +92,11 @@ fn clamp(sources: &SourceMap, span: Span) -> Option<std::ops::Range<usize>> {
                 end = trimmed.len();
                 start = end - c.len_utf8();
             }
-        } else if let Some(c) = text[start..].chars().next().filter(|c| *c != '\n' && *c != '\r') {
+        } else if let Some(c) = text[start..]
+            .chars()
+            .next()
+            .filter(|c| *c != '\n' && *c != '\r')
+        {
             end = start + c.len_utf8();
         } else if let Some(c) = text[..start].chars().next_back().filter(|c| *c != '\n') {
             start -= c.len_utf8();
@@ -125,12 +138,18 @@ fn ariadne_report(d: &Diagnostic, sources: &SourceMap, color: bool) -> Option<St
         .with_color(color)
         .with_index_type(IndexType::Byte)
         .with_compact(false);
-    let mut b = Report::build(ReportKind::Custom(&head, col), (primary.file, primary_range))
-        .with_config(config)
-        .with_message(&d.message);
+    let mut b = Report::build(
+        ReportKind::Custom(&head, col),
+        (primary.file, primary_range),
+    )
+    .with_config(config)
+    .with_message(&d.message);
     for (i, l) in d.labels.iter().enumerate() {
-        let Some(range) = clamp(sources, l.span) else { continue };
-        let mut label = Label::new((l.span.file, range)).with_order(i32::try_from(i).unwrap_or(i32::MAX));
+        let Some(range) = clamp(sources, l.span) else {
+            continue;
+        };
+        let mut label =
+            Label::new((l.span.file, range)).with_order(i32::try_from(i).unwrap_or(i32::MAX));
         if !l.message.is_empty() {
             label = label.with_message(&l.message);
         }
@@ -155,7 +174,11 @@ fn ariadne_report(d: &Diagnostic, sources: &SourceMap, color: bool) -> Option<St
     let text = String::from_utf8_lossy(&buf);
     // ariadne colours custom report kinds even with colour off; drop escape
     // sequences then, and trailing blanks always (stable snapshots).
-    let text = if color { text.into_owned() } else { strip_ansi(&text) };
+    let text = if color {
+        text.into_owned()
+    } else {
+        strip_ansi(&text)
+    };
     let mut out = String::with_capacity(text.len());
     for line in text.lines() {
         out.push_str(line.trim_end());
@@ -193,7 +216,9 @@ pub fn human(diags: &[Diagnostic], sources: &SourceMap, color: bool) -> String {
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     for d in diags {
-        let rendered = std::panic::catch_unwind(|| ariadne_report(d, sources, color)).ok().flatten();
+        let rendered = std::panic::catch_unwind(|| ariadne_report(d, sources, color))
+            .ok()
+            .flatten();
         out.push_str(&rendered.unwrap_or_else(|| plain(d, sources)));
     }
     std::panic::set_hook(hook);
@@ -260,7 +285,9 @@ pub fn json(batches: &[Batch<'_>], failed: bool) -> String {
         for d in b.diagnostics {
             let (file, line, column, end_line, end_column) = d
                 .primary_span()
-                .map_or(("<unknown>".to_string(), 1, 1, 1, 1), |s| position(b.sources, s));
+                .map_or(("<unknown>".to_string(), 1, 1, 1, 1), |s| {
+                    position(b.sources, s)
+                });
             let labels = d
                 .labels
                 .iter()
@@ -292,9 +319,15 @@ pub fn json(batches: &[Batch<'_>], failed: bool) -> String {
         }
     }
     let ok = !failed && !all.iter().any(|d| d.severity == Severity::Error);
-    let doc = JsonOutput { ok, diagnostics: all };
+    let doc = JsonOutput {
+        ok,
+        diagnostics: all,
+    };
     serde_json::to_string_pretty(&doc).unwrap_or_else(|e| {
-        format!("{{\"ok\": false, \"diagnostics\": [], \"internal_error\": {:?}}}", e.to_string())
+        format!(
+            "{{\"ok\": false, \"diagnostics\": [], \"internal_error\": {:?}}}",
+            e.to_string()
+        )
     })
 }
 
