@@ -428,7 +428,11 @@ impl Ctx<'_> {
 
     fn check_once<T>(&mut self, items: &[T], span_of: impl Fn(&T) -> Span, kw: &str, owner: &str) {
         // `about` spans are the string alone; block spans start at the keyword.
-        let kw_len = if kw == "about" { u32::MAX } else { u32::try_from(kw.len()).unwrap_or(0) };
+        let kw_len = if kw == "about" {
+            u32::MAX
+        } else {
+            u32::try_from(kw.len()).unwrap_or(0)
+        };
         if let (Some(first), Some(second)) = (items.first(), items.get(1)) {
             let mut d = Diagnostic::error(
                 codes::DUPLICATE_CLAUSE,

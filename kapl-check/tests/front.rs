@@ -19,18 +19,27 @@ fn found(fe: &FrontEnd) -> Vec<(&'static str, String)> {
     fe.diagnostics
         .iter()
         .map(|d| {
-            let text = d.primary_span().map(|s| fe.sources.snippet(s).to_string()).unwrap_or_default();
+            let text = d
+                .primary_span()
+                .map(|s| fe.sources.snippet(s).to_string())
+                .unwrap_or_default();
             (d.code, text)
         })
         .collect()
 }
 
 fn labels(fe: &FrontEnd, d: &Diagnostic) -> Vec<String> {
-    d.labels.iter().map(|l| fe.sources.snippet(l.span).to_string()).collect()
+    d.labels
+        .iter()
+        .map(|l| fe.sources.snippet(l.span).to_string())
+        .collect()
 }
 
 fn errors(fe: &FrontEnd) -> usize {
-    fe.diagnostics.iter().filter(|d| d.severity == Severity::Error).count()
+    fe.diagnostics
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .count()
 }
 
 const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/examples");
@@ -69,7 +78,11 @@ fn names_example_has_exactly_its_listed_errors() {
     let dup = &fe.diagnostics[0];
     assert_eq!(labels(&fe, dup), ["dup", "dup"]);
     assert_ne!(dup.labels[0].span, dup.labels[1].span);
-    let cycle = fe.diagnostics.iter().find(|d| d.code == codes::STEP_CYCLE).map(|d| labels(&fe, d));
+    let cycle = fe
+        .diagnostics
+        .iter()
+        .find(|d| d.code == codes::STEP_CYCLE)
+        .map(|d| labels(&fe, d));
     assert_eq!(cycle, Some(vec!["y".to_string(), "x".to_string()]));
 }
 
@@ -81,31 +94,58 @@ fn clean_examples_lower_to_ir() {
         assert!(fe.policy.is_some(), "{name}: no IR");
     }
     let fe = example("deploy.kapl");
-    let p = fe.policy.as_ref().map(|p| (p.objectives.len(), p.intents.len(), p.plans.len()));
+    let p = fe
+        .policy
+        .as_ref()
+        .map(|p| (p.objectives.len(), p.intents.len(), p.plans.len()));
     assert_eq!(p, Some((1, 1, 2)));
     let Some(policy) = fe.policy else { return };
     // `investigate` is under intent `diagnose`; `repair` under the objective.
-    assert_eq!(policy.plans[0].parent, Parent::Intent(kapl_check::ir::IntentId(0)));
-    assert_eq!(policy.plans[1].parent, Parent::Objective(kapl_check::ir::ObjectiveId(0)));
+    assert_eq!(
+        policy.plans[0].parent,
+        Parent::Intent(kapl_check::ir::IntentId(0))
+    );
+    assert_eq!(
+        policy.plans[1].parent,
+        Parent::Objective(kapl_check::ir::ObjectiveId(0))
+    );
     // review_changes is after read_logs.
-    assert_eq!(policy.plans[0].steps[1].after, vec![kapl_check::ir::StepId(0)]);
+    assert_eq!(
+        policy.plans[0].steps[1].after,
+        vec![kapl_check::ir::StepId(0)]
+    );
     // `grant use runtime.loader` expands into the stdlib rules, each keeping
     // its own span (in the stdlib) and the grant's `use` as its via.
-    let g = policy.grants.iter().find(|g| !g.rule.via.is_empty()).map(|g| {
-        (
-            fe.sources.snippet(g.rule.via[0]).to_string(),
-            fe.sources.get(g.rule.span.file).map(|f| f.display_name()),
-        )
-    });
-    assert_eq!(g, Some(("use runtime.loader".to_string(), Some("<stdlib/runtime.kapl>".to_string()))));
+    let g = policy
+        .grants
+        .iter()
+        .find(|g| !g.rule.via.is_empty())
+        .map(|g| {
+            (
+                fe.sources.snippet(g.rule.via[0]).to_string(),
+                fe.sources.get(g.rule.span.file).map(|f| f.display_name()),
+            )
+        });
+    assert_eq!(
+        g,
+        Some((
+            "use runtime.loader".to_string(),
+            Some("<stdlib/runtime.kapl>".to_string())
+        ))
+    );
     // `net connect any port 22` in the never block: both families.
-    let never_net = policy.objectives[0].never.iter().find_map(|r| match &r.kind {
-        RuleKind::Net { addrs, .. } => Some(addrs.clone()),
-        _ => None,
-    });
+    let never_net = policy.objectives[0]
+        .never
+        .iter()
+        .find_map(|r| match &r.kind {
+            RuleKind::Net { addrs, .. } => Some(addrs.clone()),
+            _ => None,
+        });
     let any: Vec<Cidr> = vec![
         Cidr {
-            addr: "0.0.0.0".parse().unwrap_or(std::net::IpAddr::from([9, 9, 9, 9])),
+            addr: "0.0.0.0"
+                .parse()
+                .unwrap_or(std::net::IpAddr::from([9, 9, 9, 9])),
             prefix: 0,
         },
         Cidr {
@@ -129,13 +169,16 @@ fn stdlib_modules_parse_cleanly_and_hold_only_authorities() {
         );
         let text = kapl_check::stdlib::module(name).unwrap_or_default();
         let parsed = kapl_syntax::parse(kapl_syntax::FileId(0), text);
-        assert!(parsed.diagnostics.is_empty(), "{name}: {:#?}", parsed.diagnostics);
         assert!(
-            parsed
-                .file
-                .items
-                .iter()
-                .all(|i| matches!(i, kapl_syntax::ast::Item::Authority(_) | kapl_syntax::ast::Item::Use(_))),
+            parsed.diagnostics.is_empty(),
+            "{name}: {:#?}",
+            parsed.diagnostics
+        );
+        assert!(
+            parsed.file.items.iter().all(|i| matches!(
+                i,
+                kapl_syntax::ast::Item::Authority(_) | kapl_syntax::ast::Item::Use(_)
+            )),
             "{name} defines something other than authorities"
         );
     }
@@ -168,7 +211,10 @@ const STARTUP_READS: &[&str] = &[
 
 #[test]
 fn runtime_loader_covers_what_programs_open_at_start() {
-    let fe = check(&[("m.kapl", "use std.runtime\nobjective o { bound { use runtime.loader } }\n")]);
+    let fe = check(&[(
+        "m.kapl",
+        "use std.runtime\nobjective o { bound { use runtime.loader } }\n",
+    )]);
     assert_eq!(errors(&fe), 0, "{:#?}", found(&fe));
     let Some(policy) = fe.policy else { return };
     let reads = |path: &str| {
@@ -202,7 +248,12 @@ fn runtime_loader_covers_what_programs_open_at_start() {
         assert!(execs(p), "runtime.loader does not let programs exec {p}");
     }
     // And nothing about other processes or secrets.
-    for p in ["/proc/1/maps", "/etc/shadow", "/root/.ssh/id_ed25519", "/usr/bin/sh"] {
+    for p in [
+        "/proc/1/maps",
+        "/etc/shadow",
+        "/root/.ssh/id_ed25519",
+        "/usr/bin/sh",
+    ] {
         assert!(!reads(p) && !execs(p), "runtime.loader covers {p}");
     }
 }
@@ -210,10 +261,22 @@ fn runtime_loader_covers_what_programs_open_at_start() {
 #[test]
 fn imports_load_relative_files_once_and_share_the_namespace() {
     let fe = check(&[
-        ("dir/main.kapl", "use \"./shared.kapl\"\nuse \"sub/../shared.kapl\"\nplan p under o { step s { grant use a } }\n"),
-        ("dir/shared.kapl", "authority a { fs read \"/x\" }\nobjective o { bound { use a } }\n"),
+        (
+            "dir/main.kapl",
+            "use \"./shared.kapl\"\nuse \"sub/../shared.kapl\"\nplan p under o { step s { grant use a } }\n",
+        ),
+        (
+            "dir/shared.kapl",
+            "authority a { fs read \"/x\" }\nobjective o { bound { use a } }\n",
+        ),
     ]);
-    assert_eq!(found(&fe), vec![(codes::DUPLICATE_IMPORT, "use \"sub/../shared.kapl\"".to_string())]);
+    assert_eq!(
+        found(&fe),
+        vec![(
+            codes::DUPLICATE_IMPORT,
+            "use \"sub/../shared.kapl\"".to_string()
+        )]
+    );
     assert!(fe.policy.is_some());
     assert_eq!(fe.sources.iter().count(), 2);
 }
@@ -235,7 +298,10 @@ fn missing_files_and_modules_are_reported_at_the_use() {
             (codes::BAD_MODULE_PATH, "runtime".to_string()),
         ]
     );
-    assert_eq!(fe.diagnostics[1].help.as_deref(), Some("did you mean `std.runtime`?"));
+    assert_eq!(
+        fe.diagnostics[1].help.as_deref(),
+        Some("did you mean `std.runtime`?")
+    );
     assert!(!fe.root_unreadable);
 }
 
@@ -256,13 +322,20 @@ fn unreadable_root_is_an_io_problem() {
 #[test]
 fn self_imports_and_cycles() {
     let fe = check(&[("a.kapl", "use \"./a.kapl\"\n")]);
-    assert_eq!(found(&fe), vec![(codes::SELF_IMPORT, "use \"./a.kapl\"".to_string())]);
+    assert_eq!(
+        found(&fe),
+        vec![(codes::SELF_IMPORT, "use \"./a.kapl\"".to_string())]
+    );
     let fe = check(&[
         ("a.kapl", "use \"./b.kapl\"\n"),
         ("b.kapl", "use \"./c.kapl\"\n"),
         ("c.kapl", "use \"./a.kapl\"\n"),
     ]);
-    let cyc: Vec<&Diagnostic> = fe.diagnostics.iter().filter(|d| d.code == codes::IMPORT_CYCLE).collect();
+    let cyc: Vec<&Diagnostic> = fe
+        .diagnostics
+        .iter()
+        .filter(|d| d.code == codes::IMPORT_CYCLE)
+        .collect();
     assert_eq!(cyc.len(), 1, "{:#?}", found(&fe));
     assert_eq!(cyc[0].labels.len(), 3);
 }
@@ -297,17 +370,33 @@ fn did_you_mean_and_qualified_stdlib_names() {
     let helps: Vec<(String, Option<String>)> = fe
         .diagnostics
         .iter()
-        .map(|d| (d.primary_span().map(|s| fe.sources.snippet(s).to_string()).unwrap_or_default(), d.help.clone()))
+        .map(|d| {
+            (
+                d.primary_span()
+                    .map(|s| fe.sources.snippet(s).to_string())
+                    .unwrap_or_default(),
+                d.help.clone(),
+            )
+        })
         .collect();
     assert_eq!(
         helps,
         vec![
-            ("tols".to_string(), Some("did you mean `tools`?".to_string())),
+            (
+                "tols".to_string(),
+                Some("did you mean `tools`?".to_string())
+            ),
             (
                 "loader".to_string(),
-                Some("did you mean `runtime.loader`? stdlib names are qualified by their module".to_string())
+                Some(
+                    "did you mean `runtime.loader`? stdlib names are qualified by their module"
+                        .to_string()
+                )
             ),
-            ("runtime.lodaer".to_string(), Some("did you mean `runtime.loader`?".to_string())),
+            (
+                "runtime.lodaer".to_string(),
+                Some("did you mean `runtime.loader`?".to_string())
+            ),
             ("objj".to_string(), Some("did you mean `obj`?".to_string())),
         ]
     );
@@ -316,8 +405,14 @@ fn did_you_mean_and_qualified_stdlib_names() {
 #[test]
 fn stdlib_names_need_their_module_imported() {
     let fe = check(&[("m.kapl", "objective o { bound { use runtime.loader } }\n")]);
-    assert_eq!(found(&fe), vec![(codes::MODULE_NOT_IMPORTED, "runtime".to_string())]);
-    assert_eq!(fe.diagnostics[0].help.as_deref(), Some("add `use std.runtime` at the top of the file"));
+    assert_eq!(
+        found(&fe),
+        vec![(codes::MODULE_NOT_IMPORTED, "runtime".to_string())]
+    );
+    assert_eq!(
+        fe.diagnostics[0].help.as_deref(),
+        Some("add `use std.runtime` at the top of the file")
+    );
 }
 
 #[test]
@@ -347,7 +442,10 @@ fn authority_cycles_point_at_every_use() {
     let got = found(&fe);
     assert_eq!(
         got,
-        vec![(codes::AUTHORITY_CYCLE, "b".to_string()), (codes::AUTHORITY_CYCLE, "c".to_string())]
+        vec![
+            (codes::AUTHORITY_CYCLE, "b".to_string()),
+            (codes::AUTHORITY_CYCLE, "c".to_string())
+        ]
     );
     assert_eq!(labels(&fe, &fe.diagnostics[0]), ["b", "a"]);
 }
@@ -358,7 +456,10 @@ fn unused_authorities_warn_but_pass() {
         "m.kapl",
         "authority spare { fs read \"/x\" }\nobjective o { bound { fs read \"/x\" } }\n",
     )]);
-    assert_eq!(found(&fe), vec![(codes::UNUSED_AUTHORITY, "spare".to_string())]);
+    assert_eq!(
+        found(&fe),
+        vec![(codes::UNUSED_AUTHORITY, "spare".to_string())]
+    );
     assert_eq!(errors(&fe), 0);
     assert!(fe.policy.is_some());
 }
@@ -380,7 +481,10 @@ fn steps_after_checks() {
         ]
     );
     let big = fe.diagnostics.last().map(|d| labels(&fe, d));
-    assert_eq!(big, Some(vec!["e".to_string(), "f".to_string(), "d".to_string()]));
+    assert_eq!(
+        big,
+        Some(vec!["e".to_string(), "f".to_string(), "d".to_string()])
+    );
 }
 
 #[test]
@@ -391,14 +495,22 @@ fn addresses_are_normalized_with_warnings() {
     )]);
     assert_eq!(
         found(&fe),
-        vec![(codes::HOST_BITS_SET, "10.1.2.3/16".to_string()), (codes::V6_BLOCK_COVERS_V4, "::/0".to_string())]
+        vec![
+            (codes::HOST_BITS_SET, "10.1.2.3/16".to_string()),
+            (codes::V6_BLOCK_COVERS_V4, "::/0".to_string())
+        ]
     );
     let Some(p) = fe.policy else { return };
     let shown: Vec<Vec<String>> = p.objectives[0]
         .bound
         .iter()
         .filter_map(|r| match &r.kind {
-            RuleKind::Net { addrs, .. } => Some(addrs.iter().map(|c| format!("{}/{}", c.addr, c.prefix)).collect()),
+            RuleKind::Net { addrs, .. } => Some(
+                addrs
+                    .iter()
+                    .map(|c| format!("{}/{}", c.addr, c.prefix))
+                    .collect(),
+            ),
             _ => None,
         })
         .collect();
@@ -422,9 +534,18 @@ fn nested_uses_keep_their_via_chain() {
     let vias: Vec<Vec<String>> = p
         .grants
         .iter()
-        .map(|g| g.rule.via.iter().map(|s| fe.sources.snippet(*s).to_string()).collect())
+        .map(|g| {
+            g.rule
+                .via
+                .iter()
+                .map(|s| fe.sources.snippet(*s).to_string())
+                .collect()
+        })
         .collect();
-    assert_eq!(vias, vec![vec!["use outer", "use inner"], vec!["use outer"]]);
+    assert_eq!(
+        vias,
+        vec![vec!["use outer", "use inner"], vec!["use outer"]]
+    );
     assert_eq!(fe.sources.snippet(p.grants[0].rule.span), "fs read \"/i\"");
     assert_eq!(fe.sources.snippet(p.grants[0].site), "grant use outer");
 }
@@ -433,11 +554,18 @@ fn nested_uses_keep_their_via_chain() {
 fn exponential_use_diamonds_are_capped() {
     let mut src = String::from("authority a0 { fs read \"/x\" }\n");
     for i in 1..=20 {
-        src.push_str(&format!("authority a{i} {{ use a{} use a{} }}\n", i - 1, i - 1));
+        src.push_str(&format!(
+            "authority a{i} {{ use a{} use a{} }}\n",
+            i - 1,
+            i - 1
+        ));
     }
     src.push_str("objective o { bound { use a20 } }\n");
     let fe = check(&[("m.kapl", &src)]);
-    assert_eq!(found(&fe).first().map(|f| f.0), Some(codes::EXPANSION_TOO_LARGE));
+    assert_eq!(
+        found(&fe).first().map(|f| f.0),
+        Some(codes::EXPANSION_TOO_LARGE)
+    );
     assert!(fe.policy.is_none());
 }
 
@@ -455,10 +583,16 @@ fn bad_bytes_never_panic() {
         let fe = check_front(&mut l, "x.kapl");
         let _ = found(&fe);
     }
-    let mut l = MemoryLoader::new().with("x.kapl", &b"objective o { bound { fs read \"/a\xff\" } }"[..]);
+    let mut l = MemoryLoader::new().with(
+        "x.kapl",
+        &b"objective o { bound { fs read \"/a\xff\" } }"[..],
+    );
     let fe = check_front(&mut l, "x.kapl");
     assert_eq!(found(&fe).first().map(|f| f.0), Some(codes::NOT_UTF8));
-    let mut l = MemoryLoader::new().with("x.kapl", &b"\xef\xbb\xbfobjective o { bound { fs read \"/a\" } }\r\n"[..]);
+    let mut l = MemoryLoader::new().with(
+        "x.kapl",
+        &b"\xef\xbb\xbfobjective o { bound { fs read \"/a\" } }\r\n"[..],
+    );
     let fe = check_front(&mut l, "x.kapl");
     assert!(fe.diagnostics.is_empty(), "{:#?}", found(&fe));
 }

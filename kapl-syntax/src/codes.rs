@@ -128,3 +128,23 @@ pub const MODULE_NOT_IMPORTED: &str = "KAPL0313";
 pub const EXPANSION_TOO_LARGE: &str = "KAPL0314";
 /// The checker found itself in a state it should not reach (a bug).
 pub const INTERNAL: &str = "KAPL0399";
+
+// ---------------------------------------------------------------- KAPL08xx
+// Runtime (kapl-run): each names the missing piece and how to get it.
+
+/// Landlock is missing or below the ABI the image needs (7).
+pub const RUN_LANDLOCK: &str = "KAPL0801";
+/// cgroup v2 is not mounted, not writable, or lacks `cgroup.kill`.
+pub const RUN_CGROUP: &str = "KAPL0802";
+/// The BPF programs cannot be loaded or attached (not root, no BTF, ...).
+pub const RUN_BPF: &str = "KAPL0803";
+/// The audit netlink socket is unavailable (Landlock denial reports).
+pub const RUN_AUDIT: &str = "KAPL0804";
+/// The image cannot be read or fails verification.
+pub const RUN_IMAGE: &str = "KAPL0805";
+/// No such plan or step, or a refused step change.
+pub const RUN_STEP: &str = "KAPL0806";
+/// The command could not be started under the step's confinement.
+pub const RUN_SPAWN: &str = "KAPL0807";
+/// Session control failed (no session, unreachable, bad request).
+pub const RUN_SESSION: &str = "KAPL0808";

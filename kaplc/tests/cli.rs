@@ -1,5 +1,6 @@
 //! `kaplc check` end to end: exit codes, JSON shape, colour switches and
 //! hostile inputs. Runs the real binary from the repository root.
+#![allow(clippy::panic, reason = "tests fail by panicking")]
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -34,7 +35,11 @@ fn json(args: &[&str]) -> (i32, Value) {
 fn codes(v: &Value) -> Vec<String> {
     v["diagnostics"]
         .as_array()
-        .map(|a| a.iter().map(|d| d["code"].as_str().unwrap_or("").to_string()).collect())
+        .map(|a| {
+            a.iter()
+                .map(|d| d["code"].as_str().unwrap_or("").to_string())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -47,7 +52,12 @@ fn examples_exit_codes() {
         ("tests/examples/bad-syntax.kapl", 1),
     ] {
         let o = kaplc(&["check", "--color", "never", f]);
-        assert_eq!(code(&o), want, "{f}: {}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(
+            code(&o),
+            want,
+            "{f}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
     }
 }
 
@@ -55,7 +65,10 @@ fn examples_exit_codes() {
 fn overreach_has_no_front_end_errors() {
     let (_, v) = json(&["tests/examples/overreach.kapl"]);
     for c in codes(&v) {
-        assert!(c.as_str() >= "KAPL0400", "front-end finding {c} in overreach.kapl");
+        assert!(
+            c.as_str() >= "KAPL0400",
+            "front-end finding {c} in overreach.kapl"
+        );
     }
 }
 
@@ -68,12 +81,24 @@ fn json_shape_is_exact() {
     assert_eq!(obj, Some(vec!["diagnostics".to_string(), "ok".to_string()]));
     let diags = v["diagnostics"].as_array().cloned().unwrap_or_default();
     assert_eq!(diags.len(), 8);
-    let mut keys: Vec<String> = diags[0].as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
+    let mut keys: Vec<String> = diags[0]
+        .as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default();
     keys.sort();
     assert_eq!(
         keys,
         [
-            "code", "column", "end_column", "end_line", "file", "help", "labels", "line", "message", "severity",
+            "code",
+            "column",
+            "end_column",
+            "end_line",
+            "file",
+            "help",
+            "labels",
+            "line",
+            "message",
+            "severity",
             "witness"
         ]
     );
@@ -82,17 +107,40 @@ fn json_shape_is_exact() {
     assert_eq!(d["code"], "KAPL0302");
     assert_eq!(d["severity"], "error");
     assert_eq!(d["file"], "tests/examples/names.kapl");
-    assert_eq!((d["line"].as_u64(), d["column"].as_u64()), (Some(10), Some(11)));
-    assert_eq!((d["end_line"].as_u64(), d["end_column"].as_u64()), (Some(10), Some(14)));
+    assert_eq!(
+        (d["line"].as_u64(), d["column"].as_u64()),
+        (Some(10), Some(11))
+    );
+    assert_eq!(
+        (d["end_line"].as_u64(), d["end_column"].as_u64()),
+        (Some(10), Some(14))
+    );
     assert_eq!(d["witness"], Value::Null);
     let labels = d["labels"].as_array().cloned().unwrap_or_default();
     assert_eq!(labels.len(), 2);
     assert_eq!(labels[1]["line"].as_u64(), Some(9));
-    let mut lkeys: Vec<String> = labels[0].as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
+    let mut lkeys: Vec<String> = labels[0]
+        .as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default();
     lkeys.sort();
-    assert_eq!(lkeys, ["column", "end_column", "end_line", "file", "line", "message"]);
+    assert_eq!(
+        lkeys,
+        [
+            "column",
+            "end_column",
+            "end_line",
+            "file",
+            "line",
+            "message"
+        ]
+    );
     // help is a string or null.
-    assert!(diags.iter().all(|d| d["help"].is_string() || d["help"].is_null()));
+    assert!(
+        diags
+            .iter()
+            .all(|d| d["help"].is_string() || d["help"].is_null())
+    );
     let (c, v) = json(&["tests/examples/deploy.kapl"]);
     assert_eq!(c, 0);
     assert_eq!(v["ok"], Value::Bool(true));
@@ -112,7 +160,10 @@ fn usage_and_io_problems_exit_2() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("KAPL0001"));
     assert_eq!(code(&kaplc(&["check", "tests"])), 2);
     // An unreadable file wins over a policy error in another file.
-    assert_eq!(code(&kaplc(&["check", "tests/examples/names.kapl", "nope.kapl"])), 2);
+    assert_eq!(
+        code(&kaplc(&["check", "tests/examples/names.kapl", "nope.kapl"])),
+        2
+    );
     let (c, v) = json(&["nope.kapl", "tests/examples/deploy.kapl"]);
     assert_eq!((c, v["ok"].clone()), (2, Value::Bool(false)));
     assert_eq!(codes(&v), ["KAPL0001"]);
@@ -137,9 +188,18 @@ fn colour_switches() {
 
 #[test]
 fn several_files_are_checked_independently() {
-    let o = kaplc(&["check", "--color", "never", "tests/examples/deploy.kapl", "tests/examples/names.kapl"]);
+    let o = kaplc(&[
+        "check",
+        "--color",
+        "never",
+        "tests/examples/deploy.kapl",
+        "tests/examples/names.kapl",
+    ]);
     assert_eq!(code(&o), 1);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("tests/examples/deploy.kapl: ok"), "{err}");
-    assert!(err.contains("tests/examples/names.kapl: 8 errors, 0 warnings"), "{err}");
+    assert!(
+        err.contains("tests/examples/names.kapl: 8 errors, 0 warnings"),
+        "{err}"
+    );
 }
