@@ -6,24 +6,30 @@
 //! Input: a policy (compiled once, as the prover does). Output: warnings.
 //!
 //! A `never` rule is reached when some bound rule at its level or below
-//! (for an objective: its bound and its intents' bounds) shares a request
-//! kind with it and overlaps it: `fs` rules with a common right and a common
-//! path, `exec` rules with a common path, `net` rules with the same
-//! operation and a common address. Ports are not compared: carving a port
-//! out of every address (`never { net connect any port 22 }`) is a standing
-//! defence against a later, wider bound, not a mistake.
+//! (for an objective: its bound and its intents' bounds) allows the same
+//! kind of access: an `fs` rule with a common right, an `exec` rule, a `net`
+//! rule with the same operation. Paths, addresses and ports are not
+//! compared: a `never` on `/home/dev/.ssh/**` or on port 22 beside a bound
+//! that does not reach them today is a standing defence against a later,
+//! wider bound, not a mistake. What is flagged is a `never` for a kind of
+//! access that no bound grants at all (e.g. `never { net bind any port any }`
+//! where nothing may bind), which usually means a wrong right or operation.
+//!
+//! Redundancy is judged only against grants whose own obligation holds: a
+//! grant inside an erroneous one is not reported until that one is fixed.
 
 use super::compiled::{CRule, NetRule};
 use super::report::{level_name, who};
 use super::{Compiled, Level, Subject, par_map};
 use crate::ir::{GrantId, IntentId, ObjectiveId, Policy, Rule};
 use kapl_syntax::{Diagnostic, Span, codes};
+use std::collections::HashSet;
 
 /// The reviewer warnings for `policy`.
 pub fn lint(policy: &Policy) -> Vec<Diagnostic> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let compiled = Compiled::new(policy, None, threads);
-    let mut d = lint_compiled(policy, &compiled);
+    let mut d = lint_compiled(policy, &compiled, &HashSet::new());
     kapl_syntax::diag::sort(&mut d);
     d
 }
@@ -78,14 +84,9 @@ fn is_empty(r: &CRule) -> bool {
 
 fn reaches(never: &CRule, bound: &CRule) -> bool {
     match (never, bound) {
-        (CRule::Fs(a), CRule::Fs(b)) => a.rights & b.rights != 0 && a.dfa.intersects(&b.dfa),
-        (CRule::Exec(a), CRule::Exec(b)) => a.dfa.intersects(&b.dfa),
-        (CRule::Net(a), CRule::Net(b)) => {
-            a.op == b.op
-                && a.addrs
-                    .iter()
-                    .any(|x| b.addrs.iter().any(|y| x.0 <= y.1 && y.0 <= x.1))
-        }
+        (CRule::Fs(a), CRule::Fs(b)) => a.rights & b.rights != 0,
+        (CRule::Exec(_), CRule::Exec(_)) => true,
+        (CRule::Net(a), CRule::Net(b)) => a.op == b.op,
         _ => false,
     }
 }
@@ -99,7 +100,13 @@ fn grant_site(policy: &Policy, g: GrantId) -> Option<Span> {
     })
 }
 
-pub(crate) fn lint_compiled(policy: &Policy, c: &Compiled) -> Vec<Diagnostic> {
+/// The warnings, given the compiled policy and the grants whose own
+/// obligation failed (never used as the covering grant of a redundancy).
+pub(crate) fn lint_compiled(
+    policy: &Policy,
+    c: &Compiled,
+    failed: &HashSet<GrantId>,
+) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     // KAPL0501: grants that match nothing.
     for (i, grant) in policy.grants.iter().enumerate() {
@@ -140,7 +147,7 @@ pub(crate) fn lint_compiled(policy: &Policy, c: &Compiled) -> Vec<Diagnostic> {
     let found: Vec<Vec<Diagnostic>> = par_map(
         &groups,
         std::thread::available_parallelism().map_or(1, |n| n.get()),
-        |group| redundant_in_group(policy, c, group),
+        |group| redundant_in_group(policy, c, group, failed),
     );
     out.extend(found.into_iter().flatten());
     // KAPL0503: never rules no bound reaches.
@@ -200,7 +207,12 @@ pub(crate) fn lint_compiled(policy: &Policy, c: &Compiled) -> Vec<Diagnostic> {
     out
 }
 
-fn redundant_in_group(policy: &Policy, c: &Compiled, group: &[GrantId]) -> Vec<Diagnostic> {
+fn redundant_in_group(
+    policy: &Policy,
+    c: &Compiled,
+    group: &[GrantId],
+    failed: &HashSet<GrantId>,
+) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     for &g in group {
         let (Some(grant), Some(cg)) = (policy.grants.get(g.0 as usize), c.grants.get(g.0 as usize))
@@ -220,6 +232,7 @@ fn redundant_in_group(policy: &Policy, c: &Compiled, group: &[GrantId]) -> Vec<D
             // only different statements. Of two equal grants, the later one
             // is reported.
             h != g
+                && !failed.contains(&h)
                 && other.site != grant.site
                 && covered_by(cg, ch)
                 && (h < g || !covered_by(ch, cg))
@@ -267,9 +280,9 @@ fn unreached(
                 codes::NEVER_UNREACHED,
                 format!("a `never` rule of {name} is reached by no bound"),
                 site,
-                "no bound at or below this level allows any of this",
+                "no bound at or below this level grants this kind of access",
             )
-            .with_help("check the rule for a typo, or remove it"),
+            .with_help("check the rule's rights or operation, or remove it"),
         );
     }
 }

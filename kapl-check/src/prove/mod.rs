@@ -180,6 +180,21 @@ pub fn prove(policy: &Policy, sources: &SourceMap) -> Vec<Diagnostic> {
     prove_with(policy, sources, &Options::default()).diagnostics
 }
 
+/// Runs the prover on a front end's policy (when the front end produced
+/// one, i.e. found no errors) and adds its findings to the diagnostics.
+pub fn prove_front_end(fe: &mut crate::FrontEnd) {
+    prove_front_end_with(fe, &Options::default());
+}
+
+/// [`prove_front_end`] with options.
+pub fn prove_front_end_with(fe: &mut crate::FrontEnd, opts: &Options) {
+    if let Some(policy) = &fe.policy {
+        let report = prove_with(policy, &fe.sources, opts);
+        fe.diagnostics.extend(report.diagnostics);
+        kapl_syntax::diag::sort(&mut fe.diagnostics);
+    }
+}
+
 /// Maps `f` over `items` on `threads` scoped threads, keeping order.
 pub(crate) fn par_map<T: Sync, R: Send>(
     items: &[T],
@@ -288,7 +303,15 @@ pub fn prove_with(policy: &Policy, sources: &SourceMap, opts: &Options) -> Repor
         .iter()
         .filter_map(|o| report::diagnostic(policy, sources, &compiled, o))
         .collect();
-    diagnostics.extend(lint::lint_compiled(policy, &compiled));
+    let failed: std::collections::HashSet<GrantId> = outcomes
+        .iter()
+        .filter(|o| o.verdict != Verdict::Proved)
+        .filter_map(|o| match o.subject {
+            Subject::Grant(g) => Some(g),
+            Subject::IntentBound { .. } => None,
+        })
+        .collect();
+    diagnostics.extend(lint::lint_compiled(policy, &compiled, &failed));
     kapl_syntax::diag::sort(&mut diagnostics);
     Report {
         outcomes,

@@ -8,7 +8,7 @@
 use super::compiled::CRule;
 use super::{Breach, Compiled, Finding, Level, Outcome, Subject, Verdict};
 use crate::ir::{Parent, Policy, Rule, RuleKind};
-use crate::semantics::{Request, patterns_match};
+use crate::semantics::{Request, cidr_contains, paths_cover, patterns_match};
 use kapl_syntax::{Diagnostic, SourceMap, Span, codes};
 
 /// Who a subject is, in words: "step `s` of plan `p`", "plan `p`",
@@ -119,19 +119,55 @@ fn compiled_bound(c: &Compiled, level: Level) -> Option<&super::compiled::Level>
     }
 }
 
-/// The bound rule closest to what the subject asked for: same kind (and
-/// right, or operation) and overlapping the subject when possible.
+/// How the chosen bound rule relates to the witness.
+enum Near {
+    /// It holds the witness's path (or address) but not its right (or
+    /// port): the rule asks for more than the bound gives there.
+    Lacks(String),
+    /// It is the closest rule of the same kind: the pattern must narrow.
+    Narrow,
+}
+
+/// The bound rule closest to what the subject asked for: one that holds the
+/// witness's path or address but lacks its right or port, else one of the
+/// same kind and right that overlaps the subject, else any of the kind.
 fn nearest_bound_rule(
     c: &Compiled,
     level: Level,
     rules: &[Rule],
     subject: &CRule,
     witness: &Request,
-) -> Option<usize> {
+) -> Option<(usize, Near)> {
     let compiled = compiled_bound(c, level)?;
-    let same_kind = |i: usize| -> bool {
+    for (i, r) in rules.iter().enumerate() {
+        match (&r.kind, witness) {
+            (
+                RuleKind::Fs {
+                    patterns, except, ..
+                },
+                Request::Fs { right, path },
+            ) if paths_cover(patterns, except, path) => {
+                return Some((i, Near::Lacks(format!("`{}`", right.as_str()))));
+            }
+            (
+                RuleKind::Net { op, addrs, .. },
+                Request::Net {
+                    op: wop,
+                    addr,
+                    port,
+                    ..
+                },
+            ) if op == wop && addrs.iter().any(|a| cidr_contains(a, *addr)) => {
+                return Some((i, Near::Lacks(format!("port {port}"))));
+            }
+            _ => {}
+        }
+    }
+    let same_kind = |i: usize, strict: bool| -> bool {
         match (rules.get(i).map(|r| &r.kind), witness) {
-            (Some(RuleKind::Fs { rights, .. }), Request::Fs { right, .. }) => rights.has(*right),
+            (Some(RuleKind::Fs { rights, .. }), Request::Fs { right, .. }) => {
+                !strict || rights.has(*right)
+            }
             (Some(RuleKind::Exec { .. }), Request::Exec { .. }) => true,
             (Some(RuleKind::Net { op, .. }), Request::Net { op: wop, .. }) => op == wop,
             _ => false,
@@ -149,12 +185,13 @@ fn nearest_bound_rule(
             _ => false,
         }
     };
-    let candidates: Vec<usize> = (0..rules.len()).filter(|&i| same_kind(i)).collect();
-    candidates
-        .iter()
-        .copied()
-        .find(|&i| overlaps(i))
-        .or(candidates.first().copied())
+    let n = rules.len();
+    (0..n)
+        .find(|&i| same_kind(i, true) && overlaps(i))
+        .or_else(|| (0..n).find(|&i| same_kind(i, false) && overlaps(i)))
+        .or_else(|| (0..n).find(|&i| same_kind(i, true)))
+        .or_else(|| (0..n).find(|&i| same_kind(i, false)))
+        .map(|i| (i, Near::Narrow))
 }
 
 fn snippet(sources: &SourceMap, span: Span) -> String {
@@ -243,8 +280,20 @@ pub(crate) fn diagnostic(
                         format!("{what} allows {witness}"),
                     );
                     let nearest = subject_c.and_then(|s| nearest_bound_rule(c, bound_level, bound_rules, s, witness));
-                    match nearest.and_then(|i| bound_rules.get(i)) {
-                        Some(b) => {
+                    match nearest.and_then(|(i, near)| bound_rules.get(i).map(|b| (b, near))) {
+                        Some((b, Near::Lacks(what))) => {
+                            let fit = snippet(sources, b.span);
+                            d = d.with_label(b.span, format!("{container}'s bound covers this, but not for {what}"));
+                            d.with_help(match witness {
+                                Request::Net { .. } => format!(
+                                    "narrow the ports to those `{fit}` of {container}'s bound allows, or widen that bound"
+                                ),
+                                _ => format!(
+                                    "drop {what} from this rule (`{fit}` is what {container} allows there), or widen that bound"
+                                ),
+                            })
+                        }
+                        Some((b, Near::Narrow)) => {
                             d = d.with_label(b.span, format!("{container}'s bound allows only this"));
                             let fit = snippet(sources, b.span);
                             let help = match witness {
