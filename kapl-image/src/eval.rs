@@ -1,0 +1,117 @@
+//! The image evaluator: answers a request from the tables exactly as the
+//! runtime and the BPF programs read them.
+//!
+//! Input: a validated [`Image`], a plan, a step and a [`Request`].
+//! Output: [`Decision::Allow`] with the allowing grant (the lowest-id grant
+//! of the step, plan-wide grants included, that covers the request) or
+//! [`Decision::Deny`].
+//!
+//! Paths are walked byte by byte through the plan's DFA; network requests go
+//! through the byte-level LPM maps of [`crate::bpf::NetMaps`].
+
+use crate::bpf::NetMaps;
+use crate::model::*;
+use std::net::IpAddr;
+
+/// One request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request {
+    /// A file-system access.
+    Fs {
+        /// The right needed.
+        right: FsRight,
+        /// The absolute path.
+        path: Vec<u8>,
+    },
+    /// Executing a program.
+    Exec {
+        /// The executed file's absolute path.
+        path: Vec<u8>,
+    },
+    /// A network operation.
+    Net {
+        /// Connect (or send) / bind.
+        op: NetOp,
+        /// The address (IPv4-mapped IPv6 is treated as IPv4).
+        addr: IpAddr,
+        /// The port.
+        port: u16,
+        /// TCP or UDP.
+        proto: Proto,
+    },
+}
+
+/// The answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Allowed by this grant.
+    Allow {
+        /// The grant id.
+        grant: u32,
+    },
+    /// No grant of the step covers the request.
+    Deny,
+}
+
+impl Decision {
+    /// The allowing grant, if any.
+    pub fn grant(self) -> Option<u32> {
+        match self {
+            Decision::Allow { grant } => Some(grant),
+            Decision::Deny => None,
+        }
+    }
+}
+
+/// Evaluates requests against one plan of an image.
+#[derive(Clone, Debug)]
+pub struct Evaluator<'a> {
+    plan: &'a Plan,
+    net: NetMaps,
+}
+
+impl<'a> Evaluator<'a> {
+    /// An evaluator for `plan` (lays out its network maps once).
+    pub fn new(plan: &'a Plan) -> Evaluator<'a> {
+        Evaluator {
+            plan,
+            net: NetMaps::of(plan),
+        }
+    }
+
+    /// The plan.
+    pub fn plan(&self) -> &'a Plan {
+        self.plan
+    }
+
+    /// Decides `req` in `step`; an out-of-range step denies everything.
+    pub fn decide(&self, step: u32, req: &Request) -> Decision {
+        if step as usize >= self.plan.steps.len() {
+            return Decision::Deny;
+        }
+        let grant = match req {
+            Request::Fs { right, path } => {
+                let d = &self.plan.fs;
+                d.cell(d.walk(path), step, right.column()).grant
+            }
+            Request::Exec { path } => {
+                let d = &self.plan.exec;
+                d.cell(d.walk(path), step, 0).grant
+            }
+            Request::Net {
+                op,
+                addr,
+                port,
+                proto,
+            } => self
+                .net
+                .lookup(step, *op, *proto, *addr, *port)
+                .unwrap_or(NO_GRANT),
+        };
+        if grant == NO_GRANT {
+            Decision::Deny
+        } else {
+            Decision::Allow { grant }
+        }
+    }
+}

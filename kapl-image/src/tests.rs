@@ -1,0 +1,468 @@
+//! Unit tests: round trips and bad images.
+
+use crate::*;
+use sha2::{Digest, Sha256};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+fn loc(line: u32) -> SourceLoc {
+    SourceLoc {
+        file: 0,
+        line,
+        column: 5,
+        end_line: line,
+        end_column: 30,
+    }
+}
+
+/// A small hand-made image: plan `p` with steps `a` and `b after a`; grant 0
+/// plan-wide exec of `/bin/sh`; grant 1 (step a) read of `/srv/x`; grant 2
+/// (step b) connect 10.0.0.0/8 port 443.
+pub(crate) fn sample() -> Image {
+    // fs DFA accepting exactly "/srv/x" (for step a, read, grant 1).
+    // classes: '/'=1, 's'=2, 'r'=3, 'v'=4, 'x'=5, other=0.
+    let mut classes = vec![0u8; 256];
+    for (b, c) in [(b'/', 1u8), (b's', 2), (b'r', 3), (b'v', 4), (b'x', 5)] {
+        classes[b as usize] = c;
+    }
+    // states: 0 dead, 1 start, 2 "/", 3 "/s", 4 "/sr", 5 "/srv", 6 "/srv/", 7 "/srv/x"
+    let cc = 6usize;
+    let mut t = vec![0u32; 8 * cc];
+    let mut set = |s: usize, c: usize, n: u32| t[s * cc + c] = n;
+    set(1, 1, 2);
+    set(2, 2, 3);
+    set(3, 3, 4);
+    set(4, 4, 5);
+    set(5, 1, 6);
+    set(6, 5, 7);
+    // rows: 0 = nothing; 1 = some beneath for step a read; 2 = accept a read.
+    let w = 2 * 4;
+    let mut rows = vec![Cell::EMPTY; 3 * w];
+    rows[w] = Cell {
+        grant: NO_GRANT,
+        beneath: BENEATH_SOME,
+    };
+    rows[2 * w] = Cell {
+        grant: 1,
+        beneath: BENEATH_SELF,
+    };
+    let fs = Dfa {
+        kind: DfaKind::Fs,
+        steps: 2,
+        classes,
+        class_count: cc as u16,
+        start: 1,
+        transitions: t,
+        state_row: vec![0, 1, 1, 1, 1, 1, 1, 2],
+        rows,
+    };
+    let mut exec = Dfa::empty(DfaKind::Exec, 2);
+    // exec: accept "/bin/sh" crudely: a linear chain over a class per byte.
+    let word = b"/bin/sh";
+    let mut classes = vec![0u8; 256];
+    let mut next = 1u8;
+    for &b in word {
+        if classes[b as usize] == 0 {
+            classes[b as usize] = next;
+            next += 1;
+        }
+    }
+    let cc = next as usize;
+    let n = word.len() + 2; // dead, start, ..., accept
+    let mut t = vec![0u32; n * cc];
+    for (i, &b) in word.iter().enumerate() {
+        t[(i + 1) * cc + classes[b as usize] as usize] = (i + 2) as u32;
+    }
+    exec.classes = classes;
+    exec.class_count = cc as u16;
+    exec.start = 1;
+    exec.transitions = t;
+    exec.state_row = (0..n).map(|s| if s == n - 1 { 1 } else { 0 }).collect();
+    exec.rows = vec![
+        Cell::EMPTY,
+        Cell::EMPTY,
+        Cell {
+            grant: 0,
+            beneath: BENEATH_SELF,
+        },
+        Cell {
+            grant: 0,
+            beneath: BENEATH_SELF,
+        },
+    ];
+    let net = vec![
+        NetEntry {
+            step: 1,
+            op: NetOp::Connect,
+            proto: Proto::Tcp,
+            family: Family::V4,
+            addr: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 0)),
+            prefix: 8,
+            ports: vec![PortGrant {
+                lo: 443,
+                hi: 443,
+                grant: 2,
+            }],
+        },
+        NetEntry {
+            step: 1,
+            op: NetOp::Connect,
+            proto: Proto::Udp,
+            family: Family::V4,
+            addr: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 0)),
+            prefix: 8,
+            ports: vec![PortGrant {
+                lo: 443,
+                hi: 443,
+                grant: 2,
+            }],
+        },
+    ];
+    let ll_a = Landlock {
+        abi: 7,
+        handled_fs: access::ALL_ABI7,
+        handled_net: access::NET_BIND_TCP | access::NET_CONNECT_TCP,
+        walks: vec![
+            Walk {
+                grant: 0,
+                dfa: DfaKind::Exec,
+                rights: RightSet(0),
+                access: access::EXECUTE,
+                prefixes: vec![b"/bin/sh".to_vec()],
+            },
+            Walk {
+                grant: 1,
+                dfa: DfaKind::Fs,
+                rights: RightSet(1),
+                access: access::of_right(FsRight::Read),
+                prefixes: vec![b"/srv/x".to_vec()],
+            },
+        ],
+        tcp_bind: vec![],
+        tcp_connect: vec![],
+        precision: vec![],
+    };
+    let ll_b = Landlock {
+        walks: vec![ll_a.walks[0].clone()],
+        tcp_connect: vec![PortGrant {
+            lo: 443,
+            hi: 443,
+            grant: 2,
+        }],
+        precision: vec![Precision {
+            grant: 2,
+            note: "Landlock limits ports only; addresses are enforced by cgroup BPF".into(),
+        }],
+        ..ll_a.clone()
+    };
+    Image {
+        meta: Meta {
+            policy: "sample".into(),
+            compiler: "test".into(),
+            sources: vec!["sample.kapl".into()],
+        },
+        objectives: vec![Objective {
+            name: "o".into(),
+            about: Some("an objective".into()),
+        }],
+        intents: vec![Intent {
+            name: "i".into(),
+            about: None,
+            objective: 0,
+        }],
+        plans: vec![Plan {
+            name: "p".into(),
+            about: None,
+            objective: 0,
+            intent: Some(0),
+            grants: vec![0],
+            steps: vec![
+                Step {
+                    name: "a".into(),
+                    about: Some("first".into()),
+                    after: vec![],
+                    grants: vec![1],
+                    landlock: ll_a,
+                },
+                Step {
+                    name: "b".into(),
+                    about: None,
+                    after: vec![0],
+                    grants: vec![2],
+                    landlock: ll_b,
+                },
+            ],
+            fs,
+            exec,
+            net,
+        }],
+        grants: vec![
+            Grant {
+                id: 0,
+                plan: 0,
+                step: None,
+                kind: GrantKind::Exec,
+                source: loc(3),
+                site: loc(3),
+                text: "exec \"/bin/sh\"".into(),
+            },
+            Grant {
+                id: 1,
+                plan: 0,
+                step: Some(0),
+                kind: GrantKind::Fs(RightSet(1)),
+                source: loc(5),
+                site: loc(5),
+                text: "fs read \"/srv/x\"".into(),
+            },
+            Grant {
+                id: 2,
+                plan: 0,
+                step: Some(1),
+                kind: GrantKind::Net(NetOp::Connect),
+                source: loc(7),
+                site: loc(7),
+                text: "net connect 10.0.0.0/8 port 443".into(),
+            },
+        ],
+    }
+}
+
+fn reseal(bytes: &mut [u8]) {
+    bytes[24..56].copy_from_slice(&[0; 32]);
+    let sum = Sha256::digest(&*bytes);
+    bytes[24..56].copy_from_slice(&sum);
+}
+
+#[test]
+fn round_trip() {
+    let im = sample();
+    let bytes = write(&im).unwrap();
+    let back = read(&bytes).unwrap();
+    assert_eq!(im, back);
+    assert_eq!(write(&back).unwrap(), bytes, "encoding is deterministic");
+}
+
+#[test]
+fn evaluator_reads_the_tables() {
+    let im = sample();
+    let p = &im.plans[0];
+    let ev = Evaluator::new(p);
+    let read_x = Request::Fs {
+        right: FsRight::Read,
+        path: b"/srv/x".to_vec(),
+    };
+    assert_eq!(ev.decide(0, &read_x), Decision::Allow { grant: 1 });
+    assert_eq!(ev.decide(1, &read_x), Decision::Deny);
+    let write_x = Request::Fs {
+        right: FsRight::Write,
+        path: b"/srv/x".to_vec(),
+    };
+    assert_eq!(ev.decide(0, &write_x), Decision::Deny);
+    let sh = Request::Exec {
+        path: b"/bin/sh".to_vec(),
+    };
+    assert_eq!(ev.decide(0, &sh), Decision::Allow { grant: 0 });
+    assert_eq!(ev.decide(1, &sh), Decision::Allow { grant: 0 });
+    assert_eq!(
+        ev.decide(
+            1,
+            &Request::Exec {
+                path: b"/bin/shx".to_vec()
+            }
+        ),
+        Decision::Deny
+    );
+    let net = |addr: IpAddr, port, proto| Request::Net {
+        op: NetOp::Connect,
+        addr,
+        port,
+        proto,
+    };
+    let a = IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3));
+    assert_eq!(
+        ev.decide(1, &net(a, 443, Proto::Tcp)),
+        Decision::Allow { grant: 2 }
+    );
+    assert_eq!(
+        ev.decide(1, &net(a, 443, Proto::Udp)),
+        Decision::Allow { grant: 2 }
+    );
+    assert_eq!(ev.decide(1, &net(a, 444, Proto::Tcp)), Decision::Deny);
+    assert_eq!(ev.decide(0, &net(a, 443, Proto::Tcp)), Decision::Deny);
+    let mapped = IpAddr::V6(Ipv4Addr::new(10, 9, 9, 9).to_ipv6_mapped());
+    assert_eq!(
+        ev.decide(1, &net(mapped, 443, Proto::Tcp)),
+        Decision::Allow { grant: 2 }
+    );
+    let b = IpAddr::V4(Ipv4Addr::new(11, 0, 0, 1));
+    assert_eq!(ev.decide(1, &net(b, 443, Proto::Tcp)), Decision::Deny);
+    let v6 = IpAddr::V6(Ipv6Addr::LOCALHOST);
+    assert_eq!(ev.decide(1, &net(v6, 443, Proto::Tcp)), Decision::Deny);
+    assert_eq!(ev.decide(7, &sh), Decision::Deny);
+}
+
+#[test]
+fn provenance_chain() {
+    let im = sample();
+    let p = im.provenance(2).unwrap();
+    assert_eq!(p.plan.name, "p");
+    assert_eq!(p.step.unwrap().name, "b");
+    assert_eq!(p.intent.unwrap().name, "i");
+    assert_eq!(p.objective.about.as_deref(), Some("an objective"));
+    assert_eq!(p.file, "sample.kapl");
+    assert_eq!(p.grant.source.line, 7);
+    assert!(im.provenance(3).is_none());
+    let starts: Vec<_> = im.plans[0]
+        .start_steps()
+        .map(|(i, s)| (i, s.name.clone()))
+        .collect();
+    assert_eq!(starts, vec![(0, "a".to_string())]);
+}
+
+#[test]
+fn every_truncation_is_refused() {
+    let bytes = write(&sample()).unwrap();
+    for n in 0..bytes.len() {
+        let e = read(&bytes[..n]).unwrap_err();
+        assert!(
+            matches!(e, ImageError::Truncated { .. } | ImageError::BadMagic),
+            "length {n}: {e}"
+        );
+        if n >= 8 {
+            assert_eq!(e.code(), "KAPL0701", "length {n}: {e}");
+        }
+    }
+}
+
+#[test]
+fn every_bit_flip_is_refused() {
+    let bytes = write(&sample()).unwrap();
+    for i in 0..bytes.len() {
+        for bit in [0, 3, 7] {
+            let mut b = bytes.clone();
+            b[i] ^= 1 << bit;
+            let e = read(&b).unwrap_err();
+            // Flips in the magic, version, header length and length fields
+            // are reported as such; everything else as a checksum failure.
+            let ok = match i {
+                0..8 => e == ImageError::BadMagic,
+                8..10 => matches!(e, ImageError::UnsupportedVersion { .. }),
+                10..12 => matches!(e, ImageError::BadHeader(_)),
+                16..24 => matches!(
+                    e,
+                    ImageError::Truncated { .. } | ImageError::TrailingBytes { .. }
+                ),
+                _ => e == ImageError::ChecksumMismatch,
+            };
+            assert!(ok, "byte {i} bit {bit}: {e}");
+        }
+    }
+}
+
+#[test]
+fn wrong_version_and_checksum_and_trailing() {
+    let bytes = write(&sample()).unwrap();
+    let mut b = bytes.clone();
+    b[8] = 2;
+    reseal(&mut b);
+    let e = read(&b).unwrap_err();
+    assert_eq!(
+        e,
+        ImageError::UnsupportedVersion {
+            found: 2,
+            supported: 1
+        }
+    );
+    assert_eq!(e.code(), "KAPL0703");
+    assert!(e.to_string().contains("version 2"));
+
+    let mut b = bytes.clone();
+    b[30] ^= 0xff;
+    assert_eq!(read(&b).unwrap_err().code(), "KAPL0704");
+
+    let mut b = bytes.clone();
+    b.push(0);
+    assert_eq!(read(&b).unwrap_err().code(), "KAPL0705");
+
+    assert_eq!(
+        read(b"hello world, not an image").unwrap_err().code(),
+        "KAPL0702"
+    );
+    assert_eq!(read(b"").unwrap_err().code(), "KAPL0701");
+}
+
+#[test]
+fn resealed_corruption_is_refused_structurally() {
+    // A tamperer who recomputes the checksum still meets the decoder and
+    // the validator: flip every byte after the section table, reseal, and
+    // the reader must refuse or return a valid image, never panic.
+    let bytes = write(&sample()).unwrap();
+    let start = HEADER_LEN + SECTION_ENTRY_LEN * 7;
+    let mut refused = 0;
+    for i in start..bytes.len() {
+        for v in [0x00u8, 0xff, 0x01, 0x80] {
+            let mut b = bytes.clone();
+            if b[i] == v {
+                continue;
+            }
+            b[i] = v;
+            reseal(&mut b);
+            match read(&b) {
+                Ok(im) => assert!(im.validate().is_ok()),
+                Err(e) => {
+                    refused += 1;
+                    assert!(e.code().starts_with("KAPL07"), "{e}");
+                }
+            }
+        }
+    }
+    assert!(refused > 100, "only {refused} corruptions refused");
+}
+
+#[test]
+fn structural_errors() {
+    let bytes = write(&sample()).unwrap();
+    // Section table: swap two kinds.
+    let mut b = bytes.clone();
+    b[64] = 2;
+    b[64 + 24] = 1;
+    reseal(&mut b);
+    assert_eq!(read(&b).unwrap_err().code(), "KAPL0707");
+    // Section table: offset beyond the end.
+    let mut b = bytes.clone();
+    b[64 + 8..64 + 16].copy_from_slice(&u64::MAX.to_le_bytes());
+    reseal(&mut b);
+    assert_eq!(read(&b).unwrap_err().code(), "KAPL0707");
+    // Section count huge.
+    let mut b = bytes.clone();
+    b[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
+    reseal(&mut b);
+    assert_eq!(read(&b).unwrap_err().code(), "KAPL0707");
+}
+
+#[test]
+fn writer_refuses_invalid_images() {
+    let mut im = sample();
+    im.plans[0].fs.transitions[3] = 99;
+    assert_eq!(write(&im).unwrap_err().code(), "KAPL0709");
+    let mut im = sample();
+    im.plans[0].steps[0].after = vec![1];
+    assert_eq!(write(&im).unwrap_err().code(), "KAPL0709", "cycle");
+    let mut im = sample();
+    im.plans[0].exec.rows[2].grant = 2; // a net grant in the exec DFA
+    assert_eq!(write(&im).unwrap_err().code(), "KAPL0709");
+    let mut im = sample();
+    im.plans[0].fs.rows[16].grant = 1; // grant 1 is step a's, not b's
+    im.plans[0].fs.rows[16].beneath = BENEATH_SELF;
+    // row 2, step a read is index 16; this one is step a: still valid.
+    assert!(write(&im).is_ok());
+    im.plans[0].fs.rows[20].grant = 1; // row 2, step b, read
+    im.plans[0].fs.rows[20].beneath = BENEATH_SELF;
+    assert_eq!(write(&im).unwrap_err().code(), "KAPL0709");
+    let mut im = sample();
+    im.plans[0].net[0].addr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+    assert_eq!(write(&im).unwrap_err().code(), "KAPL0709", "host bits");
+    let mut im = sample();
+    im.plans[0].steps[0].landlock.walks[1].access |= access::MAKE_CHAR;
+    assert_eq!(write(&im).unwrap_err().code(), "KAPL0709");
+}
