@@ -160,14 +160,14 @@ impl Printer<'_> {
         members.sort_by_key(Member::start);
         let mut prev = Prev::Start;
         for m in &members {
+            let lead = self.lead_start(m);
             let limit = if m.is_leaf() { m.end() } else { m.start() };
-            prev = self.comments_before(depth, limit, prev, top);
-            let blank = match prev {
-                Prev::Start => false,
-                _ if self.blank_in_source(self.last_end, m.start()) => true,
-                Prev::Comment => false,
-                Prev::Member { is_use } => top && !(is_use && m.is_use_item()),
-            };
+            let (p, hoisted) =
+                self.comments_before(depth, limit, Some((lead, m.is_use_item())), prev, top);
+            prev = p;
+            // After comments moved out of the member, the member follows them
+            // directly: the blank line before it (if any) went before them.
+            let blank = !hoisted && self.want_blank(prev, lead, top, m.is_use_item());
             if blank {
                 self.lines.push(String::new());
             }
@@ -178,21 +178,48 @@ impl Printer<'_> {
                 is_use: m.is_use_item(),
             };
         }
-        self.comments_before(depth, end, prev, top);
+        self.comments_before(depth, end, None, prev, top);
+    }
+
+    /// Whether a blank line goes before an element that starts at `start`:
+    /// never first in a container; where the source has one just before it;
+    /// and at the top level after every item but a `use` followed by a
+    /// `use`.
+    fn want_blank(&self, prev: Prev, start: usize, top: bool, is_use: bool) -> bool {
+        match prev {
+            Prev::Start => false,
+            _ if self.blank_before(start) => true,
+            Prev::Comment => false,
+            Prev::Member { is_use: prev_use } => top && !(prev_use && is_use),
+        }
     }
 
     /// Prints, each on its own line, the comments that start before `limit`.
-    fn comments_before(&mut self, depth: usize, limit: usize, mut prev: Prev, top: bool) -> Prev {
+    /// Comments at or after `member` (the start of the member they precede,
+    /// and whether it is a `use` item) are inside it and move before it. Returns what was printed last and
+    /// whether any comment moved.
+    fn comments_before(
+        &mut self,
+        depth: usize,
+        limit: usize,
+        member: Option<(usize, bool)>,
+        mut prev: Prev,
+        top: bool,
+    ) -> (Prev, bool) {
+        let mut hoisted = false;
         while let Some(c) = self.comments.get(self.next) {
             let start = c.span.range().start;
             if start >= limit {
                 break;
             }
-            let blank = match prev {
-                Prev::Start => false,
-                _ if self.blank_in_source(self.last_end, start) => true,
-                Prev::Comment => false,
-                Prev::Member { is_use } => top && !is_use,
+            let blank = match member {
+                Some((m, is_use)) if start >= m => {
+                    let first = !hoisted;
+                    hoisted = true;
+                    first && self.want_blank(prev, m, top, is_use)
+                }
+                // A comment after a `use` item may stay with it.
+                _ => self.want_blank(prev, start, top, true),
             };
             if blank {
                 self.lines.push(String::new());
@@ -203,7 +230,7 @@ impl Printer<'_> {
             self.next += 1;
             prev = Prev::Comment;
         }
-        prev
+        (prev, hoisted)
     }
 
     /// Appends to the last line the comments that follow `end` on the same
@@ -230,13 +257,30 @@ impl Printer<'_> {
         }
     }
 
-    /// Whether the source between two offsets holds a blank line.
-    fn blank_in_source(&self, from: usize, to: usize) -> bool {
-        from < to
-            && self
-                .src
-                .get(from..to)
-                .is_some_and(|s| s.bytes().filter(|b| *b == b'\n').count() >= 2)
+    /// Whether the whitespace just before `pos` holds a blank line.
+    fn blank_before(&self, pos: usize) -> bool {
+        let Some(before) = self.src.get(..pos) else {
+            return false;
+        };
+        let ws = before.len() - before.trim_end().len();
+        before[before.len() - ws..]
+            .bytes()
+            .filter(|b| *b == b'\n')
+            .count()
+            >= 2
+    }
+
+    /// Where a member really starts: an `about` clause at its keyword
+    /// (its span covers only the string).
+    fn lead_start(&self, m: &Member<'_>) -> usize {
+        let start = m.start();
+        if let Member::About(_) = m
+            && let Some(before) = self.src.get(..start)
+            && let Some(kw) = before.trim_end().strip_suffix("about")
+        {
+            return kw.len();
+        }
+        start
     }
 
     fn member(&mut self, depth: usize, m: &Member<'_>) {

@@ -200,3 +200,29 @@ fn crlf_line_ends_become_lf() {
         "// c\nobjective o {\n  bound {\n    fs read \"/a\"\n  } // t\n}\n"
     );
 }
+
+#[test]
+fn blank_lines_follow_the_source_just_before_each_element() {
+    // The header's comment moves inside; `about` on its own line keeps no
+    // blank line; a comment moved out of a rule takes the rule's blank line.
+    let input = "objective o { // c1\n  about\n    \"x\"\n  bound { fs read \"/a\"\n\n fs read /* c */ \"/b\"\n\n\n\n }\n}";
+    let expected = "objective o {\n  // c1\n  about \"x\"\n  bound {\n    fs read \"/a\"\n\n    /* c */\n    fs read \"/b\"\n  }\n}\n";
+    assert_eq!(fmt(input), expected);
+    check_properties(input);
+}
+
+#[test]
+fn truncated_examples_are_refused_or_formatted_faithfully() {
+    for (_, text) in examples() {
+        let mut cut = 0;
+        while cut < text.len() {
+            if text.is_char_boundary(cut) {
+                let piece = &text[..cut];
+                if format_source(FileId(0), piece).is_ok() {
+                    check_properties(piece);
+                }
+            }
+            cut += 5;
+        }
+    }
+}
