@@ -407,8 +407,6 @@ fn quote(value: &str) -> String {
         match ch {
             '"' => s.push_str("\\\""),
             '\\' => s.push_str("\\\\"),
-            '\n' => s.push_str("\\n"),
-            '\t' => s.push_str("\\t"),
             c => s.push(c),
         }
     }
