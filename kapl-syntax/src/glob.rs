@@ -6,10 +6,35 @@
 //! errors. Paths and globs are byte strings: `?` and classes match one byte
 //! other than `/` (a non-ASCII character is several bytes in UTF-8).
 //!
-//! PLAN (syntax helper): `parse_glob`, `Glob::matches` and their tests.
+//! Syntax (the text between the quotes, escapes not resolved):
+//! `*` any run of bytes within one segment (the empty run included), `?` one
+//! byte, `[abc]`, `[a-z]`, `[!a-z]` one byte of (or not of) an ASCII class,
+//! `{x,y}` alternatives (expanded before segments are split, so they may hold
+//! `/` and the other forms), `**` as a whole segment any number of whole
+//! segments, `\` makes the next character literal. `]` always closes a class
+//! (write `\]` for a literal one); `-` is literal at either end of a class.
+//! Every brace branch must be absolute and normalized: it starts with `/`,
+//! has no `.` or `..` segment, no empty segment (`//`) and no trailing `/`
+//! (the root pattern `/` excepted).
+//!
+//! [`Glob::matches`] is the reference matcher: the single definition of what
+//! a glob means, which the automata, the prover and the code generator are
+//! tested against. It runs in time polynomial in the sizes (memoized dynamic
+//! programming, never exponential backtracking).
+
+use crate::codes;
+use crate::diag::Diagnostic;
+use crate::span::Span;
 
 /// The most branches brace expansion may produce for one pattern.
 pub const MAX_BRANCHES: usize = 1024;
+
+/// The deepest nesting of `{` allowed in one pattern.
+pub const MAX_BRACE_DEPTH: usize = 32;
+
+/// The most bytes all branches of one pattern may hold together after
+/// brace expansion (keeps a huge pattern from exhausting memory).
+pub const MAX_EXPANDED_BYTES: usize = 1 << 22;
 
 /// A validated glob: a path matches when it matches any branch.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -50,4 +75,855 @@ pub enum Atom {
         /// Inclusive byte ranges.
         ranges: Vec<(u8, u8)>,
     },
+}
+
+// ------------------------------------------------------------------ parsing
+
+/// One character of the pattern after escapes: a byte and where it came from.
+#[derive(Clone, Copy, Debug)]
+struct Piece {
+    byte: u8,
+    /// Written with a `\` before it: never special.
+    escaped: bool,
+    /// Byte range in the pattern text (a `\x` escape covers both).
+    start: usize,
+    end: usize,
+}
+
+impl Piece {
+    fn is(&self, b: u8) -> bool {
+        !self.escaped && self.byte == b
+    }
+}
+
+/// An element of a brace-free sequence.
+#[derive(Clone, Debug)]
+enum Elem {
+    Piece(Piece),
+    /// A `[...]` class, already validated.
+    Class {
+        negated: bool,
+        ranges: Vec<(u8, u8)>,
+        start: usize,
+        end: usize,
+    },
+}
+
+impl Elem {
+    fn start(&self) -> usize {
+        match self {
+            Elem::Piece(p) => p.start,
+            Elem::Class { start, .. } => *start,
+        }
+    }
+    fn end(&self) -> usize {
+        match self {
+            Elem::Piece(p) => p.end,
+            Elem::Class { end, .. } => *end,
+        }
+    }
+}
+
+/// A sequence with brace groups, as parsed.
+#[derive(Clone, Debug, Default)]
+struct Seq {
+    items: Vec<SeqItem>,
+}
+
+#[derive(Clone, Debug)]
+enum SeqItem {
+    Elem(Elem),
+    /// `{a,b,...}`: alternatives.
+    Alt(Vec<Seq>),
+}
+
+/// Maps offsets inside the pattern text to spans in the file.
+struct Spanner {
+    span: Span,
+    /// When false, every error is reported on the whole `span`.
+    precise: bool,
+    /// Offset of the text's first byte in the file.
+    base: usize,
+}
+
+impl Spanner {
+    fn new(text: &str, span: Span) -> Spanner {
+        let len = (span.end as usize).saturating_sub(span.start as usize);
+        if len == text.len() {
+            Spanner {
+                span,
+                precise: true,
+                base: span.start as usize,
+            }
+        } else if len == text.len() + 2 {
+            // The caller passed the span with the quotes.
+            Spanner {
+                span,
+                precise: true,
+                base: span.start as usize + 1,
+            }
+        } else {
+            Spanner {
+                span,
+                precise: false,
+                base: 0,
+            }
+        }
+    }
+
+    fn at(&self, start: usize, end: usize) -> Span {
+        if self.precise {
+            Span::new(self.span.file, self.base + start, self.base + end)
+        } else {
+            self.span
+        }
+    }
+}
+
+struct GlobParser<'t> {
+    text: &'t str,
+    pieces: Vec<Piece>,
+    pos: usize,
+    sp: Spanner,
+    errors: Vec<Diagnostic>,
+}
+
+/// Parses and validates the text of a pattern (between its quotes, escapes
+/// not resolved).
+///
+/// `span` locates `text` in its file: when it is exactly as long as `text`
+/// (or two bytes longer, i.e. includes the quotes) errors point inside the
+/// string; otherwise every error points at `span`. Every problem is
+/// reported, not just the first.
+pub fn parse_glob(text: &str, span: Span) -> Result<Glob, Vec<Diagnostic>> {
+    let mut p = GlobParser {
+        text,
+        pieces: Vec::with_capacity(text.len()),
+        pos: 0,
+        sp: Spanner::new(text, span),
+        errors: Vec::new(),
+    };
+    p.read_pieces();
+    let seq = p.parse_seq();
+    if !p.errors.is_empty() {
+        return Err(p.errors);
+    }
+    // Count before expanding: the count can be astronomically large.
+    let count = count_branches(&seq);
+    if count > MAX_BRANCHES {
+        return Err(vec![
+            Diagnostic::error(
+                codes::GLOB_TOO_MANY_BRANCHES,
+                "pattern has too many alternatives",
+                p.sp.at(0, text.len()),
+                if count == usize::MAX {
+                    format!("braces expand to more than {MAX_BRANCHES} alternatives")
+                } else {
+                    format!("braces expand to {count} alternatives, more than {MAX_BRANCHES}")
+                },
+            )
+            .with_help("split the rule into several patterns, or use `*` or `**`"),
+        ]);
+    }
+    if count.saturating_mul(p.pieces.len()) > MAX_EXPANDED_BYTES {
+        return Err(vec![
+            Diagnostic::error(
+                codes::GLOB_TOO_LARGE,
+                "pattern is too large",
+                p.sp.at(0, text.len()),
+                format!("expands to more than {MAX_EXPANDED_BYTES} bytes"),
+            )
+            .with_help("split the pattern into several shorter ones"),
+        ]);
+    }
+    let mut flat: Vec<Vec<Elem>> = vec![Vec::new()];
+    expand(&seq, &mut flat);
+    let whole = flat.len() == 1;
+    let mut branches = Vec::with_capacity(flat.len());
+    for elems in &flat {
+        if let Some(b) = p.branch(elems, whole) {
+            branches.push(b);
+        }
+    }
+    if p.errors.is_empty() {
+        Ok(Glob { branches })
+    } else {
+        // Several branches share source text: report each place once.
+        let mut seen = std::collections::HashSet::new();
+        p.errors.retain(|d| seen.insert((d.code, d.primary_span())));
+        Err(p.errors)
+    }
+}
+
+impl GlobParser<'_> {
+    fn err(
+        &mut self,
+        code: &'static str,
+        title: String,
+        start: usize,
+        end: usize,
+        label: &str,
+        help: &str,
+    ) {
+        let d = Diagnostic::error(code, title, self.sp.at(start, end), label);
+        self.errors.push(if help.is_empty() {
+            d
+        } else {
+            d.with_help(help)
+        });
+    }
+
+    /// Resolves `\` escapes into pieces.
+    fn read_pieces(&mut self) {
+        let bytes = self.text.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'\\' {
+                if i + 1 >= bytes.len() {
+                    self.err(
+                        codes::GLOB_DANGLING_ESCAPE,
+                        "`\\` at the end of a pattern".to_string(),
+                        i,
+                        i + 1,
+                        "this escapes nothing",
+                        "remove it, or write `\\\\` for a literal backslash",
+                    );
+                    break;
+                }
+                // Escape one whole character (possibly several bytes).
+                let mut j = i + 2;
+                while j < bytes.len() && !self.text.is_char_boundary(j) {
+                    j += 1;
+                }
+                for &b in &bytes[i + 1..j] {
+                    self.pieces.push(Piece {
+                        byte: b,
+                        escaped: true,
+                        start: i,
+                        end: j,
+                    });
+                }
+                i = j;
+            } else {
+                let b = bytes[i];
+                if b == 0 {
+                    self.err(
+                        codes::GLOB_NUL,
+                        "nul byte in pattern".to_string(),
+                        i,
+                        i + 1,
+                        "no path contains a NUL byte",
+                        "remove it",
+                    );
+                }
+                self.pieces.push(Piece {
+                    byte: b,
+                    escaped: false,
+                    start: i,
+                    end: i + 1,
+                });
+                i += 1;
+            }
+        }
+    }
+
+    /// Parses pieces from `self.pos` into a sequence; inside braces it stops
+    /// (without consuming) at an unescaped `,` or `}`.
+    ///
+    /// Nesting is handled with an explicit stack, so deeply nested braces
+    /// cannot overflow the call stack.
+    fn parse_seq(&mut self) -> Seq {
+        // Stack of open groups: (alternatives so far, current seq, `{` piece).
+        let mut stack: Vec<(Vec<Seq>, Seq, Piece)> = Vec::new();
+        let mut cur = Seq::default();
+        while self.pos < self.pieces.len() {
+            let p = self.pieces[self.pos];
+            if p.is(b'{') {
+                self.pos += 1;
+                if stack.len() >= MAX_BRACE_DEPTH {
+                    self.err(
+                        codes::GLOB_TOO_LARGE,
+                        "braces nested too deeply in pattern".to_string(),
+                        p.start,
+                        p.end,
+                        &format!("more than {MAX_BRACE_DEPTH} levels of `{{`"),
+                        "flatten the alternatives",
+                    );
+                    // Give up on this pattern; the open groups are dropped
+                    // without being reported again.
+                    self.pos = self.pieces.len();
+                    return Seq::default();
+                }
+                stack.push((Vec::new(), std::mem::take(&mut cur), p));
+            } else if p.is(b',') && !stack.is_empty() {
+                self.pos += 1;
+                if let Some(top) = stack.last_mut() {
+                    top.0.push(std::mem::take(&mut cur));
+                }
+            } else if p.is(b'}') {
+                self.pos += 1;
+                match stack.pop() {
+                    Some((mut alts, outer, _)) => {
+                        alts.push(std::mem::take(&mut cur));
+                        cur = outer;
+                        cur.items.push(SeqItem::Alt(alts));
+                    }
+                    None => self.err(
+                        codes::GLOB_UNBALANCED_BRACE,
+                        "unbalanced `}` in pattern".to_string(),
+                        p.start,
+                        p.end,
+                        "no `{` opens this",
+                        "remove it, or write `\\}` for a literal brace",
+                    ),
+                }
+            } else if p.is(b'[') {
+                if let Some(e) = self.parse_class() {
+                    cur.items.push(SeqItem::Elem(e));
+                }
+            } else if p.is(b']') {
+                self.pos += 1;
+                self.err(
+                    codes::GLOB_UNCLOSED_CLASS,
+                    "unbalanced `]` in pattern".to_string(),
+                    p.start,
+                    p.end,
+                    "no `[` opens this",
+                    "remove it, or write `\\]` for a literal bracket",
+                );
+            } else {
+                self.pos += 1;
+                cur.items.push(SeqItem::Elem(Elem::Piece(p)));
+            }
+        }
+        // Report unclosed braces innermost last, each at its `{`.
+        for (_, _, open) in &stack {
+            let open = *open;
+            self.err(
+                codes::GLOB_UNBALANCED_BRACE,
+                "unclosed `{` in pattern".to_string(),
+                open.start,
+                open.end,
+                "this `{` is never closed",
+                "close the alternatives with `}`, or write `\\{` for a literal brace",
+            );
+        }
+        cur
+    }
+
+    /// At an unescaped `[`: parses the class up to its `]`.
+    fn parse_class(&mut self) -> Option<Elem> {
+        let open = self.pieces[self.pos];
+        let mut i = self.pos + 1;
+        let negated = self.pieces.get(i).is_some_and(|p| p.is(b'!'));
+        if negated {
+            i += 1;
+        }
+        let body_start = i;
+        while i < self.pieces.len() && !self.pieces[i].is(b']') {
+            i += 1;
+        }
+        if i >= self.pieces.len() {
+            self.err(
+                codes::GLOB_UNCLOSED_CLASS,
+                "unclosed `[` in pattern".to_string(),
+                open.start,
+                open.end,
+                "this class is never closed",
+                "close the class with `]`, or write `\\[` for a literal bracket",
+            );
+            self.pos = self.pieces.len();
+            return None;
+        }
+        let close = self.pieces[i];
+        self.pos = i + 1;
+        let body: Vec<Piece> = self.pieces[body_start..i].to_vec();
+        let mut ok = true;
+        let mut ranges = Vec::new();
+        let mut k = 0;
+        while k < body.len() {
+            let lo = body[k];
+            if lo.byte >= 0x80 {
+                // Report the whole character once.
+                let off = if lo.escaped { lo.start + 1 } else { lo.start };
+                let ch = self
+                    .text
+                    .get(off..)
+                    .and_then(|t| t.chars().next())
+                    .unwrap_or('?');
+                let ce = off + ch.len_utf8();
+                let mut n = k + 1;
+                while n < body.len()
+                    && body[n].start >= lo.start
+                    && body[n].start < ce
+                    && body[n].byte >= 0x80
+                {
+                    n += 1;
+                }
+                self.err(
+                    codes::GLOB_NON_ASCII_CLASS,
+                    format!("non-ASCII character `{ch}` in a class"),
+                    lo.start,
+                    ce,
+                    "a class matches one byte; this character is several",
+                    "use `?` or `*` for any byte, or spell the alternatives out with `{...}`",
+                );
+                ok = false;
+                k = n;
+                continue;
+            }
+            if lo.byte == b'/' {
+                self.err(
+                    codes::GLOB_UNCLOSED_CLASS,
+                    "`/` inside a class".to_string(),
+                    lo.start,
+                    lo.end,
+                    "a class matches one byte within a segment, never `/`",
+                    "close the class before the `/`",
+                );
+                ok = false;
+                k += 1;
+                continue;
+            }
+            let is_range = k + 2 < body.len() && body[k + 1].is(b'-');
+            if is_range {
+                let hi = body[k + 2];
+                if hi.byte >= 0x80 || hi.byte == b'/' {
+                    // Reported when the loop reaches it.
+                    ranges.push((lo.byte, lo.byte));
+                    k += 2;
+                    continue;
+                }
+                if lo.byte > hi.byte {
+                    let written = self.text.get(lo.start..hi.end).unwrap_or("").to_string();
+                    self.err(
+                        codes::GLOB_REVERSED_RANGE,
+                        format!("reversed range `{written}` in a class"),
+                        lo.start,
+                        hi.end,
+                        "the first end is above the second",
+                        &format!(
+                            "write the range low to high: `{}-{}`",
+                            char::from(hi.byte).escape_default(),
+                            char::from(lo.byte).escape_default()
+                        ),
+                    );
+                    ok = false;
+                } else {
+                    ranges.push((lo.byte, hi.byte));
+                }
+                k += 3;
+            } else {
+                ranges.push((lo.byte, lo.byte));
+                k += 1;
+            }
+        }
+        if body.is_empty() {
+            self.err(
+                codes::GLOB_EMPTY_CLASS,
+                "empty class in pattern".to_string(),
+                open.start,
+                close.end,
+                if negated {
+                    "`[!]` names no byte to exclude"
+                } else {
+                    "this class matches nothing"
+                },
+                "put the allowed bytes between the brackets, or write `\\[` for a literal bracket",
+            );
+            ok = false;
+        }
+        if !ok {
+            return None;
+        }
+        ranges.sort_unstable();
+        ranges.dedup();
+        Some(Elem::Class {
+            negated,
+            ranges,
+            start: open.start,
+            end: close.end,
+        })
+    }
+
+    /// Validates one expanded branch and splits it into segments.
+    fn branch(&mut self, elems: &[Elem], whole: bool) -> Option<Branch> {
+        let (first_start, first_end) = match elems.first() {
+            Some(e) => (e.start(), e.end()),
+            None => (0, self.text.len()),
+        };
+        let starts_with_slash = matches!(elems.first(), Some(Elem::Piece(p)) if p.byte == b'/');
+        if !starts_with_slash {
+            let (s, e) = if whole {
+                (0, self.text.len())
+            } else {
+                (first_start, first_end)
+            };
+            let shown = if whole {
+                self.text.to_string()
+            } else {
+                self.text.get(s..e).unwrap_or("").to_string()
+            };
+            let title = if whole {
+                format!(
+                    "pattern `{}` is not absolute",
+                    crate::lexer::shorten(&shown)
+                )
+            } else {
+                "a pattern alternative is not absolute".to_string()
+            };
+            self.err(
+                codes::GLOB_NOT_ABSOLUTE,
+                title,
+                s,
+                e,
+                if whole {
+                    "a pattern must start with `/`"
+                } else {
+                    "every alternative must start with `/`"
+                },
+                &if whole && !shown.is_empty() {
+                    format!(
+                        "write the absolute path: `/{}`",
+                        crate::lexer::shorten(&shown)
+                    )
+                } else {
+                    "patterns are absolute paths such as `/srv/**`".to_string()
+                },
+            );
+            return None;
+        }
+        // Split on `/` (escaped or not: a path segment never holds `/`).
+        let mut segs: Vec<&[Elem]> = Vec::new();
+        let mut slashes: Vec<&Elem> = Vec::new();
+        let mut seg_start = 1;
+        for (i, e) in elems.iter().enumerate().skip(1) {
+            if matches!(e, Elem::Piece(p) if p.byte == b'/') {
+                segs.push(&elems[seg_start..i]);
+                slashes.push(e);
+                seg_start = i + 1;
+            }
+        }
+        segs.push(&elems[seg_start..]);
+        if elems.len() == 1 {
+            // The root pattern `/`.
+            return Some(Branch {
+                segments: Vec::new(),
+            });
+        }
+        let mut ok = true;
+        let mut out = Vec::with_capacity(segs.len());
+        let last = segs.len() - 1;
+        for (n, seg) in segs.iter().enumerate() {
+            if seg.is_empty() {
+                ok = false;
+                if n == last && n > 0 && segs[n - 1].is_empty() {
+                    // `//` at the end: already reported as an empty segment.
+                } else if n == last {
+                    let s = slashes.last().map_or(first_start, |e| e.start());
+                    let e = slashes.last().map_or(first_end, |e| e.end());
+                    self.err(
+                        codes::GLOB_TRAILING_SLASH,
+                        "pattern ends with `/`".to_string(),
+                        s,
+                        e,
+                        "a trailing `/` matches no path",
+                        "remove the trailing `/`; to cover a directory and everything in it, end with `/**`",
+                    );
+                } else {
+                    // The `/` before this empty segment and the one after it.
+                    let before = if n == 0 {
+                        elems.first()
+                    } else {
+                        slashes.get(n - 1).copied()
+                    };
+                    let after = slashes.get(n).copied();
+                    let s = before.map_or(first_start, Elem::start);
+                    let e = after.map_or(first_end, Elem::end);
+                    self.err(
+                        codes::GLOB_EMPTY_SEGMENT,
+                        "empty segment `//` in pattern".to_string(),
+                        s,
+                        e,
+                        "paths have no empty segments",
+                        "write a single `/`",
+                    );
+                }
+                continue;
+            }
+            let all_dots = seg
+                .iter()
+                .all(|e| matches!(e, Elem::Piece(p) if p.byte == b'.'));
+            if all_dots && seg.len() <= 2 {
+                ok = false;
+                let (s, e) = (seg[0].start(), seg[seg.len() - 1].end());
+                let which = if seg.len() == 1 { "." } else { ".." };
+                self.err(
+                    codes::GLOB_NOT_NORMALIZED,
+                    format!("pattern is not normalized: `{which}` segment"),
+                    s,
+                    e,
+                    if seg.len() == 1 {
+                        "`.` segments are not allowed"
+                    } else {
+                        "`..` segments are not allowed"
+                    },
+                    "write the path without `.` and `..`: patterns match normalized absolute paths",
+                );
+                continue;
+            }
+            out.push(segment(seg));
+        }
+        ok.then_some(Branch { segments: out })
+    }
+}
+
+/// Builds one segment's atoms (the segment is non-empty and has no `/`).
+fn segment(seg: &[Elem]) -> Segment {
+    if let [Elem::Piece(a), Elem::Piece(b)] = seg
+        && a.is(b'*')
+        && b.is(b'*')
+    {
+        return Segment::AnyDepth;
+    }
+    let mut atoms: Vec<Atom> = Vec::new();
+    for e in seg {
+        match e {
+            Elem::Piece(p) if p.is(b'*') => {
+                if atoms.last() != Some(&Atom::Star) {
+                    atoms.push(Atom::Star);
+                }
+            }
+            Elem::Piece(p) if p.is(b'?') => atoms.push(Atom::AnyByte),
+            Elem::Piece(p) => match atoms.last_mut() {
+                Some(Atom::Literal(bytes)) => bytes.push(p.byte),
+                _ => atoms.push(Atom::Literal(vec![p.byte])),
+            },
+            Elem::Class {
+                negated, ranges, ..
+            } => atoms.push(Atom::Class {
+                negated: *negated,
+                ranges: ranges.clone(),
+            }),
+        }
+    }
+    Segment::Atoms(atoms)
+}
+
+/// Number of branches, saturating at `usize::MAX`. Iterative over nesting.
+fn count_branches(seq: &Seq) -> usize {
+    // Evaluate with an explicit stack to survive deep nesting.
+    enum Work<'a> {
+        Seq(&'a Seq),
+        Alt(&'a [Seq]),
+        MulSeq(usize),
+        SumAlt(usize),
+    }
+    let mut work = vec![Work::Seq(seq)];
+    let mut vals: Vec<usize> = Vec::new();
+    while let Some(w) = work.pop() {
+        match w {
+            Work::Seq(s) => {
+                let alts: Vec<&[Seq]> = s
+                    .items
+                    .iter()
+                    .filter_map(|i| match i {
+                        SeqItem::Alt(a) => Some(a.as_slice()),
+                        SeqItem::Elem(_) => None,
+                    })
+                    .collect();
+                work.push(Work::MulSeq(alts.len()));
+                for a in alts {
+                    work.push(Work::Alt(a));
+                }
+            }
+            Work::Alt(a) => {
+                work.push(Work::SumAlt(a.len()));
+                for s in a {
+                    work.push(Work::Seq(s));
+                }
+            }
+            Work::MulSeq(n) => {
+                let at = vals.len().saturating_sub(n);
+                let v = vals.drain(at..).fold(1usize, usize::saturating_mul);
+                vals.push(v);
+            }
+            Work::SumAlt(n) => {
+                let at = vals.len().saturating_sub(n);
+                let v = vals.drain(at..).fold(0usize, usize::saturating_add);
+                vals.push(v);
+            }
+        }
+    }
+    vals.pop().unwrap_or(1)
+}
+
+/// Appends the expansions of `seq` to every prefix in `out`. Recursion
+/// depth is bounded by [`MAX_BRACE_DEPTH`].
+fn expand(seq: &Seq, out: &mut Vec<Vec<Elem>>) {
+    for item in &seq.items {
+        match item {
+            SeqItem::Elem(e) => {
+                for prefix in out.iter_mut() {
+                    prefix.push(e.clone());
+                }
+            }
+            SeqItem::Alt(alts) => {
+                let prefixes = std::mem::take(out);
+                for alt in alts {
+                    let mut part = prefixes.clone();
+                    expand(alt, &mut part);
+                    out.extend(part);
+                }
+            }
+        }
+    }
+}
+
+// ----------------------------------------------------------------- matching
+
+impl Glob {
+    /// The reference matcher: true when `path` matches some branch.
+    ///
+    /// Precondition: `path` is absolute and normalized (starts with `/`, no
+    /// empty, `.` or `..` segments, no trailing `/` except the root `/`, no
+    /// NUL byte). A path that is not never matches.
+    pub fn matches(&self, path: &[u8]) -> bool {
+        let Some(segs) = split_path(path) else {
+            return false;
+        };
+        self.branches.iter().any(|b| b.matches_segments(&segs))
+    }
+}
+
+impl Branch {
+    /// True when the normalized path `path` matches this branch.
+    pub fn matches(&self, path: &[u8]) -> bool {
+        split_path(path).is_some_and(|segs| self.matches_segments(&segs))
+    }
+
+    fn matches_segments(&self, path: &[&[u8]]) -> bool {
+        let g = &self.segments;
+        let n = path.len();
+        if !g.iter().any(|s| matches!(s, Segment::AnyDepth)) {
+            return g.len() == n && g.iter().zip(path).all(|(s, p)| s.matches(p));
+        }
+        // ok[i]: pattern segments j.. match path segments i.. (row j+1 in
+        // `next`, row j in `cur`), computed from the last segment back.
+        let mut next = vec![false; n + 1];
+        next[n] = true;
+        let mut cur = vec![false; n + 1];
+        for seg in g.iter().rev() {
+            match seg {
+                Segment::AnyDepth => {
+                    cur[n] = next[n];
+                    for i in (0..n).rev() {
+                        cur[i] = next[i] || cur[i + 1];
+                    }
+                }
+                Segment::Atoms(_) => {
+                    cur[n] = false;
+                    for i in (0..n).rev() {
+                        cur[i] = next[i + 1] && seg.matches(path[i]);
+                    }
+                }
+            }
+            std::mem::swap(&mut cur, &mut next);
+        }
+        next[0]
+    }
+}
+
+impl Segment {
+    /// True when this segment matches one path segment (`name` holds no
+    /// `/`). `**` matches any single segment here.
+    pub fn matches(&self, name: &[u8]) -> bool {
+        match self {
+            Segment::AnyDepth => true,
+            Segment::Atoms(atoms) => atoms_match(atoms, name),
+        }
+    }
+}
+
+impl Atom {
+    fn matches_byte(&self, b: u8) -> bool {
+        match self {
+            Atom::AnyByte => b != b'/',
+            Atom::Class { negated, ranges } => {
+                b != b'/' && (ranges.iter().any(|&(lo, hi)| lo <= b && b <= hi) != *negated)
+            }
+            Atom::Star | Atom::Literal(_) => false,
+        }
+    }
+}
+
+/// Matches atoms against one segment by dynamic programming over
+/// (atom position, byte position): O(atoms × bytes), never exponential.
+fn atoms_match(atoms: &[Atom], name: &[u8]) -> bool {
+    if name.is_empty() || name.contains(&b'/') {
+        return false;
+    }
+    if let [Atom::Literal(l)] = atoms {
+        return l.as_slice() == name;
+    }
+    // Flatten literals into single-byte units.
+    enum Unit<'a> {
+        Byte(u8),
+        Star,
+        One(&'a Atom),
+    }
+    let mut units = Vec::new();
+    for a in atoms {
+        match a {
+            Atom::Literal(bytes) => units.extend(bytes.iter().map(|&b| Unit::Byte(b))),
+            Atom::Star => units.push(Unit::Star),
+            other => units.push(Unit::One(other)),
+        }
+    }
+    let n = name.len();
+    // next[i]: units k+1.. match name[i..]; cur[i]: units k.. match name[i..].
+    let mut next = vec![false; n + 1];
+    next[n] = true;
+    let mut cur = vec![false; n + 1];
+    for u in units.iter().rev() {
+        match u {
+            Unit::Star => {
+                cur[n] = next[n];
+                for i in (0..n).rev() {
+                    cur[i] = next[i] || cur[i + 1];
+                }
+            }
+            Unit::Byte(b) => {
+                cur[n] = false;
+                for i in (0..n).rev() {
+                    cur[i] = next[i + 1] && name[i] == *b;
+                }
+            }
+            Unit::One(a) => {
+                cur[n] = false;
+                for i in (0..n).rev() {
+                    cur[i] = next[i + 1] && a.matches_byte(name[i]);
+                }
+            }
+        }
+        std::mem::swap(&mut cur, &mut next);
+    }
+    next[0]
+}
+
+/// Splits a normalized absolute path into its segments; `None` when the path
+/// is not absolute and normalized.
+fn split_path(path: &[u8]) -> Option<Vec<&[u8]>> {
+    let rest = path.strip_prefix(b"/")?;
+    if rest.is_empty() {
+        return Some(Vec::new());
+    }
+    if path.contains(&0) {
+        return None;
+    }
+    let segs: Vec<&[u8]> = rest.split(|&b| b == b'/').collect();
+    let ok = segs
+        .iter()
+        .all(|s| !s.is_empty() && *s != b"." && *s != b"..");
+    ok.then_some(segs)
 }

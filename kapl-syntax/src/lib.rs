@@ -2,15 +2,23 @@
 //!
 //! ```text
 //! source ─► lexer (logos) ─► parser (lalrpop) ─► ast::File + Vec<Diagnostic>
+//!                                 │
+//!                                 └─► literal checks (globs, addresses, ports)
 //! ```
 //!
 //! This crate is pure: no I/O. Callers put texts into a [`SourceMap`] and
-//! parse them by [`FileId`].
+//! parse them by [`FileId`] with [`parse`], which never fails: it returns
+//! the (possibly partial) tree and every diagnostic.
 
 pub mod ast;
+pub mod codes;
 pub mod diag;
 pub mod glob;
+pub mod lexer;
+pub mod literal;
+pub mod parser;
 pub mod span;
 
 pub use diag::{Diagnostic, Label, Severity, Witness};
+pub use parser::{Parsed, parse};
 pub use span::{FileId, Origin, SourceFile, SourceMap, Span};

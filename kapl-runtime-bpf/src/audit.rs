@@ -1,0 +1,558 @@
+//! Landlock denial records from the kernel's audit netlink socket (stage:
+//! runtime, decision reporting).
+//!
+//! Input: `NETLINK_AUDIT` multicast group `AUDIT_NLGRP_READLOG` (root, no
+//! audit daemon needed) once audit is enabled. Output: parsed Landlock
+//! access records (`AUDIT_LANDLOCK_ACCESS`, 1423) joined with their
+//! `SYSCALL` record (same serial: pid, comm, exe) and the domain records
+//! (`AUDIT_LANDLOCK_DOMAIN`, 1424: which pid created the domain, so the
+//! supervisor maps domain ids to the rulesets it built).
+//!
+//! Audit is switched on with `AUDIT_SET enabled=1` and put back as it was
+//! found when the last session using it ends (a reference count under
+//! `/run/kapl/audit`, held with flock, shared by concurrent sessions).
+
+use std::collections::BTreeMap;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+const AUDIT_GET: u16 = 1000;
+const AUDIT_SET: u16 = 1001;
+const AUDIT_SYSCALL: u16 = 1300;
+const AUDIT_EOE: u16 = 1320;
+/// Landlock access denial record type.
+pub const AUDIT_LANDLOCK_ACCESS: u16 = 1423;
+/// Landlock domain record type.
+pub const AUDIT_LANDLOCK_DOMAIN: u16 = 1424;
+const AUDIT_NLGRP_READLOG: u32 = 1;
+const AUDIT_STATUS_ENABLED: u32 = 1;
+const NLMSG_ERROR: u16 = 2;
+const NLM_F_REQUEST: u16 = 1;
+const NLM_F_ACK: u16 = 4;
+
+/// Errors of the audit channel.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuditError {
+    /// A socket call failed.
+    #[error(
+        "audit netlink {call}: {source} (Landlock denial reports need CONFIG_AUDIT, root with CAP_AUDIT_READ and CAP_AUDIT_CONTROL)"
+    )]
+    Syscall {
+        /// The call.
+        call: &'static str,
+        /// The error.
+        source: io::Error,
+    },
+    /// The kernel answered something unexpected.
+    #[error("audit netlink: unexpected answer: {0}")]
+    Protocol(String),
+}
+
+fn sys(call: &'static str) -> AuditError {
+    AuditError::Syscall {
+        call,
+        source: io::Error::last_os_error(),
+    }
+}
+
+fn nl_socket(groups: u32) -> Result<OwnedFd, AuditError> {
+    // SAFETY: plain socket(2) call.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::NETLINK_AUDIT,
+        )
+    };
+    if fd < 0 {
+        return Err(sys("socket"));
+    }
+    // SAFETY: fd was just created and is ours.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: sockaddr_nl is plain data.
+    let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+    sa.nl_family = libc::AF_NETLINK as u16;
+    sa.nl_groups = groups;
+    // SAFETY: valid fd and sockaddr of the stated size.
+    let r = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            std::ptr::addr_of!(sa).cast(),
+            size_of::<libc::sockaddr_nl>() as u32,
+        )
+    };
+    if r != 0 {
+        return Err(sys("bind"));
+    }
+    // A large receive buffer: denials can come in bursts.
+    let sz: libc::c_int = 8 << 20;
+    // SAFETY: setsockopt with an int option value.
+    unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            std::ptr::addr_of!(sz).cast(),
+            size_of::<libc::c_int>() as u32,
+        );
+    }
+    Ok(fd)
+}
+
+fn send_msg(fd: RawFd, ty: u16, flags: u16, payload: &[u8]) -> Result<(), AuditError> {
+    let len = 16 + payload.len();
+    let mut buf = Vec::with_capacity(len);
+    buf.extend_from_slice(&(len as u32).to_ne_bytes());
+    buf.extend_from_slice(&ty.to_ne_bytes());
+    buf.extend_from_slice(&(NLM_F_REQUEST | flags).to_ne_bytes());
+    buf.extend_from_slice(&1u32.to_ne_bytes()); // seq
+    buf.extend_from_slice(&0u32.to_ne_bytes()); // pid
+    buf.extend_from_slice(payload);
+    // SAFETY: sockaddr_nl is plain data; sending our buffer to the kernel.
+    let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+    sa.nl_family = libc::AF_NETLINK as u16;
+    // SAFETY: valid buffer and address.
+    let r = unsafe {
+        libc::sendto(
+            fd,
+            buf.as_ptr().cast(),
+            buf.len(),
+            0,
+            std::ptr::addr_of!(sa).cast(),
+            size_of::<libc::sockaddr_nl>() as u32,
+        )
+    };
+    if r < 0 {
+        return Err(sys("sendto"));
+    }
+    Ok(())
+}
+
+fn recv_raw(fd: RawFd, buf: &mut [u8], flags: i32) -> Result<usize, AuditError> {
+    loop {
+        // SAFETY: receiving into our buffer.
+        let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), flags) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(AuditError::Syscall {
+                call: "recv",
+                source: e,
+            });
+        }
+        return Ok(n as usize);
+    }
+}
+
+/// Netlink messages in a datagram: (type, payload).
+fn messages(buf: &[u8]) -> Vec<(u16, &[u8])> {
+    let mut out = Vec::new();
+    let mut off = 0;
+    while off + 16 <= buf.len() {
+        let len = u32::from_ne_bytes([buf[off], buf[off + 1], buf[off + 2], buf[off + 3]]) as usize;
+        let ty = u16::from_ne_bytes([buf[off + 4], buf[off + 5]]);
+        if len < 16 || off + len > buf.len() {
+            // The audit multicast sets nlmsg_len to the payload length in
+            // some kernels: take the rest of the datagram.
+            out.push((ty, &buf[off + 16..]));
+            break;
+        }
+        out.push((ty, &buf[off + 16..off + len]));
+        off += (len + 3) & !3;
+    }
+    out
+}
+
+/// Reads the audit `enabled` flag.
+pub fn audit_enabled() -> Result<u32, AuditError> {
+    let fd = nl_socket(0)?;
+    send_msg(fd.as_raw_fd(), AUDIT_GET, 0, &[])?;
+    let mut buf = vec![0u8; 8192];
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline {
+        let n = recv_raw(fd.as_raw_fd(), &mut buf, 0)?;
+        for (ty, p) in messages(&buf[..n]) {
+            if ty == AUDIT_GET && p.len() >= 8 {
+                return Ok(u32::from_ne_bytes([p[4], p[5], p[6], p[7]]));
+            }
+            if ty == NLMSG_ERROR && p.len() >= 4 {
+                let err = i32::from_ne_bytes([p[0], p[1], p[2], p[3]]);
+                if err != 0 {
+                    return Err(AuditError::Syscall {
+                        call: "AUDIT_GET",
+                        source: io::Error::from_raw_os_error(-err),
+                    });
+                }
+            }
+        }
+    }
+    Err(AuditError::Protocol("no answer to AUDIT_GET".into()))
+}
+
+/// Sets the audit `enabled` flag.
+pub fn set_audit_enabled(v: u32) -> Result<(), AuditError> {
+    let fd = nl_socket(0)?;
+    let mut status = [0u8; 40];
+    status[0..4].copy_from_slice(&AUDIT_STATUS_ENABLED.to_ne_bytes());
+    status[4..8].copy_from_slice(&v.to_ne_bytes());
+    send_msg(fd.as_raw_fd(), AUDIT_SET, NLM_F_ACK, &status)?;
+    let mut buf = vec![0u8; 8192];
+    let n = recv_raw(fd.as_raw_fd(), &mut buf, 0)?;
+    for (ty, p) in messages(&buf[..n]) {
+        if ty == NLMSG_ERROR && p.len() >= 4 {
+            let err = i32::from_ne_bytes([p[0], p[1], p[2], p[3]]);
+            if err != 0 {
+                return Err(AuditError::Syscall {
+                    call: "AUDIT_SET",
+                    source: io::Error::from_raw_os_error(-err),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+const STATE_DIR: &str = "/run/kapl";
+const STATE_FILE: &str = "/run/kapl/audit";
+
+fn with_state<T>(
+    f: impl FnOnce(&mut (u32, u32)) -> Result<T, AuditError>,
+) -> Result<T, AuditError> {
+    use std::io::{Read, Seek, Write};
+    let _ = std::fs::create_dir_all(STATE_DIR);
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(STATE_FILE)
+        .map_err(|e| AuditError::Syscall {
+            call: "open /run/kapl/audit",
+            source: e,
+        })?;
+    // SAFETY: flock on an fd we own.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(sys("flock"));
+    }
+    let mut s = String::new();
+    let _ = file.read_to_string(&mut s);
+    let mut it = s.split_whitespace().filter_map(|x| x.parse::<u32>().ok());
+    let mut st = (it.next().unwrap_or(0), it.next().unwrap_or(0)); // (orig, refs)
+    let r = f(&mut st)?;
+    let _ = file.set_len(0);
+    let _ = file.rewind();
+    let _ = write!(file, "{} {}", st.0, st.1);
+    Ok(r)
+}
+
+/// A hold on "audit enabled"; dropping it puts the flag back as found when
+/// no other session holds it.
+#[derive(Debug)]
+pub struct AuditHold(());
+
+impl AuditHold {
+    /// Enables audit (first holder records the original value).
+    pub fn acquire() -> Result<AuditHold, AuditError> {
+        with_state(|st| {
+            if st.1 == 0 {
+                st.0 = audit_enabled()?;
+            }
+            if audit_enabled()? == 0 {
+                set_audit_enabled(1)?;
+            }
+            st.1 += 1;
+            Ok(AuditHold(()))
+        })
+    }
+}
+
+impl Drop for AuditHold {
+    fn drop(&mut self) {
+        let _ = with_state(|st| {
+            st.1 = st.1.saturating_sub(1);
+            if st.1 == 0 && st.0 == 0 {
+                set_audit_enabled(0)?;
+            }
+            Ok(())
+        });
+    }
+}
+
+/// A subscriber to the audit log multicast group.
+#[derive(Debug)]
+pub struct AuditReader {
+    fd: OwnedFd,
+    buf: Vec<u8>,
+    pending: BTreeMap<u64, Pending>,
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    at: Option<Instant>,
+    access: Vec<Fields>,
+    domains: Vec<Fields>,
+    syscall: Option<Fields>,
+}
+
+/// Key/value fields of one record, in order.
+pub type Fields = Vec<(String, String)>;
+
+/// One Landlock denial, with the syscall context when the kernel gave it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Denial {
+    /// The audit serial.
+    pub serial: u64,
+    /// The audit timestamp (`sec.ms`).
+    pub time: String,
+    /// The Landlock domain id (hex as logged).
+    pub domain: String,
+    /// Blockers (e.g. `fs.read_file`).
+    pub blockers: Vec<String>,
+    /// Every field of the access record.
+    pub fields: Fields,
+    /// pid from the SYSCALL record.
+    pub pid: Option<i32>,
+    /// comm from the SYSCALL record.
+    pub comm: Option<String>,
+    /// exe from the SYSCALL record.
+    pub exe: Option<String>,
+}
+
+/// A domain record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DomainRecord {
+    /// The domain id.
+    pub domain: String,
+    /// `allocated` or `deallocated`.
+    pub status: String,
+    /// The pid that created it (allocated records).
+    pub pid: Option<i32>,
+}
+
+/// What the reader produced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Record {
+    /// A denial.
+    Denial(Denial),
+    /// A domain record.
+    Domain(DomainRecord),
+}
+
+impl AuditReader {
+    /// Joins the multicast group (needs CAP_AUDIT_READ).
+    pub fn open() -> Result<AuditReader, AuditError> {
+        Ok(AuditReader {
+            fd: nl_socket(1 << (AUDIT_NLGRP_READLOG - 1))?,
+            buf: vec![0u8; 64 * 1024],
+            pending: BTreeMap::new(),
+        })
+    }
+
+    /// The socket fd (poll it for readability).
+    pub fn fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// Reads what is available without blocking and returns the records
+    /// that are complete (their SYSCALL record seen, or older than 200 ms).
+    /// `flush_all` returns every pending record (at shutdown).
+    pub fn poll(&mut self, flush_all: bool) -> Result<Vec<Record>, AuditError> {
+        loop {
+            let n = match recv_raw(self.fd.as_raw_fd(), &mut self.buf, libc::MSG_DONTWAIT) {
+                Ok(n) => n,
+                Err(AuditError::Syscall { source, .. })
+                    if source.kind() == io::ErrorKind::WouldBlock =>
+                {
+                    break;
+                }
+                Err(e) => return Err(e),
+            };
+            let msgs: Vec<(u16, String)> = messages(&self.buf[..n])
+                .into_iter()
+                .map(|(t, p)| {
+                    (
+                        t,
+                        String::from_utf8_lossy(p)
+                            .trim_end_matches('\0')
+                            .to_string(),
+                    )
+                })
+                .collect();
+            for (ty, text) in msgs {
+                self.take(ty, &text);
+            }
+        }
+        let now = Instant::now();
+        let mut done = Vec::new();
+        let keys: Vec<u64> = self.pending.keys().copied().collect();
+        for k in keys {
+            let ready = self.pending.get(&k).is_some_and(|p| {
+                flush_all
+                    || p.syscall.is_some()
+                    || p.at
+                        .is_some_and(|t| now.duration_since(t) > Duration::from_millis(200))
+            });
+            if ready && let Some(p) = self.pending.remove(&k) {
+                done.push((k, p));
+            }
+        }
+        let mut out = Vec::new();
+        for (serial, p) in done {
+            for d in p.domains {
+                out.push(Record::Domain(DomainRecord {
+                    domain: get(&d, "domain").unwrap_or_default(),
+                    status: get(&d, "status").unwrap_or_default(),
+                    pid: get(&d, "pid").and_then(|v| v.parse().ok()),
+                }));
+            }
+            for a in p.access {
+                let sc = p.syscall.as_ref();
+                out.push(Record::Denial(Denial {
+                    serial,
+                    time: get(&a, "@time").unwrap_or_default(),
+                    domain: get(&a, "domain").unwrap_or_default(),
+                    blockers: get(&a, "blockers")
+                        .unwrap_or_default()
+                        .split(',')
+                        .map(str::to_string)
+                        .collect(),
+                    pid: sc.and_then(|s| get(s, "pid")).and_then(|v| v.parse().ok()),
+                    comm: sc.and_then(|s| get(s, "comm")),
+                    exe: sc.and_then(|s| get(s, "exe")),
+                    fields: a,
+                }));
+            }
+        }
+        Ok(out)
+    }
+
+    fn take(&mut self, ty: u16, text: &str) {
+        let Some((time, serial, fields)) = parse_record(text) else {
+            return;
+        };
+        let interesting = matches!(
+            ty,
+            AUDIT_LANDLOCK_ACCESS | AUDIT_LANDLOCK_DOMAIN | AUDIT_SYSCALL | AUDIT_EOE
+        );
+        if !interesting {
+            return;
+        }
+        if ty == AUDIT_SYSCALL || ty == AUDIT_EOE {
+            // Only join records we already hold a Landlock record for.
+            if let Some(p) = self.pending.get_mut(&serial) {
+                if ty == AUDIT_SYSCALL {
+                    p.syscall = Some(fields);
+                } else if p.syscall.is_none() {
+                    p.syscall = Some(Vec::new());
+                }
+            }
+            return;
+        }
+        let p = self.pending.entry(serial).or_default();
+        p.at.get_or_insert_with(Instant::now);
+        let mut fields = fields;
+        fields.push(("@time".into(), time));
+        if ty == AUDIT_LANDLOCK_ACCESS {
+            p.access.push(fields);
+        } else {
+            p.domains.push(fields);
+        }
+    }
+}
+
+fn get(f: &Fields, k: &str) -> Option<String> {
+    f.iter().find(|(a, _)| a == k).map(|(_, v)| v.clone())
+}
+
+/// Parses `audit(SEC.MS:SERIAL): k=v k="v" ...`, decoding hex-encoded
+/// untrusted strings.
+pub fn parse_record(text: &str) -> Option<(String, u64, Fields)> {
+    let rest = text.strip_prefix("audit(")?;
+    let (stamp, rest) = rest.split_once("):")?;
+    let (time, serial) = stamp.split_once(':')?;
+    let serial = serial.parse().ok()?;
+    Some((time.to_string(), serial, parse_fields(rest)))
+}
+
+fn parse_fields(s: &str) -> Fields {
+    let mut out = Vec::new();
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        while i < b.len() && b[i] == b' ' {
+            i += 1;
+        }
+        let ks = i;
+        while i < b.len() && b[i] != b'=' && b[i] != b' ' {
+            i += 1;
+        }
+        let key = &s[ks..i];
+        if i >= b.len() || b[i] != b'=' {
+            continue;
+        }
+        i += 1;
+        let val = if i < b.len() && b[i] == b'"' {
+            let vs = i + 1;
+            let mut j = vs;
+            while j < b.len() && b[j] != b'"' {
+                j += 1;
+            }
+            i = (j + 1).min(b.len());
+            s[vs..j.min(b.len())].to_string()
+        } else {
+            let vs = i;
+            while i < b.len() && b[i] != b' ' {
+                i += 1;
+            }
+            let raw = &s[vs..i];
+            // Untrusted strings with special bytes are logged as hex.
+            if matches!(key, "path" | "comm" | "exe" | "name" | "ocomm")
+                && raw.len().is_multiple_of(2)
+                && !raw.is_empty()
+                && raw.bytes().all(|c| c.is_ascii_hexdigit())
+            {
+                let bytes: Vec<u8> = (0..raw.len())
+                    .step_by(2)
+                    .filter_map(|k| u8::from_str_radix(&raw[k..k + 2], 16).ok())
+                    .collect();
+                String::from_utf8_lossy(&bytes).into_owned()
+            } else {
+                raw.to_string()
+            }
+        };
+        if !key.is_empty() {
+            out.push((key.to_string(), val));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_landlock_access() {
+        let (t, serial, f) = parse_record(
+            "audit(1732572345.123:789): domain=195ba459b blockers=fs.read_file path=\"/srv/web/.env\" dev=\"vda\" ino=1234",
+        )
+        .unwrap_or_default();
+        assert_eq!(t, "1732572345.123");
+        assert_eq!(serial, 789);
+        assert_eq!(get(&f, "domain").as_deref(), Some("195ba459b"));
+        assert_eq!(get(&f, "blockers").as_deref(), Some("fs.read_file"));
+        assert_eq!(get(&f, "path").as_deref(), Some("/srv/web/.env"));
+        assert_eq!(get(&f, "ino").as_deref(), Some("1234"));
+    }
+
+    #[test]
+    fn decodes_hex_paths() {
+        let f = parse_fields("path=2F6120622F63 comm=\"x y\"");
+        assert_eq!(get(&f, "path").as_deref(), Some("/a b/c"));
+        assert_eq!(get(&f, "comm").as_deref(), Some("x y"));
+    }
+}

@@ -1,0 +1,641 @@
+//! Building a step's Landlock ruleset (stage: runtime, file-system wall).
+//!
+//! Input: path automata that give, for each state, the Landlock access
+//! rights a path ending there is granted (and by which grant), plus the
+//! step's TCP ports. Output: a created Landlock ruleset (ABI 7 as a hard
+//! requirement: every file-system right the kernel supports is handled, TCP
+//! bind/connect, signal and abstract-socket scopes) whose rules come from
+//! walking the automata over the live file system:
+//!
+//! - at a directory whose whole subtree is granted some rights, one
+//!   path-beneath rule on the directory;
+//! - where only some entries are, one rule per existing entry (files get
+//!   file rights only);
+//! - symbolic links are never followed while enumerating (lstat / O_NOFOLLOW
+//!   opens), so a link planted in a granted directory names nothing;
+//! - every rule is re-checked against the automaton, from the start state
+//!   over the full path, before it is added: never wider than the grant.
+//!
+//! The walk also records, per grant, where the result is narrower than the
+//! grant as written (the precision report).
+
+use landlock::{
+    ABI, Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, PathBeneath,
+    Ruleset, RulesetAttr, RulesetCreated, RulesetCreatedAttr, Scope,
+};
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::fs;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+/// Landlock access bits (uapi values).
+pub mod access {
+    /// Execute a file.
+    pub const EXECUTE: u64 = 1 << 0;
+    /// Open a file for writing.
+    pub const WRITE_FILE: u64 = 1 << 1;
+    /// Open a file for reading.
+    pub const READ_FILE: u64 = 1 << 2;
+    /// List a directory.
+    pub const READ_DIR: u64 = 1 << 3;
+    /// Remove a directory.
+    pub const REMOVE_DIR: u64 = 1 << 4;
+    /// Remove a file.
+    pub const REMOVE_FILE: u64 = 1 << 5;
+    /// Make a character device.
+    pub const MAKE_CHAR: u64 = 1 << 6;
+    /// Make a directory.
+    pub const MAKE_DIR: u64 = 1 << 7;
+    /// Make a regular file.
+    pub const MAKE_REG: u64 = 1 << 8;
+    /// Make a socket.
+    pub const MAKE_SOCK: u64 = 1 << 9;
+    /// Make a FIFO.
+    pub const MAKE_FIFO: u64 = 1 << 10;
+    /// Make a block device.
+    pub const MAKE_BLOCK: u64 = 1 << 11;
+    /// Make a symbolic link.
+    pub const MAKE_SYM: u64 = 1 << 12;
+    /// Link or rename across directories.
+    pub const REFER: u64 = 1 << 13;
+    /// Truncate.
+    pub const TRUNCATE: u64 = 1 << 14;
+    /// ioctl on devices.
+    pub const IOCTL_DEV: u64 = 1 << 15;
+    /// Rights that apply to a file itself (allowed in a rule on a file).
+    pub const FILE: u64 = EXECUTE | WRITE_FILE | READ_FILE | TRUNCATE | IOCTL_DEV;
+    /// Rights checked on the parent directory of the object.
+    pub const PARENT: u64 = REMOVE_DIR
+        | REMOVE_FILE
+        | MAKE_CHAR
+        | MAKE_DIR
+        | MAKE_REG
+        | MAKE_SOCK
+        | MAKE_FIFO
+        | MAKE_BLOCK
+        | MAKE_SYM
+        | REFER;
+    /// Every right of ABI 7.
+    pub const ALL: u64 = (1 << 16) - 1;
+
+    /// The names the kernel's audit records use (`blockers=fs.NAME`).
+    pub fn name(bit: u64) -> &'static str {
+        match bit {
+            EXECUTE => "execute",
+            WRITE_FILE => "write_file",
+            READ_FILE => "read_file",
+            READ_DIR => "read_dir",
+            REMOVE_DIR => "remove_dir",
+            REMOVE_FILE => "remove_file",
+            MAKE_CHAR => "make_char",
+            MAKE_DIR => "make_dir",
+            MAKE_REG => "make_reg",
+            MAKE_SOCK => "make_sock",
+            MAKE_FIFO => "make_fifo",
+            MAKE_BLOCK => "make_block",
+            MAKE_SYM => "make_sym",
+            REFER => "refer",
+            TRUNCATE => "truncate",
+            IOCTL_DEV => "ioctl_dev",
+            _ => "?",
+        }
+    }
+    /// The bit for an audit blocker name.
+    pub fn from_name(n: &str) -> Option<u64> {
+        (0..16).map(|i| 1u64 << i).find(|b| name(*b) == n)
+    }
+}
+
+/// A path automaton as the walk reads it (one step's view). States are
+/// dense indices; transitions run over whole absolute paths.
+pub trait PathAutomaton {
+    /// The start state (before the leading `/`).
+    fn start(&self) -> u32;
+    /// The state after `byte`.
+    fn next(&self, state: u32, byte: u8) -> u32;
+    /// Landlock rights granted to the path that ends in `state`.
+    fn accept(&self, state: u32) -> u64;
+    /// Rights granted to *every* path strictly beneath the path that ends in
+    /// `state` (`P/x`, `P/x/y`, ...).
+    fn beneath_all(&self, state: u32) -> u64;
+    /// Whether some accepting state is reachable from `state` (itself
+    /// included): rights that the path or some continuation of it gets.
+    fn live(&self, state: u32) -> u64;
+    /// The grants behind `rights` at `state` (for the precision report).
+    fn grants(&self, state: u32, rights: u64) -> Vec<u32>;
+}
+
+/// Runs the automaton over `path` from its start.
+pub fn run(a: &dyn PathAutomaton, path: &[u8]) -> u32 {
+    path.iter().fold(a.start(), |s, b| a.next(s, *b))
+}
+
+/// One rule added to the ruleset.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AddedRule {
+    /// The object (as walked; never through a symlink).
+    pub path: PathBuf,
+    /// Rights.
+    pub access: u64,
+    /// Whether it covers a whole subtree (rule on a directory).
+    pub subtree: bool,
+}
+
+/// Why a grant is narrower than written.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Narrowing {
+    /// Only existing entries of this directory are granted: entries created
+    /// later are not.
+    PerEntry(PathBuf),
+    /// A symbolic link was not followed.
+    Symlink(PathBuf),
+    /// Creation/removal in a partly granted directory cannot be expressed.
+    ParentRight(PathBuf, u64),
+}
+
+/// Errors building a domain.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DomainError {
+    /// Landlock is missing or too old.
+    #[error(
+        "Landlock ABI 7 is required ({0}); boot Linux 6.15 or later with `lsm=landlock,...` (check /sys/kernel/security/lsm)"
+    )]
+    Unsupported(String),
+    /// A ruleset operation failed.
+    #[error("landlock: {0}")]
+    Ruleset(String),
+    /// A rule failed the re-check (internal error: never load it).
+    #[error("internal error: rule on {path} ({access:#x}) is wider than the automaton allows")]
+    Wider {
+        /// Object.
+        path: PathBuf,
+        /// Rights.
+        access: u64,
+    },
+}
+
+/// Limits of a walk.
+#[derive(Clone, Copy, Debug)]
+pub struct WalkLimits {
+    /// Deepest directory level walked.
+    pub max_depth: usize,
+    /// Most rules added in one step.
+    pub max_rules: usize,
+}
+
+impl Default for WalkLimits {
+    fn default() -> Self {
+        WalkLimits {
+            max_depth: 64,
+            max_rules: 1_000_000,
+        }
+    }
+}
+
+/// The rules a walk produced.
+#[derive(Debug, Default)]
+pub struct Walk {
+    /// Rules in the order found.
+    pub rules: Vec<AddedRule>,
+    /// Narrowings per grant id.
+    pub narrowed: BTreeMap<u32, Vec<Narrowing>>,
+}
+
+impl Walk {
+    fn narrow(&mut self, grants: Vec<u32>, n: Narrowing) {
+        for g in grants {
+            let v = self.narrowed.entry(g).or_default();
+            if v.len() < 16 && !v.contains(&n) {
+                v.push(n.clone());
+            }
+        }
+    }
+}
+
+/// Walks `a` over the file system from `/`.
+pub fn walk(a: &dyn PathAutomaton, limits: WalkLimits) -> Result<Walk, DomainError> {
+    let mut w = Walk::default();
+    walk_into(a, &mut w, &[b"/".to_vec()], limits)?;
+    Ok(w)
+}
+
+/// Walks `a` from each literal prefix (absolute, normalized); prefixes
+/// beneath another one are found by walking that one. A prefix reached
+/// through a symbolic link is not followed.
+pub fn walk_into(
+    a: &dyn PathAutomaton,
+    w: &mut Walk,
+    prefixes: &[Vec<u8>],
+    limits: WalkLimits,
+) -> Result<(), DomainError> {
+    let mut ps: Vec<&Vec<u8>> = prefixes.iter().collect();
+    ps.sort();
+    ps.dedup();
+    let mut kept: Vec<&Vec<u8>> = Vec::new();
+    for p in ps {
+        let beneath_kept = kept
+            .iter()
+            .any(|k| k.as_slice() == b"/" || (p.starts_with(k) && p.get(k.len()) == Some(&b'/')));
+        if !beneath_kept {
+            kept.push(p);
+        }
+    }
+    for p in kept {
+        if p.first() != Some(&b'/') {
+            continue;
+        }
+        let s = run(a, p);
+        if a.live(s) == 0 {
+            continue;
+        }
+        // Never through a symlink: check every component.
+        let mut ok = true;
+        let mut cur = Vec::new();
+        for comp in p.split(|b| *b == b'/').filter(|c| !c.is_empty()) {
+            cur.push(b'/');
+            cur.extend_from_slice(comp);
+            match fs::symlink_metadata(OsStr::from_bytes(&cur)) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    let t = run(a, &cur);
+                    w.narrow(
+                        a.grants_any(t, a.live(t)),
+                        Narrowing::Symlink(PathBuf::from(OsStr::from_bytes(&cur))),
+                    );
+                    ok = false;
+                    break;
+                }
+                Ok(_) => {}
+                Err(_) => {
+                    ok = false;
+                    break;
+                }
+            }
+        }
+        if !ok {
+            continue;
+        }
+        let is_dir = fs::symlink_metadata(OsStr::from_bytes(p)).is_ok_and(|m| m.is_dir());
+        if is_dir {
+            let u = if p.as_slice() == b"/" {
+                s
+            } else {
+                a.next(s, b'/')
+            };
+            walk_dir(a, w, p, s, u, 0, limits, 0)?;
+        } else {
+            let bits = a.accept(s) & access::FILE;
+            if bits != 0 && w.rules.len() < limits.max_rules {
+                check_rule(a, p, bits, false)?;
+                w.rules.push(AddedRule {
+                    path: PathBuf::from(OsStr::from_bytes(p)),
+                    access: bits,
+                    subtree: false,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `s_self`: state after the directory's path; `u`: after its trailing `/`
+/// (the same state for the root).
+#[expect(clippy::too_many_arguments, reason = "recursive walk state")]
+fn walk_dir(
+    a: &dyn PathAutomaton,
+    w: &mut Walk,
+    path: &[u8],
+    s_self: u32,
+    u: u32,
+    covered: u64,
+    limits: WalkLimits,
+    depth: usize,
+) -> Result<(), DomainError> {
+    let fs_path = Path::new(OsStr::from_bytes(path));
+    let beneath = a.beneath_all(s_self);
+    let mut rule = beneath & !covered & (access::FILE | access::PARENT);
+    rule |= beneath & a.accept(s_self) & access::READ_DIR & !covered;
+    if rule != 0 && w.rules.len() < limits.max_rules {
+        check_rule(a, path, rule, true)?;
+        w.rules.push(AddedRule {
+            path: fs_path.to_path_buf(),
+            access: rule,
+            subtree: true,
+        });
+    }
+    let covered = covered | rule;
+    // Creation/removal granted for only some names below cannot be
+    // expressed (Landlock checks them on the parent directory).
+    let below = a.live(u);
+    let partial_parent = below & access::PARENT & !covered;
+    if partial_parent != 0 {
+        w.narrow(
+            a.grants_any(u, partial_parent),
+            Narrowing::ParentRight(fs_path.to_path_buf(), partial_parent),
+        );
+    }
+    if below & !covered & (access::FILE | access::READ_DIR) == 0 || depth >= limits.max_depth {
+        return Ok(());
+    }
+    let mut per_entry = false;
+    for (name, kind) in entries(a, u, fs_path) {
+        let mut t = u;
+        for b in name.as_bytes() {
+            t = a.next(t, *b);
+        }
+        let want = a.live(t) & !covered & (access::FILE | access::READ_DIR);
+        if want == 0 {
+            continue;
+        }
+        let mut child = path.to_vec();
+        if path != b"/" {
+            child.push(b'/');
+        }
+        child.extend_from_slice(name.as_bytes());
+        let child_fs = PathBuf::from(OsStr::from_bytes(&child));
+        match kind {
+            Kind::Dir => {
+                let tu = a.next(t, b'/');
+                walk_dir(a, w, &child, t, tu, covered, limits, depth + 1)?;
+                if a.accept(t) & access::READ_DIR & !covered != 0
+                    && a.beneath_all(t) & access::READ_DIR == 0
+                {
+                    // Listing this directory alone cannot be granted without
+                    // its subdirectories.
+                    w.narrow(
+                        a.grants(t, access::READ_DIR),
+                        Narrowing::PerEntry(child_fs.clone()),
+                    );
+                }
+            }
+            Kind::Symlink => {
+                if a.accept(t) & !covered != 0 {
+                    w.narrow(
+                        a.grants(t, a.accept(t)),
+                        Narrowing::Symlink(child_fs.clone()),
+                    );
+                }
+            }
+            Kind::Other => {
+                let bits = a.accept(t) & !covered & access::FILE;
+                if bits != 0 && w.rules.len() < limits.max_rules {
+                    check_rule(a, &child, bits, false)?;
+                    w.rules.push(AddedRule {
+                        path: child_fs,
+                        access: bits,
+                        subtree: false,
+                    });
+                    per_entry = true;
+                }
+            }
+        }
+    }
+    if per_entry {
+        let g = a.grants_any(u, below & access::FILE & !covered);
+        w.narrow(g, Narrowing::PerEntry(fs_path.to_path_buf()));
+    }
+    Ok(())
+}
+
+trait GrantsAny {
+    fn grants_any(&self, state: u32, rights: u64) -> Vec<u32>;
+}
+
+impl<T: PathAutomaton + ?Sized> GrantsAny for T {
+    /// Grants with `rights` in any state reachable from `state` (bounded
+    /// breadth-first search).
+    fn grants_any(&self, state: u32, rights: u64) -> Vec<u32> {
+        let mut seen = std::collections::HashSet::new();
+        let mut queue = vec![state];
+        let mut out = Vec::new();
+        while let Some(s) = queue.pop() {
+            if !seen.insert(s) || seen.len() > 4096 {
+                continue;
+            }
+            for g in self.grants(s, rights) {
+                if !out.contains(&g) {
+                    out.push(g);
+                }
+            }
+            for b in 0..=255u8 {
+                let t = self.next(s, b);
+                if self.live(t) & rights != 0 {
+                    queue.push(t);
+                }
+            }
+        }
+        out
+    }
+}
+
+enum Kind {
+    Dir,
+    Symlink,
+    Other,
+}
+
+/// The entries of `dir` worth looking at from state `u`: when the automaton
+/// admits a single literal name, that name alone (lstat, no readdir).
+fn entries(a: &dyn PathAutomaton, u: u32, dir: &Path) -> Vec<(std::ffi::OsString, Kind)> {
+    let kind_of = |p: &Path| -> Option<Kind> {
+        let m = fs::symlink_metadata(p).ok()?;
+        let ft = m.file_type();
+        Some(if ft.is_symlink() {
+            Kind::Symlink
+        } else if ft.is_dir() {
+            Kind::Dir
+        } else {
+            Kind::Other
+        })
+    };
+    if let Some(lit) = literal_name(a, u) {
+        let name = OsStr::from_bytes(&lit).to_os_string();
+        return match kind_of(&dir.join(&name)) {
+            Some(k) => vec![(name, k)],
+            None => Vec::new(),
+        };
+    }
+    let Ok(rd) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for e in rd.flatten() {
+        let Ok(ft) = e.file_type() else { continue };
+        let k = if ft.is_symlink() {
+            Kind::Symlink
+        } else if ft.is_dir() {
+            Kind::Dir
+        } else {
+            Kind::Other
+        };
+        out.push((e.file_name(), k));
+    }
+    out.sort_by(|x, y| x.0.cmp(&y.0));
+    out
+}
+
+/// If every live continuation from `u` starts with the same non-empty name
+/// followed by `/` or the end, that name.
+fn literal_name(a: &dyn PathAutomaton, u: u32) -> Option<Vec<u8>> {
+    let mut name = Vec::new();
+    let mut s = u;
+    loop {
+        let live: Vec<u8> = (0..=255u8).filter(|b| a.live(a.next(s, *b)) != 0).collect();
+        let ends_here = !name.is_empty() && a.accept(s) != 0;
+        match live.as_slice() {
+            [b'/'] if !name.is_empty() => return Some(name),
+            [] if ends_here => return Some(name),
+            [b] if *b != b'/' && !ends_here && name.len() < 255 => {
+                name.push(*b);
+                s = a.next(s, *b);
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// Re-checks a rule against the automaton from the start state.
+fn check_rule(
+    a: &dyn PathAutomaton,
+    path: &[u8],
+    access: u64,
+    subtree: bool,
+) -> Result<(), DomainError> {
+    let s = run(a, path);
+    let ok = if subtree {
+        let beneath = a.beneath_all(s);
+        access & !(beneath & (access::FILE | access::PARENT | access::READ_DIR)) == 0
+            && (access & access::READ_DIR == 0 || a.accept(s) & access::READ_DIR != 0)
+    } else {
+        access & !(a.accept(s) & access::FILE) == 0
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(DomainError::Wider {
+            path: PathBuf::from(OsStr::from_bytes(path)),
+            access,
+        })
+    }
+}
+
+/// TCP ports for the Landlock network wall. `None` for an access means
+/// "too many ports to list": that access is left to the BPF programs.
+#[derive(Clone, Debug, Default)]
+pub struct TcpPorts {
+    /// Ports that may be bound (None: not handled by Landlock).
+    pub bind: Option<Vec<u16>>,
+    /// Ports that may be connected to.
+    pub connect: Option<Vec<u16>>,
+}
+
+/// A step's ruleset, created once and applied in every command's child.
+pub struct StepDomain {
+    /// The ruleset fd (`landlock_restrict_self` in the child).
+    pub fd: OwnedFd,
+    /// The rules added.
+    pub rules: Vec<AddedRule>,
+    /// Narrowings found by the walk, per grant (filled by the caller).
+    pub notes: Vec<(u32, Vec<String>)>,
+}
+
+fn ll_err(e: impl std::fmt::Display) -> DomainError {
+    DomainError::Ruleset(e.to_string())
+}
+
+/// Checks that the kernel provides Landlock ABI 7.
+pub fn preflight() -> Result<(), DomainError> {
+    let r = Ruleset::default()
+        .set_compatibility(CompatLevel::HardRequirement)
+        .handle_access(AccessFs::from_all(ABI::V7))
+        .and_then(|r| r.handle_access(AccessNet::from_all(ABI::V7)))
+        .and_then(|r| r.scope(Scope::from_all(ABI::V7)))
+        .and_then(|r| r.create());
+    match r {
+        Ok(_) => Ok(()),
+        Err(e) => Err(DomainError::Unsupported(e.to_string())),
+    }
+}
+
+/// Creates the ruleset for a step from walked rules and TCP ports.
+pub fn build(rules: Vec<AddedRule>, tcp: &TcpPorts) -> Result<StepDomain, DomainError> {
+    let mut net: BitFlags<AccessNet> = BitFlags::empty();
+    if tcp.bind.is_some() {
+        net |= AccessNet::BindTcp;
+    }
+    if tcp.connect.is_some() {
+        net |= AccessNet::ConnectTcp;
+    }
+    let mut rs = Ruleset::default()
+        .set_compatibility(CompatLevel::HardRequirement)
+        .handle_access(AccessFs::from_all(ABI::V7))
+        .map_err(|e| DomainError::Unsupported(e.to_string()))?
+        .scope(Scope::from_all(ABI::V7))
+        .map_err(|e| DomainError::Unsupported(e.to_string()))?;
+    if !net.is_empty() {
+        rs = rs
+            .handle_access(net)
+            .map_err(|e| DomainError::Unsupported(e.to_string()))?;
+    }
+    let mut created: RulesetCreated = rs
+        .create()
+        .map_err(|e| DomainError::Unsupported(e.to_string()))?;
+    for r in &rules {
+        // O_PATH | O_NOFOLLOW: the object itself, never a link's target.
+        let fd = match open_nofollow(&r.path) {
+            Ok(fd) => fd,
+            // Vanished since the walk: nothing to grant.
+            Err(_) => continue,
+        };
+        let acc = BitFlags::<AccessFs>::from_bits_truncate(r.access);
+        created = created
+            .add_rule(PathBeneath::new(fd, acc).set_compatibility(CompatLevel::HardRequirement))
+            .map_err(ll_err)?;
+    }
+    if let Some(ports) = &tcp.bind {
+        for p in ports {
+            created = created
+                .add_rule(NetPort::new(*p, AccessNet::BindTcp))
+                .map_err(ll_err)?;
+        }
+    }
+    if let Some(ports) = &tcp.connect {
+        for p in ports {
+            created = created
+                .add_rule(NetPort::new(*p, AccessNet::ConnectTcp))
+                .map_err(ll_err)?;
+        }
+    }
+    let fd: Option<OwnedFd> = created.into();
+    let fd = fd.ok_or_else(|| DomainError::Unsupported("ruleset not created".into()))?;
+    Ok(StepDomain {
+        fd,
+        rules,
+        notes: Vec::new(),
+    })
+}
+
+fn open_nofollow(p: &Path) -> std::io::Result<OwnedFd> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(p)?;
+    Ok(OwnedFd::from(f))
+}
+
+/// Lists ports of inclusive ranges, or `None` when more than `limit`.
+pub fn port_list(ranges: &[(u16, u16)], limit: usize) -> Option<Vec<u16>> {
+    let mut out: Vec<u16> = Vec::new();
+    for &(lo, hi) in ranges {
+        if usize::from(hi.saturating_sub(lo)) + out.len() >= limit {
+            return None;
+        }
+        out.extend(lo..=hi);
+    }
+    out.sort_unstable();
+    out.dedup();
+    Some(out)
+}

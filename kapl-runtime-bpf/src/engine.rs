@@ -1,0 +1,968 @@
+//! The session engine (stage: runtime, enforcement and reporting).
+//!
+//! Input: a verified image, a plan, a start step. Output: commands started
+//! under the current step (cgroup + BPF + Landlock + capabilities +
+//! seccomp), step switches that end the previous step's commands, and a
+//! stream of decisions with their authority chain (JSON Lines to the audit
+//! file, readable deny lines for the command's stderr).
+//!
+//! Single-threaded: the caller polls [`Engine::event_fds`] and calls
+//! [`Engine::pump`]; no locks, no shared state.
+
+use crate::audit::{AuditHold, AuditReader, Record};
+use crate::bpf::{Event, EventOp, NO_GRANT, NetEnforcer, StepLinks};
+use crate::cgroup::{self, Cgroup};
+use crate::domain::{self, StepDomain, WalkLimits, access};
+use crate::plan::{self, StepAutomaton};
+use crate::seccomp::{self, SockFilter};
+use crate::spawn;
+use kapl_image::{DfaKind, Image, NetOp, Plan};
+use serde_json::{Value, json};
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::io::Write;
+use std::net::IpAddr;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Runtime errors, each with a stable code (KAPL08xx).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    /// KAPL0801: Landlock missing or too old.
+    #[error("KAPL0801: {0}")]
+    Landlock(String),
+    /// KAPL0802: cgroup v2 unusable.
+    #[error("KAPL0802: {0}")]
+    Cgroup(String),
+    /// KAPL0803: BPF programs cannot be loaded or attached.
+    #[error("KAPL0803: {0}")]
+    Bpf(String),
+    /// KAPL0804: audit netlink unavailable.
+    #[error("KAPL0804: {0}")]
+    Audit(String),
+    /// KAPL0805: the image is unreadable or fails verification.
+    #[error("KAPL0805: {0}")]
+    Image(String),
+    /// KAPL0806: no such plan or step, or a refused step change.
+    #[error("KAPL0806: {0}")]
+    Step(String),
+    /// KAPL0807: the command could not be started.
+    #[error("KAPL0807: {0}")]
+    Spawn(String),
+    /// KAPL0808: session control failed.
+    #[error("KAPL0808: {0}")]
+    Session(String),
+}
+
+/// How the engine enforces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Landlock + cgroup BPF + audit (root).
+    Full,
+    /// Landlock alone.
+    Unprivileged,
+}
+
+struct Kernel {
+    bpf: NetEnforcer,
+    session_cg: Cgroup,
+    step_cg: Option<(Cgroup, StepLinks)>,
+    audit: AuditReader,
+    _hold: AuditHold,
+}
+
+struct Cmd {
+    pid: i32,
+    pidfd: OwnedFd,
+    step: u32,
+    cgroup: Option<Cgroup>,
+    domain: Option<String>,
+}
+
+/// One line for a command's stderr.
+#[derive(Clone, Debug)]
+pub struct Notice {
+    /// The command it concerns (None: the session).
+    pub cmd: Option<u64>,
+    /// The text.
+    pub line: String,
+    /// A denial (else an allow).
+    pub deny: bool,
+}
+
+/// The engine.
+pub struct Engine {
+    image: Image,
+    plan: u32,
+    step: u32,
+    visited: Vec<bool>,
+    kern: Option<Kernel>,
+    domain: StepDomain,
+    filter: Vec<SockFilter>,
+    cmds: HashMap<u64, Cmd>,
+    next_cmd: u64,
+    cg_cmd: HashMap<u64, u64>,
+    domain_cmd: HashMap<String, u64>,
+    audit_out: Option<File>,
+    seen: HashSet<(u32, String)>,
+    /// Counters: denies, allows reported.
+    pub denies: u64,
+    /// Allows reported.
+    pub allows: u64,
+    started: Instant,
+    id: String,
+}
+
+fn ll(e: domain::DomainError) -> RunError {
+    RunError::Landlock(e.to_string())
+}
+
+impl Engine {
+    /// Checks the kernel, loads the programs and enters the start step.
+    pub fn start(
+        image: Image,
+        plan_name: &str,
+        step: Option<&str>,
+        audit: Option<&Path>,
+        mode: Mode,
+        id: &str,
+    ) -> Result<Engine, RunError> {
+        let (plan_idx, plan) = image.plan(plan_name).ok_or_else(|| {
+            let names: Vec<&str> = image.plans.iter().map(|p| p.name.as_str()).collect();
+            RunError::Step(format!(
+                "no plan `{plan_name}` in the image (plans: {})",
+                names.join(", ")
+            ))
+        })?;
+        let start = match step {
+            Some(s) => {
+                let i = plan.step_index(s).ok_or_else(|| {
+                    RunError::Step(format!("plan `{plan_name}` has no step `{s}`"))
+                })?;
+                let st = &plan.steps[i as usize];
+                if !st.after.is_empty() {
+                    let after: Vec<&str> = st
+                        .after
+                        .iter()
+                        .filter_map(|a| plan.steps.get(*a as usize).map(|x| x.name.as_str()))
+                        .collect();
+                    return Err(RunError::Step(format!(
+                        "a session cannot start in step `{s}`: it comes after {}",
+                        after.join(", ")
+                    )));
+                }
+                i
+            }
+            None => {
+                let starts: Vec<(u32, &kapl_image::Step)> = plan.start_steps().collect();
+                match starts.as_slice() {
+                    [(i, _)] => *i,
+                    [] => {
+                        return Err(RunError::Step(format!(
+                            "plan `{plan_name}` has no start step"
+                        )));
+                    }
+                    many => {
+                        let names: Vec<&str> = many.iter().map(|(_, s)| s.name.as_str()).collect();
+                        return Err(RunError::Step(format!(
+                            "plan `{plan_name}` has several start steps; pick one with --step ({})",
+                            names.join(", ")
+                        )));
+                    }
+                }
+            }
+        };
+        domain::preflight().map_err(ll)?;
+        let kern = match mode {
+            Mode::Unprivileged => None,
+            Mode::Full => {
+                let root = cgroup::preflight().map_err(|e| RunError::Cgroup(e.to_string()))?;
+                let rules = plan::net_rules(plan);
+                let bpf = NetEnforcer::load(&rules).map_err(|e| RunError::Bpf(e.to_string()))?;
+                let hold = AuditHold::acquire().map_err(|e| RunError::Audit(e.to_string()))?;
+                let audit = AuditReader::open().map_err(|e| RunError::Audit(e.to_string()))?;
+                let session_cg = Cgroup::create(&root, &format!("kapl-{id}"))
+                    .map_err(|e| RunError::Cgroup(e.to_string()))?;
+                Some(Kernel {
+                    bpf,
+                    session_cg,
+                    step_cg: None,
+                    audit,
+                    _hold: hold,
+                })
+            }
+        };
+        let audit_out = match audit {
+            Some(p) => Some(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)
+                    .map_err(|e| {
+                        RunError::Session(format!("cannot open audit file {}: {e}", p.display()))
+                    })?,
+            ),
+            None => None,
+        };
+        let nsteps = plan.steps.len();
+        let domain = build_domain(plan, start)?;
+        let mut e = Engine {
+            image,
+            plan: plan_idx,
+            step: start,
+            visited: vec![false; nsteps],
+            kern,
+            domain,
+            filter: seccomp::filter(),
+            cmds: HashMap::new(),
+            next_cmd: 1,
+            cg_cmd: HashMap::new(),
+            domain_cmd: HashMap::new(),
+            audit_out,
+            seen: HashSet::new(),
+            denies: 0,
+            allows: 0,
+            started: Instant::now(),
+            id: id.to_string(),
+        };
+        e.visited[start as usize] = true;
+        e.attach_step()?;
+        Ok(e)
+    }
+
+    fn plan(&self) -> &Plan {
+        &self.image.plans[self.plan as usize]
+    }
+
+    /// The current step's name.
+    pub fn step_name(&self) -> &str {
+        self.plan()
+            .steps
+            .get(self.step as usize)
+            .map_or("?", |s| s.name.as_str())
+    }
+
+    /// The plan's name.
+    pub fn plan_name(&self) -> &str {
+        &self.plan().name
+    }
+
+    /// The enforcement mode.
+    pub fn mode(&self) -> Mode {
+        if self.kern.is_some() {
+            Mode::Full
+        } else {
+            Mode::Unprivileged
+        }
+    }
+
+    fn attach_step(&mut self) -> Result<(), RunError> {
+        let name = format!("step-{}-{}", self.step, sanitize(self.step_name()));
+        if let Some(k) = self.kern.as_mut() {
+            let cg = Cgroup::create(k.session_cg.path(), &name)
+                .map_err(|e| RunError::Cgroup(e.to_string()))?;
+            let links = k
+                .bpf
+                .attach(cg.fd())
+                .map_err(|e| RunError::Bpf(e.to_string()))?;
+            k.step_cg = Some((cg, links));
+        }
+        Ok(())
+    }
+
+    /// The precision report of the current step (one line per narrowing).
+    pub fn precision(&self) -> Vec<String> {
+        let plan = self.plan();
+        let mut out = Vec::new();
+        if let Some(st) = plan.steps.get(self.step as usize) {
+            for p in &st.landlock.precision {
+                out.push(format!(
+                    "grant {} {}: {}",
+                    p.grant,
+                    self.grant_text(p.grant),
+                    p.note
+                ));
+            }
+        }
+        for (g, ns) in &self.domain_narrowings() {
+            for n in ns {
+                out.push(format!("grant {g} {}: {n}", self.grant_text(*g)));
+            }
+        }
+        out
+    }
+
+    fn domain_narrowings(&self) -> Vec<(u32, Vec<String>)> {
+        self.domain.notes.clone()
+    }
+
+    fn grant_text(&self, g: u32) -> String {
+        self.image
+            .grants
+            .get(g as usize)
+            .map_or_else(String::new, |x| format!("`{}`", x.text))
+    }
+
+    /// Moves to step `name`, ending the previous step's commands. Returns
+    /// how many processes were ended.
+    pub fn switch(&mut self, name: &str) -> Result<usize, RunError> {
+        let plan = self.plan();
+        let i = plan.step_index(name).ok_or_else(|| {
+            let names: Vec<&str> = plan.steps.iter().map(|s| s.name.as_str()).collect();
+            RunError::Step(format!(
+                "plan `{}` has no step `{name}` (steps: {})",
+                plan.name,
+                names.join(", ")
+            ))
+        })?;
+        let st = &plan.steps[i as usize];
+        let missing: Vec<&str> = st
+            .after
+            .iter()
+            .filter(|a| !self.visited.get(**a as usize).copied().unwrap_or(false))
+            .filter_map(|a| plan.steps.get(*a as usize).map(|s| s.name.as_str()))
+            .collect();
+        if !missing.is_empty() {
+            return Err(RunError::Step(format!(
+                "step `{name}` is refused: it comes after {} which has not been active; the session stays in step `{}`",
+                missing.join(", "),
+                self.step_name()
+            )));
+        }
+        if i == self.step {
+            return Err(RunError::Step(format!(
+                "step `{name}` is already the current step"
+            )));
+        }
+        // Build the new domain first: a failure changes nothing.
+        let dom = build_domain(self.plan(), i)?;
+        let ended = self.end_step_processes()?;
+        self.step = i;
+        self.visited[i as usize] = true;
+        self.domain = dom;
+        self.attach_step()?;
+        Ok(ended)
+    }
+
+    fn end_step_processes(&mut self) -> Result<usize, RunError> {
+        let mut ended = 0;
+        if let Some(k) = self.kern.as_mut() {
+            if let Some((cg, links)) = k.step_cg.take() {
+                ended = cg.count_procs_recursive().unwrap_or(0);
+                cg.kill_all().map_err(|e| RunError::Cgroup(e.to_string()))?;
+                drop(links);
+                for c in self.cmds.values_mut() {
+                    if let Some(ccg) = c.cgroup.take() {
+                        let _ = k.bpf.clear_cgroup(ccg.id());
+                    }
+                }
+                cg.remove().map_err(|e| RunError::Cgroup(e.to_string()))?;
+            }
+        } else {
+            for c in self.cmds.values() {
+                // SAFETY: pidfd_send_signal on a pidfd we own.
+                let r = unsafe {
+                    libc::syscall(
+                        libc::SYS_pidfd_send_signal,
+                        c.pidfd.as_raw_fd(),
+                        libc::SIGKILL,
+                        0,
+                        0,
+                    )
+                };
+                if r == 0 {
+                    ended += 1;
+                }
+            }
+        }
+        Ok(ended)
+    }
+
+    /// Starts a command under the current step.
+    pub fn spawn(
+        &mut self,
+        argv: &[Vec<u8>],
+        env: &[Vec<u8>],
+        cwd: Option<&[u8]>,
+        stdio: [RawFd; 3],
+    ) -> Result<u64, RunError> {
+        let Some(arg0) = argv.first() else {
+            return Err(RunError::Spawn("no command given".into()));
+        };
+        let program = resolve(arg0, env, cwd).ok_or_else(|| {
+            RunError::Spawn(format!(
+                "{}: command not found",
+                String::from_utf8_lossy(arg0)
+            ))
+        })?;
+        let id = self.next_cmd;
+        self.next_cmd += 1;
+        let step = self.step;
+        let mut cg = None;
+        if let Some(k) = self.kern.as_mut() {
+            let Some((scg, _)) = k.step_cg.as_ref() else {
+                return Err(RunError::Cgroup("no step cgroup".into()));
+            };
+            let c = Cgroup::create(scg.path(), &format!("cmd-{id}"))
+                .map_err(|e| RunError::Cgroup(e.to_string()))?;
+            k.bpf
+                .set_cgroup_step(c.id(), step)
+                .map_err(|e| RunError::Bpf(e.to_string()))?;
+            self.cg_cmd.insert(c.id(), id);
+            cg = Some(c);
+        }
+        let child = spawn::spawn(&spawn::Command {
+            program: &program,
+            argv,
+            envp: env,
+            stdio,
+            cwd,
+            cgroup: cg.as_ref().map(Cgroup::raw_fd),
+            landlock_ruleset: self.domain.fd.as_raw_fd(),
+            seccomp: &self.filter,
+            privileged: self.kern.is_some(),
+        })
+        .map_err(|e| RunError::Spawn(format!("{}: {e}", String::from_utf8_lossy(arg0))))?;
+        self.cmds.insert(
+            id,
+            Cmd {
+                pid: child.pid,
+                pidfd: child.pidfd,
+                step,
+                cgroup: cg,
+                domain: None,
+            },
+        );
+        Ok(id)
+    }
+
+    /// The pidfd of a running command.
+    pub fn pidfd(&self, cmd: u64) -> Option<RawFd> {
+        self.cmds.get(&cmd).map(|c| c.pidfd.as_raw_fd())
+    }
+
+    /// Reaps a command whose pidfd became readable; returns its exit code.
+    pub fn reap(&mut self, cmd: u64) -> Option<i32> {
+        let c = self.cmds.get(&cmd)?;
+        spawn::wait_exit(&c.pidfd).ok()
+    }
+
+    /// Forgets a finished command.
+    pub fn forget(&mut self, cmd: u64) {
+        self.cmds.remove(&cmd);
+    }
+
+    /// Fds to poll for decisions.
+    pub fn event_fds(&self) -> Vec<RawFd> {
+        match &self.kern {
+            Some(k) => vec![k.bpf.events_fd(), k.audit.fd()],
+            None => Vec::new(),
+        }
+    }
+
+    /// Reads pending decisions, writes them to the audit file, and returns
+    /// the lines to show.
+    pub fn pump(&mut self, flush: bool) -> Vec<Notice> {
+        let mut out = Vec::new();
+        let Some(k) = self.kern.as_mut() else {
+            return out;
+        };
+        let mut evs = Vec::new();
+        k.bpf.drain(&mut evs);
+        let recs = k.audit.poll(flush).unwrap_or_default();
+        for e in evs {
+            match e {
+                Event::Net(n) => self.on_net(&n, &mut out),
+                Event::Exec(x) => self.on_exec(&x, &mut out),
+            }
+        }
+        for r in recs {
+            match r {
+                Record::Domain(d) => {
+                    if let Some(pid) = d.pid
+                        && let Some((id, _)) = self.cmds.iter().find(|(_, c)| c.pid == pid)
+                    {
+                        let id = *id;
+                        self.domain_cmd.insert(d.domain.clone(), id);
+                        if let Some(c) = self.cmds.get_mut(&id) {
+                            c.domain = Some(d.domain.clone());
+                        }
+                    }
+                }
+                Record::Denial(d) => self.on_denial(&d, &mut out),
+            }
+        }
+        out
+    }
+
+    /// Events lost so far (ring buffer full).
+    pub fn lost(&self) -> u64 {
+        self.kern
+            .as_ref()
+            .and_then(|k| k.bpf.lost().ok())
+            .unwrap_or(0)
+    }
+
+    fn chain(&self, step: u32) -> (String, String, Option<String>, String) {
+        let plan = self.plan();
+        let step_name = plan
+            .steps
+            .get(step as usize)
+            .map_or("?", |s| s.name.as_str())
+            .to_string();
+        let intent = plan
+            .intent
+            .and_then(|i| self.image.intents.get(i as usize))
+            .map(|i| i.name.clone());
+        let obj = self
+            .image
+            .objectives
+            .get(plan.objective as usize)
+            .map_or_else(String::new, |o| o.name.clone());
+        (step_name, plan.name.clone(), intent, obj)
+    }
+
+    fn grant_json(&self, g: u32) -> Value {
+        match self.image.provenance(g) {
+            Some(p) => json!({
+                "id": g,
+                "source": format!("{}:{}:{}", p.file, p.grant.source.line, p.grant.source.column),
+                "site": format!("{}:{}", self.image.meta.sources.get(p.grant.site.file as usize).map_or("?", String::as_str), p.grant.site.line),
+                "text": p.grant.text,
+                "step": p.step.map(|s| s.name.clone()),
+            }),
+            None => Value::Null,
+        }
+    }
+
+    fn grant_brief(&self, g: u32) -> String {
+        match self.image.provenance(g) {
+            Some(p) => format!(
+                "grant {g} `{}` ({}:{})",
+                p.grant.text, p.file, p.grant.source.line
+            ),
+            None => format!("grant {g}"),
+        }
+    }
+
+    #[expect(clippy::too_many_arguments, reason = "one record's fields")]
+    fn record(
+        &mut self,
+        out: &mut Vec<Notice>,
+        cmd: Option<u64>,
+        step: u32,
+        pid: Option<i32>,
+        comm: &str,
+        exe: Option<String>,
+        operation: &str,
+        object: &str,
+        grant: Option<u32>,
+        nearest: Option<(u32, String)>,
+        mechanism: &str,
+    ) {
+        let (step_name, plan, intent, objective) = self.chain(step);
+        let deny = grant.is_none();
+        if !deny {
+            let key = (grant.unwrap_or(NO_GRANT), format!("{operation} {object}"));
+            if !self.seen.insert(key) {
+                return;
+            }
+            self.allows += 1;
+        } else {
+            self.denies += 1;
+        }
+        let why = if deny {
+            Some(format!(
+                "no grant of step {step_name} (plan {plan}{}, objective {objective}) covers it",
+                intent
+                    .as_ref()
+                    .map_or(String::new(), |i| format!(", intent {i}"))
+            ))
+        } else {
+            None
+        };
+        let rec = json!({
+            "time": now_rfc3339(),
+            "session": self.id,
+            "pid": pid,
+            "comm": comm,
+            "exe": exe,
+            "operation": operation,
+            "object": object,
+            "verdict": if deny { "deny" } else { "allow" },
+            "grant": grant.map(|g| self.grant_json(g)),
+            "step": step_name,
+            "plan": plan,
+            "intent": intent,
+            "objective": objective,
+            "reason": why,
+            "nearest": nearest.as_ref().map(|(g, w)| { let mut v = self.grant_json(*g); if let Value::Object(m) = &mut v { m.insert("why".into(), json!(w)); } v }),
+            "mechanism": mechanism,
+        });
+        if let Some(f) = self.audit_out.as_mut() {
+            let _ = writeln!(f, "{rec}");
+        }
+        let line = if deny {
+            let mut l = format!(
+                "denied: {comm} {operation} {object} — {}",
+                why.unwrap_or_default()
+            );
+            if let Some((g, w)) = &nearest {
+                l.push_str(&format!("; nearest: {} — {w}", self.grant_brief(*g)));
+            }
+            l
+        } else {
+            let g = grant.unwrap_or(NO_GRANT);
+            format!(
+                "allowed: {comm} {operation} {object} — {}, step {step_name}, plan {plan}{}, objective {objective}",
+                self.grant_brief(g),
+                intent
+                    .as_ref()
+                    .map_or(String::new(), |i| format!(", intent {i}"))
+            )
+        };
+        out.push(Notice { cmd, line, deny });
+    }
+
+    fn on_net(&mut self, n: &crate::bpf::NetEvent, out: &mut Vec<Notice>) {
+        let cmd = self.cg_cmd.get(&n.cgroup).copied();
+        let step = if n.step == crate::bpf::NO_STEP {
+            self.step
+        } else {
+            n.step
+        };
+        let addr: IpAddr = match n.addr.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(n.addr),
+        };
+        let proto = match (n.sotype, n.proto) {
+            (_, 6) | (1, 0) => "tcp",
+            (_, 17) | (2, 0) => "udp",
+            _ => "other",
+        };
+        let (object, nearest) = if n.op == EventOp::Socket {
+            (
+                format!("family={} type={} protocol={}", n.family, n.sotype, n.proto),
+                None,
+            )
+        } else {
+            let obj = match addr {
+                IpAddr::V4(_) => format!("{addr}:{} ({proto})", n.port),
+                IpAddr::V6(_) => format!("[{addr}]:{} ({proto})", n.port),
+            };
+            let op = if n.op == EventOp::Bind {
+                NetOp::Bind
+            } else {
+                NetOp::Connect
+            };
+            let near = if n.allowed {
+                None
+            } else {
+                plan::nearest_net(self.plan(), step, op, addr, n.port)
+            };
+            (obj, near)
+        };
+        let grant = (n.allowed && n.grant != NO_GRANT).then_some(n.grant);
+        let exe = std::fs::read_link(format!("/proc/{}/exe", n.tgid))
+            .ok()
+            .map(|p| p.display().to_string());
+        self.record(
+            out,
+            cmd,
+            step,
+            Some(n.tgid as i32),
+            &n.comm.clone(),
+            exe,
+            n.op.as_str(),
+            &object,
+            grant,
+            nearest,
+            "bpf",
+        );
+    }
+
+    fn on_exec(&mut self, x: &crate::bpf::ExecEvent, out: &mut Vec<Notice>) {
+        let cmd = self.cg_cmd.get(&x.cgroup).copied();
+        let mut path = x.path.clone();
+        if path.first() != Some(&b'/')
+            && let Ok(p) = std::fs::read_link(format!("/proc/{}/exe", x.tgid))
+        {
+            path = p.as_os_str().as_bytes().to_vec();
+        }
+        let grant = plan::fs_grant(self.plan(), x.step, &path, access::EXECUTE);
+        let object = String::from_utf8_lossy(&path).into_owned();
+        let step = x.step;
+        let nearest = if grant.is_none() {
+            Some((u32::MAX, "the kernel allowed it (e.g. as an interpreter or through a link) but no exec grant names this path".into()))
+        } else {
+            None
+        };
+        let nearest = nearest.filter(|(g, _)| *g != u32::MAX);
+        if grant.is_none() {
+            // Not attributable: report as allowed-by-kernel, unattributed.
+            let (step_name, plan, intent, objective) = self.chain(step);
+            let rec = json!({
+                "time": now_rfc3339(), "session": self.id, "pid": x.tgid, "comm": x.comm,
+                "exe": object, "operation": "exec", "object": object, "verdict": "allow",
+                "grant": Value::Null, "step": step_name, "plan": plan, "intent": intent,
+                "objective": objective, "reason": "executed; no exec grant names this path (reached through a link or as an interpreter)",
+                "nearest": Value::Null, "mechanism": "tracepoint",
+            });
+            if let Some(f) = self.audit_out.as_mut() {
+                let _ = writeln!(f, "{rec}");
+            }
+            return;
+        }
+        self.record(
+            out,
+            cmd,
+            step,
+            Some(x.tgid as i32),
+            &x.comm.clone(),
+            Some(object.clone()),
+            "exec",
+            &object,
+            grant,
+            nearest,
+            "tracepoint",
+        );
+    }
+
+    fn on_denial(&mut self, d: &crate::audit::Denial, out: &mut Vec<Notice>) {
+        let Some(&cmd) = self.domain_cmd.get(&d.domain) else {
+            return; // another program's Landlock domain
+        };
+        let step = self.cmds.get(&cmd).map_or(self.step, |c| c.step);
+        let get = |k: &str| {
+            d.fields
+                .iter()
+                .find(|(a, _)| a == k)
+                .map(|(_, v)| v.clone())
+        };
+        let comm = d.comm.clone().unwrap_or_else(|| "?".into());
+        for b in &d.blockers {
+            let (operation, object, nearest) = if let Some(r) = b.strip_prefix("fs.") {
+                let path = get("path").unwrap_or_else(|| {
+                    format!(
+                        "dev={} ino={}",
+                        get("dev").unwrap_or_default(),
+                        get("ino").unwrap_or_default()
+                    )
+                });
+                let bit = access::from_name(r).unwrap_or(0);
+                let op = match plan::right_of_access(bit) {
+                    Some((DfaKind::Exec, _)) => "exec".to_string(),
+                    Some((DfaKind::Fs, c)) => kapl_image::FsRight::ALL
+                        .get(c)
+                        .map_or("fs", |r| r.as_str())
+                        .to_string(),
+                    None => r.to_string(),
+                };
+                let op = format!("{op} ({r})");
+                let near = plan::nearest_fs(self.plan(), step, path.as_bytes(), bit);
+                (op, path, near)
+            } else if let Some(r) = b.strip_prefix("net.") {
+                let port = get("dest").or_else(|| get("src")).unwrap_or_default();
+                let addr = get("daddr").or_else(|| get("saddr")).unwrap_or_default();
+                (
+                    format!(
+                        "{} (landlock {r})",
+                        if r.starts_with("bind") {
+                            "bind"
+                        } else {
+                            "connect"
+                        }
+                    ),
+                    format!("{addr}:{port}"),
+                    None,
+                )
+            } else if let Some(r) = b.strip_prefix("scope.") {
+                let obj = get("opid")
+                    .map(|p| format!("pid {p} ({})", get("ocomm").unwrap_or_default()))
+                    .or_else(|| get("path"))
+                    .unwrap_or_default();
+                (format!("{r} (scope)"), obj, None)
+            } else {
+                (b.clone(), String::new(), None)
+            };
+            self.record(
+                out,
+                Some(cmd),
+                step,
+                d.pid,
+                &comm,
+                d.exe.clone(),
+                &operation,
+                &object,
+                None,
+                nearest,
+                "landlock",
+            );
+        }
+    }
+
+    /// Ends everything: kills the session's processes, detaches the
+    /// programs, removes the cgroups, restores audit. Returns a summary.
+    pub fn stop(mut self) -> String {
+        let mut notes = self.pump(true);
+        notes.clear();
+        let ended = self.end_step_processes().unwrap_or(0);
+        let lost = self.lost();
+        if let Some(k) = self.kern.take() {
+            let path = k.session_cg.path().to_path_buf();
+            drop(k.bpf);
+            let _ = k.session_cg.remove();
+            let _ = cgroup::remove_tree(&path);
+        }
+        format!(
+            "session {} ended: plan {}, last step {}, {} processes ended, {} denials, {} first allows reported, {} events lost, {:.1}s",
+            self.id,
+            self.plan_name(),
+            self.step_name(),
+            ended,
+            self.denies,
+            self.allows,
+            lost,
+            self.started.elapsed().as_secs_f64()
+        )
+    }
+}
+
+impl Engine {
+    #[doc(hidden)]
+    pub fn rules(&self) -> usize {
+        self.domain.rules.len()
+    }
+}
+
+fn build_domain(plan: &Plan, step: u32) -> Result<StepDomain, RunError> {
+    let fs_a = StepAutomaton::new(&plan.fs, step);
+    let ex_a = StepAutomaton::new(&plan.exec, step);
+    let mut w = domain::Walk::default();
+    domain::walk_into(
+        &fs_a,
+        &mut w,
+        &plan::prefixes(plan, step, DfaKind::Fs),
+        WalkLimits::default(),
+    )
+    .map_err(ll)?;
+    domain::walk_into(
+        &ex_a,
+        &mut w,
+        &plan::prefixes(plan, step, DfaKind::Exec),
+        WalkLimits::default(),
+    )
+    .map_err(ll)?;
+    let notes: Vec<(u32, Vec<String>)> = w
+        .narrowed
+        .iter()
+        .map(|(g, ns)| (*g, ns.iter().map(describe_narrowing).collect()))
+        .collect();
+    let mut d = domain::build(w.rules, &plan::tcp_ports(plan, step)).map_err(ll)?;
+    d.notes = notes;
+    Ok(d)
+}
+
+fn describe_narrowing(n: &domain::Narrowing) -> String {
+    match n {
+        domain::Narrowing::PerEntry(p) => format!(
+            "only the entries of {} that exist now are granted (files created later are not)",
+            p.display()
+        ),
+        domain::Narrowing::Symlink(p) => {
+            format!("{} is a symbolic link and is not followed", p.display())
+        }
+        domain::Narrowing::ParentRight(p, bits) => {
+            let names: Vec<&str> = (0..16)
+                .map(|i| 1u64 << i)
+                .filter(|b| bits & b != 0)
+                .map(access::name)
+                .collect();
+            format!(
+                "{} in {} cannot be granted for only some names",
+                names.join(","),
+                p.display()
+            )
+        }
+    }
+}
+
+fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Finds the program like execvp: a name with a slash is taken as is
+/// (relative to `cwd`), else searched in the command's PATH.
+pub fn resolve(arg0: &[u8], env: &[Vec<u8>], cwd: Option<&[u8]>) -> Option<Vec<u8>> {
+    use std::os::unix::fs::PermissionsExt;
+    let is_exec = |p: &Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if arg0.contains(&b'/') {
+        if arg0.first() == Some(&b'/') {
+            return Some(arg0.to_vec());
+        }
+        let base = cwd
+            .map(|c| PathBuf::from(std::ffi::OsStr::from_bytes(c)))
+            .or_else(|| std::env::current_dir().ok())?;
+        return Some(
+            base.join(std::ffi::OsStr::from_bytes(arg0))
+                .as_os_str()
+                .as_bytes()
+                .to_vec(),
+        );
+    }
+    let path = env
+        .iter()
+        .find_map(|e| e.strip_prefix(b"PATH="))
+        .map(<[u8]>::to_vec)
+        .unwrap_or_else(|| b"/usr/local/bin:/usr/bin:/bin".to_vec());
+    for dir in path.split(|b| *b == b':') {
+        if dir.is_empty() {
+            continue;
+        }
+        let p = Path::new(std::ffi::OsStr::from_bytes(dir)).join(std::ffi::OsStr::from_bytes(arg0));
+        if is_exec(&p) {
+            return Some(p.as_os_str().as_bytes().to_vec());
+        }
+    }
+    None
+}
+
+fn now_rfc3339() -> String {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = d.as_secs() as i64;
+    let ms = d.subsec_millis();
+    let days = secs.div_euclid(86400);
+    let rem = secs.rem_euclid(86400);
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let dd = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!(
+        "{y:04}-{m:02}-{dd:02}T{:02}:{:02}:{:02}.{ms:03}Z",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60
+    )
+}

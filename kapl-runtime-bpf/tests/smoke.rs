@@ -1,0 +1,111 @@
+//! Kernel smoke test of the plumbing: BPF load/attach, cgroup, Landlock,
+//! spawn. Needs root.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use kapl_runtime_bpf::bpf::{Event, NetEnforcer, NetRule, PROTO_TCP, PROTO_UDP, RuleOp};
+use kapl_runtime_bpf::cgroup::{self, Cgroup};
+use kapl_runtime_bpf::domain::{self, PathAutomaton, TcpPorts, WalkLimits, access};
+use kapl_runtime_bpf::{seccomp, spawn};
+use std::net::{Ipv4Addr, TcpListener};
+use std::os::fd::AsRawFd;
+
+struct AllowAll(u64);
+impl PathAutomaton for AllowAll {
+    fn start(&self) -> u32 {
+        0
+    }
+    fn next(&self, _: u32, _: u8) -> u32 {
+        0
+    }
+    fn accept(&self, _: u32) -> u64 {
+        self.0
+    }
+    fn beneath_all(&self, _: u32) -> u64 {
+        self.0
+    }
+    fn live(&self, _: u32) -> u64 {
+        self.0
+    }
+    fn grants(&self, _: u32, _: u64) -> Vec<u32> {
+        vec![0]
+    }
+}
+
+#[test]
+fn connect_allowed_and_denied() {
+    let l1 = TcpListener::bind("127.0.0.1:0").unwrap();
+    let l2 = TcpListener::bind("127.0.0.1:0").unwrap();
+    let p1 = l1.local_addr().unwrap().port();
+    let p2 = l2.local_addr().unwrap().port();
+    let rules = [NetRule {
+        step: 7,
+        op: RuleOp::Connect,
+        addr: Ipv4Addr::new(127, 0, 0, 1).to_ipv6_mapped(),
+        prefix: 128,
+        lo: p1,
+        hi: p1,
+        protos: PROTO_TCP | PROTO_UDP,
+        grant: 42,
+    }];
+    let mut bpf = NetEnforcer::load(&rules).unwrap();
+    let root = cgroup::cgroup2_root().unwrap();
+    let sess = Cgroup::create(&root, &format!("kapl-smoke-{}", std::process::id())).unwrap();
+    let step = Cgroup::create(sess.path(), "step").unwrap();
+    let cmd = Cgroup::create(step.path(), "cmd-1").unwrap();
+    let links = bpf.attach(step.fd()).unwrap();
+    bpf.set_cgroup_step(cmd.id(), 7).unwrap();
+    let a = AllowAll(access::READ_FILE | access::READ_DIR | access::EXECUTE | access::WRITE_FILE);
+    let w = domain::walk(&a, WalkLimits::default()).unwrap();
+    assert_eq!(w.rules.len(), 1);
+    let dom = domain::build(
+        w.rules,
+        &TcpPorts {
+            bind: Some(vec![]),
+            connect: Some(vec![p1, p2]),
+        },
+    )
+    .unwrap();
+    let filter = seccomp::filter();
+    let script = format!(
+        "exec 3<>/dev/tcp/127.0.0.1/{p1} && echo ok1; exec 4<>/dev/tcp/127.0.0.1/{p2} && echo ok2; cat /proc/self/status | grep -E '^Cap(Eff|Bnd)'; exit 3"
+    );
+    let argv = vec![b"bash".to_vec(), b"-c".to_vec(), script.into_bytes()];
+    let child = spawn::spawn(&spawn::Command {
+        program: b"/bin/bash",
+        argv: &argv,
+        envp: &[b"PATH=/usr/bin:/bin".to_vec()],
+        stdio: [0, 1, 2],
+        cwd: Some(b"/"),
+        cgroup: Some(cmd.raw_fd()),
+        landlock_ruleset: dom.fd.as_raw_fd(),
+        seccomp: &filter,
+        privileged: true,
+    })
+    .unwrap();
+    let code = spawn::wait_exit(&child.pidfd).unwrap();
+    assert_eq!(code, 3);
+    let mut ev = Vec::new();
+    bpf.drain(&mut ev);
+    eprintln!("{ev:#?}");
+    let nets: Vec<_> = ev
+        .iter()
+        .filter_map(|e| {
+            if let Event::Net(n) = e {
+                Some((n.port, n.allowed, n.grant))
+            } else {
+                None
+            }
+        })
+        .collect();
+    assert!(nets.contains(&(p1, true, 42)));
+    assert!(nets.contains(&(p2, false, u32::MAX)));
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, Event::Exec(x) if x.path == b"/bin/bash"))
+    );
+    assert_eq!(bpf.lost().unwrap(), 0);
+    drop(links);
+    cmd.remove().unwrap();
+    step.remove().unwrap();
+    sess.remove().unwrap();
+}
