@@ -207,11 +207,11 @@ pub fn context(before: &str) -> Context {
     let last_word = word(last);
 
     // Header positions: `intent X under |`, `plan X under |`, `step X after a, |`.
-    if let Some(pos) = stmt.iter().rposition(|t| *t == Tok::Word("under".into())) {
-        if pos + 1 == stmt.len() {
-            let plan = stmt.iter().any(|t| *t == Tok::Word("plan".into()));
-            return Context::Under { plan };
-        }
+    if let Some(pos) = stmt.iter().rposition(|t| *t == Tok::Word("under".into()))
+        && pos + 1 == stmt.len()
+    {
+        let plan = stmt.iter().any(|t| *t == Tok::Word("plan".into()));
+        return Context::Under { plan };
     }
     if let Some(pos) = stmt.iter().rposition(|t| *t == Tok::Word("after".into())) {
         let rest = &stmt[pos + 1..];

@@ -284,34 +284,44 @@ fn step_authority(a: &Analysis, d: &Def, s: &mut String) {
         let _ = writeln!(s, "\nMay start after: {}.", after.join(", "));
     }
     s.push_str("\n**Effective authority** (plan-wide grants and the step's own):\n\n```kapl\n");
-    let mut count = 0;
-    let mut total = 0;
+    let mut shown = 0;
+    let mut hidden = 0;
     let mut runs_loader = false;
-    for gid in plan.grants.iter().chain(&step.grants) {
-        let Some(g) = policy.grants.get(gid.0 as usize) else {
-            continue;
-        };
-        total += 1;
-        if let ir::RuleKind::Exec { patterns } = &g.rule.kind {
-            runs_loader |= patterns
-                .iter()
-                .any(|p| LOADERS.iter().any(|l| p.glob.matches(l.as_bytes())));
-        }
-        if count < HOVER_RULES {
-            count += 1;
-            let rule = one_line(a.sources.snippet(g.rule.span));
-            match g.rule.via.first() {
-                Some(v) => {
-                    let _ = writeln!(s, "{rule}    // via {}", one_line(a.sources.snippet(*v)));
+    let groups = [("plan-wide", &plan.grants), ("this step", &step.grants)];
+    for (title, ids) in groups {
+        let _ = writeln!(s, "// {title}");
+        let mut last_site = None;
+        for gid in ids.iter() {
+            let Some(g) = policy.grants.get(gid.0 as usize) else {
+                continue;
+            };
+            if let ir::RuleKind::Exec { patterns } = &g.rule.kind {
+                runs_loader |= patterns
+                    .iter()
+                    .any(|p| LOADERS.iter().any(|l| p.glob.matches(l.as_bytes())));
+            }
+            let expanded = !g.rule.via.is_empty();
+            if last_site != Some(g.site) {
+                last_site = Some(g.site);
+                let head = one_line(a.sources.snippet(g.site));
+                if expanded {
+                    let _ = writeln!(s, "{head}    // expands to:");
+                } else {
+                    let _ = writeln!(s, "{head}");
                 }
-                None => {
-                    let _ = writeln!(s, "{rule}");
+            }
+            if expanded {
+                if shown < HOVER_RULES {
+                    shown += 1;
+                    let _ = writeln!(s, "    {}", one_line(a.sources.snippet(g.rule.span)));
+                } else {
+                    hidden += 1;
                 }
             }
         }
     }
-    if total > count {
-        let _ = writeln!(s, "// … and {} more", total - count);
+    if hidden > 0 {
+        let _ = writeln!(s, "    // … and {hidden} more");
     }
     s.push_str("```\n");
     if runs_loader {

@@ -293,10 +293,10 @@ impl Server<'_> {
                 };
                 let _ = self.jobs.send(job);
             }
-            if doc.partial.as_ref().is_some_and(|p| p.0 <= now) {
-                if let Some((_, a)) = doc.partial.take() {
-                    publish.push((key.clone(), a));
-                }
+            if doc.partial.as_ref().is_some_and(|p| p.0 <= now)
+                && let Some((_, a)) = doc.partial.take()
+            {
+                publish.push((key.clone(), a));
             }
         }
         for (key, a) in publish {
@@ -422,29 +422,33 @@ impl Server<'_> {
     fn request(&mut self, req: Request) {
         let id = req.id.clone();
         let result = match req.method.as_str() {
-            HoverRequest::METHOD => self.with_doc(req, |s, doc, a, p| {
-                let p: lsp_types::HoverParams = p?;
-                let pos = p.text_document_position_params.position;
-                let off = doc.lines.offset(&doc.text, pos, s.enc);
-                Some(serde_json::to_value(features::hover(a, &doc.text, off, s.enc)).ok()?)
-            }),
-            GotoDefinition::METHOD => self.with_doc(req, |s, doc, a, p| {
-                let p: lsp_types::GotoDefinitionParams = p?;
-                let pos = p.text_document_position_params.position;
-                let off = doc.lines.offset(&doc.text, pos, s.enc);
-                Some(serde_json::to_value(features::definition(a, off, s.enc)).ok()?)
-            }),
-            Completion::METHOD => self.with_doc(req, |s, doc, a, p| {
-                let p: lsp_types::CompletionParams = p?;
-                let pos = p.text_document_position.position;
-                let off = doc.lines.offset(&doc.text, pos, s.enc);
-                let before = doc.text.get(..off).unwrap_or("");
-                Some(serde_json::to_value(features::completion(a, before)).ok()?)
-            }),
-            DocumentSymbolRequest::METHOD => self.with_doc(req, |s, _doc, a, p| {
-                let _: lsp_types::DocumentSymbolParams = p?;
-                Some(serde_json::to_value(features::symbols(a, s.enc)).ok()?)
-            }),
+            HoverRequest::METHOD => {
+                self.with_doc(req, |s, doc, a, p: lsp_types::HoverParams| {
+                    let pos = p.text_document_position_params.position;
+                    let off = doc.lines.offset(&doc.text, pos, s.enc);
+                    serde_json::to_value(features::hover(a, &doc.text, off, s.enc)).ok()
+                })
+            }
+            GotoDefinition::METHOD => {
+                self.with_doc(req, |s, doc, a, p: lsp_types::GotoDefinitionParams| {
+                    let pos = p.text_document_position_params.position;
+                    let off = doc.lines.offset(&doc.text, pos, s.enc);
+                    serde_json::to_value(features::definition(a, off, s.enc)).ok()
+                })
+            }
+            Completion::METHOD => {
+                self.with_doc(req, |s, doc, a, p: lsp_types::CompletionParams| {
+                    let pos = p.text_document_position.position;
+                    let off = doc.lines.offset(&doc.text, pos, s.enc);
+                    let before = doc.text.get(..off).unwrap_or("");
+                    serde_json::to_value(features::completion(a, before)).ok()
+                })
+            }
+            DocumentSymbolRequest::METHOD => {
+                self.with_doc(req, |s, _doc, a, _: lsp_types::DocumentSymbolParams| {
+                    serde_json::to_value(features::symbols(a, s.enc)).ok()
+                })
+            }
             _ => {
                 let resp = Response::new_err(
                     id,
@@ -472,7 +476,7 @@ impl Server<'_> {
     fn with_doc<P, F>(&mut self, req: Request, f: F) -> Result<serde_json::Value, String>
     where
         P: serde::de::DeserializeOwned,
-        F: FnOnce(&Self, &Doc, &Analysis, Option<P>) -> Option<serde_json::Value>,
+        F: FnOnce(&Self, &Doc, &Analysis, P) -> Option<serde_json::Value>,
     {
         let uri = req
             .params
@@ -494,6 +498,6 @@ impl Server<'_> {
             Some(a) => a,
             None => Arc::new(analysis::syntax_only(&doc.path, &doc.text, doc.version)),
         };
-        Ok(f(self, doc, &a, Some(params)).unwrap_or(serde_json::Value::Null))
+        Ok(f(self, doc, &a, params).unwrap_or(serde_json::Value::Null))
     }
 }
