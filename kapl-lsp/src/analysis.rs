@@ -16,7 +16,7 @@ use kapl_syntax::{Diagnostic, FileId, Origin, SourceMap};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::AtomicI32;
+use std::sync::atomic::{AtomicI32, Ordering};
 
 /// Work for the analysis thread.
 #[derive(Clone, Debug)]
@@ -54,12 +54,19 @@ pub struct Analysis {
     pub index: NameIndex,
     /// Whether the proofs ran.
     pub proved: bool,
+    /// The document's newest version (shared with the server).
+    pub latest: Arc<AtomicI32>,
 }
 
 impl Analysis {
     /// Whether proofs can run (the front end lowered a policy).
     pub fn can_prove(&self) -> bool {
         self.policy.is_some() && !self.proved
+    }
+
+    /// Whether the document moved on since this version.
+    pub fn is_stale(&self) -> bool {
+        self.latest.load(Ordering::SeqCst) != self.version
     }
 }
 
@@ -116,6 +123,7 @@ pub fn front(job: &Job) -> Option<Analysis> {
         diagnostics: fe.diagnostics,
         index,
         proved: false,
+        latest: Arc::clone(&job.latest),
     })
 }
 
@@ -135,6 +143,7 @@ pub fn prove(front: &Analysis) -> Analysis {
         diagnostics,
         index: front.index.clone(),
         proved: true,
+        latest: Arc::clone(&front.latest),
     }
 }
 
@@ -156,6 +165,7 @@ pub fn syntax_only(path: &str, text: &str, version: i32) -> Analysis {
         diagnostics: parsed.diagnostics,
         index,
         proved: false,
+        latest: Arc::new(AtomicI32::new(version)),
     }
 }
 

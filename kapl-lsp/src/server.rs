@@ -7,11 +7,12 @@
 //!
 //! Typing stays responsive: a change only marks its document dirty; the
 //! analysis starts once the document has been quiet for the debounce
-//! delay, runs on a worker thread, and a result for a version that is no
-//! longer current is dropped. The worker skips queued jobs that newer
-//! changes made stale and stops between phases when its document moved
-//! on. The front end (parse, load, resolve) is published at once when the
-//! proofs take longer than a short grace period; the full result follows.
+//! delay. The front end (parse, load, resolve, lower) runs on one thread
+//! and the proofs on another, so a long proof never holds up the next
+//! version's findings; both threads skip queued work that newer changes
+//! made stale, and a result for a version that is no longer current is
+//! dropped. The front end's findings are published alone when the proofs
+//! take longer than a short grace period; the full result follows.
 
 use crate::analysis::{self, Analysis, Job};
 use crate::features;
@@ -94,7 +95,8 @@ struct Doc {
     text: String,
     lines: LineIndex,
     version: i32,
-    /// Shared with the worker: the newest version, to stop stale work.
+    /// Shared with the analysis threads: the newest version, to skip
+    /// stale work.
     latest: Arc<AtomicI32>,
     /// When the pending analysis may start (set by changes).
     due: Option<Instant>,
@@ -155,9 +157,14 @@ pub fn run(conn: &Connection, config: Config) -> Result<(), ServerError> {
 
     let (job_tx, job_rx) = crossbeam_channel::unbounded::<Job>();
     let (out_tx, out_rx) = crossbeam_channel::unbounded::<Outcome>();
-    let worker = std::thread::Builder::new()
-        .name("kapl-analysis".to_string())
-        .spawn(move || worker_loop(&job_rx, &out_tx))?;
+    let (proof_tx, proof_rx) = crossbeam_channel::unbounded::<Arc<Analysis>>();
+    let out_tx2 = out_tx.clone();
+    let front_worker = std::thread::Builder::new()
+        .name("kapl-front".to_string())
+        .spawn(move || front_loop(&job_rx, &out_tx, &proof_tx))?;
+    let prove_worker = std::thread::Builder::new()
+        .name("kapl-prove".to_string())
+        .spawn(move || prove_loop(&proof_rx, &out_tx2))?;
     let mut server = Server {
         conn,
         config,
@@ -167,7 +174,9 @@ pub fn run(conn: &Connection, config: Config) -> Result<(), ServerError> {
     };
     let result = server.main_loop(&out_rx);
     drop(server);
-    let _ = worker.join();
+    drop(out_rx);
+    let _ = front_worker.join();
+    let _ = prove_worker.join();
     result
 }
 
@@ -179,7 +188,7 @@ struct Server<'c> {
     jobs: Sender<Job>,
 }
 
-/// What the worker sends back.
+/// What the analysis threads send back.
 enum Outcome {
     /// Parse, load and resolve are done; proofs follow.
     Front(Arc<Analysis>),
@@ -187,7 +196,10 @@ enum Outcome {
     Full(Arc<Analysis>),
 }
 
-fn worker_loop(jobs: &Receiver<Job>, out: &Sender<Outcome>) {
+/// The front-end thread: parse, load, resolve, lower. Hands policies that
+/// lowered to the proof thread, so a long proof never delays the next
+/// version's front-end findings.
+fn front_loop(jobs: &Receiver<Job>, out: &Sender<Outcome>, proofs: &Sender<Arc<Analysis>>) {
     let mut queue: VecDeque<Job> = VecDeque::new();
     loop {
         if queue.is_empty() {
@@ -203,25 +215,51 @@ fn worker_loop(jobs: &Receiver<Job>, out: &Sender<Outcome>) {
         let Some(job) = queue.pop_front() else {
             continue;
         };
-        let stale = || job.latest.load(Ordering::SeqCst) != job.version;
-        if stale() {
+        if job.latest.load(Ordering::SeqCst) != job.version {
             continue;
         }
-        let front = analysis::front(&job);
-        let Some(front) = front else { continue };
-        if !front.can_prove() {
-            let _ = out.send(Outcome::Full(Arc::new(front)));
+        let Some(front) = analysis::front(&job) else {
             continue;
-        }
+        };
         let front = Arc::new(front);
+        if !front.can_prove() {
+            if out.send(Outcome::Full(front)).is_err() {
+                return;
+            }
+            continue;
+        }
         if out.send(Outcome::Front(Arc::clone(&front))).is_err() {
             return;
         }
-        if stale() {
+        let _ = proofs.send(front);
+    }
+}
+
+/// The proof thread: proves the newest front-end result of each document;
+/// results that a newer version made stale are skipped before they start.
+fn prove_loop(jobs: &Receiver<Arc<Analysis>>, out: &Sender<Outcome>) {
+    let mut queue: VecDeque<Arc<Analysis>> = VecDeque::new();
+    loop {
+        if queue.is_empty() {
+            match jobs.recv() {
+                Ok(j) => queue.push_back(j),
+                Err(_) => return,
+            }
+        }
+        while let Ok(j) = jobs.try_recv() {
+            queue.retain(|q| q.key != j.key);
+            queue.push_back(j);
+        }
+        let Some(front) = queue.pop_front() else {
+            continue;
+        };
+        if front.is_stale() {
             continue;
         }
         let full = analysis::prove(&front);
-        let _ = out.send(Outcome::Full(Arc::new(full)));
+        if out.send(Outcome::Full(Arc::new(full))).is_err() {
+            return;
+        }
     }
 }
 
@@ -471,7 +509,7 @@ impl Server<'_> {
     }
 
     /// Runs a request handler on the request's document and an analysis of
-    /// its current text (the worker's when it is current, else a fresh
+    /// its current text (the analysis threads' when it is current, else a fresh
     /// syntax-only one). Unknown documents get `null`.
     fn with_doc<P, F>(&mut self, req: Request, f: F) -> Result<serde_json::Value, String>
     where
