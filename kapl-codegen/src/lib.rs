@@ -1,6 +1,431 @@
-//! KAPL code generator: from a proved `ir::Policy` to a `kapl-image` image.
+//! KAPL code generator: from a checked `ir::Policy` to a `kapl-image` image.
 //!
-//! PLAN (issue 4): path and exec DFAs from the prover's own automata,
-//! LPM-trie entries per step, the step graph, the provenance table and the
-//! Landlock plans; then translation validation (decode the tables back and
-//! check equivalence with the prover's automata). Emits data only.
+//! ```text
+//! ir::Policy ─► per plan: fs/exec terms ─► tagged DFA ─► accept rows per
+//!   (step, right) ─► minimized DFA + beneath flags ─► Image tables
+//!             └─► net grants ─► LPM entries (ports folded) ─► Image
+//!             └─► per step: Landlock walks, TCP wall, precision report
+//! Image ─► translate::validate (decode back, compare with kapl-automata)
+//! ```
+//!
+//! Input: a policy that checked clean, its [`SourceMap`] and [`Options`].
+//! Output: an [`Output`] (the image, warnings such as the loader's
+//! effective exec authority, statistics) or build errors (`KAPL06xx`).
+//! Emits data only: no I/O.
+
+mod auto;
+mod effective;
+mod landlock;
+mod net;
+pub mod translate;
+
+use kapl_check::ir::{self, Policy, RuleKind};
+use kapl_image::{
+    BENEATH_ALL, BENEATH_SELF, BENEATH_SOME, Cell, Dfa, DfaKind, GrantKind, Image, ImageError,
+    Intent, Meta, NO_GRANT, NetOp, Objective, RightSet, SourceLoc, Step,
+};
+use kapl_syntax::{Diagnostic, SourceMap, Span};
+use std::collections::HashMap;
+
+/// Diagnostic codes of this stage (also listed in `kapl_syntax::codes`).
+pub mod codes {
+    /// The emitted tables, decoded back, differ from the prover's automata.
+    pub const TRANSLATION_MISMATCH: &str = "KAPL0601";
+    /// A table exceeds a documented image or BPF map limit.
+    pub const LIMIT_EXCEEDED: &str = "KAPL0602";
+    /// Warning: a step may run the dynamic loader, so what it may read can
+    /// be executed, and that leaves the objective's exec bound.
+    pub const LOADER_EXEC_AUTHORITY: &str = "KAPL0603";
+    /// The image could not be encoded (an internal inconsistency).
+    pub const IMAGE_ENCODING: &str = "KAPL0604";
+}
+
+/// What the build is called.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// The policy's name (the main file's stem).
+    pub policy: String,
+    /// The compiler's name and version, recorded in the image.
+    pub compiler: String,
+}
+
+/// Sizes of one build.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Grants compiled.
+    pub grants: usize,
+    /// DFA states over all plans (fs + exec).
+    pub dfa_states: usize,
+    /// Transition-table bytes over all plans.
+    pub transition_bytes: usize,
+    /// Accept rows over all plans.
+    pub accept_rows: usize,
+    /// LPM entries over all plans.
+    pub lpm_entries: usize,
+}
+
+/// A built image.
+#[derive(Clone, Debug)]
+pub struct Output {
+    /// The image.
+    pub image: Image,
+    /// Warnings (the policy still builds).
+    pub warnings: Vec<Diagnostic>,
+    /// Sizes.
+    pub stats: Stats,
+}
+
+fn loc(sources: &SourceMap, span: Span) -> SourceLoc {
+    let Some(f) = sources.get(span.file) else {
+        return SourceLoc::default();
+    };
+    let (line, column) = f.line_col(span.start);
+    let (end_line, end_column) = f.line_col(span.end);
+    SourceLoc {
+        file: span.file.0,
+        line,
+        column,
+        end_line,
+        end_column,
+    }
+}
+
+fn limit_error(e: ImageError, span: Span) -> Diagnostic {
+    Diagnostic::error(
+        codes::LIMIT_EXCEEDED,
+        format!("the policy does not fit the image limits: {e}"),
+        span,
+        "in this plan",
+    )
+    .with_help("split the plan, or its steps, into smaller ones")
+}
+
+/// Compiles a checked policy into an image.
+pub fn compile(
+    policy: &Policy,
+    sources: &SourceMap,
+    opts: &Options,
+) -> Result<Output, Vec<Diagnostic>> {
+    let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+    let mut stats = Stats {
+        grants: policy.grants.len(),
+        ..Stats::default()
+    };
+    let meta = Meta {
+        policy: opts.policy.clone(),
+        compiler: opts.compiler.clone(),
+        sources: sources.iter().map(|(_, f)| f.display_name()).collect(),
+    };
+    let objectives = policy
+        .objectives
+        .iter()
+        .map(|o| Objective {
+            name: o.name.clone(),
+            about: o.about.clone(),
+        })
+        .collect();
+    let intents = policy
+        .intents
+        .iter()
+        .map(|i| Intent {
+            name: i.name.clone(),
+            about: i.about.clone(),
+            objective: i.objective.0,
+        })
+        .collect();
+    let grants = policy
+        .grants
+        .iter()
+        .map(|g| kapl_image::Grant {
+            id: g.id.0,
+            plan: g.plan.0,
+            step: g.step.map(|s| s.0),
+            kind: match &g.rule.kind {
+                RuleKind::Fs { rights, .. } => GrantKind::Fs(RightSet(rights.0)),
+                RuleKind::Exec { .. } => GrantKind::Exec,
+                RuleKind::Net { op, .. } => GrantKind::Net(match op {
+                    kapl_syntax::ast::NetOp::Connect => NetOp::Connect,
+                    kapl_syntax::ast::NetOp::Bind => NetOp::Bind,
+                }),
+            },
+            source: loc(sources, g.rule.span),
+            site: loc(sources, g.site),
+            text: sources.snippet(g.rule.span).to_string(),
+        })
+        .collect();
+    let mut plans = Vec::new();
+    for plan in &policy.plans {
+        let p = compile_plan(policy, plan);
+        stats.dfa_states += p.fs.states() + p.exec.states();
+        stats.transition_bytes += p.fs.transition_bytes() + p.exec.transition_bytes();
+        stats.accept_rows += p.fs.row_count() + p.exec.row_count();
+        stats.lpm_entries += p.net.len();
+        warnings.extend(effective::loader_warnings(policy, plan, &p));
+        plans.push(p);
+    }
+    let image = Image {
+        meta,
+        objectives,
+        intents,
+        plans,
+        grants,
+    };
+    if let Err(e) = image.validate() {
+        let span = policy
+            .plans
+            .first()
+            .map_or(Span::new(kapl_syntax::FileId(0), 0, 0), |p| p.name_span);
+        match e {
+            ImageError::TooLarge { .. } => errors.push(limit_error(e, span)),
+            e => errors.push(Diagnostic::error(
+                codes::IMAGE_ENCODING,
+                format!("internal error: the generated image is inconsistent: {e}"),
+                span,
+                "while compiling this policy",
+            )),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(Output {
+        image,
+        warnings,
+        stats,
+    })
+}
+
+/// The steps (indices) a grant holds in.
+fn grant_steps(plan: &ir::Plan, g: &ir::Grant) -> Vec<usize> {
+    match g.step {
+        Some(s) => vec![s.0 as usize],
+        None => (0..plan.steps.len()).collect(),
+    }
+}
+
+/// Every grant id of a plan: plan-wide first, then each step's.
+fn plan_grants(plan: &ir::Plan) -> Vec<ir::GrantId> {
+    let mut v = plan.grants.clone();
+    for s in &plan.steps {
+        v.extend_from_slice(&s.grants);
+    }
+    v
+}
+
+/// Builds one DFA (fs or exec) for a plan.
+pub(crate) fn build_dfa(policy: &Policy, plan: &ir::Plan, kind: DfaKind) -> Dfa {
+    let steps = plan.steps.len();
+    let r = kind.rights();
+    let width = steps * r;
+    let mut terms = Vec::new();
+    // Per term: grant id, rights columns, steps.
+    let mut info: Vec<(u32, Vec<usize>, Vec<usize>)> = Vec::new();
+    for gid in plan_grants(plan) {
+        let Some(g) = policy.grants.get(gid.0 as usize) else {
+            continue;
+        };
+        match (&g.rule.kind, kind) {
+            (
+                RuleKind::Fs {
+                    rights,
+                    patterns,
+                    except,
+                },
+                DfaKind::Fs,
+            ) => {
+                terms.push(auto::Term {
+                    patterns: patterns.iter().map(|p| &p.glob).collect(),
+                    except: except.iter().map(|p| &p.glob).collect(),
+                });
+                let cols = kapl_syntax::ast::Right::ALL
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, x)| rights.has(**x))
+                    .map(|(i, _)| i)
+                    .collect();
+                info.push((g.id.0, cols, grant_steps(plan, g)));
+            }
+            (RuleKind::Exec { patterns }, DfaKind::Exec) => {
+                terms.push(auto::Term {
+                    patterns: patterns.iter().map(|p| &p.glob).collect(),
+                    except: Vec::new(),
+                });
+                info.push((g.id.0, vec![0], grant_steps(plan, g)));
+            }
+            _ => {}
+        }
+    }
+    let tagged = auto::build(&terms);
+    // Accept rows (grant ids only) per tagged state.
+    let mut row_ids: HashMap<Vec<u32>, u32> = HashMap::new();
+    let mut rows: Vec<Vec<u32>> = Vec::new();
+    let mut label = Vec::with_capacity(tagged.accepted.len());
+    for acc in &tagged.accepted {
+        let mut row = vec![NO_GRANT; width];
+        for &t in acc {
+            let (g, cols, steps) = &info[t as usize];
+            for &s in steps {
+                for &c in cols {
+                    let cell = &mut row[s * r + c];
+                    *cell = (*cell).min(*g);
+                }
+            }
+        }
+        let n = rows.len() as u32;
+        let id = *row_ids.entry(row.clone()).or_insert_with(|| {
+            rows.push(row);
+            n
+        });
+        label.push(id);
+    }
+    let m = auto::minimize(
+        tagged.classes,
+        tagged.class_count,
+        tagged.start,
+        &tagged.trans,
+        &label,
+    );
+    // Beneath flags per column (identical columns computed once).
+    let n = m.states();
+    let mut flags = vec![0u8; n * width];
+    let mut done: HashMap<Vec<bool>, (Vec<bool>, Vec<bool>)> = HashMap::new();
+    for col in 0..width {
+        let accept: Vec<bool> = (0..n)
+            .map(|q| rows[m.label[q] as usize][col] != NO_GRANT)
+            .collect();
+        let (all, some) = match done.get(&accept) {
+            Some(x) => x.clone(),
+            None => {
+                let x = if accept.iter().any(|&a| a) {
+                    auto::beneath(&m, &accept)
+                } else {
+                    (vec![false; n], vec![false; n])
+                };
+                done.insert(accept.clone(), x.clone());
+                x
+            }
+        };
+        for q in 0..n {
+            let mut f = 0;
+            if accept[q] {
+                f |= BENEATH_SELF;
+            }
+            if all[q] {
+                f |= BENEATH_ALL;
+            }
+            if some[q] {
+                f |= BENEATH_SOME;
+            }
+            flags[q * width + col] = f;
+        }
+    }
+    // Final rows: grant + flags, deduplicated.
+    let mut cell_rows: HashMap<Vec<Cell>, u32> = HashMap::new();
+    let mut out_rows: Vec<Cell> = Vec::new();
+    let mut state_row = Vec::with_capacity(n);
+    for q in 0..n {
+        let row: Vec<Cell> = (0..width)
+            .map(|col| Cell {
+                grant: rows[m.label[q] as usize][col],
+                beneath: flags[q * width + col],
+            })
+            .collect();
+        let k = cell_rows.len() as u32;
+        let id = *cell_rows.entry(row.clone()).or_insert_with(|| {
+            out_rows.extend_from_slice(&row);
+            k
+        });
+        state_row.push(id);
+    }
+    if width == 0 {
+        out_rows.clear();
+        state_row.iter_mut().for_each(|r| *r = 0);
+    }
+    Dfa {
+        kind,
+        steps: steps as u32,
+        classes: m.classes.to_vec(),
+        class_count: m.class_count as u16,
+        start: m.start,
+        transitions: m.trans,
+        state_row,
+        rows: out_rows,
+    }
+}
+
+fn compile_plan(policy: &Policy, plan: &ir::Plan) -> kapl_image::Plan {
+    let (objective, intent) = match plan.parent {
+        ir::Parent::Objective(o) => (o.0, None),
+        ir::Parent::Intent(i) => (
+            policy
+                .intents
+                .get(i.0 as usize)
+                .map_or(0, |x| x.objective.0),
+            Some(i.0),
+        ),
+    };
+    let fs = build_dfa(policy, plan, DfaKind::Fs);
+    let exec = build_dfa(policy, plan, DfaKind::Exec);
+    let net_grants: Vec<net::NetGrant<'_>> = plan_grants(plan)
+        .iter()
+        .filter_map(|gid| policy.grants.get(gid.0 as usize))
+        .filter_map(|g| match &g.rule.kind {
+            RuleKind::Net { op, addrs, ports } => Some(net::NetGrant {
+                grant: g.id.0,
+                op: match op {
+                    kapl_syntax::ast::NetOp::Connect => NetOp::Connect,
+                    kapl_syntax::ast::NetOp::Bind => NetOp::Bind,
+                },
+                addrs,
+                ports,
+            }),
+            _ => None,
+        })
+        .collect();
+    let holds_net: Vec<Vec<&net::NetGrant<'_>>> = (0..plan.steps.len())
+        .map(|s| {
+            net_grants
+                .iter()
+                .filter(|n| {
+                    policy
+                        .grants
+                        .get(n.grant as usize)
+                        .is_some_and(|g| g.step.is_none_or(|x| x.0 as usize == s))
+                })
+                .collect()
+        })
+        .collect();
+    let net = net::entries(plan.steps.len(), &holds_net);
+    let steps = plan
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(si, s)| {
+            let holds: Vec<&ir::Grant> = plan
+                .grants
+                .iter()
+                .chain(&s.grants)
+                .filter_map(|g| policy.grants.get(g.0 as usize))
+                .collect();
+            Step {
+                name: s.name.clone(),
+                about: s.about.clone(),
+                after: s.after.iter().map(|a| a.0).collect(),
+                grants: s.grants.iter().map(|g| g.0).collect(),
+                landlock: landlock::plan(&holds, &holds_net[si]),
+            }
+        })
+        .collect();
+    kapl_image::Plan {
+        name: plan.name.clone(),
+        about: plan.about.clone(),
+        objective,
+        intent,
+        grants: plan.grants.iter().map(|g| g.0).collect(),
+        steps,
+        fs,
+        exec,
+        net,
+    }
+}

@@ -1,0 +1,476 @@
+//! Differential tests: the image evaluator (reading the emitted tables as
+//! the runtime and BPF programs do) against the reference semantics
+//! (`Glob::matches` per grant, grants' address blocks and port ranges), on
+//! random requests for hand-written and generated policies; write/read round
+//! trips; translation validation catching tampered tables.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_docs,
+    reason = "tests"
+)]
+
+mod common;
+
+use common::*;
+use kapl_check::ir::{Policy, RuleKind};
+use kapl_codegen::{Options, compile, translate};
+use kapl_image::{Decision, Evaluator, FsRight, NetOp, Proto, Request};
+use kapl_syntax::ast::{NetOp as AstOp, Right};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+fn build(b: &Builder) -> kapl_image::Image {
+    let out = compile(
+        &b.policy,
+        &b.sources,
+        &Options {
+            policy: "t".into(),
+            compiler: "test".into(),
+        },
+    )
+    .expect("compiles");
+    let bytes = kapl_image::write(&out.image).expect("writes");
+    let back = kapl_image::read(&bytes).expect("reads");
+    assert_eq!(back, out.image, "round trip");
+    let tv = translate::validate(&b.policy, &bytes);
+    assert!(tv.is_empty(), "translation validation: {tv:#?}");
+    back
+}
+
+fn to_img_right(r: Right) -> FsRight {
+    match r {
+        Right::Read => FsRight::Read,
+        Right::Write => FsRight::Write,
+        Right::Create => FsRight::Create,
+        Right::Delete => FsRight::Delete,
+    }
+}
+
+fn random_addr(rng: &mut Rng) -> IpAddr {
+    match rng.below(6) {
+        0 => IpAddr::V4(Ipv4Addr::new(
+            10,
+            rng.below(3) as u8 * 10,
+            rng.below(256) as u8,
+            rng.below(256) as u8,
+        )),
+        1 => IpAddr::V4(Ipv4Addr::new(127, 0, 0, rng.below(3) as u8)),
+        2 => IpAddr::V4(Ipv4Addr::new(192, 0, 2, rng.below(20) as u8)),
+        3 => IpAddr::V6(Ipv4Addr::new(10, 20, rng.below(3) as u8, 7).to_ipv6_mapped()),
+        4 => IpAddr::V6(Ipv6Addr::new(
+            0x2001,
+            0xdb8,
+            0,
+            0,
+            0,
+            0,
+            0,
+            rng.below(20) as u16,
+        )),
+        _ => IpAddr::V6(Ipv6Addr::LOCALHOST),
+    }
+}
+
+fn random_port(rng: &mut Rng) -> u16 {
+    *rng.pick(&[
+        0, 22, 80, 442, 443, 444, 5432, 8000, 8050, 8099, 8100, 65535,
+    ])
+}
+
+/// Checks `n` random requests per step of every plan; returns how many were
+/// allowed (so a test can insist the sample is not all denials).
+fn differential(policy: &Policy, image: &kapl_image::Image, rng: &mut Rng, n: usize) -> usize {
+    let mut allowed = 0;
+    for (pi, plan) in policy.plans.iter().enumerate() {
+        let ev = Evaluator::new(&image.plans[pi]);
+        // Paths worth probing: random ones plus prefixes of the grants' own.
+        for (si, _) in plan.steps.iter().enumerate() {
+            for _ in 0..n {
+                let path = random_path(rng);
+                for r in Right::ALL {
+                    let want = reference_path(policy, plan, si, Some(r), &path);
+                    let got = ev.decide(
+                        si as u32,
+                        &Request::Fs {
+                            right: to_img_right(r),
+                            path: path.clone(),
+                        },
+                    );
+                    assert_eq!(
+                        got.grant(),
+                        want,
+                        "plan {} step {si} {r:?} {:?}",
+                        plan.name,
+                        String::from_utf8_lossy(&path)
+                    );
+                    allowed += usize::from(want.is_some());
+                }
+                let want = reference_path(policy, plan, si, None, &path);
+                let got = ev.decide(si as u32, &Request::Exec { path: path.clone() });
+                assert_eq!(
+                    got.grant(),
+                    want,
+                    "exec {:?}",
+                    String::from_utf8_lossy(&path)
+                );
+                allowed += usize::from(want.is_some());
+
+                let addr = random_addr(rng);
+                let port = random_port(rng);
+                for op in [NetOp::Connect, NetOp::Bind] {
+                    let want = translate::net_reference(policy, plan, si, op, addr, port);
+                    for proto in Proto::ALL {
+                        let got = ev.decide(
+                            si as u32,
+                            &Request::Net {
+                                op,
+                                addr,
+                                port,
+                                proto,
+                            },
+                        );
+                        assert_eq!(got.grant(), want, "{op:?} {proto:?} {addr} {port}");
+                        allowed += usize::from(want.is_some());
+                    }
+                }
+            }
+        }
+    }
+    allowed
+}
+
+fn deploy_like() -> Builder {
+    let mut b = Builder::new();
+    let p = b.plan("investigate", 2);
+    b.exec(p, None, &["/lib64/ld-linux-x86-64.so.2"]);
+    b.fs(p, None, &[Right::Read], &["/usr/lib/**", "/lib/**"], &[]);
+    b.fs(
+        p,
+        Some(0),
+        &[Right::Read],
+        &["/var/log/web/deploy-*.log"],
+        &[],
+    );
+    b.exec(p, Some(0), &["/usr/bin/{grep,tail}"]);
+    b.fs(
+        p,
+        Some(1),
+        &[Right::Read],
+        &["/srv/web/src/**", "/srv/web/config/**", "/srv/web/.git/**"],
+        &["/srv/web/**/.env"],
+    );
+    b.exec(p, Some(1), &["/usr/bin/git"]);
+    let q = b.plan("repair", 2);
+    b.fs(
+        q,
+        Some(0),
+        &[Right::Read, Right::Write],
+        &["/srv/web/config/*.yaml"],
+        &[],
+    );
+    b.fs(q, Some(0), &[Right::Create], &["/tmp/fix-deploy/**"], &[]);
+    b.exec(q, Some(1), &["/srv/web/bin/restart"]);
+    b.net(
+        q,
+        Some(1),
+        AstOp::Connect,
+        &[("10.20.5.7", 32)],
+        &[(5432, 5432)],
+    );
+    b.net(q, None, AstOp::Connect, &[("10.20.0.0", 16)], &[(443, 443)]);
+    b.net(
+        q,
+        Some(1),
+        AstOp::Bind,
+        &[("::1", 128), ("127.0.0.0", 8)],
+        &[(8000, 8099)],
+    );
+    b.net(
+        q,
+        Some(1),
+        AstOp::Connect,
+        &[("::ffff:192.0.2.0", 120)],
+        &[(0, 65535)],
+    );
+    b
+}
+
+#[test]
+fn deploy_like_policy_agrees_with_reference() {
+    let b = deploy_like();
+    let image = build(&b);
+    let mut rng = Rng(7);
+    differential(&b.policy, &image, &mut rng, 300);
+    // Targeted requests.
+    let ev = Evaluator::new(&image.plans[0]);
+    let read = |p: &str| Request::Fs {
+        right: FsRight::Read,
+        path: p.as_bytes().to_vec(),
+    };
+    assert_eq!(
+        ev.decide(0, &read("/var/log/web/deploy-1.log")),
+        Decision::Allow { grant: 2 }
+    );
+    assert_eq!(
+        ev.decide(1, &read("/var/log/web/deploy-1.log")),
+        Decision::Deny
+    );
+    assert_eq!(
+        ev.decide(1, &read("/srv/web/config/a.yaml")),
+        Decision::Allow { grant: 4 }
+    );
+    assert_eq!(ev.decide(1, &read("/srv/web/config/.env")), Decision::Deny);
+    assert_eq!(ev.decide(1, &read("/srv/web/src/x/.env")), Decision::Deny);
+    let ev = Evaluator::new(&image.plans[1]);
+    let net = |a: &str, port| Request::Net {
+        op: NetOp::Connect,
+        addr: a.parse().unwrap(),
+        port,
+        proto: Proto::Tcp,
+    };
+    assert_eq!(
+        ev.decide(1, &net("10.20.5.7", 5432)),
+        Decision::Allow { grant: 9 }
+    );
+    assert_eq!(
+        ev.decide(1, &net("10.20.5.7", 443)),
+        Decision::Allow { grant: 10 },
+        "less specific block folded in"
+    );
+    assert_eq!(ev.decide(0, &net("10.20.5.7", 5432)), Decision::Deny);
+    assert_eq!(
+        ev.decide(0, &net("::ffff:10.20.1.1", 443)),
+        Decision::Allow { grant: 10 }
+    );
+    assert_eq!(
+        ev.decide(1, &net("192.0.2.9", 22)),
+        Decision::Allow { grant: 12 }
+    );
+}
+
+#[test]
+fn generated_policies_agree_with_reference() {
+    let mut rng = Rng(0x5eed_1234);
+    let mut total_allowed = 0;
+    for round in 0..40 {
+        let mut b = Builder::new();
+        let plans = 1 + rng.below(2);
+        for pi in 0..plans {
+            let steps = 1 + rng.below(3);
+            let p = b.plan(&format!("p{pi}"), steps);
+            for _ in 0..(1 + rng.below(8)) {
+                let step = if rng.chance(30) {
+                    None
+                } else {
+                    Some(rng.below(steps) as u32)
+                };
+                match rng.below(4) {
+                    0 | 1 => {
+                        let mut rights: Vec<Right> = Right::ALL
+                            .iter()
+                            .copied()
+                            .filter(|_| rng.chance(50))
+                            .collect();
+                        if rights.is_empty() {
+                            rights.push(Right::Read);
+                        }
+                        let pats: Vec<String> = (0..1 + rng.below(2))
+                            .map(|_| random_glob(&mut rng))
+                            .collect();
+                        let ex: Vec<String> =
+                            (0..rng.below(2)).map(|_| random_glob(&mut rng)).collect();
+                        let pr: Vec<&str> = pats.iter().map(String::as_str).collect();
+                        let er: Vec<&str> = ex.iter().map(String::as_str).collect();
+                        b.fs(p, step, &rights, &pr, &er);
+                    }
+                    2 => {
+                        let pats: Vec<String> = (0..1 + rng.below(2))
+                            .map(|_| random_glob(&mut rng))
+                            .collect();
+                        let pr: Vec<&str> = pats.iter().map(String::as_str).collect();
+                        b.exec(p, step, &pr);
+                    }
+                    _ => {
+                        let op = if rng.chance(70) {
+                            AstOp::Connect
+                        } else {
+                            AstOp::Bind
+                        };
+                        let addrs: Vec<(&str, u8)> = (0..1 + rng.below(2))
+                            .map(|_| {
+                                *rng.pick(&[
+                                    ("10.0.0.0", 8),
+                                    ("10.20.0.0", 16),
+                                    ("10.20.5.7", 32),
+                                    ("127.0.0.0", 8),
+                                    ("::1", 128),
+                                    ("2001:db8::", 32),
+                                    ("2001:db8::10", 128),
+                                    ("::ffff:10.20.0.0", 112),
+                                    ("0.0.0.0", 0),
+                                    ("::", 0),
+                                ])
+                            })
+                            .collect();
+                        let ports: Vec<(u16, u16)> = (0..1 + rng.below(2))
+                            .map(|_| {
+                                *rng.pick(&[
+                                    (443, 443),
+                                    (0, 65535),
+                                    (8000, 8099),
+                                    (22, 22),
+                                    (5432, 5432),
+                                    (80, 444),
+                                ])
+                            })
+                            .collect();
+                        b.net(p, step, op, &addrs, &ports);
+                    }
+                }
+            }
+        }
+        // Drop fs/exec grants whose patterns all failed to parse.
+        let image = build(&b);
+        total_allowed += differential(&b.policy, &image, &mut rng, 150);
+        let _ = round;
+    }
+    assert!(
+        total_allowed > 1000,
+        "the sample exercises allows too: {total_allowed}"
+    );
+}
+
+#[test]
+fn tampered_tables_fail_translation_validation() {
+    let b = deploy_like();
+    let out = compile(&b.policy, &b.sources, &Options::default()).unwrap();
+    // Clear the accept cell of the state reached by a granted path.
+    let mut image = out.image.clone();
+    let d = &mut image.plans[0].fs;
+    let s = d.walk(b"/var/log/web/deploy-1.log");
+    let row = d.state_row[s as usize] as usize;
+    let w = d.row_width();
+    let cell = &mut d.rows[row * w]; // step 0, read
+    assert_eq!(cell.grant, 2);
+    // Point this row's step-0 read cell at another step-0 read grant
+    // (still a valid image), then at nothing.
+    cell.grant = kapl_image::NO_GRANT;
+    cell.beneath &= !kapl_image::BENEATH_SELF;
+    let bytes = kapl_image::write(&image).unwrap();
+    let tv = translate::validate(&b.policy, &bytes);
+    assert_eq!(tv.len(), 1, "{tv:#?}");
+    assert_eq!(tv[0].code, "KAPL0601");
+    assert!(
+        tv[0].message.contains("/var/log/web/deploy-"),
+        "{}",
+        tv[0].message
+    );
+
+    // Widen a network entry's ports.
+    let mut image = out.image.clone();
+    let e = image.plans[1]
+        .net
+        .iter_mut()
+        .find(|e| e.prefix == 32 && e.step == 1)
+        .unwrap();
+    e.ports[0].hi = 65535;
+    e.ports.truncate(1);
+    let bytes = kapl_image::write(&image).unwrap();
+    let tv = translate::validate(&b.policy, &bytes);
+    assert!(
+        tv.iter()
+            .any(|d| d.code == "KAPL0601" && d.witness.is_some()),
+        "{tv:#?}"
+    );
+
+    // Unreadable bytes.
+    let tv = translate::validate(&b.policy, b"junk");
+    assert_eq!(tv[0].code, "KAPL0601");
+}
+
+#[test]
+fn beneath_flags_and_landlock_plan() {
+    let b = deploy_like();
+    let image = build(&b);
+    let p = &image.plans[1];
+    let d = &p.fs;
+    let q = d.walk(b"/tmp/fix-deploy");
+    let c = d.cell(q, 0, FsRight::Create.column());
+    assert_eq!(c.beneath & kapl_image::BENEATH_ALL, kapl_image::BENEATH_ALL);
+    let q = d.walk(b"/srv/web/config");
+    let c = d.cell(q, 0, FsRight::Read.column());
+    assert_eq!(
+        c.beneath,
+        kapl_image::BENEATH_SOME,
+        "partly granted directory"
+    );
+    let root = d.start;
+    let c = d.cell(root, 0, FsRight::Read.column());
+    assert_eq!(c.beneath, kapl_image::BENEATH_SOME);
+    let ll = &p.steps[0].landlock;
+    let w = ll.walks.iter().find(|w| w.grant == 6).unwrap();
+    assert_eq!(w.prefixes, vec![b"/srv/web/config".to_vec()]);
+    assert!(ll.precision.iter().any(|x| x.grant == 6));
+    let ll = &p.steps[1].landlock;
+    assert!(ll.tcp_connect.is_empty());
+    assert_eq!(
+        ll.handled_net & kapl_image::access::NET_CONNECT_TCP,
+        0,
+        "65536 ports: left to BPF"
+    );
+    assert!(
+        ll.precision
+            .iter()
+            .any(|x| x.note.contains("65536 TCP ports")),
+        "{:#?}",
+        ll.precision
+    );
+    let ll0 = &p.steps[0].landlock;
+    assert!(
+        ll0.tcp_connect
+            .iter()
+            .map(|x| (x.lo, x.hi))
+            .eq([(443, 443)])
+    );
+    assert_ne!(ll0.handled_net & kapl_image::access::NET_CONNECT_TCP, 0);
+    assert_eq!(
+        ll.tcp_bind.iter().map(|x| (x.lo, x.hi)).collect::<Vec<_>>(),
+        vec![(8000, 8099)]
+    );
+    let _ = RuleKind::Exec { patterns: vec![] };
+}
+
+#[test]
+fn loader_widens_exec_authority() {
+    let mut b = deploy_like();
+    // The objective's exec bound: the loader and /usr/bin only.
+    let bound = kapl_check::ir::Rule {
+        kind: RuleKind::Exec {
+            patterns: vec![
+                pat("/lib64/ld-linux-x86-64.so.2").unwrap(),
+                pat("/usr/bin/*").unwrap(),
+                pat("/srv/web/bin/*").unwrap(),
+            ],
+        },
+        span: kapl_syntax::Span::new(kapl_syntax::FileId(0), 0, 1),
+        via: vec![],
+    };
+    b.policy.objectives[0].bound.push(bound);
+    let out = compile(&b.policy, &b.sources, &Options::default()).unwrap();
+    let w: Vec<_> = out
+        .warnings
+        .iter()
+        .filter(|d| d.code == "KAPL0603")
+        .collect();
+    assert_eq!(w.len(), 2, "both steps of investigate: {w:#?}");
+    match &w[0].witness {
+        Some(kapl_syntax::Witness::Exec { path }) => assert!(
+            path.starts_with("/lib")
+                || path.starts_with("/usr/lib")
+                || path.starts_with("/var/log"),
+            "{path}"
+        ),
+        other => unreachable!("expected an exec witness, got {other:?}"),
+    }
+}
