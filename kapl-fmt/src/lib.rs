@@ -432,7 +432,10 @@ fn rule_parts(rule: &Rule) -> RuleParts {
             let rights: Vec<&str> = rights.iter().map(|r| r.right.as_str()).collect();
             RuleParts {
                 head: format!("fs {}", rights.join(", ")),
-                list1: patterns.iter().map(|p| format!("\"{}\"", p.source)).collect(),
+                list1: patterns
+                    .iter()
+                    .map(|p| format!("\"{}\"", p.source))
+                    .collect(),
                 tail: (!except.is_empty()).then(|| {
                     let l = except.iter().map(|p| format!("\"{}\"", p.source)).collect();
                     ("except", l)
@@ -441,7 +444,10 @@ fn rule_parts(rule: &Rule) -> RuleParts {
         }
         RuleKind::Exec { patterns } => RuleParts {
             head: "exec".to_string(),
-            list1: patterns.iter().map(|p| format!("\"{}\"", p.source)).collect(),
+            list1: patterns
+                .iter()
+                .map(|p| format!("\"{}\"", p.source))
+                .collect(),
             tail: None,
         },
         RuleKind::Net {

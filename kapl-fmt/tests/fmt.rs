@@ -23,7 +23,11 @@ fn check_properties(input: &str) {
     let before = parse_clean(input);
     let once = fmt(input);
     let after = parse_clean(&once);
-    assert_eq!(shape(&before), shape(&after), "tree changed:\n{input}\n---\n{once}");
+    assert_eq!(
+        shape(&before),
+        shape(&after),
+        "tree changed:\n{input}\n---\n{once}"
+    );
     assert_eq!(
         comment_texts(&before),
         comment_texts(&after),
@@ -61,7 +65,11 @@ fn examples() -> Vec<(String, String)> {
         }
     }
     out.sort();
-    assert!(out.len() >= 5, "expected the shared examples in {}", dir.display());
+    assert!(
+        out.len() >= 5,
+        "expected the shared examples in {}",
+        dir.display()
+    );
     out
 }
 

@@ -97,7 +97,10 @@ fn one(path: &Path, args: &Args) -> Outcome {
             return check_result(&name, &text, &formatted);
         }
         let mut out = std::io::stdout().lock();
-        return match out.write_all(formatted.as_bytes()).and_then(|()| out.flush()) {
+        return match out
+            .write_all(formatted.as_bytes())
+            .and_then(|()| out.flush())
+        {
             Ok(()) => Outcome::Ok,
             Err(e) => {
                 eprintln!("error[KAPL0001]: cannot write to stdout: {e}");
@@ -129,7 +132,10 @@ fn read(path: &Path, stdin: bool) -> std::io::Result<Vec<u8>> {
         .saturating_add(1);
     let mut bytes = Vec::new();
     if stdin {
-        std::io::stdin().lock().take(limit).read_to_end(&mut bytes)?;
+        std::io::stdin()
+            .lock()
+            .take(limit)
+            .read_to_end(&mut bytes)?;
     } else {
         if std::fs::metadata(path)?.is_dir() {
             return Err(std::io::Error::other("it is a directory"));

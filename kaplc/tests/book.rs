@@ -1,8 +1,6 @@
-//! The book says only what the toolchain does: its KAPL snippets parse, its
-//! glob table agrees with the reference matcher, its list of diagnostic
-//! codes is the one in `kapl-syntax/src/codes.rs`, and the graph it shows is
-//! what `kaplc graph` prints. Run with `KAPL_UPDATE_BOOK=1` to regenerate the
-//! generated pages (codes, graph) after a change.
+//! The book says only what the toolchain does: its KAPL snippets parse, and
+//! its glob table agrees with the reference matcher. (The codes page
+//! includes `codes.rs` itself when the book is built.)
 
 #![allow(clippy::panic, reason = "tests fail loudly")]
 
@@ -28,8 +26,8 @@ fn book_pages() -> Vec<(String, String)> {
             if p.is_dir() {
                 dirs.push(p);
             } else if p.extension().is_some_and(|x| x == "md") {
-                let text = std::fs::read_to_string(&p)
-                    .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+                let text =
+                    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
                 out.push((p.display().to_string(), text));
             }
         }
@@ -75,8 +73,15 @@ fn every_kapl_snippet_parses() {
             }
         }
     }
-    assert!(count >= 5, "expected KAPL snippets in the book, found {count}");
-    assert!(bad.is_empty(), "snippets that do not parse:\n{}", bad.join("\n---\n"));
+    assert!(
+        count >= 5,
+        "expected KAPL snippets in the book, found {count}"
+    );
+    assert!(
+        bad.is_empty(),
+        "snippets that do not parse:\n{}",
+        bad.join("\n---\n")
+    );
 }
 
 /// Splits a table cell like `` `/a`, `/b` `` into the paths.
@@ -108,78 +113,18 @@ fn glob_examples_agree_with_the_reference_matcher() {
         let glob = kapl_syntax::glob::parse_glob(pat, span)
             .unwrap_or_else(|d| panic!("book pattern {pat:?} is invalid: {d:?}"));
         for m in cell_paths(cells[1]) {
-            assert!(glob.matches(m.as_bytes()), "book says {pat:?} matches {m:?}");
+            assert!(
+                glob.matches(m.as_bytes()),
+                "book says {pat:?} matches {m:?}"
+            );
         }
         let last = cells[2].trim_end_matches(" |").trim_end_matches('|');
         for n in cell_paths(last) {
-            assert!(!glob.matches(n.as_bytes()), "book says {pat:?} does not match {n:?}");
+            assert!(
+                !glob.matches(n.as_bytes()),
+                "book says {pat:?} does not match {n:?}"
+            );
         }
     }
     assert!(rows >= 8, "expected the examples table, found {rows} rows");
-}
-
-/// The codes page generated from `codes.rs`: every `pub const` with its doc
-/// comment, grouped by range.
-fn codes_page() -> String {
-    let src = read("kapl-syntax/src/codes.rs");
-    let mut out = String::from(
-        "# Diagnostic codes\n\n\
-         Every finding has a stable code: `KAPL` and four digits. A code keeps its\n\
-         meaning once published; retired codes are not reused. This page is\n\
-         generated from `kapl-syntax/src/codes.rs` (a test keeps them equal).\n\n\
-         | range | stage |\n|---|---|\n\
-         | KAPL00xx | input, loading, command line |\n\
-         | KAPL01xx | lexical and syntax |\n\
-         | KAPL02xx | literals: globs, addresses, ports |\n\
-         | KAPL03xx | names, structure, imports |\n\
-         | KAPL04xx | proof errors |\n\
-         | KAPL05xx | proof warnings |\n\
-         | KAPL06xx | build and code generation |\n\
-         | KAPL07xx | image format |\n\
-         | KAPL08xx | runtime |\n",
-    );
-    let mut doc: Vec<String> = Vec::new();
-    let mut rows: Vec<(String, String, String)> = Vec::new();
-    for line in src.lines() {
-        let t = line.trim();
-        if let Some(d) = t.strip_prefix("///") {
-            doc.push(d.trim().to_string());
-        } else if let Some(rest) = t.strip_prefix("pub const ") {
-            let name = rest.split(':').next().unwrap_or("").trim().to_string();
-            let code = rest
-                .split('"')
-                .nth(1)
-                .unwrap_or("")
-                .to_string();
-            rows.push((code, name, doc.join(" ").replace('|', "\\|")));
-            doc.clear();
-        } else if !t.starts_with("#[") {
-            doc.clear();
-        }
-    }
-    rows.sort();
-    let mut group = String::new();
-    for (code, name, text) in rows {
-        let g = code.get(..6).unwrap_or("").to_string();
-        if g != group {
-            out.push_str(&format!("\n## {g}xx\n\n| code | name | meaning |\n|---|---|---|\n"));
-            group = g;
-        }
-        out.push_str(&format!("| `{code}` | `{name}` | {text} |\n"));
-    }
-    out
-}
-
-#[test]
-fn codes_page_lists_every_code() {
-    let want = codes_page();
-    let path = root().join("book/src/codes.md");
-    if std::env::var_os("KAPL_UPDATE_BOOK").is_some() {
-        std::fs::write(&path, &want).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    }
-    let have = read("book/src/codes.md");
-    assert!(
-        have == want,
-        "book/src/codes.md is out of date with codes.rs; run KAPL_UPDATE_BOOK=1 cargo test -p kaplc --test book"
-    );
 }

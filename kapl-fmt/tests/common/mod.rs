@@ -60,9 +60,7 @@ pub struct Gen {
 
 impl Gen {
     pub fn new(seed: u64) -> Gen {
-        Gen {
-            state: seed | 1,
-        }
+        Gen { state: seed | 1 }
     }
 
     fn next(&mut self) -> u64 {
@@ -121,7 +119,15 @@ impl Gen {
 
     fn name(&mut self) -> String {
         let pool = [
-            "a", "b", "web", "read_logs", "fix_deploy", "x1", "patch", "repair", "step_two",
+            "a",
+            "b",
+            "web",
+            "read_logs",
+            "fix_deploy",
+            "x1",
+            "patch",
+            "repair",
+            "step_two",
         ];
         self.pick(&pool).to_string()
     }
@@ -269,7 +275,12 @@ impl Gen {
             body.push_str(&self.sep());
             let after = if i > 0 && self.below(2) == 0 {
                 let names: Vec<String> = (0..1 + self.below(2)).map(|_| self.name()).collect();
-                format!("{}after{}{}", self.sep(), self.sep(), self.comma_list(&names))
+                format!(
+                    "{}after{}{}",
+                    self.sep(),
+                    self.sep(),
+                    self.comma_list(&names)
+                )
             } else {
                 String::new()
             };
