@@ -897,7 +897,8 @@ impl Engine {
     }
 }
 
-fn build_domain(plan: &Plan, step: u32) -> Result<StepDomain, RunError> {
+/// Builds the Landlock ruleset of `step` (walk + rules + TCP wall).
+pub fn build_domain(plan: &Plan, step: u32) -> Result<StepDomain, RunError> {
     let fs_a = StepAutomaton::new(&plan.fs, step);
     let ex_a = StepAutomaton::new(&plan.exec, step);
     let mut w = domain::Walk::default();
