@@ -280,6 +280,14 @@ impl GlobParser<'_> {
         label: &str,
         help: &str,
     ) {
+        // Whole characters only: a piece may be one byte of a longer one.
+        let (mut start, mut end) = (start.min(self.text.len()), end.min(self.text.len()));
+        while !self.text.is_char_boundary(start) {
+            start -= 1;
+        }
+        while !self.text.is_char_boundary(end) {
+            end += 1;
+        }
         let d = Diagnostic::error(code, title, self.sp.at(start, end), label);
         self.errors.push(if help.is_empty() {
             d

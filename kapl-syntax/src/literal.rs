@@ -195,7 +195,8 @@ fn ipv4_error(file: FileId, text: &str, addr_text: &str, start: usize) -> Diagno
             };
             if let Some(why) = bad {
                 let span = if part.is_empty() {
-                    Span::new(file, off.saturating_sub(1), off + 1)
+                    // The `.` that starts the missing part.
+                    Span::new(file, off.saturating_sub(1), off.max(start + 1))
                 } else {
                     Span::new(file, off, off + part.len())
                 };

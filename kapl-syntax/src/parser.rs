@@ -12,7 +12,9 @@ use crate::diag::{self, Diagnostic};
 use crate::lexer::{self, Tok};
 use crate::span::{FileId, Span};
 use lalrpop_util::{ErrorRecovery, ParseError};
+use std::cell::Cell;
 use std::convert::Infallible;
+use std::rc::Rc;
 
 lalrpop_util::lalrpop_mod!(
     #[allow(
@@ -50,9 +52,13 @@ impl Parsed {
 
 /// Parser state shared with the grammar's actions.
 pub(crate) struct Ctx<'input> {
-    pub(crate) file: FileId,
-    pub(crate) errors: Vec<ErrorRecovery<usize, Tok<'input>, Infallible>>,
-    pub(crate) diags: Vec<Diagnostic>,
+    file: FileId,
+    errors: Vec<ErrorRecovery<usize, Tok<'input>, Infallible>>,
+    diags: Vec<Diagnostic>,
+    /// Errors found so far (lexical, syntax, literal), shared with the token
+    /// feed, which stops once there are more than [`MAX_ERRORS`]: a file of
+    /// garbage costs bounded memory and time.
+    budget: Rc<Cell<usize>>,
 }
 
 /// A clause inside an objective or intent body.
@@ -71,7 +77,33 @@ pub(crate) enum PlanPart {
     Error,
 }
 
-impl Ctx<'_> {
+impl<'input> Ctx<'input> {
+    /// Keeps a recovered syntax error (while under the error budget).
+    pub(crate) fn recover(&mut self, e: ErrorRecovery<usize, Tok<'input>, Infallible>) {
+        let n = self.budget.get() + 1;
+        self.budget.set(n);
+        if n <= MAX_ERRORS + 1 {
+            self.errors.push(e);
+        }
+    }
+
+    /// Runs a literal check, keeping its diagnostics (while under budget).
+    pub(crate) fn lit<T>(
+        &mut self,
+        check: impl FnOnce(FileId, &mut Vec<Diagnostic>) -> Option<T>,
+    ) -> Option<T> {
+        let mut found = Vec::new();
+        let value = check(self.file, &mut found);
+        for d in found {
+            let n = self.budget.get() + 1;
+            self.budget.set(n);
+            if n <= MAX_ERRORS + 1 {
+                self.diags.push(d);
+            }
+        }
+        value
+    }
+
     pub(crate) fn span(&self, l: usize, r: usize) -> Span {
         Span::new(self.file, l, r)
     }
@@ -161,13 +193,19 @@ impl Ctx<'_> {
 /// the partial tree and every problem.
 pub fn parse(file: FileId, text: &str) -> Parsed {
     let lexed = lexer::lex(file, text);
+    let budget = Rc::new(Cell::new(lexed.diagnostics.len()));
     let mut ctx = Ctx {
         file,
         errors: Vec::new(),
         diags: lexed.diagnostics,
+        budget: Rc::clone(&budget),
     };
     let last_token = lexed.tokens.last().map(|&(s, _, e)| (s, e));
-    let tokens = lexed.tokens.into_iter().map(Ok::<_, Infallible>);
+    let tokens = lexed
+        .tokens
+        .into_iter()
+        .take_while(move |_| budget.get() <= MAX_ERRORS)
+        .map(Ok::<_, Infallible>);
     let result = grammar::FileParser::new().parse(&mut ctx, tokens);
     let items = match result {
         Ok(items) => items,
@@ -198,10 +236,9 @@ pub fn parse(file: FileId, text: &str) -> Parsed {
 }
 
 /// Keeps the first [`MAX_ERRORS`] errors (and all other diagnostics before
-/// the cut), then says how many were left out.
+/// the cut), then says that checking stopped.
 fn cap(diags: &mut Vec<Diagnostic>) {
-    let errors = diags.iter().filter(|d| d.is_error()).count();
-    if errors <= MAX_ERRORS {
+    if diags.iter().filter(|d| d.is_error()).count() <= MAX_ERRORS {
         return;
     }
     let mut seen = 0;
@@ -221,9 +258,9 @@ fn cap(diags: &mut Vec<Diagnostic>) {
         diags.push(
             Diagnostic::error(
                 codes::TOO_MANY_ERRORS,
-                format!("too many errors: {} more not shown", errors - MAX_ERRORS),
+                format!("too many errors: stopped after {MAX_ERRORS}"),
                 at,
-                "the first error not shown",
+                "checking stopped here",
             )
             .with_help("fix the errors above and check again"),
         );
