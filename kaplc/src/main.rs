@@ -6,6 +6,7 @@
 //! or I/O problems.
 
 mod check;
+mod fmt;
 mod fs_loader;
 mod output;
 mod render;
@@ -25,6 +26,8 @@ struct Cli {
 enum Command {
     /// Check policies: syntax, names, structure and proofs.
     Check(check::Args),
+    /// Rewrite policies in the canonical layout (comments kept).
+    Fmt(fmt::Args),
 }
 
 fn main() -> ExitCode {
@@ -39,5 +42,6 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Check(args) => check::run(&args),
+        Command::Fmt(args) => fmt::run(&args),
     }
 }
