@@ -6,10 +6,12 @@
 //! or I/O problems.
 
 mod check;
+mod diff;
 mod fmt;
 mod fs_loader;
 mod output;
 mod render;
+mod sarif;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -26,6 +28,9 @@ struct Cli {
 enum Command {
     /// Check policies: syntax, names, structure and proofs.
     Check(check::Args),
+    /// Show the authority NEW adds and removes per plan and step (exit 1
+    /// when NEW widens any plan).
+    Diff(diff::Args),
     /// Rewrite policies in the canonical layout (comments kept).
     Fmt(fmt::Args),
 }
@@ -42,6 +47,7 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Check(args) => check::run(&args),
+        Command::Diff(args) => diff::run(&args),
         Command::Fmt(args) => fmt::run(&args),
     }
 }
