@@ -1388,4 +1388,34 @@ mod tests {
             }
         }
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 512, ..Default::default() })]
+
+        /// Random patterns and paths over a small alphabet: the matcher
+        /// agrees with the exhaustive backtracking definition.
+        #[test]
+        fn random_patterns_agree_with_brute_force(
+            segs in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "a", "b", "ab", "*", "**", "?", "a*", "*b", "*a*", "[ab]", "[!a]", "??", "{a,b}",
+                    "{a,**}", "a{,b}", "\\*", ".a", "*.a",
+                ]),
+                0..5,
+            ),
+            paths in proptest::collection::vec(
+                proptest::collection::vec(proptest::sample::select(vec!["a", "b", "ab", "ba", "*", ".a", "aab"]), 0..5),
+                1..8,
+            ),
+        ) {
+            let pattern = format!("/{}", segs.join("/"));
+            let gl = g(&pattern);
+            for p in paths {
+                let path = format!("/{}", p.join("/"));
+                let segs = split_path(path.as_bytes()).unwrap();
+                let want = gl.branches.iter().any(|b| brute(&b.segments, &segs));
+                proptest::prop_assert_eq!(gl.matches(path.as_bytes()), want, "{} on {}", pattern, path);
+            }
+        }
+    }
 }
