@@ -344,6 +344,12 @@ fn parse_error(
                 && matches!(tok, Tok::Ident(_) | Tok::Number(_) | Tok::Addr(_))
             {
                 d.with_help("patterns are quoted absolute paths, such as `\"/srv/**\"`")
+            } else if matches!(
+                tok,
+                Tok::Objective | Tok::Intent | Tok::Plan | Tok::Authority
+            ) && n("`}`")
+            {
+                d.with_help("a `}` is probably missing before this: close the block above first")
             } else if n("`under`") && names.len() == 1 {
                 d.with_help(
                     "name what this serves: `intent NAME under OBJECTIVE { ... }`, \

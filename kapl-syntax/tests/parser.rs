@@ -431,6 +431,22 @@ fn ten_megabytes() {
 }
 
 #[test]
+fn missing_close_brace() {
+    let t = "objective o {\n  bound { fs read \"/a\"\n}\nplan p under o { step s { } }\n";
+    assert_eq!(diags(t), [(codes::UNEXPECTED_TOKEN, "plan".to_string())]);
+    let p = parse(FileId(0), t);
+    assert!(
+        p.diagnostics[0]
+            .help
+            .as_deref()
+            .unwrap()
+            .contains("`}` is probably missing")
+    );
+    // The next item is parsed normally.
+    assert!(matches!(p.file.items.last(), Some(Item::Plan(_))));
+}
+
+#[test]
 fn recovery_keeps_braces_balanced() {
     // A misspelled item keyword: one error, the next item is intact.
     let t = "objectiv o { about \"x\" bound { fs read \"/a\" } step s { } }\nauthority a { exec \"/b\" }";
