@@ -486,6 +486,27 @@ fn recovery_keeps_braces_balanced() {
 }
 
 #[test]
+fn brace_expansion_is_bounded_per_file() {
+    use kapl_syntax::parser::MAX_ERRORS;
+    // Each pattern is within its own limits (1024 branches), but together
+    // they would expand a 2 MB file into gigabytes.
+    // About 1 MB each once expanded: one fits, the rest are refused
+    // before being expanded.
+    let pat = format!("\"/{}{}\"", "x".repeat(900), "/{a,b}".repeat(10));
+    let rule = format!("fs read {pat}\n");
+    let text = format!("authority a {{\n{}}}", rule.repeat(2_000));
+    let d = parse(FileId(0), &text).diagnostics;
+    assert_eq!(d[0].code, codes::GLOB_TOO_LARGE);
+    assert_eq!(d[0].message, "patterns in this file expand to too much");
+    assert_eq!(d.len(), MAX_ERRORS + 1);
+    assert!(
+        parse(FileId(0), &format!("authority a {{\n{rule}}}"))
+            .diagnostics
+            .is_empty()
+    );
+}
+
+#[test]
 fn error_bombs_stay_bounded() {
     use kapl_syntax::parser::MAX_ERRORS;
     // Millions of would-be errors: lexical, syntax, literal.
