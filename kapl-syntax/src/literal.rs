@@ -86,8 +86,8 @@ pub fn pattern(
     }
 }
 
-const ADDR_HELP: &str = "write an IPv4 address such as `10.0.0.1` or an IPv6 address such as `2001:db8::1`, \
-optionally followed by a prefix length such as `/16`, or `any` or `localhost`";
+const ADDR_HELP: &str = "write an address such as `10.0.0.1` or `2001:db8::1`, \
+optionally with a prefix length such as `/16`; or `any`, or `localhost`";
 
 /// An address-like token (or a number in address position).
 pub fn address(

@@ -291,6 +291,15 @@ fn parse_errors_say_what_was_found_and_expected() {
         messages("objective o { bound { net connect any } }"),
         ["expected `,` or `port`, found `}`"]
     );
+    assert_eq!(messages("intent i { }"), ["expected `under`, found `{`"]);
+    let p = parse(FileId(0), "intent i { }");
+    assert!(
+        p.diagnostics[0]
+            .help
+            .as_deref()
+            .unwrap()
+            .contains("under OBJECTIVE")
+    );
     let p = parse(FileId(0), "plan p under o { step read { } }");
     assert!(
         p.diagnostics[0]
