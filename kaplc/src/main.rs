@@ -8,6 +8,7 @@
 mod check;
 mod fmt;
 mod fs_loader;
+mod graph;
 mod output;
 mod render;
 
@@ -28,6 +29,8 @@ enum Command {
     Check(check::Args),
     /// Rewrite policies in the canonical layout (comments kept).
     Fmt(fmt::Args),
+    /// Draw the authority chain (objective → intent → plan → steps → grants).
+    Graph(graph::Args),
 }
 
 fn main() -> ExitCode {
@@ -43,5 +46,6 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check(args) => check::run(&args),
         Command::Fmt(args) => fmt::run(&args),
+        Command::Graph(args) => graph::run(&args),
     }
 }
