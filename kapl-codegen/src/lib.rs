@@ -290,6 +290,7 @@ pub(crate) fn build_dfa(policy: &Policy, plan: &ir::Plan, kind: DfaKind) -> Dfa 
     let n = m.states();
     let mut flags = vec![0u8; n * width];
     let mut done: HashMap<Vec<bool>, (Vec<bool>, Vec<bool>)> = HashMap::new();
+    let mut graph: Option<auto::BeneathGraph> = None;
     for col in 0..width {
         let accept: Vec<bool> = (0..n)
             .map(|q| rows[m.label[q] as usize][col] != NO_GRANT)
@@ -298,7 +299,9 @@ pub(crate) fn build_dfa(policy: &Policy, plan: &ir::Plan, kind: DfaKind) -> Dfa 
             Some(x) => x.clone(),
             None => {
                 let x = if accept.iter().any(|&a| a) {
-                    auto::beneath(&m, &accept)
+                    graph
+                        .get_or_insert_with(|| auto::BeneathGraph::new(&m))
+                        .beneath(&accept)
                 } else {
                     (vec![false; n], vec![false; n])
                 };
