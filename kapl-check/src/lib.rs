@@ -7,4 +7,75 @@
 //! Pure: files come in through the [`load::Loader`] trait; the solver is the
 //! only outside dependency.
 
+pub mod graph;
 pub mod ir;
+pub mod load;
+pub mod lower;
+pub mod resolve;
+pub mod stdlib;
+
+pub use load::{LoadError, LoadedFile, Loader, MemoryLoader};
+
+use kapl_syntax::{Diagnostic, SourceMap, ast, codes};
+
+/// What the front end (loading, parsing, resolution, lowering) produced.
+#[derive(Debug)]
+pub struct FrontEnd {
+    /// Every source text, for rendering diagnostics.
+    pub sources: SourceMap,
+    /// The lowered policy, when there are no front-end errors.
+    pub policy: Option<ir::Policy>,
+    /// Every problem found, sorted by position.
+    pub diagnostics: Vec<Diagnostic>,
+    /// The root file could not be read at all: an I/O problem, not a
+    /// problem of the policy (the CLI exits 2).
+    pub root_unreadable: bool,
+}
+
+/// Loads, parses, resolves and lowers the policy rooted at `root`, with a
+/// given parse function (tests and tools may substitute one).
+pub fn check_front_with(loader: &mut dyn Loader, root: &str, parse: load::ParseFn<'_>) -> FrontEnd {
+    let (sources, loaded, mut diagnostics) = load::load(loader, root, parse);
+    let (resolved, mut more) = resolve::resolve(&loaded);
+    diagnostics.append(&mut more);
+    diagnostics.append(&mut lower::net_warnings(&loaded));
+    if !loaded.root_unreadable
+        && loaded.units.first().is_some_and(|u| u.ast.items.is_empty())
+        && !resolve::has_errors(&diagnostics)
+        && let Some(u) = loaded.units.first()
+    {
+        diagnostics.push(
+            Diagnostic::warning(
+                codes::EMPTY_POLICY,
+                "the policy is empty",
+                u.ast.span,
+                "nothing defined here",
+            )
+            .with_help("a policy defines at least an objective; see the examples in the README"),
+        );
+    }
+    let mut policy = None;
+    if !resolve::has_errors(&diagnostics) && !loaded.root_unreadable {
+        match lower::lower(&loaded, &resolved) {
+            Ok(p) => policy = Some(p),
+            Err(mut errs) => diagnostics.append(&mut errs),
+        }
+    }
+    kapl_syntax::diag::sort(&mut diagnostics);
+    FrontEnd {
+        sources,
+        policy,
+        diagnostics,
+        root_unreadable: loaded.root_unreadable,
+    }
+}
+
+fn syntax_parse(file: kapl_syntax::FileId, text: &str) -> (ast::File, Vec<Diagnostic>) {
+    let parsed = kapl_syntax::parse(file, text);
+    (parsed.file, parsed.diagnostics)
+}
+
+/// Loads, parses, resolves and lowers the policy rooted at `root`.
+pub fn check_front(loader: &mut dyn Loader, root: &str) -> FrontEnd {
+    check_front_with(loader, root, &syntax_parse)
+}

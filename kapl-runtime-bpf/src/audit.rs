@@ -272,14 +272,20 @@ impl AuditHold {
 
 impl Drop for AuditHold {
     fn drop(&mut self) {
-        let _ = with_state(|st| {
-            st.1 = st.1.saturating_sub(1);
-            if st.1 == 0 && st.0 == 0 {
-                set_audit_enabled(0)?;
-            }
-            Ok(())
-        });
+        release_hold();
     }
+}
+
+/// Releases one hold (also called by a session's watchdog when its
+/// supervisor died holding one).
+pub fn release_hold() {
+    let _ = with_state(|st| {
+        st.1 = st.1.saturating_sub(1);
+        if st.1 == 0 && st.0 == 0 {
+            set_audit_enabled(0)?;
+        }
+        Ok(())
+    });
 }
 
 /// A subscriber to the audit log multicast group.

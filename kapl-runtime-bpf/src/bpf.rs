@@ -320,13 +320,15 @@ fn cstr_at(b: &[u8], o: usize, n: usize) -> Vec<u8> {
     s[..end].to_vec()
 }
 
-/// Decodes one ring buffer record (layouts of `struct net_event` and
-/// `struct exec_event`).
+/// Decodes one ring buffer record (layouts of `struct net_event`: kind 0,
+/// pid 4, tgid 8, step 12, ts 16, cgroup 24, grant 32, port 36, op 38,
+/// verdict 39, addr 40..56, family 56, type 60, protocol 64, comm 68..84;
+/// and `struct exec_event`: ..., cgroup 24, comm 32..48, path 48..304).
 pub fn decode(b: &[u8]) -> Option<Event> {
     match rd_u32(b, 0) {
         1 if b.len() >= 88 => {
             let mut addr = [0u8; 16];
-            addr.copy_from_slice(&b[44..60]);
+            addr.copy_from_slice(&b[40..56]);
             Some(Event::Net(NetEvent {
                 pid: rd_u32(b, 4),
                 tgid: rd_u32(b, 8),
@@ -343,10 +345,10 @@ pub fn decode(b: &[u8]) -> Option<Event> {
                 },
                 allowed: b[39] == 1,
                 addr: Ipv6Addr::from(addr),
-                family: rd_u32(b, 60),
-                sotype: rd_u32(b, 64),
-                proto: rd_u32(b, 68),
-                comm: String::from_utf8_lossy(&cstr_at(b, 72, 16)).into_owned(),
+                family: rd_u32(b, 56),
+                sotype: rd_u32(b, 60),
+                proto: rd_u32(b, 64),
+                comm: String::from_utf8_lossy(&cstr_at(b, 68, 16)).into_owned(),
             }))
         }
         2 if b.len() >= 48 => Some(Event::Exec(ExecEvent {

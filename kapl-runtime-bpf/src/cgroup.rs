@@ -9,7 +9,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -249,4 +249,107 @@ mod tests {
         assert_eq!(unescape_mount("/plain"), "/plain");
         assert_eq!(unescape_mount("/x\\"), "/x\\");
     }
+}
+
+/// A watchdog process for a session cgroup: if the supervisor dies (killed,
+/// crashed) the watchdog kills every process of the session and removes
+/// its cgroups, so no command keeps running after its BPF programs (whose
+/// links die with the supervisor) and its reporting are gone. Dropping the
+/// handle (normal stop) ends the watchdog.
+#[derive(Debug)]
+pub struct Watchdog {
+    pidfd: OwnedFd,
+}
+
+impl Watchdog {
+    /// Starts the watchdog for `session` (a cgroup directory). Call while
+    /// single-threaded. `on_fire` runs in the watchdog after the cleanup.
+    pub fn start(session: &Path, on_fire: fn()) -> Result<Watchdog, CgroupError> {
+        let sys = |call: &'static str| CgroupError::Io {
+            op: call,
+            path: session.to_path_buf(),
+            source: io::Error::last_os_error(),
+        };
+        // SAFETY: pidfd_open on our own pid.
+        let me = unsafe { libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0) };
+        if me < 0 {
+            return Err(sys("pidfd_open"));
+        }
+        let me = me as i32;
+        // SAFETY: fork; the child only runs `watch` and exits.
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            // SAFETY: closing the pidfd we opened.
+            unsafe { libc::close(me) };
+            return Err(sys("fork"));
+        }
+        if pid == 0 {
+            watch(me, session, on_fire);
+        }
+        // SAFETY: closing our copy of the pidfd.
+        unsafe { libc::close(me) };
+        // SAFETY: pidfd_open on our child.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        if fd < 0 {
+            return Err(sys("pidfd_open"));
+        }
+        // SAFETY: a fresh pidfd we own.
+        let pidfd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+        Ok(Watchdog { pidfd })
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        // SAFETY: signal and reap our child through its pidfd.
+        unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.pidfd.as_raw_fd(),
+                libc::SIGKILL,
+                0,
+                0,
+            );
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            libc::waitid(
+                libc::P_PIDFD,
+                self.pidfd.as_raw_fd() as libc::id_t,
+                &mut info,
+                libc::WEXITED,
+            );
+        }
+    }
+}
+
+fn watch(parent: i32, session: &Path, on_fire: fn()) -> ! {
+    // SAFETY: in the forked watchdog: own session (no terminal signals),
+    // close everything but the parent's pidfd, wait for the parent to die.
+    unsafe {
+        libc::setsid();
+        if parent > 0 {
+            libc::syscall(libc::SYS_close_range, 0u32, (parent - 1) as u32, 0u32);
+        }
+        libc::syscall(libc::SYS_close_range, (parent + 1) as u32, u32::MAX, 0u32);
+        let mut p = libc::pollfd {
+            fd: parent,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        while libc::poll(&mut p, 1, -1) <= 0 {}
+    }
+    // The supervisor is gone: end the session.
+    let _ = fs::write(session.join("cgroup.kill"), b"1");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        match fs::read_to_string(session.join("cgroup.events")) {
+            Ok(s) if s.lines().any(|l| l == "populated 1") => {
+                std::thread::sleep(Duration::from_millis(2))
+            }
+            _ => break,
+        }
+    }
+    let _ = remove_tree(session);
+    on_fire();
+    // SAFETY: leave without running the parent's destructors.
+    unsafe { libc::_exit(0) }
 }

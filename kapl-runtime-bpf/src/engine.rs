@@ -72,6 +72,7 @@ struct Kernel {
     step_cg: Option<(Cgroup, StepLinks)>,
     audit: AuditReader,
     _hold: AuditHold,
+    watchdog: Option<cgroup::Watchdog>,
 }
 
 struct Cmd {
@@ -175,23 +176,56 @@ impl Engine {
                 }
             }
         };
+        // KAPL_SIMULATE_MISSING=landlock,cgroup,bpf,audit makes a check fail
+        // as if the kernel lacked the piece (tests of the fail-closed paths;
+        // it can only refuse, never weaken).
+        let missing = std::env::var("KAPL_SIMULATE_MISSING").unwrap_or_default();
+        let sim = |what: &str| missing.split(',').any(|m| m.trim() == what);
+        if sim("landlock") {
+            return Err(ll(domain::DomainError::Unsupported(
+                "simulated: landlock_create_ruleset: ENOSYS".into(),
+            )));
+        }
         domain::preflight().map_err(ll)?;
         let kern = match mode {
             Mode::Unprivileged => None,
             Mode::Full => {
+                if sim("cgroup") {
+                    return Err(RunError::Cgroup(
+                        cgroup::CgroupError::NotMounted.to_string(),
+                    ));
+                }
                 let root = cgroup::preflight().map_err(|e| RunError::Cgroup(e.to_string()))?;
                 let rules = plan::net_rules(plan);
+                if sim("bpf") {
+                    return Err(RunError::Bpf(
+                        crate::bpf::BpfError::Load("simulated: BPF_PROG_LOAD: EPERM".into())
+                            .to_string(),
+                    ));
+                }
                 let bpf = NetEnforcer::load(&rules).map_err(|e| RunError::Bpf(e.to_string()))?;
+                if sim("audit") {
+                    return Err(RunError::Audit(
+                        crate::audit::AuditError::Protocol(
+                            "simulated: NETLINK_AUDIT unavailable".into(),
+                        )
+                        .to_string(),
+                    ));
+                }
                 let hold = AuditHold::acquire().map_err(|e| RunError::Audit(e.to_string()))?;
                 let audit = AuditReader::open().map_err(|e| RunError::Audit(e.to_string()))?;
                 let session_cg = Cgroup::create(&root, &format!("kapl-{id}"))
                     .map_err(|e| RunError::Cgroup(e.to_string()))?;
+                let watchdog =
+                    cgroup::Watchdog::start(session_cg.path(), crate::audit::release_hold)
+                        .map_err(|e| RunError::Cgroup(e.to_string()))?;
                 Some(Kernel {
                     bpf,
                     session_cg,
                     step_cg: None,
                     audit,
                     _hold: hold,
+                    watchdog: Some(watchdog),
                 })
             }
         };
@@ -765,20 +799,28 @@ impl Engine {
                 let near = plan::nearest_fs(self.plan(), step, path.as_bytes(), bit);
                 (op, path, near)
             } else if let Some(r) = b.strip_prefix("net.") {
-                let port = get("dest").or_else(|| get("src")).unwrap_or_default();
-                let addr = get("daddr").or_else(|| get("saddr")).unwrap_or_default();
-                (
-                    format!(
-                        "{} (landlock {r})",
-                        if r.starts_with("bind") {
-                            "bind"
-                        } else {
-                            "connect"
-                        }
-                    ),
-                    format!("{addr}:{port}"),
-                    None,
-                )
+                let bind = r.starts_with("bind");
+                let (a, p) = if bind {
+                    ("saddr", "src")
+                } else {
+                    ("daddr", "dest")
+                };
+                let port: u16 = get(p).and_then(|v| v.parse().ok()).unwrap_or(0);
+                let addr: Option<IpAddr> = get(a)
+                    .and_then(|v| v.parse().ok())
+                    .map(kapl_image::bpf::normalize);
+                let op = if bind { NetOp::Bind } else { NetOp::Connect };
+                match addr {
+                    Some(addr) => {
+                        let obj = match addr {
+                            IpAddr::V4(_) => format!("{addr}:{port} (tcp)"),
+                            IpAddr::V6(_) => format!("[{addr}]:{port} (tcp)"),
+                        };
+                        let near = plan::nearest_net(self.plan(), step, op, addr, port);
+                        (op.as_str().to_string(), obj, near)
+                    }
+                    None => (op.as_str().to_string(), format!("port {port} (tcp)"), None),
+                }
             } else if let Some(r) = b.strip_prefix("scope.") {
                 let obj = get("opid")
                     .map(|p| format!("pid {p} ({})", get("ocomm").unwrap_or_default()))
@@ -811,7 +853,8 @@ impl Engine {
         notes.clear();
         let ended = self.end_step_processes().unwrap_or(0);
         let lost = self.lost();
-        if let Some(k) = self.kern.take() {
+        if let Some(mut k) = self.kern.take() {
+            drop(k.watchdog.take());
             let path = k.session_cg.path().to_path_buf();
             drop(k.bpf);
             let _ = k.session_cg.remove();
@@ -832,9 +875,25 @@ impl Engine {
 }
 
 impl Engine {
-    #[doc(hidden)]
-    pub fn rules(&self) -> usize {
-        self.domain.rules.len()
+    /// The current step's Landlock rules, readable.
+    pub fn rule_list(&self) -> Vec<String> {
+        self.domain
+            .rules
+            .iter()
+            .map(|r| {
+                let names: Vec<&str> = (0..16)
+                    .map(|i| 1u64 << i)
+                    .filter(|b| r.access & b != 0)
+                    .map(access::name)
+                    .collect();
+                format!(
+                    "{} {} [{}]",
+                    if r.subtree { "beneath" } else { "file" },
+                    r.path.display(),
+                    names.join(",")
+                )
+            })
+            .collect()
     }
 }
 

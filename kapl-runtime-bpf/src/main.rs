@@ -167,6 +167,11 @@ fn mode(o: &Opts) -> Result<Mode, RunError> {
 
 fn print_start(e: &Engine) {
     eprintln!("kapl-run: plan {}, step {}", e.plan_name(), e.step_name());
+    if std::env::var_os("KAPL_VERBOSE").is_some() {
+        for r in e.rule_list() {
+            eprintln!("kapl-run: rule: {r}");
+        }
+    }
     for l in e.precision() {
         eprintln!("kapl-run: precision: {l}");
     }
@@ -314,7 +319,7 @@ fn session_start(o: Opts) -> Result<i32, RunError> {
         Ok(0)
     } else {
         eprint!("{text}");
-        Ok(1)
+        Ok(125)
     }
 }
 

@@ -13,9 +13,14 @@ use kapl_image::{
 use std::net::{IpAddr, Ipv6Addr};
 
 /// The Landlock rights of one image column.
+///
+/// An exec grant carries READ_FILE with EXECUTE: the kernel opens a program
+/// (and its ELF interpreter) for reading to execute it, and Landlock checks
+/// both rights on that open. So a program that may be run may also be read;
+/// nothing else is widened.
 fn column_access(kind: DfaKind, column: usize) -> u64 {
     match kind {
-        DfaKind::Exec => access::EXECUTE,
+        DfaKind::Exec => access::EXECUTE | access::READ_FILE,
         DfaKind::Fs => FsRight::ALL
             .get(column)
             .map_or(0, |r| kapl_image::access::of_right(*r)),

@@ -109,3 +109,98 @@ fn connect_allowed_and_denied() {
     step.remove().unwrap();
     sess.remove().unwrap();
 }
+
+#[test]
+fn landlock_denial_arrives_over_audit() {
+    use kapl_runtime_bpf::audit::{AuditHold, AuditReader, Record};
+    let before = kapl_runtime_bpf::audit::audit_enabled().unwrap();
+    let hold = AuditHold::acquire().unwrap();
+    let mut reader = AuditReader::open().unwrap();
+    // Grant read+exec on /usr and /lib* only: /etc/hostname is denied.
+    struct Usr;
+    impl PathAutomaton for Usr {
+        fn start(&self) -> u32 {
+            0
+        }
+        fn next(&self, _: u32, _: u8) -> u32 {
+            0
+        }
+        fn accept(&self, _: u32) -> u64 {
+            0
+        }
+        fn beneath_all(&self, _: u32) -> u64 {
+            access::READ_FILE | access::READ_DIR | access::EXECUTE
+        }
+        fn live(&self, _: u32) -> u64 {
+            access::READ_FILE | access::READ_DIR | access::EXECUTE
+        }
+        fn grants(&self, _: u32, _: u64) -> Vec<u32> {
+            vec![0]
+        }
+    }
+    let mut w = domain::Walk::default();
+    domain::walk_into(&Usr, &mut w, &[b"/usr".to_vec()], WalkLimits::default()).unwrap();
+    assert_eq!(w.rules.len(), 1);
+    let dom = domain::build(w.rules, &TcpPorts::default()).unwrap();
+    let filter = seccomp::filter();
+    let argv = vec![b"cat".to_vec(), b"/etc/hostname".to_vec()];
+    let child = spawn::spawn(&spawn::Command {
+        program: b"/usr/bin/cat",
+        argv: &argv,
+        envp: &[],
+        stdio: [0, 1, 2],
+        cwd: Some(b"/"),
+        cgroup: None,
+        landlock_ruleset: dom.fd.as_raw_fd(),
+        seccomp: &filter,
+        privileged: true,
+    })
+    .unwrap();
+    let code = spawn::wait_exit(&child.pidfd).unwrap();
+    assert_eq!(code, 1);
+    let mut recs = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while std::time::Instant::now() < deadline {
+        recs.extend(reader.poll(false).unwrap());
+        if recs.iter().any(|r| matches!(r, Record::Denial(d) if d.fields.iter().any(|(_, v)| v == "/etc/hostname"))) && recs.iter().any(|r| matches!(r, Record::Domain(_))) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    recs.extend(reader.poll(true).unwrap());
+    eprintln!("{recs:#?}");
+    let dom_rec = recs
+        .iter()
+        .find_map(|r| {
+            if let Record::Domain(d) = r {
+                (d.pid == Some(child.pid)).then_some(d.clone())
+            } else {
+                None
+            }
+        })
+        .expect("domain record with the child's pid");
+    let den = recs
+        .iter()
+        .find_map(|r| {
+            if let Record::Denial(d) = r {
+                (d.domain == dom_rec.domain
+                    && d.fields
+                        .iter()
+                        .any(|(k, v)| k == "path" && v == "/etc/hostname"))
+                .then_some(d.clone())
+            } else {
+                None
+            }
+        })
+        .expect("denial of /etc/hostname in that domain");
+    assert_eq!(den.blockers, vec!["fs.read_file".to_string()]);
+    assert_eq!(den.pid, Some(child.pid));
+    assert_eq!(den.comm.as_deref(), Some("cat"));
+    drop(reader);
+    drop(hold);
+    assert_eq!(
+        kapl_runtime_bpf::audit::audit_enabled().unwrap(),
+        before,
+        "audit put back as found"
+    );
+}

@@ -29,6 +29,10 @@ use crate::span::Span;
 /// The most branches brace expansion may produce for one pattern.
 pub const MAX_BRANCHES: usize = 1024;
 
+/// The longest pattern text accepted, in bytes (paths are at most 4096
+/// bytes on Linux; brace lists make patterns longer, but not this long).
+pub const MAX_PATTERN_BYTES: usize = 1 << 16;
+
 /// The deepest nesting of `{` allowed in one pattern.
 pub const MAX_BRACE_DEPTH: usize = 32;
 
@@ -196,6 +200,17 @@ struct GlobParser<'t> {
 /// string; otherwise every error points at `span`. Every problem is
 /// reported, not just the first.
 pub fn parse_glob(text: &str, span: Span) -> Result<Glob, Vec<Diagnostic>> {
+    if text.len() > MAX_PATTERN_BYTES {
+        return Err(vec![
+            Diagnostic::error(
+                codes::GLOB_TOO_LARGE,
+                "pattern is too long",
+                span,
+                format!("{} bytes, more than {MAX_PATTERN_BYTES}", text.len()),
+            )
+            .with_help("split the pattern into several shorter ones"),
+        ]);
+    }
     let mut p = GlobParser {
         text,
         pieces: Vec::with_capacity(text.len()),
@@ -926,4 +941,398 @@ fn split_path(path: &[u8]) -> Option<Vec<&[u8]>> {
         .iter()
         .all(|s| !s.is_empty() && *s != b"." && *s != b"..");
     ok.then_some(segs)
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests fail by panicking"
+)]
+mod tests {
+    use super::*;
+    use crate::span::FileId;
+
+    fn g(text: &str) -> Glob {
+        match parse_glob(text, Span::new(FileId(0), 0, text.len())) {
+            Ok(g) => g,
+            Err(e) => panic!("{text}: {e:?}"),
+        }
+    }
+
+    /// (code, underlined text) of each error.
+    fn errs(text: &str) -> Vec<(&'static str, String)> {
+        match parse_glob(text, Span::new(FileId(0), 10, 10 + text.len())) {
+            Ok(g) => panic!("{text} parsed: {g:?}"),
+            Err(e) => e
+                .iter()
+                .map(|d| {
+                    let s = d.primary_span().unwrap();
+                    (
+                        d.code,
+                        text[s.start as usize - 10..s.end as usize - 10].to_string(),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    fn m(pattern: &str, path: &str) -> bool {
+        g(pattern).matches(path.as_bytes())
+    }
+
+    #[test]
+    fn star_stays_within_one_segment() {
+        assert!(m("/a/*", "/a/x"));
+        assert!(m("/a/*", "/a/.env"));
+        assert!(!m("/a/*", "/a"));
+        assert!(!m("/a/*", "/a/x/y"));
+        assert!(m("/a/x*", "/a/x"));
+        assert!(m("/a/x*", "/a/xyz"));
+        assert!(m("/a/*x*", "/a/x"));
+        assert!(m("/a/*.log", "/a/deploy-1.log"));
+        assert!(!m("/a/*.log", "/a/deploy-1.log.1"));
+        assert!(m("/*", "/etc"));
+        assert!(!m("/*", "/"));
+        assert!(m("/a/**/b*c*d", "/a/bcd"));
+        assert!(!m("/a/**/b*c*d", "/a/bdc"));
+    }
+
+    #[test]
+    fn question_mark_is_one_byte() {
+        assert!(m("/a/?", "/a/x"));
+        assert!(!m("/a/?", "/a/xy"));
+        assert!(!m("/a/?", "/a"));
+        assert!(!m("/a?b", "/a/b"));
+        // A non-ASCII character is several bytes.
+        assert!(m("/a/??", "/a/é"));
+        assert!(!m("/a/?", "/a/é"));
+    }
+
+    #[test]
+    fn double_star_is_any_number_of_whole_segments() {
+        assert!(m("/a/**", "/a"));
+        assert!(m("/a/**", "/a/b"));
+        assert!(m("/a/**", "/a/b/c/d"));
+        assert!(!m("/a/**", "/ab"));
+        assert!(!m("/a/**", "/"));
+        assert!(m("/**", "/"));
+        assert!(m("/**", "/x/y"));
+        assert!(m("/a/**/b", "/a/b"));
+        assert!(m("/a/**/b", "/a/x/y/b"));
+        assert!(!m("/a/**/b", "/a/x/y/bc"));
+        assert!(m("/srv/web/**/.env", "/srv/web/.env"));
+        assert!(m("/srv/web/**/.env", "/srv/web/config/.env"));
+        assert!(!m("/srv/web/**/.env", "/srv/web/config/x.env"));
+        assert!(m("/a/**/**/b", "/a/b"));
+        // `**` inside a segment is two stars: within one segment only.
+        assert!(m("/a/x**", "/a/xyz"));
+        assert!(!m("/a/x**", "/a/x/y"));
+        assert!(!m("/a**", "/a/b"));
+    }
+
+    #[test]
+    fn classes() {
+        assert!(m("/[abc]", "/b"));
+        assert!(!m("/[abc]", "/d"));
+        assert!(m("/[a-z]x", "/qx"));
+        assert!(!m("/[a-z]x", "/Qx"));
+        assert!(m("/[!a-z]", "/Q"));
+        assert!(!m("/[!a-z]", "/q"));
+        assert!(m("/[-a]", "/-"));
+        assert!(m("/[a-]", "/-"));
+        assert!(m("/[\\]]", "/]"));
+        assert!(m("/[{,}]", "/,"));
+        // Negated classes still never match `/` (nor span segments).
+        assert!(!m("/a[!x]b", "/a/b"));
+        assert!(m("/[!x]", "/\u{7f}"));
+    }
+
+    #[test]
+    fn braces() {
+        let gl = g("/usr/bin/{git,grep,cat}");
+        assert_eq!(gl.branches.len(), 3);
+        assert!(m("/usr/bin/{git,grep,cat}", "/usr/bin/grep"));
+        assert!(!m("/usr/bin/{git,grep,cat}", "/usr/bin/gi"));
+        assert!(m("/a/{b,c/d}/e", "/a/c/d/e"));
+        assert!(m("/a/{b,c/**}", "/a/c"));
+        assert!(m("/a{,b}", "/a"));
+        assert!(m("/a{,b}", "/ab"));
+        assert!(m("/{a,b}{c,d}", "/bd"));
+        assert_eq!(g("/{a,b}{c,d}{e,f}").branches.len(), 8);
+        assert!(m("/{a,{b,c}}x", "/cx"));
+        assert!(m("/{a/*,b}", "/a/q"));
+        // Commas outside braces are literal.
+        assert!(m("/a,b", "/a,b"));
+    }
+
+    #[test]
+    fn escapes_make_metacharacters_literal() {
+        assert!(m(r"/a\*", "/a*"));
+        assert!(!m(r"/a\*", "/ab"));
+        assert!(m(r"/a\?", "/a?"));
+        assert!(m(r"/\{a,b\}", "/{a,b}"));
+        assert!(m(r"/\[x\]", "/[x]"));
+        assert!(m(r"/\\", "/\\"));
+        assert!(m(r"/\é", "/é"));
+        // `\*\*` is a literal segment, not `**`.
+        assert!(m(r"/a/\*\*", "/a/**"));
+        assert!(!m(r"/a/\*\*", "/a/b"));
+    }
+
+    #[test]
+    fn root_and_literal_paths() {
+        assert!(m("/", "/"));
+        assert!(!m("/", "/a"));
+        assert!(m("/usr/bin/git", "/usr/bin/git"));
+        assert!(!m("/usr/bin/git", "/usr/bin/gitk"));
+        assert!(!m("/usr/bin/git", "/usr/bin"));
+    }
+
+    #[test]
+    fn non_normalized_paths_never_match() {
+        for p in [
+            "", "a", "a/b", "//", "/a//b", "/a/", "/a/./b", "/a/..", "/.", "/a/b\0",
+        ] {
+            assert!(!m("/**", p), "{p:?}");
+            assert!(!m("/a/**", p), "{p:?}");
+        }
+        assert!(m("/**", "/a/.../b"));
+        assert!(m("/**", "/a/.x/b"));
+    }
+
+    #[test]
+    fn structure_errors_point_at_the_problem() {
+        assert_eq!(
+            errs("srv/web"),
+            [(codes::GLOB_NOT_ABSOLUTE, "srv/web".to_string())]
+        );
+        assert_eq!(errs(""), [(codes::GLOB_NOT_ABSOLUTE, String::new())]);
+        assert_eq!(
+            errs("/srv/../etc"),
+            [(codes::GLOB_NOT_NORMALIZED, "..".to_string())]
+        );
+        assert_eq!(
+            errs("/srv/./etc"),
+            [(codes::GLOB_NOT_NORMALIZED, ".".to_string())]
+        );
+        assert_eq!(
+            errs("/srv/.."),
+            [(codes::GLOB_NOT_NORMALIZED, "..".to_string())]
+        );
+        assert_eq!(
+            errs("/a//b"),
+            [(codes::GLOB_EMPTY_SEGMENT, "//".to_string())]
+        );
+        assert_eq!(errs("//a"), [(codes::GLOB_EMPTY_SEGMENT, "//".to_string())]);
+        assert_eq!(errs("/a/"), [(codes::GLOB_TRAILING_SLASH, "/".to_string())]);
+        assert_eq!(errs("//"), [(codes::GLOB_EMPTY_SEGMENT, "//".to_string())]);
+        assert_eq!(
+            errs("/a\\"),
+            [(codes::GLOB_DANGLING_ESCAPE, "\\".to_string())]
+        );
+        assert_eq!(errs("/a\0b"), [(codes::GLOB_NUL, "\0".to_string())]);
+    }
+
+    #[test]
+    fn brace_errors() {
+        assert_eq!(
+            errs("/a/{b,c"),
+            [(codes::GLOB_UNBALANCED_BRACE, "{".to_string())]
+        );
+        assert_eq!(
+            errs("/a/b,c}"),
+            [(codes::GLOB_UNBALANCED_BRACE, "}".to_string())]
+        );
+        assert_eq!(
+            errs("/{a,b}/{c"),
+            [(codes::GLOB_UNBALANCED_BRACE, "{".to_string())]
+        );
+        // Each branch must be absolute: the branch `b` is not.
+        assert_eq!(
+            errs("{/a,b}"),
+            [(codes::GLOB_NOT_ABSOLUTE, "b".to_string())]
+        );
+        // Errors shared by several branches are reported once.
+        assert_eq!(
+            errs("/{a,b}//c"),
+            [(codes::GLOB_EMPTY_SEGMENT, "//".to_string())]
+        );
+        assert_eq!(
+            errs("/x/{a,..}"),
+            [(codes::GLOB_NOT_NORMALIZED, "..".to_string())]
+        );
+        assert_eq!(
+            errs("/x/{a,}"),
+            [(codes::GLOB_TRAILING_SLASH, "/".to_string())]
+        );
+        // 2^11 = 2048 branches.
+        let many = "/{a,b}".repeat(11);
+        assert_eq!(errs(&many), [(codes::GLOB_TOO_MANY_BRANCHES, many.clone())]);
+        // 2^10 = 1024 branches is the limit, and fine.
+        assert_eq!(g(&"/{a,b}".repeat(10)).branches.len(), 1024);
+        // Astronomical counts do not overflow.
+        let huge = "/{a,b,c,d,e,f,g,h}".repeat(40);
+        assert_eq!(errs(&huge)[0].0, codes::GLOB_TOO_MANY_BRANCHES);
+        let deep = format!("/{}x{}", "{".repeat(20_000), "}".repeat(20_000));
+        assert_eq!(errs(&deep)[0].0, codes::GLOB_TOO_LARGE);
+        assert_eq!(
+            g(&format!("/{}x{}", "{".repeat(30), "}".repeat(30)))
+                .branches
+                .len(),
+            1
+        );
+        let long = format!("/{}", "a".repeat(MAX_PATTERN_BYTES));
+        assert_eq!(errs(&long), [(codes::GLOB_TOO_LARGE, long.clone())]);
+    }
+
+    #[test]
+    fn class_errors() {
+        assert_eq!(
+            errs("/[z-a]"),
+            [(codes::GLOB_REVERSED_RANGE, "z-a".to_string())]
+        );
+        assert_eq!(errs("/[]"), [(codes::GLOB_EMPTY_CLASS, "[]".to_string())]);
+        assert_eq!(errs("/[!]"), [(codes::GLOB_EMPTY_CLASS, "[!]".to_string())]);
+        assert_eq!(
+            errs("/a[bc"),
+            [(codes::GLOB_UNCLOSED_CLASS, "[".to_string())]
+        );
+        assert_eq!(errs("/a]"), [(codes::GLOB_UNCLOSED_CLASS, "]".to_string())]);
+        assert_eq!(
+            errs("/[a/b]"),
+            [(codes::GLOB_UNCLOSED_CLASS, "/".to_string())]
+        );
+        assert_eq!(
+            errs("/[aéb]"),
+            [(codes::GLOB_NON_ASCII_CLASS, "é".to_string())]
+        );
+        assert_eq!(
+            errs("/[a\\éb]"),
+            [(codes::GLOB_NON_ASCII_CLASS, "\\é".to_string())]
+        );
+        assert_eq!(
+            errs("/[z-a]/[é]"),
+            [
+                (codes::GLOB_REVERSED_RANGE, "z-a".to_string()),
+                (codes::GLOB_NON_ASCII_CLASS, "é".to_string())
+            ]
+        );
+    }
+
+    #[test]
+    fn span_with_quotes_and_imprecise_spans() {
+        let text = "srv";
+        let e = parse_glob(text, Span::new(FileId(0), 4, 9)).unwrap_err();
+        assert_eq!(e[0].primary_span(), Some(Span::new(FileId(0), 5, 8)));
+        let e = parse_glob(text, Span::new(FileId(0), 4, 100)).unwrap_err();
+        assert_eq!(e[0].primary_span(), Some(Span::new(FileId(0), 4, 100)));
+    }
+
+    #[test]
+    fn parsed_structure() {
+        let gl = g("/a/**/x*[!0-9]?y");
+        assert_eq!(
+            gl.branches[0].segments,
+            [
+                Segment::Atoms(vec![Atom::Literal(b"a".to_vec())]),
+                Segment::AnyDepth,
+                Segment::Atoms(vec![
+                    Atom::Literal(b"x".to_vec()),
+                    Atom::Star,
+                    Atom::Class {
+                        negated: true,
+                        ranges: vec![(b'0', b'9')]
+                    },
+                    Atom::AnyByte,
+                    Atom::Literal(b"y".to_vec()),
+                ]),
+            ]
+        );
+        // Runs of stars collapse.
+        assert_eq!(
+            g("/a***b").branches[0].segments,
+            [Segment::Atoms(vec![
+                Atom::Literal(b"a".to_vec()),
+                Atom::Star,
+                Atom::Literal(b"b".to_vec())
+            ])]
+        );
+    }
+
+    #[test]
+    fn matching_is_not_exponential() {
+        let pat = format!("/{}b", "*a".repeat(40));
+        let path = format!("/{}", "a".repeat(200));
+        assert!(!m(&pat, &path));
+        let pat = format!("/{}x", "**/".repeat(60));
+        let path = format!("/{}y", "a/".repeat(300));
+        assert!(!m(&pat, &path));
+    }
+
+    /// A brute-force matcher straight from LANGUAGE.md, over byte strings,
+    /// for cross-checking on small cases: a branch is expanded into the
+    /// regular language it denotes by exhaustive backtracking.
+    fn brute(segs: &[Segment], path: &[&[u8]]) -> bool {
+        match segs.split_first() {
+            None => path.is_empty(),
+            Some((Segment::AnyDepth, rest)) => (0..=path.len()).any(|k| brute(rest, &path[k..])),
+            Some((Segment::Atoms(a), rest)) => {
+                !path.is_empty() && brute_atoms(a, path[0]) && brute(rest, &path[1..])
+            }
+        }
+    }
+
+    fn brute_atoms(atoms: &[Atom], s: &[u8]) -> bool {
+        fn go(atoms: &[Atom], s: &[u8]) -> bool {
+            match atoms.split_first() {
+                None => s.is_empty(),
+                Some((Atom::Star, rest)) => (0..=s.len()).any(|k| go(rest, &s[k..])),
+                Some((Atom::Literal(l), rest)) => s.starts_with(l) && go(rest, &s[l.len()..]),
+                Some((a, rest)) => !s.is_empty() && a.matches_byte(s[0]) && go(rest, &s[1..]),
+            }
+        }
+        !s.is_empty() && go(atoms, s)
+    }
+
+    #[test]
+    fn agrees_with_brute_force_on_small_universe() {
+        let patterns = [
+            "/**",
+            "/a/**",
+            "/a/*",
+            "/*/b",
+            "/**/b",
+            "/a/**/b",
+            "/*a*",
+            "/?",
+            "/??/**",
+            "/[ab]*/**",
+            "/{a,b}/{*,**}",
+            "/a*b",
+            "/**/**",
+            "/[!a]/?",
+            "/b/**/a*",
+        ];
+        let alphabet = ["a", "b", "ab", "ba", ".a"];
+        let mut paths: Vec<String> = vec!["/".to_string()];
+        for x in alphabet {
+            paths.push(format!("/{x}"));
+            for y in alphabet {
+                paths.push(format!("/{x}/{y}"));
+                for z in alphabet {
+                    paths.push(format!("/{x}/{y}/{z}"));
+                }
+            }
+        }
+        for p in patterns {
+            let gl = g(p);
+            for path in &paths {
+                let segs = split_path(path.as_bytes()).unwrap();
+                let want = gl.branches.iter().any(|b| brute(&b.segments, &segs));
+                assert_eq!(gl.matches(path.as_bytes()), want, "{p} on {path}");
+            }
+        }
+    }
 }

@@ -49,16 +49,14 @@ impl Parsed {
 }
 
 /// Parser state shared with the grammar's actions.
-#[doc(hidden)]
-pub struct Ctx<'input> {
+pub(crate) struct Ctx<'input> {
     pub(crate) file: FileId,
     pub(crate) errors: Vec<ErrorRecovery<usize, Tok<'input>, Infallible>>,
     pub(crate) diags: Vec<Diagnostic>,
 }
 
 /// A clause inside an objective or intent body.
-#[doc(hidden)]
-pub enum BodyPart {
+pub(crate) enum BodyPart {
     About(Option<StrLit>),
     Bound(Block),
     Never(Block),
@@ -66,8 +64,7 @@ pub enum BodyPart {
 }
 
 /// A clause inside a plan or step body.
-#[doc(hidden)]
-pub enum PlanPart {
+pub(crate) enum PlanPart {
     About(Option<StrLit>),
     Grant(Grant),
     Step(Step),

@@ -1,5 +1,43 @@
 //! `kaplc`: check, build and inspect KAPL policies.
+//!
+//! Each subcommand lives in its own module with an `Args` struct (clap) and
+//! a `run(args) -> ExitCode`; adding one is a variant in [`Command`] and an
+//! arm in `main`. Exit codes: 0 success, 1 the policy has errors, 2 usage
+//! or I/O problems.
 
-fn main() {
-    std::process::exit(2);
+mod check;
+mod fs_loader;
+mod output;
+mod render;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// The KAPL compiler: checks policies, proves their grants stay in bounds.
+#[derive(Debug, Parser)]
+#[command(name = "kaplc", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check policies: syntax, names, structure and proofs.
+    Check(check::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version go to stdout with exit 0; usage errors exit 2.
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    match cli.command {
+        Command::Check(args) => check::run(&args),
+    }
 }

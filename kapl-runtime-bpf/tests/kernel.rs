@@ -1,0 +1,673 @@
+//! Kernel tests of `kapl-run` on the real kernel (root): each grant kind
+//! allowed and denied with the audit record checked, step order, refused
+//! steps, processes outside the session unaffected, fail-closed paths.
+//! A missing kernel feature makes these FAIL, never skip.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod common;
+use common::*;
+use kapl_syntax::ast::{NetOp, Right};
+use serde_json::json;
+
+fn s(o: &std::process::Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn fs_read_allowed_and_denied_with_audit_record() {
+    let t = Tmp::new("fs");
+    t.write("granted/a.txt", "hello\n");
+    t.write("denied/b.txt", "secret\n");
+    let img = t.path("p.kapi");
+    std::fs::write(
+        &img,
+        image(PolicySpec {
+            plan: "p",
+            plan_grants: vec![],
+            steps: vec![StepSpec {
+                name: "look",
+                after: vec![],
+                grants: vec![
+                    G::Fs(
+                        &[Right::Read],
+                        vec![format!("{}/granted/**", t.0.display())],
+                        vec![],
+                    ),
+                    G::Exec(vec!["/usr/bin/cat".into()]),
+                ],
+            }],
+        }),
+    )
+    .unwrap();
+    let audit = t.0.join("audit.jsonl");
+    let ok = one_shot(
+        img.as_ref(),
+        "p",
+        None,
+        &audit,
+        &["cat", &t.path("granted/a.txt")],
+    );
+    let (out, err) = s(&ok);
+    assert_eq!(ok.status.code(), Some(0), "stderr: {err}");
+    assert_eq!(out, "hello\n");
+    let denied = one_shot(
+        img.as_ref(),
+        "p",
+        None,
+        &audit,
+        &["cat", &t.path("denied/b.txt")],
+    );
+    let (out, err) = s(&denied);
+    assert_eq!(denied.status.code(), Some(1), "stderr: {err}");
+    assert_eq!(out, "");
+    let b = t.path("denied/b.txt");
+    assert!(
+        err.contains(&format!("denied: cat read (read_file) {b} — no grant of step look (plan p, objective o) covers it")),
+        "stderr: {err}"
+    );
+    let recs = records(&audit);
+    let exec_allow = recs
+        .iter()
+        .find(|r| r["operation"] == "exec" && r["verdict"] == "allow")
+        .expect("exec allow record");
+    assert_eq!(exec_allow["object"], "/usr/bin/cat");
+    assert_eq!(exec_allow["grant"]["text"], "exec \"/usr/bin/cat\"");
+    assert_eq!(exec_allow["grant"]["source"], "test.kapl:10:11");
+    assert_eq!(exec_allow["mechanism"], "tracepoint");
+    let d = recs
+        .iter()
+        .find(|r| r["verdict"] == "deny" && r["object"] == b.as_str())
+        .expect("deny record");
+    let mut d = d.clone();
+    let pid = d["pid"].as_i64().expect("pid");
+    assert!(pid > 0);
+    for k in ["time", "pid", "session"] {
+        d.as_object_mut().unwrap().remove(k);
+    }
+    assert_eq!(
+        d,
+        json!({
+            "comm": "cat",
+            "exe": "/usr/bin/cat",
+            "operation": "read (read_file)",
+            "object": b,
+            "verdict": "deny",
+            "grant": null,
+            "step": "look",
+            "plan": "p",
+            "intent": null,
+            "objective": "o",
+            "reason": "no grant of step look (plan p, objective o) covers it",
+            "nearest": {
+                "id": 3,
+                "source": "test.kapl:9:11",
+                "site": "test.kapl:9",
+                "text": format!("fs read \"{}/granted/**\"", t.0.display()),
+                "step": "look",
+                "why": format!("it covers other paths under {}", t.0.display()),
+            },
+            "mechanism": "landlock",
+        })
+    );
+    assert_no_leftover_cgroups();
+}
+
+fn bash_policy(t: &Tmp, net: Vec<G>) -> String {
+    let img = t.path("p.kapi");
+    let mut grants = vec![G::Exec(vec![
+        "/usr/bin/bash".into(),
+        "/usr/bin/true".into(),
+    ])];
+    grants.extend(net);
+    std::fs::write(
+        &img,
+        image(PolicySpec {
+            plan: "p",
+            plan_grants: vec![],
+            steps: vec![StepSpec {
+                name: "net",
+                after: vec![],
+                grants,
+            }],
+        }),
+    )
+    .unwrap();
+    img
+}
+
+fn listener() -> (std::net::TcpListener, u16) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let p = l.local_addr().unwrap().port();
+    (l, p)
+}
+
+#[test]
+fn tcp_connect_allowed_and_denied_and_outside_unaffected() {
+    let t = Tmp::new("tcp");
+    let (_l1, p1) = listener();
+    let (_l2, p2) = listener();
+    let img = bash_policy(
+        &t,
+        vec![G::Net(
+            NetOp::Connect,
+            vec![("127.0.0.1".into(), 32)],
+            vec![(p1, p1)],
+        )],
+    );
+    let audit = t.0.join("audit.jsonl");
+    let script = format!(
+        "exec 3<>/dev/tcp/127.0.0.1/{p1} && echo ok-{p1}; exec 4<>/dev/tcp/127.0.0.1/{p2} && echo ok-{p2}; exec 5<>/dev/tcp/::ffff:127.0.0.1/{p2} && echo mapped-ok; true"
+    );
+    let o = one_shot(img.as_ref(), "p", None, &audit, &["bash", "-c", &script]);
+    let (out, err) = s(&o);
+    assert_eq!(out, format!("ok-{p1}\n"), "stderr: {err}");
+    // The process running the test is outside the session: unaffected.
+    assert!(std::net::TcpStream::connect(("127.0.0.1", p2)).is_ok());
+    let recs = records(&audit);
+    let allow = recs
+        .iter()
+        .find(|r| r["operation"] == "connect" && r["verdict"] == "allow")
+        .expect("allow");
+    assert_eq!(allow["object"], format!("127.0.0.1:{p1} (tcp)"));
+    assert_eq!(
+        allow["grant"]["text"],
+        format!("net connect 127.0.0.1/32 port {p1}")
+    );
+    assert_eq!(allow["mechanism"], "bpf");
+    assert_eq!(allow["comm"], "bash");
+    let denies: Vec<_> = recs
+        .iter()
+        .filter(|r| r["operation"] == "connect" && r["verdict"] == "deny")
+        .collect();
+    assert_eq!(denies.len(), 2, "{denies:?}");
+    for d in &denies {
+        assert_eq!(
+            d["object"],
+            format!("127.0.0.1:{p2} (tcp)"),
+            "IPv4-mapped IPv6 is reported and decided as IPv4"
+        );
+        assert_eq!(
+            d["nearest"]["why"],
+            format!("it allows 127.0.0.1 on port {p1}")
+        );
+        assert_eq!(
+            d["reason"],
+            "no grant of step net (plan p, objective o) covers it"
+        );
+    }
+    assert!(
+        err.contains(&format!("denied: bash connect 127.0.0.1:{p2} (tcp)")),
+        "{err}"
+    );
+    assert_no_leftover_cgroups();
+}
+
+#[test]
+fn udp_and_bind_and_raw_families() {
+    let t = Tmp::new("udp");
+    let u1 = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let u2 = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (p1, p2) = (
+        u1.local_addr().unwrap().port(),
+        u2.local_addr().unwrap().port(),
+    );
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let img = bash_policy(
+        &t,
+        vec![
+            G::Net(
+                NetOp::Connect,
+                vec![("127.0.0.1".into(), 32)],
+                vec![(p1, p1)],
+            ),
+            G::Net(
+                NetOp::Bind,
+                vec![("127.0.0.1".into(), 32)],
+                vec![(free, free)],
+            ),
+        ],
+    );
+    let audit = t.0.join("audit.jsonl");
+    // bash's /dev/udp connects a UDP socket: the connect4 hook decides.
+    let script = format!(
+        "echo a > /dev/udp/127.0.0.1/{p1} && echo sent1; echo b > /dev/udp/127.0.0.1/{p2} && echo sent2; true"
+    );
+    let o = one_shot(img.as_ref(), "p", None, &audit, &["bash", "-c", &script]);
+    let (out, err) = s(&o);
+    assert_eq!(out, "sent1\n", "stderr: {err}");
+    let mut buf = [0u8; 8];
+    u1.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+        .unwrap();
+    assert_eq!(u1.recv(&mut buf).unwrap(), 2);
+    let recs = records(&audit);
+    assert!(
+        recs.iter()
+            .any(|r| r["verdict"] == "allow" && r["object"] == format!("127.0.0.1:{p1} (udp)")),
+        "{recs:?}"
+    );
+    assert!(
+        recs.iter()
+            .any(|r| r["verdict"] == "deny" && r["object"] == format!("127.0.0.1:{p2} (udp)")),
+        "{recs:?}"
+    );
+    assert_no_leftover_cgroups();
+}
+
+fn python_policy(t: &Tmp, net: Vec<G>) -> String {
+    let img = t.path("py.kapi");
+    let mut grants = vec![
+        G::Exec(vec!["/usr/bin/python3.11".into()]),
+        G::Fs(
+            &[Right::Read],
+            vec![
+                "/usr/lib/python3.11/**".into(),
+                "/usr/lib/python3/**".into(),
+                "/usr/local/lib/python3.11/**".into(),
+            ],
+            vec![],
+        ),
+    ];
+    grants.extend(net);
+    std::fs::write(
+        &img,
+        image(PolicySpec {
+            plan: "p",
+            plan_grants: vec![],
+            steps: vec![StepSpec {
+                name: "py",
+                after: vec![],
+                grants,
+            }],
+        }),
+    )
+    .unwrap();
+    img
+}
+
+#[test]
+fn udp_sendto_bind_and_refused_socket_kinds() {
+    let t = Tmp::new("py");
+    let u1 = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let u2 = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let (p1, p2) = (
+        u1.local_addr().unwrap().port(),
+        u2.local_addr().unwrap().port(),
+    );
+    let (bind_ok, bind_no) = {
+        let a = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let b = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        (a, b)
+    };
+    let img = python_policy(
+        &t,
+        vec![
+            G::Net(
+                NetOp::Connect,
+                vec![("127.0.0.1".into(), 32)],
+                vec![(p1, p1)],
+            ),
+            G::Net(
+                NetOp::Bind,
+                vec![("127.0.0.1".into(), 32)],
+                vec![(bind_ok, bind_ok)],
+            ),
+        ],
+    );
+    let audit = t.0.join("audit.jsonl");
+    let code = format!(
+        r#"
+import socket
+def tryit(name, f):
+    try:
+        f(); print(name, "ok")
+    except OSError as e:
+        print(name, "refused", e.errno)
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+tryit("sendto-granted", lambda: u.sendto(b"x", ("127.0.0.1", {p1})))
+tryit("sendto-denied", lambda: u.sendto(b"x", ("127.0.0.1", {p2})))
+v6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+tryit("sendto-mapped-denied", lambda: v6.sendto(b"x", ("::ffff:127.0.0.1", {p2})))
+tryit("bind-granted", lambda: socket.socket().bind(("127.0.0.1", {bind_ok})))
+tryit("bind-denied", lambda: socket.socket().bind(("127.0.0.1", {bind_no})))
+tryit("mptcp", lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM, 262))
+tryit("raw", lambda: socket.socket(socket.AF_INET, socket.SOCK_RAW, 1))
+tryit("packet", lambda: socket.socket(17, socket.SOCK_RAW, 0))
+tryit("vsock", lambda: socket.socket(40, socket.SOCK_STREAM, 0))
+"#
+    );
+    let o = one_shot(
+        img.as_ref(),
+        "p",
+        None,
+        &audit,
+        &["/usr/bin/python3.11", "-I", "-c", &code],
+    );
+    let (out, err) = s(&o);
+    assert_eq!(
+        out,
+        "sendto-granted ok\nsendto-denied refused 1\nsendto-mapped-denied refused 1\nbind-granted ok\nbind-denied refused 13\nmptcp refused 1\nraw refused 1\npacket refused 97\nvsock refused 97\n",
+        "stderr: {err}"
+    );
+    let recs = records(&audit);
+    let find = |verdict: &str, op: &str, obj: &str| {
+        recs.iter()
+            .any(|r| r["verdict"] == verdict && r["operation"] == op && r["object"] == obj)
+    };
+    assert!(
+        find("allow", "send", &format!("127.0.0.1:{p1} (udp)")),
+        "{recs:#?}"
+    );
+    assert!(
+        find("deny", "send", &format!("127.0.0.1:{p2} (udp)")),
+        "{recs:#?}"
+    );
+    assert!(
+        find("allow", "bind", &format!("127.0.0.1:{bind_ok} (tcp)")),
+        "{recs:#?}"
+    );
+    assert!(
+        find("deny", "bind", &format!("127.0.0.1:{bind_no} (tcp)")),
+        "{recs:#?}"
+    );
+    assert!(
+        find("deny", "socket", "family=2 type=1 protocol=262"),
+        "{recs:#?}"
+    );
+    assert_no_leftover_cgroups();
+}
+
+#[test]
+fn exec_allowed_and_denied() {
+    let t = Tmp::new("exec");
+    let img = t.path("p.kapi");
+    std::fs::write(
+        &img,
+        image(PolicySpec {
+            plan: "p",
+            plan_grants: vec![],
+            steps: vec![StepSpec {
+                name: "run",
+                after: vec![],
+                grants: vec![G::Exec(vec![
+                    "/usr/bin/bash".into(),
+                    "/usr/bin/true".into(),
+                ])],
+            }],
+        }),
+    )
+    .unwrap();
+    let audit = t.0.join("audit.jsonl");
+    let o = one_shot(
+        img.as_ref(),
+        "p",
+        None,
+        &audit,
+        &[
+            "bash",
+            "-c",
+            "/usr/bin/true && echo true-ran; /usr/bin/head -n1 /dev/null || echo head-refused",
+        ],
+    );
+    let (out, err) = s(&o);
+    assert_eq!(out, "true-ran\nhead-refused\n", "stderr: {err}");
+    let recs = records(&audit);
+    assert!(
+        recs.iter().any(|r| r["verdict"] == "allow"
+            && r["operation"] == "exec"
+            && r["object"] == "/usr/bin/true"
+            && r["grant"]["text"] == "exec \"/usr/bin/bash\", \"/usr/bin/true\""),
+        "{recs:#?}"
+    );
+    let d = recs
+        .iter()
+        .find(|r| r["verdict"] == "deny" && r["object"] == "/usr/bin/head")
+        .expect("exec deny");
+    assert_eq!(d["operation"], "exec (execute)");
+    assert_eq!(d["mechanism"], "landlock");
+    assert!(err.contains("denied: bash exec (execute) /usr/bin/head — no grant of step run (plan p, objective o) covers it"), "{err}");
+    assert_no_leftover_cgroups();
+}
+
+#[test]
+fn fail_closed_paths() {
+    let t = Tmp::new("fail");
+    let img = t.path("p.kapi");
+    let bytes = image(PolicySpec {
+        plan: "p",
+        plan_grants: vec![],
+        steps: vec![StepSpec {
+            name: "a",
+            after: vec![],
+            grants: vec![G::Exec(vec!["/usr/bin/true".into()])],
+        }],
+    });
+    std::fs::write(&img, &bytes).unwrap();
+    let run = |sim: &str, image: &str| {
+        std::process::Command::new(kapl_run())
+            .args([image, "--plan", "p", "--", "/usr/bin/true"])
+            .env("KAPL_SIMULATE_MISSING", sim)
+            .output()
+            .unwrap()
+    };
+    for (sim, code, needle) in [
+        ("landlock", "KAPL0801", "Landlock ABI 7 is required"),
+        ("cgroup", "KAPL0802", "cgroup v2 is not mounted"),
+        ("bpf", "KAPL0803", "cannot load the BPF programs"),
+        ("audit", "KAPL0804", "NETLINK_AUDIT unavailable"),
+    ] {
+        let o = run(sim, &img);
+        let (out, err) = s(&o);
+        assert_eq!(o.status.code(), Some(125), "{sim}: {err}");
+        assert_eq!(out, "", "{sim}: nothing ran");
+        assert!(
+            err.contains(&format!("error[{code}: ")) && err.contains(needle),
+            "{sim}: {err}"
+        );
+    }
+    // A tampered image is refused before anything runs.
+    let mut bad = bytes.clone();
+    let n = bad.len();
+    bad[n - 3] ^= 0x40;
+    let badp = t.path("bad.kapi");
+    std::fs::write(&badp, &bad).unwrap();
+    let o = run("", &badp);
+    let (_, err) = s(&o);
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        err.contains("error[KAPL0805: ") && err.contains("KAPL0704"),
+        "{err}"
+    );
+    // Unknown plan and a start in a step that has `after`.
+    let o = std::process::Command::new(kapl_run())
+        .args([img.as_str(), "--plan", "nope", "--", "/usr/bin/true"])
+        .output()
+        .unwrap();
+    assert!(s(&o).1.contains("KAPL0806: no plan `nope`"), "{}", s(&o).1);
+    assert_no_leftover_cgroups();
+}
+
+#[test]
+fn session_steps_order_refusal_and_kill() {
+    let t = Tmp::new("sess");
+    let img = t.path("p.kapi");
+    t.write("a/x", "in a\n");
+    t.write("b/y", "in b\n");
+    std::fs::write(
+        &img,
+        image(PolicySpec {
+            plan: "p",
+            plan_grants: vec![G::Exec(vec![
+                "/usr/bin/cat".into(),
+                "/usr/bin/sleep".into(),
+            ])],
+            steps: vec![
+                StepSpec {
+                    name: "first",
+                    after: vec![],
+                    grants: vec![G::Fs(&[Right::Read], vec![t.path("a/**")], vec![])],
+                },
+                StepSpec {
+                    name: "second",
+                    after: vec![0],
+                    grants: vec![G::Fs(&[Right::Read], vec![t.path("b/**")], vec![])],
+                },
+                StepSpec {
+                    name: "third",
+                    after: vec![1],
+                    grants: vec![],
+                },
+            ],
+        }),
+    )
+    .unwrap();
+    let audit = t.path("audit.jsonl");
+    let run = |args: &[&str]| {
+        std::process::Command::new(kapl_run())
+            .args(args)
+            .env("PATH", "/usr/bin:/bin")
+            .env_remove("KAPL_SESSION")
+            .output()
+            .unwrap()
+    };
+    // A start step that has `after` is refused.
+    let o = run(&["session", "start", &img, "--plan", "p", "--step", "second"]);
+    assert_eq!(o.status.code(), Some(125), "{}", s(&o).1);
+    assert!(
+        s(&o)
+            .1
+            .contains("cannot start in step `second`: it comes after first"),
+        "{}",
+        s(&o).1
+    );
+    let o = run(&["session", "start", &img, "--plan", "p", "--audit", &audit]);
+    let (out, err) = s(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    let id = out.trim().to_string();
+    assert_eq!(id.len(), 8, "the id alone on stdout: {out:?}");
+    let o = run(&["exec", "--session", &id, "--", "cat", &t.path("a/x")]);
+    assert_eq!(s(&o).0, "in a\n", "{}", s(&o).1);
+    let o = run(&["exec", "--session", &id, "--", "cat", &t.path("b/y")]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        s(&o)
+            .1
+            .contains(&format!("denied: cat read (read_file) {}", t.path("b/y"))),
+        "{}",
+        s(&o).1
+    );
+    // A background process of step `first`.
+    let bg = std::process::Command::new(kapl_run())
+        .args(["exec", "--session", &id, "--", "sleep", "60"])
+        .env("PATH", "/usr/bin:/bin")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // `third` is refused and changes nothing.
+    let o = run(&["step", "--session", &id, "third"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(s(&o).1.contains("step `third` is refused: it comes after second which has not been active; the session stays in step `first`"), "{}", s(&o).1);
+    let o = run(&["exec", "--session", &id, "--", "cat", &t.path("a/x")]);
+    assert_eq!(s(&o).0, "in a\n");
+    // `second` ends the sleeper.
+    let o = run(&["step", "--session", &id, "second"]);
+    assert_eq!(o.status.code(), Some(0), "{}", s(&o).1);
+    assert!(
+        s(&o)
+            .0
+            .contains("step second: 1 processes of the previous step ended"),
+        "{}",
+        s(&o).0
+    );
+    let bg_out = bg.wait_with_output().unwrap();
+    assert_eq!(bg_out.status.code(), Some(137), "the sleeper was killed");
+    let o = run(&["exec", "--session", &id, "--", "cat", &t.path("b/y")]);
+    assert_eq!(s(&o).0, "in b\n", "{}", s(&o).1);
+    let o = run(&["exec", "--session", &id, "--", "cat", &t.path("a/x")]);
+    assert_eq!(o.status.code(), Some(1), "step first's grant is gone");
+    let o = run(&["session", "stop", "--session", &id]);
+    assert_eq!(o.status.code(), Some(0), "{}", s(&o).1);
+    assert!(
+        s(&o)
+            .0
+            .contains(&format!("session {id} ended: plan p, last step second")),
+        "{}",
+        s(&o).0
+    );
+    assert!(s(&o).0.contains(", 0 events lost"), "{}", s(&o).0);
+    let root = kapl_runtime_bpf::cgroup::cgroup2_root().unwrap();
+    assert!(
+        !root.join(format!("kapl-{id}")).exists(),
+        "session cgroup removed"
+    );
+}
+
+#[test]
+fn supervisor_death_ends_the_session() {
+    let t = Tmp::new("death");
+    let img = t.path("p.kapi");
+    std::fs::write(
+        &img,
+        image(PolicySpec {
+            plan: "p",
+            plan_grants: vec![],
+            steps: vec![StepSpec {
+                name: "a",
+                after: vec![],
+                grants: vec![G::Exec(vec!["/usr/bin/sleep".into()])],
+            }],
+        }),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(kapl_run())
+            .args(args)
+            .env("PATH", "/usr/bin:/bin")
+            .output()
+            .unwrap()
+    };
+    let o = run(&["session", "start", &img, "--plan", "p"]);
+    assert_eq!(o.status.code(), Some(0), "{}", s(&o).1);
+    let id = s(&o).0.trim().to_string();
+    let bg = std::process::Command::new(kapl_run())
+        .args(["exec", "--session", &id, "--", "sleep", "60"])
+        .env("PATH", "/usr/bin:/bin")
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let root = kapl_runtime_bpf::cgroup::cgroup2_root().unwrap();
+    let cg = root.join(format!("kapl-{id}"));
+    assert!(cg.exists());
+    let pid: i32 = std::fs::read_to_string(kapl_runtime_bpf::control::registry_dir().join(&id))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // SAFETY: killing the supervisor we started.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let out = bg.wait_with_output().unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while cg.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(!cg.exists(), "the watchdog removed the session's cgroups");
+    let _ = std::fs::remove_file(kapl_runtime_bpf::control::registry_dir().join(&id));
+}

@@ -1,0 +1,106 @@
+//! `kaplc check FILE...`: run the checker on each file and print findings.
+//!
+//! Input: paths on the command line. Output: diagnostics (human on stderr,
+//! or one JSON document on stdout) and the exit code: 0 when no file has
+//! errors (warnings allowed), 1 when a policy has errors, 2 when a file
+//! could not be read.
+
+use crate::fs_loader::FsLoader;
+use crate::output::{ColorChoice, Format};
+use crate::render;
+use kapl_check::FrontEnd;
+use kapl_syntax::Severity;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Arguments of `kaplc check`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Policy files to check (each is checked as its own policy).
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+    /// When to colour human output (`NO_COLOR` is honoured by `auto`).
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+}
+
+/// Checks one policy file: the front end, then (when it is clean) the
+/// later stages.
+pub fn check_file(path: &str) -> FrontEnd {
+    let mut loader = FsLoader;
+    kapl_check::check_front(&mut loader, path)
+}
+
+fn count(fe: &FrontEnd, sev: Severity) -> usize {
+    fe.diagnostics.iter().filter(|d| d.severity == sev).count()
+}
+
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+/// Runs `kaplc check`.
+pub fn run(args: &Args) -> ExitCode {
+    let results: Vec<(String, FrontEnd)> = args
+        .files
+        .iter()
+        .map(|p| {
+            let path = p.to_string_lossy().into_owned();
+            let fe = check_file(&path);
+            (path, fe)
+        })
+        .collect();
+    let unreadable = results.iter().any(|(_, fe)| fe.root_unreadable);
+    let errors = results.iter().any(|(_, fe)| count(fe, Severity::Error) > 0);
+    match args.format {
+        Format::Json => {
+            let batches: Vec<render::Batch<'_>> = results
+                .iter()
+                .map(|(_, fe)| render::Batch {
+                    diagnostics: &fe.diagnostics,
+                    sources: &fe.sources,
+                })
+                .collect();
+            let doc = render::json(&batches, unreadable);
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{doc}");
+        }
+        Format::Human => {
+            let color = args.color.for_stderr();
+            let mut err = std::io::stderr().lock();
+            for (path, fe) in &results {
+                let _ = write!(
+                    err,
+                    "{}",
+                    render::human(&fe.diagnostics, &fe.sources, color)
+                );
+                let (e, w) = (count(fe, Severity::Error), count(fe, Severity::Warning));
+                let summary = if fe.root_unreadable {
+                    format!("{path}: not checked (cannot read it)")
+                } else if e > 0 {
+                    format!("{path}: {}, {}", plural(e, "error"), plural(w, "warning"))
+                } else if w > 0 {
+                    format!("{path}: ok, {}", plural(w, "warning"))
+                } else {
+                    format!("{path}: ok")
+                };
+                let _ = writeln!(err, "{summary}");
+            }
+        }
+    }
+    if unreadable {
+        ExitCode::from(2)
+    } else if errors {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
