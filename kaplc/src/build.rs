@@ -33,8 +33,7 @@ pub struct Args {
     pub color: ColorChoice,
 }
 
-/// The code for an image that cannot be written.
-pub const IMAGE_UNWRITABLE: &str = "KAPL0605";
+use kapl_codegen::codes::IMAGE_UNWRITABLE;
 
 /// Writes `bytes` to `dest` atomically: a uniquely named temporary file in
 /// the same directory, synced, then renamed over `dest`. On any failure the
@@ -44,11 +43,17 @@ pub fn write_atomic(dest: &Path, bytes: &[u8]) -> std::io::Result<()> {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let name = dest.file_name().map_or_else(|| "image".into(), |n| n.to_string_lossy().into_owned());
+    let name = dest
+        .file_name()
+        .map_or_else(|| "image".into(), |n| n.to_string_lossy().into_owned());
     let mut last = None;
     for attempt in 0..16u32 {
         let tmp = dir.join(format!(".{name}.{}.{attempt}.tmp", std::process::id()));
-        let mut f = match std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp) {
+        let mut f = match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+        {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 last = Some(e);
@@ -97,7 +102,9 @@ fn emit(args: &Args, diags: &[Diagnostic], sources: &SourceMap, failed: bool, su
 /// The default output path for a policy path: `NAME.kapi` in the current
 /// directory.
 pub fn default_output(policy: &Path) -> PathBuf {
-    let stem = policy.file_stem().map_or_else(|| "policy".into(), |s| s.to_string_lossy().into_owned());
+    let stem = policy
+        .file_stem()
+        .map_or_else(|| "policy".into(), |s| s.to_string_lossy().into_owned());
     PathBuf::from(format!("{stem}.kapi"))
 }
 
@@ -108,24 +115,39 @@ pub fn run(args: &Args) -> ExitCode {
     let mut diags = fe.diagnostics.clone();
     let has_errors = diags.iter().any(|d| d.severity == Severity::Error);
     if fe.root_unreadable {
-        emit(args, &diags, &fe.sources, true, &format!("{path}: not built (cannot read it)"));
+        emit(
+            args,
+            &diags,
+            &fe.sources,
+            true,
+            &format!("{path}: not built (cannot read it)"),
+        );
         return ExitCode::from(2);
     }
     let policy = match (&fe.policy, has_errors) {
         (Some(p), false) => p,
         _ => {
-            let n = diags.iter().filter(|d| d.severity == Severity::Error).count();
+            let n = diags
+                .iter()
+                .filter(|d| d.severity == Severity::Error)
+                .count();
             emit(
                 args,
                 &diags,
                 &fe.sources,
                 true,
-                &format!("{path}: {n} error{}, nothing built", if n == 1 { "" } else { "s" }),
+                &format!(
+                    "{path}: {n} error{}, nothing built",
+                    if n == 1 { "" } else { "s" }
+                ),
             );
             return ExitCode::from(1);
         }
     };
-    let name = args.policy.file_stem().map_or_else(|| "policy".into(), |s| s.to_string_lossy().into_owned());
+    let name = args
+        .policy
+        .file_stem()
+        .map_or_else(|| "policy".into(), |s| s.to_string_lossy().into_owned());
     let opts = Options {
         policy: name,
         compiler: format!("kaplc {}", env!("CARGO_PKG_VERSION")),
@@ -135,7 +157,13 @@ pub fn run(args: &Args) -> ExitCode {
         Err(errs) => {
             diags.extend(errs);
             kapl_syntax::diag::sort(&mut diags);
-            emit(args, &diags, &fe.sources, true, &format!("{path}: nothing built"));
+            emit(
+                args,
+                &diags,
+                &fe.sources,
+                true,
+                &format!("{path}: nothing built"),
+            );
             return ExitCode::from(1);
         }
     };
@@ -144,14 +172,25 @@ pub fn run(args: &Args) -> ExitCode {
     let bytes = match kapl_image::write(&out.image) {
         Ok(b) => b,
         Err(e) => {
-            let span = policy.plans.first().map_or(kapl_syntax::Span::new(kapl_syntax::FileId(0), 0, 0), |p| p.name_span);
+            let span = policy
+                .plans
+                .first()
+                .map_or(kapl_syntax::Span::new(kapl_syntax::FileId(0), 0, 0), |p| {
+                    p.name_span
+                });
             diags.push(Diagnostic::error(
                 kapl_codegen::codes::IMAGE_ENCODING,
                 format!("the image cannot be encoded: {e}"),
                 span,
                 "while building this policy",
             ));
-            emit(args, &diags, &fe.sources, true, &format!("{path}: nothing built"));
+            emit(
+                args,
+                &diags,
+                &fe.sources,
+                true,
+                &format!("{path}: nothing built"),
+            );
             return ExitCode::from(1);
         }
     };
@@ -160,16 +199,37 @@ pub fn run(args: &Args) -> ExitCode {
     let tv = translate::validate(policy, &bytes);
     if !tv.is_empty() {
         diags.extend(tv);
-        emit(args, &diags, &fe.sources, true, &format!("{path}: translation validation failed, nothing built"));
+        emit(
+            args,
+            &diags,
+            &fe.sources,
+            true,
+            &format!("{path}: translation validation failed, nothing built"),
+        );
         return ExitCode::from(1);
     }
-    let dest = args.output.clone().unwrap_or_else(|| default_output(&args.policy));
+    let dest = args
+        .output
+        .clone()
+        .unwrap_or_else(|| default_output(&args.policy));
     if let Err(e) = write_atomic(&dest, &bytes) {
-        emit(args, &diags, &fe.sources, true, &format!("error[{IMAGE_UNWRITABLE}]: cannot write `{}`: {e}; nothing built", dest.display()));
+        emit(
+            args,
+            &diags,
+            &fe.sources,
+            true,
+            &format!(
+                "error[{IMAGE_UNWRITABLE}]: cannot write `{}`: {e}; nothing built",
+                dest.display()
+            ),
+        );
         return ExitCode::from(2);
     }
     let s = &out.stats;
-    let warnings = diags.iter().filter(|d| d.severity == Severity::Warning).count();
+    let warnings = diags
+        .iter()
+        .filter(|d| d.severity == Severity::Warning)
+        .count();
     emit(
         args,
         &diags,
@@ -185,7 +245,14 @@ pub fn run(args: &Args) -> ExitCode {
             s.dfa_states,
             s.transition_bytes,
             s.lpm_entries,
-            if warnings > 0 { format!("; {warnings} warning{}", if warnings == 1 { "" } else { "s" }) } else { String::new() }
+            if warnings > 0 {
+                format!(
+                    "; {warnings} warning{}",
+                    if warnings == 1 { "" } else { "s" }
+                )
+            } else {
+                String::new()
+            }
         ),
     );
     ExitCode::SUCCESS

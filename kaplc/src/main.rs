@@ -5,8 +5,10 @@
 //! arm in `main`. Exit codes: 0 success, 1 the policy has errors, 2 usage
 //! or I/O problems.
 
+mod build;
 mod check;
 mod fs_loader;
+mod inspect;
 mod output;
 mod render;
 
@@ -25,6 +27,10 @@ struct Cli {
 enum Command {
     /// Check policies: syntax, names, structure and proofs.
     Check(check::Args),
+    /// Build an image (`.kapi`) from a policy that checks.
+    Build(build::Args),
+    /// Show an image's plans, steps, grants and tables.
+    Inspect(inspect::Args),
 }
 
 fn main() -> ExitCode {
@@ -39,5 +45,7 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Check(args) => check::run(&args),
+        Command::Build(args) => build::run(&args),
+        Command::Inspect(args) => inspect::run(&args),
     }
 }
