@@ -68,6 +68,33 @@ pub const PORT_OUT_OF_RANGE: &str = "KAPL0231";
 /// A port range whose low end is above its high end (`9000-8000`).
 pub const PORT_REVERSED_RANGE: &str = "KAPL0232";
 
+// ---------------------------------------------------------------- KAPL04xx
+// Proof errors (owner: prover). Each carries a witness request when one
+// exists.
+
+/// A rule of an intent's bound reaches outside its objective's bound.
+pub const INTENT_EXCEEDS_OBJECTIVE: &str = "KAPL0401";
+/// A grant reaches outside its plan parent's bound.
+pub const GRANT_EXCEEDS_BOUND: &str = "KAPL0402";
+/// A grant reaches a `never` rule above it (fix: `except` on the grant).
+pub const GRANT_REACHES_NEVER: &str = "KAPL0403";
+/// The solver gave up within its limits: the obligation is not proved.
+pub const PROOF_UNKNOWN: &str = "KAPL0404";
+/// Internal prover error: a witness did not replay through the reference
+/// semantics, or the solver failed (a bug; the policy is not accepted).
+pub const PROOF_INTERNAL: &str = "KAPL0405";
+
+// ---------------------------------------------------------------- KAPL05xx
+// Proof warnings (owner: prover).
+
+/// A grant can never match anything (e.g. its `except` removes every path).
+pub const GRANT_MATCHES_NOTHING: &str = "KAPL0501";
+/// A grant is wholly covered by another grant of the same step (or, for a
+/// plan-wide grant, by another plan-wide grant).
+pub const GRANT_REDUNDANT: &str = "KAPL0502";
+/// A `never` rule that no bound at or below its level reaches.
+pub const NEVER_UNREACHED: &str = "KAPL0503";
+
 // ---- KAPL00xx: input, loading, CLI (owner: check) ----
 
 /// A file named on the command line or by `use "..."` could not be read:

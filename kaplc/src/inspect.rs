@@ -213,7 +213,7 @@ pub fn text(image: &Image, path: &str, size: usize) -> String {
             let l = &s.landlock;
             let _ = writeln!(
                 o,
-                "    landlock (ABI {}): {} walks; TCP connect ports {}; TCP bind ports {}{}",
+                "    landlock (ABI {}): {} walks; TCP connect ports {}; TCP bind ports {}",
                 l.abi,
                 l.walks.len(),
                 if l.handled_net & access::NET_CONNECT_TCP != 0 {
@@ -226,7 +226,6 @@ pub fn text(image: &Image, path: &str, size: usize) -> String {
                 } else {
                     "(not handled)".into()
                 },
-                ""
             );
             for w in &l.walks {
                 let _ = writeln!(

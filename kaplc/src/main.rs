@@ -7,7 +7,9 @@
 
 mod build;
 mod check;
+mod fmt;
 mod fs_loader;
+mod graph;
 mod inspect;
 mod output;
 mod render;
@@ -31,6 +33,10 @@ enum Command {
     Build(build::Args),
     /// Show an image's plans, steps, grants and tables.
     Inspect(inspect::Args),
+    /// Rewrite policies in the canonical layout (comments kept).
+    Fmt(fmt::Args),
+    /// Draw the authority chain (objective → intent → plan → steps → grants).
+    Graph(graph::Args),
 }
 
 fn main() -> ExitCode {
@@ -47,5 +53,7 @@ fn main() -> ExitCode {
         Command::Check(args) => check::run(&args),
         Command::Build(args) => build::run(&args),
         Command::Inspect(args) => inspect::run(&args),
+        Command::Fmt(args) => fmt::run(&args),
+        Command::Graph(args) => graph::run(&args),
     }
 }
