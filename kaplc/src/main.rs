@@ -5,10 +5,13 @@
 //! arm in `main`. Exit codes: 0 success, 1 the policy has errors, 2 usage
 //! or I/O problems.
 
+mod build;
 mod check;
 mod diff;
 mod fmt;
 mod fs_loader;
+mod graph;
+mod inspect;
 mod output;
 mod render;
 mod sarif;
@@ -31,8 +34,14 @@ enum Command {
     /// Show the authority NEW adds and removes per plan and step (exit 1
     /// when NEW widens any plan).
     Diff(diff::Args),
+    /// Build an image (`.kapi`) from a policy that checks.
+    Build(build::Args),
+    /// Show an image's plans, steps, grants and tables.
+    Inspect(inspect::Args),
     /// Rewrite policies in the canonical layout (comments kept).
     Fmt(fmt::Args),
+    /// Draw the authority chain (objective → intent → plan → steps → grants).
+    Graph(graph::Args),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +57,9 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check(args) => check::run(&args),
         Command::Diff(args) => diff::run(&args),
+        Command::Build(args) => build::run(&args),
+        Command::Inspect(args) => inspect::run(&args),
         Command::Fmt(args) => fmt::run(&args),
+        Command::Graph(args) => graph::run(&args),
     }
 }

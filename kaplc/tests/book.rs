@@ -1,6 +1,7 @@
-//! The book says only what the toolchain does: its KAPL snippets parse, and
-//! its glob table agrees with the reference matcher. (The codes page
-//! includes `codes.rs` itself when the book is built.)
+//! The book says only what the toolchain does: its KAPL snippets parse, its
+//! glob table agrees with the reference matcher, and the graph it shows is
+//! what `kaplc graph` prints. (The codes page includes `codes.rs` itself
+//! when the book is built.)
 
 #![allow(clippy::panic, reason = "tests fail loudly")]
 
@@ -127,4 +128,26 @@ fn glob_examples_agree_with_the_reference_matcher() {
         }
     }
     assert!(rows >= 8, "expected the examples table, found {rows} rows");
+}
+
+#[test]
+fn the_graph_in_the_book_is_what_kaplc_prints() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kaplc"))
+        .args([
+            "graph",
+            "tests/examples/deploy.kapl",
+            "--plan",
+            "investigate",
+        ])
+        .current_dir(root())
+        .output()
+        .unwrap_or_else(|e| panic!("run kaplc: {e}"));
+    assert_eq!(out.status.code(), Some(0));
+    let have = read("book/src/img/deploy-investigate.dot");
+    assert!(
+        have.as_bytes() == out.stdout.as_slice(),
+        "book/src/img/deploy-investigate.dot is stale; regenerate it and its SVG:\n  \
+         kaplc graph tests/examples/deploy.kapl --plan investigate > book/src/img/deploy-investigate.dot\n  \
+         dot -Tsvg book/src/img/deploy-investigate.dot > book/src/img/deploy-investigate.svg"
+    );
 }
