@@ -1,10 +1,22 @@
-//! Generates one test per policy in `tests/malformed/` (see
-//! `tests/malformed.rs`), so each file shows up, passes and fails on its own.
+//! Build set-up for kaplc:
+//! - link-time: kaplc and its tests link libz3 (through kapl-check), which
+//!   lives in `.z3/z3/lib` (see `.cargo/config.toml`); embed it as an rpath
+//!   so they run without `LD_LIBRARY_PATH`;
+//! - tests: generate one test per policy in `tests/malformed/` (see
+//!   `tests/malformed.rs`), so each file shows up, passes and fails on its own.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
 fn main() {
+    println!("cargo:rerun-if-env-changed=Z3_LIBRARY_PATH_OVERRIDE");
+    if let Ok(dir) = std::env::var("Z3_LIBRARY_PATH_OVERRIDE") {
+        println!("cargo:rustc-link-arg=-Wl,-rpath,{dir}");
+    }
+    malformed_tests();
+}
+
+fn malformed_tests() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/malformed");
     println!("cargo::rerun-if-changed={}", dir.display());
     let mut names: Vec<String> = std::fs::read_dir(&dir)

@@ -11,7 +11,9 @@ pub mod graph;
 pub mod ir;
 pub mod load;
 pub mod lower;
+pub mod prove;
 pub mod resolve;
+pub mod semantics;
 pub mod stdlib;
 
 pub use load::{LoadError, LoadedFile, Loader, MemoryLoader};

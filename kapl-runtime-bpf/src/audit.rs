@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 const AUDIT_GET: u16 = 1000;
 const AUDIT_SET: u16 = 1001;
 const AUDIT_SYSCALL: u16 = 1300;
+const AUDIT_USER: u16 = 1107;
 const AUDIT_EOE: u16 = 1320;
 /// Landlock access denial record type.
 pub const AUDIT_LANDLOCK_ACCESS: u16 = 1423;
@@ -294,6 +295,8 @@ pub struct AuditReader {
     fd: OwnedFd,
     buf: Vec<u8>,
     pending: BTreeMap<u64, Pending>,
+    barrier_seen: Option<String>,
+    barrier_n: u64,
 }
 
 #[derive(Debug, Default)]
@@ -355,7 +358,39 @@ impl AuditReader {
             fd: nl_socket(1 << (AUDIT_NLGRP_READLOG - 1))?,
             buf: vec![0u8; 64 * 1024],
             pending: BTreeMap::new(),
+            barrier_seen: None,
+            barrier_n: 0,
         })
+    }
+
+    /// Waits until every record the kernel queued before this call has
+    /// been received: sends an `AUDIT_USER` marker (which kauditd queues
+    /// behind them) and reads until it comes back, or `timeout`. Returns
+    /// every record read, pending ones included.
+    pub fn barrier(&mut self, timeout: Duration) -> Result<Vec<Record>, AuditError> {
+        self.barrier_n += 1;
+        let token = format!("kapl-run barrier {} {}", std::process::id(), self.barrier_n);
+        let fd = nl_socket(0)?;
+        let mut payload = token.clone().into_bytes();
+        payload.push(0);
+        send_msg(fd.as_raw_fd(), AUDIT_USER, NLM_F_ACK, &payload)?;
+        let deadline = Instant::now() + timeout;
+        let mut out = Vec::new();
+        loop {
+            out.extend(self.poll(false)?);
+            if self.barrier_seen.as_deref() == Some(token.as_str()) || Instant::now() > deadline {
+                break;
+            }
+            let mut p = libc::pollfd {
+                fd: self.fd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: poll on our socket.
+            unsafe { libc::poll(&mut p, 1, 5) };
+        }
+        out.extend(self.poll(true)?);
+        Ok(out)
     }
 
     /// The socket fd (poll it for readability).
@@ -437,6 +472,14 @@ impl AuditReader {
     }
 
     fn take(&mut self, ty: u16, text: &str) {
+        if ty == AUDIT_USER {
+            if let Some(i) = text.find("kapl-run barrier ") {
+                let t = &text[i..];
+                let end = t.find(['\'', '"']).unwrap_or(t.len());
+                self.barrier_seen = Some(t[..end].to_string());
+            }
+            return;
+        }
         let Some((time, serial, fields)) = parse_record(text) else {
             return;
         };

@@ -25,7 +25,7 @@ use std::net::IpAddr;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Runtime errors, each with a stable code (KAPL08xx).
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +115,7 @@ pub struct Engine {
     pub allows: u64,
     started: Instant,
     id: String,
+    pending_records: Vec<Record>,
 }
 
 fn ll(e: domain::DomainError) -> RunError {
@@ -261,6 +262,7 @@ impl Engine {
             allows: 0,
             started: Instant::now(),
             id: id.to_string(),
+            pending_records: Vec::new(),
         };
         e.visited[start as usize] = true;
         e.attach_step()?;
@@ -506,7 +508,8 @@ impl Engine {
         };
         let mut evs = Vec::new();
         k.bpf.drain(&mut evs);
-        let recs = k.audit.poll(flush).unwrap_or_default();
+        let mut recs = std::mem::take(&mut self.pending_records);
+        recs.extend(k.audit.poll(flush).unwrap_or_default());
         for e in evs {
             match e {
                 Event::Net(n) => self.on_net(&n, &mut out),
@@ -530,6 +533,20 @@ impl Engine {
             }
         }
         out
+    }
+
+    /// Like [`Engine::pump`] with flush, after making sure every audit
+    /// record the kernel queued so far has arrived (a barrier, not a sleep).
+    pub fn sync(&mut self) -> Vec<Notice> {
+        let Some(k) = self.kern.as_mut() else {
+            return Vec::new();
+        };
+        let recs = k
+            .audit
+            .barrier(Duration::from_millis(500))
+            .unwrap_or_default();
+        self.pending_records.extend(recs);
+        self.pump(true)
     }
 
     /// Events lost so far (ring buffer full).
@@ -897,7 +914,8 @@ impl Engine {
     }
 }
 
-fn build_domain(plan: &Plan, step: u32) -> Result<StepDomain, RunError> {
+/// Builds the Landlock ruleset of `step` (walk + rules + TCP wall).
+pub fn build_domain(plan: &Plan, step: u32) -> Result<StepDomain, RunError> {
     let fs_a = StepAutomaton::new(&plan.fs, step);
     let ex_a = StepAutomaton::new(&plan.exec, step);
     let mut w = domain::Walk::default();

@@ -253,9 +253,12 @@ fn one_shot(o: Opts) -> Result<i32, RunError> {
             break;
         }
     }
-    // Audit records arrive asynchronously: give them a moment.
-    std::thread::sleep(std::time::Duration::from_millis(60));
-    show(&mut e, true, o.show_allows);
+    // Audit records arrive asynchronously: wait for all of them (barrier).
+    for n in e.sync() {
+        if n.deny || o.show_allows {
+            eprintln!("{}", n.line);
+        }
+    }
     let summary = e.stop();
     if std::env::var_os("KAPL_VERBOSE").is_some() {
         eprintln!("kapl-run: {summary}");
@@ -434,8 +437,7 @@ fn supervisor(
                     .and_then(|c| c.cmd)
                     .and_then(|cmd| e.reap(cmd))
                     .unwrap_or(1);
-                std::thread::sleep(std::time::Duration::from_millis(30));
-                route_flush(&mut e, &clients);
+                deliver(e.sync(), &clients);
                 if let Some(c) = clients.remove(k) {
                     if let Some(cmd) = c.cmd {
                         e.forget(cmd);

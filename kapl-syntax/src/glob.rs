@@ -24,6 +24,7 @@
 
 use crate::codes;
 use crate::diag::Diagnostic;
+use crate::lexer::shorten;
 use crate::span::Span;
 
 /// The most branches brace expansion may produce for one pattern.
@@ -280,6 +281,14 @@ impl GlobParser<'_> {
         label: &str,
         help: &str,
     ) {
+        // Whole characters only: a piece may be one byte of a longer one.
+        let (mut start, mut end) = (start.min(self.text.len()), end.min(self.text.len()));
+        while !self.text.is_char_boundary(start) {
+            start -= 1;
+        }
+        while !self.text.is_char_boundary(end) {
+            end += 1;
+        }
         let d = Diagnostic::error(code, title, self.sp.at(start, end), label);
         self.errors.push(if help.is_empty() {
             d
@@ -580,10 +589,7 @@ impl GlobParser<'_> {
                 self.text.get(s..e).unwrap_or("").to_string()
             };
             let title = if whole {
-                format!(
-                    "pattern `{}` is not absolute",
-                    crate::lexer::shorten(&shown)
-                )
+                format!("pattern `{}` is not absolute", shorten(&shown))
             } else {
                 "a pattern alternative is not absolute".to_string()
             };
@@ -598,10 +604,7 @@ impl GlobParser<'_> {
                     "every alternative must start with `/`"
                 },
                 &if whole && !shown.is_empty() {
-                    format!(
-                        "write the absolute path: `/{}`",
-                        crate::lexer::shorten(&shown)
-                    )
+                    format!("write the absolute path: `/{}`", shorten(&shown))
                 } else {
                     "patterns are absolute paths such as `/srv/**`".to_string()
                 },
@@ -639,11 +642,18 @@ impl GlobParser<'_> {
                     let e = slashes.last().map_or(first_end, |e| e.end());
                     self.err(
                         codes::GLOB_TRAILING_SLASH,
-                        "pattern ends with `/`".to_string(),
+                        format!("pattern `{}` ends with `/`", shorten(self.text)),
                         s,
                         e,
                         "a trailing `/` matches no path",
-                        "remove the trailing `/`; to cover a directory and everything in it, end with `/**`",
+                        &match normalized(self.text) {
+                            Some(n) => format!(
+                                "write `{}`, or `{}/**` to cover the directory and everything in it",
+                                shorten(&n),
+                                shorten(n.trim_end_matches('/'))
+                            ),
+                            None => "remove the trailing `/`; to cover a directory and everything in it, end with `/**`".to_string(),
+                        },
                     );
                 } else {
                     // The `/` before this empty segment and the one after it.
@@ -657,11 +667,14 @@ impl GlobParser<'_> {
                     let e = after.map_or(first_end, Elem::end);
                     self.err(
                         codes::GLOB_EMPTY_SEGMENT,
-                        "empty segment `//` in pattern".to_string(),
+                        format!("pattern `{}` has an empty segment", shorten(self.text)),
                         s,
                         e,
                         "paths have no empty segments",
-                        "write a single `/`",
+                        &match normalized(self.text) {
+                            Some(n) => format!("write a single `/`: `{}`", shorten(&n)),
+                            None => "write a single `/`".to_string(),
+                        },
                     );
                 }
                 continue;
@@ -675,15 +688,14 @@ impl GlobParser<'_> {
                 let which = if seg.len() == 1 { "." } else { ".." };
                 self.err(
                     codes::GLOB_NOT_NORMALIZED,
-                    format!("pattern is not normalized: `{which}` segment"),
+                    format!("pattern `{}` is not normalized", shorten(self.text)),
                     s,
                     e,
-                    if seg.len() == 1 {
-                        "`.` segments are not allowed"
-                    } else {
-                        "`..` segments are not allowed"
+                    &format!("a `{which}` segment"),
+                    &match normalized(self.text) {
+                        Some(n) => format!("write `{}`: patterns match normalized absolute paths", shorten(&n)),
+                        None => "write the path without `.` and `..`: patterns match normalized absolute paths".to_string(),
                     },
-                    "write the path without `.` and `..`: patterns match normalized absolute paths",
                 );
                 continue;
             }
@@ -691,6 +703,27 @@ impl GlobParser<'_> {
         }
         ok.then_some(Branch { segments: out })
     }
+}
+
+/// The pattern with `.`, `..` and empty segments resolved textually, for
+/// suggestions; `None` when braces make that guesswork, or when the result
+/// would be the same text.
+fn normalized(text: &str) -> Option<String> {
+    if text.contains(['{', '}', '\\']) || !text.starts_with('/') {
+        return None;
+    }
+    let mut out: Vec<&str> = Vec::new();
+    for seg in text.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            s => out.push(s),
+        }
+    }
+    let n = format!("/{}", out.join("/"));
+    (n != text).then_some(n)
 }
 
 /// Builds one segment's atoms (the segment is non-empty and has no `/`).
@@ -1133,6 +1166,26 @@ mod tests {
             [(codes::GLOB_DANGLING_ESCAPE, "\\".to_string())]
         );
         assert_eq!(errs("/a\0b"), [(codes::GLOB_NUL, "\0".to_string())]);
+    }
+
+    #[test]
+    fn normalization_suggestions() {
+        let help = |t: &str| {
+            parse_glob(t, Span::new(FileId(0), 0, t.len())).unwrap_err()[0]
+                .help
+                .clone()
+                .unwrap()
+        };
+        assert!(
+            help("/srv/../etc").contains("`/etc`"),
+            "{}",
+            help("/srv/../etc")
+        );
+        assert!(help("/a/./b//c").contains("`/a/b/c`"));
+        assert!(help("/a/b/").contains("`/a/b`"));
+        assert!(help("/a/b/").contains("`/a/b/**`"));
+        let e = parse_glob("/srv/../etc", Span::new(FileId(0), 0, 11)).unwrap_err();
+        assert_eq!(e[0].message, "pattern `/srv/../etc` is not normalized");
     }
 
     #[test]

@@ -176,6 +176,10 @@ pub struct Lexed<'a> {
     pub comments: Vec<Comment>,
     /// Lexical problems, in order.
     pub diagnostics: Vec<Diagnostic>,
+    /// Where lexing stopped because there were more than
+    /// [`MAX_ERRORS`](crate::parser::MAX_ERRORS) problems (no tokens are
+    /// produced after it).
+    pub stopped_at: Option<usize>,
 }
 
 /// The raw logos token kinds; converted to [`Tok`] with their slices.
@@ -339,6 +343,10 @@ pub fn lex(file: FileId, text: &str) -> Lexed<'_> {
     while let Some(raw) = lexer.next() {
         let r = lexer.span();
         let (start, end) = (r.start + base, r.end + base);
+        if out.diagnostics.len() > crate::parser::MAX_ERRORS {
+            out.stopped_at = Some(start);
+            break;
+        }
         let slice = &text[start..end];
         let raw = match raw {
             Ok(raw) => raw,
@@ -522,13 +530,19 @@ fn report_stray(
 
 fn stray_diag(file: FileId, run: &str, start: usize, end: usize) -> Diagnostic {
     let first = run.chars().next().unwrap_or(' ');
+    // Invisible characters are shown by code point.
+    let show = |c: char| {
+        if c.is_whitespace() || c.is_control() || c == '\u{feff}' || c == '\u{200b}' {
+            format!("U+{:04X}", u32::from(c))
+        } else {
+            c.to_string()
+        }
+    };
     let title = if run.chars().count() == 1 {
-        format!("unexpected character `{}`", first.escape_debug())
+        format!("unexpected character `{}`", show(first))
     } else {
-        format!(
-            "unexpected characters `{}`",
-            shorten(&run.escape_debug().to_string())
-        )
+        let shown: String = run.chars().take(41).map(show).collect();
+        format!("unexpected characters `{}`", shorten(&shown))
     };
     let d = Diagnostic::error(
         codes::UNEXPECTED_CHAR,
@@ -665,6 +679,14 @@ mod tests {
             ]
         );
         assert_eq!(kinds("fs\0\0read"), ["fs", "read"]);
+    }
+
+    #[test]
+    fn invisible_characters_are_named() {
+        let l = lex(FileId(0), "fs\u{a0}read");
+        assert_eq!(l.diagnostics[0].message, "unexpected character `U+00A0`");
+        let l = lex(FileId(0), "fs \u{feff}");
+        assert_eq!(l.diagnostics[0].message, "unexpected character `U+FEFF`");
     }
 
     #[test]

@@ -86,8 +86,8 @@ pub fn pattern(
     }
 }
 
-const ADDR_HELP: &str = "write an IPv4 address such as `10.0.0.1` or an IPv6 address such as `2001:db8::1`, \
-optionally followed by a prefix length such as `/16`, or `any` or `localhost`";
+const ADDR_HELP: &str = "write an address such as `10.0.0.1` or `2001:db8::1`, \
+optionally with a prefix length such as `/16`; or `any`, or `localhost`";
 
 /// An address-like token (or a number in address position).
 pub fn address(
@@ -195,7 +195,8 @@ fn ipv4_error(file: FileId, text: &str, addr_text: &str, start: usize) -> Diagno
             };
             if let Some(why) = bad {
                 let span = if part.is_empty() {
-                    Span::new(file, off.saturating_sub(1), off + 1)
+                    // The `.` that starts the missing part.
+                    Span::new(file, off.saturating_sub(1), off.max(start + 1))
                 } else {
                     Span::new(file, off, off + part.len())
                 };

@@ -291,6 +291,15 @@ fn parse_errors_say_what_was_found_and_expected() {
         messages("objective o { bound { net connect any } }"),
         ["expected `,` or `port`, found `}`"]
     );
+    assert_eq!(messages("intent i { }"), ["expected `under`, found `{`"]);
+    let p = parse(FileId(0), "intent i { }");
+    assert!(
+        p.diagnostics[0]
+            .help
+            .as_deref()
+            .unwrap()
+            .contains("under OBJECTIVE")
+    );
     let p = parse(FileId(0), "plan p under o { step read { } }");
     assert!(
         p.diagnostics[0]
@@ -458,4 +467,24 @@ fn recovery_keeps_braces_balanced() {
     // A stray block inside a rule list.
     let t = "authority a { fs read \"/a\" { exec \"/b\" } exec \"/c\" }";
     assert_eq!(diags(t), [(codes::UNEXPECTED_TOKEN, "{".to_string())]);
+}
+
+#[test]
+fn error_bombs_stay_bounded() {
+    use kapl_syntax::parser::MAX_ERRORS;
+    // Millions of would-be errors: lexical, syntax, literal.
+    for unit in ["# a ", "fs ", "\"rel\", ", "} x { "] {
+        let body = unit.repeat((4 << 20) / unit.len());
+        let text = format!("authority a {{ fs read {body} }}");
+        let start = std::time::Instant::now();
+        let p = parse(FileId(0), &text);
+        assert_eq!(p.diagnostics.len(), MAX_ERRORS + 1, "{unit}");
+        assert_eq!(p.diagnostics.last().unwrap().code, codes::TOO_MANY_ERRORS);
+        // Generous even for an unoptimized build; a blow-up would take minutes.
+        assert!(
+            start.elapsed().as_secs() < 20,
+            "{unit}: {:?}",
+            start.elapsed()
+        );
+    }
 }

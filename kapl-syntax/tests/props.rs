@@ -68,6 +68,8 @@ const SOUP: &[&str] = &[
     "10.0.0.1",
     "10.0.0.0/8",
     "10.0.0.300/8",
+    "10.20.5.",
+    "1..2.3",
     "::1",
     "2001:db8::10",
     "fe80::1/129",
@@ -79,6 +81,10 @@ const SOUP: &[&str] = &[
     "}",
     "\n",
     "\r\n",
+    "\"{/a,éb}\"",
+    "\"/[é]\"",
+    "\"é/x\"",
+    "\"/a\\é\"",
     "// c\n",
     "/* c */",
     "/*",
@@ -392,5 +398,294 @@ fn examples_round_trip() {
     // Clean examples must take the no-error branch of the property.
     for e in &EXAMPLES[..3] {
         assert!(!parse(FileId(0), e).has_errors());
+    }
+}
+
+// ------------------------------------------------------------------
+// Valid policies, generated: they must parse without any diagnostic,
+// whatever the whitespace and comments between tokens.
+
+const KEYWORDS: &[&str] = &[
+    "use",
+    "authority",
+    "objective",
+    "intent",
+    "plan",
+    "step",
+    "under",
+    "after",
+    "about",
+    "bound",
+    "never",
+    "grant",
+    "fs",
+    "exec",
+    "net",
+    "connect",
+    "bind",
+    "port",
+    "any",
+    "localhost",
+    "except",
+    "read",
+    "write",
+    "create",
+    "delete",
+];
+
+fn name() -> impl Strategy<Value = String> {
+    "[a-z_][a-z0-9_]{0,7}".prop_filter("keyword", |s| !KEYWORDS.contains(&s.as_str()))
+}
+
+fn qual() -> impl Strategy<Value = Vec<String>> {
+    prop::collection::vec(name(), 1..4).prop_map(|parts| {
+        let mut t = Vec::new();
+        for (i, p) in parts.into_iter().enumerate() {
+            if i > 0 {
+                t.push(".".to_string());
+            }
+            t.push(p);
+        }
+        t
+    })
+}
+
+fn pattern() -> impl Strategy<Value = String> {
+    let seg = prop::sample::select(vec![
+        "a", "srv", "web", "*", "**", "x*y", "?", "[a-c]", "[!0-9]", "{a,b}", "{x,y/z}", "\\*",
+        ".env", "é", "a.b", "...", "[-a]", "{,q}r", "\\{", "**x",
+    ]);
+    prop_oneof![
+        1 => Just("\"/\"".to_string()),
+        10 => prop::collection::vec(seg, 1..6).prop_map(|s| format!("\"/{}\"", s.join("/"))),
+    ]
+}
+
+fn comma_list(items: Vec<String>) -> Vec<String> {
+    let mut t = Vec::new();
+    for (i, it) in items.into_iter().enumerate() {
+        if i > 0 {
+            t.push(",".to_string());
+        }
+        t.push(it);
+    }
+    t
+}
+
+fn addr() -> impl Strategy<Value = String> {
+    prop_oneof![
+        Just("any".to_string()),
+        Just("localhost".to_string()),
+        Just("::1".to_string()),
+        Just("2001:db8::/32".to_string()),
+        Just("::ffff:1.2.3.4".to_string()),
+        Just("fe80::1/64".to_string()),
+        (any::<[u8; 4]>(), prop::option::of(0u8..=32)).prop_map(|(o, p)| format!(
+            "{}.{}.{}.{}{}",
+            o[0],
+            o[1],
+            o[2],
+            o[3],
+            p.map(|p| format!("/{p}")).unwrap_or_default()
+        )),
+        (any::<[u16; 8]>(), 0u8..=128).prop_map(|(h, p)| format!(
+            "{}/{p}",
+            std::net::Ipv6Addr::new(h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7])
+        )),
+    ]
+}
+
+fn port() -> impl Strategy<Value = Vec<String>> {
+    prop_oneof![
+        Just(vec!["any".to_string()]),
+        any::<u16>().prop_map(|p| vec![p.to_string()]),
+        (any::<u16>(), any::<u16>()).prop_map(|(a, b)| vec![
+            a.min(b).to_string(),
+            "-".to_string(),
+            a.max(b).to_string()
+        ]),
+    ]
+}
+
+fn rule() -> impl Strategy<Value = Vec<String>> {
+    let rights = prop::collection::vec(
+        prop::sample::select(vec!["read", "write", "create", "delete"]),
+        1..4,
+    )
+    .prop_map(|r| comma_list(r.into_iter().map(str::to_string).collect()));
+    let pats = || prop::collection::vec(pattern(), 1..3).prop_map(comma_list);
+    prop_oneof![
+        (rights, pats(), prop::option::of(pats())).prop_map(|(r, p, e)| {
+            let mut t = vec!["fs".to_string()];
+            t.extend(r);
+            t.extend(p);
+            if let Some(e) = e {
+                t.push("except".to_string());
+                t.extend(e);
+            }
+            t
+        }),
+        pats().prop_map(|p| {
+            let mut t = vec!["exec".to_string()];
+            t.extend(p);
+            t
+        }),
+        (
+            prop::sample::select(vec!["connect", "bind"]),
+            prop::collection::vec(addr(), 1..4),
+            prop::collection::vec(port(), 1..4)
+        )
+            .prop_map(|(op, a, p)| {
+                let mut t = vec!["net".to_string(), op.to_string()];
+                t.extend(comma_list(a));
+                t.push("port".to_string());
+                for (i, x) in p.into_iter().enumerate() {
+                    if i > 0 {
+                        t.push(",".to_string());
+                    }
+                    t.extend(x);
+                }
+                t
+            }),
+        qual().prop_map(|q| {
+            let mut t = vec!["use".to_string()];
+            t.extend(q);
+            t
+        }),
+    ]
+}
+
+fn about() -> impl Strategy<Value = Vec<String>> {
+    "[ -~]{0,20}".prop_map(|s| {
+        vec![
+            "about".to_string(),
+            format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\"")),
+        ]
+    })
+}
+
+fn block(kw: &'static str) -> impl Strategy<Value = Vec<String>> {
+    prop::collection::vec(rule(), 0..4).prop_map(move |rules| {
+        let mut t = vec![kw.to_string(), "{".to_string()];
+        t.extend(rules.into_iter().flatten());
+        t.push("}".to_string());
+        t
+    })
+}
+
+fn grant() -> impl Strategy<Value = Vec<String>> {
+    rule().prop_map(|r| {
+        let mut t = vec!["grant".to_string()];
+        t.extend(r);
+        t
+    })
+}
+
+fn item() -> impl Strategy<Value = Vec<String>> {
+    let body = (
+        prop::option::of(about()),
+        block("bound"),
+        prop::option::of(block("never")),
+    );
+    let step = (
+        name(),
+        prop::collection::vec(name(), 0..3),
+        prop::collection::vec(prop_oneof![about(), grant()], 0..4),
+    )
+        .prop_map(|(n, after, parts)| {
+            let mut t = vec!["step".to_string(), n];
+            if !after.is_empty() {
+                t.push("after".to_string());
+                t.extend(comma_list(after));
+            }
+            t.push("{".to_string());
+            t.extend(parts.into_iter().flatten());
+            t.push("}".to_string());
+            t
+        });
+    prop_oneof![
+        prop_oneof![
+            qual(),
+            "\\./[a-z]{1,8}\\.kapl".prop_map(|f| vec![format!("\"{f}\"")])
+        ]
+        .prop_map(|q| {
+            let mut t = vec!["use".to_string()];
+            t.extend(q);
+            t
+        }),
+        (name(), prop::collection::vec(rule(), 0..4)).prop_map(|(n, rules)| {
+            let mut t = vec!["authority".to_string(), n, "{".to_string()];
+            t.extend(rules.into_iter().flatten());
+            t.push("}".to_string());
+            t
+        }),
+        (name(), prop::option::of(qual()), body).prop_map(|(n, under, (a, b, nv))| {
+            let mut t = match under {
+                None => vec!["objective".to_string(), n],
+                Some(u) => {
+                    let mut t = vec!["intent".to_string(), n, "under".to_string()];
+                    t.extend(u);
+                    t
+                }
+            };
+            t.push("{".to_string());
+            t.extend(a.into_iter().flatten());
+            t.extend(b);
+            t.extend(nv.into_iter().flatten());
+            t.push("}".to_string());
+            t
+        }),
+        (
+            name(),
+            qual(),
+            prop::collection::vec(prop_oneof![about(), grant(), step], 0..5)
+        )
+            .prop_map(|(n, u, parts)| {
+                let mut t = vec!["plan".to_string(), n, "under".to_string()];
+                t.extend(u);
+                t.push("{".to_string());
+                t.extend(parts.into_iter().flatten());
+                t.push("}".to_string());
+                t
+            }),
+    ]
+}
+
+fn policy() -> impl Strategy<Value = (usize, String)> {
+    (
+        prop::collection::vec(item(), 0..6),
+        prop::collection::vec(
+            prop::sample::select(vec![
+                " ",
+                "\n",
+                "\r\n",
+                "\t",
+                " /* c */ ",
+                " // c\n",
+                "\n\n",
+            ]),
+            1..16,
+        ),
+    )
+        .prop_map(|(items, seps)| {
+            let n = items.len();
+            let mut s = String::new();
+            for (i, tok) in items.into_iter().flatten().enumerate() {
+                s.push_str(&tok);
+                s.push_str(seps[i % seps.len()]);
+            }
+            (n, s)
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn valid_policies_parse_cleanly((n, text) in policy()) {
+        let p = parse(FileId(0), &text);
+        prop_assert!(p.diagnostics.is_empty(), "{text}\n{:#?}", p.diagnostics);
+        prop_assert_eq!(p.file.items.len(), n);
+        check(&text);
     }
 }

@@ -32,7 +32,9 @@ pub struct Args {
 /// later stages.
 pub fn check_file(path: &str) -> FrontEnd {
     let mut loader = FsLoader;
-    kapl_check::check_front(&mut loader, path)
+    let mut fe = kapl_check::check_front(&mut loader, path);
+    kapl_check::prove::prove_front_end(&mut fe);
+    fe
 }
 
 fn count(fe: &FrontEnd, sev: Severity) -> usize {

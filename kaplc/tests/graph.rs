@@ -1,0 +1,136 @@
+//! `kaplc graph`: the authority chain of the shared examples, in DOT and
+//! Mermaid; step order; errors and exit codes.
+
+#![allow(clippy::panic, reason = "tests fail loudly")]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn kaplc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kaplc"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+        .output()
+        .unwrap_or_else(|e| panic!("run kaplc: {e}"))
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn deploy_dot() {
+    let out = kaplc(&["graph", "tests/examples/deploy.kapl"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dot = stdout(&out);
+    insta::assert_snapshot!(dot);
+}
+
+#[test]
+fn one_plan_in_mermaid() {
+    let out = kaplc(&[
+        "graph",
+        "tests/examples/upgrade-deps.kapl",
+        "--plan",
+        "bump",
+        "--format",
+        "mermaid",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    insta::assert_snapshot!(stdout(&out));
+}
+
+#[test]
+fn the_chain_is_complete_and_ordered() {
+    // Every step and every grant statement of the plan appears, steps are
+    // numbered in a valid order, and `after` edges read "then".
+    let text = "objective o {\n  bound { fs read \"/a/**\" }\n}\nintent i under o {\n  bound { fs read \"/a/**\" }\n}\nplan p under i {\n  grant fs read \"/a/common\"\n  step last after mid, first { grant fs read \"/a/3\" }\n  step first { grant fs read \"/a/1\" }\n  step mid after first { grant fs read \"/a/2\" }\n}\nplan other under o {\n  step x { grant fs read \"/a/x\" }\n}\n";
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let f = tmp.path().join("p.kapl");
+    std::fs::write(&f, text).unwrap_or_else(|e| panic!("{e}"));
+    let fs = f.display().to_string();
+    let out = kaplc(&["graph", &fs, "--plan", "p"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dot = stdout(&out);
+    assert!(dot.contains("label=\"1. step first\""), "{dot}");
+    assert!(dot.contains("label=\"2. step mid\""), "{dot}");
+    assert!(dot.contains("label=\"3. step last\""), "{dot}");
+    for g in ["/a/common", "/a/1", "/a/2", "/a/3"] {
+        assert!(dot.contains(&format!("\\\"{g}\\\"")), "{g} missing: {dot}");
+    }
+    assert!(!dot.contains("/a/x"), "another plan leaked in: {dot}");
+    assert!(dot.contains("o0 -> i0 [label=\"bounds\"]"), "{dot}");
+    assert!(dot.contains("i0 -> p0 [label=\"bounds\"]"), "{dot}");
+    assert!(dot.contains("p0 -> p0s1 [label=\"starts\"]"), "{dot}");
+    // `last` (s0) comes after `mid` (s2) and `first` (s1).
+    assert!(dot.contains("p0s2 -> p0s0 [label=\"then\""), "{dot}");
+    assert!(dot.contains("p0s1 -> p0s0 [label=\"then\""), "{dot}");
+    assert!(dot.contains("p0s1 -> p0s2 [label=\"then\""), "{dot}");
+    assert_eq!(dot.matches("label=\"then\"").count(), 3, "{dot}");
+}
+
+#[test]
+fn errors_and_exit_codes() {
+    let out = kaplc(&[
+        "graph",
+        "tests/examples/deploy.kapl",
+        "--plan",
+        "investgate",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("did you mean `investigate`?"), "{err}");
+
+    let out = kaplc(&["graph", "tests/examples/names.kapl"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("KAPL0301"));
+    assert!(stdout(&out).is_empty());
+
+    let out = kaplc(&["graph", "tests/examples/nope.kapl"]);
+    assert_eq!(out.status.code(), Some(2));
+
+    let out = kaplc(&["graph", "tests/examples/deploy.kapl", "--format", "svg"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn labels_are_escaped() {
+    let text = "objective o {\n  about \"say \\\"hi\\\" <b> #1 \\\\ end\"\n  bound { fs read \"/a/**\" }\n}\nplan p under o {\n  step s { grant fs read \"/a/\\\"q\\\"\" }\n}\n";
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let f = tmp.path().join("q.kapl");
+    std::fs::write(&f, text).unwrap_or_else(|e| panic!("{e}"));
+    let fs = f.display().to_string();
+    let out = kaplc(&["graph", &fs]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dot = stdout(&out);
+    assert!(dot.contains(r#"say \"hi\" <b> #1 \\ end"#), "{dot}");
+    assert!(dot.contains(r#"grant fs read \"/a/\\\"q\\\"\""#), "{dot}");
+    let out = kaplc(&["graph", &fs, "--format", "mermaid"]);
+    let mm = stdout(&out);
+    assert!(
+        mm.contains("say #quot;hi#quot; #lt;b#gt; #35;1 \\ end"),
+        "{mm}"
+    );
+    assert!(!mm.contains("\"hi\""), "{mm}");
+}
