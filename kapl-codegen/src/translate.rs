@@ -17,6 +17,7 @@
 use crate::codes;
 use kapl_automata::Dfa as PDfa;
 use kapl_check::ir::{self, Policy, RuleKind};
+use kapl_check::semantics as sem;
 use kapl_image::bpf::{NetMaps, normalize};
 use kapl_image::{BENEATH_ALL, BENEATH_SELF, Dfa, DfaKind, NO_GRANT, NetOp, Proto};
 use kapl_syntax::{Diagnostic, Witness};
@@ -273,32 +274,10 @@ fn compare(
     None
 }
 
-fn v4_mapped(a: IpAddr) -> IpAddr {
-    normalize(a)
-}
-
-fn cidr_contains(c: &ir::Cidr, a: IpAddr) -> bool {
-    match (normalize(c.addr), v4_mapped(a)) {
-        (IpAddr::V4(n), IpAddr::V4(x)) => {
-            let p = if matches!(c.addr, IpAddr::V6(_)) {
-                c.prefix.saturating_sub(96)
-            } else {
-                c.prefix
-            };
-            let m = u32::MAX.checked_shl(32 - u32::from(p.min(32))).unwrap_or(0);
-            u32::from(n) & m == u32::from(x) & m
-        }
-        (IpAddr::V6(n), IpAddr::V6(x)) => {
-            let m = u128::MAX
-                .checked_shl(128 - u32::from(c.prefix.min(128)))
-                .unwrap_or(0);
-            u128::from(n) & m == u128::from(x) & m
-        }
-        _ => false,
-    }
-}
-
-/// The reference decision for a network request in one step.
+/// The reference decision for a network request in one step: the lowest-id
+/// grant of the step (plan-wide included) whose rule covers it under the
+/// prover's reference semantics (`kapl_check::semantics`), both protocols
+/// alike.
 pub fn net_reference(
     policy: &Policy,
     plan: &ir::Plan,
@@ -308,26 +287,20 @@ pub fn net_reference(
     port: u16,
 ) -> Option<u32> {
     let s = plan.steps.get(step)?;
+    let req = sem::Request::Net {
+        op: match op {
+            NetOp::Connect => kapl_syntax::ast::NetOp::Connect,
+            NetOp::Bind => kapl_syntax::ast::NetOp::Bind,
+        },
+        addr,
+        port,
+        proto: sem::Proto::Tcp,
+    };
     plan.grants
         .iter()
         .chain(&s.grants)
         .filter_map(|g| policy.grants.get(g.0 as usize))
-        .filter(|g| match &g.rule.kind {
-            RuleKind::Net {
-                op: gop,
-                addrs,
-                ports,
-            } => {
-                let gop = match gop {
-                    kapl_syntax::ast::NetOp::Connect => NetOp::Connect,
-                    kapl_syntax::ast::NetOp::Bind => NetOp::Bind,
-                };
-                gop == op
-                    && addrs.iter().any(|c| cidr_contains(c, addr))
-                    && ports.iter().any(|r| r.lo <= port && port <= r.hi)
-            }
-            _ => false,
-        })
+        .filter(|g| sem::rule_covers(&g.rule.kind, &req))
         .map(|g| g.id.0)
         .min()
 }
