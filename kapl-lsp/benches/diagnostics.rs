@@ -7,7 +7,11 @@
 //! that version; then, separately, how long the front end and the proofs
 //! take on the same text. Prints a table; `cargo bench -p kapl-lsp`.
 
-#![allow(clippy::panic, clippy::unwrap_used, reason = "a benchmark fails loudly")]
+#![allow(
+    clippy::panic,
+    clippy::unwrap_used,
+    reason = "a benchmark fails loudly"
+)]
 
 use kapl_lsp::Config;
 use lsp_server::{Connection, Message, Notification, Request};
@@ -22,7 +26,9 @@ fn policy(lines: usize) -> String {
     );
     let mut plan = 0;
     while s.lines().count() + 60 < lines {
-        s.push_str(&format!("\nplan p{plan} under operate {{\n  about \"plan {plan}\"\n"));
+        s.push_str(&format!(
+            "\nplan p{plan} under operate {{\n  about \"plan {plan}\"\n"
+        ));
         for step in 0..9 {
             if step == 0 {
                 s.push_str(&format!("  step s{step} {{\n"));
@@ -118,9 +124,7 @@ fn main() {
         first.push(ms(t.elapsed()));
         // Let the proofs of this version finish before the next edit, as a
         // user pausing between edits would.
-        std::thread::sleep(Duration::from_millis(
-            (median(&prove_ms) * 1.5) as u64 + 50,
-        ));
+        std::thread::sleep(Duration::from_millis((median(&prove_ms) * 1.5) as u64 + 50));
         drain(&client);
     }
     let req = Request::new(2.into(), "shutdown".into(), json!(null));
@@ -142,7 +146,11 @@ fn main() {
         "settings: debounce {} ms, proof grace {} ms; target ≤ 150 ms: {}",
         config.debounce.as_millis(),
         config.proof_grace.as_millis(),
-        if percentile(&first, 0.95) <= 150.0 { "met (p95)" } else { "NOT met (p95)" }
+        if percentile(&first, 0.95) <= 150.0 {
+            "met (p95)"
+        } else {
+            "NOT met (p95)"
+        }
     );
 }
 

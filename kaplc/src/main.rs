@@ -9,6 +9,7 @@ mod check;
 mod fmt;
 mod fs_loader;
 mod graph;
+mod lsp;
 mod output;
 mod render;
 
@@ -31,6 +32,8 @@ enum Command {
     Fmt(fmt::Args),
     /// Draw the authority chain (objective → intent → plan → steps → grants).
     Graph(graph::Args),
+    /// Run the language server (LSP 3.17) on stdin/stdout, for editors.
+    Lsp(lsp::Args),
 }
 
 fn main() -> ExitCode {
@@ -47,5 +50,6 @@ fn main() -> ExitCode {
         Command::Check(args) => check::run(&args),
         Command::Fmt(args) => fmt::run(&args),
         Command::Graph(args) => graph::run(&args),
+        Command::Lsp(args) => lsp::run(&args),
     }
 }
