@@ -51,8 +51,8 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Config {
         Config {
-            debounce: Duration::from_millis(25),
-            proof_grace: Duration::from_millis(80),
+            debounce: Duration::from_millis(20),
+            proof_grace: Duration::from_millis(50),
         }
     }
 }
