@@ -502,61 +502,75 @@ pub(crate) fn minimize(
     }
 }
 
-/// Beneath analysis for one column: for each state `q` reached by a
-/// directory path `P` (or the start state, standing for the root `/`),
-/// whether every / some normalized path `P/SEG(/SEG)*` is accepted.
-/// `accept[s]` says whether state `s` accepts for the column.
-pub(crate) fn beneath(m: &Min, accept: &[bool]) -> (Vec<bool>, Vec<bool>) {
-    let n = m.states();
-    // Nodes: (state, mode) with mode 0 = just read '/', 1 = '.', 2 = '..',
-    // 3 = inside a proper segment (an end node). Others are dead.
-    let node = |s: usize, mode: usize| s * 4 + mode;
-    let step = |mode: usize, b: u8| -> Option<usize> {
-        match (mode, b) {
-            (_, 0) => None,
-            (3, b'/') => Some(0),
-            (_, b'/') => None,
-            (0, b'.') => Some(1),
-            (1, b'.') => Some(2),
-            _ => Some(3),
-        }
-    };
-    // Representative bytes per (class, norm kind).
-    let mut reps: Vec<u8> = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    for b in 0..=255u8 {
-        let k = match b {
-            b'/' => 0,
-            b'.' => 1,
-            0 => 2,
-            _ => 3,
+/// The graph behind the beneath analysis: nodes are (state, mode) with mode
+/// 0 = just read '/', 1 = '.', 2 = '..', 3 = inside a proper segment (an
+/// end node); edges reversed. Built once per DFA, shared by every column.
+pub(crate) struct BeneathGraph {
+    n: usize,
+    rev: Vec<Vec<u32>>,
+    /// Per state `q`: the node reached from `q` by `/`.
+    start: Vec<usize>,
+}
+
+impl BeneathGraph {
+    pub fn new(m: &Min) -> BeneathGraph {
+        let n = m.states();
+        let step = |mode: usize, b: u8| -> Option<usize> {
+            match (mode, b) {
+                (_, 0) => None,
+                (3, b'/') => Some(0),
+                (_, b'/') => None,
+                (0, b'.') => Some(1),
+                (1, b'.') => Some(2),
+                _ => Some(3),
+            }
         };
-        if seen.insert((m.classes[b as usize], k)) {
-            reps.push(b);
+        // Representative bytes per (class, norm kind).
+        let mut reps: Vec<u8> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for b in 0..=255u8 {
+            let k = match b {
+                b'/' => 0,
+                b'.' => 1,
+                0 => 2,
+                _ => 3,
+            };
+            if seen.insert((m.classes[b as usize], k)) {
+                reps.push(b);
+            }
         }
-    }
-    let mut rev: Vec<Vec<u32>> = vec![Vec::new(); n * 4];
-    for s in 0..n {
-        for mode in 0..4 {
-            for &b in &reps {
-                if let Some(nm) = step(mode, b) {
-                    let t = m.next(s as u32, b) as usize;
-                    rev[node(t, nm)].push(node(s, mode) as u32);
+        let mut rev: Vec<Vec<u32>> = vec![Vec::new(); n * 4];
+        for s in 0..n {
+            for mode in 0..4 {
+                for &b in &reps {
+                    if let Some(nm) = step(mode, b) {
+                        let t = m.next(s as u32, b) as usize;
+                        rev[t * 4 + nm].push((s * 4 + mode) as u32);
+                    }
                 }
             }
         }
+        for r in rev.iter_mut() {
+            r.sort_unstable();
+            r.dedup();
+        }
+        let start = (0..n)
+            .map(|q| m.next(q as u32, b'/') as usize * 4)
+            .collect();
+        BeneathGraph { n, rev, start }
     }
-    let propagate = |seed: &dyn Fn(usize) -> bool| -> Vec<bool> {
-        let mut hit = vec![false; n * 4];
+
+    fn propagate(&self, seed: impl Fn(usize) -> bool) -> Vec<bool> {
+        let mut hit = vec![false; self.n * 4];
         let mut stack: Vec<usize> = Vec::new();
-        for s in 0..n {
+        for s in 0..self.n {
             if seed(s) {
-                hit[node(s, 3)] = true;
-                stack.push(node(s, 3));
+                hit[s * 4 + 3] = true;
+                stack.push(s * 4 + 3);
             }
         }
         while let Some(x) = stack.pop() {
-            for &p in &rev[x] {
+            for &p in &self.rev[x] {
                 if !hit[p as usize] {
                     hit[p as usize] = true;
                     stack.push(p as usize);
@@ -564,18 +578,19 @@ pub(crate) fn beneath(m: &Min, accept: &[bool]) -> (Vec<bool>, Vec<bool>) {
             }
         }
         hit
-    };
-    let good = propagate(&|s| accept[s]);
-    let bad = propagate(&|s| !accept[s]);
-    let mut all = vec![false; n];
-    let mut some = vec![false; n];
-    for q in 0..n {
-        let t = m.next(q as u32, b'/') as usize;
-        let start = node(t, 0);
-        all[q] = !bad[start];
-        some[q] = good[start];
     }
-    (all, some)
+
+    /// Beneath analysis for one column: for each state `q` reached by a
+    /// directory path `P` (or the start state, standing for the root `/`),
+    /// whether every / some normalized path `P/SEG(/SEG)*` is accepted.
+    /// `accept[s]` says whether state `s` accepts for the column.
+    pub fn beneath(&self, accept: &[bool]) -> (Vec<bool>, Vec<bool>) {
+        let good = self.propagate(|s| accept[s]);
+        let bad = self.propagate(|s| !accept[s]);
+        let all = self.start.iter().map(|&x| !bad[x]).collect();
+        let some = self.start.iter().map(|&x| good[x]).collect();
+        (all, some)
+    }
 }
 
 /// The shortest path (fewest bytes, then smallest bytes) from the start

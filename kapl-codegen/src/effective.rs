@@ -27,6 +27,10 @@ pub const LOADERS: &[&str] = &[
     "/lib/ld-linux.so.2",
 ];
 
+/// Paths that are never regular files a loader could map as a program
+/// (device, proc and sys trees); left out of effective exec authority.
+pub const NOT_PROGRAMS: &[&str] = &["/dev/**", "/proc/**", "/sys/**"];
+
 pub(crate) fn loader_warnings(
     policy: &Policy,
     plan: &ir::Plan,
@@ -61,6 +65,12 @@ pub(crate) fn loader_warnings(
         })
         .flatten()
         .collect();
+    let not_programs: Vec<kapl_syntax::glob::Glob> = NOT_PROGRAMS
+        .iter()
+        .filter_map(|g| kapl_syntax::glob::parse_glob(g, objective.name_span).ok())
+        .collect();
+    let mut bound = bound;
+    bound.extend(not_programs.iter());
     for (si, step) in plan.steps.iter().enumerate() {
         let si32 = si as u32;
         let loader = LOADERS.iter().find_map(|l| {
@@ -98,10 +108,33 @@ pub(crate) fn loader_warnings(
             let acc = &t.accepted[s];
             acc.iter().any(|&x| x > 0) && !acc.contains(&0)
         };
-        let Some(witness) = auto::shortest(&t.classes, t.class_count, t.start, &t.trans, &goal)
+        // Prefer a witness among the step's own read grants, then any.
+        let plan_wide = reads.iter().filter(|g| g.step.is_none()).count();
+        let own_goal = |s: usize| {
+            let acc = &t.accepted[s];
+            acc.iter().any(|&x| x as usize > plan_wide) && !acc.contains(&0)
+        };
+        let Some(mut witness) =
+            auto::shortest(&t.classes, t.class_count, t.start, &t.trans, &own_goal)
+                .or_else(|| auto::shortest(&t.classes, t.class_count, t.start, &t.trans, &goal))
         else {
             continue;
         };
+        // The shortest witness is often a granted directory; a file beneath
+        // it, when it is a witness too, shows the point better.
+        let walk = |p: &[u8]| {
+            p.iter().fold(t.start as usize, |q, &b| {
+                t.trans[q * t.class_count + t.classes[b as usize] as usize] as usize
+            })
+        };
+        for name in ["/run", "/tool", "/a"] {
+            let mut w = witness.clone();
+            w.extend_from_slice(name.as_bytes());
+            if goal(walk(&w)) {
+                witness = w;
+                break;
+            }
+        }
         let wtext = String::from_utf8_lossy(&witness).into_owned();
         let read_grant =
             p.fs.cell(p.fs.walk(&witness), si32, FsRight::Read.column())

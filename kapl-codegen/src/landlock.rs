@@ -55,6 +55,13 @@ pub(crate) fn prefixes(patterns: &[PatternRef]) -> Vec<Vec<u8>> {
     out
 }
 
+/// Whether a branch names one path (no wildcard anywhere).
+fn literal(b: &Branch) -> bool {
+    b.segments
+        .iter()
+        .all(|s| matches!(s, Segment::Atoms(a) if a.iter().all(|x| matches!(x, Atom::Literal(_)))))
+}
+
 fn ends_any_depth(b: &Branch) -> bool {
     matches!(b.segments.last(), Some(Segment::AnyDepth))
 }
@@ -68,11 +75,25 @@ fn notes(g: &Grant) -> Vec<String> {
             patterns,
             except,
         } => {
+            // Fully literal branches name one path: exact when it exists at
+            // step start. Wildcard branches not ending in `**` are granted
+            // per existing entry.
             let partial: Vec<&str> = patterns
                 .iter()
-                .filter(|p| p.glob.branches.iter().any(|b| !ends_any_depth(b)))
+                .filter(|p| p.glob.branches.iter().any(|b| !ends_any_depth(b) && !literal(b)))
                 .map(|p| p.source.as_str())
                 .collect();
+            let fixed: Vec<&str> = patterns
+                .iter()
+                .filter(|p| p.glob.branches.iter().any(literal))
+                .map(|p| p.source.as_str())
+                .collect();
+            if !fixed.is_empty()
+                && (rights.has(kapl_syntax::ast::Right::Read) || rights.has(kapl_syntax::ast::Right::Write))
+            {
+                let pats = fixed.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ");
+                out.push(format!("{pats}: granted only where the path exists when the step starts (a directory named so is listable only if everything beneath it is granted)"));
+            }
             let whole: Vec<&str> = patterns
                 .iter()
                 .filter(|p| p.glob.branches.iter().any(ends_any_depth))
@@ -82,7 +103,7 @@ fn notes(g: &Grant) -> Vec<String> {
                 let pats = partial.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ");
                 if rights.has(kapl_syntax::ast::Right::Read) || rights.has(kapl_syntax::ast::Right::Write) {
                     out.push(format!(
-                        "{pats}: matched per existing entry when the step starts; entries created later are not covered, and a matched directory can be listed only where everything beneath it is granted"
+                        "{pats}: granted per existing entry when the step starts; entries created later are not covered"
                     ));
                 }
                 if rights.has(kapl_syntax::ast::Right::Create) || rights.has(kapl_syntax::ast::Right::Delete) {
@@ -109,12 +130,12 @@ fn notes(g: &Grant) -> Vec<String> {
         RuleKind::Exec { patterns } => {
             let partial: Vec<String> = patterns
                 .iter()
-                .filter(|p| p.glob.branches.iter().any(|b| !ends_any_depth(b)))
+                .filter(|p| p.glob.branches.iter().any(|b| !ends_any_depth(b) && !literal(b)))
                 .map(|p| format!("`{}`", p.source))
                 .collect();
             if !partial.is_empty() {
                 out.push(format!(
-                    "{}: programs are allowed per existing file when the step starts; files created later cannot be executed",
+                    "{}: programs are allowed per existing file when the step starts; files created later cannot be run",
                     partial.join(", ")
                 ));
             }

@@ -27,17 +27,12 @@ use kapl_image::{
 use kapl_syntax::{Diagnostic, SourceMap, Span};
 use std::collections::HashMap;
 
-/// Diagnostic codes of this stage (also listed in `kapl_syntax::codes`).
+/// Diagnostic codes of this stage (defined in `kapl_syntax::codes`).
 pub mod codes {
-    /// The emitted tables, decoded back, differ from the prover's automata.
-    pub const TRANSLATION_MISMATCH: &str = "KAPL0601";
-    /// A table exceeds a documented image or BPF map limit.
-    pub const LIMIT_EXCEEDED: &str = "KAPL0602";
-    /// Warning: a step may run the dynamic loader, so what it may read can
-    /// be executed, and that leaves the objective's exec bound.
-    pub const LOADER_EXEC_AUTHORITY: &str = "KAPL0603";
-    /// The image could not be encoded (an internal inconsistency).
-    pub const IMAGE_ENCODING: &str = "KAPL0604";
+    pub use kapl_syntax::codes::{
+        IMAGE_ENCODING, IMAGE_UNWRITABLE, LIMIT_EXCEEDED, LOADER_EXEC_AUTHORITY,
+        TRANSLATION_MISMATCH,
+    };
 }
 
 /// What the build is called.
@@ -290,6 +285,7 @@ pub(crate) fn build_dfa(policy: &Policy, plan: &ir::Plan, kind: DfaKind) -> Dfa 
     let n = m.states();
     let mut flags = vec![0u8; n * width];
     let mut done: HashMap<Vec<bool>, (Vec<bool>, Vec<bool>)> = HashMap::new();
+    let mut graph: Option<auto::BeneathGraph> = None;
     for col in 0..width {
         let accept: Vec<bool> = (0..n)
             .map(|q| rows[m.label[q] as usize][col] != NO_GRANT)
@@ -298,7 +294,9 @@ pub(crate) fn build_dfa(policy: &Policy, plan: &ir::Plan, kind: DfaKind) -> Dfa 
             Some(x) => x.clone(),
             None => {
                 let x = if accept.iter().any(|&a| a) {
-                    auto::beneath(&m, &accept)
+                    graph
+                        .get_or_insert_with(|| auto::BeneathGraph::new(&m))
+                        .beneath(&accept)
                 } else {
                     (vec![false; n], vec![false; n])
                 };

@@ -63,12 +63,26 @@ pub(crate) fn sweep(ranges: &[(u16, u16, u32)]) -> Vec<PortGrant> {
     out
 }
 
-fn bits(c: &Cidr) -> (Family, u128, u8) {
+/// The LPM blocks of an IR block: (family, address bits, prefix). An IPv6
+/// block that contains the IPv4-mapped range `::ffff:0:0/96` covers every
+/// IPv4 address too (IPv4 lives inside IPv6 as mapped addresses), so it
+/// also yields `0.0.0.0/0`.
+fn blocks_of(c: &Cidr) -> Vec<(Family, u128, u8)> {
     match c.addr {
-        IpAddr::V4(a) => (Family::V4, u128::from(u32::from(a)), c.prefix.min(32)),
+        IpAddr::V4(a) => vec![(Family::V4, u128::from(u32::from(a)), c.prefix.min(32))],
         IpAddr::V6(a) => match a.to_ipv4_mapped() {
-            Some(v4) if c.prefix >= 96 => (Family::V4, u128::from(u32::from(v4)), c.prefix - 96),
-            _ => (Family::V6, u128::from(a), c.prefix.min(128)),
+            Some(v4) if c.prefix >= 96 => {
+                vec![(Family::V4, u128::from(u32::from(v4)), c.prefix - 96)]
+            }
+            _ => {
+                let p = c.prefix.min(128);
+                let mapped: u128 = 0xffff_0000_0000;
+                let mut v = vec![(Family::V6, u128::from(a), p)];
+                if masked(Family::V6, mapped, p) == masked(Family::V6, u128::from(a), p) {
+                    v.push((Family::V4, 0, 0));
+                }
+                v
+            }
         },
     }
 }
@@ -101,14 +115,15 @@ pub(crate) fn entries(steps: usize, holds: &[Vec<&NetGrant<'_>>]) -> Vec<NetEntr
                 let mut blocks: BTreeMap<Block, Vec<(u16, u16, u32)>> = BTreeMap::new();
                 for g in grants.iter().filter(|g| g.op == op) {
                     for c in g.addrs {
-                        let (f, a, p) = bits(c);
-                        if f != family {
-                            continue;
-                        }
-                        let key = (masked(f, a, p), p);
-                        let v = blocks.entry(key).or_default();
-                        for r in g.ports {
-                            v.push((r.lo, r.hi, g.grant));
+                        for (f, a, p) in blocks_of(c) {
+                            if f != family {
+                                continue;
+                            }
+                            let key = (masked(f, a, p), p);
+                            let v = blocks.entry(key).or_default();
+                            for r in g.ports {
+                                v.push((r.lo, r.hi, g.grant));
+                            }
                         }
                     }
                 }

@@ -14,7 +14,8 @@
 mod common;
 
 use common::*;
-use kapl_check::ir::{Policy, RuleKind};
+use kapl_check::ir::{Policy, RuleKind, StepId};
+use kapl_check::semantics as sem;
 use kapl_codegen::{Options, compile, translate};
 use kapl_image::{Decision, Evaluator, FsRight, NetOp, Proto, Request};
 use kapl_syntax::ast::{NetOp as AstOp, Right};
@@ -78,18 +79,76 @@ fn random_port(rng: &mut Rng) -> u16 {
     ])
 }
 
-/// Checks `n` random requests per step of every plan; returns how many were
-/// allowed (so a test can insist the sample is not all denials).
-fn differential(policy: &Policy, image: &kapl_image::Image, rng: &mut Rng, n: usize) -> usize {
+/// The reference decision: `kapl_check::semantics` (the prover's reference
+/// rule semantics) decides allow/deny; the image names the lowest-id grant
+/// of the step (plan-wide included) whose rule covers the request.
+fn reference(
+    policy: &Policy,
+    plan: &kapl_check::ir::Plan,
+    step: usize,
+    req: &sem::Request,
+) -> Option<u32> {
+    let allowed = sem::plan_grants_cover(policy, plan, Some(StepId(step as u32)), req);
+    let lowest = plan
+        .grants
+        .iter()
+        .chain(&plan.steps[step].grants)
+        .filter(|g| sem::rule_covers(&policy.grants[g.0 as usize].rule.kind, req))
+        .map(|g| g.0)
+        .min();
+    assert_eq!(
+        allowed,
+        lowest.is_some(),
+        "semantics disagree with themselves on {req:?}"
+    );
+    lowest
+}
+
+fn to_sem_op(op: NetOp) -> AstOp {
+    match op {
+        NetOp::Connect => AstOp::Connect,
+        NetOp::Bind => AstOp::Bind,
+    }
+}
+
+fn to_sem_proto(p: Proto) -> sem::Proto {
+    match p {
+        Proto::Tcp => sem::Proto::Tcp,
+        Proto::Udp => sem::Proto::Udp,
+    }
+}
+
+/// Checks `n` random requests per step of every plan (plus `extra` paths);
+/// returns how many were allowed (so a test can insist the sample is not
+/// all denials).
+fn differential(
+    policy: &Policy,
+    image: &kapl_image::Image,
+    rng: &mut Rng,
+    n: usize,
+    extra: &[Vec<u8>],
+) -> usize {
     let mut allowed = 0;
     for (pi, plan) in policy.plans.iter().enumerate() {
         let ev = Evaluator::new(&image.plans[pi]);
-        // Paths worth probing: random ones plus prefixes of the grants' own.
         for (si, _) in plan.steps.iter().enumerate() {
-            for _ in 0..n {
-                let path = random_path(rng);
+            let paths: Vec<Vec<u8>> = (0..n)
+                .map(|_| random_path(rng))
+                .chain(extra.iter().cloned())
+                .collect();
+            for path in &paths {
                 for r in Right::ALL {
-                    let want = reference_path(policy, plan, si, Some(r), &path);
+                    let want = reference(
+                        policy,
+                        plan,
+                        si,
+                        &sem::Request::Fs {
+                            right: r,
+                            path: path.clone(),
+                        },
+                    );
+                    // Cross-check the glob reference matcher directly too.
+                    assert_eq!(want, reference_path(policy, plan, si, Some(r), path));
                     let got = ev.decide(
                         si as u32,
                         &Request::Fs {
@@ -102,25 +161,36 @@ fn differential(policy: &Policy, image: &kapl_image::Image, rng: &mut Rng, n: us
                         want,
                         "plan {} step {si} {r:?} {:?}",
                         plan.name,
-                        String::from_utf8_lossy(&path)
+                        String::from_utf8_lossy(path)
                     );
                     allowed += usize::from(want.is_some());
                 }
-                let want = reference_path(policy, plan, si, None, &path);
+                let want = reference(policy, plan, si, &sem::Request::Exec { path: path.clone() });
                 let got = ev.decide(si as u32, &Request::Exec { path: path.clone() });
                 assert_eq!(
                     got.grant(),
                     want,
                     "exec {:?}",
-                    String::from_utf8_lossy(&path)
+                    String::from_utf8_lossy(path)
                 );
                 allowed += usize::from(want.is_some());
-
+            }
+            for _ in 0..n {
                 let addr = random_addr(rng);
                 let port = random_port(rng);
                 for op in [NetOp::Connect, NetOp::Bind] {
-                    let want = translate::net_reference(policy, plan, si, op, addr, port);
                     for proto in Proto::ALL {
+                        let want = reference(
+                            policy,
+                            plan,
+                            si,
+                            &sem::Request::Net {
+                                op: to_sem_op(op),
+                                addr,
+                                port,
+                                proto: to_sem_proto(proto),
+                            },
+                        );
                         let got = ev.decide(
                             si as u32,
                             &Request::Net {
@@ -201,7 +271,7 @@ fn deploy_like_policy_agrees_with_reference() {
     let b = deploy_like();
     let image = build(&b);
     let mut rng = Rng(7);
-    differential(&b.policy, &image, &mut rng, 300);
+    differential(&b.policy, &image, &mut rng, 300, &[]);
     // Targeted requests.
     let ev = Evaluator::new(&image.plans[0]);
     let read = |p: &str| Request::Fs {
@@ -332,7 +402,7 @@ fn generated_policies_agree_with_reference() {
         }
         // Drop fs/exec grants whose patterns all failed to parse.
         let image = build(&b);
-        total_allowed += differential(&b.policy, &image, &mut rng, 150);
+        total_allowed += differential(&b.policy, &image, &mut rng, 150, &[]);
         let _ = round;
     }
     assert!(
@@ -472,5 +542,91 @@ fn loader_widens_exec_authority() {
             "{path}"
         ),
         other => unreachable!("expected an exec witness, got {other:?}"),
+    }
+}
+
+/// Paths that exercise a real policy: its grants' literal prefixes, with
+/// random tails from the policy's own vocabulary.
+fn policy_paths(policy: &Policy, rng: &mut Rng, n: usize) -> Vec<Vec<u8>> {
+    let mut words: Vec<Vec<u8>> = vec![
+        b".env".to_vec(),
+        b"x".to_vec(),
+        b"deploy-1.log".to_vec(),
+        b"a.yaml".to_vec(),
+    ];
+    let mut prefixes: Vec<Vec<u8>> = vec![b"/".to_vec()];
+    for g in &policy.grants {
+        let pats: Vec<&kapl_check::ir::PatternRef> = match &g.rule.kind {
+            RuleKind::Fs {
+                patterns, except, ..
+            } => patterns.iter().chain(except).collect(),
+            RuleKind::Exec { patterns } => patterns.iter().collect(),
+            RuleKind::Net { .. } => vec![],
+        };
+        for p in pats {
+            for b in &p.glob.branches {
+                let mut path = Vec::new();
+                for s in &b.segments {
+                    match s {
+                        kapl_syntax::glob::Segment::Atoms(atoms) => {
+                            path.push(b'/');
+                            let mut word = Vec::new();
+                            for a in atoms {
+                                match a {
+                                    kapl_syntax::glob::Atom::Literal(l) => {
+                                        word.extend_from_slice(l)
+                                    }
+                                    _ => word.push(b'x'),
+                                }
+                            }
+                            path.extend_from_slice(&word);
+                            words.push(word);
+                        }
+                        kapl_syntax::glob::Segment::AnyDepth => {}
+                    }
+                    prefixes.push(path.clone());
+                }
+            }
+        }
+    }
+    (0..n)
+        .map(|_| {
+            let mut p = rng.pick(&prefixes).clone();
+            for _ in 0..rng.below(3) {
+                if p != b"/" {
+                    p.push(b'/');
+                }
+                p.extend_from_slice(rng.pick::<Vec<u8>>(&words));
+            }
+            if p.is_empty() { b"/".to_vec() } else { p }
+        })
+        .collect()
+}
+
+#[test]
+fn examples_agree_with_reference_semantics() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/examples");
+    let mut rng = Rng(42);
+    for name in ["deploy.kapl", "upgrade-deps.kapl"] {
+        let text = std::fs::read(root.join(name)).unwrap();
+        let mut loader = kapl_check::MemoryLoader::new().with(name, text);
+        let mut fe = kapl_check::check_front(&mut loader, name);
+        kapl_check::prove::prove_front_end(&mut fe);
+        assert!(
+            !fe.diagnostics.iter().any(|d| d.is_error()),
+            "{name}: {:#?}",
+            fe.diagnostics
+        );
+        let policy = fe.policy.clone().unwrap();
+        let out = compile(&policy, &fe.sources, &Options::default()).unwrap();
+        let bytes = kapl_image::write(&out.image).unwrap();
+        let image = kapl_image::read(&bytes).unwrap();
+        assert!(translate::validate(&policy, &bytes).is_empty());
+        let extra = policy_paths(&policy, &mut rng, 2000);
+        let allowed = differential(&policy, &image, &mut rng, 500, &extra);
+        assert!(
+            allowed > 500,
+            "{name}: only {allowed} allowed requests in the sample"
+        );
     }
 }

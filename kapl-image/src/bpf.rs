@@ -27,6 +27,7 @@
 //! Entry and value limits are in [`crate::limits`].
 
 use crate::model::*;
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 /// Bytes of an IPv4 LPM key (prefixlen + data).
@@ -41,6 +42,8 @@ pub const PORT_VALUE_LEN: usize = 8;
 /// One plan's network maps, as bytes.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NetMaps {
+    index4: LpmIndex,
+    index6: LpmIndex,
     /// `net4` entries: (key, value).
     pub v4: Vec<([u8; NET4_KEY_LEN], [u8; NET_VALUE_LEN])>,
     /// `net6` entries: (key, value).
@@ -95,39 +98,49 @@ pub fn normalize(addr: IpAddr) -> IpAddr {
     }
 }
 
-fn prefix_match(key: &[u8], data: &[u8], bits: u32) -> bool {
-    let full = (bits / 8) as usize;
-    if key.get(..full) != data.get(..full) {
-        return false;
-    }
-    let rem = bits % 8;
-    if rem == 0 {
-        return true;
-    }
-    let mask = 0xffu8 << (8 - rem);
-    match (key.get(full), data.get(full)) {
-        (Some(a), Some(b)) => a & mask == b & mask,
-        _ => false,
-    }
+/// A longest-prefix-match index over encoded keys: for each prefix length
+/// present, the key data truncated to that many bits. Same semantics as the
+/// kernel's LPM trie: the longest matching prefix wins.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct LpmIndex {
+    /// Prefix lengths present, longest first.
+    lengths: Vec<u32>,
+    /// (prefix bits, key data masked to those bits) -> value.
+    map: HashMap<(u32, Vec<u8>), [u8; NET_VALUE_LEN]>,
 }
 
-fn lpm<const N: usize>(
-    entries: &[([u8; N], [u8; NET_VALUE_LEN])],
-    key: &[u8; N],
-) -> Option<[u8; NET_VALUE_LEN]> {
-    // The kernel's LPM trie semantics: among entries whose first
-    // `prefixlen` bits equal the key's, the longest wins.
-    let mut best: Option<(u32, [u8; NET_VALUE_LEN])> = None;
-    let want = key.get(4..).unwrap_or(&[]);
-    for (k, v) in entries {
-        let mut pl = [0u8; 4];
-        pl.copy_from_slice(&k[..4]);
-        let bits = u32::from_ne_bytes(pl);
-        if prefix_match(want, &k[4..], bits) && best.is_none_or(|(b, _)| bits > b) {
-            best = Some((bits, *v));
+fn mask_bits(data: &[u8], bits: u32) -> Vec<u8> {
+    let mut v: Vec<u8> = data.to_vec();
+    for (i, b) in v.iter_mut().enumerate() {
+        let lo = i as u32 * 8;
+        if lo >= bits {
+            *b = 0;
+        } else if bits - lo < 8 {
+            *b &= 0xffu8 << (8 - (bits - lo));
         }
     }
-    best.map(|(_, v)| v)
+    v
+}
+
+impl LpmIndex {
+    fn insert(&mut self, key: &[u8], value: [u8; NET_VALUE_LEN]) {
+        let mut pl = [0u8; 4];
+        pl.copy_from_slice(key.get(..4).unwrap_or(&[0; 4]));
+        let bits = u32::from_ne_bytes(pl);
+        let data = key.get(4..).unwrap_or(&[]);
+        if !self.lengths.contains(&bits) {
+            self.lengths.push(bits);
+            self.lengths.sort_unstable_by(|a, b| b.cmp(a));
+        }
+        self.map.insert((bits, mask_bits(data, bits)), value);
+    }
+
+    fn lookup(&self, key: &[u8]) -> Option<[u8; NET_VALUE_LEN]> {
+        let data = key.get(4..).unwrap_or(&[]);
+        self.lengths
+            .iter()
+            .find_map(|&bits| self.map.get(&(bits, mask_bits(data, bits))).copied())
+    }
 }
 
 impl NetMaps {
@@ -155,6 +168,12 @@ impl NetMaps {
                 }
             }
         }
+        for (k, v) in &m.v4 {
+            m.index4.insert(k, *v);
+        }
+        for (k, v) in &m.v6 {
+            m.index6.insert(k, *v);
+        }
         m
     }
 
@@ -168,8 +187,12 @@ impl NetMaps {
         port: u16,
     ) -> Option<u32> {
         let val = match normalize(addr) {
-            IpAddr::V4(a) => lpm(&self.v4, &net4_key(step, op, proto, a.octets(), 32))?,
-            IpAddr::V6(a) => lpm(&self.v6, &net6_key(step, op, proto, a.octets(), 128))?,
+            IpAddr::V4(a) => self
+                .index4
+                .lookup(&net4_key(step, op, proto, a.octets(), 32))?,
+            IpAddr::V6(a) => self
+                .index6
+                .lookup(&net6_key(step, op, proto, a.octets(), 128))?,
         };
         let mut f = [0u8; 4];
         f.copy_from_slice(&val[..4]);

@@ -557,20 +557,43 @@ fn verify_header(bytes: &[u8]) -> Result<Vec<(u32, usize, usize)>, ImageError> {
         .filter(|&e| e <= bytes.len())
         .ok_or_else(|| ImageError::BadSectionTable(format!("{count} sections do not fit")))?;
     let mut table = Vec::with_capacity(count);
+    // INVARIANT (canonical layout): each section starts at the first 8-byte
+    // boundary after the previous one, padding is zero, and the file ends
+    // at the 8-byte boundary after the last section.
+    let mut expect = align8(table_end);
     let mut prev_end = table_end;
     for i in 0..count {
         let at = HEADER_LEN + i * SECTION_ENTRY_LEN;
         let kind = rd_u32(bytes, at);
+        let reserved = rd_u32(bytes, at + 4);
         let off = rd_u64(bytes, at + 8);
         let len = rd_u64(bytes, at + 16);
         let end = off.checked_add(len).filter(|&e| e <= bytes.len() as u64);
-        let (Some(end), true) = (end, off >= prev_end as u64) else {
+        let (Some(end), true, 0) = (end, off == expect as u64, reserved) else {
             return Err(ImageError::BadSectionTable(format!(
-                "section {i} (kind {kind}) at {off}+{len} is out of bounds or overlaps"
+                "section {i} (kind {kind}) at {off}+{len} is out of bounds or not where the layout puts it"
             )));
         };
+        if bytes
+            .get(prev_end..off as usize)
+            .is_none_or(|pad| pad.iter().any(|&b| b != 0))
+        {
+            return Err(ImageError::BadSectionTable(format!(
+                "non-zero padding before section {i}"
+            )));
+        }
         prev_end = end as usize;
+        expect = align8(prev_end);
         table.push((kind, off as usize, len as usize));
+    }
+    if expect != bytes.len()
+        || bytes
+            .get(prev_end..)
+            .is_none_or(|pad| pad.iter().any(|&b| b != 0))
+    {
+        return Err(ImageError::BadSectionTable(
+            "bytes after the last section".into(),
+        ));
     }
     Ok(table)
 }
@@ -844,7 +867,9 @@ fn read_dfa(s: &mut In<'_>, want: DfaKind) -> Result<Dfa, ImageError> {
     if kind != want {
         return Err(s.err("DFAs out of order (fs then exec per plan)"));
     }
-    let _pad = s.u8()?;
+    if s.u8()? != 0 {
+        return Err(s.err("reserved DFA byte is not zero"));
+    }
     let class_count = s.u16()?;
     if class_count == 0 || class_count > 256 {
         return Err(s.err(format!("{class_count} byte classes (1..=256 allowed)")));

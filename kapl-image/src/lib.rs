@@ -88,7 +88,11 @@
 //! | 56 | 8 | reserved, zero |
 //! | 64 | 24 × n | section table: `u32 kind, u32 reserved, u64 offset, u64 length` |
 //!
-//! Sections appear once each, in this order, at increasing offsets:
+//! The layout is canonical: every section starts at the first 8-byte
+//! boundary after the previous one (the first after the table), padding
+//! is zero, and the file ends at the boundary after the last section, so
+//! an image has exactly one encoding. Sections appear once each, in this
+//! order:
 //! 1 `meta`, 2 `chain`, 3 `grants`, 4 `plans`, 5 `dfas`, 6 `net`,
 //! 7 `landlock`. Encodings: `str` = `u32 len` + UTF-8 bytes; `bytes` =
 //! `u32 len` + bytes; `opt str` = `u8 0` or `u8 1` + `str`; `opt u32` =

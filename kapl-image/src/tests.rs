@@ -408,7 +408,10 @@ fn resealed_corruption_is_refused_structurally() {
             b[i] = v;
             reseal(&mut b);
             match read(&b) {
-                Ok(im) => assert!(im.validate().is_ok()),
+                Ok(im) => {
+                    assert!(im.validate().is_ok());
+                    assert_eq!(write(&im).unwrap(), b, "accepted bytes are canonical");
+                }
                 Err(e) => {
                     refused += 1;
                     assert!(e.code().starts_with("KAPL07"), "{e}");

@@ -116,6 +116,7 @@ pub struct Engine {
     started: Instant,
     id: String,
     pending_records: Vec<Record>,
+    lingering: Vec<Cgroup>,
 }
 
 fn ll(e: domain::DomainError) -> RunError {
@@ -263,6 +264,7 @@ impl Engine {
             started: Instant::now(),
             id: id.to_string(),
             pending_records: Vec::new(),
+            lingering: Vec::new(),
         };
         e.visited[start as usize] = true;
         e.attach_step()?;
@@ -395,6 +397,9 @@ impl Engine {
                         let _ = k.bpf.clear_cgroup(ccg.id());
                     }
                 }
+                for ccg in self.lingering.drain(..) {
+                    let _ = k.bpf.clear_cgroup(ccg.id());
+                }
                 cg.remove().map_err(|e| RunError::Cgroup(e.to_string()))?;
             }
         } else {
@@ -487,8 +492,28 @@ impl Engine {
     }
 
     /// Forgets a finished command.
+    /// Commands that leave processes behind keep their cgroup (and their
+    /// step's authority) until the step ends; an empty one is removed now,
+    /// so a long session leaks no cgroups or map entries.
     pub fn forget(&mut self, cmd: u64) {
-        self.cmds.remove(&cmd);
+        let Some(mut c) = self.cmds.remove(&cmd) else {
+            return;
+        };
+        let Some(cg) = c.cgroup.take() else {
+            return;
+        };
+        if cg.populated().unwrap_or(true) {
+            self.lingering.push(cg);
+            return;
+        }
+        if let Some(k) = self.kern.as_mut() {
+            let _ = k.bpf.clear_cgroup(cg.id());
+        }
+        self.cg_cmd.remove(&cg.id());
+        if let Some(d) = c.domain.take() {
+            self.domain_cmd.remove(&d);
+        }
+        let _ = cg.remove();
     }
 
     /// Fds to poll for decisions.

@@ -671,3 +671,161 @@ fn supervisor_death_ends_the_session() {
     assert!(!cg.exists(), "the watchdog removed the session's cgroups");
     let _ = std::fs::remove_file(kapl_runtime_bpf::control::registry_dir().join(&id));
 }
+
+#[test]
+fn unprivileged_mode_is_landlock_only_and_says_so() {
+    let t = Tmp::new("unpriv");
+    t.write("ok/a", "fine\n");
+    t.write("no/b", "secret\n");
+    let img = t.path("p.kapi");
+    std::fs::write(
+        &img,
+        image(PolicySpec {
+            plan: "p",
+            plan_grants: vec![],
+            steps: vec![StepSpec {
+                name: "s",
+                after: vec![],
+                grants: vec![
+                    G::Fs(&[Right::Read], vec![t.path("ok/**")], vec![]),
+                    G::Exec(vec!["/usr/bin/cat".into()]),
+                ],
+            }],
+        }),
+    )
+    .unwrap();
+    // World-readable so that an unprivileged user can use them.
+    for p in [t.0.clone(), t.0.join("ok"), t.0.join("no")] {
+        let _ = std::process::Command::new("chmod")
+            .args(["-R", "a+rX"])
+            .arg(&p)
+            .status();
+    }
+    let run = |as_nobody: bool, file: &str| {
+        let mut c = if as_nobody {
+            let mut c = std::process::Command::new("setpriv");
+            c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+                .arg(kapl_run());
+            c
+        } else {
+            std::process::Command::new(kapl_run())
+        };
+        c.args([
+            img.as_str(),
+            "--plan",
+            "p",
+            "--unprivileged",
+            "--",
+            "/usr/bin/cat",
+            file,
+        ])
+        .output()
+        .unwrap()
+    };
+    for nobody in [false, true] {
+        let o = run(nobody, &t.path("ok/a"));
+        let (out, err) = s(&o);
+        assert_eq!(
+            (o.status.code(), out.as_str()),
+            (Some(0), "fine\n"),
+            "nobody={nobody}: {err}"
+        );
+        assert!(
+            err.contains(
+                "--unprivileged: Landlock alone. Lost: UDP and per-address network precision"
+            ),
+            "{err}"
+        );
+        let o = run(nobody, &t.path("no/b"));
+        assert_eq!(
+            o.status.code(),
+            Some(1),
+            "nobody={nobody}: denied by Landlock"
+        );
+        assert_eq!(s(&o).0, "");
+    }
+    // Without --unprivileged a non-root user is refused, with the reason.
+    let o = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(kapl_run())
+        .args([
+            img.as_str(),
+            "--plan",
+            "p",
+            "--",
+            "/usr/bin/cat",
+            &t.path("ok/a"),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(125));
+    assert!(
+        s(&o).1.contains("KAPL0803: kapl-run needs root"),
+        "{}",
+        s(&o).1
+    );
+}
+
+#[test]
+fn many_commands_leak_nothing() {
+    let t = Tmp::new("many");
+    let img = t.path("p.kapi");
+    std::fs::write(
+        &img,
+        image(PolicySpec {
+            plan: "p",
+            plan_grants: vec![],
+            steps: vec![StepSpec {
+                name: "a",
+                after: vec![],
+                grants: vec![G::Exec(vec!["/usr/bin/true".into()])],
+            }],
+        }),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(kapl_run())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let o = run(&["session", "start", &img, "--plan", "p"]);
+    assert_eq!(o.status.code(), Some(0), "{}", s(&o).1);
+    let id = s(&o).0.trim().to_string();
+    let pid: i32 = std::fs::read_to_string(kapl_runtime_bpf::control::registry_dir().join(&id))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let fds = || {
+        // The supervisor may still be closing the last client: settle.
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .count()
+    };
+    let root = kapl_runtime_bpf::cgroup::cgroup2_root().unwrap();
+    let cgs = || walk_count(&root.join(format!("kapl-{id}")));
+    let o = run(&["exec", "--session", &id, "--", "/usr/bin/true"]);
+    assert_eq!(o.status.code(), Some(0), "{}", s(&o).1);
+    let (fd0, cg0) = (fds(), cgs());
+    for _ in 0..200 {
+        let o = run(&["exec", "--session", &id, "--", "/usr/bin/true"]);
+        assert_eq!(o.status.code(), Some(0), "{}", s(&o).1);
+    }
+    assert_eq!(fds(), fd0, "supervisor fds stable");
+    assert_eq!(cgs(), cg0, "no cgroup per finished command left behind");
+    let o = run(&["session", "stop", "--session", &id]);
+    assert!(s(&o).0.contains(", 0 events lost"), "{}", s(&o).0);
+}
+
+fn walk_count(p: &std::path::Path) -> usize {
+    std::fs::read_dir(p)
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
+                .map(|e| 1 + walk_count(&e.path()))
+                .sum()
+        })
+        .unwrap_or(0)
+}

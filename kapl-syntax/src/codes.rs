@@ -156,6 +156,51 @@ pub const EXPANSION_TOO_LARGE: &str = "KAPL0314";
 /// The checker found itself in a state it should not reach (a bug).
 pub const INTERNAL: &str = "KAPL0399";
 
+// ---------------------------------------------------------------- KAPL06xx
+// Build and code generation (owner: image; `kapl-codegen`, `kaplc build`).
+
+/// Translation validation failed: the emitted tables, decoded back, differ
+/// from the prover's automata or the grants (a compiler bug; nothing is
+/// written). Carries a witness request.
+pub const TRANSLATION_MISMATCH: &str = "KAPL0601";
+/// A table exceeds a documented image or BPF map limit
+/// (`kapl_image::limits`).
+pub const LIMIT_EXCEEDED: &str = "KAPL0602";
+/// Warning: a step may execute the dynamic loader, so files it may read can
+/// be run as programs (`ld.so FILE`), and that effective exec authority
+/// leaves the objective's exec bound. Carries an exec witness.
+pub const LOADER_EXEC_AUTHORITY: &str = "KAPL0603";
+/// The generated image is internally inconsistent (a compiler bug).
+pub const IMAGE_ENCODING: &str = "KAPL0604";
+/// The image file cannot be written (`kaplc build`, exit 2).
+pub const IMAGE_UNWRITABLE: &str = "KAPL0605";
+
+// ---------------------------------------------------------------- KAPL07xx
+// Image format (owner: image; `kapl_image::ImageError::code`).
+
+/// The image is shorter than its header or than the length it declares.
+pub const IMAGE_TRUNCATED: &str = "KAPL0701";
+/// Not a KAPL image (bad magic).
+pub const IMAGE_BAD_MAGIC: &str = "KAPL0702";
+/// An image format version this build does not read.
+pub const IMAGE_VERSION: &str = "KAPL0703";
+/// The SHA-256 checksum does not match (corruption or tampering).
+pub const IMAGE_CHECKSUM: &str = "KAPL0704";
+/// More bytes than the header declares.
+pub const IMAGE_TRAILING_BYTES: &str = "KAPL0705";
+/// The header is inconsistent (header length, reserved bytes).
+pub const IMAGE_BAD_HEADER: &str = "KAPL0706";
+/// The section table is inconsistent (missing, misplaced or reordered
+/// sections, non-zero padding).
+pub const IMAGE_BAD_SECTIONS: &str = "KAPL0707";
+/// A section's bytes do not decode.
+pub const IMAGE_MALFORMED: &str = "KAPL0708";
+/// The decoded tables are inconsistent (an index out of range, a cycle in
+/// `after`, a grant where it does not hold, ...).
+pub const IMAGE_INVALID: &str = "KAPL0709";
+/// A table exceeds a documented limit.
+pub const IMAGE_TOO_LARGE: &str = "KAPL0710";
+
 // ---------------------------------------------------------------- KAPL08xx
 // Runtime (kapl-run): each names the missing piece and how to get it.
 

@@ -34,7 +34,10 @@ pub fn run(args: &Args) -> ExitCode {
     let bytes = match std::fs::read(&args.image) {
         Ok(b) => b,
         Err(e) => {
-            eprintln!("error[KAPL0001]: cannot read `{}`: {e}", args.image.display());
+            eprintln!(
+                "error[KAPL0001]: cannot read `{}`: {e}",
+                args.image.display()
+            );
             return ExitCode::from(2);
         }
     };
@@ -46,10 +49,14 @@ pub fn run(args: &Args) -> ExitCode {
         }
     };
     match args.format {
-        Format::Text => print!("{}", text(&image, &args.image.display().to_string(), bytes.len())),
+        Format::Text => print!(
+            "{}",
+            text(&image, &args.image.display().to_string(), bytes.len())
+        ),
         Format::Json => println!(
             "{}",
-            serde_json::to_string_pretty(&to_json(&image, bytes.len())).unwrap_or_else(|_| "{}".into())
+            serde_json::to_string_pretty(&to_json(&image, bytes.len()))
+                .unwrap_or_else(|_| "{}".into())
         ),
     }
     ExitCode::SUCCESS
@@ -67,7 +74,11 @@ fn where_(image: &Image, g: u32) -> String {
     match image.grants.get(g as usize) {
         Some(x) => format!(
             "{}:{}:{}",
-            image.meta.sources.get(x.source.file as usize).map_or("?", String::as_str),
+            image
+                .meta
+                .sources
+                .get(x.source.file as usize)
+                .map_or("?", String::as_str),
             x.source.line,
             x.source.column
         ),
@@ -84,7 +95,13 @@ fn ports_text(p: &[PortGrant]) -> String {
         return "none".into();
     }
     p.iter()
-        .map(|r| if r.lo == r.hi { r.lo.to_string() } else { format!("{}-{}", r.lo, r.hi) })
+        .map(|r| {
+            if r.lo == r.hi {
+                r.lo.to_string()
+            } else {
+                format!("{}-{}", r.lo, r.hi)
+            }
+        })
         .collect::<Vec<_>>()
         .join(",")
 }
@@ -121,7 +138,11 @@ fn net_text(e: &NetEntry) -> String {
         e.ports
             .iter()
             .map(|p| {
-                let r = if p.lo == p.hi { p.lo.to_string() } else { format!("{}-{}", p.lo, p.hi) };
+                let r = if p.lo == p.hi {
+                    p.lo.to_string()
+                } else {
+                    format!("{}-{}", p.lo, p.hi)
+                };
                 format!("{r} (#{})", p.grant)
             })
             .collect::<Vec<_>>()
@@ -130,7 +151,10 @@ fn net_text(e: &NetEntry) -> String {
 }
 
 fn chain(image: &Image, p: &Plan) -> String {
-    let obj = image.objectives.get(p.objective as usize).map_or("?", |o| o.name.as_str());
+    let obj = image
+        .objectives
+        .get(p.objective as usize)
+        .map_or("?", |o| o.name.as_str());
     match p.intent.and_then(|i| image.intents.get(i as usize)) {
         Some(i) => format!("intent {}, objective {obj}", i.name),
         None => format!("objective {obj}"),
@@ -149,7 +173,12 @@ pub fn text(image: &Image, path: &str, size: usize) -> String {
         image.meta.compiler
     );
     let _ = writeln!(o, "sources: {}", image.meta.sources.join(", "));
-    let _ = writeln!(o, "{} plans, {} grants", image.plans.len(), image.grants.len());
+    let _ = writeln!(
+        o,
+        "{} plans, {} grants",
+        image.plans.len(),
+        image.grants.len()
+    );
     for p in &image.plans {
         let _ = writeln!(o, "\nplan {} ({})", p.name, chain(image, p));
         if let Some(a) = &p.about {
@@ -184,12 +213,19 @@ pub fn text(image: &Image, path: &str, size: usize) -> String {
             let l = &s.landlock;
             let _ = writeln!(
                 o,
-                "    landlock (ABI {}): {} walks; TCP connect ports {}; TCP bind ports {}{}",
+                "    landlock (ABI {}): {} walks; TCP connect ports {}; TCP bind ports {}",
                 l.abi,
                 l.walks.len(),
-                if l.handled_net & access::NET_CONNECT_TCP != 0 { ports_text(&l.tcp_connect) } else { "(not handled)".into() },
-                if l.handled_net & access::NET_BIND_TCP != 0 { ports_text(&l.tcp_bind) } else { "(not handled)".into() },
-                ""
+                if l.handled_net & access::NET_CONNECT_TCP != 0 {
+                    ports_text(&l.tcp_connect)
+                } else {
+                    "(not handled)".into()
+                },
+                if l.handled_net & access::NET_BIND_TCP != 0 {
+                    ports_text(&l.tcp_bind)
+                } else {
+                    "(not handled)".into()
+                },
             );
             for w in &l.walks {
                 let _ = writeln!(
@@ -235,7 +271,13 @@ pub fn text(image: &Image, path: &str, size: usize) -> String {
 fn grant_line(o: &mut String, image: &Image, g: u32, indent: &str) {
     use std::fmt::Write;
     if let Some(x) = image.grants.get(g as usize) {
-        let _ = writeln!(o, "{indent}#{g} {}  ({}, {})", one_line(&x.text), rights_text(x.kind), where_(image, g));
+        let _ = writeln!(
+            o,
+            "{indent}#{g} {}  ({}, {})",
+            one_line(&x.text),
+            rights_text(x.kind),
+            where_(image, g)
+        );
     }
 }
 

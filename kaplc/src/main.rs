@@ -5,10 +5,12 @@
 //! arm in `main`. Exit codes: 0 success, 1 the policy has errors, 2 usage
 //! or I/O problems.
 
+mod build;
 mod check;
 mod fmt;
 mod fs_loader;
 mod graph;
+mod inspect;
 mod lsp;
 mod output;
 mod render;
@@ -28,6 +30,10 @@ struct Cli {
 enum Command {
     /// Check policies: syntax, names, structure and proofs.
     Check(check::Args),
+    /// Build an image (`.kapi`) from a policy that checks.
+    Build(build::Args),
+    /// Show an image's plans, steps, grants and tables.
+    Inspect(inspect::Args),
     /// Rewrite policies in the canonical layout (comments kept).
     Fmt(fmt::Args),
     /// Draw the authority chain (objective → intent → plan → steps → grants).
@@ -48,6 +54,8 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Check(args) => check::run(&args),
+        Command::Build(args) => build::run(&args),
+        Command::Inspect(args) => inspect::run(&args),
         Command::Fmt(args) => fmt::run(&args),
         Command::Graph(args) => graph::run(&args),
         Command::Lsp(args) => lsp::run(&args),

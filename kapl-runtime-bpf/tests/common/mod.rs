@@ -357,3 +357,27 @@ pub fn assert_no_leftover_cgroups() {
         .collect();
     assert!(left.is_empty(), "leftover cgroups: {left:?}");
 }
+
+/// Compiles policy text (std modules resolved by kapl-check) into image
+/// bytes, failing on any front-end error.
+pub fn image_from_text(name: &str, text: &str) -> Vec<u8> {
+    let mut loader = kapl_check::MemoryLoader::new().with(&format!("/{name}.kapl"), text);
+    let fe = kapl_check::check_front(&mut loader, &format!("/{name}.kapl"));
+    let errors: Vec<_> = fe
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == kapl_syntax::diag::Severity::Error)
+        .collect();
+    assert!(errors.is_empty(), "policy errors: {errors:#?}");
+    let policy = fe.policy.expect("lowered policy");
+    let out = kapl_codegen::compile(
+        &policy,
+        &fe.sources,
+        &kapl_codegen::Options {
+            policy: name.into(),
+            compiler: "test".into(),
+        },
+    )
+    .unwrap_or_else(|d| panic!("compile: {d:?}"));
+    kapl_image::write(&out.image).expect("write image")
+}

@@ -1,0 +1,259 @@
+//! `kaplc build POLICY [-o OUT]`: check, compile, validate, write an image.
+//!
+//! Input: a policy file. Output: one `.kapi` image holding all its plans
+//! (default `NAME.kapi` in the current directory), written atomically (a
+//! temporary file in the destination directory, synced, then renamed), and
+//! the diagnostics. A policy that does not check, does not fit the limits or
+//! fails translation validation writes nothing and exits 1; exit 2 when the
+//! policy cannot be read or the image cannot be written.
+
+use crate::output::{ColorChoice, Format};
+use crate::render;
+use kapl_codegen::{Options, compile, translate};
+use kapl_syntax::{Diagnostic, Severity, SourceMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Arguments of `kaplc build`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The policy to build.
+    #[arg(value_name = "POLICY")]
+    pub policy: PathBuf,
+    /// Where to write the image (default: `NAME.kapi` in the current
+    /// directory).
+    #[arg(short = 'o', long = "output", value_name = "OUT")]
+    pub output: Option<PathBuf>,
+    /// Output format for diagnostics.
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+    /// When to colour human output.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+}
+
+use kapl_codegen::codes::IMAGE_UNWRITABLE;
+
+/// Writes `bytes` to `dest` atomically: a uniquely named temporary file in
+/// the same directory, synced, then renamed over `dest`. On any failure the
+/// temporary file is removed and `dest` is untouched.
+pub fn write_atomic(dest: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = match dest.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = dest
+        .file_name()
+        .map_or_else(|| "image".into(), |n| n.to_string_lossy().into_owned());
+    let mut last = None;
+    for attempt in 0..16u32 {
+        let tmp = dir.join(format!(".{name}.{}.{attempt}.tmp", std::process::id()));
+        let mut f = match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                last = Some(e);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let res = f
+            .write_all(bytes)
+            .and_then(|()| f.sync_all())
+            .and_then(|()| std::fs::rename(&tmp, dest));
+        drop(f);
+        if let Err(e) = res {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        // Make the rename durable where the platform allows.
+        if let Ok(d) = std::fs::File::open(&dir) {
+            let _ = d.sync_all();
+        }
+        return Ok(());
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no temporary file name available")))
+}
+
+fn emit(args: &Args, diags: &[Diagnostic], sources: &SourceMap, failed: bool, summary: &str) {
+    match args.format {
+        Format::Json => {
+            let doc = render::json(
+                &[render::Batch {
+                    diagnostics: diags,
+                    sources,
+                }],
+                failed,
+            );
+            println!("{doc}");
+            eprintln!("{summary}");
+        }
+        Format::Human => {
+            eprint!("{}", render::human(diags, sources, args.color.for_stderr()));
+            eprintln!("{summary}");
+        }
+    }
+}
+
+/// The default output path for a policy path: `NAME.kapi` in the current
+/// directory.
+pub fn default_output(policy: &Path) -> PathBuf {
+    let stem = policy
+        .file_stem()
+        .map_or_else(|| "policy".into(), |s| s.to_string_lossy().into_owned());
+    PathBuf::from(format!("{stem}.kapi"))
+}
+
+/// Runs `kaplc build`.
+pub fn run(args: &Args) -> ExitCode {
+    let path = args.policy.to_string_lossy().into_owned();
+    let fe = crate::check::check_file(&path);
+    let mut diags = fe.diagnostics.clone();
+    let has_errors = diags.iter().any(|d| d.severity == Severity::Error);
+    if fe.root_unreadable {
+        emit(
+            args,
+            &diags,
+            &fe.sources,
+            true,
+            &format!("{path}: not built (cannot read it)"),
+        );
+        return ExitCode::from(2);
+    }
+    let policy = match (&fe.policy, has_errors) {
+        (Some(p), false) => p,
+        _ => {
+            let n = diags
+                .iter()
+                .filter(|d| d.severity == Severity::Error)
+                .count();
+            emit(
+                args,
+                &diags,
+                &fe.sources,
+                true,
+                &format!(
+                    "{path}: {n} error{}, nothing built",
+                    if n == 1 { "" } else { "s" }
+                ),
+            );
+            return ExitCode::from(1);
+        }
+    };
+    let name = args
+        .policy
+        .file_stem()
+        .map_or_else(|| "policy".into(), |s| s.to_string_lossy().into_owned());
+    let opts = Options {
+        policy: name,
+        compiler: format!("kaplc {}", env!("CARGO_PKG_VERSION")),
+    };
+    let out = match compile(policy, &fe.sources, &opts) {
+        Ok(o) => o,
+        Err(errs) => {
+            diags.extend(errs);
+            kapl_syntax::diag::sort(&mut diags);
+            emit(
+                args,
+                &diags,
+                &fe.sources,
+                true,
+                &format!("{path}: nothing built"),
+            );
+            return ExitCode::from(1);
+        }
+    };
+    diags.extend(out.warnings.iter().cloned());
+    kapl_syntax::diag::sort(&mut diags);
+    let bytes = match kapl_image::write(&out.image) {
+        Ok(b) => b,
+        Err(e) => {
+            let span = policy
+                .plans
+                .first()
+                .map_or(kapl_syntax::Span::new(kapl_syntax::FileId(0), 0, 0), |p| {
+                    p.name_span
+                });
+            diags.push(Diagnostic::error(
+                kapl_codegen::codes::IMAGE_ENCODING,
+                format!("the image cannot be encoded: {e}"),
+                span,
+                "while building this policy",
+            ));
+            emit(
+                args,
+                &diags,
+                &fe.sources,
+                true,
+                &format!("{path}: nothing built"),
+            );
+            return ExitCode::from(1);
+        }
+    };
+    // Translation validation: decode what is about to be written and check
+    // it against the prover's automata and the grants.
+    let tv = translate::validate(policy, &bytes);
+    if !tv.is_empty() {
+        diags.extend(tv);
+        emit(
+            args,
+            &diags,
+            &fe.sources,
+            true,
+            &format!("{path}: translation validation failed, nothing built"),
+        );
+        return ExitCode::from(1);
+    }
+    let dest = args
+        .output
+        .clone()
+        .unwrap_or_else(|| default_output(&args.policy));
+    if let Err(e) = write_atomic(&dest, &bytes) {
+        emit(
+            args,
+            &diags,
+            &fe.sources,
+            true,
+            &format!(
+                "error[{IMAGE_UNWRITABLE}]: cannot write `{}`: {e}; nothing built",
+                dest.display()
+            ),
+        );
+        return ExitCode::from(2);
+    }
+    let s = &out.stats;
+    let warnings = diags
+        .iter()
+        .filter(|d| d.severity == Severity::Warning)
+        .count();
+    emit(
+        args,
+        &diags,
+        &fe.sources,
+        false,
+        &format!(
+            "{path}: built {} ({} bytes): {} plan{}, {} grants, {} DFA states, {} transition bytes, {} LPM entries; translation validated{}",
+            dest.display(),
+            bytes.len(),
+            out.image.plans.len(),
+            if out.image.plans.len() == 1 { "" } else { "s" },
+            s.grants,
+            s.dfa_states,
+            s.transition_bytes,
+            s.lpm_entries,
+            if warnings > 0 {
+                format!(
+                    "; {warnings} warning{}",
+                    if warnings == 1 { "" } else { "s" }
+                )
+            } else {
+                String::new()
+            }
+        ),
+    );
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,225 @@
+//! `kaplc build` and `kaplc inspect` end to end: images for the good
+//! examples, nothing for the bad ones, atomic output, readable inspection,
+//! refused corrupted images.
+#![allow(
+    clippy::panic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests fail by panicking"
+)]
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn example(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/examples")
+        .join(name)
+}
+
+fn kaplc_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kaplc"))
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run kaplc: {e}"))
+}
+
+fn listing(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn builds_good_examples_and_inspects_them() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, plans, steps) in [
+        (
+            "deploy.kapl",
+            vec!["investigate", "repair"],
+            vec!["read_logs", "review_changes", "patch_config", "restart"],
+        ),
+        (
+            "upgrade-deps.kapl",
+            vec!["bump"],
+            vec!["fetch", "test", "commit"],
+        ),
+    ] {
+        let ex = example(name);
+        let o = kaplc_in(dir.path(), &["build", ex.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(0), "{name}: {err}");
+        assert!(err.contains("translation validated"), "{err}");
+        let image = dir.path().join(name.replace(".kapl", ".kapi"));
+        assert!(
+            image.is_file(),
+            "default output NAME.kapi in the current directory"
+        );
+
+        let o = kaplc_in(dir.path(), &["inspect", image.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(0));
+        let text = String::from_utf8_lossy(&o.stdout);
+        for p in &plans {
+            assert!(text.contains(&format!("plan {p} ")), "{text}");
+        }
+        for s in &steps {
+            assert!(text.contains(&format!("step {s} ")), "{text}");
+        }
+        assert!(text.contains("start step"));
+
+        let o = kaplc_in(
+            dir.path(),
+            &["inspect", "--format", "json", image.to_str().unwrap()],
+        );
+        assert_eq!(o.status.code(), Some(0));
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        let names: Vec<&str> = v["plans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, plans);
+        let first = &v["plans"][0]["steps"][0];
+        assert_eq!(first["start"], Value::Bool(true));
+        assert!(
+            v["grants"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|g| g["line"].as_u64().unwrap() > 0)
+        );
+    }
+    // Deploy: the repair plan's restart step comes after patch_config.
+    let o = kaplc_in(dir.path(), &["inspect", "--format", "json", "deploy.kapi"]);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let restart = &v["plans"][1]["steps"][1];
+    assert_eq!(restart["name"], "restart");
+    assert_eq!(restart["after"][0], "patch_config");
+    assert!(
+        restart["net"][0].as_str().unwrap().contains("10.20.5.7/32"),
+        "{restart}"
+    );
+}
+
+#[test]
+fn bad_policies_build_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.kapi");
+    std::fs::write(&out, b"previous image").unwrap();
+    for name in ["overreach.kapl", "bad-syntax.kapl", "names.kapl"] {
+        let ex = example(name);
+        let o = kaplc_in(
+            dir.path(),
+            &["build", ex.to_str().unwrap(), "-o", out.to_str().unwrap()],
+        );
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{name}: {err}");
+        assert!(err.contains("nothing built"), "{err}");
+        let o = kaplc_in(dir.path(), &["build", ex.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(1));
+    }
+    assert_eq!(
+        std::fs::read(&out).unwrap(),
+        b"previous image",
+        "OUT untouched"
+    );
+    assert_eq!(
+        listing(dir.path()),
+        vec!["out.kapi"],
+        "no image, no temporary file"
+    );
+
+    // JSON diagnostics for the refused build.
+    let o = kaplc_in(
+        dir.path(),
+        &[
+            "build",
+            "--format",
+            "json",
+            example("overreach.kapl").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["ok"], Value::Bool(false));
+    assert!(
+        v["diagnostics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["witness"].is_object())
+    );
+}
+
+#[test]
+fn io_failures_exit_2_and_leave_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = kaplc_in(dir.path(), &["build", "missing.kapl"]);
+    assert_eq!(o.status.code(), Some(2));
+    let bad_out = dir.path().join("no/such/dir/x.kapi");
+    let o = kaplc_in(
+        dir.path(),
+        &[
+            "build",
+            example("deploy.kapl").to_str().unwrap(),
+            "-o",
+            bad_out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("KAPL0605"));
+    assert!(listing(dir.path()).is_empty());
+}
+
+#[test]
+fn inspect_refuses_corrupted_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("d.kapi");
+    let o = kaplc_in(
+        dir.path(),
+        &[
+            "build",
+            example("deploy.kapl").to_str().unwrap(),
+            "-o",
+            img.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0));
+    let bytes = std::fs::read(&img).unwrap();
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("KAPL0701", bytes[..bytes.len() / 2].to_vec()),
+        ("KAPL0704", {
+            let mut b = bytes.clone();
+            let i = b.len() - 100;
+            b[i] ^= 0x10;
+            b
+        }),
+        ("KAPL0703", {
+            let mut b = bytes.clone();
+            b[8] = 9;
+            b
+        }),
+        ("KAPL0702", b"#!/bin/sh\necho not an image\n".to_vec()),
+    ];
+    for (code, b) in cases {
+        let p = dir.path().join("bad.kapi");
+        std::fs::write(&p, &b).unwrap();
+        let o = kaplc_in(dir.path(), &["inspect", p.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(code), "{code}: {err}");
+        assert!(o.stdout.is_empty());
+    }
+}
