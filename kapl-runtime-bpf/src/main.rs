@@ -32,6 +32,10 @@ fn main() -> ExitCode {
     let args: Vec<Vec<u8>> = args.into_iter().map(OsStringExt::into_vec).collect();
     match run(&args) {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Err(RunError::Denied(line)) => {
+            eprintln!("{line}");
+            ExitCode::from(126)
+        }
         Err(e) => {
             eprintln!("kapl-run: error[{}]", e);
             ExitCode::from(125)
@@ -476,6 +480,12 @@ fn supervisor(
                             c.cmd = Some(cmd);
                             c.show_allows = show_allows;
                             c.reader.fds.clear();
+                        }
+                        Err(RunError::Denied(line)) => {
+                            let _ = control::send(c.fd.as_raw_fd(), &Reply::Notice { line }, &[]);
+                            let _ =
+                                control::send(c.fd.as_raw_fd(), &Reply::Exit { code: 126 }, &[]);
+                            clients.remove(k);
                         }
                         Err(err) => {
                             let _ = control::send(

@@ -277,8 +277,22 @@ pub fn parse_glob_budgeted(
             .with_help("use `*` or `**` instead of long brace lists"),
         ]);
     }
-    let mut flat: Vec<Vec<Elem>> = vec![Vec::new()];
-    expand(&seq, &mut flat);
+    let flat: Vec<Vec<Elem>> = if seq.items.iter().all(|i| matches!(i, SeqItem::Elem(_))) {
+        // No braces (the common case): move the elements, no copies.
+        vec![
+            seq.items
+                .into_iter()
+                .filter_map(|i| match i {
+                    SeqItem::Elem(e) => Some(e),
+                    SeqItem::Alt(_) => None,
+                })
+                .collect(),
+        ]
+    } else {
+        let mut flat = vec![Vec::new()];
+        expand(&seq, &mut flat);
+        flat
+    };
     let whole = flat.len() == 1;
     let mut branches = Vec::with_capacity(flat.len());
     for elems in &flat {
