@@ -49,20 +49,38 @@ fn with_solver<R>(limits: &Limits, f: impl FnOnce(&Solver) -> R) -> R {
     let cached = SOLVER.with(|cell| cell.borrow_mut().take());
     let s = match cached {
         Some((s, t, r)) if t == limits.timeout_ms && r == limits.rlimit => s,
-        _ => {
-            let s = Solver::new();
-            let mut p = Params::new();
-            p.set_u32("timeout", limits.timeout_ms);
-            p.set_u32("rlimit", limits.rlimit);
-            s.set_params(&p);
-            s
-        }
+        _ => new_solver(limits),
     };
     s.push();
     let r = f(&s);
     s.pop(1);
     SOLVER.with(|cell| *cell.borrow_mut() = Some((s, limits.timeout_ms, limits.rlimit)));
     r
+}
+
+fn new_solver(limits: &Limits) -> Solver {
+    let s = Solver::new();
+    let mut p = Params::new();
+    p.set_u32("timeout", limits.timeout_ms);
+    p.set_u32("rlimit", limits.rlimit);
+    s.set_params(&p);
+    s
+}
+
+/// Runs `f` on the thread's reused solver; when it finds a violation, runs
+/// it again in a fresh Z3 context so the witness does not depend on what
+/// this thread solved before (which varies with scheduling). Proofs keep
+/// the fast path; only failures, which are rare, pay for a new context.
+fn solve<R: Send + Sync>(
+    limits: &Limits,
+    found: impl Fn(&R) -> bool,
+    f: impl Fn(&Solver) -> R + Send + Sync,
+) -> R {
+    let first = with_solver(limits, &f);
+    if !found(&first) {
+        return first;
+    }
+    z3::with_z3_config(&z3::Config::new(), || f(&new_solver(limits)))
 }
 
 fn unknown(s: &Solver) -> String {
@@ -125,7 +143,10 @@ pub(crate) fn path_obligation(
             }
         })
         .collect();
-    with_solver(limits, |s| {
+    let found = |a: &PathAnswers| {
+        matches!(a.outside, Answer::Found(_)) || matches!(a.never, Answer::Found(_))
+    };
+    solve(limits, found, |s| {
         let r = BV::new_const("right", 2);
         s.assert(right_in(&r, subject_rights));
         let x: Vec<Bool> = (0..bound.len())
@@ -299,7 +320,10 @@ pub(crate) fn net_obligation(
     nevers: &[&NetRule],
     universe: Option<&NetRule>,
 ) -> NetAnswers {
-    with_solver(limits, |s| {
+    let found = |n: &NetAnswers| {
+        matches!(n.outside, Answer::Found(_)) || matches!(n.never, Answer::Found(_))
+    };
+    solve(limits, found, |s| {
         let a = BV::new_const("addr", 128);
         let p = BV::new_const("port", 16);
         s.assert(in_net(&a, &p, subject));
