@@ -50,8 +50,8 @@ pub fn check_front_with(loader: &mut dyn Loader, root: &str, parse: load::ParseF
             Diagnostic::warning(
                 codes::EMPTY_POLICY,
                 "the policy is empty",
-                u.ast.span,
-                "nothing defined here",
+                kapl_syntax::Span::new(u.id, 0, 0),
+                "nothing is defined in this file",
             )
             .with_help("a policy defines at least an objective; see the examples in the README"),
         );

@@ -98,6 +98,9 @@ struct Ctx<'a> {
     visible: Vec<BTreeMap<String, ScopeId>>,
     out: Resolved,
     diags: Vec<Diagnostic>,
+    /// Definitions offered as "did you mean": not reported as unused, since
+    /// the misspelled use already points at them.
+    suggested: HashSet<DefId>,
 }
 
 /// Resolves every name of the loaded units and checks their structure.
@@ -133,6 +136,7 @@ pub fn resolve(loaded: &Loaded) -> (Resolved, Vec<Diagnostic>) {
         visible,
         out: Resolved::default(),
         diags: Vec::new(),
+        suggested: HashSet::new(),
     };
     cx.collect_defs();
     cx.check_items();
@@ -390,6 +394,11 @@ impl Ctx<'_> {
         let plain: Vec<&str> = cands.iter().map(String::as_str).collect();
         let bare = |c: &&&str| c.rsplit('.').next().unwrap_or(c) == name;
         if let Some(s) = suggest(&written, plain.iter().copied()) {
+            if !s.contains('.')
+                && let Some(&id) = self.names[scope].get(s)
+            {
+                self.suggested.insert(id);
+            }
             d = d.with_help(format!("did you mean `{s}`?"));
         } else if let Some(s) = plain.iter().find(bare) {
             d = d.with_help(format!(
@@ -709,7 +718,12 @@ impl Ctx<'_> {
         let used: HashSet<DefId> = self.out.refs.values().copied().collect();
         let mut warns = Vec::new();
         for (id, d) in self.out.defs.iter().enumerate() {
-            if d.kind == Kind::Authority && d.scope == 0 && !d.shadowed && !used.contains(&id) {
+            if d.kind == Kind::Authority
+                && d.scope == 0
+                && !d.shadowed
+                && !used.contains(&id)
+                && !self.suggested.contains(&id)
+            {
                 warns.push(
                     Diagnostic::warning(
                         codes::UNUSED_AUTHORITY,

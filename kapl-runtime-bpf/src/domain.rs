@@ -200,16 +200,28 @@ impl Default for WalkLimits {
 pub struct Walk {
     /// Rules in the order found.
     pub rules: Vec<AddedRule>,
-    /// Narrowings per grant id.
+    /// Narrowings per grant id (the first three of each kind).
     pub narrowed: BTreeMap<u32, Vec<Narrowing>>,
+    /// How many narrowings of each kind (0 per-entry, 1 symlink, 2 parent
+    /// right) per grant.
+    pub counts: BTreeMap<(u32, u8), usize>,
 }
 
 impl Walk {
     fn narrow(&mut self, grants: Vec<u32>, n: Narrowing) {
+        let kind = match n {
+            Narrowing::PerEntry(_) => 0,
+            Narrowing::Symlink(_) => 1,
+            Narrowing::ParentRight(..) => 2,
+        };
         for g in grants {
-            let v = self.narrowed.entry(g).or_default();
-            if v.len() < 16 && !v.contains(&n) {
-                v.push(n.clone());
+            let c = self.counts.entry((g, kind)).or_insert(0);
+            *c += 1;
+            if *c <= 3 {
+                let v = self.narrowed.entry(g).or_default();
+                if !v.contains(&n) {
+                    v.push(n.clone());
+                }
             }
         }
     }
@@ -538,7 +550,9 @@ pub struct StepDomain {
     /// The rules added.
     pub rules: Vec<AddedRule>,
     /// Narrowings found by the walk, per grant (filled by the caller).
-    pub notes: Vec<(u32, Vec<String>)>,
+    pub notes: Vec<(u32, Vec<Narrowing>)>,
+    /// Narrowing counts per (grant, kind) (filled by the caller).
+    pub counts: BTreeMap<(u32, u8), usize>,
 }
 
 fn ll_err(e: impl std::fmt::Display) -> DomainError {
@@ -614,6 +628,7 @@ pub fn build(rules: Vec<AddedRule>, tcp: &TcpPorts) -> Result<StepDomain, Domain
         fd,
         rules,
         notes: Vec::new(),
+        counts: BTreeMap::new(),
     })
 }
 

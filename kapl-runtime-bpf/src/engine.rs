@@ -55,6 +55,10 @@ pub enum RunError {
     /// KAPL0808: session control failed.
     #[error("KAPL0808: {0}")]
     Session(String),
+    /// The command's program may not be executed in this step (reported
+    /// like any other denial; exit status 126).
+    #[error("{0}")]
+    Denied(String),
 }
 
 /// How the engine enforces.
@@ -311,37 +315,81 @@ impl Engine {
         Ok(())
     }
 
-    /// The precision report of the current step (one line per narrowing).
+    /// The precision report of the current step: where enforcement is
+    /// narrower than the grants as written, one line per grant and reason.
     pub fn precision(&self) -> Vec<String> {
-        let plan = self.plan();
-        let mut out = Vec::new();
-        if let Some(st) = plan.steps.get(self.step as usize) {
-            for p in &st.landlock.precision {
-                out.push(format!(
-                    "grant {} {}: {}",
-                    p.grant,
-                    self.grant_text(p.grant),
-                    p.note
-                ));
-            }
+        let all = self.precision_all();
+        if std::env::var_os("KAPL_VERBOSE").is_some() {
+            return all.into_iter().map(|(_, l)| l).collect();
         }
-        for (g, ns) in &self.domain_narrowings() {
-            for n in ns {
-                out.push(format!("grant {g} {}: {n}", self.grant_text(*g)));
-            }
+        let lib = all.iter().filter(|(l, _)| *l).count();
+        let mut out: Vec<String> = all
+            .into_iter()
+            .filter(|(l, _)| !l)
+            .map(|(_, l)| l)
+            .collect();
+        if lib > 0 {
+            out.push(format!("{lib} narrowings of standard-library grants (symbolic links, files that must exist); KAPL_VERBOSE=1 lists them"));
         }
         out
     }
 
-    fn domain_narrowings(&self) -> Vec<(u32, Vec<String>)> {
-        self.domain.notes.clone()
+    /// Every precision line, flagged when it concerns a standard-library
+    /// grant.
+    fn precision_all(&self) -> Vec<(bool, String)> {
+        let plan = self.plan();
+        let mut out = Vec::new();
+        if let Some(st) = plan.steps.get(self.step as usize) {
+            for p in &st.landlock.precision {
+                out.push((
+                    self.is_lib(p.grant),
+                    format!("{}: {}", self.grant_ref(p.grant), flat(&p.note)),
+                ));
+            }
+        }
+        for ((g, kind), n) in &self.domain.counts {
+            let examples: Vec<String> = self
+                .domain
+                .notes
+                .iter()
+                .filter(|(x, _)| x == g)
+                .flat_map(|(_, ns)| ns.iter())
+                .filter(|nn| narrowing_kind(nn) == *kind)
+                .map(narrowing_path)
+                .collect();
+            let more = if *n > examples.len() {
+                format!(" and {} more", n - examples.len())
+            } else {
+                String::new()
+            };
+            let what = match kind {
+                0 => "only entries that exist now are granted in",
+                1 => "symbolic links are not followed:",
+                _ => "creation/removal cannot be granted for only some names in",
+            };
+            out.push((
+                self.is_lib(*g),
+                format!(
+                    "{}: {what} {}{more}",
+                    self.grant_ref(*g),
+                    examples.join(", ")
+                ),
+            ));
+        }
+        out
     }
 
-    fn grant_text(&self, g: u32) -> String {
+    fn is_lib(&self, g: u32) -> bool {
         self.image
-            .grants
-            .get(g as usize)
-            .map_or_else(String::new, |x| format!("`{}`", x.text))
+            .provenance(g)
+            .is_some_and(|p| p.file.starts_with("<stdlib"))
+    }
+
+    fn grant_ref(&self, g: u32) -> String {
+        match self.image.provenance(g) {
+            Some(p) => format!("grant {g} ({}:{})", p.file, p.grant.source.line),
+            None => format!("grant {g}"),
+        }
     }
 
     /// Moves to step `name`, ending the previous step's commands. Returns
@@ -466,7 +514,38 @@ impl Engine {
             seccomp: &self.filter,
             privileged: self.kern.is_some(),
         })
-        .map_err(|e| RunError::Spawn(format!("{}: {e}", String::from_utf8_lossy(arg0))))?;
+        .map_err(|e| {
+            if let spawn::SpawnError::Child {
+                stage: spawn::ChildStage::Exec,
+                source,
+            } = &e
+                && matches!(
+                    source.raw_os_error(),
+                    Some(libc::EACCES) | Some(libc::EPERM)
+                )
+                && plan::fs_grant(self.plan(), step, &program, access::EXECUTE).is_none()
+            {
+                let object = String::from_utf8_lossy(&program).into_owned();
+                let comm = object.rsplit('/').next().unwrap_or("").to_string();
+                let nearest = plan::nearest_fs(self.plan(), step, &program, access::EXECUTE);
+                let mut notes = Vec::new();
+                self.record(
+                    &mut notes,
+                    None,
+                    step,
+                    None,
+                    &comm,
+                    None,
+                    "exec (execute)",
+                    &object,
+                    None,
+                    nearest,
+                    "landlock",
+                );
+                return RunError::Denied(notes.pop().map(|n| n.line).unwrap_or_default());
+            }
+            RunError::Spawn(format!("{}: {e}", String::from_utf8_lossy(arg0)))
+        })?;
         self.cmds.insert(
             id,
             Cmd {
@@ -492,6 +571,31 @@ impl Engine {
     }
 
     /// Forgets a finished command.
+    /// Ends a command and everything it started (its cgroup), e.g. when
+    /// its client disconnected.
+    pub fn kill_cmd(&mut self, cmd: u64) {
+        let Some(c) = self.cmds.get(&cmd) else {
+            return;
+        };
+        match &c.cgroup {
+            Some(cg) => {
+                let _ = cg.kill_all();
+            }
+            None => {
+                // SAFETY: pidfd_send_signal on a pidfd we own.
+                unsafe {
+                    libc::syscall(
+                        libc::SYS_pidfd_send_signal,
+                        c.pidfd.as_raw_fd(),
+                        libc::SIGKILL,
+                        0,
+                        0,
+                    );
+                }
+            }
+        }
+    }
+
     /// Commands that leave processes behind keep their cgroup (and their
     /// step's authority) until the step ends; an empty one is removed now,
     /// so a long session leaks no cgroups or map entries.
@@ -618,7 +722,9 @@ impl Engine {
         match self.image.provenance(g) {
             Some(p) => format!(
                 "grant {g} `{}` ({}:{})",
-                p.grant.text, p.file, p.grant.source.line
+                flat(&p.grant.text),
+                p.file,
+                p.grant.source.line
             ),
             None => format!("grant {g}"),
         }
@@ -958,37 +1064,32 @@ pub fn build_domain(plan: &Plan, step: u32) -> Result<StepDomain, RunError> {
         WalkLimits::default(),
     )
     .map_err(ll)?;
-    let notes: Vec<(u32, Vec<String>)> = w
-        .narrowed
-        .iter()
-        .map(|(g, ns)| (*g, ns.iter().map(describe_narrowing).collect()))
-        .collect();
+    let notes: Vec<(u32, Vec<domain::Narrowing>)> = w.narrowed.clone().into_iter().collect();
+    let counts = w.counts.clone();
     let mut d = domain::build(w.rules, &plan::tcp_ports(plan, step)).map_err(ll)?;
     d.notes = notes;
+    d.counts = counts;
     Ok(d)
 }
 
-fn describe_narrowing(n: &domain::Narrowing) -> String {
+/// Source text on one line (grants spanning lines are shown joined).
+fn flat(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn narrowing_kind(n: &domain::Narrowing) -> u8 {
     match n {
-        domain::Narrowing::PerEntry(p) => format!(
-            "only the entries of {} that exist now are granted (files created later are not)",
-            p.display()
-        ),
-        domain::Narrowing::Symlink(p) => {
-            format!("{} is a symbolic link and is not followed", p.display())
-        }
-        domain::Narrowing::ParentRight(p, bits) => {
-            let names: Vec<&str> = (0..16)
-                .map(|i| 1u64 << i)
-                .filter(|b| bits & b != 0)
-                .map(access::name)
-                .collect();
-            format!(
-                "{} in {} cannot be granted for only some names",
-                names.join(","),
-                p.display()
-            )
-        }
+        domain::Narrowing::PerEntry(_) => 0,
+        domain::Narrowing::Symlink(_) => 1,
+        domain::Narrowing::ParentRight(..) => 2,
+    }
+}
+
+fn narrowing_path(n: &domain::Narrowing) -> String {
+    match n {
+        domain::Narrowing::PerEntry(p)
+        | domain::Narrowing::Symlink(p)
+        | domain::Narrowing::ParentRight(p, _) => p.display().to_string(),
     }
 }
 

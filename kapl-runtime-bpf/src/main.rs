@@ -32,6 +32,10 @@ fn main() -> ExitCode {
     let args: Vec<Vec<u8>> = args.into_iter().map(OsStringExt::into_vec).collect();
     match run(&args) {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Err(RunError::Denied(line)) => {
+            eprintln!("{line}");
+            ExitCode::from(126)
+        }
         Err(e) => {
             eprintln!("kapl-run: error[{}]", e);
             ExitCode::from(125)
@@ -449,7 +453,15 @@ fn supervisor(
             let Some(c) = clients.get_mut(k) else {
                 continue;
             };
-            if c.reader.fill(c.fd.as_raw_fd()).is_err() || c.reader.eof && c.cmd.is_none() {
+            if c.reader.fill(c.fd.as_raw_fd()).is_err() || c.reader.eof {
+                // The client went away (killed, timed out): its command
+                // goes with it.
+                if let Some(cmd) = c.cmd {
+                    e.kill_cmd(cmd);
+                    let _ = e.reap(cmd);
+                    deliver(e.sync(), &clients);
+                    e.forget(cmd);
+                }
                 clients.remove(k);
                 continue;
             }
@@ -476,6 +488,12 @@ fn supervisor(
                             c.cmd = Some(cmd);
                             c.show_allows = show_allows;
                             c.reader.fds.clear();
+                        }
+                        Err(RunError::Denied(line)) => {
+                            let _ = control::send(c.fd.as_raw_fd(), &Reply::Notice { line }, &[]);
+                            let _ =
+                                control::send(c.fd.as_raw_fd(), &Reply::Exit { code: 126 }, &[]);
+                            clients.remove(k);
                         }
                         Err(err) => {
                             let _ = control::send(

@@ -39,7 +39,7 @@ pub const MAX_BRACE_DEPTH: usize = 32;
 
 /// The most bytes all branches of one pattern may hold together after
 /// brace expansion (keeps a huge pattern from exhausting memory).
-pub const MAX_EXPANDED_BYTES: usize = 1 << 22;
+pub const MAX_EXPANDED_BYTES: usize = 1 << 20;
 
 /// A validated glob: a path matches when it matches any branch.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -201,6 +201,19 @@ struct GlobParser<'t> {
 /// string; otherwise every error points at `span`. Every problem is
 /// reported, not just the first.
 pub fn parse_glob(text: &str, span: Span) -> Result<Glob, Vec<Diagnostic>> {
+    let mut unlimited = usize::MAX;
+    parse_glob_budgeted(text, span, &mut unlimited)
+}
+
+/// [`parse_glob`] for a parser that bounds brace expansion across a whole
+/// file: this pattern's expansion may add at most `*budget` elements beyond
+/// its own length (checked before expanding), and a successful parse
+/// deducts what it added.
+pub fn parse_glob_budgeted(
+    text: &str,
+    span: Span,
+    budget: &mut usize,
+) -> Result<Glob, Vec<Diagnostic>> {
     if text.len() > MAX_PATTERN_BYTES {
         return Err(vec![
             Diagnostic::error(
@@ -225,7 +238,7 @@ pub fn parse_glob(text: &str, span: Span) -> Result<Glob, Vec<Diagnostic>> {
         return Err(p.errors);
     }
     // Count before expanding: the count can be astronomically large.
-    let count = count_branches(&seq);
+    let (count, total) = measure(&seq);
     if count > MAX_BRANCHES {
         return Err(vec![
             Diagnostic::error(
@@ -241,7 +254,7 @@ pub fn parse_glob(text: &str, span: Span) -> Result<Glob, Vec<Diagnostic>> {
             .with_help("split the rule into several patterns, or use `*` or `**`"),
         ]);
     }
-    if count.saturating_mul(p.pieces.len()) > MAX_EXPANDED_BYTES {
+    if total > MAX_EXPANDED_BYTES {
         return Err(vec![
             Diagnostic::error(
                 codes::GLOB_TOO_LARGE,
@@ -252,8 +265,34 @@ pub fn parse_glob(text: &str, span: Span) -> Result<Glob, Vec<Diagnostic>> {
             .with_help("split the pattern into several shorter ones"),
         ]);
     }
-    let mut flat: Vec<Vec<Elem>> = vec![Vec::new()];
-    expand(&seq, &mut flat);
+    let extra = total.saturating_sub(p.pieces.len());
+    if extra > *budget {
+        return Err(vec![
+            Diagnostic::error(
+                codes::GLOB_TOO_LARGE,
+                "patterns in this file expand to too much",
+                p.sp.at(0, text.len()),
+                "brace expansion beyond the limit for one file",
+            )
+            .with_help("use `*` or `**` instead of long brace lists"),
+        ]);
+    }
+    let flat: Vec<Vec<Elem>> = if seq.items.iter().all(|i| matches!(i, SeqItem::Elem(_))) {
+        // No braces (the common case): move the elements, no copies.
+        vec![
+            seq.items
+                .into_iter()
+                .filter_map(|i| match i {
+                    SeqItem::Elem(e) => Some(e),
+                    SeqItem::Alt(_) => None,
+                })
+                .collect(),
+        ]
+    } else {
+        let mut flat = vec![Vec::new()];
+        expand(&seq, &mut flat);
+        flat
+    };
     let whole = flat.len() == 1;
     let mut branches = Vec::with_capacity(flat.len());
     for elems in &flat {
@@ -262,6 +301,7 @@ pub fn parse_glob(text: &str, span: Span) -> Result<Glob, Vec<Diagnostic>> {
         }
     }
     if p.errors.is_empty() {
+        *budget -= extra;
         Ok(Glob { branches })
     } else {
         // Several branches share source text: report each place once.
@@ -758,52 +798,28 @@ fn segment(seg: &[Elem]) -> Segment {
     Segment::Atoms(atoms)
 }
 
-/// Number of branches, saturating at `usize::MAX`. Iterative over nesting.
-fn count_branches(seq: &Seq) -> usize {
-    // Evaluate with an explicit stack to survive deep nesting.
-    enum Work<'a> {
-        Seq(&'a Seq),
-        Alt(&'a [Seq]),
-        MulSeq(usize),
-        SumAlt(usize),
+/// The number of expansions of `seq` and their total length in elements,
+/// both saturating at `usize::MAX`. Recursion depth is bounded by
+/// [`MAX_BRACE_DEPTH`].
+fn measure(seq: &Seq) -> (usize, usize) {
+    let (mut count, mut total) = (1usize, 0usize);
+    for item in &seq.items {
+        let (c, l) = match item {
+            SeqItem::Elem(_) => (1, 1),
+            SeqItem::Alt(alts) => alts
+                .iter()
+                .map(measure)
+                .fold((0usize, 0usize), |(c, l), (c2, l2)| {
+                    (c.saturating_add(c2), l.saturating_add(l2))
+                }),
+        };
+        // Concatenation: every prefix meets every expansion of the item.
+        total = total
+            .saturating_mul(c)
+            .saturating_add(l.saturating_mul(count));
+        count = count.saturating_mul(c);
     }
-    let mut work = vec![Work::Seq(seq)];
-    let mut vals: Vec<usize> = Vec::new();
-    while let Some(w) = work.pop() {
-        match w {
-            Work::Seq(s) => {
-                let alts: Vec<&[Seq]> = s
-                    .items
-                    .iter()
-                    .filter_map(|i| match i {
-                        SeqItem::Alt(a) => Some(a.as_slice()),
-                        SeqItem::Elem(_) => None,
-                    })
-                    .collect();
-                work.push(Work::MulSeq(alts.len()));
-                for a in alts {
-                    work.push(Work::Alt(a));
-                }
-            }
-            Work::Alt(a) => {
-                work.push(Work::SumAlt(a.len()));
-                for s in a {
-                    work.push(Work::Seq(s));
-                }
-            }
-            Work::MulSeq(n) => {
-                let at = vals.len().saturating_sub(n);
-                let v = vals.drain(at..).fold(1usize, usize::saturating_mul);
-                vals.push(v);
-            }
-            Work::SumAlt(n) => {
-                let at = vals.len().saturating_sub(n);
-                let v = vals.drain(at..).fold(0usize, usize::saturating_add);
-                vals.push(v);
-            }
-        }
-    }
-    vals.pop().unwrap_or(1)
+    (count, total)
 }
 
 /// Appends the expansions of `seq` to every prefix in `out`. Recursion
@@ -1225,6 +1241,18 @@ mod tests {
         assert_eq!(errs(&many), [(codes::GLOB_TOO_MANY_BRANCHES, many.clone())]);
         // 2^10 = 1024 branches is the limit, and fine.
         assert_eq!(g(&"/{a,b}".repeat(10)).branches.len(), 1024);
+        // The size limit counts the real expansion: 1024 alternatives of a
+        // long list are fine, 1024 copies of a long text are not.
+        let list = format!(
+            "/usr/bin/{{{}}}",
+            (0..1024)
+                .map(|i| format!("tool{i}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        assert_eq!(g(&list).branches.len(), 1024);
+        let long = format!("/{}{}", "x".repeat(2000), "/{a,b}".repeat(10));
+        assert_eq!(errs(&long)[0].0, codes::GLOB_TOO_LARGE);
         // Astronomical counts do not overflow.
         let huge = "/{a,b,c,d,e,f,g,h}".repeat(40);
         assert_eq!(errs(&huge)[0].0, codes::GLOB_TOO_MANY_BRANCHES);
@@ -1385,6 +1413,36 @@ mod tests {
                 let segs = split_path(path.as_bytes()).unwrap();
                 let want = gl.branches.iter().any(|b| brute(&b.segments, &segs));
                 assert_eq!(gl.matches(path.as_bytes()), want, "{p} on {path}");
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 512, ..Default::default() })]
+
+        /// Random patterns and paths over a small alphabet: the matcher
+        /// agrees with the exhaustive backtracking definition.
+        #[test]
+        fn random_patterns_agree_with_brute_force(
+            segs in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "a", "b", "ab", "*", "**", "?", "a*", "*b", "*a*", "[ab]", "[!a]", "??", "{a,b}",
+                    "{a,**}", "a{,b}", "\\*", ".a", "*.a",
+                ]),
+                0..5,
+            ),
+            paths in proptest::collection::vec(
+                proptest::collection::vec(proptest::sample::select(vec!["a", "b", "ab", "ba", "*", ".a", "aab"]), 0..5),
+                1..8,
+            ),
+        ) {
+            let pattern = format!("/{}", segs.join("/"));
+            let gl = g(&pattern);
+            for p in paths {
+                let path = format!("/{}", p.join("/"));
+                let segs = split_path(path.as_bytes()).unwrap();
+                let want = gl.branches.iter().any(|b| brute(&b.segments, &segs));
+                proptest::prop_assert_eq!(gl.matches(path.as_bytes()), want, "{} on {}", pattern, path);
             }
         }
     }

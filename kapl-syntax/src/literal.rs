@@ -8,7 +8,7 @@
 use crate::ast::{AddrKind, AddrSpec, Pattern, PortSpec, StrLit};
 use crate::codes;
 use crate::diag::Diagnostic;
-use crate::glob::parse_glob;
+use crate::glob::parse_glob_budgeted;
 use crate::lexer::{StrTok, shorten};
 use crate::span::{FileId, Span};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -61,19 +61,22 @@ pub fn string(
     })
 }
 
-/// A path pattern. `start..end` is the token with its quotes.
+/// A path pattern. `start..end` is the token with its quotes; `budget` is
+/// the file's remaining brace-expansion allowance (see
+/// [`parse_glob_budgeted`]).
 pub fn pattern(
     file: FileId,
     tok: StrTok<'_>,
     start: usize,
     end: usize,
+    budget: &mut usize,
     diags: &mut Vec<Diagnostic>,
 ) -> Option<Pattern> {
     if !tok.terminated {
         return None;
     }
     let inner = Span::new(file, start + 1, start + 1 + tok.raw.len());
-    match parse_glob(tok.raw, inner) {
+    match parse_glob_budgeted(tok.raw, inner, budget) {
         Ok(glob) => Some(Pattern {
             source: tok.raw.to_string(),
             glob,

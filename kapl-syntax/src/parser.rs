@@ -16,7 +16,8 @@
 use crate::ast::{self, Block, Bounded, Grant, Ident, Plan, QualName, Step, StrLit};
 use crate::codes;
 use crate::diag::{self, Diagnostic};
-use crate::lexer::{self, Tok};
+use crate::lexer::{self, StrTok, Tok};
+use crate::literal;
 use crate::span::{FileId, Span};
 use lalrpop_util::{ErrorRecovery, ParseError};
 use std::cell::Cell;
@@ -40,6 +41,12 @@ lalrpop_util::lalrpop_mod!(
 /// At most this many errors are reported per file; the rest are summarized
 /// in one last diagnostic.
 pub const MAX_ERRORS: usize = 200;
+
+/// The most pattern elements brace expansion may add in one file, beyond
+/// the patterns' own length. Each pattern is bounded by itself
+/// ([`MAX_EXPANDED_BYTES`](crate::glob::MAX_EXPANDED_BYTES)); this bounds a
+/// file of many of them, before any is expanded.
+pub const MAX_EXPANSION: usize = 1 << 20;
 
 /// The result of parsing one file.
 #[derive(Clone, Debug)]
@@ -66,6 +73,8 @@ pub(crate) struct Ctx<'input> {
     /// feed, which stops once there are more than [`MAX_ERRORS`]: a file of
     /// garbage costs bounded memory and time.
     budget: Rc<Cell<usize>>,
+    /// What brace expansion may still add in this file (see [`MAX_EXPANSION`]).
+    expansion_left: usize,
 }
 
 /// A clause inside an objective or intent body.
@@ -101,6 +110,12 @@ impl<'input> Ctx<'input> {
     ) -> Option<T> {
         let mut found = Vec::new();
         let value = check(self.file, &mut found);
+        self.keep(found);
+        value
+    }
+
+    /// Keeps literal diagnostics while under the error budget.
+    fn keep(&mut self, found: Vec<Diagnostic>) {
         for d in found {
             let n = self.budget.get() + 1;
             self.budget.set(n);
@@ -108,7 +123,19 @@ impl<'input> Ctx<'input> {
                 self.diags.push(d);
             }
         }
-        value
+    }
+
+    /// A path pattern, checked, within the file's expansion budget.
+    pub(crate) fn pattern(
+        &mut self,
+        tok: StrTok<'input>,
+        l: usize,
+        r: usize,
+    ) -> Option<ast::Pattern> {
+        let mut found = Vec::new();
+        let p = literal::pattern(self.file, tok, l, r, &mut self.expansion_left, &mut found);
+        self.keep(found);
+        p
     }
 
     pub(crate) fn span(&self, l: usize, r: usize) -> Span {
@@ -206,6 +233,7 @@ pub fn parse(file: FileId, text: &str) -> Parsed {
         errors: Vec::new(),
         diags: lexed.diagnostics,
         budget: Rc::clone(&budget),
+        expansion_left: MAX_EXPANSION,
     };
     let last_token = lexed.tokens.last().map(|&(s, _, e)| (s, e));
     let tokens = lexed
@@ -344,6 +372,12 @@ fn parse_error(
                 && matches!(tok, Tok::Ident(_) | Tok::Number(_) | Tok::Addr(_))
             {
                 d.with_help("patterns are quoted absolute paths, such as `\"/srv/**\"`")
+            } else if matches!(
+                tok,
+                Tok::Objective | Tok::Intent | Tok::Plan | Tok::Authority
+            ) && n("`}`")
+            {
+                d.with_help("a `}` is probably missing before this: close the block above first")
             } else if n("`under`") && names.len() == 1 {
                 d.with_help(
                     "name what this serves: `intent NAME under OBJECTIVE { ... }`, \

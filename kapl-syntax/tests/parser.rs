@@ -431,6 +431,22 @@ fn ten_megabytes() {
 }
 
 #[test]
+fn missing_close_brace() {
+    let t = "objective o {\n  bound { fs read \"/a\"\n}\nplan p under o { step s { } }\n";
+    assert_eq!(diags(t), [(codes::UNEXPECTED_TOKEN, "plan".to_string())]);
+    let p = parse(FileId(0), t);
+    assert!(
+        p.diagnostics[0]
+            .help
+            .as_deref()
+            .unwrap()
+            .contains("`}` is probably missing")
+    );
+    // The next item is parsed normally.
+    assert!(matches!(p.file.items.last(), Some(Item::Plan(_))));
+}
+
+#[test]
 fn recovery_keeps_braces_balanced() {
     // A misspelled item keyword: one error, the next item is intact.
     let t = "objectiv o { about \"x\" bound { fs read \"/a\" } step s { } }\nauthority a { exec \"/b\" }";
@@ -467,6 +483,27 @@ fn recovery_keeps_braces_balanced() {
     // A stray block inside a rule list.
     let t = "authority a { fs read \"/a\" { exec \"/b\" } exec \"/c\" }";
     assert_eq!(diags(t), [(codes::UNEXPECTED_TOKEN, "{".to_string())]);
+}
+
+#[test]
+fn brace_expansion_is_bounded_per_file() {
+    use kapl_syntax::parser::MAX_ERRORS;
+    // Each pattern is within its own limits (1024 branches), but together
+    // they would expand a 2 MB file into gigabytes.
+    // About 1 MB each once expanded: one fits, the rest are refused
+    // before being expanded.
+    let pat = format!("\"/{}{}\"", "x".repeat(900), "/{a,b}".repeat(10));
+    let rule = format!("fs read {pat}\n");
+    let text = format!("authority a {{\n{}}}", rule.repeat(2_000));
+    let d = parse(FileId(0), &text).diagnostics;
+    assert_eq!(d[0].code, codes::GLOB_TOO_LARGE);
+    assert_eq!(d[0].message, "patterns in this file expand to too much");
+    assert_eq!(d.len(), MAX_ERRORS + 1);
+    assert!(
+        parse(FileId(0), &format!("authority a {{\n{rule}}}"))
+            .diagnostics
+            .is_empty()
+    );
 }
 
 #[test]

@@ -11,6 +11,7 @@ mod fmt;
 mod fs_loader;
 mod graph;
 mod inspect;
+mod lsp;
 mod output;
 mod render;
 
@@ -37,6 +38,8 @@ enum Command {
     Fmt(fmt::Args),
     /// Draw the authority chain (objective → intent → plan → steps → grants).
     Graph(graph::Args),
+    /// Run the language server (LSP 3.17) on stdin/stdout, for editors.
+    Lsp(lsp::Args),
 }
 
 fn main() -> ExitCode {
@@ -55,5 +58,6 @@ fn main() -> ExitCode {
         Command::Inspect(args) => inspect::run(&args),
         Command::Fmt(args) => fmt::run(&args),
         Command::Graph(args) => graph::run(&args),
+        Command::Lsp(args) => lsp::run(&args),
     }
 }

@@ -203,3 +203,124 @@ fn several_files_are_checked_independently() {
         "{err}"
     );
 }
+
+/// Writes `bytes` to a fresh file and checks it; returns (exit, stderr, JSON codes).
+fn check_bytes(bytes: &[u8]) -> (i32, String, Vec<String>) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("input.kapl");
+    std::fs::write(&path, bytes).unwrap_or_else(|e| panic!("{e}"));
+    let p = path.to_string_lossy().into_owned();
+    let human = kaplc(&["check", "--color", "never", &p]);
+    let (c, v) = json(&[&p]);
+    assert_eq!(code(&human), c, "both formats agree on the exit code");
+    let err = String::from_utf8_lossy(&human.stderr).into_owned();
+    assert!(!err.contains("panicked"), "{err}");
+    (c, err, codes(&v))
+}
+
+const CLEAN: &str = "objective o {\n  bound { fs read \"/srv/**\" }\n}\n";
+
+#[test]
+fn bad_input_empty_bom_crlf() {
+    let (c, _, k) = check_bytes(b"");
+    assert_eq!((c, k), (0, vec!["KAPL0010".to_string()]));
+    let (c, _, k) = check_bytes(format!("\u{feff}{CLEAN}").as_bytes());
+    assert_eq!((c, k), (0, Vec::<String>::new()));
+    let (c, _, k) = check_bytes(CLEAN.replace('\n', "\r\n").as_bytes());
+    assert_eq!((c, k), (0, Vec::<String>::new()));
+    // A CRLF file's errors are on the right line.
+    let (c, err, _) = check_bytes(b"objective o {\r\n  bound { fs read \"rel\" }\r\n}\r\n");
+    assert_eq!(c, 1);
+    assert!(err.contains("input.kapl:2:"), "{err}");
+}
+
+#[test]
+fn bad_input_bytes() {
+    let (c, _, k) = check_bytes(b"objective o { bound { fs read \"/\xc3\x28\" } }");
+    assert_eq!((c, k), (1, vec!["KAPL0002".to_string()]));
+    let (c, _, k) = check_bytes(b"\0\0\0\0");
+    assert_eq!(c, 1);
+    assert!(k.iter().all(|k| k == "KAPL0106"), "{k:?}");
+    let (c, _, k) = check_bytes(&[0xff; 4096]);
+    assert_eq!((c, k), (1, vec!["KAPL0002".to_string()]));
+    let (c, _, k) = check_bytes(b"objective o { bound { fs read \"/srv/**\" } } /* open");
+    assert_eq!((c, k), (1, vec!["KAPL0105".to_string()]));
+    let (c, _, k) = check_bytes(b"objective o { about \"open");
+    assert_eq!(c, 1);
+    assert!(k.contains(&"KAPL0104".to_string()), "{k:?}");
+}
+
+#[test]
+fn bad_input_huge_and_deep() {
+    // 50,000 nested braces: a diagnostic, no stack overflow.
+    let deep = format!("objective o {}{}", "{".repeat(50_000), "}".repeat(50_000));
+    let (c, _, k) = check_bytes(deep.as_bytes());
+    assert_eq!(c, 1);
+    assert!(!k.is_empty());
+    // A 200,000-character identifier is just a long name.
+    let long = "x".repeat(200_000);
+    let (c, _, k) =
+        check_bytes(format!("objective {long} {{ bound {{ fs read \"/a\" }} }}\n").as_bytes());
+    assert_eq!((c, k), (0, Vec::<String>::new()));
+    let (c, err, k) = check_bytes(format!("plan p under {long} {{ }}\n").as_bytes());
+    assert_eq!((c, k), (1, vec!["KAPL0301".to_string()]));
+    assert!(err.len() < 2_000_000);
+    // 10 MB of policy: checked, not refused.
+    let mut big = String::with_capacity(10 << 20);
+    let mut i = 0;
+    while big.len() < 10 << 20 {
+        big.push_str(&format!("authority a{i} {{ fs read \"/srv/{i}/**\" }}\n"));
+        i += 1;
+    }
+    big.push_str("objective o {\n  bound {\n");
+    for j in 0..i {
+        big.push_str(&format!("    use a{j}\n"));
+    }
+    // One mistake at the very end: found after reading all 10 MB, and the
+    // proofs (whose cost is measured by the prover's bench) do not run.
+    big.push_str("  }\n}\nplan p under nowhere { }\n");
+    let (c, _, k) = check_bytes(big.as_bytes());
+    assert_eq!((c, k), (1, vec!["KAPL0301".to_string()]));
+    // Past the size limit: refused with its own code.
+    let over = vec![b' '; kapl_check_limit() + 1];
+    let (c, _, k) = check_bytes(&over);
+    assert_eq!((c, k), (1, vec!["KAPL0003".to_string()]));
+}
+
+fn kapl_check_limit() -> usize {
+    64 << 20
+}
+
+#[test]
+fn odd_paths_exit_2() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let file = dir.path().join("f.kapl");
+    std::fs::write(&file, CLEAN).unwrap_or_else(|e| panic!("{e}"));
+    // A path through a regular file: not a directory.
+    let through = file.join("x.kapl");
+    assert_eq!(code(&kaplc(&["check", &through.to_string_lossy()])), 2);
+    // A dangling symlink.
+    let link = dir.path().join("dangling.kapl");
+    let _ = std::os::unix::fs::symlink(dir.path().join("gone"), &link);
+    assert_eq!(code(&kaplc(&["check", &link.to_string_lossy()])), 2);
+    // The directory itself.
+    assert_eq!(code(&kaplc(&["check", &dir.path().to_string_lossy()])), 2);
+    // Works from any directory: stdlib is embedded, paths are the user's.
+    let o = Command::new(env!("CARGO_BIN_EXE_kaplc"))
+        .args(["check", "f.kapl"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(code(&o), 0);
+    std::fs::write(
+        dir.path().join("g.kapl"),
+        "use std.runtime\nobjective o { bound { use runtime.loader } }\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let o = Command::new(env!("CARGO_BIN_EXE_kaplc"))
+        .args(["check", "g.kapl"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(code(&o), 0, "{}", String::from_utf8_lossy(&o.stderr));
+}
