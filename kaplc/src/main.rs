@@ -7,6 +7,7 @@
 
 mod build;
 mod check;
+mod diff;
 mod fmt;
 mod fs_loader;
 mod graph;
@@ -14,6 +15,7 @@ mod inspect;
 mod lsp;
 mod output;
 mod render;
+mod sarif;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -30,6 +32,9 @@ struct Cli {
 enum Command {
     /// Check policies: syntax, names, structure and proofs.
     Check(check::Args),
+    /// Show the authority NEW adds and removes per plan and step (exit 1
+    /// when NEW widens any plan).
+    Diff(diff::Args),
     /// Build an image (`.kapi`) from a policy that checks.
     Build(build::Args),
     /// Show an image's plans, steps, grants and tables.
@@ -54,6 +59,7 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Check(args) => check::run(&args),
+        Command::Diff(args) => diff::run(&args),
         Command::Build(args) => build::run(&args),
         Command::Inspect(args) => inspect::run(&args),
         Command::Fmt(args) => fmt::run(&args),
