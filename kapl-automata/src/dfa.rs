@@ -592,10 +592,26 @@ fn product(a: &Dfa, b: &Dfa, op: impl Fn(bool, bool) -> bool) -> Dfa {
     Dfa::from_parts(map, nc, trans, accept, 0)
 }
 
-/// Breadth-first search of the product for a shortest string whose pair of
-/// states satisfies `accept`; pairs failing `viable(a live, b live)` are not
-/// expanded. Classes are tried in order of readability, so among shortest
-/// witnesses the most readable one (letters first) is found.
+/// The cost of a witness byte: every byte costs 2, a `.` that starts a
+/// segment (a hidden file) 3 more, and a byte that is not printable ASCII 4
+/// more. So witnesses are shortest among readable ones: `/var/log/a.log`
+/// rather than `/var/log/.log`, unless only a hidden name will do.
+fn byte_cost(b: u8, after_slash: bool) -> usize {
+    let mut c = 2;
+    if b == b'.' && after_slash {
+        c += 3;
+    }
+    if readability_rank(b) >= 200 {
+        c += 4;
+    }
+    c
+}
+
+/// Cheapest-first search (Dijkstra over small integer costs, with a bucket
+/// queue) of the product for a string whose pair of states satisfies
+/// `accept`; pairs failing `viable(a live, b live)` are not expanded.
+/// Classes are tried in order of readability, so among witnesses of equal
+/// cost the most readable one (letters first) is found.
 fn product_witness(
     a: &Dfa,
     b: &Dfa,
@@ -604,18 +620,34 @@ fn product_witness(
 ) -> Option<Vec<u8>> {
     let (_, mut reps) = pair_classes(a, b);
     reps.sort_by_key(|r| readability_rank(r.0));
+    if !viable(!a.is_dead(a.start), !b.is_dead(b.start)) {
+        return None;
+    }
     let nb = b.state_count();
+    let key =
+        |sa: u32, sb: u32, slash: bool| (sa as usize * nb + sb as usize) * 2 + usize::from(slash);
     let dense = a.state_count().saturating_mul(nb) <= 1 << 20;
-    let mut seen_dense: Vec<bool> = if dense {
-        vec![false; a.state_count() * nb]
+    let mut done_dense: Vec<bool> = if dense {
+        vec![false; a.state_count() * nb * 2]
     } else {
         Vec::new()
     };
-    let mut seen_sparse: HashMap<(u32, u32), ()> = HashMap::new();
-    let mut mark = |sa: u32, sb: u32| -> bool {
-        if dense {
-            let k = sa as usize * nb + sb as usize;
-            match seen_dense.get_mut(k) {
+    let mut done_sparse: HashMap<usize, ()> = HashMap::new();
+    // (a state, b state, after slash, parent index, byte)
+    let mut nodes: Vec<(u32, u32, bool, u32, u8)> = vec![(a.start, b.start, false, u32::MAX, 0)];
+    let mut buckets: Vec<Vec<u32>> = vec![vec![0]];
+    let mut cost = 0;
+    while cost < buckets.len() {
+        let Some(i) = buckets[cost].pop() else {
+            cost += 1;
+            continue;
+        };
+        let Some(&(sa, sb, slash, _, _)) = nodes.get(i as usize) else {
+            continue;
+        };
+        let k = key(sa, sb, slash);
+        let fresh = if dense {
+            match done_dense.get_mut(k) {
                 Some(v) if !*v => {
                     *v = true;
                     true
@@ -623,39 +655,38 @@ fn product_witness(
                 _ => false,
             }
         } else {
-            seen_sparse.insert((sa, sb), ()).is_none()
+            done_sparse.insert(k, ()).is_none()
+        };
+        if !fresh {
+            continue;
         }
-    };
-    // (a state, b state, parent index, byte)
-    let mut nodes: Vec<(u32, u32, u32, u8)> = Vec::new();
-    if !viable(!a.is_dead(a.start), !b.is_dead(b.start)) {
-        return None;
-    }
-    mark(a.start, b.start);
-    nodes.push((a.start, b.start, u32::MAX, 0));
-    let mut i = 0;
-    while let Some(&(sa, sb, _, _)) = nodes.get(i) {
         if accept(a.is_accepting(sa), b.is_accepting(sb)) {
             let mut out = Vec::new();
-            let mut k = i;
-            while let Some(&(_, _, parent, byte)) = nodes.get(k) {
+            let mut j = i as usize;
+            while let Some(&(_, _, _, parent, byte)) = nodes.get(j) {
                 if parent == u32::MAX {
                     break;
                 }
                 out.push(byte);
-                k = parent as usize;
+                j = parent as usize;
             }
             out.reverse();
             return Some(out);
         }
-        for &(byte, ca, cb) in &reps {
+        // Push in reverse readability order: buckets pop from the back.
+        for &(byte, ca, cb) in reps.iter().rev() {
             let ta = a.next_class(sa, ca);
             let tb = b.next_class(sb, cb);
-            if viable(!a.is_dead(ta), !b.is_dead(tb)) && mark(ta, tb) {
-                nodes.push((ta, tb, to_u32(i), byte));
+            if !viable(!a.is_dead(ta), !b.is_dead(tb)) {
+                continue;
             }
+            let c = cost + byte_cost(byte, slash);
+            if buckets.len() <= c {
+                buckets.resize_with(c + 1, Vec::new);
+            }
+            buckets[c].push(to_u32(nodes.len()));
+            nodes.push((ta, tb, byte == b'/', i, byte));
         }
-        i += 1;
     }
     None
 }

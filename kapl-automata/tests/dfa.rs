@@ -134,6 +134,19 @@ fn witnesses_are_readable() {
     assert_eq!(w, Some(b"/srv/a".to_vec()));
     let w = d("/srv/[!a-z]").shortest_member();
     assert_eq!(w, Some(b"/srv/0".to_vec()));
+    // Hidden names only when nothing else will do.
+    assert_eq!(
+        d("/var/log/*.log").shortest_member(),
+        Some(b"/var/log/a.log".to_vec())
+    );
+    assert_eq!(
+        d("/srv/**/.env").shortest_member(),
+        Some(b"/srv/.env".to_vec())
+    );
+    assert_eq!(
+        d("/srv/**").witness_outside(&d("/srv/web/**")),
+        Some(b"/srv".to_vec())
+    );
 }
 
 #[test]

@@ -7,6 +7,7 @@
 //! Pure: files come in through the [`load::Loader`] trait; the solver is the
 //! only outside dependency.
 
+pub mod diff;
 pub mod graph;
 pub mod ir;
 pub mod load;

@@ -107,9 +107,7 @@ fn scan(before: &str) -> Option<Vec<Tok>> {
             i += 1;
         } else if c.is_ascii_alphanumeric() || c == b'_' || c == b'.' || c == b':' || c == b'/' {
             let start = i;
-            while i < b.len()
-                && (b[i].is_ascii_alphanumeric() || b"_.:/-".contains(&b[i]))
-            {
+            while i < b.len() && (b[i].is_ascii_alphanumeric() || b"_.:/-".contains(&b[i])) {
                 i += 1;
             }
             toks.push(Tok::Word(before[start..i].to_string()));
@@ -192,8 +190,19 @@ pub fn context(before: &str) -> Context {
     // Find the start of the current rule or clause: the last statement
     // keyword in `stmt`.
     let starts = [
-        "use", "grant", "about", "step", "fs", "exec", "net", "objective", "intent", "plan",
-        "authority", "bound", "never",
+        "use",
+        "grant",
+        "about",
+        "step",
+        "fs",
+        "exec",
+        "net",
+        "objective",
+        "intent",
+        "plan",
+        "authority",
+        "bound",
+        "never",
     ];
     let last_kw = stmt.iter().rposition(|t| match t {
         Tok::Word(w) => starts.contains(&w.as_str()),
@@ -351,17 +360,41 @@ mod tests {
         assert_eq!(ctx("use std.ru"), Context::Module);
         assert_eq!(ctx("use std.runtime\n"), Context::TopLevel);
         assert_eq!(ctx("objective o {\n  "), Context::BoundedBody);
-        assert_eq!(ctx("objective o {\n  bound {\n    "), Context::Rule { after_fs: false });
+        assert_eq!(
+            ctx("objective o {\n  bound {\n    "),
+            Context::Rule { after_fs: false }
+        );
         assert_eq!(ctx("objective o {\n  bound {\n    fs "), Context::Right);
-        assert_eq!(ctx("objective o {\n  bound {\n    fs read, wr"), Context::Right);
-        assert_eq!(ctx("objective o { bound { fs read \"/a\" "), Context::Rule { after_fs: true });
-        assert_eq!(ctx("objective o { bound { exec \"/a\" "), Context::Rule { after_fs: false });
+        assert_eq!(
+            ctx("objective o {\n  bound {\n    fs read, wr"),
+            Context::Right
+        );
+        assert_eq!(
+            ctx("objective o { bound { fs read \"/a\" "),
+            Context::Rule { after_fs: true }
+        );
+        assert_eq!(
+            ctx("objective o { bound { exec \"/a\" "),
+            Context::Rule { after_fs: false }
+        );
         assert_eq!(ctx("objective o { bound { net "), Context::NetOp);
         assert_eq!(ctx("objective o { bound { net connect "), Context::Addr);
-        assert_eq!(ctx("objective o { bound { net connect 10.0.0.0/8 "), Context::PortKeyword);
-        assert_eq!(ctx("objective o { bound { net connect 10.0.0.0/8, "), Context::Addr);
-        assert_eq!(ctx("objective o { bound { net bind any port "), Context::Port);
-        assert_eq!(ctx("objective o { bound { net bind any port 22 "), Context::Rule { after_fs: false });
+        assert_eq!(
+            ctx("objective o { bound { net connect 10.0.0.0/8 "),
+            Context::PortKeyword
+        );
+        assert_eq!(
+            ctx("objective o { bound { net connect 10.0.0.0/8, "),
+            Context::Addr
+        );
+        assert_eq!(
+            ctx("objective o { bound { net bind any port "),
+            Context::Port
+        );
+        assert_eq!(
+            ctx("objective o { bound { net bind any port 22 "),
+            Context::Rule { after_fs: false }
+        );
         assert_eq!(ctx("objective o { bound { use "), Context::Authority);
         assert_eq!(ctx("objective o { bound { fs read \"/a"), Context::Nothing);
         assert_eq!(ctx("objective o { // bound { "), Context::Nothing);
@@ -369,20 +402,36 @@ mod tests {
         assert_eq!(ctx("intent i under "), Context::Under { plan: false });
         assert_eq!(ctx("plan p under "), Context::Under { plan: true });
         assert_eq!(ctx("plan p under o {\n "), Context::PlanBody);
-        assert_eq!(ctx("plan p under o { grant "), Context::Rule { after_fs: false });
+        assert_eq!(
+            ctx("plan p under o { grant "),
+            Context::Rule { after_fs: false }
+        );
         assert_eq!(ctx("plan p under o { grant use "), Context::Authority);
         assert_eq!(ctx("plan p under o { grant use a "), Context::PlanBody);
         assert_eq!(ctx("plan p under o { step s { "), Context::StepBody);
-        assert_eq!(ctx("plan p under o { step s { about \"x\" "), Context::StepBody);
-        assert_eq!(ctx("plan p under o { step s { grant fs read \"/x\" "), Context::StepBody);
+        assert_eq!(
+            ctx("plan p under o { step s { about \"x\" "),
+            Context::StepBody
+        );
+        assert_eq!(
+            ctx("plan p under o { step s { grant fs read \"/x\" "),
+            Context::StepBody
+        );
         assert_eq!(
             ctx("plan p under o { step s {} step t after "),
-            Context::Step { plan: Some("p".into()) }
+            Context::Step {
+                plan: Some("p".into())
+            }
         );
         assert_eq!(
             ctx("plan p under o { step s {} step t after s, "),
-            Context::Step { plan: Some("p".into()) }
+            Context::Step {
+                plan: Some("p".into())
+            }
         );
-        assert_eq!(ctx("plan p under o { step s {} step t after s "), Context::Nothing);
+        assert_eq!(
+            ctx("plan p under o { step s {} step t after s "),
+            Context::Nothing
+        );
     }
 }

@@ -134,7 +134,10 @@ fn one_diagnostic(a: &Analysis, d: &Diagnostic, lines: &mut Lines<'_>) -> lsp_ty
         source: Some("kapl".to_string()),
         message,
         related_information: (!related.is_empty()).then_some(related),
-        data: d.witness.as_ref().and_then(|w| serde_json::to_value(w).ok()),
+        data: d
+            .witness
+            .as_ref()
+            .and_then(|w| serde_json::to_value(w).ok()),
         ..lsp_types::Diagnostic::default()
     }
 }
@@ -289,6 +292,9 @@ fn step_authority(a: &Analysis, d: &Def, s: &mut String) {
     let mut runs_loader = false;
     let groups = [("plan-wide", &plan.grants), ("this step", &step.grants)];
     for (title, ids) in groups {
+        if ids.is_empty() {
+            continue;
+        }
         let _ = writeln!(s, "// {title}");
         let mut last_site = None;
         for gid in ids.iter() {
@@ -428,7 +434,11 @@ pub fn completion(a: &Analysis, before: &str) -> CompletionResponse {
             }
             // Stdlib authorities of modules the file does not use yet.
             for (name, text) in kapl_check::stdlib::MODULES {
-                if a.index.defs.iter().any(|d| d.module.as_deref() == Some(name)) {
+                if a.index
+                    .defs
+                    .iter()
+                    .any(|d| d.module.as_deref() == Some(name))
+                {
                     continue;
                 }
                 let parsed = kapl_syntax::parse(FileId(u32::MAX), text);
@@ -490,7 +500,10 @@ pub fn symbols(a: &Analysis, enc: Encoding) -> Vec<DocumentSymbol> {
     let mut out: Vec<DocumentSymbol> = Vec::new();
     let mut plans: HashMap<String, usize> = HashMap::new();
     for d in a.index.defs.iter().filter(|d| d.name_span.file == root) {
-        #[expect(deprecated, reason = "the field is deprecated but required by the struct")]
+        #[expect(
+            deprecated,
+            reason = "the field is deprecated but required by the struct"
+        )]
         let sym = DocumentSymbol {
             name: d.name.clone(),
             detail: d

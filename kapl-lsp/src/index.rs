@@ -236,9 +236,9 @@ impl NameIndex {
 
     /// The definition of a step of a plan.
     pub fn lookup_step(&self, plan: &str, step: &str) -> Option<&Def> {
-        self.defs.iter().find(|d| {
-            d.kind == DefKind::Step && d.name == step && d.plan.as_deref() == Some(plan)
-        })
+        self.defs
+            .iter()
+            .find(|d| d.kind == DefKind::Step && d.name == step && d.plan.as_deref() == Some(plan))
     }
 
     /// What a reference resolves to.
@@ -253,14 +253,12 @@ impl NameIndex {
     /// The name at a byte offset of a file: a reference (resolved when
     /// possible) or a definition's own name.
     pub fn at(&self, file: FileId, offset: usize) -> Option<Hit<'_>> {
-        let inside = |s: Span| s.file == file && s.range().start <= offset && offset <= s.range().end;
+        let inside =
+            |s: Span| s.file == file && s.range().start <= offset && offset <= s.range().end;
         if let Some(r) = self.refs.iter().find(|r| inside(r.span)) {
             return Some(Hit::Ref(r, self.resolve(&r.target)));
         }
-        self.defs
-            .iter()
-            .find(|d| inside(d.name_span))
-            .map(Hit::Def)
+        self.defs.iter().find(|d| inside(d.name_span)).map(Hit::Def)
     }
 }
 

@@ -51,8 +51,8 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Config {
         Config {
-            debounce: Duration::from_millis(25),
-            proof_grace: Duration::from_millis(80),
+            debounce: Duration::from_millis(20),
+            proof_grace: Duration::from_millis(50),
         }
     }
 }
@@ -120,7 +120,11 @@ pub fn run(conn: &Connection, config: Config) -> Result<(), ServerError> {
         .as_ref()
         .and_then(|g| g.position_encodings.as_ref())
         .is_some_and(|e| e.contains(&PositionEncodingKind::UTF8));
-    let enc = if utf8 { Encoding::Utf8 } else { Encoding::Utf16 };
+    let enc = if utf8 {
+        Encoding::Utf8
+    } else {
+        Encoding::Utf16
+    };
     let caps = ServerCapabilities {
         position_encoding: Some(if utf8 {
             PositionEncodingKind::UTF8
@@ -171,6 +175,7 @@ pub fn run(conn: &Connection, config: Config) -> Result<(), ServerError> {
         enc,
         docs: HashMap::new(),
         jobs: job_tx,
+        shut_down: false,
     };
     let result = server.main_loop(&out_rx);
     drop(server);
@@ -186,6 +191,8 @@ struct Server<'c> {
     enc: Encoding,
     docs: HashMap<String, Doc>,
     jobs: Sender<Job>,
+    /// `shutdown` was answered: only `exit` is expected now.
+    shut_down: bool,
 }
 
 /// What the analysis threads send back.
@@ -271,17 +278,32 @@ impl Server<'_> {
             });
             select! {
                 recv(self.conn.receiver) -> msg => {
-                    let Ok(msg) = msg else { return Err(ServerError::Disconnected) };
+                    // After `shutdown`, the client may close the pipe
+                    // instead of sending `exit`: that is a clean end too.
+                    let Ok(msg) = msg else {
+                        return if self.shut_down { Ok(()) } else { Err(ServerError::Disconnected) };
+                    };
                     match msg {
-                        Message::Request(req) => {
-                            if self.conn.handle_shutdown(&req)? {
-                                return Ok(());
-                            }
-                            self.request(req);
+                        Message::Request(req) if req.method == "shutdown" => {
+                            self.shut_down = true;
+                            let _ = self.conn.sender.send(Response::new_ok(req.id, ()).into());
                         }
+                        Message::Request(req) if self.shut_down => {
+                            let resp = Response::new_err(
+                                req.id,
+                                ErrorCode::InvalidRequest as i32,
+                                "the server is shutting down".to_string(),
+                            );
+                            let _ = self.conn.sender.send(resp.into());
+                        }
+                        Message::Request(req) => self.request(req),
                         Message::Notification(n) => {
                             if n.method == "exit" {
-                                return Ok(());
+                                return if self.shut_down {
+                                    Ok(())
+                                } else {
+                                    Err(ServerError::Protocol("`exit` before `shutdown`".to_string()))
+                                };
                             }
                             self.notification(n);
                         }
@@ -460,13 +482,11 @@ impl Server<'_> {
     fn request(&mut self, req: Request) {
         let id = req.id.clone();
         let result = match req.method.as_str() {
-            HoverRequest::METHOD => {
-                self.with_doc(req, |s, doc, a, p: lsp_types::HoverParams| {
-                    let pos = p.text_document_position_params.position;
-                    let off = doc.lines.offset(&doc.text, pos, s.enc);
-                    serde_json::to_value(features::hover(a, &doc.text, off, s.enc)).ok()
-                })
-            }
+            HoverRequest::METHOD => self.with_doc(req, |s, doc, a, p: lsp_types::HoverParams| {
+                let pos = p.text_document_position_params.position;
+                let off = doc.lines.offset(&doc.text, pos, s.enc);
+                serde_json::to_value(features::hover(a, &doc.text, off, s.enc)).ok()
+            }),
             GotoDefinition::METHOD => {
                 self.with_doc(req, |s, doc, a, p: lsp_types::GotoDefinitionParams| {
                     let pos = p.text_document_position_params.position;

@@ -165,7 +165,10 @@ mod tests {
         // Past the end of a line: clamped before the line end.
         let end = idx.offset(text, Position::new(1, 99), Encoding::Utf16);
         assert_eq!(&text[end..end + 1], "\r");
-        assert_eq!(idx.offset(text, Position::new(9, 0), Encoding::Utf16), text.len());
+        assert_eq!(
+            idx.offset(text, Position::new(9, 0), Encoding::Utf16),
+            text.len()
+        );
     }
 
     #[test]

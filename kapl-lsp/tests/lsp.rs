@@ -43,7 +43,10 @@ fn clean_policy_has_no_diagnostics_and_symbols_nest_steps() {
     c.open(&uri, 1, &text);
     let diags = c.diagnostics(&uri, 1);
     assert_eq!(diags, json!([]), "{}", c.scrub(&diags));
-    let symbols = c.request("textDocument/documentSymbol", json!({"textDocument": {"uri": uri}}));
+    let symbols = c.request(
+        "textDocument/documentSymbol",
+        json!({"textDocument": {"uri": uri}}),
+    );
     insta::assert_snapshot!(c.scrub(&symbols));
     c.shutdown();
 }
@@ -77,7 +80,10 @@ fn a_half_typed_file_still_has_symbols_and_a_syntax_error() {
         codes.iter().any(|c| c.starts_with("KAPL01")),
         "expected a syntax error, got {codes:?}"
     );
-    let symbols = c.request("textDocument/documentSymbol", json!({"textDocument": {"uri": uri}}));
+    let symbols = c.request(
+        "textDocument/documentSymbol",
+        json!({"textDocument": {"uri": uri}}),
+    );
     let names: Vec<&str> = symbols
         .as_array()
         .unwrap()
@@ -141,7 +147,13 @@ fn edits_update_diagnostics_and_only_the_newest_version_is_published() {
     let (line, col) = pos_of(&text, "under diagnose", 6);
     for (i, ch) in "xyz".chars().enumerate() {
         let col = col + i as u32;
-        c.change_range(&uri, 2 + i as i64, (line, col), (line, col), &ch.to_string());
+        c.change_range(
+            &uri,
+            2 + i as i64,
+            (line, col),
+            (line, col),
+            &ch.to_string(),
+        );
     }
     let diags = c.diagnostics(&uri, 4);
     let msgs: Vec<&str> = diags
@@ -155,7 +167,11 @@ fn edits_update_diagnostics_and_only_the_newest_version_is_published() {
         "expected an unknown-name error: {msgs:?}"
     );
     // Versions 2 and 3 were superseded within the debounce: never published.
-    assert!(!c.inbox.iter().any(|n| n.params["version"] == 2 || n.params["version"] == 3));
+    assert!(
+        !c.inbox
+            .iter()
+            .any(|n| n.params["version"] == 2 || n.params["version"] == 3)
+    );
     // Undo the typo in one full change.
     c.change_full(&uri, 5, &text);
     assert_eq!(c.diagnostics(&uri, 5), json!([]));
@@ -171,18 +187,39 @@ fn hover_definition_and_completion() {
     let _ = c.diagnostics(&uri, 1);
 
     // Hover on a step: what it is, where, and its effective authority.
-    let h = c.request("textDocument/hover", at(&uri, pos_of(&text, "step read_logs", 6)));
+    let h = c.request(
+        "textDocument/hover",
+        at(&uri, pos_of(&text, "step read_logs", 6)),
+    );
     let value = h["contents"]["value"].as_str().unwrap_or("");
-    assert!(value.contains("step read_logs (plan investigate)"), "{value}");
+    assert!(
+        value.contains("step read_logs (plan investigate)"),
+        "{value}"
+    );
     assert!(value.contains("Effective authority"), "{value}");
-    assert!(value.contains("\ngrant fs read \"/var/log/web/deploy-*.log\"\n"), "{value}");
-    assert!(value.contains("\ngrant exec \"/usr/bin/{grep,tail}\"\n"), "{value}");
-    assert!(value.contains("// plan-wide\ngrant use runtime.loader    // expands to:\n    fs read \"/"), "{value}");
+    assert!(
+        value.contains("\ngrant fs read \"/var/log/web/deploy-*.log\"\n"),
+        "{value}"
+    );
+    assert!(
+        value.contains("\ngrant exec \"/usr/bin/{grep,tail}\"\n"),
+        "{value}"
+    );
+    assert!(
+        value.contains("// plan-wide\ngrant use runtime.loader    // expands to:\n    fs read \"/"),
+        "{value}"
+    );
     assert!(value.contains("dynamic loader"), "{value}");
-    assert!(!value.contains("/srv/web/src/**"), "another step's grant: {value}");
+    assert!(
+        !value.contains("/srv/web/src/**"),
+        "another step's grant: {value}"
+    );
 
     // Hover on a reference to an intent.
-    let h = c.request("textDocument/hover", at(&uri, pos_of(&text, "under diagnose", 7)));
+    let h = c.request(
+        "textDocument/hover",
+        at(&uri, pos_of(&text, "under diagnose", 7)),
+    );
     insta::assert_snapshot!("hover_intent", c.scrub(&h));
 
     // Definitions: `under diagnose` and `after read_logs`.
@@ -207,7 +244,22 @@ fn hover_definition_and_completion() {
     c.change_range(&uri, 3, (line + 1, 10), (line + 1, 10), "use ");
     let _ = c.diagnostics(&uri, 3);
     let items = c.request("textDocument/completion", at(&uri, (line + 1, 14)));
-    insta::assert_snapshot!("completion_use", labels(&items));
+    // Every stdlib authority, qualified (the stdlib grows: computed here).
+    let mut want: Vec<String> = Vec::new();
+    for (module, text) in kapl_check::stdlib::MODULES {
+        let parsed = kapl_syntax::parse(kapl_syntax::FileId(0), text);
+        for item in &parsed.file.items {
+            if let kapl_syntax::ast::Item::Authority(a) = item {
+                want.push(format!("{module}.{} (authority)", a.name.name));
+            }
+        }
+    }
+    want.sort();
+    assert!(
+        want.iter().any(|w| w.starts_with("runtime.loader ")),
+        "{want:?}"
+    );
+    assert_eq!(labels(&items), want.join("\n"));
     c.shutdown();
 }
 
@@ -233,10 +285,7 @@ fn unknown_requests_get_an_error_and_unknown_documents_null() {
     let mut c = Client::start(Client::config());
     let e = c.call("textDocument/rename", json!({})).unwrap_err();
     assert_eq!(e["code"], -32601, "{e}");
-    let r = c.request(
-        "textDocument/hover",
-        at("file:///nowhere/x.kapl", (0, 0)),
-    );
+    let r = c.request("textDocument/hover", at("file:///nowhere/x.kapl", (0, 0)));
     assert_eq!(r, Value::Null);
     c.shutdown();
 }
@@ -260,7 +309,10 @@ fn utf16_positions_with_non_ascii_text() {
     assert_eq!(codes, ["KAPL0201"], "{}", c.scrub(&diags));
     let range = &diags[0]["range"]["start"];
     let (line, col) = pos_of(text, "srv/a", 0);
-    assert_eq!((range["line"].clone(), range["character"].clone()), (json!(line), json!(col)));
+    assert_eq!(
+        (range["line"].clone(), range["character"].clone()),
+        (json!(line), json!(col))
+    );
     c.change_range(&uri, 2, (line, col), (line, col), "/");
     let diags = c.diagnostics(&uri, 2);
     assert!(

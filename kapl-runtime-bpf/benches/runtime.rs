@@ -70,9 +70,16 @@ fn in_child(ruleset: Option<RawFd>, cgroup: Option<&Path>, work: &dyn Fn()) -> D
     Duration::from_nanos(u64::from_ne_bytes(b))
 }
 
-/// Best of `reps` runs (the least disturbed by the shared machine).
-fn best(reps: usize, f: &dyn Fn() -> Duration) -> Duration {
-    (0..reps).map(|_| f()).min().unwrap_or_default()
+/// Best of `reps` rounds for each configuration, the configurations taking
+/// turns within each round so that load changes hit them all alike.
+fn interleaved(reps: usize, fs: &[&dyn Fn() -> Duration]) -> Vec<Duration> {
+    let mut out = vec![Duration::MAX; fs.len()];
+    for _ in 0..reps {
+        for (i, f) in fs.iter().enumerate() {
+            out[i] = out[i].min(f());
+        }
+    }
+    out
 }
 
 fn open_close(path: &CString, n: usize) {
@@ -243,74 +250,78 @@ fn main() {
         ("open+close, 1 level below", &f1),
         ("open+close, 9 levels below", &f9),
     ] {
-        let un = best(reps, &|| in_child(None, None, &|| open_close(path, n_ops)));
-        let pl = best(reps, &|| {
-            in_child(Some(plain.as_raw_fd()), None, &|| open_close(path, n_ops))
-        });
-        for (n, d, _) in &domains {
-            let k = best(reps, &|| {
-                in_child(Some(d.fd.as_raw_fd()), None, &|| open_close(path, n_ops))
-            });
+        let un = || in_child(None, None, &|| open_close(path, n_ops));
+        let pl = || in_child(Some(plain.as_raw_fd()), None, &|| open_close(path, n_ops));
+        let k0 = || {
+            in_child(Some(domains[0].1.fd.as_raw_fd()), None, &|| {
+                open_close(path, n_ops)
+            })
+        };
+        let k1 = || {
+            in_child(Some(domains[1].1.fd.as_raw_fd()), None, &|| {
+                open_close(path, n_ops)
+            })
+        };
+        let k2 = || {
+            in_child(Some(domains[2].1.fd.as_raw_fd()), None, &|| {
+                open_close(path, n_ops)
+            })
+        };
+        let r = interleaved(reps, &[&un, &pl, &k0, &k1, &k2]);
+        for (i, (n, _, _)) in domains.iter().enumerate() {
+            let k = r[2 + i];
             println!(
                 "| {label}, {n} grants | {} | {} | {} | {:.2}× | {:.2}× |",
-                per(un, n_ops),
-                per(pl, n_ops),
+                per(r[0], n_ops),
+                per(r[1], n_ops),
                 per(k, n_ops),
-                ratio(k, un),
-                ratio(k, pl)
+                ratio(k, r[0]),
+                ratio(k, r[1])
+            );
+        }
+        if std::ptr::eq(path, &f9) {
+            println!(
+                "| open+close 9 deep: 10000 vs 10 grants | | | {} vs {} | {:.2}× | |",
+                per(r[4], n_ops),
+                per(r[2], n_ops),
+                ratio(r[4], r[2])
             );
         }
     }
     {
-        let un = best(reps, &|| in_child(None, None, &|| stat_loop(&f9, n_ops)));
-        let pl = best(reps, &|| {
-            in_child(Some(plain.as_raw_fd()), None, &|| stat_loop(&f9, n_ops))
-        });
-        let (_, d, _) = &domains[2];
-        let k = best(reps, &|| {
-            in_child(Some(d.fd.as_raw_fd()), None, &|| stat_loop(&f9, n_ops))
-        });
+        let un = || in_child(None, None, &|| stat_loop(&f9, n_ops));
+        let pl = || in_child(Some(plain.as_raw_fd()), None, &|| stat_loop(&f9, n_ops));
+        let k = || {
+            in_child(Some(domains[2].1.fd.as_raw_fd()), None, &|| {
+                stat_loop(&f9, n_ops)
+            })
+        };
+        let r = interleaved(reps, &[&un, &pl, &k]);
         println!(
             "| stat, 9 levels below, 10000 grants | {} | {} | {} | {:.2}× | {:.2}× |",
-            per(un, n_ops),
-            per(pl, n_ops),
-            per(k, n_ops),
-            ratio(k, un),
-            ratio(k, pl)
+            per(r[0], n_ops),
+            per(r[1], n_ops),
+            per(r[2], n_ops),
+            ratio(r[2], r[0]),
+            ratio(r[2], r[1])
         );
     }
     {
-        let (_, d10, _) = &domains[0];
-        let (_, d10k, _) = &domains[2];
-        let a = best(reps, &|| {
-            in_child(Some(d10.fd.as_raw_fd()), None, &|| open_close(&f9, n_ops))
-        });
-        let b = best(reps, &|| {
-            in_child(Some(d10k.fd.as_raw_fd()), None, &|| open_close(&f9, n_ops))
-        });
-        println!(
-            "| open+close 9 deep: 10000 vs 10 grants | | | {} vs {} | {:.2}× | |",
-            per(b, n_ops),
-            per(a, n_ops),
-            ratio(b, a)
-        );
-    }
-    {
-        let un = best(reps, &|| in_child(None, None, &|| exec_loop(n_exec)));
-        let pl = best(reps, &|| {
-            in_child(Some(plain.as_raw_fd()), None, &|| exec_loop(n_exec))
-        });
-        let (_, d, _) = &domains[1];
-        let k = best(reps, &|| {
-            in_child(Some(d.fd.as_raw_fd()), None, &|| exec_loop(n_exec))
-        });
+        let un = || in_child(None, None, &|| exec_loop(n_exec));
+        let pl = || in_child(Some(plain.as_raw_fd()), None, &|| exec_loop(n_exec));
+        let k = || {
+            in_child(Some(domains[1].1.fd.as_raw_fd()), None, &|| {
+                exec_loop(n_exec)
+            })
+        };
+        let r = interleaved(reps, &[&un, &pl, &k]);
         println!(
             "| exec /usr/bin/true, 1000 grants | {} | {} | {} | {:.2}× | {:.2}× |",
-            per(un, n_exec),
-            per(pl, n_exec),
-            per(k, n_exec),
-            ratio(k, un),
-            ratio(k, pl)
+            per(r[0], n_exec),
+            per(r[1], n_exec),
+            per(r[2], n_exec),
+            ratio(r[2], r[0]),
+            ratio(r[2], r[1])
         );
     }
     // Network: connect through the cgroup hooks.
@@ -353,12 +364,10 @@ fn main() {
         let links = bpf.attach(step.fd()).unwrap();
         bpf.set_cgroup_step(cmd.id(), 0).unwrap();
         let plain_cg = Cgroup::create(sess.path(), "plain").unwrap();
-        let un = best(reps, &|| {
-            in_child(None, Some(plain_cg.path()), &|| connect_loop(port, n_conn))
-        });
-        let k = best(reps, &|| {
-            in_child(None, Some(cmd.path()), &|| connect_loop(port, n_conn))
-        });
+        let unf = || in_child(None, Some(plain_cg.path()), &|| connect_loop(port, n_conn));
+        let kf = || in_child(None, Some(cmd.path()), &|| connect_loop(port, n_conn));
+        let r = interleaved(reps, &[&unf, &kf]);
+        let (un, k) = (r[0], r[1]);
         let mut evs = Vec::new();
         bpf.drain(&mut evs);
         println!(

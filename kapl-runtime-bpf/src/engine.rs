@@ -571,6 +571,31 @@ impl Engine {
     }
 
     /// Forgets a finished command.
+    /// Ends a command and everything it started (its cgroup), e.g. when
+    /// its client disconnected.
+    pub fn kill_cmd(&mut self, cmd: u64) {
+        let Some(c) = self.cmds.get(&cmd) else {
+            return;
+        };
+        match &c.cgroup {
+            Some(cg) => {
+                let _ = cg.kill_all();
+            }
+            None => {
+                // SAFETY: pidfd_send_signal on a pidfd we own.
+                unsafe {
+                    libc::syscall(
+                        libc::SYS_pidfd_send_signal,
+                        c.pidfd.as_raw_fd(),
+                        libc::SIGKILL,
+                        0,
+                        0,
+                    );
+                }
+            }
+        }
+    }
+
     /// Commands that leave processes behind keep their cgroup (and their
     /// step's authority) until the step ends; an empty one is removed now,
     /// so a long session leaks no cgroups or map entries.

@@ -453,7 +453,15 @@ fn supervisor(
             let Some(c) = clients.get_mut(k) else {
                 continue;
             };
-            if c.reader.fill(c.fd.as_raw_fd()).is_err() || c.reader.eof && c.cmd.is_none() {
+            if c.reader.fill(c.fd.as_raw_fd()).is_err() || c.reader.eof {
+                // The client went away (killed, timed out): its command
+                // goes with it.
+                if let Some(cmd) = c.cmd {
+                    e.kill_cmd(cmd);
+                    let _ = e.reap(cmd);
+                    deliver(e.sync(), &clients);
+                    e.forget(cmd);
+                }
                 clients.remove(k);
                 continue;
             }

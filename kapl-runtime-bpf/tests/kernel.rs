@@ -829,3 +829,66 @@ fn walk_count(p: &std::path::Path) -> usize {
         })
         .unwrap_or(0)
 }
+
+#[test]
+fn a_killed_client_takes_its_command_along() {
+    let t = Tmp::new("client");
+    let img = t.path("p.kapi");
+    std::fs::write(
+        &img,
+        image(PolicySpec {
+            plan: "p",
+            plan_grants: vec![],
+            steps: vec![StepSpec {
+                name: "a",
+                after: vec![],
+                grants: vec![G::Exec(vec!["/usr/bin/sleep".into()])],
+            }],
+        }),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(kapl_run())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let o = run(&["session", "start", &img, "--plan", "p"]);
+    assert_eq!(o.status.code(), Some(0), "{}", s(&o).1);
+    let id = s(&o).0.trim().to_string();
+    let mut client = std::process::Command::new(kapl_run())
+        .args(["exec", "--session", &id, "--", "/usr/bin/sleep", "60"])
+        .spawn()
+        .unwrap();
+    let root = kapl_runtime_bpf::cgroup::cgroup2_root().unwrap();
+    let step_cg = root.join(format!("kapl-{id}/step-0-a"));
+    let procs = || walk_procs(&step_cg);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while procs() == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(procs(), 1, "sleep runs in the step");
+    client.kill().unwrap();
+    let _ = client.wait();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while procs() > 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(procs(), 0, "the command died with its client");
+    let o = run(&["session", "stop", "--session", &id]);
+    assert_eq!(o.status.code(), Some(0), "{}", s(&o).1);
+}
+
+fn walk_procs(p: &std::path::Path) -> usize {
+    let here = std::fs::read_to_string(p.join("cgroup.procs"))
+        .map(|s| s.lines().count())
+        .unwrap_or(0);
+    here + std::fs::read_dir(p)
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
+                .map(|e| walk_procs(&e.path()))
+                .sum()
+        })
+        .unwrap_or(0)
+}

@@ -92,6 +92,17 @@ fn emit(args: &Args, diags: &[Diagnostic], sources: &SourceMap, failed: bool, su
             println!("{doc}");
             eprintln!("{summary}");
         }
+        Format::Sarif => {
+            let doc = crate::sarif::sarif(
+                &[render::Batch {
+                    diagnostics: diags,
+                    sources,
+                }],
+                failed,
+            );
+            println!("{doc}");
+            eprintln!("{summary}");
+        }
         Format::Human => {
             eprint!("{}", render::human(diags, sources, args.color.for_stderr()));
             eprintln!("{summary}");

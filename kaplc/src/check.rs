@@ -75,6 +75,18 @@ pub fn run(args: &Args) -> ExitCode {
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "{doc}");
         }
+        Format::Sarif => {
+            let batches: Vec<render::Batch<'_>> = results
+                .iter()
+                .map(|(_, fe)| render::Batch {
+                    diagnostics: &fe.diagnostics,
+                    sources: &fe.sources,
+                })
+                .collect();
+            let doc = crate::sarif::sarif(&batches, unreadable);
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{doc}");
+        }
         Format::Human => {
             let color = args.color.for_stderr();
             let mut err = std::io::stderr().lock();

@@ -176,8 +176,13 @@ fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
         .file_name()
         .map_or_else(|| "policy".into(), |n| n.to_string_lossy().into_owned());
     let tmp = dir.join(format!(".{file_name}.kaplc-fmt.{}", std::process::id()));
+    // `create_new`: never follow or reuse something already there (and so
+    // never remove a file this run did not create).
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)?;
     let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
         f.write_all(text.as_bytes())?;
         f.sync_all()?;
         if let Ok(meta) = std::fs::metadata(path) {

@@ -7,12 +7,15 @@
 
 mod build;
 mod check;
+mod diff;
 mod fmt;
 mod fs_loader;
 mod graph;
 mod inspect;
+mod lsp;
 mod output;
 mod render;
+mod sarif;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -29,6 +32,9 @@ struct Cli {
 enum Command {
     /// Check policies: syntax, names, structure and proofs.
     Check(check::Args),
+    /// Show the authority NEW adds and removes per plan and step (exit 1
+    /// when NEW widens any plan).
+    Diff(diff::Args),
     /// Build an image (`.kapi`) from a policy that checks.
     Build(build::Args),
     /// Show an image's plans, steps, grants and tables.
@@ -37,6 +43,8 @@ enum Command {
     Fmt(fmt::Args),
     /// Draw the authority chain (objective → intent → plan → steps → grants).
     Graph(graph::Args),
+    /// Run the language server (LSP 3.17) on stdin/stdout, for editors.
+    Lsp(lsp::Args),
 }
 
 fn main() -> ExitCode {
@@ -51,9 +59,11 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Check(args) => check::run(&args),
+        Command::Diff(args) => diff::run(&args),
         Command::Build(args) => build::run(&args),
         Command::Inspect(args) => inspect::run(&args),
         Command::Fmt(args) => fmt::run(&args),
         Command::Graph(args) => graph::run(&args),
+        Command::Lsp(args) => lsp::run(&args),
     }
 }

@@ -38,4 +38,6 @@ pub enum Format {
     Human,
     /// One JSON document on stdout (shape documented in the book).
     Json,
+    /// One SARIF 2.1.0 log on stdout (for code-scanning upload).
+    Sarif,
 }

@@ -64,6 +64,9 @@ fn every_kapl_snippet_parses() {
     let mut count = 0;
     for (page, text) in book_pages() {
         for block in blocks(&text, "kapl") {
+            if block.starts_with("{{#include") {
+                continue; // a file of the repository, checked by its own tests
+            }
             count += 1;
             // A snippet is a whole file, a list of rules, or plan members.
             let ok = parses(block)

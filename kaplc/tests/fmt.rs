@@ -30,7 +30,8 @@ fn examples() -> Vec<PathBuf> {
 }
 
 /// What `kaplc check --format json` says, without positions: severity,
-/// code, message, help and witness of each finding, and the exit code.
+/// code, message, help, number of labels and witness of each finding, and
+/// the exit code.
 fn check_summary(path: &Path) -> (Option<i32>, Vec<String>) {
     let out = kaplc(&["check", "--format", "json", &path.display().to_string()]);
     let doc: Value = serde_json::from_slice(&out.stdout)
@@ -40,10 +41,28 @@ fn check_summary(path: &Path) -> (Option<i32>, Vec<String>) {
         .unwrap_or(&Vec::new())
         .iter()
         .map(|d| {
-            format!(
-                "{} {} {} | help: {} | witness: {}",
-                d["severity"], d["code"], d["message"], d["help"], d["witness"]
-            )
+            let mut line = format!(
+                "{} {} {} | help: {} | labels: {} | witness: {}",
+                d["severity"],
+                d["code"],
+                d["message"],
+                d["help"],
+                d["labels"].as_array().map_or(0, Vec::len),
+                d["witness"]
+            );
+            // A network witness is one model of many: Z3 may pick another
+            // address or port from run to run (it does under load), so only
+            // its kind and operation are compared.
+            let w = &d["witness"];
+            if w["kind"] == "net" {
+                let addr = w["addr"].as_str().unwrap_or("");
+                let port = w["port"].to_string();
+                line = line
+                    .replace(addr, "<addr>")
+                    .replace(&format!("port {port}"), "port <port>")
+                    .replace(&format!("\"port\":{port}"), "\"port\":<port>");
+            }
+            line
         })
         .collect();
     items.sort();

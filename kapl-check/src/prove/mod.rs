@@ -18,10 +18,10 @@
 //! error (`KAPL0404`), never a proof. Obligations run in parallel, one
 //! thread per core, each thread with its own Z3 context.
 
-mod compiled;
+pub(crate) mod compiled;
 mod lint;
 mod report;
-mod solver;
+pub(crate) mod solver;
 
 use crate::ir::{Cidr, GrantId, IntentId, ObjectiveId, Parent, Policy, PortRange, Rule};
 use crate::semantics::{self, Request};

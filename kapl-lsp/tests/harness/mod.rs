@@ -139,7 +139,14 @@ impl Client {
     }
 
     /// Replaces `line:character .. line:character` (UTF-16) with `text`.
-    pub fn change_range(&self, uri: &str, version: i64, from: (u32, u32), to: (u32, u32), text: &str) {
+    pub fn change_range(
+        &self,
+        uri: &str,
+        version: i64,
+        from: (u32, u32),
+        to: (u32, u32),
+        text: &str,
+    ) {
         self.notify(
             "textDocument/didChange",
             json!({"textDocument": {"uri": uri, "version": version}, "contentChanges": [{

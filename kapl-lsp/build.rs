@@ -1,0 +1,10 @@
+//! Link-time set-up: the server and its tests link libz3 (through
+//! kapl-check), which lives in `.z3/z3/lib` (see `.cargo/config.toml`);
+//! embed it as an rpath so they run without `LD_LIBRARY_PATH`.
+
+fn main() {
+    println!("cargo:rerun-if-env-changed=Z3_LIBRARY_PATH_OVERRIDE");
+    if let Ok(dir) = std::env::var("Z3_LIBRARY_PATH_OVERRIDE") {
+        println!("cargo:rustc-link-arg=-Wl,-rpath,{dir}");
+    }
+}

@@ -1,0 +1,147 @@
+//! `--format sarif`: diagnostics as one SARIF 2.1.0 log, for code-scanning
+//! upload in pre-merge CI.
+//!
+//! Input: the diagnostics and source maps of each checked file. Output: a
+//! JSON document with one run of the `kaplc` tool: one result per
+//! diagnostic (rule id = the stable code, level, message with the help
+//! appended, the primary location, secondary labels as related locations,
+//! and the witness request in the result's property bag). Columns count
+//! Unicode code points (`columnKind`), as the other outputs do.
+
+use crate::render::Batch;
+use kapl_syntax::{Diagnostic, Origin, Severity, SourceMap, Span};
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+
+/// The SARIF artifact location of a file: its path as given, or a stdlib
+/// module relative to the `KAPL_STDLIB` base.
+fn artifact(sources: &SourceMap, span: Span) -> Value {
+    match sources.get(span.file).map(|f| &f.origin) {
+        Some(Origin::Stdlib(m)) => json!({"uri": format!("{m}.kapl"), "uriBaseId": "KAPL_STDLIB"}),
+        Some(Origin::File(p) | Origin::Virtual(p)) => json!({"uri": uri_of(p)}),
+        None => json!({"uri": "unknown"}),
+    }
+}
+
+/// A relative or absolute path as a URI reference (spaces and other
+/// characters outside the URI grammar are percent-encoded).
+fn uri_of(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for b in path.bytes() {
+        if b.is_ascii_alphanumeric() || b"/-._~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    if path.starts_with('/') {
+        format!("file://{out}")
+    } else {
+        out
+    }
+}
+
+fn region(sources: &SourceMap, span: Span) -> Value {
+    let Some(f) = sources.get(span.file) else {
+        return json!({"startLine": 1});
+    };
+    let (sl, sc) = f.line_col(span.start);
+    let (el, ec) = f.line_col(span.end.max(span.start));
+    json!({"startLine": sl, "startColumn": sc, "endLine": el, "endColumn": ec.max(if el == sl { sc } else { 1 })})
+}
+
+fn location(sources: &SourceMap, span: Span) -> Value {
+    json!({"physicalLocation": {"artifactLocation": artifact(sources, span), "region": region(sources, span)}})
+}
+
+fn result(d: &Diagnostic, sources: &SourceMap) -> Value {
+    let level = match d.severity {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+        Severity::Note => "note",
+    };
+    let mut text = d.message.clone();
+    if let Some(h) = &d.help {
+        text.push_str("\nhelp: ");
+        text.push_str(h);
+    }
+    for n in &d.notes {
+        text.push_str("\nnote: ");
+        text.push_str(n);
+    }
+    let mut r = json!({
+        "ruleId": d.code,
+        "level": level,
+        "message": {"text": text},
+    });
+    if let Some(span) = d.primary_span() {
+        r["locations"] = json!([location(sources, span)]);
+    }
+    let related: Vec<Value> = d
+        .labels
+        .iter()
+        .filter(|l| !l.primary)
+        .enumerate()
+        .map(|(i, l)| {
+            let mut loc = location(sources, l.span);
+            loc["id"] = json!(i);
+            if !l.message.is_empty() {
+                loc["message"] = json!({"text": l.message});
+            }
+            loc
+        })
+        .collect();
+    if !related.is_empty() {
+        r["relatedLocations"] = Value::Array(related);
+    }
+    if let Some(w) = &d.witness {
+        r["properties"] = json!({"witness": w});
+    }
+    r
+}
+
+/// The SARIF log for every batch.
+pub fn sarif(batches: &[Batch<'_>], failed: bool) -> String {
+    let mut results = Vec::new();
+    let mut codes: BTreeSet<&'static str> = BTreeSet::new();
+    for b in batches {
+        for d in b.diagnostics {
+            codes.insert(d.code);
+            results.push(result(d, b.sources));
+        }
+    }
+    let rules: Vec<Value> = codes.iter().map(|c| json!({"id": c, "name": c})).collect();
+    let ok = !failed
+        && !batches
+            .iter()
+            .any(|b| b.diagnostics.iter().any(Diagnostic::is_error));
+    let doc = json!({
+        "$schema": "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {
+                "name": "kaplc",
+                "version": env!("CARGO_PKG_VERSION"),
+                "informationUri": "https://example.invalid/kapl",
+                "rules": rules,
+            }},
+            "originalUriBaseIds": {"KAPL_STDLIB": {"description": {"text": "kaplc's embedded standard library"}}},
+            "columnKind": "unicodeCodePoints",
+            "invocations": [{"executionSuccessful": !failed}],
+            "properties": {"ok": ok},
+            "results": results,
+        }],
+    });
+    serde_json::to_string_pretty(&doc).unwrap_or_else(|_| "{}".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::uri_of;
+
+    #[test]
+    fn uris_are_escaped() {
+        assert_eq!(uri_of("tests/a b.kapl"), "tests/a%20b.kapl");
+        assert_eq!(uri_of("/srv/x.kapl"), "file:///srv/x.kapl");
+    }
+}
