@@ -1,0 +1,128 @@
+//! Differential test: a glob's automaton accepts exactly the paths the
+//! reference matcher `Glob::matches` accepts, on every path of a small
+//! universe (depth ≤ 3, segments of 1–2 bytes over `a`, `b`, `.`, plus
+//! non-normalized paths, which neither may accept), for thousands of random
+//! globs; and products agree with the Boolean combination of the matcher.
+
+use kapl_automata::Dfa;
+use kapl_syntax::glob::{Atom, Branch, Glob, Segment};
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+const ALPHA: &[u8] = b"ab.";
+
+fn paths() -> Vec<Vec<u8>> {
+    let mut segs: Vec<Vec<u8>> = Vec::new();
+    for &x in ALPHA {
+        segs.push(vec![x]);
+        for &y in ALPHA {
+            segs.push(vec![x, y]);
+        }
+    }
+    // Keep `.` and `..` too: those paths are not normalized and must be
+    // rejected by both sides.
+    let mut all = vec![
+        b"/".to_vec(),
+        Vec::new(),
+        b"//".to_vec(),
+        b"/a/".to_vec(),
+        b"a".to_vec(),
+    ];
+    let mut layer: Vec<Vec<u8>> = vec![Vec::new()];
+    for _ in 0..3 {
+        let mut next = Vec::new();
+        for p in &layer {
+            for s in &segs {
+                let mut q = p.clone();
+                q.push(b'/');
+                q.extend_from_slice(s);
+                next.push(q);
+            }
+        }
+        all.extend(next.iter().cloned());
+        layer = next;
+    }
+    all
+}
+
+fn glob(rng: &mut Rng) -> Glob {
+    let mut branches = Vec::new();
+    for _ in 0..1 + rng.below(2) {
+        let mut segments = Vec::new();
+        for _ in 0..rng.below(4) {
+            if rng.below(4) == 0 {
+                segments.push(Segment::AnyDepth);
+                continue;
+            }
+            let atoms = (0..1 + rng.below(3))
+                .map(|_| match rng.below(6) {
+                    0 | 1 => {
+                        Atom::Literal((0..1 + rng.below(2)).map(|_| ALPHA[rng.below(3)]).collect())
+                    }
+                    2 => Atom::Star,
+                    3 => Atom::AnyByte,
+                    4 => Atom::Class {
+                        negated: rng.below(2) == 0,
+                        ranges: vec![[(b'a', b'a'), (b'a', b'b'), (b'.', b'.')][rng.below(3)]],
+                    },
+                    _ => Atom::Literal(vec![b'.']),
+                })
+                .collect();
+            segments.push(Segment::Atoms(atoms));
+        }
+        branches.push(Branch { segments });
+    }
+    Glob { branches }
+}
+
+#[test]
+fn automata_agree_with_the_reference_matcher() {
+    let universe = paths();
+    let mut accepted = 0usize;
+    for seed in 1..=3000u64 {
+        let mut rng = Rng(seed.wrapping_mul(0x2545_F491_4F6C_DD1D) | 1);
+        let g = glob(&mut rng);
+        let h = glob(&mut rng);
+        let (dg, dh) = (Dfa::from_glob(&g), Dfa::from_glob(&h));
+        let (union, inter, diff) = (dg.union(&dh), dg.intersection(&dh), dg.difference(&dh));
+        for p in &universe {
+            let (mg, mh) = (g.matches(p), h.matches(p));
+            accepted += usize::from(mg);
+            assert_eq!(
+                dg.accepts(p),
+                mg,
+                "seed {seed}: {:?} on {:?}\n{g:?}",
+                String::from_utf8_lossy(p),
+                p
+            );
+            assert_eq!(union.accepts(p), mg || mh, "seed {seed}: union");
+            assert_eq!(inter.accepts(p), mg && mh, "seed {seed}: intersection");
+            assert_eq!(diff.accepts(p), mg && !mh, "seed {seed}: difference");
+        }
+        // Witnesses are members, and emptiness is exact on the universe.
+        if let Some(w) = diff.shortest_member() {
+            assert!(
+                g.matches(&w) && !h.matches(&w),
+                "seed {seed}: witness {:?}",
+                String::from_utf8_lossy(&w)
+            );
+        }
+        assert_eq!(dg.is_subset_of(&dh), diff.is_empty(), "seed {seed}");
+        assert_eq!(dg.equivalent(&dh), dg == dh, "seed {seed}: canonical form");
+    }
+    assert!(
+        accepted > 10_000,
+        "too few matches to be meaningful: {accepted}"
+    );
+}
