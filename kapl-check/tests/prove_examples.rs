@@ -262,3 +262,43 @@ fn good_examples_stay_clean() {
         assert!(fe.diagnostics.is_empty(), "{name}: {:#?}", fe.diagnostics);
     }
 }
+
+#[test]
+fn unknown_is_an_error_never_a_proof() {
+    use kapl_check::prove::Limits;
+    let text = std::fs::read_to_string(format!("{EXAMPLES}/deploy.kapl")).unwrap_or_default();
+    let mut loader = MemoryLoader::new().with("deploy.kapl", text);
+    let fe = check_front(&mut loader, "deploy.kapl");
+    let Some(policy) = &fe.policy else {
+        panic!("front end failed")
+    };
+    let opts = Options {
+        limits: Limits {
+            timeout_ms: 1,
+            rlimit: 1,
+        },
+        threads: 1,
+        ..Options::default()
+    };
+    let report = prove_with(policy, &fe.sources, &opts);
+    let unknown = report
+        .outcomes
+        .iter()
+        .filter(|o| matches!(o.verdict, Verdict::Unknown(_)))
+        .count();
+    assert!(unknown > 0, "a resource limit of 1 should stop the solver");
+    // Every obligation the solver could not finish is an error, and none of
+    // them is reported as proved.
+    let errors = report
+        .diagnostics
+        .iter()
+        .filter(|d| d.code == codes::PROOF_UNKNOWN)
+        .count();
+    assert_eq!(errors, unknown);
+    assert!(
+        report
+            .diagnostics
+            .iter()
+            .all(|d| d.code != codes::PROOF_UNKNOWN || d.is_error())
+    );
+}
