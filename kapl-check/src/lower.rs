@@ -21,6 +21,11 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 /// exponential `use` diamonds).
 pub const MAX_EXPANDED_RULES: usize = 100_000;
 
+/// The most work lowering may do, in rules plus `via` entries produced for
+/// the whole policy (every authority's expansion counted): guards against
+/// long `use` chains whose expansions are each small but together quadratic.
+pub const MAX_TOTAL_RULES: usize = 4_000_000;
+
 fn mask_v4(a: Ipv4Addr, prefix: u8) -> Ipv4Addr {
     let bits = u32::from(a);
     let m = u32::MAX
@@ -208,6 +213,10 @@ struct Lowerer<'a> {
     /// Fully expanded rules of each authority.
     memo: HashMap<DefId, Vec<ir::Rule>>,
     diags: Vec<Diagnostic>,
+    /// Rules produced so far, against [`MAX_TOTAL_RULES`].
+    produced: usize,
+    /// The total budget ran out (reported once).
+    over_budget: bool,
 }
 
 impl<'a> Lowerer<'a> {
@@ -225,13 +234,38 @@ impl<'a> Lowerer<'a> {
                         self.diags.push(internal(r.span, "unresolved `use`"));
                         continue;
                     };
+                    if self.over_budget {
+                        continue;
+                    }
+                    // Cost: each rule and each step of its `via` chain (long
+                    // chains make both grow).
+                    let cost = inner.iter().map(|x| x.via.len() + 2).sum::<usize>();
+                    if self.produced.saturating_add(cost) > MAX_TOTAL_RULES {
+                        if !self.over_budget {
+                            self.over_budget = true;
+                            self.diags.push(
+                                Diagnostic::error(
+                                    codes::EXPANSION_TOO_LARGE,
+                                    "the policy expands to too many rules",
+                                    r.span,
+                                    "expanding this `use` makes the policy too large to lower",
+                                )
+                                .with_help("shorten chains of authorities that `use` each other"),
+                            );
+                        }
+                        continue;
+                    }
+                    self.produced += cost;
                     out.extend(inner.iter().map(|x| {
                         let mut x = x.clone();
                         x.via.insert(0, r.span);
                         x
                     }));
                 }
-                _ => out.extend(plain_rule(r)),
+                _ => {
+                    self.produced += 1;
+                    out.extend(plain_rule(r));
+                }
             }
         }
         out
@@ -299,6 +333,8 @@ pub fn lower(loaded: &Loaded, resolved: &Resolved) -> Result<ir::Policy, Vec<Dia
         resolved,
         memo: HashMap::new(),
         diags: Vec::new(),
+        produced: 0,
+        over_budget: false,
     };
     lw.expand_authorities();
     let mut policy = ir::Policy::default();

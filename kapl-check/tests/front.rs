@@ -596,3 +596,24 @@ fn bad_bytes_never_panic() {
     let fe = check_front(&mut l, "x.kapl");
     assert!(fe.diagnostics.is_empty(), "{:#?}", found(&fe));
 }
+
+#[test]
+fn long_use_chains_are_capped_not_quadratic() {
+    let n = 4_000;
+    let mut src = String::from("authority a0 { fs read \"/x\" }\n");
+    for i in 1..n {
+        src.push_str(&format!(
+            "authority a{i} {{ use a{} fs read \"/y\" }}\n",
+            i - 1
+        ));
+    }
+    src.push_str(&format!("objective o {{ bound {{ use a{} }} }}\n", n - 1));
+    let t = std::time::Instant::now();
+    let fe = check(&[("m.kapl", &src)]);
+    assert_eq!(
+        found(&fe).first().map(|f| f.0),
+        Some(codes::EXPANSION_TOO_LARGE)
+    );
+    assert!(fe.policy.is_none());
+    assert!(t.elapsed().as_secs() < 60, "took {:?}", t.elapsed());
+}

@@ -9,7 +9,41 @@
 //! that translation validation compares two independent constructions.
 
 use kapl_syntax::glob::{Atom, Branch, Glob, Segment};
-use std::collections::HashMap;
+use std::collections::HashMap as StdMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// A small, fast, non-cryptographic hasher for the compiler's internal
+/// tables (keys are state sets and rows built by the compiler itself).
+#[derive(Default, Clone, Copy)]
+pub(crate) struct Fx(u64);
+
+impl Hasher for Fx {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(b));
+        }
+    }
+    fn write_u64(&mut self, x: u64) {
+        self.0 = (self.0.rotate_left(5) ^ x).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_u32(&mut self, x: u32) {
+        self.write_u64(u64::from(x));
+    }
+    fn write_u8(&mut self, x: u8) {
+        self.write_u64(u64::from(x));
+    }
+    fn write_usize(&mut self, x: usize) {
+        self.write_u64(x as u64);
+    }
+}
+
+/// A hash map with [`Fx`].
+pub(crate) type HashMap<K, V> = StdMap<K, V, BuildHasherDefault<Fx>>;
 
 /// A set of bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -253,7 +287,7 @@ pub(crate) fn build(terms: &[Term<'_>]) -> Tagged {
     // Byte classes: refine by every edge set and by the normalized-path
     // automaton's bytes.
     let mut sig: Vec<Vec<u32>> = vec![Vec::new(); 256];
-    let mut distinct: HashMap<Bytes, u32> = HashMap::new();
+    let mut distinct: HashMap<Bytes, u32> = HashMap::default();
     for set in nfa.edges.iter().flatten().map(|(s, _)| *s).chain([
         Bytes::single(b'/'),
         Bytes::single(b'.'),
@@ -271,7 +305,7 @@ pub(crate) fn build(terms: &[Term<'_>]) -> Tagged {
             }
         }
     }
-    let mut class_of_sig: HashMap<&Vec<u32>, u8> = HashMap::new();
+    let mut class_of_sig: HashMap<&Vec<u32>, u8> = HashMap::default();
     let mut classes = [0u8; 256];
     let mut reps: Vec<u8> = Vec::new();
     for b in 0..=255u8 {
@@ -302,28 +336,35 @@ pub(crate) fn build(terms: &[Term<'_>]) -> Tagged {
         })
         .collect();
 
+    // ε-closure; `set` may hold duplicates on entry (they are dropped with
+    // the generation marks, so one sort at the end suffices).
     let closure = |set: &mut Vec<u32>, mark: &mut Vec<u32>, gen_: u32| {
-        let mut i = 0;
+        let mut out: Vec<u32> = Vec::with_capacity(set.len());
         for &s in set.iter() {
-            mark[s as usize] = gen_;
+            if mark[s as usize] != gen_ {
+                mark[s as usize] = gen_;
+                out.push(s);
+            }
         }
-        while i < set.len() {
-            let s = set[i] as usize;
+        let mut i = 0;
+        while i < out.len() {
+            let s = out[i] as usize;
             for &t in &nfa.eps[s] {
                 if mark[t as usize] != gen_ {
                     mark[t as usize] = gen_;
-                    set.push(t);
+                    out.push(t);
                 }
             }
             i += 1;
         }
-        set.sort_unstable();
+        out.sort_unstable();
+        *set = out;
     };
     let mut mark = vec![0u32; nfa.tag.len()];
     let mut generation = 0u32;
 
     let mut st = Subsets {
-        index: HashMap::new(),
+        index: HashMap::default(),
         todo: Vec::new(),
         trans: vec![0; cc], // dead state 0 loops
         accepted: vec![Vec::new()],
@@ -347,10 +388,11 @@ pub(crate) fn build(terms: &[Term<'_>]) -> Tagged {
         }
         for c in 0..cc {
             let n = norm::step(key.1, reps[c]);
+            if buckets[c].is_empty() {
+                continue; // the dead state 0, already in the table
+            }
             let mut set = std::mem::take(&mut buckets[c]);
             generation += 1;
-            set.sort_unstable();
-            set.dedup();
             closure(&mut set, &mut mark, generation);
             let to = st.intern((set, n), &nfa, &tags);
             st.trans[from as usize * cc + c] = to;
@@ -399,7 +441,7 @@ pub(crate) fn minimize(
     let n = label.len();
     // Initial blocks by label.
     let mut block: Vec<u32> = {
-        let mut ids: HashMap<u32, u32> = HashMap::new();
+        let mut ids: HashMap<u32, u32> = HashMap::default();
         label
             .iter()
             .map(|l| {
@@ -410,7 +452,8 @@ pub(crate) fn minimize(
     };
     let mut count = block.iter().copied().max().map_or(0, |m| m + 1);
     loop {
-        let mut ids: HashMap<Vec<u32>, u32> = HashMap::with_capacity(n);
+        let mut ids: HashMap<Vec<u32>, u32> =
+            HashMap::with_capacity_and_hasher(n, Default::default());
         let mut next = Vec::with_capacity(n);
         let mut sig = Vec::with_capacity(cc + 1);
         for s in 0..n {
@@ -471,7 +514,7 @@ pub(crate) fn minimize(
         }
     }
     // Merge classes whose columns are identical.
-    let mut col_id: HashMap<Vec<u32>, u8> = HashMap::new();
+    let mut col_id: HashMap<Vec<u32>, u8> = HashMap::default();
     let mut remap = vec![0u8; cc];
     let mut keep: Vec<usize> = Vec::new();
     for (c, r) in remap.iter_mut().enumerate() {
@@ -508,6 +551,9 @@ pub(crate) fn minimize(
 pub(crate) struct BeneathGraph {
     n: usize,
     rev: Vec<Vec<u32>>,
+    fwd: Vec<Vec<u32>>,
+    /// State-level reverse transitions (for the per-column live sets).
+    srev: Vec<Vec<u32>>,
     /// Per state `q`: the node reached from `q` by `/`.
     start: Vec<usize>,
 }
@@ -540,40 +586,58 @@ impl BeneathGraph {
             }
         }
         let mut rev: Vec<Vec<u32>> = vec![Vec::new(); n * 4];
+        let mut fwd: Vec<Vec<u32>> = vec![Vec::new(); n * 4];
         for s in 0..n {
             for mode in 0..4 {
                 for &b in &reps {
                     if let Some(nm) = step(mode, b) {
                         let t = m.next(s as u32, b) as usize;
                         rev[t * 4 + nm].push((s * 4 + mode) as u32);
+                        fwd[s * 4 + mode].push((t * 4 + nm) as u32);
                     }
                 }
             }
         }
-        for r in rev.iter_mut() {
+        for r in rev.iter_mut().chain(fwd.iter_mut()) {
+            r.sort_unstable();
+            r.dedup();
+        }
+        let mut srev: Vec<Vec<u32>> = vec![Vec::new(); n];
+        for s in 0..n {
+            for c in 0..m.class_count {
+                let t = m.trans[s * m.class_count + c] as usize;
+                srev[t].push(s as u32);
+            }
+        }
+        for r in srev.iter_mut() {
             r.sort_unstable();
             r.dedup();
         }
         let start = (0..n)
             .map(|q| m.next(q as u32, b'/') as usize * 4)
             .collect();
-        BeneathGraph { n, rev, start }
+        BeneathGraph {
+            n,
+            rev,
+            fwd,
+            srev,
+            start,
+        }
     }
 
-    fn propagate(&self, seed: impl Fn(usize) -> bool) -> Vec<bool> {
+    /// Backward closure from `seeds`, visiting only nodes of live states.
+    fn propagate(&self, seeds: Vec<usize>, live: &[bool]) -> Vec<bool> {
         let mut hit = vec![false; self.n * 4];
-        let mut stack: Vec<usize> = Vec::new();
-        for s in 0..self.n {
-            if seed(s) {
-                hit[s * 4 + 3] = true;
-                stack.push(s * 4 + 3);
-            }
+        let mut stack = seeds;
+        for &x in &stack {
+            hit[x] = true;
         }
         while let Some(x) = stack.pop() {
             for &p in &self.rev[x] {
-                if !hit[p as usize] {
-                    hit[p as usize] = true;
-                    stack.push(p as usize);
+                let p = p as usize;
+                if !hit[p] && live[p / 4] {
+                    hit[p] = true;
+                    stack.push(p);
                 }
             }
         }
@@ -584,10 +648,41 @@ impl BeneathGraph {
     /// directory path `P` (or the start state, standing for the root `/`),
     /// whether every / some normalized path `P/SEG(/SEG)*` is accepted.
     /// `accept[s]` says whether state `s` accepts for the column.
+    ///
+    /// Only states from which an accepting state is reachable (live) can
+    /// have either flag, so the work stays within the column's live part:
+    /// a live node is "bad" when it is a non-accepting end node or has an
+    /// edge out of the live part (from there a non-accepting end is
+    /// reachable), and badness flows backwards.
     pub fn beneath(&self, accept: &[bool]) -> (Vec<bool>, Vec<bool>) {
-        let good = self.propagate(|s| accept[s]);
-        let bad = self.propagate(|s| !accept[s]);
-        let all = self.start.iter().map(|&x| !bad[x]).collect();
+        let n = self.n;
+        let mut live = vec![false; n];
+        let mut stack: Vec<usize> = (0..n).filter(|&s| accept[s]).collect();
+        for &s in &stack {
+            live[s] = true;
+        }
+        while let Some(s) = stack.pop() {
+            for &p in &self.srev[s] {
+                if !live[p as usize] {
+                    live[p as usize] = true;
+                    stack.push(p as usize);
+                }
+            }
+        }
+        let live_nodes = || {
+            (0..n)
+                .filter(|&s| live[s])
+                .flat_map(|s| (0..4).map(move |m| s * 4 + m))
+        };
+        let good_seeds: Vec<usize> = (0..n).filter(|&s| accept[s]).map(|s| s * 4 + 3).collect();
+        let bad_seeds: Vec<usize> = live_nodes()
+            .filter(|&x| {
+                (x % 4 == 3 && !accept[x / 4]) || self.fwd[x].iter().any(|&t| !live[t as usize / 4])
+            })
+            .collect();
+        let good = self.propagate(good_seeds, &live);
+        let bad = self.propagate(bad_seeds, &live);
+        let all = self.start.iter().map(|&x| live[x / 4] && !bad[x]).collect();
         let some = self.start.iter().map(|&x| good[x]).collect();
         (all, some)
     }

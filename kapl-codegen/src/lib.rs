@@ -19,13 +19,13 @@ mod landlock;
 mod net;
 pub mod translate;
 
+use auto::HashMap;
 use kapl_check::ir::{self, Policy, RuleKind};
 use kapl_image::{
     BENEATH_ALL, BENEATH_SELF, BENEATH_SOME, Cell, Dfa, DfaKind, GrantKind, Image, ImageError,
     Intent, Meta, NO_GRANT, NetOp, Objective, RightSet, SourceLoc, Step,
 };
 use kapl_syntax::{Diagnostic, SourceMap, Span};
-use std::collections::HashMap;
 
 /// Diagnostic codes of this stage (defined in `kapl_syntax::codes`).
 pub mod codes {
@@ -253,7 +253,7 @@ pub(crate) fn build_dfa(policy: &Policy, plan: &ir::Plan, kind: DfaKind) -> Dfa 
     }
     let tagged = auto::build(&terms);
     // Accept rows (grant ids only) per tagged state.
-    let mut row_ids: HashMap<Vec<u32>, u32> = HashMap::new();
+    let mut row_ids: HashMap<Vec<u32>, u32> = HashMap::default();
     let mut rows: Vec<Vec<u32>> = Vec::new();
     let mut label = Vec::with_capacity(tagged.accepted.len());
     for acc in &tagged.accepted {
@@ -284,7 +284,7 @@ pub(crate) fn build_dfa(policy: &Policy, plan: &ir::Plan, kind: DfaKind) -> Dfa 
     // Beneath flags per column (identical columns computed once).
     let n = m.states();
     let mut flags = vec![0u8; n * width];
-    let mut done: HashMap<Vec<bool>, (Vec<bool>, Vec<bool>)> = HashMap::new();
+    let mut done: HashMap<Vec<bool>, (Vec<bool>, Vec<bool>)> = HashMap::default();
     let mut graph: Option<auto::BeneathGraph> = None;
     for col in 0..width {
         let accept: Vec<bool> = (0..n)
@@ -319,7 +319,7 @@ pub(crate) fn build_dfa(policy: &Policy, plan: &ir::Plan, kind: DfaKind) -> Dfa 
         }
     }
     // Final rows: grant + flags, deduplicated.
-    let mut cell_rows: HashMap<Vec<Cell>, u32> = HashMap::new();
+    let mut cell_rows: HashMap<Vec<Cell>, u32> = HashMap::default();
     let mut out_rows: Vec<Cell> = Vec::new();
     let mut state_row = Vec::with_capacity(n);
     for q in 0..n {

@@ -630,3 +630,86 @@ fn examples_agree_with_reference_semantics() {
         );
     }
 }
+
+/// The beneath flags against brute force on a small universe: where a
+/// state says everything strictly beneath is granted, every sampled path
+/// beneath is (soundness: Landlock rules built from it are never wider);
+/// where some sampled path beneath is granted, the state says so (the
+/// runtime's walk does not prune granted entries).
+#[test]
+fn beneath_flags_agree_with_brute_force() {
+    let mut rng = Rng(0x00be_0ea7);
+    let names: Vec<&[u8]> = vec![b"a", b"b", b"ab", b".env", b"x.log", b"bin"];
+    for _ in 0..25 {
+        let mut b = Builder::new();
+        let steps = 1 + rng.below(2);
+        let p = b.plan("p", steps);
+        for _ in 0..(1 + rng.below(5)) {
+            let step = if rng.chance(30) {
+                None
+            } else {
+                Some(rng.below(steps) as u32)
+            };
+            let pats: Vec<String> = (0..1 + rng.below(2))
+                .map(|_| random_glob(&mut rng))
+                .collect();
+            let ex: Vec<String> = (0..rng.below(2)).map(|_| random_glob(&mut rng)).collect();
+            let pr: Vec<&str> = pats.iter().map(String::as_str).collect();
+            let er: Vec<&str> = ex.iter().map(String::as_str).collect();
+            b.fs(p, step, &[*rng.pick(&Right::ALL)], &pr, &er);
+        }
+        let image = build(&b);
+        let d = &image.plans[0].fs;
+        // Directories of depth 0..=2 and their descendants of depth 1..=2.
+        let mut dirs: Vec<Vec<u8>> = vec![b"/".to_vec()];
+        for x in &names {
+            let mut p = b"/".to_vec();
+            p.extend_from_slice(x);
+            for y in &names {
+                let mut q = p.clone();
+                q.push(b'/');
+                q.extend_from_slice(y);
+                dirs.push(q);
+            }
+            dirs.push(p);
+        }
+        for dir in &dirs {
+            let q = if dir == b"/" { d.start } else { d.walk(dir) };
+            let mut below: Vec<Vec<u8>> = Vec::new();
+            for x in &names {
+                let mut p = if dir == b"/" { Vec::new() } else { dir.clone() };
+                p.push(b'/');
+                p.extend_from_slice(x);
+                for y in &names {
+                    let mut r = p.clone();
+                    r.push(b'/');
+                    r.extend_from_slice(y);
+                    below.push(r);
+                }
+                below.push(p);
+            }
+            for s in 0..steps as u32 {
+                for col in 0..4 {
+                    let f = d.cell(q, s, col).beneath;
+                    let granted =
+                        |p: &Vec<u8>| d.cell(d.walk(p), s, col).grant != kapl_image::NO_GRANT;
+                    if f & kapl_image::BENEATH_ALL != 0 {
+                        assert!(
+                            below.iter().all(granted),
+                            "ALL at {:?}",
+                            String::from_utf8_lossy(dir)
+                        );
+                    }
+                    if below.iter().any(granted) {
+                        assert_ne!(
+                            f & kapl_image::BENEATH_SOME,
+                            0,
+                            "SOME at {:?}",
+                            String::from_utf8_lossy(dir)
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

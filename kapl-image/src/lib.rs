@@ -62,9 +62,13 @@
 //!      `r` (Landlock checks these rights on the parent directory, so only a
 //!      wholly granted directory is exact).
 //!    - if `SOME` is set and `P` is a directory (never following symlinks),
-//!      for each entry `n`: `q' = dfa.walk_from(q, b"/" + n)` (at the root
-//!      `P = "/"`, walk just `n`), and visit `P/n` if `dfa.cell(q', ...)`
-//!      has `SELF` or `SOME`.
+//!      for each entry `n`: `q' = dfa.walk_from(q, b"/" + n)`, and visit
+//!      `P/n` if `dfa.cell(q', ...)` has `SELF` or `SOME`.
+//!
+//! The root is special: for `P = "/"` use `q = dfa.start` (its beneath
+//! flags describe every path below the root, and children are
+//! `dfa.walk_from(dfa.start, b"/" + n)`), while whether `/` itself is
+//! granted is `dfa.cell(dfa.walk(b"/"), ...)`.
 //!
 //! Every rule so made is inside the grant. What it cannot express (listing
 //! a partly granted directory, creating or deleting in a partly granted

@@ -559,6 +559,7 @@ fn session_steps_order_refusal_and_kill() {
     let (out, err) = s(&o);
     assert_eq!(o.status.code(), Some(0), "{err}");
     let id = out.trim().to_string();
+    let _guard = SessionGuard(id.clone());
     assert_eq!(id.len(), 8, "the id alone on stdout: {out:?}");
     let o = run(&["exec", "--session", &id, "--", "cat", &t.path("a/x")]);
     assert_eq!(s(&o).0, "in a\n", "{}", s(&o).1);
@@ -646,6 +647,7 @@ fn supervisor_death_ends_the_session() {
     let o = run(&["session", "start", &img, "--plan", "p"]);
     assert_eq!(o.status.code(), Some(0), "{}", s(&o).1);
     let id = s(&o).0.trim().to_string();
+    let _guard = SessionGuard(id.clone());
     let bg = std::process::Command::new(kapl_run())
         .args(["exec", "--session", &id, "--", "sleep", "60"])
         .env("PATH", "/usr/bin:/bin")
@@ -792,6 +794,7 @@ fn many_commands_leak_nothing() {
     let o = run(&["session", "start", &img, "--plan", "p"]);
     assert_eq!(o.status.code(), Some(0), "{}", s(&o).1);
     let id = s(&o).0.trim().to_string();
+    let _guard = SessionGuard(id.clone());
     let pid: i32 = std::fs::read_to_string(kapl_runtime_bpf::control::registry_dir().join(&id))
         .unwrap()
         .trim()
@@ -856,6 +859,7 @@ fn a_killed_client_takes_its_command_along() {
     let o = run(&["session", "start", &img, "--plan", "p"]);
     assert_eq!(o.status.code(), Some(0), "{}", s(&o).1);
     let id = s(&o).0.trim().to_string();
+    let _guard = SessionGuard(id.clone());
     let mut client = std::process::Command::new(kapl_run())
         .args(["exec", "--session", &id, "--", "/usr/bin/sleep", "60"])
         .spawn()

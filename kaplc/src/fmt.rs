@@ -10,7 +10,7 @@
 use crate::output::ColorChoice;
 use crate::render;
 use kapl_check::load::MAX_FILE_BYTES;
-use kapl_syntax::{Origin, SourceMap};
+use kapl_syntax::{Origin, SourceMap, codes};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -63,19 +63,26 @@ fn one(path: &Path, args: &Args) -> Outcome {
     let bytes = match read(path, stdin) {
         Ok(b) => b,
         Err(e) => {
-            eprintln!("error[KAPL0001]: cannot read `{name}`: {e}");
+            eprintln!(
+                "error[{}]: cannot read `{name}`: {e}",
+                codes::FILE_UNREADABLE
+            );
             return Outcome::Io;
         }
     };
     if bytes.len() > MAX_FILE_BYTES {
         eprintln!(
-            "error[KAPL0004]: `{name}` is too large ({} bytes; the limit is {MAX_FILE_BYTES})",
+            "error[{}]: `{name}` is too large ({} bytes; the limit is {MAX_FILE_BYTES})",
+            codes::FILE_TOO_LARGE,
             bytes.len()
         );
         return Outcome::Failed;
     }
     let Ok(text) = String::from_utf8(bytes) else {
-        eprintln!("error[KAPL0002]: `{name}` is not valid UTF-8; not formatted");
+        eprintln!(
+            "error[{}]: `{name}` is not valid UTF-8; not formatted",
+            codes::NOT_UTF8
+        );
         return Outcome::Failed;
     };
     let body = text.strip_prefix('\u{feff}').unwrap_or(&text);
@@ -103,7 +110,10 @@ fn one(path: &Path, args: &Args) -> Outcome {
         {
             Ok(()) => Outcome::Ok,
             Err(e) => {
-                eprintln!("error[KAPL0001]: cannot write to stdout: {e}");
+                eprintln!(
+                    "error[{}]: cannot write to stdout: {e}",
+                    codes::FILE_UNREADABLE
+                );
                 Outcome::Io
             }
         };
@@ -120,7 +130,10 @@ fn one(path: &Path, args: &Args) -> Outcome {
             Outcome::Ok
         }
         Err(e) => {
-            eprintln!("error[KAPL0001]: cannot write `{name}`: {e}");
+            eprintln!(
+                "error[{}]: cannot write `{name}`: {e}",
+                codes::FILE_UNREADABLE
+            );
             Outcome::Io
         }
     }

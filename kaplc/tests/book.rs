@@ -154,3 +154,25 @@ fn the_graph_in_the_book_is_what_kaplc_prints() {
          dot -Tsvg book/src/img/deploy-investigate.dot > book/src/img/deploy-investigate.svg"
     );
 }
+
+#[test]
+fn every_code_the_book_names_exists() {
+    let codes = read("kapl-syntax/src/codes.rs");
+    let mut missing = Vec::new();
+    for (page, text) in book_pages() {
+        let bytes = text.as_bytes();
+        for (i, _) in text.match_indices("KAPL") {
+            let digits = &bytes[i + 4..(i + 8).min(bytes.len())];
+            if digits.len() == 4 && digits.iter().all(u8::is_ascii_digit) {
+                let code = &text[i..i + 8];
+                if !codes.contains(&format!("\"{code}\"")) {
+                    missing.push(format!("{page}: {code}"));
+                }
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "codes named in the book but not in codes.rs: {missing:?}"
+    );
+}

@@ -381,3 +381,14 @@ pub fn image_from_text(name: &str, text: &str) -> Vec<u8> {
     .unwrap_or_else(|d| panic!("compile: {d:?}"));
     kapl_image::write(&out.image).expect("write image")
 }
+
+/// Stops a session when dropped, so a failing test leaves no supervisor,
+/// cgroup or program behind.
+pub struct SessionGuard(pub String);
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        let _ = Command::new(kapl_run())
+            .args(["session", "stop", "--session", &self.0])
+            .output();
+    }
+}
