@@ -30,40 +30,11 @@ use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-/// Landlock access bits (uapi values).
+/// Landlock access bits: the uapi values shared with the image
+/// (`kapl_image::access`), plus the groupings the runtime needs.
 pub mod access {
-    /// Execute a file.
-    pub const EXECUTE: u64 = 1 << 0;
-    /// Open a file for writing.
-    pub const WRITE_FILE: u64 = 1 << 1;
-    /// Open a file for reading.
-    pub const READ_FILE: u64 = 1 << 2;
-    /// List a directory.
-    pub const READ_DIR: u64 = 1 << 3;
-    /// Remove a directory.
-    pub const REMOVE_DIR: u64 = 1 << 4;
-    /// Remove a file.
-    pub const REMOVE_FILE: u64 = 1 << 5;
-    /// Make a character device.
-    pub const MAKE_CHAR: u64 = 1 << 6;
-    /// Make a directory.
-    pub const MAKE_DIR: u64 = 1 << 7;
-    /// Make a regular file.
-    pub const MAKE_REG: u64 = 1 << 8;
-    /// Make a socket.
-    pub const MAKE_SOCK: u64 = 1 << 9;
-    /// Make a FIFO.
-    pub const MAKE_FIFO: u64 = 1 << 10;
-    /// Make a block device.
-    pub const MAKE_BLOCK: u64 = 1 << 11;
-    /// Make a symbolic link.
-    pub const MAKE_SYM: u64 = 1 << 12;
-    /// Link or rename across directories.
-    pub const REFER: u64 = 1 << 13;
-    /// Truncate.
-    pub const TRUNCATE: u64 = 1 << 14;
-    /// ioctl on devices.
-    pub const IOCTL_DEV: u64 = 1 << 15;
+    pub use kapl_image::access::*;
+
     /// Rights that apply to a file itself (allowed in a rule on a file).
     pub const FILE: u64 = EXECUTE | WRITE_FILE | READ_FILE | TRUNCATE | IOCTL_DEV;
     /// Rights checked on the parent directory of the object.
@@ -78,7 +49,7 @@ pub mod access {
         | MAKE_SYM
         | REFER;
     /// Every right of ABI 7.
-    pub const ALL: u64 = (1 << 16) - 1;
+    pub const ALL: u64 = ALL_ABI7;
 
     /// The names the kernel's audit records use (`blockers=fs.NAME`).
     pub fn name(bit: u64) -> &'static str {
