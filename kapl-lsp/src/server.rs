@@ -203,24 +203,32 @@ enum Outcome {
     Full(Arc<Analysis>),
 }
 
+/// The next piece of work for a worker thread: waits while nothing is
+/// queued, then drains the channel so that a newer item for a document
+/// replaces any older one still queued for it. `None` once the sender is gone.
+fn next_coalesced<T>(
+    jobs: &Receiver<T>,
+    queue: &mut VecDeque<T>,
+    same_document: impl Fn(&T, &T) -> bool,
+) -> Option<T> {
+    if queue.is_empty() {
+        queue.push_back(jobs.recv().ok()?);
+    }
+    while let Ok(j) = jobs.try_recv() {
+        queue.retain(|q| !same_document(q, &j));
+        queue.push_back(j);
+    }
+    queue.pop_front()
+}
+
 /// The front-end thread: parse, load, resolve, lower. Hands policies that
 /// lowered to the proof thread, so a long proof never delays the next
 /// version's front-end findings.
 fn front_loop(jobs: &Receiver<Job>, out: &Sender<Outcome>, proofs: &Sender<Arc<Analysis>>) {
     let mut queue: VecDeque<Job> = VecDeque::new();
     loop {
-        if queue.is_empty() {
-            match jobs.recv() {
-                Ok(j) => queue.push_back(j),
-                Err(_) => return,
-            }
-        }
-        while let Ok(j) = jobs.try_recv() {
-            queue.retain(|q| q.key != j.key);
-            queue.push_back(j);
-        }
-        let Some(job) = queue.pop_front() else {
-            continue;
+        let Some(job) = next_coalesced(jobs, &mut queue, |a, b| a.key == b.key) else {
+            return;
         };
         if job.latest.load(Ordering::SeqCst) != job.version {
             continue;
@@ -247,18 +255,8 @@ fn front_loop(jobs: &Receiver<Job>, out: &Sender<Outcome>, proofs: &Sender<Arc<A
 fn prove_loop(jobs: &Receiver<Arc<Analysis>>, out: &Sender<Outcome>) {
     let mut queue: VecDeque<Arc<Analysis>> = VecDeque::new();
     loop {
-        if queue.is_empty() {
-            match jobs.recv() {
-                Ok(j) => queue.push_back(j),
-                Err(_) => return,
-            }
-        }
-        while let Ok(j) = jobs.try_recv() {
-            queue.retain(|q| q.key != j.key);
-            queue.push_back(j);
-        }
-        let Some(front) = queue.pop_front() else {
-            continue;
+        let Some(front) = next_coalesced(jobs, &mut queue, |a, b| a.key == b.key) else {
+            return;
         };
         if front.is_stale() {
             continue;
