@@ -111,8 +111,10 @@ fn run(n: usize, per_plan: usize) -> Row {
     );
     let policy = fe.policy.as_ref().expect("policy");
     let t1 = Instant::now();
-    let out = kapl_codegen::compile(
+    let automata = fe.automata.as_ref().expect("the prover's automata");
+    let out = kapl_codegen::compile_with(
         policy,
+        automata,
         &fe.sources,
         &kapl_codegen::Options {
             policy: "bench".into(),
@@ -123,7 +125,7 @@ fn run(n: usize, per_plan: usize) -> Row {
     let (states, tbytes, size, fits, t3) = match out {
         Ok(out) => {
             let bytes = kapl_image::write(&out.image).expect("encodes");
-            let tv = kapl_codegen::translate::validate(policy, &bytes);
+            let tv = kapl_codegen::translate::validate_with(policy, automata, &bytes);
             assert!(
                 tv.is_empty(),
                 "translation validation failed: {:#?}",
