@@ -330,8 +330,8 @@ impl Dfa {
         }
     }
 
-    /// The minimal, canonically numbered DFA of the same language (Moore's
-    /// partition refinement on the reachable states, then breadth-first
+    /// The minimal, canonically numbered DFA of the same language
+    /// (Hopcroft's partition refinement on the reachable states, then breadth-first
     /// renumbering, then merging classes with identical columns).
     #[must_use]
     fn minimize(&self) -> Dfa {
@@ -354,42 +354,26 @@ impl Dfa {
                 }
             }
         }
-        // Moore refinement over reachable states.
-        let mut block = vec![0u32; n];
-        let mut count = 0usize;
-        {
-            let mut ids: HashMap<bool, u32> = HashMap::default();
-            for &s in &order {
-                let next = to_u32(ids.len());
-                block[s as usize] = *ids.entry(self.accept[s as usize]).or_insert(next);
-            }
-            count = count.max(ids.len());
+        // Hopcroft refinement by acceptance over the reachable states
+        // (renumbered in `order`; unreachable states keep block 0 and are
+        // never used).
+        let mut index = vec![0u32; n];
+        for (i, &s) in order.iter().enumerate() {
+            index[s as usize] = to_u32(i);
         }
-        let mut sig: Vec<u32> = Vec::with_capacity(nc + 1);
-        loop {
-            let mut ids: HashMap<Vec<u32>, u32> =
-                HashMap::with_capacity_and_hasher(count * 2, Default::default());
-            let mut next_block = vec![0u32; n];
-            for &s in &order {
-                sig.clear();
-                sig.push(block[s as usize]);
-                let row = &self.trans[s as usize * nc..(s as usize + 1) * nc];
-                sig.extend(row.iter().map(|&t| block[t as usize]));
-                let fresh = to_u32(ids.len());
-                next_block[s as usize] = match ids.get(&sig) {
-                    Some(&b) => b,
-                    None => {
-                        ids.insert(sig.clone(), fresh);
-                        fresh
-                    }
-                };
-            }
-            let new_count = ids.len();
-            block = next_block;
-            if new_count == count {
-                break;
-            }
-            count = new_count;
+        let sub: Vec<u32> = order
+            .iter()
+            .flat_map(|&s| (0..nc).map(move |c| (s as usize) * nc + c))
+            .map(|k| index[self.trans[k] as usize])
+            .collect();
+        let label: Vec<u32> = order
+            .iter()
+            .map(|&s| u32::from(self.accept[s as usize]))
+            .collect();
+        let (sub_block, count) = crate::partition::coarsest_partition(nc, &sub, &label);
+        let mut block = vec![0u32; n];
+        for (&s, &b) in order.iter().zip(&sub_block) {
+            block[s as usize] = b;
         }
         // One representative state per block.
         let mut rep = vec![u32::MAX; count];

@@ -205,7 +205,7 @@ impl Min {
     }
 }
 
-/// Moore minimization by `label`, then class merging and breadth-first
+/// Minimization by `label` (Hopcroft), then class merging and breadth-first
 /// renumbering from the start state.
 pub(crate) fn minimize(
     classes: [u8; 256],
@@ -215,46 +215,8 @@ pub(crate) fn minimize(
     label: &[u32],
 ) -> Min {
     let n = label.len();
-    // Initial blocks by label.
-    let mut block: Vec<u32> = {
-        let mut ids: HashMap<u32, u32> = HashMap::default();
-        label
-            .iter()
-            .map(|l| {
-                let k = ids.len() as u32;
-                *ids.entry(*l).or_insert(k)
-            })
-            .collect()
-    };
-    let mut count = block.iter().copied().max().map_or(0, |m| m + 1);
-    loop {
-        let mut ids: HashMap<Vec<u32>, u32> =
-            HashMap::with_capacity_and_hasher(n, Default::default());
-        let mut next = Vec::with_capacity(n);
-        let mut sig = Vec::with_capacity(cc + 1);
-        for s in 0..n {
-            sig.clear();
-            sig.push(block[s]);
-            for c in 0..cc {
-                sig.push(block[trans[s * cc + c] as usize]);
-            }
-            let k = ids.len() as u32;
-            let id = match ids.get(&sig) {
-                Some(&i) => i,
-                None => {
-                    ids.insert(sig.clone(), k);
-                    k
-                }
-            };
-            next.push(id);
-        }
-        let new_count = ids.len() as u32;
-        block = next;
-        if new_count == count {
-            break;
-        }
-        count = new_count;
-    }
+    let (block, count) = kapl_automata::coarsest_partition(cc, trans, label);
+    let count = count as u32;
     // Quotient, renumbered breadth-first from the start.
     let mut order: Vec<u32> = vec![u32::MAX; count as usize];
     let mut rep: Vec<usize> = Vec::new();
