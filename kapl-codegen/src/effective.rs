@@ -54,7 +54,7 @@ pub(crate) fn loader_warnings(
         .bound
         .iter()
         .filter_map(|r| match &r.kind {
-            RuleKind::Exec { patterns } => Some(patterns.iter().map(|p| &p.glob)),
+            RuleKind::Exec { patterns } => Some(patterns.iter().map(|p| &*p.glob)),
             _ => None,
         })
         .flatten()
@@ -63,7 +63,7 @@ pub(crate) fn loader_warnings(
         .never
         .iter()
         .filter_map(|r| match &r.kind {
-            RuleKind::Exec { patterns } => Some(patterns.iter().map(|p| &p.glob)),
+            RuleKind::Exec { patterns } => Some(patterns.iter().map(|p| &*p.glob)),
             _ => None,
         })
         .flatten()
