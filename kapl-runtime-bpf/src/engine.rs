@@ -61,6 +61,20 @@ pub enum RunError {
     Denied(String),
 }
 
+/// Decision events that could not be reported, by where they were lost.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Losses {
+    /// Network and exec events: ring-buffer reservations that failed
+    /// (exact, this session's programs only).
+    pub ring_buffer: u64,
+    /// Audit records dropped at the session's audit socket (receive buffer
+    /// full; exact).
+    pub audit_socket: u64,
+    /// Audit records the kernel dropped host-wide while the session ran
+    /// (backlog full; exact for the host, an upper bound for the session).
+    pub audit_kernel: u64,
+}
+
 /// How the engine enforces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -678,12 +692,25 @@ impl Engine {
         self.pump(true)
     }
 
-    /// Events lost so far (ring buffer full).
+    /// Decision events lost so far (see [`Engine::losses`]), in total.
     pub fn lost(&self) -> u64 {
-        self.kern
-            .as_ref()
-            .and_then(|k| k.bpf.lost().ok())
-            .unwrap_or(0)
+        let l = self.losses();
+        l.ring_buffer
+            .saturating_add(l.audit_socket)
+            .saturating_add(l.audit_kernel)
+    }
+
+    /// Losses by channel. A counter that cannot be read counts as
+    /// `u64::MAX`: never a silent 0.
+    pub fn losses(&self) -> Losses {
+        match &self.kern {
+            Some(k) => Losses {
+                ring_buffer: k.bpf.lost().unwrap_or(u64::MAX),
+                audit_socket: k.audit.dropped().unwrap_or(u64::MAX),
+                audit_kernel: k.audit.kernel_lost().unwrap_or(u64::MAX),
+            },
+            None => Losses::default(),
+        }
     }
 
     fn chain(&self, step: u32) -> (String, String, Option<String>, String) {
@@ -1000,7 +1027,19 @@ impl Engine {
         let mut notes = self.pump(true);
         notes.clear();
         let ended = self.end_step_processes().unwrap_or(0);
+        let losses = self.losses();
         let lost = self.lost();
+        if lost > 0
+            && let Some(f) = self.audit_out.as_mut()
+        {
+            // The audit file says itself that it is incomplete.
+            let rec = json!({
+                "time": now_rfc3339(), "session": self.id, "verdict": "lost",
+                "lost": {"ring_buffer_events": losses.ring_buffer, "audit_socket_records": losses.audit_socket, "audit_kernel_records": losses.audit_kernel},
+                "reason": "decision events the kernel could not deliver (ring buffer, audit socket or audit backlog full; the kernel's count is host-wide); each lost audit record may be a denial",
+            });
+            let _ = writeln!(f, "{rec}");
+        }
         if let Some(mut k) = self.kern.take() {
             drop(k.watchdog.take());
             let path = k.session_cg.path().to_path_buf();
@@ -1009,7 +1048,7 @@ impl Engine {
             let _ = cgroup::remove_tree(&path);
         }
         format!(
-            "session {} ended: plan {}, last step {}, {} processes ended, {} denials, {} first allows reported, {} events lost, {:.1}s",
+            "session {} ended: plan {}, last step {}, {} processes ended, {} denials, {} first allows reported, {} events lost ({} ring buffer, {} audit socket, {} audit backlog host-wide), {:.1}s",
             self.id,
             self.plan_name(),
             self.step_name(),
@@ -1017,6 +1056,9 @@ impl Engine {
             self.denies,
             self.allows,
             lost,
+            losses.ring_buffer,
+            losses.audit_socket,
+            losses.audit_kernel,
             self.started.elapsed().as_secs_f64()
         )
     }
