@@ -135,6 +135,7 @@ pub struct Engine {
     id: String,
     pending_records: Vec<Record>,
     lingering: Vec<Cgroup>,
+    watchdog_restarts: u64,
 }
 
 fn ll(e: domain::DomainError) -> RunError {
@@ -283,6 +284,7 @@ impl Engine {
             id: id.to_string(),
             pending_records: Vec::new(),
             lingering: Vec::new(),
+            watchdog_restarts: 0,
         };
         e.visited[start as usize] = true;
         e.attach_step()?;
@@ -634,17 +636,52 @@ impl Engine {
         let _ = cg.remove();
     }
 
-    /// Fds to poll for decisions.
+    /// Fds to poll for decisions (and the watchdog's pidfd: see
+    /// [`Engine::pump`]).
     pub fn event_fds(&self) -> Vec<RawFd> {
         match &self.kern {
-            Some(k) => vec![k.bpf.events_fd(), k.audit.fd()],
+            Some(k) => {
+                let mut v = vec![k.bpf.events_fd(), k.audit.fd()];
+                v.extend(k.watchdog.as_ref().map(cgroup::Watchdog::fd));
+                v
+            }
             None => Vec::new(),
         }
+    }
+
+    /// A session outlives its watchdog only while the supervisor lives: a
+    /// killed watchdog is replaced at once. If no new one can be started,
+    /// the session's processes are ended (fail closed: no command runs
+    /// without the guarantee that it dies with the supervisor), and the
+    /// next pump tries again.
+    fn rearm_watchdog(&mut self) {
+        let Some(k) = self.kern.as_mut() else {
+            return;
+        };
+        if !k.watchdog.as_ref().is_none_or(cgroup::Watchdog::exited) {
+            return;
+        }
+        k.watchdog = None;
+        match cgroup::Watchdog::start(k.session_cg.path(), crate::audit::release_hold) {
+            Ok(w) => {
+                k.watchdog = Some(w);
+                self.watchdog_restarts += 1;
+            }
+            Err(_) => {
+                let _ = k.session_cg.kill_all();
+            }
+        }
+    }
+
+    /// How many times a killed watchdog was replaced.
+    pub fn watchdog_restarts(&self) -> u64 {
+        self.watchdog_restarts
     }
 
     /// Reads pending decisions, writes them to the audit file, and returns
     /// the lines to show.
     pub fn pump(&mut self, flush: bool) -> Vec<Notice> {
+        self.rearm_watchdog();
         let mut out = Vec::new();
         let Some(k) = self.kern.as_mut() else {
             return out;

@@ -548,11 +548,12 @@ fn supervisor(
                 }
                 Ok(Request::Status) => {
                     let m = format!(
-                        "session {id}: plan {}, step {}, {} denials, {} events lost",
+                        "session {id}: plan {}, step {}, {} denials, {} events lost, watchdog restarted {} times",
                         e.plan_name(),
                         e.step_name(),
                         e.denies,
-                        e.lost()
+                        e.lost(),
+                        e.watchdog_restarts()
                     );
                     let _ = control::send(c.fd.as_raw_fd(), &Reply::Ok { message: m }, &[]);
                     clients.remove(k);
@@ -659,8 +660,21 @@ fn connect(explicit: Option<&str>) -> Result<OwnedFd, RunError> {
     let id = find_session(explicit)?;
     // SAFETY: getuid never fails.
     let uid = unsafe { libc::getuid() };
-    control::connect(&control::socket_name(uid, &id))
-        .map_err(|e| RunError::Session(format!("cannot reach session {id}: {e}")))
+    control::connect(&control::socket_name(uid, &id)).map_err(|e| {
+        // Nobody listens: the supervisor ended or was killed (its watchdog
+        // then ended the session's commands). Forget its registry entry.
+        if matches!(
+            e.raw_os_error(),
+            Some(libc::ECONNREFUSED) | Some(libc::ENOENT)
+        ) {
+            let _ = std::fs::remove_file(control::registry_dir().join(&id));
+            RunError::Session(format!(
+                "session {id} is not running (no supervisor answers on its control socket: {e}); start one with `kapl-run session start IMAGE --plan NAME`"
+            ))
+        } else {
+            RunError::Session(format!("cannot reach session {id}: {e}"))
+        }
+    })
 }
 
 fn read_replies(fd: &OwnedFd) -> Result<i32, RunError> {

@@ -125,6 +125,477 @@ fn lost_of(line: &str) -> u64 {
         .expect("a number before `events lost`")
 }
 
+/// The tests of this file run one at a time: they measure timing and
+/// count processes, programs and descriptors.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn pidfd(pid: i32) -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: pidfd_open on a pid; the fd is fresh and ours.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    // SAFETY: a fresh fd.
+    (fd >= 0).then(|| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Whether the process behind `fd` has exited, waiting up to `timeout`.
+fn exited(fd: &std::os::fd::OwnedFd, timeout: Duration) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: poll on our pidfd.
+    unsafe { libc::poll(&mut p, 1, timeout.as_millis() as i32) == 1 }
+}
+
+/// Every pid in a cgroup tree.
+fn tree_pids(p: &Path) -> Vec<i32> {
+    let mut v: Vec<i32> = std::fs::read_to_string(p.join("cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    if let Ok(rd) = std::fs::read_dir(p) {
+        for e in rd.flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                v.extend(tree_pids(&e.path()));
+            }
+        }
+    }
+    v
+}
+
+/// Every cgroup directory in a tree (the root included).
+fn tree_cgroups(p: &Path) -> usize {
+    if !p.is_dir() {
+        return 0;
+    }
+    1 + std::fs::read_dir(p)
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
+                .map(|e| tree_cgroups(&e.path()))
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn children(pid: i32) -> Vec<i32> {
+    let mut v = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for t in rd.flatten() {
+            v.extend(
+                std::fs::read_to_string(t.path().join("children"))
+                    .unwrap_or_default()
+                    .split_whitespace()
+                    .filter_map(|x| x.parse::<i32>().ok()),
+            );
+        }
+    }
+    v
+}
+
+/// The session's watchdog: the supervisor's one child outside the
+/// session's cgroups.
+fn watchdog_of(sup: i32) -> i32 {
+    let w: Vec<i32> = children(sup)
+        .into_iter()
+        .filter(|c| {
+            !std::fs::read_to_string(format!("/proc/{c}/cgroup"))
+                .unwrap_or_default()
+                .contains("/kapl-")
+        })
+        .collect();
+    assert_eq!(
+        w.len(),
+        1,
+        "one watchdog among the children of {sup}: {w:?}"
+    );
+    w[0]
+}
+
+/// BPF objects a process holds, by kind, from its fds' fdinfo: (kind,
+/// id) with kind `prog`, `map` or `link`.
+fn bpf_objects(pid: i32) -> Vec<(&'static str, u32)> {
+    let mut v = Vec::new();
+    let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return v;
+    };
+    for e in rd.flatten() {
+        let target = std::fs::read_link(e.path()).unwrap_or_default();
+        let (kind, key) = match target.to_string_lossy().as_ref() {
+            "anon_inode:bpf-prog" => ("prog", "prog_id:"),
+            "anon_inode:bpf-map" => ("map", "map_id:"),
+            "anon_inode:bpf_link" => ("link", "link_id:"),
+            _ => continue,
+        };
+        let info = std::fs::read_to_string(format!(
+            "/proc/{pid}/fdinfo/{}",
+            e.file_name().to_string_lossy()
+        ))
+        .unwrap_or_default();
+        if let Some(id) = info
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|x| x.trim().parse().ok())
+        {
+            v.push((kind, id));
+        }
+    }
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// Whether the kernel still has BPF object `id` of `kind` (bpf(2)
+/// `*_GET_FD_BY_ID`; the fd is closed at once).
+fn bpf_exists(kind: &str, id: u32) -> bool {
+    let cmd = match kind {
+        "prog" => 13,
+        "map" => 14,
+        _ => 30,
+    };
+    let mut attr = [0u64; 16];
+    attr[0] = u64::from(id);
+    // SAFETY: bpf(2) with a zeroed attr of 128 bytes whose first word is
+    // the id.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            attr.as_mut_ptr(),
+            std::mem::size_of_val(&attr),
+        )
+    };
+    if fd >= 0 {
+        // SAFETY: closing the fd we were given.
+        unsafe { libc::close(fd as i32) };
+        return true;
+    }
+    let e = std::io::Error::last_os_error();
+    assert_eq!(
+        e.raw_os_error(),
+        Some(libc::ENOENT),
+        "bpf GET_FD_BY_ID {kind} {id}: {e}"
+    );
+    false
+}
+
+/// (audit `enabled`, the original value and hold count in /run/kapl/audit).
+fn audit_state() -> (u32, u32, u32) {
+    let en = kapl_runtime_bpf::audit::audit_enabled().expect("AUDIT_GET");
+    let st = std::fs::read_to_string("/run/kapl/audit").unwrap_or_default();
+    let mut it = st.split_whitespace().filter_map(|x| x.parse().ok());
+    (en, it.next().unwrap_or(0), it.next().unwrap_or(0))
+}
+
+fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) -> Duration {
+    let t = Instant::now();
+    while !f() {
+        assert!(t.elapsed() < timeout, "{what}: not within {timeout:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    t.elapsed()
+}
+
+/// What a process that died with its session must have left: nothing.
+/// `pids` are the session's processes (pidfds taken before the kill),
+/// `objs` the supervisor's BPF objects, `watchdog` its watchdog.
+fn assert_all_gone(
+    tag: &str,
+    cg: &Path,
+    pids: &[(i32, std::os::fd::OwnedFd)],
+    objs: &[(&'static str, u32)],
+    watchdog: &std::os::fd::OwnedFd,
+    audit_before: (u32, u32, u32),
+) {
+    let t = Instant::now();
+    for (pid, fd) in pids {
+        assert!(
+            exited(fd, Duration::from_secs(10)),
+            "{tag}: session process {pid} still runs 10 s after the supervisor died"
+        );
+    }
+    let procs = t.elapsed();
+    let cgs = wait_until(
+        &format!("{tag}: session cgroup removed"),
+        Duration::from_secs(10),
+        || !cg.exists(),
+    );
+    assert!(
+        exited(watchdog, Duration::from_secs(10)),
+        "{tag}: the watchdog did not finish"
+    );
+    let progs = wait_until(
+        &format!("{tag}: the session's BPF programs, maps and links freed"),
+        Duration::from_secs(10),
+        || objs.iter().all(|(k, id)| !bpf_exists(k, *id)),
+    );
+    eprintln!(
+        "{tag}: {} processes gone after {procs:?}, cgroups after {cgs:?}, {} BPF objects after {progs:?}",
+        pids.len(),
+        objs.len()
+    );
+    // The dead session's audit hold is released: every hold left belongs
+    // to a live session (each has a `kapl-*` cgroup while it holds one;
+    // other engineers' sessions may run meanwhile).
+    let root = kapl_runtime_bpf::cgroup::cgroup2_root().unwrap();
+    let live = || {
+        std::fs::read_dir(&root)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("kapl-"))
+            .count() as u32
+    };
+    wait_until(
+        &format!("{tag}: the dead session's audit hold released"),
+        Duration::from_secs(10),
+        || audit_state().2 <= live(),
+    );
+    let (en, orig, refs) = audit_state();
+    if refs == 0 {
+        assert_eq!(
+            en, orig,
+            "{tag}: no session holds audit: `enabled` as found"
+        );
+        if audit_before.2 == 0 {
+            assert_eq!(en, audit_before.0, "{tag}: audit `enabled` as before");
+        }
+    }
+}
+
+/// A session (or one-shot) whose supervisor is killed: a policy with a
+/// readable file, a writable output directory and one TCP port.
+fn fault_policy(t: &Tmp, port: u16) -> String {
+    t.write("a/x", "in a\n");
+    std::fs::create_dir_all(t.0.join("out")).unwrap();
+    let img = t.path("p.kapi");
+    std::fs::write(
+        &img,
+        image(PolicySpec {
+            plan: "p",
+            plan_grants: vec![G::Exec(vec![probe().into()])],
+            steps: vec![StepSpec {
+                name: "a",
+                after: vec![],
+                grants: vec![
+                    G::Fs(&[Right::Read], vec![t.path("a/**")], vec![]),
+                    G::Fs(
+                        &[Right::Read, Right::Write, Right::Create],
+                        vec![t.path("out/**")],
+                        vec![],
+                    ),
+                    G::Net(
+                        NetOp::Connect,
+                        vec![("127.0.0.1".into(), 32)],
+                        vec![(port, port)],
+                    ),
+                ],
+            }],
+        }),
+    )
+    .unwrap();
+    img
+}
+
+fn listener() -> (std::net::TcpListener, u16) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    (l, port)
+}
+
+/// The pid an `escape` probe's grandchild wrote first in `out`.
+fn escapee(out: &str) -> i32 {
+    let mut pid = 0;
+    wait_until("the escapee wrote its pid", Duration::from_secs(10), || {
+        pid = std::fs::read_to_string(out)
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("pid "))
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        pid > 0
+    });
+    pid
+}
+
+// ---- supervisor faults ----
+
+#[test]
+fn sigkill_of_the_session_supervisor_ends_every_session_process() {
+    let _serial = serial();
+    let t = Tmp::new("fault-sup");
+    let (_l, port) = listener();
+    let img = fault_policy(&t, port);
+    let audit_before = audit_state();
+    let s = start(&img, None);
+    let cg = s.cgroup();
+    // A long-lived command, and a double-forked, setsid, re-parented one.
+    let mut busy = Command::new(kapl_run())
+        .args(["exec", "--session", &s.id, "--", probe(), "busy", "0"])
+        .arg(format!("read:{}", t.path("a/x")))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = t.path("out/escape");
+    let o = s.exec(&[
+        probe(),
+        "escape",
+        &out,
+        &t.path("a/x"),
+        &format!("127.0.0.1:{port}"),
+    ]);
+    assert_eq!(text(&o).0, "escape ok\n", "{}", text(&o).1);
+    let esc = escapee(&out);
+    assert!(
+        !children(s.pid).contains(&esc),
+        "the escapee left the supervisor's children"
+    );
+    wait_until("both commands run", Duration::from_secs(10), || {
+        tree_pids(&cg).len() >= 2
+    });
+    let pids: Vec<i32> = tree_pids(&cg);
+    assert!(
+        pids.contains(&esc),
+        "the escapee is still in the session's cgroups"
+    );
+    let fds: Vec<_> = pids
+        .iter()
+        .filter_map(|p| pidfd(*p).map(|f| (*p, f)))
+        .collect();
+    let objs = bpf_objects(s.pid);
+    assert!(
+        objs.iter().filter(|(k, _)| *k == "link").count() >= 8,
+        "the supervisor holds the 7 cgroup links and the exec tracer's: {objs:?}"
+    );
+    let wd = pidfd(watchdog_of(s.pid)).unwrap();
+    // SAFETY: killing the supervisor this test started.
+    assert_eq!(unsafe { libc::kill(s.pid, libc::SIGKILL) }, 0);
+    assert_all_gone("session", &cg, &fds, &objs, &wd, audit_before);
+    // The client of the killed command learns it, and so does a later one.
+    let st = busy.wait().unwrap();
+    assert!(!st.success(), "the busy command's client: {st}");
+    let o = s.exec(&["/usr/bin/true"]);
+    let err = text(&o).1;
+    assert_eq!(o.status.code(), Some(125), "{err}");
+    assert!(
+        err.contains(&format!("KAPL0808: session {} is not running", s.id)),
+        "{err}"
+    );
+    assert!(
+        !kapl_runtime_bpf::control::registry_dir()
+            .join(&s.id)
+            .exists(),
+        "the dead session's registry entry is gone"
+    );
+    assert_no_leftover_cgroups();
+}
+
+#[test]
+fn sigkill_of_a_one_shot_ends_its_command_tree() {
+    let _serial = serial();
+    let t = Tmp::new("fault-one");
+    let (_l, port) = listener();
+    let img = fault_policy(&t, port);
+    let audit_before = audit_state();
+    let out = t.path("out/escape");
+    let mut one = Command::new(kapl_run())
+        .args([img.as_str(), "--plan", "p", "--", probe(), "escape", &out])
+        .arg(t.path("a/x"))
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("stay")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let sup = one.id() as i32;
+    let cg = kapl_runtime_bpf::cgroup::cgroup2_root()
+        .unwrap()
+        .join(format!("kapl-oneshot-{sup}"));
+    let esc = escapee(&out);
+    wait_until(
+        "the probe and its escapee run",
+        Duration::from_secs(10),
+        || tree_pids(&cg).len() >= 2,
+    );
+    let pids = tree_pids(&cg);
+    assert!(pids.contains(&esc));
+    let fds: Vec<_> = pids
+        .iter()
+        .filter_map(|p| pidfd(*p).map(|f| (*p, f)))
+        .collect();
+    let objs = bpf_objects(sup);
+    assert!(objs.iter().any(|(k, _)| *k == "link"), "{objs:?}");
+    let wd = pidfd(watchdog_of(sup)).unwrap();
+    one.kill().unwrap();
+    let _ = one.wait();
+    assert_all_gone("one-shot", &cg, &fds, &objs, &wd, audit_before);
+    assert_no_leftover_cgroups();
+}
+
+#[test]
+fn a_killed_watchdog_is_replaced_and_the_replacement_still_guards() {
+    let _serial = serial();
+    let t = Tmp::new("fault-wd");
+    let (_l, port) = listener();
+    let img = fault_policy(&t, port);
+    let audit_before = audit_state();
+    let s = start(&img, None);
+    let cg = s.cgroup();
+    let _busy = Command::new(kapl_run())
+        .args(["exec", "--session", &s.id, "--", probe(), "busy", "0"])
+        .arg(format!("read:{}", t.path("a/x")))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("the command runs", Duration::from_secs(10), || {
+        !tree_pids(&cg).is_empty()
+    });
+    let first = watchdog_of(s.pid);
+    let first_fd = pidfd(first).unwrap();
+    // SAFETY: killing the watchdog of the session this test started.
+    assert_eq!(unsafe { libc::kill(first, libc::SIGKILL) }, 0);
+    assert!(exited(&first_fd, Duration::from_secs(5)));
+    let mut second = 0;
+    let took = wait_until("a new watchdog", Duration::from_secs(5), || {
+        second = children(s.pid)
+            .into_iter()
+            .find(|c| {
+                *c != first
+                    && !std::fs::read_to_string(format!("/proc/{c}/cgroup"))
+                        .unwrap_or_default()
+                        .contains("/kapl-")
+            })
+            .unwrap_or(0);
+        second > 0
+    });
+    eprintln!("watchdog {first} killed, {second} replaced it after {took:?}");
+    // The session carried on: its command still runs, and it says so.
+    let pids = tree_pids(&cg);
+    assert_eq!(pids.len(), 1, "the command kept running: {pids:?}");
+    let st = status(&s.id);
+    assert!(st.contains("watchdog restarted 1 times"), "{st}");
+    let o = s.exec(&[probe(), "read", &t.path("a/x")]);
+    assert_eq!(text(&o).0, "read ok\n", "{}", text(&o).1);
+    // The replacement does the first one's job.
+    let fds: Vec<_> = pids
+        .iter()
+        .filter_map(|p| pidfd(*p).map(|f| (*p, f)))
+        .collect();
+    let objs = bpf_objects(s.pid);
+    let wd = pidfd(second).unwrap();
+    // SAFETY: killing the supervisor this test started.
+    assert_eq!(unsafe { libc::kill(s.pid, libc::SIGKILL) }, 0);
+    assert_all_gone("watchdog replaced", &cg, &fds, &objs, &wd, audit_before);
+    assert_no_leftover_cgroups();
+}
+
 // ---- load: storms of denied opens and sends ----
 
 const STORM_OPENS: u64 = 100_000;
@@ -132,6 +603,7 @@ const STORM_SENDS: u64 = 100_000;
 
 #[test]
 fn storms_of_denials_lose_nothing_unreported_and_do_not_stall_the_host() {
+    let _serial = serial();
     let t = Tmp::new("storm");
     t.write("secret", "no\n");
     let img = t.path("p.kapi");

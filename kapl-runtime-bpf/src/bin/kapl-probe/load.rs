@@ -12,13 +12,13 @@
 //!   named `KIND:TARGET@T`, T the CLOCK_MONOTONIC time in nanoseconds
 //!   taken before the attempt, so a test can order attempts against its own
 //!   clock.
-//! - `escape OUT READPATH ADDR:PORT`: double fork, `setsid` in the middle
+//! - `escape OUT READPATH ADDR:PORT [stay]`: double fork, `setsid` in the middle
 //!   process, which exits so the grandchild is re-parented (to init or the
 //!   nearest subreaper). The grandchild writes `pid PID` to OUT (opened
 //!   before detaching, append mode) and then acts every 2 ms until killed:
 //!   a read of READPATH and a TCP connect, each appended to OUT as a busy
 //!   line. The probe itself prints `escape ok` once the grandchild has
-//!   written its pid.
+//!   written its pid, then exits (with `stay`: sleeps until killed).
 
 use crate::report::outcome;
 use std::io::{Read, Write};
@@ -48,7 +48,16 @@ pub fn run(cmd: &str, args: &[String]) -> Option<()> {
             let ms: u64 = arg(0).parse().unwrap_or(0);
             busy(&mut std::io::stdout(), ms, args.get(1..).unwrap_or(&[]));
         }
-        "escape" => outcome("escape", escape(arg(0), arg(1), arg(2))),
+        "escape" => {
+            outcome("escape", escape(arg(0), arg(1), arg(2)));
+            if arg(3) == "stay" {
+                use std::io::Write;
+                let _ = std::io::stdout().flush();
+                loop {
+                    std::thread::sleep(Duration::from_secs(3600));
+                }
+            }
+        }
         _ => return None,
     }
     Some(())
