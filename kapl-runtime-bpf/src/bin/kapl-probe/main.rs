@@ -16,12 +16,15 @@
 use std::process::ExitCode;
 
 mod basic;
+mod net;
 mod report;
+mod tamper;
+mod uring;
 
 /// A family of probes: `run` returns `None` when it does not know `cmd`.
 type Family = fn(cmd: &str, args: &[String]) -> Option<()>;
 
-const FAMILIES: &[Family] = &[basic::run];
+const FAMILIES: &[Family] = &[basic::run, net::run, uring::run, tamper::run];
 
 fn main() -> ExitCode {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
