@@ -15,14 +15,21 @@ pub fn run(cmd: &str, args: &[String]) -> Option<()> {
     match cmd {
         "udp-sendto" => outcome(cmd, udp_sendto(first)),
         "tfo" => outcome(cmd, tfo(first)),
-        "raw4" => outcome(cmd, socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP)),
+        "raw4" => outcome(
+            cmd,
+            socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP),
+        ),
         "raw6" => outcome(
             cmd,
             socket(libc::AF_INET6, libc::SOCK_RAW, libc::IPPROTO_ICMPV6),
         ),
         "packet" => outcome(
             cmd,
-            socket(libc::AF_PACKET, libc::SOCK_RAW, i32::from(0x0003u16.to_be())),
+            socket(
+                libc::AF_PACKET,
+                libc::SOCK_RAW,
+                i32::from(0x0003u16.to_be()),
+            ),
         ),
         "netlink" => outcome(
             &format!("netlink-{first}"),
@@ -60,14 +67,34 @@ fn parse(addr: &str) -> io::Result<SocketAddr> {
         .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
 }
 
-fn udp_sendto(addr: &str) -> io::Result<usize> {
+/// One datagram from a fresh, unbound, unconnected UDP socket (the kernel
+/// binds it implicitly; no bind(2) a hook could refuse first).
+fn udp_sendto(addr: &str) -> io::Result<isize> {
     let a = parse(addr)?;
-    let bind: SocketAddr = if a.is_ipv4() {
-        "0.0.0.0:0".parse().map_err(io::Error::other)?
+    let fam = if a.is_ipv4() {
+        libc::AF_INET
     } else {
-        "[::]:0".parse().map_err(io::Error::other)?
+        libc::AF_INET6
     };
-    std::net::UdpSocket::bind(bind)?.send_to(b"probe", a)
+    let s = socket(fam, libc::SOCK_DGRAM, 0)?;
+    let (ss, len) = sockaddr(&a);
+    let msg = b"probe";
+    // SAFETY: a valid buffer and address of `len` bytes.
+    let n = unsafe {
+        libc::sendto(
+            std::os::fd::AsRawFd::as_raw_fd(&s),
+            msg.as_ptr().cast(),
+            msg.len(),
+            0,
+            std::ptr::addr_of!(ss).cast(),
+            len,
+        )
+    };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n)
+    }
 }
 
 /// A sockaddr for `a` (storage, length).
@@ -153,8 +180,8 @@ pub fn unix(path: &[u8], ty: i32) -> io::Result<OwnedFd> {
     for (d, s) in sa.sun_path.iter_mut().zip(path) {
         *d = *s as libc::c_char;
     }
-    let len = (size_of::<libc::sa_family_t>() + path.len()
-        + usize::from(path.first() != Some(&0))) as libc::socklen_t;
+    let len = (size_of::<libc::sa_family_t>() + path.len() + usize::from(path.first() != Some(&0)))
+        as libc::socklen_t;
     let fd = std::os::fd::AsRawFd::as_raw_fd(&s);
     if ty == libc::SOCK_STREAM {
         // SAFETY: a valid address of `len` bytes.

@@ -1,8 +1,6 @@
 //! Tampering with the session itself:
-//! `cgroup-leave CGROUP2_ROOT` (writes the probe's pid into the
-//! `cgroup.procs` of its step cgroup, its session cgroup and the root; one
-//! line each: `cgroup-leave-step`, `cgroup-leave-session`,
-//! `cgroup-leave-root`), `bpf-prog-by-id ID`, `bpf-map-by-id ID`,
+//! `cgroup-leave DIR` (writes the probe's pid into `DIR/cgroup.procs`:
+//! another cgroup, out of reach of the session's hooks), `bpf-prog-by-id ID`, `bpf-map-by-id ID`,
 //! `bpf-link-detach ID` (get an fd for the link, then detach it),
 //! `bpf-prog-load` (load a program that allows everything),
 //! `ptrace PID`, `vm-read PID`, `signal PID` (SIGCONT: harmless if it
@@ -24,7 +22,7 @@ pub fn run(cmd: &str, args: &[String]) -> Option<()> {
     let id = || a(0).parse::<u32>().unwrap_or(0);
     let pid = || a(0).parse::<i32>().unwrap_or(0);
     match cmd {
-        "cgroup-leave" => cgroup_leave(a(0)),
+        "cgroup-leave" => outcome(cmd, cgroup_leave(a(0))),
         "bpf-prog-by-id" => outcome(cmd, by_id(BPF_PROG_GET_FD_BY_ID, id())),
         "bpf-map-by-id" => outcome(cmd, by_id(BPF_MAP_GET_FD_BY_ID, id())),
         "bpf-link-get" => outcome(cmd, by_id(BPF_LINK_GET_FD_BY_ID, id())),
@@ -51,34 +49,12 @@ fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
     }
 }
 
-fn cgroup_leave(root: &str) {
-    // "0::/kapl-ID/step-N-NAME/cmd-K"
-    let own = std::fs::read_to_string("/proc/self/cgroup")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("0::").map(str::to_string))
-        })
-        .unwrap_or_default();
-    let parts: Vec<&str> = own.trim().split('/').filter(|p| !p.is_empty()).collect();
+fn cgroup_leave(dir: &str) -> io::Result<()> {
     let pid = std::process::id().to_string();
-    let targets = [
-        ("cgroup-leave-step", parts.len().saturating_sub(1)),
-        ("cgroup-leave-session", parts.len().saturating_sub(2)),
-        ("cgroup-leave-root", 0),
-    ];
-    for (name, depth) in targets {
-        let mut p = std::path::PathBuf::from(root);
-        for c in parts.iter().take(depth) {
-            p.push(c);
-        }
-        p.push("cgroup.procs");
-        let r = std::fs::OpenOptions::new()
-            .write(true)
-            .open(&p)
-            .and_then(|mut f| f.write_all(pid.as_bytes()));
-        outcome(name, r);
-    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(std::path::Path::new(dir).join("cgroup.procs"))?
+        .write_all(pid.as_bytes())
 }
 
 fn bpf(cmd: i32, attr: &mut [u64]) -> io::Result<i32> {

@@ -115,10 +115,7 @@ impl Map {
         if p == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
-        Ok(Map {
-            ptr: p.cast(),
-            len,
-        })
+        Ok(Map { ptr: p.cast(), len })
     }
     fn u32_at(&self, off: u32) -> *mut u32 {
         // SAFETY: offsets come from the kernel's description of this map.
@@ -180,7 +177,9 @@ fn submit(sqe: Sqe) -> io::Result<i32> {
         std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
         let head = std::ptr::read_volatile(cq.u32_at(p.cq_off.head));
         let cmask = *cq.u32_at(p.cq_off.ring_mask);
-        let cqe = cq.ptr.add(p.cq_off.cqes as usize + 16 * (head & cmask) as usize);
+        let cqe = cq
+            .ptr
+            .add(p.cq_off.cqes as usize + 16 * (head & cmask) as usize);
         let res = std::ptr::read_volatile(cqe.add(8).cast::<i32>());
         std::ptr::write_volatile(cq.u32_at(p.cq_off.head), head.wrapping_add(1));
         if res < 0 {
