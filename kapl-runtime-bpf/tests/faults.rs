@@ -169,21 +169,6 @@ fn tree_pids(p: &Path) -> Vec<i32> {
     v
 }
 
-/// Every cgroup directory in a tree (the root included).
-fn tree_cgroups(p: &Path) -> usize {
-    if !p.is_dir() {
-        return 0;
-    }
-    1 + std::fs::read_dir(p)
-        .map(|rd| {
-            rd.flatten()
-                .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
-                .map(|e| tree_cgroups(&e.path()))
-                .sum()
-        })
-        .unwrap_or(0)
-}
-
 fn children(pid: i32) -> Vec<i32> {
     let mut v = Vec::new();
     if let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/task")) {
@@ -263,14 +248,7 @@ fn bpf_exists(kind: &str, id: u32) -> bool {
     attr[0] = u64::from(id);
     // SAFETY: bpf(2) with a zeroed attr of 128 bytes whose first word is
     // the id.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            cmd,
-            attr.as_mut_ptr(),
-            std::mem::size_of_val(&attr),
-        )
-    };
+    let fd = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.as_mut_ptr(), size_of_val(&attr)) };
     if fd >= 0 {
         // SAFETY: closing the fd we were given.
         unsafe { libc::close(fd as i32) };
@@ -547,7 +525,7 @@ fn a_killed_watchdog_is_replaced_and_the_replacement_still_guards() {
     let audit_before = audit_state();
     let s = start(&img, None);
     let cg = s.cgroup();
-    let _busy = Command::new(kapl_run())
+    let mut busy = Command::new(kapl_run())
         .args(["exec", "--session", &s.id, "--", probe(), "busy", "0"])
         .arg(format!("read:{}", t.path("a/x")))
         .stdout(Stdio::null())
@@ -593,7 +571,166 @@ fn a_killed_watchdog_is_replaced_and_the_replacement_still_guards() {
     // SAFETY: killing the supervisor this test started.
     assert_eq!(unsafe { libc::kill(s.pid, libc::SIGKILL) }, 0);
     assert_all_gone("watchdog replaced", &cg, &fds, &objs, &wd, audit_before);
+    assert!(!busy.wait().unwrap().success());
     assert_no_leftover_cgroups();
+}
+
+/// Two steps: `a` reads a/**, writes out/**, connects to port `pa`;
+/// `b` (after a) reads b/** and connects to port `pb`.
+fn two_step_policy(t: &Tmp, pa: u16, pb: u16) -> String {
+    t.write("a/x", "in a\n");
+    t.write("b/y", "in b\n");
+    std::fs::create_dir_all(t.0.join("out")).unwrap();
+    let img = t.path("p.kapi");
+    let net = |p: u16| G::Net(NetOp::Connect, vec![("127.0.0.1".into(), 32)], vec![(p, p)]);
+    std::fs::write(
+        &img,
+        image(PolicySpec {
+            plan: "p",
+            plan_grants: vec![G::Exec(vec![probe().into()])],
+            steps: vec![
+                StepSpec {
+                    name: "a",
+                    after: vec![],
+                    grants: vec![
+                        G::Fs(&[Right::Read], vec![t.path("a/**")], vec![]),
+                        G::Fs(
+                            &[Right::Read, Right::Write, Right::Create],
+                            vec![t.path("out/**")],
+                            vec![],
+                        ),
+                        net(pa),
+                    ],
+                },
+                StepSpec {
+                    name: "b",
+                    after: vec![0],
+                    grants: vec![G::Fs(&[Right::Read], vec![t.path("b/**")], vec![]), net(pb)],
+                },
+            ],
+        }),
+    )
+    .unwrap();
+    img
+}
+
+/// A listener that accepts (and drops) connections until the test ends.
+fn accepting() -> u16 {
+    let (l, port) = listener();
+    std::thread::spawn(move || for _ in l.incoming() {});
+    port
+}
+
+/// `KIND:TARGET@T outcome` lines of `busy`: (attempt, T, ok).
+fn busy_lines(out: &str) -> Vec<(String, u64, bool)> {
+    out.lines()
+        .filter_map(|l| {
+            let (name, rest) = l.split_once(' ')?;
+            let (what, t) = name.rsplit_once('@')?;
+            Some((what.to_string(), t.parse().ok()?, rest == "ok"))
+        })
+        .collect()
+}
+
+#[test]
+fn a_double_forked_setsid_process_dies_at_the_step_switch() {
+    let _serial = serial();
+    let t = Tmp::new("fault-tree");
+    let (pa, pb) = (accepting(), accepting());
+    let img = two_step_policy(&t, pa, pb);
+    let audit = t.path("audit.jsonl");
+    let s = start(&img, Some(&audit));
+    let out = t.path("out/escape");
+    let o = s.exec(&[
+        probe(),
+        "escape",
+        &out,
+        &t.path("a/x"),
+        &format!("127.0.0.1:{pa}"),
+    ]);
+    assert_eq!(text(&o).0, "escape ok\n", "{}", text(&o).1);
+    let esc = escapee(&out);
+    let esc_fd = pidfd(esc).unwrap();
+    let stat = std::fs::read_to_string(format!("/proc/{esc}/stat")).unwrap();
+    let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split(' ').collect();
+    let (ppid, sid): (i32, i32) = (fields[1].parse().unwrap(), fields[3].parse().unwrap());
+    assert_ne!(ppid, s.pid, "re-parented away from the supervisor");
+    assert_ne!(sid, s.pid, "in a session of its own");
+    eprintln!("escapee {esc}: parent {ppid}, session {sid}");
+    // It acts with step a's authority while a is current.
+    wait_until(
+        "the escapee acted in step a",
+        Duration::from_secs(10),
+        || {
+            let l = busy_lines(&std::fs::read_to_string(&out).unwrap_or_default());
+            l.iter().filter(|(_, _, ok)| *ok).count() >= 4
+        },
+    );
+    let before = mono_ns();
+    let o = run(&["step", "--session", &s.id, "b"]);
+    let after = mono_ns();
+    let (reply, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert_eq!(
+        reply.lines().next(),
+        Some("step b: 1 processes of the previous step ended"),
+        "{reply}"
+    );
+    // Dead by the time the reply arrived, not some time later.
+    assert!(
+        exited(&esc_fd, Duration::ZERO),
+        "the escapee outlived the step switch"
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let lines = busy_lines(&std::fs::read_to_string(&out).unwrap());
+    let last = lines.iter().map(|(_, t, _)| *t).max().unwrap();
+    assert!(
+        last < after,
+        "the escapee acted after the switch reply ({last} >= {after})"
+    );
+    for (what, _, ok) in &lines {
+        assert!(*ok, "step a's grants cover what it did: {what}");
+    }
+    eprintln!(
+        "{} attempts by the escapee, the last {} µs before the switch reply ({} µs for the switch)",
+        lines.len(),
+        (after - last) / 1000,
+        (after - before) / 1000
+    );
+    // Step b now: a's file and port are refused, b's are allowed.
+    let o = s.exec(&[
+        probe(),
+        "busy",
+        "1",
+        &format!("read:{}", t.path("a/x")),
+        &format!("read:{}", t.path("b/y")),
+        &format!("connect:127.0.0.1:{pa}"),
+        &format!("connect:127.0.0.1:{pb}"),
+    ]);
+    let now: Vec<(String, bool)> = busy_lines(&text(&o).0)
+        .into_iter()
+        .map(|(w, _, ok)| (w, ok))
+        .take(4)
+        .collect();
+    assert_eq!(
+        now,
+        vec![
+            (format!("read:{}", t.path("a/x")), false),
+            (format!("read:{}", t.path("b/y")), true),
+            (format!("connect:127.0.0.1:{pa}"), false),
+            (format!("connect:127.0.0.1:{pb}"), true),
+        ]
+    );
+    drop(s);
+    for r in records(Path::new(&audit)) {
+        if r["pid"].as_i64() == Some(i64::from(esc)) {
+            assert_eq!(
+                (r["verdict"].as_str(), r["step"].as_str()),
+                (Some("allow"), Some("a")),
+                "the escapee only ever acted within step a: {r}"
+            );
+        }
+    }
 }
 
 // ---- load: storms of denied opens and sends ----
