@@ -224,7 +224,8 @@ impl Engine {
                             .to_string(),
                     ));
                 }
-                let bpf = NetEnforcer::load(&rules).map_err(|e| RunError::Bpf(e.to_string()))?;
+                let bpf = NetEnforcer::load_with_unix(&rules, &plan::unix_tables(plan))
+                    .map_err(|e| RunError::Bpf(e.to_string()))?;
                 if sim("audit") {
                     return Err(RunError::Audit(
                         crate::audit::AuditError::Protocol(
@@ -694,6 +695,7 @@ impl Engine {
             match e {
                 Event::Net(n) => self.on_net(&n, &mut out),
                 Event::Exec(x) => self.on_exec(&x, &mut out),
+                Event::Unix(u) => self.on_unix(&u, &mut out),
             }
         }
         for r in recs {
@@ -923,6 +925,47 @@ impl Engine {
             &n.comm.clone(),
             exe,
             n.op.as_str(),
+            &object,
+            grant,
+            nearest,
+            "bpf",
+        );
+    }
+
+    /// A pathname UNIX connect/send: allowed by the step's `fs write` grant
+    /// on the socket path, or refused (see src/unix.rs for why a granted
+    /// path can still be refused).
+    fn on_unix(&mut self, u: &crate::unix::UnixEvent, out: &mut Vec<Notice>) {
+        use crate::unix::Reason;
+        let cmd = self.cg_cmd.get(&u.cgroup).copied();
+        let step = if u.step == crate::bpf::NO_STEP {
+            self.step
+        } else {
+            u.step
+        };
+        let path = String::from_utf8_lossy(&u.path).into_owned();
+        let object = format!("{path} (unix)");
+        let grant = (u.allowed && u.grant != NO_GRANT).then_some(u.grant);
+        let written = plan::fs_grant(self.plan(), step, &u.path, access::WRITE_FILE);
+        let nearest = match u.reason {
+            Reason::Granted => None,
+            Reason::NoGrant => plan::nearest_fs(self.plan(), step, &u.path, access::WRITE_FILE),
+            Reason::Creatable => written.map(|g| (g, "it grants write on this path, but the path or a directory on it is a name a step may create (a symbolic link planted there would redirect the connection); UNIX socket paths are decided as written".to_string())),
+            Reason::Relative => written.map(|g| (g, "the path is relative: socket paths must be absolute".to_string())),
+            Reason::NotNormal => written.map(|g| (g, "the path has an empty, `.` or `..` segment".to_string())),
+            Reason::Tables => None,
+        };
+        let exe = std::fs::read_link(format!("/proc/{}/exe", u.tgid))
+            .ok()
+            .map(|p| p.display().to_string());
+        self.record(
+            out,
+            cmd,
+            step,
+            Some(u.tgid as i32),
+            &u.comm.clone(),
+            exe,
+            if u.send { "send" } else { "connect" },
             &object,
             grant,
             nearest,

@@ -489,7 +489,7 @@ fn supervisor(
             let Some(line) = c.reader.line() else {
                 continue;
             };
-            let req: Result<Request, _> = serde_json::from_slice(&line);
+            let req = Request::parse(&line);
             match req {
                 Ok(Request::Exec {
                     argv,
