@@ -851,7 +851,7 @@ impl Engine {
             "mechanism": mechanism,
         });
         if let Some(f) = self.audit_out.as_mut() {
-            let _ = writeln!(f, "{rec}");
+            let _ = f.write_all(format!("{rec}\n").as_bytes());
         }
         let line = if deny {
             let mut l = format!(
@@ -1001,7 +1001,7 @@ impl Engine {
                 "nearest": Value::Null, "mechanism": "tracepoint",
             });
             if let Some(f) = self.audit_out.as_mut() {
-                let _ = writeln!(f, "{rec}");
+                let _ = f.write_all(format!("{rec}\n").as_bytes());
             }
             return;
         }
@@ -1118,7 +1118,7 @@ impl Engine {
                 "lost": {"ring_buffer_events": losses.ring_buffer, "audit_socket_records": losses.audit_socket, "audit_kernel_records": losses.audit_kernel},
                 "reason": "decision events the kernel could not deliver (ring buffer, audit socket or audit backlog full; the kernel's count is host-wide); each lost audit record may be a denial",
             });
-            let _ = writeln!(f, "{rec}");
+            let _ = f.write_all(format!("{rec}\n").as_bytes());
         }
         if let Some(mut k) = self.kern.take() {
             drop(k.watchdog.take());
