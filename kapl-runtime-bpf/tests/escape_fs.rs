@@ -61,12 +61,6 @@ impl Sess {
             String::from_utf8_lossy(&o.stderr).into_owned(),
         )
     }
-    /// Runs any command in the session.
-    fn run(&self, args: &[&str]) -> std::process::Output {
-        let mut a = vec!["exec", "--session", &self.id, "--"];
-        a.extend_from_slice(args);
-        kr(&a)
-    }
     fn records(&self) -> Vec<serde_json::Value> {
         records(self.audit.as_ref())
     }
@@ -85,7 +79,6 @@ fn spec(grants: Vec<G>) -> PolicySpec {
         }],
     }
 }
-
 
 /// The probe printed exactly `lines` (one attempt per line).
 #[track_caller]
@@ -117,7 +110,12 @@ fn denied<'a>(recs: &'a [serde_json::Value], op: &str, object: &str) -> &'a serd
         "no grant of step work (plan p, objective o) covers it"
     );
     assert!(r["nearest"]["id"].is_u64(), "nearest grant: {r}");
-    assert!(r["nearest"]["source"].as_str().unwrap().starts_with("test.kapl:"));
+    assert!(
+        r["nearest"]["source"]
+            .as_str()
+            .unwrap()
+            .starts_with("test.kapl:")
+    );
     assert_eq!(r["mechanism"], "landlock");
     r
 }
@@ -176,7 +174,8 @@ fn links_planted_before_the_step_starts_are_refused() {
         "precision report: {report}"
     );
     assert!(
-        report.contains("symbolic links are not followed") && report.contains(&t.path("shared/sym.txt")),
+        report.contains("symbolic links are not followed")
+            && report.contains(&t.path("shared/sym.txt")),
         "precision report: {report}"
     );
     // Twins: the granted names work.
@@ -187,16 +186,43 @@ fn links_planted_before_the_step_starts_are_refused() {
     expect(&s.probe(&["write", &t.path("shared/a.txt")]), &["write ok"]);
     expect(&s.probe(&["exec", &t.path("shared/ok.bin")]), &["exec ok"]);
     // Symbolic links: the kernel decides on the target.
-    expect(&s.probe(&["read", &t.path("w/sym-read")]), &["read refused 13"]);
-    expect(&s.probe(&["write", &t.path("w/sym-write")]), &["write refused 13"]);
-    expect(&s.probe(&["exec", &t.path("w/sym-exec")]), &["exec refused 13"]);
-    expect(&s.probe(&["read", &t.path("shared/sym.txt")]), &["read refused 13"]);
+    expect(
+        &s.probe(&["read", &t.path("w/sym-read")]),
+        &["read refused 13"],
+    );
+    expect(
+        &s.probe(&["write", &t.path("w/sym-write")]),
+        &["write refused 13"],
+    );
+    expect(
+        &s.probe(&["exec", &t.path("w/sym-exec")]),
+        &["exec refused 13"],
+    );
+    expect(
+        &s.probe(&["read", &t.path("shared/sym.txt")]),
+        &["read refused 13"],
+    );
     // Hard links in the shared directory: no rule, so neither name opens.
-    expect(&s.probe(&["read", &t.path("shared/hl.txt")]), &["read refused 13"]);
-    expect(&s.probe(&["write", &t.path("shared/hl.txt")]), &["write refused 13"]);
-    expect(&s.probe(&["read", &t.path("denied/secret.txt")]), &["read refused 13"]);
-    expect(&s.probe(&["exec", &t.path("shared/hl.bin")]), &["exec refused 13"]);
-    expect(&s.probe(&["exec", &t.path("denied/prog")]), &["exec refused 13"]);
+    expect(
+        &s.probe(&["read", &t.path("shared/hl.txt")]),
+        &["read refused 13"],
+    );
+    expect(
+        &s.probe(&["write", &t.path("shared/hl.txt")]),
+        &["write refused 13"],
+    );
+    expect(
+        &s.probe(&["read", &t.path("denied/secret.txt")]),
+        &["read refused 13"],
+    );
+    expect(
+        &s.probe(&["exec", &t.path("shared/hl.bin")]),
+        &["exec refused 13"],
+    );
+    expect(
+        &s.probe(&["exec", &t.path("denied/prog")]),
+        &["exec refused 13"],
+    );
     let recs = s.records();
     denied(&recs, "read (read_file)", &t.path("denied/secret.txt"));
     denied(&recs, "write (write_file)", &t.path("denied/secret2.txt"));
@@ -225,7 +251,10 @@ fn links_planted_after_the_step_started_are_refused() {
         &s.probe(&["symlink", &t.path("denied/prog"), &t.path("w/s-exec")]),
         &["symlink ok"],
     );
-    expect(&s.probe(&["exec", &t.path("w/s-exec")]), &["exec refused 13"]);
+    expect(
+        &s.probe(&["exec", &t.path("w/s-exec")]),
+        &["exec refused 13"],
+    );
     // (EACCES where the target directory does not even grant creation.)
     for (target, link, errno) in [
         ("denied/secret.txt", "w/h", 18),
@@ -248,9 +277,18 @@ fn links_planted_after_the_step_started_are_refused() {
     std::fs::hard_link(t.path("denied/secret2.txt"), t.path("shared/late.txt")).unwrap();
     std::os::unix::fs::symlink(t.path("denied/secret2.txt"), t.path("shared/late2.txt")).unwrap();
     std::os::unix::fs::symlink(t.path("denied/prog"), t.path("w/late.bin")).unwrap();
-    expect(&s.probe(&["read", &t.path("shared/late.txt")]), &["read refused 13"]);
-    expect(&s.probe(&["write", &t.path("shared/late2.txt")]), &["write refused 13"]);
-    expect(&s.probe(&["exec", &t.path("w/late.bin")]), &["exec refused 13"]);
+    expect(
+        &s.probe(&["read", &t.path("shared/late.txt")]),
+        &["read refused 13"],
+    );
+    expect(
+        &s.probe(&["write", &t.path("shared/late2.txt")]),
+        &["write refused 13"],
+    );
+    expect(
+        &s.probe(&["exec", &t.path("w/late.bin")]),
+        &["exec refused 13"],
+    );
     expect(&s.probe(&["read", &t.path("w/ok.txt")]), &["read ok"]);
     let recs = s.records();
     denied(&recs, "read (read_file)", &t.path("denied/secret.txt"));
@@ -275,8 +313,15 @@ fn hard_link_existing_in_a_wholly_granted_directory_is_a_granted_name() {
     std::fs::hard_link(t.path("denied/secret.txt"), t.path("w/hl.txt")).unwrap();
     let s = Sess::start(&t, policy);
     expect(&s.probe(&["read", &t.path("w/hl.txt")]), &["read ok"]);
-    expect(&s.probe(&["read", &t.path("denied/secret.txt")]), &["read refused 13"]);
-    denied(&s.records(), "read (read_file)", &t.path("denied/secret.txt"));
+    expect(
+        &s.probe(&["read", &t.path("denied/secret.txt")]),
+        &["read refused 13"],
+    );
+    denied(
+        &s.records(),
+        "read (read_file)",
+        &t.path("denied/secret.txt"),
+    );
 }
 
 #[test]
@@ -287,9 +332,18 @@ fn rename_link_and_exchange_cannot_alias_a_denied_file() {
     let s = Sess::start(&t, policy);
     let d = t.path("denied/secret.txt");
     // A denied file moved under a granted name.
-    expect(&s.probe(&["rename", &d, &t.path("w/moved")]), &["rename refused 13"]);
-    expect(&s.probe(&["exchange", &d, &t.path("w/ok.txt")]), &["exchange refused 13"]);
-    expect(&s.probe(&["hardlink", &d, &t.path("w/linked")]), &["hardlink refused 18"]);
+    expect(
+        &s.probe(&["rename", &d, &t.path("w/moved")]),
+        &["rename refused 13"],
+    );
+    expect(
+        &s.probe(&["exchange", &d, &t.path("w/ok.txt")]),
+        &["exchange refused 13"],
+    );
+    expect(
+        &s.probe(&["hardlink", &d, &t.path("w/linked")]),
+        &["hardlink refused 18"],
+    );
     // A granted name moved over a denied place.
     expect(
         &s.probe(&["rename", &t.path("w/ok.txt"), &t.path("denied/planted")]),

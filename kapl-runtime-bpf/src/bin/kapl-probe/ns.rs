@@ -16,13 +16,15 @@ pub fn run(cmd: &str, args: &[String]) -> Option<()> {
     let a = |i: usize| args.get(i).map(String::as_str).unwrap_or("");
     match cmd {
         // SAFETY: unshare takes flags only.
-        "unshare-user" => outcome("unshare-user", cvt(unsafe {
-            libc::unshare(libc::CLONE_NEWUSER)
-        } as i64)),
+        "unshare-user" => outcome(
+            "unshare-user",
+            cvt(unsafe { libc::unshare(libc::CLONE_NEWUSER) } as i64),
+        ),
         // SAFETY: as above.
-        "unshare-mount" => outcome("unshare-mount", cvt(unsafe {
-            libc::unshare(libc::CLONE_NEWNS)
-        } as i64)),
+        "unshare-mount" => outcome(
+            "unshare-mount",
+            cvt(unsafe { libc::unshare(libc::CLONE_NEWNS) } as i64),
+        ),
         "clone-newuser" => outcome("clone-newuser", clone_newuser()),
         "bind" => outcome("bind", bind(a(0), a(1))),
         "open-tree" => outcome("open-tree", open_tree(a(0), a(1))),
@@ -34,9 +36,10 @@ pub fn run(cmd: &str, args: &[String]) -> Option<()> {
         "pivot-root" => {
             let (n, o) = (c(a(0)), c(a(1)));
             // SAFETY: valid C strings.
-            outcome("pivot-root", cvt(unsafe {
-                libc::syscall(libc::SYS_pivot_root, n.as_ptr(), o.as_ptr())
-            }))
+            outcome(
+                "pivot-root",
+                cvt(unsafe { libc::syscall(libc::SYS_pivot_root, n.as_ptr(), o.as_ptr()) }),
+            )
         }
         _ => return None,
     }

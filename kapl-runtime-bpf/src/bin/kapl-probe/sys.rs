@@ -24,7 +24,8 @@ pub fn cvt(ret: i64) -> std::io::Result<i64> {
 pub fn open(path: &str, flags: i32) -> std::io::Result<i32> {
     let p = c(path);
     // SAFETY: `p` is a valid C string for the duration of the call.
-    cvt(unsafe { libc::open(p.as_ptr(), flags | libc::O_CLOEXEC, 0o600) } as i64).map(|fd| fd as i32)
+    cvt(unsafe { libc::open(p.as_ptr(), flags | libc::O_CLOEXEC, 0o600) } as i64)
+        .map(|fd| fd as i32)
 }
 
 /// Closes `fd`, ignoring errors (probe descriptors only).
