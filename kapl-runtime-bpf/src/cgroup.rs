@@ -299,6 +299,30 @@ impl Watchdog {
     }
 }
 
+impl Watchdog {
+    /// Its pidfd (readable once the watchdog has exited).
+    pub fn fd(&self) -> i32 {
+        self.pidfd.as_raw_fd()
+    }
+
+    /// Whether the watchdog has exited (killed by someone); reaps it.
+    pub fn exited(&self) -> bool {
+        // SAFETY: waitid on our child's pidfd without blocking.
+        unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            let r = libc::waitid(
+                libc::P_PIDFD,
+                self.pidfd.as_raw_fd() as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG,
+            );
+            // ECHILD: already reaped.
+            (r == 0 && info.si_pid() != 0)
+                || (r != 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD))
+        }
+    }
+}
+
 impl Drop for Watchdog {
     fn drop(&mut self) {
         // SAFETY: signal and reap our child through its pidfd.

@@ -562,3 +562,130 @@ fn tampering_with_the_session_is_refused() {
     );
     assert!(s.stop().contains(", 0 events lost"));
 }
+
+/// A pathname UNIX socket served by the test process (outside the session).
+fn path_listener(path: &str, ty: i32) -> std::os::fd::OwnedFd {
+    let _ = std::fs::remove_file(path);
+    // SAFETY: socket(2).
+    let fd = unsafe { libc::socket(libc::AF_UNIX, ty | libc::SOCK_CLOEXEC, 0) };
+    assert!(fd >= 0);
+    // SAFETY: fresh fd.
+    let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    // SAFETY: plain data.
+    let mut sa: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    sa.sun_family = libc::AF_UNIX as u16;
+    for (i, b) in path.bytes().enumerate() {
+        sa.sun_path[i] = b as libc::c_char;
+    }
+    let len = (2 + path.len() + 1) as u32;
+    // SAFETY: valid address.
+    let r = unsafe { libc::bind(fd.as_raw_fd(), std::ptr::addr_of!(sa).cast(), len) };
+    assert_eq!(r, 0, "bind {path}");
+    if ty == libc::SOCK_STREAM {
+        // SAFETY: listen on our socket.
+        assert_eq!(unsafe { libc::listen(fd.as_raw_fd(), 8) }, 0);
+    }
+    fd
+}
+
+#[test]
+fn pathname_unix_sockets_need_fs_write_on_the_socket_path() {
+    let t = Tmp::new("esc-unix");
+    for d in ["granted", "denied", "mine", "tree"] {
+        std::fs::create_dir_all(t.0.join(d)).unwrap();
+    }
+    let granted = t.path("granted/svc.sock");
+    let granted_dg = t.path("granted/dg.sock");
+    let denied = t.path("denied/svc.sock");
+    let denied_dg = t.path("denied/dg.sock");
+    let in_tree = t.path("tree/svc.sock");
+    let _s = [
+        path_listener(&granted, libc::SOCK_STREAM),
+        path_listener(&granted_dg, libc::SOCK_DGRAM),
+        path_listener(&denied, libc::SOCK_STREAM),
+        path_listener(&denied_dg, libc::SOCK_DGRAM),
+        path_listener(&in_tree, libc::SOCK_STREAM),
+    ];
+    // A symbolic link in a directory the step may create names in (as if
+    // the session had planted it), pointing at the denied service.
+    let link = t.path("mine/link.sock");
+    std::os::unix::fs::symlink(&denied, &link).unwrap();
+    let s = Session::start(
+        &t,
+        PolicySpec {
+            plan: "p",
+            plan_grants: vec![probe_exec()],
+            steps: vec![StepSpec {
+                name: "sock",
+                after: vec![],
+                grants: vec![
+                    G::Fs(
+                        &[Right::Write],
+                        vec![granted.clone(), granted_dg.clone()],
+                        vec![],
+                    ),
+                    G::Fs(
+                        &[Right::Read, Right::Write],
+                        vec![t.path("tree/**")],
+                        vec![],
+                    ),
+                    G::Fs(
+                        &[Right::Read, Right::Write, Right::Create],
+                        vec![t.path("mine/**")],
+                        vec![],
+                    ),
+                ],
+            }],
+        },
+    );
+    // Every target is reachable outside the session.
+    for p in [&granted, &denied, &link, &in_tree] {
+        assert_eq!(outside(&["unix-connect", p]), "unix-connect ok\n", "{p}");
+    }
+    assert_eq!(outside(&["unix-sendto", &denied_dg]), "unix-sendto ok\n");
+    // Twins: granted paths.
+    s.expect(&["unix-connect", &granted], "unix-connect ok");
+    s.expect(&["unix-sendto", &granted_dg], "unix-sendto ok");
+    s.expect(&["unix-connect", &in_tree], "unix-connect ok");
+    // Side doors.
+    let err = s.expect(&["unix-connect", &denied], "unix-connect refused 1");
+    assert!(
+        err.contains(&format!(
+            "denied: kapl-probe connect {denied} (unix) — no grant of step sock (plan p, objective o) covers it"
+        )),
+        "{err}"
+    );
+    s.expect(&["unix-sendto", &denied_dg], "unix-sendto refused 1");
+    // Granted as written, but `..` leaves the granted tree.
+    let dotdot = t.path("tree/../denied/svc.sock");
+    s.expect(&["unix-connect", &dotdot], "unix-connect refused 1");
+    // Granted as written (write on mine/**), but the name could be a
+    // planted symbolic link: refused.
+    let err = s.expect(&["unix-connect", &link], "unix-connect refused 1");
+    assert!(err.contains("a symbolic link planted there"), "{err}");
+    // Relative paths are refused (the program cannot see the cwd).
+    s.expect(&["unix-connect", "svc.sock"], "unix-connect refused 1");
+
+    let recs = s.records();
+    let d = deny(&recs, "connect", &format!("{denied} (unix)"), "bpf");
+    assert_eq!(d["step"], "sock");
+    assert!(d["nearest"]["text"].is_string(), "{d:#}");
+    deny(&recs, "send", &format!("{denied_dg} (unix)"), "bpf");
+    deny(&recs, "connect", &format!("{dotdot} (unix)"), "bpf");
+    let d = deny(&recs, "connect", &format!("{link} (unix)"), "bpf");
+    assert_eq!(
+        d["nearest"]["text"],
+        format!("fs read, write, create \"{}\"", t.path("mine/**"))
+    );
+    let a = recs
+        .iter()
+        .find(|r| r["verdict"] == "allow" && r["object"] == format!("{granted} (unix)"))
+        .expect("allow record");
+    assert_eq!(a["operation"], "connect");
+    assert_eq!(a["mechanism"], "bpf");
+    assert_eq!(
+        a["grant"]["text"],
+        format!("fs write \"{granted}\", \"{granted_dg}\"")
+    );
+    assert!(s.stop().contains(", 0 events lost"));
+}

@@ -18,6 +18,7 @@ use std::process::ExitCode;
 mod basic;
 mod exec;
 mod fs;
+mod load;
 mod net;
 mod ns;
 mod report;
@@ -36,6 +37,7 @@ const FAMILIES: &[Family] = &[
     net::run,
     uring::run,
     tamper::run,
+    load::run,
 ];
 
 fn main() -> ExitCode {
