@@ -208,6 +208,8 @@ impl Engine {
             )));
         }
         domain::preflight().map_err(ll)?;
+        // Before any kernel object exists: a refused step leaves nothing.
+        let domain = build_domain(plan, start)?;
         let kern = match mode {
             Mode::Unprivileged => None,
             Mode::Full => {
@@ -264,7 +266,6 @@ impl Engine {
             None => None,
         };
         let nsteps = plan.steps.len();
-        let domain = build_domain(plan, start)?;
         let mut e = Engine {
             image,
             plan: plan_idx,
@@ -1188,12 +1189,48 @@ pub fn build_domain(plan: &Plan, step: u32) -> Result<StepDomain, RunError> {
         WalkLimits::default(),
     )
     .map_err(ll)?;
+    cgroup_write_guard(plan, step, &w.rules)?;
     let notes: Vec<(u32, Vec<domain::Narrowing>)> = w.narrowed.clone().into_iter().collect();
     let counts = w.counts.clone();
     let mut d = domain::build(w.rules, &plan::tcp_ports(plan, step)).map_err(ll)?;
     d.notes = notes;
     d.counts = counts;
     Ok(d)
+}
+
+/// Refuses a step whose Landlock rules would let its commands write to a
+/// cgroup file system (a rule on or above a cgroup mount): writing a pid to
+/// a `cgroup.procs` outside the session moves a command out of its cgroup,
+/// away from its network hooks and out of reach of the step's end.
+/// Landlock cannot except a mount from a rule above it, and the commands'
+/// cgroup namespace only bounds moves where cgroup2 is mounted with
+/// `nsdelegate`; so this fails closed.
+fn cgroup_write_guard(plan: &Plan, step: u32, rules: &[domain::AddedRule]) -> Result<(), RunError> {
+    let mounts = cgroup::cgroup_mounts();
+    for r in rules {
+        if r.access & (access::WRITE_FILE | access::TRUNCATE) == 0 {
+            continue;
+        }
+        let hit = mounts
+            .iter()
+            .find(|m| r.path.starts_with(m) || (r.subtree && m.starts_with(&r.path)));
+        if let Some(m) = hit {
+            let path = r.path.as_os_str().as_bytes();
+            let grant = plan::fs_grant(plan, step, path, access::WRITE_FILE)
+                .map_or_else(String::new, |g| format!(" (grant {g})"));
+            let name = plan
+                .steps
+                .get(step as usize)
+                .map_or("?", |s| s.name.as_str());
+            return Err(RunError::Step(format!(
+                "step `{name}` is refused: its write access to {}{grant} reaches the cgroup file system mounted at {}, where a command could move itself out of its cgroup (and so out of its network hooks and its step's end); narrow the grant, e.g. `except \"{}/**\"`",
+                r.path.display(),
+                m.display(),
+                m.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Source text on one line (grants spanning lines are shown joined).

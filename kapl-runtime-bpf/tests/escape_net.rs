@@ -689,3 +689,90 @@ fn pathname_unix_sockets_need_fs_write_on_the_socket_path() {
     );
     assert!(s.stop().contains(", 0 events lost"));
 }
+
+#[test]
+fn a_write_grant_on_cgroupfs_is_refused_at_step_start() {
+    // A policy may grant write on the cgroup file system, directly or
+    // through a broad grant above it. Landlock would then allow writing a
+    // pid to any cgroup.procs: the command would leave its cgroup, its
+    // network hooks and its step's end. (Its cgroup namespace bounds such
+    // moves only where cgroup2 is mounted with nsdelegate, which this
+    // machine kind's is not.) The runtime refuses to start such a step and
+    // names the grant; nothing runs.
+    let root = kapl_runtime_bpf::cgroup::cgroup2_root().expect("cgroup v2");
+    for grant in [format!("{}/**", root.display()), "/sys/**".to_string()] {
+        let t = Tmp::new("esc-cgfs");
+        let img = t.path("p.kapi");
+        std::fs::write(
+            &img,
+            image(PolicySpec {
+                plan: "p",
+                plan_grants: vec![probe_exec()],
+                steps: vec![StepSpec {
+                    name: "cg",
+                    after: vec![],
+                    grants: vec![G::Fs(
+                        &[Right::Read, Right::Write],
+                        vec![grant.clone()],
+                        vec![],
+                    )],
+                }],
+            }),
+        )
+        .unwrap();
+        let audit = t.0.join("audit.jsonl");
+        let o = one_shot(
+            img.as_ref(),
+            "p",
+            None,
+            &audit,
+            &[probe(), "cgroup-leave", root.to_str().unwrap()],
+        );
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(125), "{grant}: {err}");
+        assert_eq!(String::from_utf8_lossy(&o.stdout), "", "nothing ran");
+        assert!(
+            err.contains("KAPL0806: step `cg` is refused: its write access to")
+                && err.contains(&format!(
+                    "reaches the cgroup file system mounted at {}",
+                    root.display()
+                )),
+            "{grant}: {err}"
+        );
+    }
+    // Reading it stays possible.
+    let t = Tmp::new("esc-cgfs-read");
+    let img = t.path("p.kapi");
+    std::fs::write(
+        &img,
+        image(PolicySpec {
+            plan: "p",
+            plan_grants: vec![probe_exec()],
+            steps: vec![StepSpec {
+                name: "cg",
+                after: vec![],
+                grants: vec![G::Fs(
+                    &[Right::Read],
+                    vec![format!("{}/**", root.display())],
+                    vec![],
+                )],
+            }],
+        }),
+    )
+    .unwrap();
+    let procs = root.join("cgroup.procs");
+    let o = one_shot(
+        img.as_ref(),
+        "p",
+        None,
+        &t.0.join("audit.jsonl"),
+        &[probe(), "read", procs.to_str().unwrap()],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "read ok\n",
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_no_leftover_cgroups();
+}
