@@ -87,8 +87,10 @@ fn nl_socket(groups: u32) -> Result<OwnedFd, AuditError> {
     if r != 0 {
         return Err(sys("bind"));
     }
-    // A large receive buffer: denials can come in bursts.
-    let sz: libc::c_int = 8 << 20;
+    // A large receive buffer: denials can come in bursts. The multicast
+    // cannot wait for us; what does not fit is dropped and counted (see
+    // `AuditReader::dropped`).
+    let sz: libc::c_int = 32 << 20;
     // SAFETY: setsockopt with an int option value.
     unsafe {
         libc::setsockopt(
@@ -168,8 +170,9 @@ fn messages(buf: &[u8]) -> Vec<(u16, &[u8])> {
     out
 }
 
-/// Reads the audit `enabled` flag.
-pub fn audit_enabled() -> Result<u32, AuditError> {
+/// Reads the kernel's `audit_status` (AUDIT_GET): mask, enabled, failure,
+/// pid, rate_limit, backlog_limit, lost, backlog.
+fn audit_status() -> Result<[u32; 8], AuditError> {
     let fd = nl_socket(0)?;
     send_msg(fd.as_raw_fd(), AUDIT_GET, 0, &[])?;
     let mut buf = vec![0u8; 8192];
@@ -177,8 +180,12 @@ pub fn audit_enabled() -> Result<u32, AuditError> {
     while Instant::now() < deadline {
         let n = recv_raw(fd.as_raw_fd(), &mut buf, 0)?;
         for (ty, p) in messages(&buf[..n]) {
-            if ty == AUDIT_GET && p.len() >= 8 {
-                return Ok(u32::from_ne_bytes([p[4], p[5], p[6], p[7]]));
+            if ty == AUDIT_GET && p.len() >= 32 {
+                let mut w = [0u32; 8];
+                for (i, x) in w.iter_mut().enumerate() {
+                    *x = u32::from_ne_bytes([p[4 * i], p[4 * i + 1], p[4 * i + 2], p[4 * i + 3]]);
+                }
+                return Ok(w);
             }
             if ty == NLMSG_ERROR && p.len() >= 4 {
                 let err = i32::from_ne_bytes([p[0], p[1], p[2], p[3]]);
@@ -192,6 +199,18 @@ pub fn audit_enabled() -> Result<u32, AuditError> {
         }
     }
     Err(AuditError::Protocol("no answer to AUDIT_GET".into()))
+}
+
+/// Reads the audit `enabled` flag.
+pub fn audit_enabled() -> Result<u32, AuditError> {
+    Ok(audit_status()?[1])
+}
+
+/// The kernel's count of audit records it dropped host-wide (backlog
+/// full, rate limit, no memory): Landlock logs denials without waiting, so
+/// a storm that outruns `kauditd` loses records here.
+pub fn audit_lost() -> Result<u32, AuditError> {
+    Ok(audit_status()?[6])
 }
 
 /// Sets the audit `enabled` flag.
@@ -297,6 +316,7 @@ pub struct AuditReader {
     pending: BTreeMap<u64, Pending>,
     barrier_seen: Option<String>,
     barrier_n: u64,
+    kernel_lost_base: u32,
 }
 
 #[derive(Debug, Default)]
@@ -360,6 +380,7 @@ impl AuditReader {
             pending: BTreeMap::new(),
             barrier_seen: None,
             barrier_n: 0,
+            kernel_lost_base: audit_lost()?,
         })
     }
 
@@ -393,6 +414,42 @@ impl AuditReader {
         Ok(out)
     }
 
+    /// Audit records the kernel dropped for this reader because its receive
+    /// buffer was full (the socket's drop counter, `SO_MEMINFO`): exact, in
+    /// records, so an upper bound on the denials lost (a denial is an access
+    /// record plus its `SYSCALL`, `PROCTITLE` and `EOE` records).
+    pub fn dropped(&self) -> Result<u64, AuditError> {
+        // SK_MEMINFO_DROPS is the ninth counter.
+        let mut info = [0u32; 9];
+        let mut len = size_of_val(&info) as libc::socklen_t;
+        // SAFETY: getsockopt into our array of the stated size.
+        let r = unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_MEMINFO,
+                info.as_mut_ptr().cast(),
+                &mut len,
+            )
+        };
+        if r != 0 {
+            return Err(sys("getsockopt SO_MEMINFO"));
+        }
+        if (len as usize) < size_of_val(&info) {
+            return Err(AuditError::Protocol(
+                "SO_MEMINFO has no drop counter".into(),
+            ));
+        }
+        Ok(u64::from(info[8]))
+    }
+
+    /// Audit records the kernel dropped host-wide since this reader was
+    /// opened ([`audit_lost`]): exact for the host, so an upper bound for
+    /// this session when other audit sources are busy at the same time.
+    pub fn kernel_lost(&self) -> Result<u64, AuditError> {
+        Ok(u64::from(audit_lost()?.wrapping_sub(self.kernel_lost_base)))
+    }
+
     /// The socket fd (poll it for readability).
     pub fn fd(&self) -> RawFd {
         self.fd.as_raw_fd()
@@ -409,6 +466,13 @@ impl AuditReader {
                     if source.kind() == io::ErrorKind::WouldBlock =>
                 {
                     break;
+                }
+                // The receive buffer overflowed: the kernel dropped records
+                // (counted by `dropped`); what it queued is still readable.
+                Err(AuditError::Syscall { source, .. })
+                    if source.raw_os_error() == Some(libc::ENOBUFS) =>
+                {
+                    continue;
                 }
                 Err(e) => return Err(e),
             };

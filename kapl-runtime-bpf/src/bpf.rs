@@ -18,7 +18,7 @@ use aya::programs::{BtfTracePoint, CgroupAttachMode, CgroupSock, CgroupSockAddr}
 use aya::{Btf, Ebpf, EbpfLoader, Pod};
 use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv6Addr;
-use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
 /// The compiled object (built by build.rs).
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/kapl.bpf.o"));
@@ -250,6 +250,8 @@ pub enum Event {
     Net(NetEvent),
     /// A program was executed by a session process.
     Exec(ExecEvent),
+    /// A pathname UNIX connect or send (src/unix.rs).
+    Unix(crate::unix::UnixEvent),
 }
 
 /// A network decision.
@@ -351,6 +353,7 @@ pub fn decode(b: &[u8]) -> Option<Event> {
                 comm: String::from_utf8_lossy(&cstr_at(b, 68, 16)).into_owned(),
             }))
         }
+        3 => crate::unix::decode(b).map(Event::Unix),
         2 if b.len() >= 48 => Some(Event::Exec(ExecEvent {
             pid: rd_u32(b, 4),
             tgid: rd_u32(b, 8),
@@ -368,6 +371,7 @@ pub fn decode(b: &[u8]) -> Option<Event> {
 pub struct StepLinks {
     _addr: Vec<CgroupSockAddrLink>,
     _sock: Vec<CgroupSockLink>,
+    _unix: Vec<OwnedFd>,
 }
 
 /// The loaded programs and maps of one session.
@@ -375,12 +379,23 @@ pub struct NetEnforcer {
     ebpf: Ebpf,
     events: RingBuf<MapData>,
     _exec_link: aya::programs::tp_btf::BtfTracePointLink,
+    unix: crate::unix::UnixHooks,
 }
 
 impl NetEnforcer {
     /// Loads the programs, fills the LPM trie from `rules` and attaches the
     /// exec tracer. Nothing is attached to any cgroup yet.
+    /// No pathname UNIX socket is granted.
     pub fn load(rules: &[NetRule]) -> Result<NetEnforcer, BpfError> {
+        NetEnforcer::load_with_unix(rules, &crate::unix::UnixTables::none())
+    }
+
+    /// Like [`NetEnforcer::load`], with the plan's tables for the pathname
+    /// UNIX socket hooks (src/unix.rs).
+    pub fn load_with_unix(
+        rules: &[NetRule],
+        unix: &crate::unix::UnixTables,
+    ) -> Result<NetEnforcer, BpfError> {
         let entries = lpm_entries(rules)?;
         let max = u32::try_from(entries.len().max(1)).unwrap_or(u32::MAX);
         let btf = Btf::from_sys_fs().map_err(|e| BpfError::Load(format!("kernel BTF: {e}")))?;
@@ -438,12 +453,14 @@ impl NetEnforcer {
                 msg: e.to_string(),
             })?
         };
+        let unix = crate::unix::UnixHooks::load(&ebpf, &btf, unix).map_err(BpfError::Load)?;
         let events = ebpf.take_map("events").ok_or(BpfError::Missing("events"))?;
         let events = RingBuf::try_from(events).map_err(map_err("events"))?;
         Ok(NetEnforcer {
             ebpf,
             events,
             _exec_link: exec_link,
+            unix,
         })
     }
 
@@ -491,9 +508,14 @@ impl NetEnforcer {
             prog: "kapl_sock_create",
             msg: e.to_string(),
         })?];
+        let unix = self.unix.attach(cgroup).map_err(|msg| BpfError::Attach {
+            prog: "kapl_unix_connect/sendmsg",
+            msg,
+        })?;
         Ok(StepLinks {
             _addr: addr,
             _sock: sock,
+            _unix: unix,
         })
     }
 

@@ -61,6 +61,20 @@ pub enum RunError {
     Denied(String),
 }
 
+/// Decision events that could not be reported, by where they were lost.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Losses {
+    /// Network and exec events: ring-buffer reservations that failed
+    /// (exact, this session's programs only).
+    pub ring_buffer: u64,
+    /// Audit records dropped at the session's audit socket (receive buffer
+    /// full; exact).
+    pub audit_socket: u64,
+    /// Audit records the kernel dropped host-wide while the session ran
+    /// (backlog full; exact for the host, an upper bound for the session).
+    pub audit_kernel: u64,
+}
+
 /// How the engine enforces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -121,6 +135,7 @@ pub struct Engine {
     id: String,
     pending_records: Vec<Record>,
     lingering: Vec<Cgroup>,
+    watchdog_restarts: u64,
 }
 
 fn ll(e: domain::DomainError) -> RunError {
@@ -193,6 +208,8 @@ impl Engine {
             )));
         }
         domain::preflight().map_err(ll)?;
+        // Before any kernel object exists: a refused step leaves nothing.
+        let domain = build_domain(plan, start)?;
         let kern = match mode {
             Mode::Unprivileged => None,
             Mode::Full => {
@@ -209,7 +226,8 @@ impl Engine {
                             .to_string(),
                     ));
                 }
-                let bpf = NetEnforcer::load(&rules).map_err(|e| RunError::Bpf(e.to_string()))?;
+                let bpf = NetEnforcer::load_with_unix(&rules, &plan::unix_tables(plan))
+                    .map_err(|e| RunError::Bpf(e.to_string()))?;
                 if sim("audit") {
                     return Err(RunError::Audit(
                         crate::audit::AuditError::Protocol(
@@ -248,7 +266,6 @@ impl Engine {
             None => None,
         };
         let nsteps = plan.steps.len();
-        let domain = build_domain(plan, start)?;
         let mut e = Engine {
             image,
             plan: plan_idx,
@@ -269,6 +286,7 @@ impl Engine {
             id: id.to_string(),
             pending_records: Vec::new(),
             lingering: Vec::new(),
+            watchdog_restarts: 0,
         };
         e.visited[start as usize] = true;
         e.attach_step()?;
@@ -620,17 +638,52 @@ impl Engine {
         let _ = cg.remove();
     }
 
-    /// Fds to poll for decisions.
+    /// Fds to poll for decisions (and the watchdog's pidfd: see
+    /// [`Engine::pump`]).
     pub fn event_fds(&self) -> Vec<RawFd> {
         match &self.kern {
-            Some(k) => vec![k.bpf.events_fd(), k.audit.fd()],
+            Some(k) => {
+                let mut v = vec![k.bpf.events_fd(), k.audit.fd()];
+                v.extend(k.watchdog.as_ref().map(cgroup::Watchdog::fd));
+                v
+            }
             None => Vec::new(),
         }
+    }
+
+    /// A session outlives its watchdog only while the supervisor lives: a
+    /// killed watchdog is replaced at once. If no new one can be started,
+    /// the session's processes are ended (fail closed: no command runs
+    /// without the guarantee that it dies with the supervisor), and the
+    /// next pump tries again.
+    fn rearm_watchdog(&mut self) {
+        let Some(k) = self.kern.as_mut() else {
+            return;
+        };
+        if !k.watchdog.as_ref().is_none_or(cgroup::Watchdog::exited) {
+            return;
+        }
+        k.watchdog = None;
+        match cgroup::Watchdog::start(k.session_cg.path(), crate::audit::release_hold) {
+            Ok(w) => {
+                k.watchdog = Some(w);
+                self.watchdog_restarts += 1;
+            }
+            Err(_) => {
+                let _ = k.session_cg.kill_all();
+            }
+        }
+    }
+
+    /// How many times a killed watchdog was replaced.
+    pub fn watchdog_restarts(&self) -> u64 {
+        self.watchdog_restarts
     }
 
     /// Reads pending decisions, writes them to the audit file, and returns
     /// the lines to show.
     pub fn pump(&mut self, flush: bool) -> Vec<Notice> {
+        self.rearm_watchdog();
         let mut out = Vec::new();
         let Some(k) = self.kern.as_mut() else {
             return out;
@@ -643,6 +696,7 @@ impl Engine {
             match e {
                 Event::Net(n) => self.on_net(&n, &mut out),
                 Event::Exec(x) => self.on_exec(&x, &mut out),
+                Event::Unix(u) => self.on_unix(&u, &mut out),
             }
         }
         for r in recs {
@@ -678,12 +732,25 @@ impl Engine {
         self.pump(true)
     }
 
-    /// Events lost so far (ring buffer full).
+    /// Decision events lost so far (see [`Engine::losses`]), in total.
     pub fn lost(&self) -> u64 {
-        self.kern
-            .as_ref()
-            .and_then(|k| k.bpf.lost().ok())
-            .unwrap_or(0)
+        let l = self.losses();
+        l.ring_buffer
+            .saturating_add(l.audit_socket)
+            .saturating_add(l.audit_kernel)
+    }
+
+    /// Losses by channel. A counter that cannot be read counts as
+    /// `u64::MAX`: never a silent 0.
+    pub fn losses(&self) -> Losses {
+        match &self.kern {
+            Some(k) => Losses {
+                ring_buffer: k.bpf.lost().unwrap_or(u64::MAX),
+                audit_socket: k.audit.dropped().unwrap_or(u64::MAX),
+                audit_kernel: k.audit.kernel_lost().unwrap_or(u64::MAX),
+            },
+            None => Losses::default(),
+        }
     }
 
     fn chain(&self, step: u32) -> (String, String, Option<String>, String) {
@@ -866,6 +933,47 @@ impl Engine {
         );
     }
 
+    /// A pathname UNIX connect/send: allowed by the step's `fs write` grant
+    /// on the socket path, or refused (see src/unix.rs for why a granted
+    /// path can still be refused).
+    fn on_unix(&mut self, u: &crate::unix::UnixEvent, out: &mut Vec<Notice>) {
+        use crate::unix::Reason;
+        let cmd = self.cg_cmd.get(&u.cgroup).copied();
+        let step = if u.step == crate::bpf::NO_STEP {
+            self.step
+        } else {
+            u.step
+        };
+        let path = String::from_utf8_lossy(&u.path).into_owned();
+        let object = format!("{path} (unix)");
+        let grant = (u.allowed && u.grant != NO_GRANT).then_some(u.grant);
+        let written = plan::fs_grant(self.plan(), step, &u.path, access::WRITE_FILE);
+        let nearest = match u.reason {
+            Reason::Granted => None,
+            Reason::NoGrant => plan::nearest_fs(self.plan(), step, &u.path, access::WRITE_FILE),
+            Reason::Creatable => written.map(|g| (g, "it grants write on this path, but the path or a directory on it is a name a step may create (a symbolic link planted there would redirect the connection); UNIX socket paths are decided as written".to_string())),
+            Reason::Relative => written.map(|g| (g, "the path is relative: socket paths must be absolute".to_string())),
+            Reason::NotNormal => written.map(|g| (g, "the path has an empty, `.` or `..` segment".to_string())),
+            Reason::Tables => None,
+        };
+        let exe = std::fs::read_link(format!("/proc/{}/exe", u.tgid))
+            .ok()
+            .map(|p| p.display().to_string());
+        self.record(
+            out,
+            cmd,
+            step,
+            Some(u.tgid as i32),
+            &u.comm.clone(),
+            exe,
+            if u.send { "send" } else { "connect" },
+            &object,
+            grant,
+            nearest,
+            "bpf",
+        );
+    }
+
     fn on_exec(&mut self, x: &crate::bpf::ExecEvent, out: &mut Vec<Notice>) {
         let cmd = self.cg_cmd.get(&x.cgroup).copied();
         let mut path = x.path.clone();
@@ -1000,7 +1108,19 @@ impl Engine {
         let mut notes = self.pump(true);
         notes.clear();
         let ended = self.end_step_processes().unwrap_or(0);
+        let losses = self.losses();
         let lost = self.lost();
+        if lost > 0
+            && let Some(f) = self.audit_out.as_mut()
+        {
+            // The audit file says itself that it is incomplete.
+            let rec = json!({
+                "time": now_rfc3339(), "session": self.id, "verdict": "lost",
+                "lost": {"ring_buffer_events": losses.ring_buffer, "audit_socket_records": losses.audit_socket, "audit_kernel_records": losses.audit_kernel},
+                "reason": "decision events the kernel could not deliver (ring buffer, audit socket or audit backlog full; the kernel's count is host-wide); each lost audit record may be a denial",
+            });
+            let _ = writeln!(f, "{rec}");
+        }
         if let Some(mut k) = self.kern.take() {
             drop(k.watchdog.take());
             let path = k.session_cg.path().to_path_buf();
@@ -1009,7 +1129,7 @@ impl Engine {
             let _ = cgroup::remove_tree(&path);
         }
         format!(
-            "session {} ended: plan {}, last step {}, {} processes ended, {} denials, {} first allows reported, {} events lost, {:.1}s",
+            "session {} ended: plan {}, last step {}, {} processes ended, {} denials, {} first allows reported, {} events lost ({} ring buffer, {} audit socket, {} audit backlog host-wide), {:.1}s",
             self.id,
             self.plan_name(),
             self.step_name(),
@@ -1017,6 +1137,9 @@ impl Engine {
             self.denies,
             self.allows,
             lost,
+            losses.ring_buffer,
+            losses.audit_socket,
+            losses.audit_kernel,
             self.started.elapsed().as_secs_f64()
         )
     }
@@ -1064,12 +1187,48 @@ pub fn build_domain(plan: &Plan, step: u32) -> Result<StepDomain, RunError> {
         WalkLimits::default(),
     )
     .map_err(ll)?;
+    cgroup_write_guard(plan, step, &w.rules)?;
     let notes: Vec<(u32, Vec<domain::Narrowing>)> = w.narrowed.clone().into_iter().collect();
     let counts = w.counts.clone();
     let mut d = domain::build(w.rules, &plan::tcp_ports(plan, step)).map_err(ll)?;
     d.notes = notes;
     d.counts = counts;
     Ok(d)
+}
+
+/// Refuses a step whose Landlock rules would let its commands write to a
+/// cgroup file system (a rule on or above a cgroup mount): writing a pid to
+/// a `cgroup.procs` outside the session moves a command out of its cgroup,
+/// away from its network hooks and out of reach of the step's end.
+/// Landlock cannot except a mount from a rule above it, and the commands'
+/// cgroup namespace only bounds moves where cgroup2 is mounted with
+/// `nsdelegate`; so this fails closed.
+fn cgroup_write_guard(plan: &Plan, step: u32, rules: &[domain::AddedRule]) -> Result<(), RunError> {
+    let mounts = cgroup::cgroup_mounts();
+    for r in rules {
+        if r.access & (access::WRITE_FILE | access::TRUNCATE) == 0 {
+            continue;
+        }
+        let hit = mounts
+            .iter()
+            .find(|m| r.path.starts_with(m) || (r.subtree && m.starts_with(&r.path)));
+        if let Some(m) = hit {
+            let path = r.path.as_os_str().as_bytes();
+            let grant = plan::fs_grant(plan, step, path, access::WRITE_FILE)
+                .map_or_else(String::new, |g| format!(" (grant {g})"));
+            let name = plan
+                .steps
+                .get(step as usize)
+                .map_or("?", |s| s.name.as_str());
+            return Err(RunError::Step(format!(
+                "step `{name}` is refused: its write access to {}{grant} reaches the cgroup file system mounted at {}, where a command could move itself out of its cgroup (and so out of its network hooks and its step's end); narrow the grant, e.g. `except \"{}/**\"`",
+                r.path.display(),
+                m.display(),
+                m.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Source text on one line (grants spanning lines are shown joined).

@@ -378,3 +378,30 @@ fn contains(net: IpAddr, prefix: u8, addr: IpAddr) -> bool {
     let mask = u128::MAX << (128 - bits.min(128));
     n & mask == a & mask
 }
+
+/// The plan's fs DFA as the pathname UNIX socket program reads it: per
+/// state and step the grant of `fs write`, per state whether any step may
+/// create that name (src/unix.rs).
+pub fn unix_tables(plan: &Plan) -> crate::unix::UnixTables {
+    let d = &plan.fs;
+    let n = d.states();
+    let steps = d.steps;
+    let mut write = Vec::with_capacity(n * steps as usize);
+    let mut create = Vec::with_capacity(n);
+    for s in 0..n as u32 {
+        for st in 0..steps {
+            write.push(d.cell(s, st, FsRight::Write.column()).grant);
+        }
+        let any = (0..steps).any(|st| d.cell(s, st, FsRight::Create.column()).grant != NO_GRANT);
+        create.push(u32::from(any));
+    }
+    crate::unix::UnixTables {
+        start: d.start,
+        classes: d.classes.clone(),
+        class_count: u32::from(d.class_count),
+        steps,
+        next: d.transitions.clone(),
+        write,
+        create,
+    }
+}

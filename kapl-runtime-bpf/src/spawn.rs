@@ -4,7 +4,9 @@
 //! directory, the step's Landlock ruleset fd, the command's cgroup fd and
 //! the seccomp filter. Output: a running child (pid + pidfd) that was born
 //! inside its cgroup (`clone3(CLONE_INTO_CGROUP)`, so it can create nothing
-//! before it is there), then, before `execve`: lost every capability from
+//! before it is there), then, before `execve`: entered a cgroup namespace
+//! rooted at that cgroup (so it can never move out of it), lost every
+//! capability from
 //! every set (bounding, ambient, inheritable, permitted, effective, with the
 //! securebits locked), set no_new_privs, entered the step's Landlock domain
 //! (`landlock_restrict_self` called in the child itself so the kernel's
@@ -84,6 +86,8 @@ pub enum ChildStage {
     Capabilities,
     /// Setting no_new_privs.
     NoNewPrivs,
+    /// Entering a cgroup namespace rooted at the command's cgroup.
+    CgroupNamespace,
     /// Entering the Landlock domain.
     Landlock,
     /// Installing the seccomp filter.
@@ -102,6 +106,7 @@ impl ChildStage {
             ChildStage::Landlock => 5,
             ChildStage::Seccomp => 6,
             ChildStage::Exec => 7,
+            ChildStage::CgroupNamespace => 8,
         }
     }
     fn from_code(c: u8) -> Option<ChildStage> {
@@ -113,6 +118,7 @@ impl ChildStage {
             5 => ChildStage::Landlock,
             6 => ChildStage::Seccomp,
             7 => ChildStage::Exec,
+            8 => ChildStage::CgroupNamespace,
             _ => return None,
         })
     }
@@ -126,6 +132,7 @@ impl ChildStage {
             ChildStage::Landlock => "entering the Landlock domain",
             ChildStage::Seccomp => "installing the seccomp filter",
             ChildStage::Exec => "executing the program",
+            ChildStage::CgroupNamespace => "entering a cgroup namespace",
         }
     }
 }
@@ -559,6 +566,14 @@ unsafe fn child_main(c: &ChildCtx) -> ! {
             child_fail(c.errfd, ChildStage::Chdir);
         }
         if c.privileged {
+            // A cgroup namespace rooted at the command's own cgroup: even
+            // with write access to cgroup.procs files (a policy may grant
+            // the cgroup file system), the kernel refuses to move it, or
+            // anything it starts, to a cgroup outside that root (ENOENT),
+            // so it can never leave its step's hooks or its step's kill.
+            if libc::unshare(libc::CLONE_NEWCGROUP) != 0 {
+                child_fail(c.errfd, ChildStage::CgroupNamespace);
+            }
             if libc::prctl(libc::PR_SET_SECUREBITS, SECUREBITS_LOCKED_DOWN, 0, 0, 0) != 0 {
                 child_fail(c.errfd, ChildStage::Capabilities);
             }

@@ -16,12 +16,16 @@
 use std::process::ExitCode;
 
 mod basic;
+mod load;
+mod net;
 mod report;
+mod tamper;
+mod uring;
 
 /// A family of probes: `run` returns `None` when it does not know `cmd`.
 type Family = fn(cmd: &str, args: &[String]) -> Option<()>;
 
-const FAMILIES: &[Family] = &[basic::run];
+const FAMILIES: &[Family] = &[basic::run, net::run, uring::run, tamper::run, load::run];
 
 fn main() -> ExitCode {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
