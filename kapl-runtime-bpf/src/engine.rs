@@ -383,7 +383,9 @@ impl Engine {
             let what = match kind {
                 0 => "only entries that exist now are granted in",
                 1 => "symbolic links are not followed:",
-                _ => "creation/removal cannot be granted for only some names in",
+                2 => "creation/removal cannot be granted for only some names in",
+                3 => "hard-linked files get no rule (a rule would grant their other names too):",
+                _ => "deeper than the rule builder's walk bound, nothing is granted below",
             };
             out.push((
                 self.is_lib(*g),
@@ -1241,6 +1243,8 @@ fn narrowing_kind(n: &domain::Narrowing) -> u8 {
         domain::Narrowing::PerEntry(_) => 0,
         domain::Narrowing::Symlink(_) => 1,
         domain::Narrowing::ParentRight(..) => 2,
+        domain::Narrowing::HardLink(_) => 3,
+        domain::Narrowing::TooDeep(_) => 4,
     }
 }
 
@@ -1248,7 +1252,9 @@ fn narrowing_path(n: &domain::Narrowing) -> String {
     match n {
         domain::Narrowing::PerEntry(p)
         | domain::Narrowing::Symlink(p)
-        | domain::Narrowing::ParentRight(p, _) => p.display().to_string(),
+        | domain::Narrowing::ParentRight(p, _)
+        | domain::Narrowing::HardLink(p)
+        | domain::Narrowing::TooDeep(p) => p.display().to_string(),
     }
 }
 
