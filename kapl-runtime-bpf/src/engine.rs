@@ -135,6 +135,9 @@ pub struct Engine {
     id: String,
     pending_records: Vec<Record>,
     lingering: Vec<Cgroup>,
+    /// Programs session processes executed (tgid → command, path), so a
+    /// network decision still names the program after the process exited.
+    exe_seen: HashMap<u32, (Option<u64>, String)>,
     watchdog_restarts: u64,
 }
 
@@ -286,6 +289,7 @@ impl Engine {
             id: id.to_string(),
             pending_records: Vec::new(),
             lingering: Vec::new(),
+            exe_seen: HashMap::new(),
             watchdog_restarts: 0,
         };
         e.visited[start as usize] = true;
@@ -623,6 +627,7 @@ impl Engine {
         let Some(mut c) = self.cmds.remove(&cmd) else {
             return;
         };
+        self.exe_seen.retain(|_, (k, _)| *k != Some(cmd));
         let Some(cg) = c.cgroup.take() else {
             return;
         };
@@ -919,7 +924,8 @@ impl Engine {
         let grant = (n.allowed && n.grant != NO_GRANT).then_some(n.grant);
         let exe = std::fs::read_link(format!("/proc/{}/exe", n.tgid))
             .ok()
-            .map(|p| p.display().to_string());
+            .map(|p| p.display().to_string())
+            .or_else(|| self.exe_seen.get(&n.tgid).map(|(_, e)| e.clone()));
         self.record(
             out,
             cmd,
@@ -960,7 +966,8 @@ impl Engine {
         };
         let exe = std::fs::read_link(format!("/proc/{}/exe", u.tgid))
             .ok()
-            .map(|p| p.display().to_string());
+            .map(|p| p.display().to_string())
+            .or_else(|| self.exe_seen.get(&u.tgid).map(|(_, e)| e.clone()));
         self.record(
             out,
             cmd,
@@ -986,6 +993,7 @@ impl Engine {
         }
         let grant = plan::fs_grant(self.plan(), x.step, &path, access::EXECUTE);
         let object = String::from_utf8_lossy(&path).into_owned();
+        self.exe_seen.insert(x.tgid, (cmd, object.clone()));
         let step = x.step;
         let nearest = if grant.is_none() {
             Some((u32::MAX, "the kernel allowed it (e.g. as an interpreter or through a link) but no exec grant names this path".into()))
