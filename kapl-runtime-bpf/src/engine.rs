@@ -968,8 +968,17 @@ impl Engine {
             .ok()
             .map(|p| p.display().to_string())
             .or_else(|| self.exe_seen.get(&u.tgid).map(|(_, e)| e.clone()));
+        // Programs probe for optional services that are not there (glibc
+        // tries nscd's socket on every user lookup): such a refusal is
+        // recorded in the audit file but not shown on the command's
+        // stderr; the connect would have failed anyway.
+        let absent = !u.allowed
+            && u.path.first() == Some(&b'/')
+            && std::fs::symlink_metadata(std::ffi::OsStr::from_bytes(&u.path))
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound);
+        let mut hidden = Vec::new();
         self.record(
-            out,
+            if absent { &mut hidden } else { out },
             cmd,
             step,
             Some(u.tgid as i32),

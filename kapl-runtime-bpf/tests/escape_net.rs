@@ -676,6 +676,11 @@ fn pathname_unix_sockets_need_fs_write_on_the_socket_path() {
     assert!(err.contains("a symbolic link planted there"), "{err}");
     // Relative paths are refused (the program cannot see the cwd).
     s.expect(&["unix-connect", "svc.sock"], "unix-connect refused 1");
+    // A socket that is not there (glibc probes nscd's on every user
+    // lookup): refused and recorded, but not shown on stderr.
+    let absent = t.path("denied/absent.sock");
+    let err = s.expect(&["unix-connect", &absent], "unix-connect refused 1");
+    assert!(!err.contains("absent.sock"), "{err}");
 
     let recs = s.records();
     let d = deny(&recs, "connect", &format!("{denied} (unix)"), "bpf");
@@ -683,6 +688,7 @@ fn pathname_unix_sockets_need_fs_write_on_the_socket_path() {
     assert!(d["nearest"]["text"].is_string(), "{d:#}");
     deny(&recs, "send", &format!("{denied_dg} (unix)"), "bpf");
     deny(&recs, "connect", &format!("{dotdot} (unix)"), "bpf");
+    deny(&recs, "connect", &format!("{absent} (unix)"), "bpf");
     let d = deny(&recs, "connect", &format!("{link} (unix)"), "bpf");
     assert_eq!(
         d["nearest"]["text"],
