@@ -27,6 +27,14 @@ fn quick() -> bool {
     std::env::var_os("KAPL_BENCH_QUICK").is_some()
 }
 
+/// KAPL_BENCH_ONLY=open,stat,exec,net,startup,build runs only those rows.
+fn want(section: &str) -> bool {
+    match std::env::var("KAPL_BENCH_ONLY") {
+        Ok(v) => v.split(',').any(|x| x.trim() == section),
+        Err(_) => true,
+    }
+}
+
 /// Runs `work` in a forked child after `ruleset` (if any) is applied and
 /// after joining `cgroup` (if any); returns the child's measured time.
 fn in_child(ruleset: Option<RawFd>, cgroup: Option<&Path>, work: &dyn Fn()) -> Duration {
@@ -234,7 +242,12 @@ fn main() {
     let plain = plain_landlock(Path::new(&w.root()), true);
     let per = |d: Duration, n: usize| format!("{:.0} ns", d.as_nanos() as f64 / n as f64);
     let mut domains = Vec::new();
-    for n in [10usize, 1000, 10_000] {
+    let sizes: &[usize] = if want("open") || want("stat") || want("exec") {
+        &[10, 1000, 10_000]
+    } else {
+        &[10]
+    };
+    for &n in sizes {
         let img = w.image(n);
         let t = Instant::now();
         let d = engine::build_domain(&img.plans[0], 0).unwrap();
@@ -250,6 +263,9 @@ fn main() {
         ("open+close, 1 level below", &f1),
         ("open+close, 9 levels below", &f9),
     ] {
+        if !want("open") {
+            break;
+        }
         let un = || in_child(None, None, &|| open_close(path, n_ops));
         let pl = || in_child(Some(plain.as_raw_fd()), None, &|| open_close(path, n_ops));
         let k0 = || {
@@ -288,7 +304,7 @@ fn main() {
             );
         }
     }
-    {
+    if want("stat") {
         let un = || in_child(None, None, &|| stat_loop(&f9, n_ops));
         let pl = || in_child(Some(plain.as_raw_fd()), None, &|| stat_loop(&f9, n_ops));
         let k = || {
@@ -306,7 +322,7 @@ fn main() {
             ratio(r[2], r[1])
         );
     }
-    {
+    if want("exec") {
         let un = || in_child(None, None, &|| exec_loop(n_exec));
         let pl = || in_child(Some(plain.as_raw_fd()), None, &|| exec_loop(n_exec));
         let k = || {
@@ -333,7 +349,7 @@ fn main() {
         }
     });
     let n_conn = if quick() { 2_000 } else { 10_000 };
-    {
+    if want("net") {
         let rules: Vec<NetRule> = (0..1000u32)
             .map(|i| NetRule {
                 step: 0,
@@ -439,7 +455,7 @@ fn main() {
         }
     }
     // kapl-run exec start-up vs a plain exec.
-    {
+    if want("startup") {
         let img_path = w.t.path("startup.kapi");
         std::fs::write(&img_path, kapl_image::write(&domains[0].2).unwrap()).unwrap();
         let bin = env!("CARGO_BIN_EXE_kapl-run");
@@ -449,31 +465,36 @@ fn main() {
             .unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         let id = String::from_utf8_lossy(&o.stdout).trim().to_string();
-        let n = if quick() { 30 } else { 200 };
-        let time = |f: &dyn Fn()| {
+        // Rounds of n commands each, the two configurations taking turns;
+        // best round of each, like the other rows.
+        let n = if quick() { 20 } else { 50 };
+        let plain_round = || {
             let t = Instant::now();
             for _ in 0..n {
-                f();
+                assert!(
+                    std::process::Command::new("/usr/bin/true")
+                        .status()
+                        .unwrap()
+                        .success()
+                );
             }
             t.elapsed()
         };
-        let plain_t = time(&|| {
-            assert!(
-                std::process::Command::new("/usr/bin/true")
-                    .status()
-                    .unwrap()
-                    .success()
-            );
-        });
-        let kapl_t = time(&|| {
-            assert!(
-                std::process::Command::new(bin)
-                    .args(["exec", "--session", &id, "--", "/usr/bin/true"])
-                    .status()
-                    .unwrap()
-                    .success()
-            );
-        });
+        let kapl_round = || {
+            let t = Instant::now();
+            for _ in 0..n {
+                assert!(
+                    std::process::Command::new(bin)
+                        .args(["exec", "--session", &id, "--", "/usr/bin/true"])
+                        .status()
+                        .unwrap()
+                        .success()
+                );
+            }
+            t.elapsed()
+        };
+        let r = interleaved(reps, &[&plain_round, &kapl_round]);
+        let (plain_t, kapl_t) = (r[0], r[1]);
         let _ = std::process::Command::new(bin)
             .args(["session", "stop", "--session", &id])
             .output();
@@ -488,6 +509,9 @@ fn main() {
     }
     // Ruleset build for per-entry rules vs the raw cost of those rules.
     for files in [10_000usize, if quick() { 20_000 } else { 100_000 }] {
+        if !want("build") {
+            break;
+        }
         let dir = w.t.0.join(format!("files{files}"));
         std::fs::create_dir_all(&dir).unwrap();
         for i in 0..files {

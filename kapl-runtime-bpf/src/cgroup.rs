@@ -377,3 +377,27 @@ fn watch(parent: i32, session: &Path, on_fire: fn()) -> ! {
     // SAFETY: leave without running the parent's destructors.
     unsafe { libc::_exit(0) }
 }
+
+/// Mount points of every cgroup file system (v1 and v2) in this mount
+/// namespace, from /proc/self/mountinfo (a refusal to read it yields the
+/// v2 root alone, if known).
+pub fn cgroup_mounts() -> Vec<PathBuf> {
+    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
+        return cgroup2_root().into_iter().collect();
+    };
+    // cgroup2 first: the hierarchy the session's hooks hang on.
+    let mut out: Vec<(bool, PathBuf)> = info
+        .lines()
+        .filter_map(|l| {
+            let (pre, post) = l.split_once(" - ")?;
+            let fstype = post.split(' ').next()?;
+            if fstype != "cgroup" && fstype != "cgroup2" {
+                return None;
+            }
+            let m = pre.split(' ').nth(4)?;
+            Some((fstype == "cgroup", PathBuf::from(unescape_mount(m))))
+        })
+        .collect();
+    out.sort_by_key(|(v1, _)| *v1);
+    out.into_iter().map(|(_, p)| p).collect()
+}

@@ -14,7 +14,15 @@
 //! - symbolic links are never followed while enumerating (lstat / O_NOFOLLOW
 //!   opens), so a link planted in a granted directory names nothing;
 //! - every rule is re-checked against the automaton, from the start state
-//!   over the full path, before it is added: never wider than the grant.
+//!   over the full path, before it is added: never wider than the grant;
+//! - a file rule attaches to the inode, so it grants every name of a hard-linked
+//!   file: a multiply linked file in a directory others could plant links in
+//!   gets no per-entry rule (see [`linked_file_ok`]);
+//! - when the ruleset is built, each rule's object is opened without
+//!   following any symbolic link on the whole path (`openat2`
+//!   `RESOLVE_NO_SYMLINKS`) and checked again (directory for a subtree rule,
+//!   the link test for a file rule), so an object swapped between the walk
+//!   and the build gets no rule.
 //!
 //! The walk also records, per grant, where the result is narrower than the
 //! grant as written (the precision report).
@@ -124,6 +132,12 @@ pub enum Narrowing {
     Symlink(PathBuf),
     /// Creation/removal in a partly granted directory cannot be expressed.
     ParentRight(PathBuf, u64),
+    /// A hard-linked file where others could plant links: a rule on it would
+    /// grant its other names too, so it gets none.
+    HardLink(PathBuf),
+    /// Deeper than the walk bound ([`WalkLimits::max_depth`]): nothing
+    /// below is granted per entry.
+    TooDeep(PathBuf),
 }
 
 /// Errors building a domain.
@@ -184,6 +198,8 @@ impl Walk {
             Narrowing::PerEntry(_) => 0,
             Narrowing::Symlink(_) => 1,
             Narrowing::ParentRight(..) => 2,
+            Narrowing::HardLink(_) => 3,
+            Narrowing::TooDeep(_) => 4,
         };
         for g in grants {
             let c = self.counts.entry((g, kind)).or_insert(0);
@@ -270,6 +286,11 @@ pub fn walk_into(
             walk_dir(a, w, p, s, u, 0, limits, 0)?;
         } else {
             let bits = a.accept(s) & access::FILE;
+            let path = PathBuf::from(OsStr::from_bytes(p));
+            if bits != 0 && !linked_file_ok(&path) {
+                w.narrow(a.grants(s, bits), Narrowing::HardLink(path));
+                continue;
+            }
             if bits != 0 && w.rules.len() < limits.max_rules {
                 check_rule(a, p, bits, false)?;
                 w.rules.push(AddedRule {
@@ -319,7 +340,15 @@ fn walk_dir(
             Narrowing::ParentRight(fs_path.to_path_buf(), partial_parent),
         );
     }
-    if below & !covered & (access::FILE | access::READ_DIR) == 0 || depth >= limits.max_depth {
+    if below & !covered & (access::FILE | access::READ_DIR) == 0 {
+        return Ok(());
+    }
+    if depth >= limits.max_depth {
+        // Fail closed: nothing deeper gets a rule; say so.
+        w.narrow(
+            a.grants_any(u, below & !covered & (access::FILE | access::READ_DIR)),
+            Narrowing::TooDeep(fs_path.to_path_buf()),
+        );
         return Ok(());
     }
     let mut per_entry = false;
@@ -363,6 +392,10 @@ fn walk_dir(
             }
             Kind::Other => {
                 let bits = a.accept(t) & !covered & access::FILE;
+                if bits != 0 && !linked_file_ok(&child_fs) {
+                    w.narrow(a.grants(t, bits), Narrowing::HardLink(child_fs.clone()));
+                    continue;
+                }
                 if bits != 0 && w.rules.len() < limits.max_rules {
                     check_rule(a, &child, bits, false)?;
                     w.rules.push(AddedRule {
@@ -571,9 +604,12 @@ pub fn build(rules: Vec<AddedRule>, tcp: &TcpPorts) -> Result<StepDomain, Domain
         // O_PATH | O_NOFOLLOW: the object itself, never a link's target.
         let fd = match open_nofollow(&r.path) {
             Ok(fd) => fd,
-            // Vanished since the walk: nothing to grant.
+            // Vanished (or became a link) since the walk: nothing to grant.
             Err(_) => continue,
         };
+        if !still_what_was_walked(&fd, r) {
+            continue;
+        }
         let acc = BitFlags::<AccessFs>::from_bits_truncate(r.access);
         created = created
             .add_rule(PathBeneath::new(fd, acc).set_compatibility(CompatLevel::HardRequirement))
@@ -603,13 +639,90 @@ pub fn build(rules: Vec<AddedRule>, tcp: &TcpPorts) -> Result<StepDomain, Domain
     })
 }
 
+/// Opens the object itself: `O_PATH`, and no symbolic link followed
+/// anywhere on the path (a parent swapped for a link since the walk fails).
 fn open_nofollow(p: &Path) -> std::io::Result<OwnedFd> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let f = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(p)?;
-    Ok(OwnedFd::from(f))
+    use std::os::fd::FromRawFd;
+    let c = std::ffi::CString::new(p.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+    /// `struct open_how` of the uapi (libc's is non-exhaustive).
+    #[repr(C)]
+    struct OpenHow {
+        flags: u64,
+        mode: u64,
+        resolve: u64,
+    }
+    let how = OpenHow {
+        flags: (libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC) as u64,
+        mode: 0,
+        resolve: libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS,
+    };
+    // SAFETY: `c` is a valid C string and `how` a valid open_how of the
+    // size passed; the kernel reads both and returns a new descriptor.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            &how as *const OpenHow,
+            size_of::<OpenHow>(),
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a descriptor the kernel just returned to us, owned by nobody
+    // else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Whether a file rule may be put on `path`: a rule on a file attaches to its
+/// inode and so grants every name of it. A file with one name is fine; a
+/// hard-linked one only when nobody but root could have planted the link
+/// (file and directory owned by root, neither group- nor world-writable:
+/// system files such as a dynamic loader with a second name). Fails closed
+/// when the metadata cannot be read.
+pub fn linked_file_ok(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(m) = fs::symlink_metadata(path) else {
+        return false;
+    };
+    if m.is_dir() || m.nlink() <= 1 {
+        return true;
+    }
+    let Some(parent) = path.parent() else {
+        return false;
+    };
+    let Ok(d) = fs::symlink_metadata(parent) else {
+        return false;
+    };
+    m.uid() == 0 && m.mode() & 0o022 == 0 && d.uid() == 0 && d.mode() & 0o022 == 0
+}
+
+/// The object behind `fd` is still what the walk saw: a directory for a
+/// subtree rule; for a file rule, not a directory and (when hard-linked)
+/// allowed by [`linked_file_ok`] with the same inode.
+fn still_what_was_walked(fd: &OwnedFd, r: &AddedRule) -> bool {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: an all-zero `stat` is a valid value to be overwritten.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `fd` is open; `st` is writable.
+    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
+        return false;
+    }
+    let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
+    if r.subtree {
+        return is_dir;
+    }
+    if is_dir || st.st_mode & libc::S_IFMT == libc::S_IFLNK {
+        return false;
+    }
+    if st.st_nlink <= 1 {
+        return true;
+    }
+    linked_file_ok(&r.path)
+        && fs::symlink_metadata(&r.path).is_ok_and(|m| m.ino() == st.st_ino && m.dev() == st.st_dev)
 }
 
 /// Lists ports of inclusive ranges, or `None` when more than `limit`.

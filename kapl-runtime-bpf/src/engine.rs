@@ -135,6 +135,9 @@ pub struct Engine {
     id: String,
     pending_records: Vec<Record>,
     lingering: Vec<Cgroup>,
+    /// Programs session processes executed (tgid → command, path), so a
+    /// network decision still names the program after the process exited.
+    exe_seen: HashMap<u32, (Option<u64>, String)>,
     watchdog_restarts: u64,
 }
 
@@ -208,6 +211,8 @@ impl Engine {
             )));
         }
         domain::preflight().map_err(ll)?;
+        // Before any kernel object exists: a refused step leaves nothing.
+        let domain = build_domain(plan, start)?;
         let kern = match mode {
             Mode::Unprivileged => None,
             Mode::Full => {
@@ -264,7 +269,6 @@ impl Engine {
             None => None,
         };
         let nsteps = plan.steps.len();
-        let domain = build_domain(plan, start)?;
         let mut e = Engine {
             image,
             plan: plan_idx,
@@ -285,6 +289,7 @@ impl Engine {
             id: id.to_string(),
             pending_records: Vec::new(),
             lingering: Vec::new(),
+            exe_seen: HashMap::new(),
             watchdog_restarts: 0,
         };
         e.visited[start as usize] = true;
@@ -382,7 +387,9 @@ impl Engine {
             let what = match kind {
                 0 => "only entries that exist now are granted in",
                 1 => "symbolic links are not followed:",
-                _ => "creation/removal cannot be granted for only some names in",
+                2 => "creation/removal cannot be granted for only some names in",
+                3 => "hard-linked files get no rule (a rule would grant their other names too):",
+                _ => "deeper than the rule builder's walk bound, nothing is granted below",
             };
             out.push((
                 self.is_lib(*g),
@@ -620,6 +627,7 @@ impl Engine {
         let Some(mut c) = self.cmds.remove(&cmd) else {
             return;
         };
+        self.exe_seen.retain(|_, (k, _)| *k != Some(cmd));
         let Some(cg) = c.cgroup.take() else {
             return;
         };
@@ -916,7 +924,8 @@ impl Engine {
         let grant = (n.allowed && n.grant != NO_GRANT).then_some(n.grant);
         let exe = std::fs::read_link(format!("/proc/{}/exe", n.tgid))
             .ok()
-            .map(|p| p.display().to_string());
+            .map(|p| p.display().to_string())
+            .or_else(|| self.exe_seen.get(&n.tgid).map(|(_, e)| e.clone()));
         self.record(
             out,
             cmd,
@@ -957,9 +966,19 @@ impl Engine {
         };
         let exe = std::fs::read_link(format!("/proc/{}/exe", u.tgid))
             .ok()
-            .map(|p| p.display().to_string());
+            .map(|p| p.display().to_string())
+            .or_else(|| self.exe_seen.get(&u.tgid).map(|(_, e)| e.clone()));
+        // Programs probe for optional services that are not there (glibc
+        // tries nscd's socket on every user lookup): such a refusal is
+        // recorded in the audit file but not shown on the command's
+        // stderr; the connect would have failed anyway.
+        let absent = !u.allowed
+            && u.path.first() == Some(&b'/')
+            && std::fs::symlink_metadata(std::ffi::OsStr::from_bytes(&u.path))
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound);
+        let mut hidden = Vec::new();
         self.record(
-            out,
+            if absent { &mut hidden } else { out },
             cmd,
             step,
             Some(u.tgid as i32),
@@ -983,6 +1002,7 @@ impl Engine {
         }
         let grant = plan::fs_grant(self.plan(), x.step, &path, access::EXECUTE);
         let object = String::from_utf8_lossy(&path).into_owned();
+        self.exe_seen.insert(x.tgid, (cmd, object.clone()));
         let step = x.step;
         let nearest = if grant.is_none() {
             Some((u32::MAX, "the kernel allowed it (e.g. as an interpreter or through a link) but no exec grant names this path".into()))
@@ -1186,12 +1206,48 @@ pub fn build_domain(plan: &Plan, step: u32) -> Result<StepDomain, RunError> {
         WalkLimits::default(),
     )
     .map_err(ll)?;
+    cgroup_write_guard(plan, step, &w.rules)?;
     let notes: Vec<(u32, Vec<domain::Narrowing>)> = w.narrowed.clone().into_iter().collect();
     let counts = w.counts.clone();
     let mut d = domain::build(w.rules, &plan::tcp_ports(plan, step)).map_err(ll)?;
     d.notes = notes;
     d.counts = counts;
     Ok(d)
+}
+
+/// Refuses a step whose Landlock rules would let its commands write to a
+/// cgroup file system (a rule on or above a cgroup mount): writing a pid to
+/// a `cgroup.procs` outside the session moves a command out of its cgroup,
+/// away from its network hooks and out of reach of the step's end.
+/// Landlock cannot except a mount from a rule above it, and the commands'
+/// cgroup namespace only bounds moves where cgroup2 is mounted with
+/// `nsdelegate`; so this fails closed.
+fn cgroup_write_guard(plan: &Plan, step: u32, rules: &[domain::AddedRule]) -> Result<(), RunError> {
+    let mounts = cgroup::cgroup_mounts();
+    for r in rules {
+        if r.access & (access::WRITE_FILE | access::TRUNCATE) == 0 {
+            continue;
+        }
+        let hit = mounts
+            .iter()
+            .find(|m| r.path.starts_with(m) || (r.subtree && m.starts_with(&r.path)));
+        if let Some(m) = hit {
+            let path = r.path.as_os_str().as_bytes();
+            let grant = plan::fs_grant(plan, step, path, access::WRITE_FILE)
+                .map_or_else(String::new, |g| format!(" (grant {g})"));
+            let name = plan
+                .steps
+                .get(step as usize)
+                .map_or("?", |s| s.name.as_str());
+            return Err(RunError::Step(format!(
+                "step `{name}` is refused: its write access to {}{grant} reaches the cgroup file system mounted at {}, where a command could move itself out of its cgroup (and so out of its network hooks and its step's end); narrow the grant, e.g. `except \"{}/**\"`",
+                r.path.display(),
+                m.display(),
+                m.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Source text on one line (grants spanning lines are shown joined).
@@ -1204,6 +1260,8 @@ fn narrowing_kind(n: &domain::Narrowing) -> u8 {
         domain::Narrowing::PerEntry(_) => 0,
         domain::Narrowing::Symlink(_) => 1,
         domain::Narrowing::ParentRight(..) => 2,
+        domain::Narrowing::HardLink(_) => 3,
+        domain::Narrowing::TooDeep(_) => 4,
     }
 }
 
@@ -1211,7 +1269,9 @@ fn narrowing_path(n: &domain::Narrowing) -> String {
     match n {
         domain::Narrowing::PerEntry(p)
         | domain::Narrowing::Symlink(p)
-        | domain::Narrowing::ParentRight(p, _) => p.display().to_string(),
+        | domain::Narrowing::ParentRight(p, _)
+        | domain::Narrowing::HardLink(p)
+        | domain::Narrowing::TooDeep(p) => p.display().to_string(),
     }
 }
 

@@ -1,0 +1,101 @@
+//! Exec side doors: running a program without naming it in `execve`.
+//!
+//! - `execveat-empty PATH`: opens PATH with `O_PATH` and runs it with
+//!   `execveat(fd, "", AT_EMPTY_PATH)` (`execveat-empty`).
+//! - `memfd-exec SRC`: copies SRC (a program the step may read) into a
+//!   `memfd_create` file (`memfd`) and runs it with `fexecve`
+//!   (`memfd-exec`).
+//! - `copy-run SRC DST`: copies SRC to DST (`copy`), makes it executable
+//!   and runs it (`run-copy`).
+//!
+//! A program run here gets no arguments but its name and is expected to
+//! exit 0 (`/usr/bin/true`).
+
+use crate::report::outcome;
+use crate::sys::{c, cvt, errno, fork_exec, open};
+use std::os::unix::fs::PermissionsExt;
+
+pub fn run(cmd: &str, args: &[String]) -> Option<()> {
+    let a = |i: usize| args.get(i).map(String::as_str).unwrap_or("");
+    match cmd {
+        "execveat-empty" => outcome("execveat-empty", execveat_empty(a(0))),
+        "memfd-exec" => memfd_exec(a(0)),
+        "copy-run" => copy_run(a(0), a(1)),
+        _ => return None,
+    }
+    Some(())
+}
+
+fn execveat_at(fd: i32, argv0: &str) -> std::io::Result<()> {
+    let name = c(argv0);
+    let empty = c("");
+    fork_exec(|| {
+        let argv = [name.as_ptr(), std::ptr::null()];
+        let envp: [*const libc::c_char; 1] = [std::ptr::null()];
+        // SAFETY: NULL-terminated argv/envp of valid C strings; on success
+        // the call does not return.
+        unsafe {
+            libc::syscall(
+                libc::SYS_execveat,
+                fd,
+                empty.as_ptr(),
+                argv.as_ptr(),
+                envp.as_ptr(),
+                libc::AT_EMPTY_PATH,
+            )
+        };
+        errno()
+    })
+}
+
+fn execveat_empty(path: &str) -> std::io::Result<()> {
+    let fd = open(path, libc::O_PATH)?;
+    execveat_at(fd, path)
+}
+
+fn memfd_exec(src: &str) {
+    let name = c("kapl-probe");
+    // SAFETY: `name` is a valid C string.
+    let r = cvt(unsafe { libc::memfd_create(name.as_ptr(), 0) } as i64).map(|fd| fd as i32);
+    let fd = match r {
+        Ok(fd) => fd,
+        Err(e) => {
+            outcome::<()>("memfd", Err(e));
+            return;
+        }
+    };
+    let copied = std::fs::read(src).and_then(|bytes| {
+        // SAFETY: the memfd is ours; std takes ownership of it.
+        let mut f = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        std::io::Write::write_all(&mut f, &bytes)?;
+        Ok(f)
+    });
+    match copied {
+        Ok(f) => {
+            outcome("memfd", Ok(()));
+            let fd = std::os::fd::AsRawFd::as_raw_fd(&f);
+            outcome("memfd-exec", execveat_at(fd, src));
+        }
+        Err(e) => outcome::<()>("memfd", Err(e)),
+    }
+}
+
+fn copy_run(src: &str, dst: &str) {
+    let r = std::fs::copy(src, dst)
+        .and_then(|_| std::fs::set_permissions(dst, std::fs::Permissions::from_mode(0o755)));
+    let copied = r.is_ok();
+    outcome("copy", r);
+    if copied {
+        let d = c(dst);
+        outcome(
+            "run-copy",
+            fork_exec(|| {
+                let argv = [d.as_ptr(), std::ptr::null()];
+                let envp: [*const libc::c_char; 1] = [std::ptr::null()];
+                // SAFETY: NULL-terminated arrays of valid C strings.
+                unsafe { libc::execve(d.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+                errno()
+            }),
+        );
+    }
+}
