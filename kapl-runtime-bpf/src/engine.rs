@@ -139,7 +139,13 @@ pub struct Engine {
     /// network decision still names the program after the process exited.
     exe_seen: HashMap<u32, (Option<u64>, String)>,
     watchdog_restarts: u64,
+    /// (step, right bit, path) -> nearest grant, for denial storms: the
+    /// search walks the automaton and dominated a storm's cost.
+    nearest_cache: HashMap<(u32, u64, Vec<u8>), Option<(u32, String)>>,
 }
+
+/// Entries of [`Engine`]'s nearest-grant cache before it is emptied.
+const NEAREST_CACHE: usize = 4096;
 
 fn ll(e: domain::DomainError) -> RunError {
     RunError::Landlock(e.to_string())
@@ -291,6 +297,7 @@ impl Engine {
             lingering: Vec::new(),
             exe_seen: HashMap::new(),
             watchdog_restarts: 0,
+            nearest_cache: HashMap::new(),
         };
         e.visited[start as usize] = true;
         e.attach_step()?;
@@ -682,6 +689,21 @@ impl Engine {
         }
     }
 
+    /// [`plan::nearest_fs`], remembered (bounded): a storm of one denial
+    /// searches once.
+    fn nearest_fs_cached(&mut self, step: u32, path: &[u8], bit: u64) -> Option<(u32, String)> {
+        let key = (step, bit, path.to_vec());
+        if let Some(n) = self.nearest_cache.get(&key) {
+            return n.clone();
+        }
+        let n = plan::nearest_fs(self.plan(), step, path, bit);
+        if self.nearest_cache.len() >= NEAREST_CACHE {
+            self.nearest_cache.clear();
+        }
+        self.nearest_cache.insert(key, n.clone());
+        n
+    }
+
     /// How many times a killed watchdog was replaced.
     pub fn watchdog_restarts(&self) -> u64 {
         self.watchdog_restarts
@@ -1071,7 +1093,7 @@ impl Engine {
                     None => r.to_string(),
                 };
                 let op = format!("{op} ({r})");
-                let near = plan::nearest_fs(self.plan(), step, path.as_bytes(), bit);
+                let near = self.nearest_fs_cached(step, path.as_bytes(), bit);
                 (op, path, near)
             } else if let Some(r) = b.strip_prefix("net.") {
                 let bind = r.starts_with("bind");

@@ -279,7 +279,7 @@ fn one_shot(o: Opts) -> Result<i32, RunError> {
 fn loss_notice(before: u64, now: u64) -> Option<String> {
     (now > before).then(|| {
         format!(
-            "kapl-run: {} decision events were lost while this command ran (kernel buffers full); the denials above and in the audit file are incomplete",
+            "kapl-run: {} decision events were lost while this command ran (kernel buffers full; a denial is up to 4 audit records); the denials above and in the audit file are incomplete",
             now - before
         )
     })
