@@ -136,6 +136,9 @@ pub struct Engine {
     id: String,
     pending_records: Vec<Record>,
     lingering: Vec<Cgroup>,
+    /// Programs session processes executed (tgid → command, path), so a
+    /// network decision still names the program after the process exited.
+    exe_seen: HashMap<u32, (Option<u64>, String)>,
     watchdog_restarts: u64,
 }
 
@@ -287,6 +290,7 @@ impl Engine {
             id: id.to_string(),
             pending_records: Vec::new(),
             lingering: Vec::new(),
+            exe_seen: HashMap::new(),
             watchdog_restarts: 0,
         };
         e.visited[start as usize] = true;
@@ -624,6 +628,7 @@ impl Engine {
         let Some(mut c) = self.cmds.remove(&cmd) else {
             return;
         };
+        self.exe_seen.retain(|_, (k, _)| *k != Some(cmd));
         let Some(cg) = c.cgroup.take() else {
             return;
         };
@@ -856,7 +861,7 @@ impl Engine {
             "mechanism": mechanism,
         });
         if let Some(f) = self.audit_out.as_mut() {
-            let _ = writeln!(f, "{rec}");
+            let _ = f.write_all(format!("{rec}\n").as_bytes());
         }
         let line = if deny {
             let mut l = format!(
@@ -921,7 +926,8 @@ impl Engine {
         let grant = (n.allowed && n.grant != NO_GRANT).then_some(n.grant);
         let exe = std::fs::read_link(format!("/proc/{}/exe", n.tgid))
             .ok()
-            .map(|p| p.display().to_string());
+            .map(|p| p.display().to_string())
+            .or_else(|| self.exe_seen.get(&n.tgid).map(|(_, e)| e.clone()));
         self.record(
             out,
             cmd,
@@ -962,9 +968,19 @@ impl Engine {
         };
         let exe = std::fs::read_link(format!("/proc/{}/exe", u.tgid))
             .ok()
-            .map(|p| p.display().to_string());
+            .map(|p| p.display().to_string())
+            .or_else(|| self.exe_seen.get(&u.tgid).map(|(_, e)| e.clone()));
+        // Programs probe for optional services that are not there (glibc
+        // tries nscd's socket on every user lookup): such a refusal is
+        // recorded in the audit file but not shown on the command's
+        // stderr; the connect would have failed anyway.
+        let absent = !u.allowed
+            && u.path.first() == Some(&b'/')
+            && std::fs::symlink_metadata(std::ffi::OsStr::from_bytes(&u.path))
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound);
+        let mut hidden = Vec::new();
         self.record(
-            out,
+            if absent { &mut hidden } else { out },
             cmd,
             step,
             Some(u.tgid as i32),
@@ -988,6 +1004,7 @@ impl Engine {
         }
         let grant = plan::fs_grant(self.plan(), x.step, &path, access::EXECUTE);
         let object = crate::audit::escape_bytes(&path);
+        self.exe_seen.insert(x.tgid, (cmd, object.clone()));
         let step = x.step;
         let nearest = if grant.is_none() {
             Some((u32::MAX, "the kernel allowed it (e.g. as an interpreter or through a link) but no exec grant names this path".into()))
@@ -1006,7 +1023,7 @@ impl Engine {
                 "nearest": Value::Null, "mechanism": "tracepoint",
             });
             if let Some(f) = self.audit_out.as_mut() {
-                let _ = writeln!(f, "{rec}");
+                let _ = f.write_all(format!("{rec}\n").as_bytes());
             }
             return;
         }
@@ -1026,10 +1043,16 @@ impl Engine {
     }
 
     /// The command a process of this session belongs to: a command's own
-    /// pid, else the `cmd-K` cgroup the process is in (read while it still
-    /// exists; a refused call is logged before the process can exit).
+    /// pid, a pid seen executing in the session, else the `cmd-K` cgroup
+    /// the process is in (read while it still exists).
     fn cmd_of_pid(&self, pid: i32) -> Option<u64> {
         if let Some((id, _)) = self.cmds.iter().find(|(_, c)| c.pid == pid) {
+            return Some(*id);
+        }
+        // A process seen executing in the session (exec tracepoint).
+        if let Ok(tgid) = u32::try_from(pid)
+            && let Some((Some(id), _)) = self.exe_seen.get(&tgid)
+        {
             return Some(*id);
         }
         let k = self.kern.as_ref()?;
@@ -1179,7 +1202,7 @@ impl Engine {
                 "lost": {"ring_buffer_events": losses.ring_buffer, "audit_socket_records": losses.audit_socket, "audit_kernel_records": losses.audit_kernel},
                 "reason": "decision events the kernel could not deliver (ring buffer, audit socket or audit backlog full; the kernel's count is host-wide); each lost audit record may be a denial",
             });
-            let _ = writeln!(f, "{rec}");
+            let _ = f.write_all(format!("{rec}\n").as_bytes());
         }
         if let Some(mut k) = self.kern.take() {
             drop(k.watchdog.take());
