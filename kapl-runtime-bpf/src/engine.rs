@@ -142,8 +142,11 @@ pub struct Engine {
     watchdog_restarts: u64,
     /// (step, right bit, path) -> nearest grant, for denial storms: the
     /// search walks the automaton and dominated a storm's cost.
-    nearest_cache: HashMap<(u32, u64, Vec<u8>), Option<(u32, String)>>,
+    nearest_cache: HashMap<(u32, u64, Vec<u8>), Nearest>,
 }
+
+/// A nearest grant and why it is the nearest.
+type Nearest = Option<(u32, String)>;
 
 /// Entries of [`Engine`]'s nearest-grant cache before it is emptied.
 const NEAREST_CACHE: usize = 4096;
@@ -692,7 +695,7 @@ impl Engine {
 
     /// [`plan::nearest_fs`], remembered (bounded): a storm of one denial
     /// searches once.
-    fn nearest_fs_cached(&mut self, step: u32, path: &[u8], bit: u64) -> Option<(u32, String)> {
+    fn nearest_fs_cached(&mut self, step: u32, path: &[u8], bit: u64) -> Nearest {
         let key = (step, bit, path.to_vec());
         if let Some(n) = self.nearest_cache.get(&key) {
             return n.clone();
@@ -1209,8 +1212,8 @@ impl Engine {
     /// Ends everything: kills the session's processes, detaches the
     /// programs, removes the cgroups, restores audit. Returns a summary.
     pub fn stop(mut self) -> String {
-        let mut notes = self.pump(true);
-        notes.clear();
+        // Every record queued so far is read (and written) before the end.
+        let _ = self.sync();
         let ended = self.end_step_processes().unwrap_or(0);
         let losses = self.losses();
         let lost = self.lost();
