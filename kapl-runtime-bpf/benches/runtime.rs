@@ -11,7 +11,9 @@
 mod common;
 
 use common::*;
-use kapl_runtime_bpf::bpf::{Event, NetEnforcer, NetRule, PROTO_TCP, PROTO_UDP, RuleOp};
+use kapl_image::bpf::NetMaps;
+use kapl_image::{Family, NetEntry, PortGrant, Proto};
+use kapl_runtime_bpf::bpf::{Event, NetEnforcer};
 use kapl_runtime_bpf::cgroup::{self, Cgroup};
 use kapl_runtime_bpf::domain::{self, AddedRule, TcpPorts, access};
 use kapl_runtime_bpf::engine;
@@ -350,29 +352,37 @@ fn main() {
     });
     let n_conn = if quick() { 2_000 } else { 10_000 };
     if want("net") {
-        let rules: Vec<NetRule> = (0..1000u32)
-            .map(|i| NetRule {
-                step: 0,
-                op: RuleOp::Connect,
-                addr: std::net::Ipv4Addr::from(0x0a00_0000 + (i << 8)).to_ipv6_mapped(),
-                prefix: 120,
-                lo: 443,
-                hi: 443,
-                protos: PROTO_TCP | PROTO_UDP,
-                grant: i,
+        // 1,000 blocks 10.i.0.0/24 port 443 (TCP and UDP) and 127.0.0.1 on
+        // the listener's port (TCP): 2,001 entries of the image's layout.
+        let entry = |addr: std::net::Ipv4Addr, prefix, proto, lo, hi, grant| NetEntry {
+            step: 0,
+            op: kapl_image::NetOp::Connect,
+            proto,
+            family: Family::V4,
+            addr: std::net::IpAddr::V4(addr),
+            prefix,
+            ports: vec![PortGrant { lo, hi, grant }],
+        };
+        let mut plan = domains[0].2.plans[0].clone();
+        plan.net = (0..1000u32)
+            .flat_map(|i| {
+                let a = std::net::Ipv4Addr::from(0x0a00_0000 + (i << 8));
+                [
+                    entry(a, 24, Proto::Tcp, 443, 443, i),
+                    entry(a, 24, Proto::Udp, 443, 443, i),
+                ]
             })
-            .chain(std::iter::once(NetRule {
-                step: 0,
-                op: RuleOp::Connect,
-                addr: std::net::Ipv4Addr::LOCALHOST.to_ipv6_mapped(),
-                prefix: 128,
-                lo: port,
-                hi: port,
-                protos: PROTO_TCP,
-                grant: 5000,
-            }))
+            .chain(std::iter::once(entry(
+                std::net::Ipv4Addr::LOCALHOST,
+                32,
+                Proto::Tcp,
+                port,
+                port,
+                5000,
+            )))
             .collect();
-        let mut bpf = NetEnforcer::load(&rules).unwrap();
+        let maps = NetMaps::of(&plan);
+        let mut bpf = NetEnforcer::load(&maps).unwrap();
         let root = cgroup::cgroup2_root().unwrap();
         let sess = Cgroup::create(&root, &format!("kapl-bench-{}", std::process::id())).unwrap();
         let step = Cgroup::create(sess.path(), "step").unwrap();
@@ -387,7 +397,7 @@ fn main() {
         let mut evs = Vec::new();
         bpf.drain(&mut evs);
         println!(
-            "| TCP connect, 1001 LPM entries | {} | | {} | {:.2}× | |",
+            "| TCP connect, 2001 LPM entries (image layout) | {} | | {} | {:.2}× | |",
             per(un, n_conn),
             per(k, n_conn),
             ratio(k, un)
