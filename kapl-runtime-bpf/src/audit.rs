@@ -8,8 +8,9 @@
 //! (`AUDIT_LANDLOCK_DOMAIN`, 1424: which pid created the domain, so the
 //! supervisor maps domain ids to the rulesets it built).
 //!
-//! Audit is switched on with `AUDIT_SET enabled=1` and put back as it was
-//! found when the last session using it ends (a reference count under
+//! Audit is switched on with `AUDIT_SET enabled=1`, its backlog limit
+//! raised to at least [`SESSION_BACKLOG_LIMIT`], and both are put back as
+//! they were found when the last session using it ends (a reference count under
 //! `/run/kapl/audit`, held with flock, shared by concurrent sessions).
 
 use std::collections::BTreeMap;
@@ -28,6 +29,7 @@ pub const AUDIT_LANDLOCK_ACCESS: u16 = 1423;
 pub const AUDIT_LANDLOCK_DOMAIN: u16 = 1424;
 const AUDIT_NLGRP_READLOG: u32 = 1;
 const AUDIT_STATUS_ENABLED: u32 = 1;
+const AUDIT_STATUS_BACKLOG_LIMIT: u32 = 0x10;
 const NLMSG_ERROR: u16 = 2;
 const NLM_F_REQUEST: u16 = 1;
 const NLM_F_ACK: u16 = 4;
@@ -215,10 +217,27 @@ pub fn audit_lost() -> Result<u32, AuditError> {
 
 /// Sets the audit `enabled` flag.
 pub fn set_audit_enabled(v: u32) -> Result<(), AuditError> {
+    set_status(AUDIT_STATUS_ENABLED, 1, v)
+}
+
+/// The kernel's audit backlog limit (records queued for `kauditd` before
+/// new ones are dropped or their writers wait).
+pub fn audit_backlog_limit() -> Result<u32, AuditError> {
+    Ok(audit_status()?[5])
+}
+
+/// Sets the audit backlog limit.
+pub fn set_audit_backlog_limit(v: u32) -> Result<(), AuditError> {
+    set_status(AUDIT_STATUS_BACKLOG_LIMIT, 5, v)
+}
+
+/// AUDIT_SET of one `audit_status` field (`mask` selects it, `word` is its
+/// index).
+fn set_status(mask: u32, word: usize, v: u32) -> Result<(), AuditError> {
     let fd = nl_socket(0)?;
     let mut status = [0u8; 40];
-    status[0..4].copy_from_slice(&AUDIT_STATUS_ENABLED.to_ne_bytes());
-    status[4..8].copy_from_slice(&v.to_ne_bytes());
+    status[0..4].copy_from_slice(&mask.to_ne_bytes());
+    status[4 * word..4 * word + 4].copy_from_slice(&v.to_ne_bytes());
     send_msg(fd.as_raw_fd(), AUDIT_SET, NLM_F_ACK, &status)?;
     let mut buf = vec![0u8; 8192];
     let n = recv_raw(fd.as_raw_fd(), &mut buf, 0)?;
@@ -236,11 +255,19 @@ pub fn set_audit_enabled(v: u32) -> Result<(), AuditError> {
     Ok(())
 }
 
+/// The backlog limit sessions raise the kernel's to while they hold audit:
+/// Landlock logs without waiting, so a burst of denials longer than the
+/// backlog (64 at boot) while `kauditd` waits for a CPU is lost.
+pub const SESSION_BACKLOG_LIMIT: u32 = 8192;
+/// In the state file: the backlog limit was not changed.
+const UNCHANGED: u32 = u32::MAX;
+
 const STATE_DIR: &str = "/run/kapl";
 const STATE_FILE: &str = "/run/kapl/audit";
+const BACKLOG_FILE: &str = "/run/kapl/audit-backlog";
 
 fn with_state<T>(
-    f: impl FnOnce(&mut (u32, u32)) -> Result<T, AuditError>,
+    f: impl FnOnce(&mut (u32, u32, u32)) -> Result<T, AuditError>,
 ) -> Result<T, AuditError> {
     use std::io::{Read, Seek, Write};
     let _ = std::fs::create_dir_all(STATE_DIR);
@@ -261,25 +288,46 @@ fn with_state<T>(
     let mut s = String::new();
     let _ = file.read_to_string(&mut s);
     let mut it = s.split_whitespace().filter_map(|x| x.parse::<u32>().ok());
-    let mut st = (it.next().unwrap_or(0), it.next().unwrap_or(0)); // (orig, refs)
+    // (enabled as found, holds, backlog limit as found or UNCHANGED); the
+    // backlog limit has a file of its own (under the same lock), which
+    // runtimes that only know the first two numbers leave alone.
+    let backlog = std::fs::read_to_string(BACKLOG_FILE)
+        .ok()
+        .and_then(|b| b.trim().parse().ok())
+        .unwrap_or(UNCHANGED);
+    let mut st = (it.next().unwrap_or(0), it.next().unwrap_or(0), backlog);
     let r = f(&mut st)?;
     let _ = file.set_len(0);
     let _ = file.rewind();
     let _ = write!(file, "{} {}", st.0, st.1);
+    if st.2 == UNCHANGED {
+        let _ = std::fs::remove_file(BACKLOG_FILE);
+    } else {
+        let _ = std::fs::write(BACKLOG_FILE, format!("{}\n", st.2));
+    }
     Ok(r)
 }
 
-/// A hold on "audit enabled"; dropping it puts the flag back as found when
-/// no other session holds it.
+/// A hold on "audit enabled" (and a backlog limit of at least
+/// [`SESSION_BACKLOG_LIMIT`]); dropping it puts both back as found when no
+/// other session holds them.
 #[derive(Debug)]
 pub struct AuditHold(());
 
 impl AuditHold {
-    /// Enables audit (first holder records the original value).
+    /// Enables audit (first holder records the original values).
     pub fn acquire() -> Result<AuditHold, AuditError> {
         with_state(|st| {
             if st.1 == 0 {
                 st.0 = audit_enabled()?;
+            }
+            if st.2 == UNCHANGED {
+                let b = audit_backlog_limit()?;
+                // 0 is unlimited: nothing to raise.
+                if b != 0 && b < SESSION_BACKLOG_LIMIT {
+                    set_audit_backlog_limit(SESSION_BACKLOG_LIMIT)?;
+                    st.2 = b;
+                }
             }
             if audit_enabled()? == 0 {
                 set_audit_enabled(1)?;
@@ -301,12 +349,22 @@ impl Drop for AuditHold {
 pub fn release_hold() {
     let _ = with_state(|st| {
         st.1 = st.1.saturating_sub(1);
+        if st.1 == 0 && st.2 != UNCHANGED {
+            set_audit_backlog_limit(st.2)?;
+            st.2 = UNCHANGED;
+        }
         if st.1 == 0 && st.0 == 0 {
             set_audit_enabled(0)?;
         }
         Ok(())
     });
 }
+
+/// Datagrams one [`AuditReader::poll`] reads at most. The multicast carries
+/// every audit record of the host (other sessions' denial storms too): a
+/// full 32 MiB receive buffer read in one go held tens of thousands of
+/// records at once and left the supervisor's heap 100 MB larger.
+pub const MAX_DATAGRAMS_PER_POLL: usize = 2048;
 
 /// A subscriber to the audit log multicast group.
 #[derive(Debug)]
@@ -455,11 +513,13 @@ impl AuditReader {
         self.fd.as_raw_fd()
     }
 
-    /// Reads what is available without blocking and returns the records
-    /// that are complete (their SYSCALL record seen, or older than 200 ms).
-    /// `flush_all` returns every pending record (at shutdown).
+    /// Reads what is available without blocking (at most
+    /// [`MAX_DATAGRAMS_PER_POLL`]: the socket stays readable for the next
+    /// call) and returns the records that are complete (their SYSCALL
+    /// record seen, or older than 200 ms). `flush_all` returns every
+    /// pending record (at shutdown).
     pub fn poll(&mut self, flush_all: bool) -> Result<Vec<Record>, AuditError> {
-        loop {
+        for _ in 0..MAX_DATAGRAMS_PER_POLL {
             let n = match recv_raw(self.fd.as_raw_fd(), &mut self.buf, libc::MSG_DONTWAIT) {
                 Ok(n) => n,
                 Err(AuditError::Syscall { source, .. })

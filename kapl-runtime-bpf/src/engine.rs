@@ -135,6 +135,9 @@ pub struct Engine {
     id: String,
     pending_records: Vec<Record>,
     lingering: Vec<Cgroup>,
+    /// Programs session processes executed (tgid → command, path), so a
+    /// network decision still names the program after the process exited.
+    exe_seen: HashMap<u32, (Option<u64>, String)>,
     watchdog_restarts: u64,
 }
 
@@ -286,6 +289,7 @@ impl Engine {
             id: id.to_string(),
             pending_records: Vec::new(),
             lingering: Vec::new(),
+            exe_seen: HashMap::new(),
             watchdog_restarts: 0,
         };
         e.visited[start as usize] = true;
@@ -623,6 +627,7 @@ impl Engine {
         let Some(mut c) = self.cmds.remove(&cmd) else {
             return;
         };
+        self.exe_seen.retain(|_, (k, _)| *k != Some(cmd));
         let Some(cg) = c.cgroup.take() else {
             return;
         };
@@ -854,7 +859,7 @@ impl Engine {
             "mechanism": mechanism,
         });
         if let Some(f) = self.audit_out.as_mut() {
-            let _ = writeln!(f, "{rec}");
+            let _ = f.write_all(format!("{rec}\n").as_bytes());
         }
         let line = if deny {
             let mut l = format!(
@@ -919,7 +924,8 @@ impl Engine {
         let grant = (n.allowed && n.grant != NO_GRANT).then_some(n.grant);
         let exe = std::fs::read_link(format!("/proc/{}/exe", n.tgid))
             .ok()
-            .map(|p| p.display().to_string());
+            .map(|p| p.display().to_string())
+            .or_else(|| self.exe_seen.get(&n.tgid).map(|(_, e)| e.clone()));
         self.record(
             out,
             cmd,
@@ -960,9 +966,19 @@ impl Engine {
         };
         let exe = std::fs::read_link(format!("/proc/{}/exe", u.tgid))
             .ok()
-            .map(|p| p.display().to_string());
+            .map(|p| p.display().to_string())
+            .or_else(|| self.exe_seen.get(&u.tgid).map(|(_, e)| e.clone()));
+        // Programs probe for optional services that are not there (glibc
+        // tries nscd's socket on every user lookup): such a refusal is
+        // recorded in the audit file but not shown on the command's
+        // stderr; the connect would have failed anyway.
+        let absent = !u.allowed
+            && u.path.first() == Some(&b'/')
+            && std::fs::symlink_metadata(std::ffi::OsStr::from_bytes(&u.path))
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound);
+        let mut hidden = Vec::new();
         self.record(
-            out,
+            if absent { &mut hidden } else { out },
             cmd,
             step,
             Some(u.tgid as i32),
@@ -986,6 +1002,7 @@ impl Engine {
         }
         let grant = plan::fs_grant(self.plan(), x.step, &path, access::EXECUTE);
         let object = String::from_utf8_lossy(&path).into_owned();
+        self.exe_seen.insert(x.tgid, (cmd, object.clone()));
         let step = x.step;
         let nearest = if grant.is_none() {
             Some((u32::MAX, "the kernel allowed it (e.g. as an interpreter or through a link) but no exec grant names this path".into()))
@@ -1004,7 +1021,7 @@ impl Engine {
                 "nearest": Value::Null, "mechanism": "tracepoint",
             });
             if let Some(f) = self.audit_out.as_mut() {
-                let _ = writeln!(f, "{rec}");
+                let _ = f.write_all(format!("{rec}\n").as_bytes());
             }
             return;
         }
@@ -1121,7 +1138,7 @@ impl Engine {
                 "lost": {"ring_buffer_events": losses.ring_buffer, "audit_socket_records": losses.audit_socket, "audit_kernel_records": losses.audit_kernel},
                 "reason": "decision events the kernel could not deliver (ring buffer, audit socket or audit backlog full; the kernel's count is host-wide); each lost audit record may be a denial",
             });
-            let _ = writeln!(f, "{rec}");
+            let _ = f.write_all(format!("{rec}\n").as_bytes());
         }
         if let Some(mut k) = self.kern.take() {
             drop(k.watchdog.take());

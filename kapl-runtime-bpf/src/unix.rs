@@ -380,3 +380,49 @@ fn load_prog(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::panic, reason = "test assertions")]
+    use super::*;
+
+    #[test]
+    fn decodes_the_event_layout() {
+        let mut b = vec![0u8; 168];
+        b[0..4].copy_from_slice(&3u32.to_ne_bytes());
+        b[4..8].copy_from_slice(&11u32.to_ne_bytes());
+        b[8..12].copy_from_slice(&10u32.to_ne_bytes());
+        b[12..16].copy_from_slice(&2u32.to_ne_bytes());
+        b[24..32].copy_from_slice(&77u64.to_ne_bytes());
+        b[32..36].copy_from_slice(&5u32.to_ne_bytes());
+        b[36] = 3;
+        b[37] = 0;
+        b[38] = 4;
+        b[40..44].copy_from_slice(&20u32.to_ne_bytes());
+        b[44..48].copy_from_slice(b"prob");
+        // The path ends at the first NUL even when more bytes were given.
+        b[60..69].copy_from_slice(b"/run/x.s\0");
+        b[69] = b'z';
+        let Some(e) = decode(&b) else {
+            panic!("a well-formed record decodes");
+        };
+        assert_eq!(e.tgid, 10);
+        assert_eq!(e.step, 2);
+        assert_eq!(e.cgroup, 77);
+        assert!(e.send && !e.allowed);
+        assert_eq!(e.reason, Reason::Creatable);
+        assert_eq!(e.comm, "prob");
+        assert_eq!(e.path, b"/run/x.s");
+        assert_eq!(decode(&b[..100]), None, "short records are dropped");
+        b[0] = 1;
+        assert_eq!(decode(&b), None, "another kind");
+    }
+
+    #[test]
+    fn empty_tables_are_consistent() {
+        let t = UnixTables::none();
+        assert_eq!(t.classes.len(), 256);
+        assert_eq!(t.next.len(), t.states() * t.class_count as usize);
+        assert_eq!(t.write.len(), t.states() * t.steps as usize);
+    }
+}

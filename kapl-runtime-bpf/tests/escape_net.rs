@@ -300,6 +300,7 @@ fn network_side_doors_are_refused_and_reported() {
         format!("net connect 127.0.0.1/32 port {tp}, {up}")
     );
     assert_eq!(d["nearest"]["source"], "test.kapl:10:11");
+    assert_eq!(d["exe"], probe(), "the program, even after it exited");
     let d = deny(
         &recs,
         "connect",
@@ -528,6 +529,16 @@ fn tampering_with_the_session_is_refused() {
     s.expect(&["ptrace", &sup], "ptrace refused 1");
     s.expect(&["vm-read", &sup], "vm-read refused 1");
     let err = s.expect(&["signal", &sup], "signal refused 1");
+    // The watchdog (the supervisor's child outside the session's cgroups).
+    let children = std::fs::read_to_string(format!("/proc/{sup}/task/{sup}/children")).unwrap();
+    let watchdog = children
+        .split_whitespace()
+        .find(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/cgroup"))
+                .is_ok_and(|c| !c.contains(&format!("/kapl-{}", s.id)))
+        })
+        .expect("the watchdog process");
+    s.expect(&["signal", watchdog], "signal refused 1");
     assert!(
         err.contains(&format!("denied: kapl-probe signal (scope) pid {sup}")),
         "{err}"
@@ -665,6 +676,11 @@ fn pathname_unix_sockets_need_fs_write_on_the_socket_path() {
     assert!(err.contains("a symbolic link planted there"), "{err}");
     // Relative paths are refused (the program cannot see the cwd).
     s.expect(&["unix-connect", "svc.sock"], "unix-connect refused 1");
+    // A socket that is not there (glibc probes nscd's on every user
+    // lookup): refused and recorded, but not shown on stderr.
+    let absent = t.path("denied/absent.sock");
+    let err = s.expect(&["unix-connect", &absent], "unix-connect refused 1");
+    assert!(!err.contains("absent.sock"), "{err}");
 
     let recs = s.records();
     let d = deny(&recs, "connect", &format!("{denied} (unix)"), "bpf");
@@ -672,6 +688,7 @@ fn pathname_unix_sockets_need_fs_write_on_the_socket_path() {
     assert!(d["nearest"]["text"].is_string(), "{d:#}");
     deny(&recs, "send", &format!("{denied_dg} (unix)"), "bpf");
     deny(&recs, "connect", &format!("{dotdot} (unix)"), "bpf");
+    deny(&recs, "connect", &format!("{absent} (unix)"), "bpf");
     let d = deny(&recs, "connect", &format!("{link} (unix)"), "bpf");
     assert_eq!(
         d["nearest"]["text"],
