@@ -285,7 +285,38 @@ fn main() {
                 open_close(path, n_ops)
             })
         };
-        let r = interleaved(reps, &[&un, &pl, &k0, &k1, &k2]);
+        // Where the walk stops: plain Landlock with its rule on the file's
+        // own directory, granting read (what a read grant may), and read
+        // plus truncate (what only a write grant may). Every open asks for
+        // truncate as an optional right, so the walk goes on to the root
+        // unless a rule on the way grants truncate too.
+        let dir = Path::new(std::str::from_utf8(path.as_bytes()).unwrap())
+            .parent()
+            .unwrap()
+            .to_path_buf();
+        let here = |extra: u64| {
+            let rules = vec![AddedRule {
+                path: dir.clone(),
+                access: access::READ_FILE | access::READ_DIR | extra,
+                subtree: true,
+            }];
+            domain::build(rules, &TcpPorts::default()).unwrap().fd
+        };
+        let (dir_r, dir_rt) = (here(0), here(access::TRUNCATE));
+        let pd = || in_child(Some(dir_r.as_raw_fd()), None, &|| open_close(path, n_ops));
+        let pdt = || in_child(Some(dir_rt.as_raw_fd()), None, &|| open_close(path, n_ops));
+        let r = interleaved(reps, &[&un, &pl, &k0, &k1, &k2, &pd, &pdt]);
+        for (i, what) in [
+            (5, "read"),
+            (6, "read + truncate: no read grant may give this"),
+        ] {
+            println!(
+                "| {label}: plain Landlock with its rule on the file's directory ({what}) | {} | {} | | {:.2}× (plain / unconfined) | |",
+                per(r[0], n_ops),
+                per(r[i], n_ops),
+                ratio(r[i], r[0]),
+            );
+        }
         for (i, (n, _, _)) in domains.iter().enumerate() {
             let k = r[2 + i];
             println!(
