@@ -27,6 +27,9 @@ const AUDIT_EOE: u16 = 1320;
 pub const AUDIT_LANDLOCK_ACCESS: u16 = 1423;
 /// Landlock domain record type.
 pub const AUDIT_LANDLOCK_DOMAIN: u16 = 1424;
+/// A system call refused by a seccomp filter installed with
+/// `SECCOMP_FILTER_FLAG_LOG`.
+pub const AUDIT_SECCOMP: u16 = 1326;
 const AUDIT_NLGRP_READLOG: u32 = 1;
 const AUDIT_STATUS_ENABLED: u32 = 1;
 const AUDIT_STATUS_BACKLOG_LIMIT: u32 = 0x10;
@@ -382,6 +385,7 @@ struct Pending {
     at: Option<Instant>,
     access: Vec<Fields>,
     domains: Vec<Fields>,
+    seccomp: Vec<Fields>,
     syscall: Option<Fields>,
 }
 
@@ -427,6 +431,22 @@ pub enum Record {
     Denial(Denial),
     /// A domain record.
     Domain(DomainRecord),
+    /// A system call refused by the logged seccomp filter.
+    Seccomp(SeccompRecord),
+}
+
+/// An `AUDIT_SECCOMP` record (any process on the host: the engine keeps
+/// those of its sessions).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeccompRecord {
+    /// The process.
+    pub pid: i32,
+    /// Its comm.
+    pub comm: String,
+    /// Its executable.
+    pub exe: Option<String>,
+    /// The system call number (x86_64).
+    pub syscall: u32,
 }
 
 impl AuditReader {
@@ -574,6 +594,19 @@ impl AuditReader {
                     pid: get(&d, "pid").and_then(|v| v.parse().ok()),
                 }));
             }
+            for f in p.seccomp {
+                if let (Some(pid), Some(nr)) = (
+                    get(&f, "pid").and_then(|v| v.parse().ok()),
+                    get(&f, "syscall").and_then(|v| v.parse().ok()),
+                ) {
+                    out.push(Record::Seccomp(SeccompRecord {
+                        pid,
+                        comm: get(&f, "comm").unwrap_or_default(),
+                        exe: get(&f, "exe"),
+                        syscall: nr,
+                    }));
+                }
+            }
             for a in p.access {
                 let sc = p.syscall.as_ref();
                 out.push(Record::Denial(Denial {
@@ -609,7 +642,11 @@ impl AuditReader {
         };
         let interesting = matches!(
             ty,
-            AUDIT_LANDLOCK_ACCESS | AUDIT_LANDLOCK_DOMAIN | AUDIT_SYSCALL | AUDIT_EOE
+            AUDIT_LANDLOCK_ACCESS
+                | AUDIT_LANDLOCK_DOMAIN
+                | AUDIT_SECCOMP
+                | AUDIT_SYSCALL
+                | AUDIT_EOE
         );
         if !interesting {
             return;
@@ -631,6 +668,8 @@ impl AuditReader {
         fields.push(("@time".into(), time));
         if ty == AUDIT_LANDLOCK_ACCESS {
             p.access.push(fields);
+        } else if ty == AUDIT_SECCOMP {
+            p.seccomp.push(fields);
         } else {
             p.domains.push(fields);
         }
@@ -692,7 +731,7 @@ fn parse_fields(s: &str) -> Fields {
                     .step_by(2)
                     .filter_map(|k| u8::from_str_radix(&raw[k..k + 2], 16).ok())
                     .collect();
-                String::from_utf8_lossy(&bytes).into_owned()
+                escape_bytes(&bytes)
             } else {
                 raw.to_string()
             }
@@ -700,6 +739,44 @@ fn parse_fields(s: &str) -> Fields {
         if !key.is_empty() {
             out.push((key.to_string(), val));
         }
+    }
+    out
+}
+
+/// A file name as text: valid UTF-8 unchanged; otherwise each byte that is
+/// not part of valid UTF-8 becomes `\xNN`, so a non-UTF-8 name is reported
+/// byte for byte (and [`unescape_bytes`] gives the bytes back) instead of
+/// collapsing into replacement characters.
+pub fn escape_bytes(b: &[u8]) -> String {
+    let mut out = String::new();
+    for chunk in b.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for x in chunk.invalid() {
+            out.push_str(&format!("\\x{x:02x}"));
+        }
+    }
+    out
+}
+
+/// The bytes of a name written by [`escape_bytes`] (`\xNN` read back as the
+/// byte; a name that contains a literal `\x` followed by two hex digits is
+/// read as that byte too: used only to find the nearest grant).
+pub fn unescape_bytes(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && b.get(i + 1) == Some(&b'x')
+            && let Some(h) = s.get(i + 2..i + 4)
+            && let Ok(v) = u8::from_str_radix(h, 16)
+        {
+            out.push(v);
+            i += 4;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
     }
     out
 }
@@ -720,6 +797,16 @@ mod tests {
         assert_eq!(get(&f, "blockers").as_deref(), Some("fs.read_file"));
         assert_eq!(get(&f, "path").as_deref(), Some("/srv/web/.env"));
         assert_eq!(get(&f, "ino").as_deref(), Some("1234"));
+    }
+
+    #[test]
+    fn non_utf8_names_are_escaped_byte_for_byte() {
+        let b = b"/srv/d\xfe\xff.txt/\xc3\xa9";
+        let e = escape_bytes(b);
+        assert_eq!(e, "/srv/d\\xfe\\xff.txt/\u{e9}");
+        assert_eq!(unescape_bytes(&e), b.to_vec());
+        let f = parse_fields("path=2F64FE");
+        assert_eq!(f, vec![("path".to_string(), "/d\\xfe".to_string())]);
     }
 
     #[test]
