@@ -116,8 +116,46 @@ const MFD_NOEXEC_SEAL: u32 = 0x0008;
 /// `MFD_NOEXEC_SEAL`: an executable memfd runs any bytes the command can
 /// read as a program (`fexecve`) and Landlock does not check execution of
 /// memfds. The compatibility refusals of [`filter`] (`clone3` ENOSYS,
-/// socket families, x32) stay unlogged.
+/// socket families, x32) stay unlogged. Laid out as a binary search, like
+/// [`filter`].
 pub fn logged_filter() -> Vec<SockFilter> {
+    let eperm = RET_ERRNO | libc::EPERM as u32;
+    let mut c: Vec<(u32, Vec<SockFilter>)> = DENY_EPERM
+        .iter()
+        .map(|(nr, _)| (*nr, vec![stmt(BPF_RET_K, eperm)]))
+        .collect();
+    c.push((
+        NR_CLONE,
+        vec![
+            stmt(BPF_LD_W_ABS, off_arg_lo(0)),
+            jump(BPF_JSET_K, NS_FLAGS, 0, 1),
+            stmt(BPF_RET_K, eperm),
+            stmt(BPF_RET_K, RET_ALLOW),
+        ],
+    ));
+    c.push((
+        NR_MEMFD_CREATE,
+        vec![
+            stmt(BPF_LD_W_ABS, off_arg_lo(1)),
+            jump(BPF_JSET_K, MFD_NOEXEC_SEAL, 0, 1),
+            stmt(BPF_RET_K, RET_ALLOW),
+            stmt(BPF_RET_K, eperm),
+        ],
+    ));
+    c.sort_by_key(|(nr, _)| *nr);
+    let mut p = prologue();
+    match tree(&c) {
+        Some(t) => {
+            p.extend(t);
+            p
+        }
+        None => logged_linear(),
+    }
+}
+
+/// [`logged_filter`]'s decisions as one linear chain: the fallback and the
+/// tests' reference.
+fn logged_linear() -> Vec<SockFilter> {
     let eperm = RET_ERRNO | libc::EPERM as u32;
     let mut p = prologue();
     for (nr, _) in DENY_EPERM {
@@ -442,6 +480,25 @@ mod tests {
         };
         let worst = (0..460).map(steps).max().unwrap_or(0);
         assert!(worst <= 20, "{worst} steps");
+    }
+
+    #[test]
+    fn logged_tree_decides_like_its_linear_chain() {
+        let (t, l) = (logged_filter(), logged_linear());
+        assert_ne!(t, l, "the tree layout is used, not the fallback");
+        well_formed(&t);
+        let arg_sets: [[u64; 6]; 5] = [
+            [0; 6],
+            [0x1200011, 0x9, 0, 0, 0, 0],
+            [0x1000_0000, 0x1, 0, 0, 0, 0],
+            [0x11, 0x10, 0, 0, 0, 0],
+            [0x4000_0000, MFD_NOEXEC_SEAL as u64, 0, 0, 0, 0],
+        ];
+        for nr in (0..1100).chain([0x4000_0000, u32::MAX]) {
+            for a in arg_sets {
+                assert_eq!(run(&t, nr, a), run(&l, nr, a), "syscall {nr} args {a:?}");
+            }
+        }
     }
 
     #[test]
