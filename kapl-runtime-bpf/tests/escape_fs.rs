@@ -915,3 +915,62 @@ fn long_deep_and_non_utf8_paths() {
     );
     assert_no_leftover_cgroups();
 }
+
+/// A link swapped in while the runtime walks the tree and builds the
+/// rules: each rule's object is re-opened without following links and
+/// re-checked (type, link count, inode), so however the swap interleaves
+/// with the walk, the denied name is never granted.
+#[test]
+fn links_swapped_while_the_rules_are_built_are_refused() {
+    let t = Tmp::new("esc-links-race");
+    t.write("shared/a.txt", "a\n");
+    t.write("denied/secret.txt", "secret\n");
+    chmod(&t.path("shared"), 0o777);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let swapper = {
+        let (stop, a, tmp, secret) = (
+            stop.clone(),
+            t.path("shared/a.txt"),
+            t.path("shared/.swap"),
+            t.path("denied/secret.txt"),
+        );
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = std::fs::remove_file(&tmp);
+                let _ = if n % 3 == 0 {
+                    std::os::unix::fs::symlink(&secret, &tmp)
+                } else if n % 3 == 1 {
+                    std::fs::hard_link(&secret, &tmp)
+                } else {
+                    std::fs::write(&tmp, "a\n")
+                };
+                let _ = std::fs::rename(&tmp, &a);
+                n += 1;
+            }
+            n
+        })
+    };
+    let secret = t.path("denied/secret.txt");
+    for _ in 0..5 {
+        let s = Sess::start(
+            &t,
+            spec(vec![G::Fs(RW, vec![t.path("shared/*.txt")], vec![])]),
+        );
+        s.refused(
+            &["read", &secret],
+            &["read refused 13"],
+            &[("read (read_file)", &secret)],
+        );
+        s.refused(
+            &["write", &secret],
+            &["write refused 13"],
+            &[("write (write_file)", &secret)],
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let swaps = swapper.join().unwrap();
+    assert!(swaps > 5, "the swapper ran ({swaps} swaps)");
+    assert_eq!(std::fs::read_to_string(&secret).unwrap(), "secret\n");
+    assert_no_leftover_cgroups();
+}
