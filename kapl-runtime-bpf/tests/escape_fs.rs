@@ -938,7 +938,7 @@ fn links_swapped_while_the_rules_are_built_are_refused() {
             let mut n = 0u64;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let _ = std::fs::remove_file(&tmp);
-                let _ = if n % 3 == 0 {
+                let _ = if n.is_multiple_of(3) {
                     std::os::unix::fs::symlink(&secret, &tmp)
                 } else if n % 3 == 1 {
                     std::fs::hard_link(&secret, &tmp)
