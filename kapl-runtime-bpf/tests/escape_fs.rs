@@ -850,10 +850,17 @@ fn long_deep_and_non_utf8_paths() {
     std::fs::create_dir_all(t.path("ro")).unwrap();
     std::fs::write(std::ffi::OsStr::from_bytes(&good), "g").unwrap();
     std::fs::write(std::ffi::OsStr::from_bytes(&bad), "d").unwrap();
+    let prog_ok = [t.path("bin").as_bytes(), b"/p\xff"].concat();
+    let prog_no = [t.path("denied").as_bytes(), b"/p\xfe"].concat();
+    std::fs::create_dir_all(t.path("bin")).unwrap();
+    for p in [&prog_ok, &prog_no] {
+        std::fs::copy("/usr/bin/true", std::ffi::OsStr::from_bytes(p)).unwrap();
+    }
     let (s, report) = Sess::start_with_report(
         &t,
         spec(vec![
             G::Fs(&[Right::Read], vec![t.path("ro/**")], vec![]),
+            G::Exec(vec![t.path("bin/**")]),
             G::Fs(
                 &[Right::Read],
                 vec![t.path("deep/**")],
@@ -912,6 +919,27 @@ fn long_deep_and_non_utf8_paths() {
         &["readb", &hex(&bad)],
         &["readb refused 13"],
         &[("read (read_file)", &shown)],
+    );
+    // Programs with non-UTF-8 names: the granted one runs and its exec is
+    // reported under its grant, the other is refused, both byte for byte.
+    s.ok(&["execb", &hex(&prog_ok)], &["execb ok"]);
+    let ok_shown = format!("{}/p\\xff", t.path("bin"));
+    let recs = s.records();
+    let allow = recs
+        .iter()
+        .find(|r| {
+            r["verdict"] == "allow" && r["operation"] == "exec" && r["object"] == ok_shown.as_str()
+        })
+        .unwrap_or_else(|| panic!("no exec allow of {ok_shown}: {recs:#?}"));
+    assert_eq!(
+        allow["grant"]["text"],
+        format!("exec \"{}\"", t.path("bin/**"))
+    );
+    let no_shown = format!("{}/p\\xfe", t.path("denied"));
+    s.refused(
+        &["execb", &hex(&prog_no)],
+        &["execb refused 13"],
+        &[("exec (execute)", &no_shown)],
     );
     assert_no_leftover_cgroups();
 }
