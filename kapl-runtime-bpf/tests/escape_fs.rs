@@ -166,6 +166,15 @@ impl Sess {
     }
 }
 
+/// A child process outside the session, killed when dropped.
+struct KillOnDrop(std::process::Child);
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn copy_true(to: &str) {
     let parent = std::path::Path::new(to).parent().unwrap();
     std::fs::create_dir_all(parent).unwrap();
@@ -455,7 +464,7 @@ fn reopening_through_proc_is_decided_on_the_real_file() {
     t.write("denied/secret.txt", "secret\n");
     // A process outside the session with no capabilities (so only Landlock
     // stands between) working in the denied directory.
-    let mut outside = Command::new("setpriv")
+    let outside = Command::new("setpriv")
         .args([
             "--bounding-set=-all",
             "--inh-caps=-all",
@@ -466,6 +475,8 @@ fn reopening_through_proc_is_decided_on_the_real_file() {
         .current_dir(t.path("denied"))
         .spawn()
         .expect("setpriv (util-linux)");
+    // Killed even when an assertion fails first.
+    let mut outside = KillOnDrop(outside);
     let s = Sess::start(
         &t,
         spec(vec![
@@ -508,7 +519,7 @@ fn reopening_through_proc_is_decided_on_the_real_file() {
     // /proc/PID/cwd/... and /proc/PID/root/... of a process outside the
     // session: Landlock refuses access to a process outside the domain
     // (reported as ptrace with the target), whatever the file.
-    let pid = outside.id();
+    let pid = outside.0.id();
     let target = format!("pid {pid} (sleep)");
     s.refused(
         &["read", &format!("/proc/{pid}/cwd/secret.txt")],
@@ -520,8 +531,8 @@ fn reopening_through_proc_is_decided_on_the_real_file() {
         &["read refused 13"],
         &[("ptrace (scope)", &target)],
     );
-    outside.kill().unwrap();
-    outside.wait().unwrap();
+    outside.0.kill().unwrap();
+    outside.0.wait().unwrap();
     // The test process itself (root, every capability): the kernel's own
     // ptrace check refuses first (the command has no capabilities), before
     // Landlock is asked, so there is no Landlock record to report.
