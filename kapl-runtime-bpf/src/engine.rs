@@ -390,7 +390,8 @@ impl Engine {
                 1 => "symbolic links are not followed:",
                 2 => "creation/removal cannot be granted for only some names in",
                 3 => "hard-linked files get no rule (a rule would grant their other names too):",
-                _ => "deeper than the rule builder's walk bound, nothing is granted below",
+                4 => "deeper than the rule builder's walk bound, nothing is granted below",
+                _ => "the step reached the rule builder's limit of rules; no rule for",
             };
             out.push((
                 self.is_lib(*g),
@@ -1326,6 +1327,7 @@ fn narrowing_kind(n: &domain::Narrowing) -> u8 {
         domain::Narrowing::ParentRight(..) => 2,
         domain::Narrowing::HardLink(_) => 3,
         domain::Narrowing::TooDeep(_) => 4,
+        domain::Narrowing::TooMany(_) => 5,
     }
 }
 
@@ -1335,7 +1337,8 @@ fn narrowing_path(n: &domain::Narrowing) -> String {
         | domain::Narrowing::Symlink(p)
         | domain::Narrowing::ParentRight(p, _)
         | domain::Narrowing::HardLink(p)
-        | domain::Narrowing::TooDeep(p) => p.display().to_string(),
+        | domain::Narrowing::TooDeep(p)
+        | domain::Narrowing::TooMany(p) => p.display().to_string(),
     }
 }
 
