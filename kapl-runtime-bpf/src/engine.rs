@@ -232,14 +232,14 @@ impl Engine {
                     ));
                 }
                 let root = cgroup::preflight().map_err(|e| RunError::Cgroup(e.to_string()))?;
-                let rules = plan::net_rules(plan);
+                let maps = kapl_image::bpf::NetMaps::of(plan);
                 if sim("bpf") {
                     return Err(RunError::Bpf(
                         crate::bpf::BpfError::Load("simulated: BPF_PROG_LOAD: EPERM".into())
                             .to_string(),
                     ));
                 }
-                let bpf = NetEnforcer::load_with_unix(&rules, &plan::unix_tables(plan))
+                let bpf = NetEnforcer::load_with_unix(&maps, &plan::unix_tables(plan))
                     .map_err(|e| RunError::Bpf(e.to_string()))?;
                 if sim("audit") {
                     return Err(RunError::Audit(
@@ -400,7 +400,8 @@ impl Engine {
                 1 => "symbolic links are not followed:",
                 2 => "creation/removal cannot be granted for only some names in",
                 3 => "hard-linked files get no rule (a rule would grant their other names too):",
-                _ => "deeper than the rule builder's walk bound, nothing is granted below",
+                4 => "deeper than the rule builder's walk bound, nothing is granted below",
+                _ => "the step reached the rule builder's limit of rules; no rule for",
             };
             out.push((
                 self.is_lib(*g),
@@ -1350,6 +1351,7 @@ fn narrowing_kind(n: &domain::Narrowing) -> u8 {
         domain::Narrowing::ParentRight(..) => 2,
         domain::Narrowing::HardLink(_) => 3,
         domain::Narrowing::TooDeep(_) => 4,
+        domain::Narrowing::TooMany(_) => 5,
     }
 }
 
@@ -1359,7 +1361,8 @@ fn narrowing_path(n: &domain::Narrowing) -> String {
         | domain::Narrowing::Symlink(p)
         | domain::Narrowing::ParentRight(p, _)
         | domain::Narrowing::HardLink(p)
-        | domain::Narrowing::TooDeep(p) => p.display().to_string(),
+        | domain::Narrowing::TooDeep(p)
+        | domain::Narrowing::TooMany(p) => p.display().to_string(),
     }
 }
 

@@ -166,6 +166,15 @@ impl Sess {
     }
 }
 
+/// A child process outside the session, killed when dropped.
+struct KillOnDrop(std::process::Child);
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn copy_true(to: &str) {
     let parent = std::path::Path::new(to).parent().unwrap();
     std::fs::create_dir_all(parent).unwrap();
@@ -455,7 +464,7 @@ fn reopening_through_proc_is_decided_on_the_real_file() {
     t.write("denied/secret.txt", "secret\n");
     // A process outside the session with no capabilities (so only Landlock
     // stands between) working in the denied directory.
-    let mut outside = Command::new("setpriv")
+    let outside = Command::new("setpriv")
         .args([
             "--bounding-set=-all",
             "--inh-caps=-all",
@@ -466,6 +475,8 @@ fn reopening_through_proc_is_decided_on_the_real_file() {
         .current_dir(t.path("denied"))
         .spawn()
         .expect("setpriv (util-linux)");
+    // Killed even when an assertion fails first.
+    let mut outside = KillOnDrop(outside);
     let s = Sess::start(
         &t,
         spec(vec![
@@ -508,7 +519,7 @@ fn reopening_through_proc_is_decided_on_the_real_file() {
     // /proc/PID/cwd/... and /proc/PID/root/... of a process outside the
     // session: Landlock refuses access to a process outside the domain
     // (reported as ptrace with the target), whatever the file.
-    let pid = outside.id();
+    let pid = outside.0.id();
     let target = format!("pid {pid} (sleep)");
     s.refused(
         &["read", &format!("/proc/{pid}/cwd/secret.txt")],
@@ -520,8 +531,8 @@ fn reopening_through_proc_is_decided_on_the_real_file() {
         &["read refused 13"],
         &[("ptrace (scope)", &target)],
     );
-    outside.kill().unwrap();
-    outside.wait().unwrap();
+    outside.0.kill().unwrap();
+    outside.0.wait().unwrap();
     // The test process itself (root, every capability): the kernel's own
     // ptrace check refuses first (the command has no capabilities), before
     // Landlock is asked, so there is no Landlock record to report.
@@ -850,10 +861,17 @@ fn long_deep_and_non_utf8_paths() {
     std::fs::create_dir_all(t.path("ro")).unwrap();
     std::fs::write(std::ffi::OsStr::from_bytes(&good), "g").unwrap();
     std::fs::write(std::ffi::OsStr::from_bytes(&bad), "d").unwrap();
+    let prog_ok = [t.path("bin").as_bytes(), b"/p\xff"].concat();
+    let prog_no = [t.path("denied").as_bytes(), b"/p\xfe"].concat();
+    std::fs::create_dir_all(t.path("bin")).unwrap();
+    for p in [&prog_ok, &prog_no] {
+        std::fs::copy("/usr/bin/true", std::ffi::OsStr::from_bytes(p)).unwrap();
+    }
     let (s, report) = Sess::start_with_report(
         &t,
         spec(vec![
             G::Fs(&[Right::Read], vec![t.path("ro/**")], vec![]),
+            G::Exec(vec![t.path("bin/**")]),
             G::Fs(
                 &[Right::Read],
                 vec![t.path("deep/**")],
@@ -913,5 +931,85 @@ fn long_deep_and_non_utf8_paths() {
         &["readb refused 13"],
         &[("read (read_file)", &shown)],
     );
+    // Programs with non-UTF-8 names: the granted one runs and its exec is
+    // reported under its grant, the other is refused, both byte for byte.
+    s.ok(&["execb", &hex(&prog_ok)], &["execb ok"]);
+    let ok_shown = format!("{}/p\\xff", t.path("bin"));
+    let recs = s.records();
+    let allow = recs
+        .iter()
+        .find(|r| {
+            r["verdict"] == "allow" && r["operation"] == "exec" && r["object"] == ok_shown.as_str()
+        })
+        .unwrap_or_else(|| panic!("no exec allow of {ok_shown}: {recs:#?}"));
+    assert_eq!(
+        allow["grant"]["text"],
+        format!("exec \"{}\"", t.path("bin/**"))
+    );
+    let no_shown = format!("{}/p\\xfe", t.path("denied"));
+    s.refused(
+        &["execb", &hex(&prog_no)],
+        &["execb refused 13"],
+        &[("exec (execute)", &no_shown)],
+    );
+    assert_no_leftover_cgroups();
+}
+
+/// A link swapped in while the runtime walks the tree and builds the
+/// rules: each rule's object is re-opened without following links and
+/// re-checked (type, link count, inode), so however the swap interleaves
+/// with the walk, the denied name is never granted.
+#[test]
+fn links_swapped_while_the_rules_are_built_are_refused() {
+    let t = Tmp::new("esc-links-race");
+    t.write("shared/a.txt", "a\n");
+    t.write("denied/secret.txt", "secret\n");
+    chmod(&t.path("shared"), 0o777);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let swapper = {
+        let (stop, a, tmp, secret) = (
+            stop.clone(),
+            t.path("shared/a.txt"),
+            t.path("shared/.swap"),
+            t.path("denied/secret.txt"),
+        );
+        std::thread::spawn(move || {
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = std::fs::remove_file(&tmp);
+                let _ = if n.is_multiple_of(3) {
+                    std::os::unix::fs::symlink(&secret, &tmp)
+                } else if n % 3 == 1 {
+                    std::fs::hard_link(&secret, &tmp)
+                } else {
+                    std::fs::write(&tmp, "a\n")
+                };
+                let _ = std::fs::rename(&tmp, &a);
+                n += 1;
+            }
+            n
+        })
+    };
+    let secret = t.path("denied/secret.txt");
+    for _ in 0..5 {
+        let s = Sess::start(
+            &t,
+            spec(vec![G::Fs(RW, vec![t.path("shared/*.txt")], vec![])]),
+        );
+        s.refused(
+            &["read", &secret],
+            &["read refused 13"],
+            &[("read (read_file)", &secret)],
+        );
+        s.refused(
+            &["write", &secret],
+            &["write refused 13"],
+            &[("write (write_file)", &secret)],
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let swaps = swapper.join().unwrap();
+    assert!(swaps > 5, "the swapper ran ({swaps} swaps)");
+    assert_eq!(std::fs::read_to_string(&secret).unwrap(), "secret\n");
     assert_no_leftover_cgroups();
 }

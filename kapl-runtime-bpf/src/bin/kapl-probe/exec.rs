@@ -8,6 +8,9 @@
 //! - `copy-run SRC DST`: copies SRC to DST (`copy`), makes it executable
 //!   and runs it (`run-copy`).
 //!
+//! - `execb HEX`: runs the program whose path is given as hex bytes
+//!   (non-UTF-8 names) (`execb`).
+//!
 //! A program run here gets no arguments but its name and is expected to
 //! exit 0 (`/usr/bin/true`).
 
@@ -21,6 +24,7 @@ pub fn run(cmd: &str, args: &[String]) -> Option<()> {
         "execveat-empty" => outcome("execveat-empty", execveat_empty(a(0))),
         "memfd-exec" => memfd_exec(a(0), a(1) == "noexec"),
         "copy-run" => copy_run(a(0), a(1)),
+        "execb" => outcome("execb", execb(a(0))),
         _ => return None,
     }
     Some(())
@@ -100,4 +104,19 @@ fn copy_run(src: &str, dst: &str) {
             }),
         );
     }
+}
+
+fn execb(hex: &str) -> std::io::Result<()> {
+    let bytes: Vec<u8> = (0..hex.len() / 2)
+        .filter_map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
+        .collect();
+    let p = std::ffi::CString::new(bytes)
+        .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+    fork_exec(|| {
+        let argv = [p.as_ptr(), std::ptr::null()];
+        let envp: [*const libc::c_char; 1] = [std::ptr::null()];
+        // SAFETY: NULL-terminated arrays of valid C strings.
+        unsafe { libc::execve(p.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+        errno()
+    })
 }
