@@ -76,6 +76,23 @@ pub struct Losses {
     pub audit_kernel: u64,
 }
 
+impl std::fmt::Display for Losses {
+    /// `N events lost, M audit records lost (S at the audit socket, K in
+    /// the kernel's backlog; host-wide)`: events are this session's ring
+    /// buffer; the audit channels carry every audit record of the host, so
+    /// another session's storm can show here (an upper bound, never less).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} events lost, {} audit records lost ({} at the audit socket, {} in the kernel's backlog; host-wide)",
+            self.ring_buffer,
+            self.audit_socket.saturating_add(self.audit_kernel),
+            self.audit_socket,
+            self.audit_kernel
+        )
+    }
+}
+
 /// How the engine enforces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -1237,17 +1254,14 @@ impl Engine {
             let _ = cgroup::remove_tree(&path);
         }
         format!(
-            "session {} ended: plan {}, last step {}, {} processes ended, {} denials, {} first allows reported, {} events lost ({} ring buffer, {} audit socket, {} audit backlog host-wide), {:.1}s",
+            "session {} ended: plan {}, last step {}, {} processes ended, {} denials, {} first allows reported, {}, {:.1}s",
             self.id,
             self.plan_name(),
             self.step_name(),
             ended,
             self.denies,
             self.allows,
-            lost,
-            losses.ring_buffer,
-            losses.audit_socket,
-            losses.audit_kernel,
+            losses,
             self.started.elapsed().as_secs_f64()
         )
     }

@@ -548,11 +548,11 @@ fn supervisor(
                 }
                 Ok(Request::Status) => {
                     let m = format!(
-                        "session {id}: plan {}, step {}, {} denials, {} events lost, watchdog restarted {} times",
+                        "session {id}: plan {}, step {}, {} denials, {}, watchdog restarted {} times",
                         e.plan_name(),
                         e.step_name(),
                         e.denies,
-                        e.lost(),
+                        e.losses(),
                         e.watchdog_restarts()
                     );
                     let _ = control::send(c.fd.as_raw_fd(), &Reply::Ok { message: m }, &[]);

@@ -115,14 +115,20 @@ fn status(id: &str) -> String {
     text(&o).0
 }
 
-/// `N events lost` of a status or summary line.
+/// Every loss a status or summary line reports: `N events lost` (ring
+/// buffer) plus `M audit records lost`.
 fn lost_of(line: &str) -> u64 {
-    let i = line.find(" events lost").expect("events lost in the line");
-    line[..i]
-        .rsplit(' ')
-        .next()
-        .and_then(|n| n.parse().ok())
-        .expect("a number before `events lost`")
+    let num = |what: &str| -> u64 {
+        let i = line
+            .find(what)
+            .unwrap_or_else(|| panic!("{what} in {line}"));
+        line[..i]
+            .rsplit(' ')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("a number before {what}: {line}"))
+    };
+    num(" events lost") + num(" audit records lost")
 }
 
 /// The tests of this file run one at a time: they measure timing and
