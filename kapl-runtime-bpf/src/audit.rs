@@ -8,8 +8,9 @@
 //! (`AUDIT_LANDLOCK_DOMAIN`, 1424: which pid created the domain, so the
 //! supervisor maps domain ids to the rulesets it built).
 //!
-//! Audit is switched on with `AUDIT_SET enabled=1` and put back as it was
-//! found when the last session using it ends (a reference count under
+//! Audit is switched on with `AUDIT_SET enabled=1`, its backlog limit
+//! raised to at least [`SESSION_BACKLOG_LIMIT`], and both are put back as
+//! they were found when the last session using it ends (a reference count under
 //! `/run/kapl/audit`, held with flock, shared by concurrent sessions).
 
 use std::collections::BTreeMap;
@@ -26,8 +27,12 @@ const AUDIT_EOE: u16 = 1320;
 pub const AUDIT_LANDLOCK_ACCESS: u16 = 1423;
 /// Landlock domain record type.
 pub const AUDIT_LANDLOCK_DOMAIN: u16 = 1424;
+/// A system call refused by a seccomp filter installed with
+/// `SECCOMP_FILTER_FLAG_LOG`.
+pub const AUDIT_SECCOMP: u16 = 1326;
 const AUDIT_NLGRP_READLOG: u32 = 1;
 const AUDIT_STATUS_ENABLED: u32 = 1;
+const AUDIT_STATUS_BACKLOG_LIMIT: u32 = 0x10;
 const NLMSG_ERROR: u16 = 2;
 const NLM_F_REQUEST: u16 = 1;
 const NLM_F_ACK: u16 = 4;
@@ -215,10 +220,27 @@ pub fn audit_lost() -> Result<u32, AuditError> {
 
 /// Sets the audit `enabled` flag.
 pub fn set_audit_enabled(v: u32) -> Result<(), AuditError> {
+    set_status(AUDIT_STATUS_ENABLED, 1, v)
+}
+
+/// The kernel's audit backlog limit (records queued for `kauditd` before
+/// new ones are dropped or their writers wait).
+pub fn audit_backlog_limit() -> Result<u32, AuditError> {
+    Ok(audit_status()?[5])
+}
+
+/// Sets the audit backlog limit.
+pub fn set_audit_backlog_limit(v: u32) -> Result<(), AuditError> {
+    set_status(AUDIT_STATUS_BACKLOG_LIMIT, 5, v)
+}
+
+/// AUDIT_SET of one `audit_status` field (`mask` selects it, `word` is its
+/// index).
+fn set_status(mask: u32, word: usize, v: u32) -> Result<(), AuditError> {
     let fd = nl_socket(0)?;
     let mut status = [0u8; 40];
-    status[0..4].copy_from_slice(&AUDIT_STATUS_ENABLED.to_ne_bytes());
-    status[4..8].copy_from_slice(&v.to_ne_bytes());
+    status[0..4].copy_from_slice(&mask.to_ne_bytes());
+    status[4 * word..4 * word + 4].copy_from_slice(&v.to_ne_bytes());
     send_msg(fd.as_raw_fd(), AUDIT_SET, NLM_F_ACK, &status)?;
     let mut buf = vec![0u8; 8192];
     let n = recv_raw(fd.as_raw_fd(), &mut buf, 0)?;
@@ -236,11 +258,19 @@ pub fn set_audit_enabled(v: u32) -> Result<(), AuditError> {
     Ok(())
 }
 
+/// The backlog limit sessions raise the kernel's to while they hold audit:
+/// Landlock logs without waiting, so a burst of denials longer than the
+/// backlog (64 at boot) while `kauditd` waits for a CPU is lost.
+pub const SESSION_BACKLOG_LIMIT: u32 = 8192;
+/// In the state file: the backlog limit was not changed.
+const UNCHANGED: u32 = u32::MAX;
+
 const STATE_DIR: &str = "/run/kapl";
 const STATE_FILE: &str = "/run/kapl/audit";
+const BACKLOG_FILE: &str = "/run/kapl/audit-backlog";
 
 fn with_state<T>(
-    f: impl FnOnce(&mut (u32, u32)) -> Result<T, AuditError>,
+    f: impl FnOnce(&mut (u32, u32, u32)) -> Result<T, AuditError>,
 ) -> Result<T, AuditError> {
     use std::io::{Read, Seek, Write};
     let _ = std::fs::create_dir_all(STATE_DIR);
@@ -261,25 +291,46 @@ fn with_state<T>(
     let mut s = String::new();
     let _ = file.read_to_string(&mut s);
     let mut it = s.split_whitespace().filter_map(|x| x.parse::<u32>().ok());
-    let mut st = (it.next().unwrap_or(0), it.next().unwrap_or(0)); // (orig, refs)
+    // (enabled as found, holds, backlog limit as found or UNCHANGED); the
+    // backlog limit has a file of its own (under the same lock), which
+    // runtimes that only know the first two numbers leave alone.
+    let backlog = std::fs::read_to_string(BACKLOG_FILE)
+        .ok()
+        .and_then(|b| b.trim().parse().ok())
+        .unwrap_or(UNCHANGED);
+    let mut st = (it.next().unwrap_or(0), it.next().unwrap_or(0), backlog);
     let r = f(&mut st)?;
     let _ = file.set_len(0);
     let _ = file.rewind();
     let _ = write!(file, "{} {}", st.0, st.1);
+    if st.2 == UNCHANGED {
+        let _ = std::fs::remove_file(BACKLOG_FILE);
+    } else {
+        let _ = std::fs::write(BACKLOG_FILE, format!("{}\n", st.2));
+    }
     Ok(r)
 }
 
-/// A hold on "audit enabled"; dropping it puts the flag back as found when
-/// no other session holds it.
+/// A hold on "audit enabled" (and a backlog limit of at least
+/// [`SESSION_BACKLOG_LIMIT`]); dropping it puts both back as found when no
+/// other session holds them.
 #[derive(Debug)]
 pub struct AuditHold(());
 
 impl AuditHold {
-    /// Enables audit (first holder records the original value).
+    /// Enables audit (first holder records the original values).
     pub fn acquire() -> Result<AuditHold, AuditError> {
         with_state(|st| {
             if st.1 == 0 {
                 st.0 = audit_enabled()?;
+            }
+            if st.2 == UNCHANGED {
+                let b = audit_backlog_limit()?;
+                // 0 is unlimited: nothing to raise.
+                if b != 0 && b < SESSION_BACKLOG_LIMIT {
+                    set_audit_backlog_limit(SESSION_BACKLOG_LIMIT)?;
+                    st.2 = b;
+                }
             }
             if audit_enabled()? == 0 {
                 set_audit_enabled(1)?;
@@ -301,12 +352,22 @@ impl Drop for AuditHold {
 pub fn release_hold() {
     let _ = with_state(|st| {
         st.1 = st.1.saturating_sub(1);
+        if st.1 == 0 && st.2 != UNCHANGED {
+            set_audit_backlog_limit(st.2)?;
+            st.2 = UNCHANGED;
+        }
         if st.1 == 0 && st.0 == 0 {
             set_audit_enabled(0)?;
         }
         Ok(())
     });
 }
+
+/// Datagrams one [`AuditReader::poll`] reads at most. The multicast carries
+/// every audit record of the host (other sessions' denial storms too): a
+/// full 32 MiB receive buffer read in one go held tens of thousands of
+/// records at once and left the supervisor's heap 100 MB larger.
+pub const MAX_DATAGRAMS_PER_POLL: usize = 2048;
 
 /// A subscriber to the audit log multicast group.
 #[derive(Debug)]
@@ -324,6 +385,7 @@ struct Pending {
     at: Option<Instant>,
     access: Vec<Fields>,
     domains: Vec<Fields>,
+    seccomp: Vec<Fields>,
     syscall: Option<Fields>,
 }
 
@@ -369,6 +431,22 @@ pub enum Record {
     Denial(Denial),
     /// A domain record.
     Domain(DomainRecord),
+    /// A system call refused by the logged seccomp filter.
+    Seccomp(SeccompRecord),
+}
+
+/// An `AUDIT_SECCOMP` record (any process on the host: the engine keeps
+/// those of its sessions).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeccompRecord {
+    /// The process.
+    pub pid: i32,
+    /// Its comm.
+    pub comm: String,
+    /// Its executable.
+    pub exe: Option<String>,
+    /// The system call number (x86_64).
+    pub syscall: u32,
 }
 
 impl AuditReader {
@@ -455,11 +533,13 @@ impl AuditReader {
         self.fd.as_raw_fd()
     }
 
-    /// Reads what is available without blocking and returns the records
-    /// that are complete (their SYSCALL record seen, or older than 200 ms).
-    /// `flush_all` returns every pending record (at shutdown).
+    /// Reads what is available without blocking (at most
+    /// [`MAX_DATAGRAMS_PER_POLL`]: the socket stays readable for the next
+    /// call) and returns the records that are complete (their SYSCALL
+    /// record seen, or older than 200 ms). `flush_all` returns every
+    /// pending record (at shutdown).
     pub fn poll(&mut self, flush_all: bool) -> Result<Vec<Record>, AuditError> {
-        loop {
+        for _ in 0..MAX_DATAGRAMS_PER_POLL {
             let n = match recv_raw(self.fd.as_raw_fd(), &mut self.buf, libc::MSG_DONTWAIT) {
                 Ok(n) => n,
                 Err(AuditError::Syscall { source, .. })
@@ -514,6 +594,19 @@ impl AuditReader {
                     pid: get(&d, "pid").and_then(|v| v.parse().ok()),
                 }));
             }
+            for f in p.seccomp {
+                if let (Some(pid), Some(nr)) = (
+                    get(&f, "pid").and_then(|v| v.parse().ok()),
+                    get(&f, "syscall").and_then(|v| v.parse().ok()),
+                ) {
+                    out.push(Record::Seccomp(SeccompRecord {
+                        pid,
+                        comm: get(&f, "comm").unwrap_or_default(),
+                        exe: get(&f, "exe"),
+                        syscall: nr,
+                    }));
+                }
+            }
             for a in p.access {
                 let sc = p.syscall.as_ref();
                 out.push(Record::Denial(Denial {
@@ -549,7 +642,11 @@ impl AuditReader {
         };
         let interesting = matches!(
             ty,
-            AUDIT_LANDLOCK_ACCESS | AUDIT_LANDLOCK_DOMAIN | AUDIT_SYSCALL | AUDIT_EOE
+            AUDIT_LANDLOCK_ACCESS
+                | AUDIT_LANDLOCK_DOMAIN
+                | AUDIT_SECCOMP
+                | AUDIT_SYSCALL
+                | AUDIT_EOE
         );
         if !interesting {
             return;
@@ -571,6 +668,8 @@ impl AuditReader {
         fields.push(("@time".into(), time));
         if ty == AUDIT_LANDLOCK_ACCESS {
             p.access.push(fields);
+        } else if ty == AUDIT_SECCOMP {
+            p.seccomp.push(fields);
         } else {
             p.domains.push(fields);
         }
@@ -632,7 +731,7 @@ fn parse_fields(s: &str) -> Fields {
                     .step_by(2)
                     .filter_map(|k| u8::from_str_radix(&raw[k..k + 2], 16).ok())
                     .collect();
-                String::from_utf8_lossy(&bytes).into_owned()
+                escape_bytes(&bytes)
             } else {
                 raw.to_string()
             }
@@ -640,6 +739,44 @@ fn parse_fields(s: &str) -> Fields {
         if !key.is_empty() {
             out.push((key.to_string(), val));
         }
+    }
+    out
+}
+
+/// A file name as text: valid UTF-8 unchanged; otherwise each byte that is
+/// not part of valid UTF-8 becomes `\xNN`, so a non-UTF-8 name is reported
+/// byte for byte (and [`unescape_bytes`] gives the bytes back) instead of
+/// collapsing into replacement characters.
+pub fn escape_bytes(b: &[u8]) -> String {
+    let mut out = String::new();
+    for chunk in b.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for x in chunk.invalid() {
+            out.push_str(&format!("\\x{x:02x}"));
+        }
+    }
+    out
+}
+
+/// The bytes of a name written by [`escape_bytes`] (`\xNN` read back as the
+/// byte; a name that contains a literal `\x` followed by two hex digits is
+/// read as that byte too: used only to find the nearest grant).
+pub fn unescape_bytes(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && b.get(i + 1) == Some(&b'x')
+            && let Some(h) = s.get(i + 2..i + 4)
+            && let Ok(v) = u8::from_str_radix(h, 16)
+        {
+            out.push(v);
+            i += 4;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
     }
     out
 }
@@ -660,6 +797,16 @@ mod tests {
         assert_eq!(get(&f, "blockers").as_deref(), Some("fs.read_file"));
         assert_eq!(get(&f, "path").as_deref(), Some("/srv/web/.env"));
         assert_eq!(get(&f, "ino").as_deref(), Some("1234"));
+    }
+
+    #[test]
+    fn non_utf8_names_are_escaped_byte_for_byte() {
+        let b = b"/srv/d\xfe\xff.txt/\xc3\xa9";
+        let e = escape_bytes(b);
+        assert_eq!(e, "/srv/d\\xfe\\xff.txt/\u{e9}");
+        assert_eq!(unescape_bytes(&e), b.to_vec());
+        let f = parse_fields("path=2F64FE");
+        assert_eq!(f, vec![("path".to_string(), "/d\\xfe".to_string())]);
     }
 
     #[test]

@@ -138,6 +138,8 @@ pub enum Narrowing {
     /// Deeper than the walk bound ([`WalkLimits::max_depth`]): nothing
     /// below is granted per entry.
     TooDeep(PathBuf),
+    /// The step reached [`WalkLimits::max_rules`]: this object got no rule.
+    TooMany(PathBuf),
 }
 
 /// Errors building a domain.
@@ -200,6 +202,7 @@ impl Walk {
             Narrowing::ParentRight(..) => 2,
             Narrowing::HardLink(_) => 3,
             Narrowing::TooDeep(_) => 4,
+            Narrowing::TooMany(_) => 5,
         };
         for g in grants {
             let c = self.counts.entry((g, kind)).or_insert(0);
@@ -291,7 +294,11 @@ pub fn walk_into(
                 w.narrow(a.grants(s, bits), Narrowing::HardLink(path));
                 continue;
             }
-            if bits != 0 && w.rules.len() < limits.max_rules {
+            if bits != 0 && w.rules.len() >= limits.max_rules {
+                w.narrow(a.grants(s, bits), Narrowing::TooMany(path));
+                continue;
+            }
+            if bits != 0 {
                 check_rule(a, p, bits, false)?;
                 w.rules.push(AddedRule {
                     path: PathBuf::from(OsStr::from_bytes(p)),
@@ -321,7 +328,15 @@ fn walk_dir(
     let beneath = a.beneath_all(s_self);
     let mut rule = beneath & !covered & (access::FILE | access::PARENT);
     rule |= beneath & a.accept(s_self) & access::READ_DIR & !covered;
-    if rule != 0 && w.rules.len() < limits.max_rules {
+    if rule != 0 && w.rules.len() >= limits.max_rules {
+        // Fail closed: no rule, and nothing below is walked.
+        w.narrow(
+            a.grants_any(s_self, rule),
+            Narrowing::TooMany(fs_path.to_path_buf()),
+        );
+        return Ok(());
+    }
+    if rule != 0 {
         check_rule(a, path, rule, true)?;
         w.rules.push(AddedRule {
             path: fs_path.to_path_buf(),
@@ -396,7 +411,11 @@ fn walk_dir(
                     w.narrow(a.grants(t, bits), Narrowing::HardLink(child_fs.clone()));
                     continue;
                 }
-                if bits != 0 && w.rules.len() < limits.max_rules {
+                if bits != 0 && w.rules.len() >= limits.max_rules {
+                    w.narrow(a.grants(t, bits), Narrowing::TooMany(child_fs));
+                    continue;
+                }
+                if bits != 0 {
                     check_rule(a, &child, bits, false)?;
                     w.rules.push(AddedRule {
                         path: child_fs,
@@ -737,4 +756,83 @@ pub fn port_list(ranges: &[(u16, u16)], limit: usize) -> Option<Vec<u16>> {
     out.sort_unstable();
     out.dedup();
     Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    /// Grants read_file to every path ending in `.txt` (per-entry rules
+    /// only: nothing is granted to a whole subtree).
+    struct Txt;
+    impl PathAutomaton for Txt {
+        fn start(&self) -> u32 {
+            0
+        }
+        fn next(&self, s: u32, b: u8) -> u32 {
+            match (s, b) {
+                (_, b'.') => 1,
+                (1, b't') => 2,
+                (2, b'x') => 3,
+                (3, b't') => 4,
+                _ => 0,
+            }
+        }
+        fn accept(&self, s: u32) -> u64 {
+            if s == 4 { access::READ_FILE } else { 0 }
+        }
+        fn beneath_all(&self, _: u32) -> u64 {
+            0
+        }
+        fn live(&self, _: u32) -> u64 {
+            access::READ_FILE
+        }
+        fn grants(&self, s: u32, _: u64) -> Vec<u32> {
+            if s == 4 { vec![7] } else { Vec::new() }
+        }
+    }
+
+    fn tree(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("kapl-domain-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(d.join("a/b/c")).unwrap();
+        for f in ["1.txt", "2.txt", "3.txt", "a/b/c/deep.txt"] {
+            fs::write(d.join(f), "x").unwrap();
+        }
+        d
+    }
+
+    #[test]
+    fn walk_bounds_fail_closed_and_are_reported() {
+        let d = tree("bounds");
+        let prefix = d.as_os_str().as_bytes().to_vec();
+        // Rule bound: two rules, the third file is reported, not granted.
+        let mut w = Walk::default();
+        let lim = WalkLimits {
+            max_depth: 64,
+            max_rules: 2,
+        };
+        walk_into(&Txt, &mut w, std::slice::from_ref(&prefix), lim).unwrap();
+        assert_eq!(w.rules.len(), 2, "{:?}", w.rules);
+        assert_eq!(w.counts.get(&(7, 5)), Some(&2), "{:?}", w.narrowed);
+        // Depth bound: the file three levels down is reported, not granted.
+        let mut w = Walk::default();
+        let lim = WalkLimits {
+            max_depth: 1,
+            max_rules: 100,
+        };
+        walk_into(&Txt, &mut w, &[prefix], lim).unwrap();
+        assert_eq!(w.rules.len(), 3, "{:?}", w.rules);
+        assert!(w.rules.iter().all(|r| !r.path.ends_with("deep.txt")));
+        assert!(
+            w.narrowed
+                .values()
+                .flatten()
+                .any(|n| matches!(n, Narrowing::TooDeep(p) if p == &d.join("a"))),
+            "{:?}",
+            w.narrowed
+        );
+        let _ = fs::remove_dir_all(&d);
+    }
 }

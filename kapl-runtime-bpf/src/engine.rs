@@ -24,6 +24,7 @@ use std::io::Write;
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -389,7 +390,8 @@ impl Engine {
                 1 => "symbolic links are not followed:",
                 2 => "creation/removal cannot be granted for only some names in",
                 3 => "hard-linked files get no rule (a rule would grant their other names too):",
-                _ => "deeper than the rule builder's walk bound, nothing is granted below",
+                4 => "deeper than the rule builder's walk bound, nothing is granted below",
+                _ => "the step reached the rule builder's limit of rules; no rule for",
             };
             out.push((
                 self.is_lib(*g),
@@ -720,6 +722,7 @@ impl Engine {
                     }
                 }
                 Record::Denial(d) => self.on_denial(&d, &mut out),
+                Record::Seccomp(r) => self.on_seccomp(&r, &mut out),
             }
         }
         out
@@ -859,7 +862,7 @@ impl Engine {
             "mechanism": mechanism,
         });
         if let Some(f) = self.audit_out.as_mut() {
-            let _ = writeln!(f, "{rec}");
+            let _ = f.write_all(format!("{rec}\n").as_bytes());
         }
         let line = if deny {
             let mut l = format!(
@@ -1001,7 +1004,7 @@ impl Engine {
             path = p.as_os_str().as_bytes().to_vec();
         }
         let grant = plan::fs_grant(self.plan(), x.step, &path, access::EXECUTE);
-        let object = String::from_utf8_lossy(&path).into_owned();
+        let object = crate::audit::escape_bytes(&path);
         self.exe_seen.insert(x.tgid, (cmd, object.clone()));
         let step = x.step;
         let nearest = if grant.is_none() {
@@ -1021,7 +1024,7 @@ impl Engine {
                 "nearest": Value::Null, "mechanism": "tracepoint",
             });
             if let Some(f) = self.audit_out.as_mut() {
-                let _ = writeln!(f, "{rec}");
+                let _ = f.write_all(format!("{rec}\n").as_bytes());
             }
             return;
         }
@@ -1040,6 +1043,53 @@ impl Engine {
         );
     }
 
+    /// The command a process of this session belongs to: a command's own
+    /// pid, a pid seen executing in the session, else the `cmd-K` cgroup
+    /// the process is in (read while it still exists).
+    fn cmd_of_pid(&self, pid: i32) -> Option<u64> {
+        if let Some((id, _)) = self.cmds.iter().find(|(_, c)| c.pid == pid) {
+            return Some(*id);
+        }
+        // A process seen executing in the session (exec tracepoint).
+        if let Ok(tgid) = u32::try_from(pid)
+            && let Some((Some(id), _)) = self.exe_seen.get(&tgid)
+        {
+            return Some(*id);
+        }
+        let k = self.kern.as_ref()?;
+        let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+        let rel = cg.lines().find_map(|l| l.strip_prefix("0::"))?;
+        let root = k.session_cg.path().parent()?;
+        let path = root.join(rel.trim_start_matches('/'));
+        if !path.starts_with(k.session_cg.path()) {
+            return None;
+        }
+        let ino = std::fs::metadata(&path).ok()?.ino();
+        self.cg_cmd.get(&ino).copied()
+    }
+
+    fn on_seccomp(&mut self, r: &crate::audit::SeccompRecord, out: &mut Vec<Notice>) {
+        let Some(cmd) = self.cmd_of_pid(r.pid) else {
+            return; // another program's seccomp log
+        };
+        let step = self.cmds.get(&cmd).map_or(self.step, |c| c.step);
+        let name = seccomp::call_name(r.syscall)
+            .map_or_else(|| format!("syscall {}", r.syscall), str::to_string);
+        self.record(
+            out,
+            Some(cmd),
+            step,
+            Some(r.pid),
+            &r.comm,
+            r.exe.clone(),
+            "syscall (seccomp)",
+            &name,
+            None,
+            None,
+            "seccomp",
+        );
+    }
+
     fn on_denial(&mut self, d: &crate::audit::Denial, out: &mut Vec<Notice>) {
         let Some(&cmd) = self.domain_cmd.get(&d.domain) else {
             return; // another program's Landlock domain
@@ -1054,13 +1104,20 @@ impl Engine {
         let comm = d.comm.clone().unwrap_or_else(|| "?".into());
         for b in &d.blockers {
             let (operation, object, nearest) = if let Some(r) = b.strip_prefix("fs.") {
-                let path = get("path").unwrap_or_else(|| {
+                let dev_ino = || {
                     format!(
                         "dev={} ino={}",
                         get("dev").unwrap_or_default(),
                         get("ino").unwrap_or_default()
                     )
-                });
+                };
+                // The kernel logs `<too_long>` for a path longer than its
+                // buffer: name the object by device and inode instead.
+                let path = match get("path") {
+                    Some(p) if p != "<too_long>" => p,
+                    Some(p) => format!("{p} {}", dev_ino()),
+                    None => dev_ino(),
+                };
                 let bit = access::from_name(r).unwrap_or(0);
                 let op = match plan::right_of_access(bit) {
                     Some((DfaKind::Exec, _)) => "exec".to_string(),
@@ -1071,7 +1128,8 @@ impl Engine {
                     None => r.to_string(),
                 };
                 let op = format!("{op} ({r})");
-                let near = plan::nearest_fs(self.plan(), step, path.as_bytes(), bit);
+                let near =
+                    plan::nearest_fs(self.plan(), step, &crate::audit::unescape_bytes(&path), bit);
                 (op, path, near)
             } else if let Some(r) = b.strip_prefix("net.") {
                 let bind = r.starts_with("bind");
@@ -1096,6 +1154,13 @@ impl Engine {
                     }
                     None => (op.as_str().to_string(), format!("port {port} (tcp)"), None),
                 }
+            } else if b == "ptrace" {
+                // Landlock refuses ptrace access (and /proc/PID/... of a
+                // process outside the domain) and names the target.
+                let obj = get("opid")
+                    .map(|p| format!("pid {p} ({})", get("ocomm").unwrap_or_default()))
+                    .unwrap_or_default();
+                ("ptrace (scope)".to_string(), obj, None)
             } else if let Some(r) = b.strip_prefix("scope.") {
                 let obj = get("opid")
                     .map(|p| format!("pid {p} ({})", get("ocomm").unwrap_or_default()))
@@ -1138,7 +1203,7 @@ impl Engine {
                 "lost": {"ring_buffer_events": losses.ring_buffer, "audit_socket_records": losses.audit_socket, "audit_kernel_records": losses.audit_kernel},
                 "reason": "decision events the kernel could not deliver (ring buffer, audit socket or audit backlog full; the kernel's count is host-wide); each lost audit record may be a denial",
             });
-            let _ = writeln!(f, "{rec}");
+            let _ = f.write_all(format!("{rec}\n").as_bytes());
         }
         if let Some(mut k) = self.kern.take() {
             drop(k.watchdog.take());
@@ -1262,6 +1327,7 @@ fn narrowing_kind(n: &domain::Narrowing) -> u8 {
         domain::Narrowing::ParentRight(..) => 2,
         domain::Narrowing::HardLink(_) => 3,
         domain::Narrowing::TooDeep(_) => 4,
+        domain::Narrowing::TooMany(_) => 5,
     }
 }
 
@@ -1271,7 +1337,8 @@ fn narrowing_path(n: &domain::Narrowing) -> String {
         | domain::Narrowing::Symlink(p)
         | domain::Narrowing::ParentRight(p, _)
         | domain::Narrowing::HardLink(p)
-        | domain::Narrowing::TooDeep(p) => p.display().to_string(),
+        | domain::Narrowing::TooDeep(p)
+        | domain::Narrowing::TooMany(p) => p.display().to_string(),
     }
 }
 

@@ -101,6 +101,94 @@ const NR_IOCTL: u32 = 16;
 const TIOCSTI: u32 = 0x5412;
 const TIOCLINUX: u32 = 0x541c;
 
+/// `memfd_create` (its flags are checked by [`logged_filter`]).
+const NR_MEMFD_CREATE: u32 = 319;
+/// `MFD_NOEXEC_SEAL`: the memfd can never be made executable.
+const MFD_NOEXEC_SEAL: u32 = 0x0008;
+
+/// The second filter, installed after [`filter`] with
+/// `SECCOMP_FILTER_FLAG_LOG`, so that the kernel writes an `AUDIT_SECCOMP`
+/// record for each call it refuses and the supervisor reports it with its
+/// authority chain. It refuses (EPERM) the same side-door calls as
+/// [`filter`] (`DENY_EPERM` and `clone` with namespace flags; when two
+/// filters refuse alike, the kernel credits, and so logs, the one
+/// installed last) and, on its own, `memfd_create` without
+/// `MFD_NOEXEC_SEAL`: an executable memfd runs any bytes the command can
+/// read as a program (`fexecve`) and Landlock does not check execution of
+/// memfds. The compatibility refusals of [`filter`] (`clone3` ENOSYS,
+/// socket families, x32) stay unlogged. Laid out as a binary search like
+/// [`filter`], so installing it adds little to a command's start-up.
+pub fn logged_filter() -> Vec<SockFilter> {
+    let mut p = prologue();
+    match tree(&logged_cases()) {
+        Some(t) => {
+            p.extend(t);
+            p
+        }
+        None => linear_logged_filter(),
+    }
+}
+
+/// The cases of [`logged_filter`], sorted.
+fn logged_cases() -> Vec<(u32, Vec<SockFilter>)> {
+    let eperm = RET_ERRNO | libc::EPERM as u32;
+    let mut c: Vec<(u32, Vec<SockFilter>)> = DENY_EPERM
+        .iter()
+        .map(|(nr, _)| (*nr, vec![stmt(BPF_RET_K, eperm)]))
+        .collect();
+    c.push((
+        NR_CLONE,
+        vec![
+            stmt(BPF_LD_W_ABS, off_arg_lo(0)),
+            jump(BPF_JSET_K, NS_FLAGS, 0, 1),
+            stmt(BPF_RET_K, eperm),
+            stmt(BPF_RET_K, RET_ALLOW),
+        ],
+    ));
+    c.push((
+        NR_MEMFD_CREATE,
+        vec![
+            stmt(BPF_LD_W_ABS, off_arg_lo(1)),
+            jump(BPF_JSET_K, MFD_NOEXEC_SEAL, 0, 1),
+            stmt(BPF_RET_K, RET_ALLOW),
+            stmt(BPF_RET_K, eperm),
+        ],
+    ));
+    c.sort_by_key(|(nr, _)| *nr);
+    c
+}
+
+/// [`logged_filter`] as one linear chain (fallback and test reference).
+fn linear_logged_filter() -> Vec<SockFilter> {
+    let eperm = RET_ERRNO | libc::EPERM as u32;
+    let mut p = prologue();
+    for (nr, _) in DENY_EPERM {
+        p.push(jump(BPF_JEQ_K, *nr, 0, 1));
+        p.push(stmt(BPF_RET_K, eperm));
+    }
+    p.push(jump(BPF_JEQ_K, NR_CLONE, 0, 4));
+    p.push(stmt(BPF_LD_W_ABS, off_arg_lo(0)));
+    p.push(jump(BPF_JSET_K, NS_FLAGS, 0, 1));
+    p.push(stmt(BPF_RET_K, eperm));
+    p.push(stmt(BPF_RET_K, RET_ALLOW));
+    p.push(jump(BPF_JEQ_K, NR_MEMFD_CREATE, 0, 4));
+    p.push(stmt(BPF_LD_W_ABS, off_arg_lo(1)));
+    p.push(jump(BPF_JSET_K, MFD_NOEXEC_SEAL, 0, 1));
+    p.push(stmt(BPF_RET_K, RET_ALLOW));
+    p.push(stmt(BPF_RET_K, eperm));
+    p.push(stmt(BPF_RET_K, RET_ALLOW));
+    p
+}
+
+/// The name of a call [`logged_filter`] refuses, for reports.
+pub fn call_name(nr: u32) -> Option<&'static str> {
+    match nr {
+        NR_CLONE => Some("clone (new namespaces)"),
+        NR_MEMFD_CREATE => Some("memfd_create (executable)"),
+        _ => DENY_EPERM.iter().find(|(n, _)| *n == nr).map(|(_, s)| *s),
+    }
+}
+
 /// Names of the calls the filter refuses (for documentation and tests).
 pub fn denied_calls() -> impl Iterator<Item = &'static str> {
     DENY_EPERM.iter().map(|(_, n)| *n)
@@ -396,6 +484,38 @@ mod tests {
         };
         let worst = (0..460).map(steps).max().unwrap_or(0);
         assert!(worst <= 20, "{worst} steps");
+    }
+
+    #[test]
+    fn logged_filter_refuses_side_doors_and_executable_memfds() {
+        let p = logged_filter();
+        well_formed(&p);
+        let lin = linear_logged_filter();
+        well_formed(&lin);
+        for nr in 0..460u32 {
+            for args in [
+                [0u64; 6],
+                [0x1000_0000, 0x9, 0, 0, 0, 0],
+                [0x11, 0x1, 0, 0, 0, 0],
+            ] {
+                assert_eq!(run(&p, nr, args), run(&lin, nr, args), "nr {nr} {args:?}");
+            }
+        }
+        let eperm = RET_ERRNO | libc::EPERM as u32;
+        assert_eq!(run(&p, 272, [0; 6]), eperm, "unshare");
+        assert_eq!(run(&p, 161, [0; 6]), eperm, "chroot");
+        assert_eq!(run(&p, NR_CLONE, [0x1000_0000, 0, 0, 0, 0, 0]), eperm);
+        assert_eq!(run(&p, NR_CLONE, [0x11, 0, 0, 0, 0, 0]), RET_ALLOW);
+        assert_eq!(run(&p, NR_MEMFD_CREATE, [0, 1, 0, 0, 0, 0]), eperm);
+        assert_eq!(run(&p, NR_MEMFD_CREATE, [0, 0x10, 0, 0, 0, 0]), eperm);
+        assert_eq!(run(&p, NR_MEMFD_CREATE, [0, 0x9, 0, 0, 0, 0]), RET_ALLOW);
+        assert_eq!(
+            run(&p, NR_CLONE3, [0; 6]),
+            RET_ALLOW,
+            "left to the first filter"
+        );
+        assert_eq!(run(&p, 0, [0; 6]), RET_ALLOW);
+        assert_eq!(call_name(272), Some("unshare"));
     }
 
     #[test]

@@ -224,6 +224,15 @@ pub fn spawn(cmd: &Command<'_>) -> Result<Child, SpawnError> {
         })?,
         filter: cmd.seccomp.as_ptr().cast_mut().cast(),
     };
+    // The second, logged filter (refusals reported through audit).
+    let logged = crate::seccomp::logged_filter();
+    let logged_prog = libc::sock_fprog {
+        len: u16::try_from(logged.len()).map_err(|_| SpawnError::Syscall {
+            call: "seccomp",
+            source: io::Error::from_raw_os_error(libc::E2BIG),
+        })?,
+        filter: logged.as_ptr().cast_mut().cast(),
+    };
     let cap_header = CapHeader {
         version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3
         pid: 0,
@@ -265,6 +274,7 @@ pub fn spawn(cmd: &Command<'_>) -> Result<Child, SpawnError> {
         ruleset: cmd.landlock_ruleset,
         errfd: wr.as_raw_fd(),
         prog: &prog,
+        logged_prog: &logged_prog,
         cap_header: &cap_header,
         cap_data: &cap_data,
         privileged: cmd.privileged,
@@ -501,6 +511,7 @@ struct ChildCtx {
     ruleset: RawFd,
     errfd: RawFd,
     prog: *const libc::sock_fprog,
+    logged_prog: *const libc::sock_fprog,
     cap_header: *const CapHeader,
     cap_data: *const [CapData; 2],
     privileged: bool,
@@ -621,6 +632,16 @@ unsafe fn child_main(c: &ChildCtx) -> ! {
             c.prog as libc::c_ulong,
             0,
             0,
+        ) != 0
+        {
+            child_fail(c.errfd, ChildStage::Seccomp);
+        }
+        // The logged filter: its refusals become AUDIT_SECCOMP records.
+        if libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            libc::SECCOMP_FILTER_FLAG_LOG,
+            c.logged_prog,
         ) != 0
         {
             child_fail(c.errfd, ChildStage::Seccomp);
