@@ -11,7 +11,9 @@
 mod common;
 
 use common::*;
-use kapl_runtime_bpf::bpf::{Event, NetEnforcer, NetRule, PROTO_TCP, PROTO_UDP, RuleOp};
+use kapl_image::bpf::NetMaps;
+use kapl_image::{Family, NetEntry, PortGrant, Proto};
+use kapl_runtime_bpf::bpf::{Event, NetEnforcer};
 use kapl_runtime_bpf::cgroup::{self, Cgroup};
 use kapl_runtime_bpf::domain::{self, AddedRule, TcpPorts, access};
 use kapl_runtime_bpf::engine;
@@ -283,7 +285,38 @@ fn main() {
                 open_close(path, n_ops)
             })
         };
-        let r = interleaved(reps, &[&un, &pl, &k0, &k1, &k2]);
+        // Where the walk stops: plain Landlock with its rule on the file's
+        // own directory, granting read (what a read grant may), and read
+        // plus truncate (what only a write grant may). Every open asks for
+        // truncate as an optional right, so the walk goes on to the root
+        // unless a rule on the way grants truncate too.
+        let dir = Path::new(std::str::from_utf8(path.as_bytes()).unwrap())
+            .parent()
+            .unwrap()
+            .to_path_buf();
+        let here = |extra: u64| {
+            let rules = vec![AddedRule {
+                path: dir.clone(),
+                access: access::READ_FILE | access::READ_DIR | extra,
+                subtree: true,
+            }];
+            domain::build(rules, &TcpPorts::default()).unwrap().fd
+        };
+        let (dir_r, dir_rt) = (here(0), here(access::TRUNCATE));
+        let pd = || in_child(Some(dir_r.as_raw_fd()), None, &|| open_close(path, n_ops));
+        let pdt = || in_child(Some(dir_rt.as_raw_fd()), None, &|| open_close(path, n_ops));
+        let r = interleaved(reps, &[&un, &pl, &k0, &k1, &k2, &pd, &pdt]);
+        for (i, what) in [
+            (5, "read"),
+            (6, "read + truncate: no read grant may give this"),
+        ] {
+            println!(
+                "| {label}: plain Landlock with its rule on the file's directory ({what}) | {} | {} | | {:.2}× (plain / unconfined) | |",
+                per(r[0], n_ops),
+                per(r[i], n_ops),
+                ratio(r[i], r[0]),
+            );
+        }
         for (i, (n, _, _)) in domains.iter().enumerate() {
             let k = r[2 + i];
             println!(
@@ -350,29 +383,37 @@ fn main() {
     });
     let n_conn = if quick() { 2_000 } else { 10_000 };
     if want("net") {
-        let rules: Vec<NetRule> = (0..1000u32)
-            .map(|i| NetRule {
-                step: 0,
-                op: RuleOp::Connect,
-                addr: std::net::Ipv4Addr::from(0x0a00_0000 + (i << 8)).to_ipv6_mapped(),
-                prefix: 120,
-                lo: 443,
-                hi: 443,
-                protos: PROTO_TCP | PROTO_UDP,
-                grant: i,
+        // 1,000 blocks 10.i.0.0/24 port 443 (TCP and UDP) and 127.0.0.1 on
+        // the listener's port (TCP): 2,001 entries of the image's layout.
+        let entry = |addr: std::net::Ipv4Addr, prefix, proto, lo, hi, grant| NetEntry {
+            step: 0,
+            op: kapl_image::NetOp::Connect,
+            proto,
+            family: Family::V4,
+            addr: std::net::IpAddr::V4(addr),
+            prefix,
+            ports: vec![PortGrant { lo, hi, grant }],
+        };
+        let mut plan = domains[0].2.plans[0].clone();
+        plan.net = (0..1000u32)
+            .flat_map(|i| {
+                let a = std::net::Ipv4Addr::from(0x0a00_0000 + (i << 8));
+                [
+                    entry(a, 24, Proto::Tcp, 443, 443, i),
+                    entry(a, 24, Proto::Udp, 443, 443, i),
+                ]
             })
-            .chain(std::iter::once(NetRule {
-                step: 0,
-                op: RuleOp::Connect,
-                addr: std::net::Ipv4Addr::LOCALHOST.to_ipv6_mapped(),
-                prefix: 128,
-                lo: port,
-                hi: port,
-                protos: PROTO_TCP,
-                grant: 5000,
-            }))
+            .chain(std::iter::once(entry(
+                std::net::Ipv4Addr::LOCALHOST,
+                32,
+                Proto::Tcp,
+                port,
+                port,
+                5000,
+            )))
             .collect();
-        let mut bpf = NetEnforcer::load(&rules).unwrap();
+        let maps = NetMaps::of(&plan);
+        let mut bpf = NetEnforcer::load(&maps).unwrap();
         let root = cgroup::cgroup2_root().unwrap();
         let sess = Cgroup::create(&root, &format!("kapl-bench-{}", std::process::id())).unwrap();
         let step = Cgroup::create(sess.path(), "step").unwrap();
@@ -387,7 +428,7 @@ fn main() {
         let mut evs = Vec::new();
         bpf.drain(&mut evs);
         println!(
-            "| TCP connect, 1001 LPM entries | {} | | {} | {:.2}× | |",
+            "| TCP connect, 2001 LPM entries (image layout) | {} | | {} | {:.2}× | |",
             per(un, n_conn),
             per(k, n_conn),
             ratio(k, un)

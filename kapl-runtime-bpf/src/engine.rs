@@ -223,14 +223,14 @@ impl Engine {
                     ));
                 }
                 let root = cgroup::preflight().map_err(|e| RunError::Cgroup(e.to_string()))?;
-                let rules = plan::net_rules(plan);
+                let maps = kapl_image::bpf::NetMaps::of(plan);
                 if sim("bpf") {
                     return Err(RunError::Bpf(
                         crate::bpf::BpfError::Load("simulated: BPF_PROG_LOAD: EPERM".into())
                             .to_string(),
                     ));
                 }
-                let bpf = NetEnforcer::load_with_unix(&rules, &plan::unix_tables(plan))
+                let bpf = NetEnforcer::load_with_unix(&maps, &plan::unix_tables(plan))
                     .map_err(|e| RunError::Bpf(e.to_string()))?;
                 if sim("audit") {
                     return Err(RunError::Audit(

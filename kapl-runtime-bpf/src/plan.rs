@@ -1,15 +1,11 @@
 //! From a verified image to kernel objects (stage: runtime, step set-up).
 //!
 //! Input: a [`kapl_image::Plan`] and a step index. Output: the step's
-//! automata as the Landlock walk reads them, its network rules for the BPF
-//! programs, its TCP ports for the Landlock network wall, and attribution
+//! automata as the Landlock walk reads them, its TCP ports for the Landlock network wall, and attribution
 //! helpers (which grant covers a path, the nearest grant for a denial).
 
-use crate::bpf::{NetRule, PROTO_TCP, PROTO_UDP, RuleOp};
 use crate::domain::{self, PathAutomaton, TcpPorts, access};
-use kapl_image::{
-    BENEATH_ALL, BENEATH_SELF, Dfa, DfaKind, Family, FsRight, NO_GRANT, NetOp, Plan, Proto,
-};
+use kapl_image::{BENEATH_ALL, BENEATH_SELF, Dfa, DfaKind, FsRight, NO_GRANT, NetOp, Plan};
 use std::net::{IpAddr, Ipv6Addr};
 
 /// The Landlock rights of one image column.
@@ -149,40 +145,6 @@ impl PathAutomaton for StepAutomaton<'_> {
         }
         out
     }
-}
-
-/// The BPF network rules of every step of `plan`.
-pub fn net_rules(plan: &Plan) -> Vec<NetRule> {
-    let mut out = Vec::new();
-    for e in &plan.net {
-        let (addr, prefix) = match e.addr {
-            IpAddr::V4(a) => (a.to_ipv6_mapped(), 96 + e.prefix.min(32)),
-            IpAddr::V6(a) => match a.to_ipv4_mapped() {
-                Some(v4) if e.family == Family::V4 => (v4.to_ipv6_mapped(), e.prefix.min(128)),
-                _ => (a, e.prefix.min(128)),
-            },
-        };
-        let protos = match e.proto {
-            Proto::Tcp => PROTO_TCP,
-            Proto::Udp => PROTO_UDP,
-        };
-        for p in &e.ports {
-            out.push(NetRule {
-                step: e.step,
-                op: match e.op {
-                    NetOp::Connect => RuleOp::Connect,
-                    NetOp::Bind => RuleOp::Bind,
-                },
-                addr,
-                prefix,
-                lo: p.lo,
-                hi: p.hi,
-                protos,
-                grant: p.grant,
-            });
-        }
-    }
-    out
 }
 
 /// The Landlock TCP port wall of a step.
