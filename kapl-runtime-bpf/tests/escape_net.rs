@@ -409,6 +409,14 @@ fn abstract_unix_sockets_outside_the_session_are_scoped_away() {
         "{err}"
     );
     s.expect(&["abstract-sendto", &dname], "abstract-sendto refused 1");
+    // The twin: a service inside the command's own domain is reachable.
+    s.expect(
+        &[
+            "abstract-self",
+            &format!("kapl-test-self-{}", std::process::id()),
+        ],
+        "abstract-self ok",
+    );
     let recs = s.records();
     let scoped: Vec<&Value> = recs
         .iter()
