@@ -100,6 +100,16 @@ impl Session {
     }
 }
 
+/// The session lost no decision of its own: its ring buffer and its audit
+/// socket dropped nothing. (The host-wide audit backlog count in the same
+/// summary also moves when another session floods audit at the same time.)
+fn assert_nothing_lost(summary: String) {
+    assert!(
+        summary.contains("(0 ring buffer, 0 audit socket,"),
+        "{summary}"
+    );
+}
+
 /// Runs the probe outside any session (the unconfined twin).
 fn outside(args: &[&str]) -> String {
     let o = Command::new(probe()).args(args).output().unwrap();
@@ -110,10 +120,17 @@ fn outside(args: &[&str]) -> String {
 fn deny<'a>(recs: &'a [Value], operation: &str, object: &str, mechanism: &str) -> &'a Value {
     let found: Vec<&Value> = recs
         .iter()
-        .filter(|r| r["verdict"] == "deny" && r["operation"] == operation && r["object"] == object)
+        .filter(|r| {
+            r["verdict"] == "deny"
+                && r["operation"] == operation
+                && r["object"] == object
+                && r["mechanism"] == mechanism
+        })
         .collect();
     let Some(r) = found.first() else {
-        panic!("no deny record for {operation} {object}: {recs:#?}");
+        panic!(
+            "no {mechanism} deny record for {operation} {object} (a Landlock record is lost only if the host's audit backlog overflowed, e.g. another session flooding audit concurrently): {recs:#?}"
+        );
     };
     assert_eq!(r["mechanism"], mechanism, "{r:#}");
     assert_eq!(r["plan"], "p", "{r:#}");
@@ -198,7 +215,7 @@ fn io_uring_operations_are_refused_and_plain_twins_work() {
             && r["mechanism"] == "bpf"),
         "{recs:#?}"
     );
-    assert!(s.stop().contains(", 0 events lost"));
+    assert_nothing_lost(s.stop());
 }
 
 #[test]
@@ -332,7 +349,7 @@ fn network_side_doors_are_refused_and_reported() {
             && r["grant"]["text"] == format!("net connect ::1/128 port {u6}")),
         "{recs:#?}"
     );
-    assert!(s.stop().contains(", 0 events lost"));
+    assert_nothing_lost(s.stop());
 }
 
 /// An abstract UNIX socket served by a process outside the session.
@@ -392,6 +409,14 @@ fn abstract_unix_sockets_outside_the_session_are_scoped_away() {
         "{err}"
     );
     s.expect(&["abstract-sendto", &dname], "abstract-sendto refused 1");
+    // The twin: a service inside the command's own domain is reachable.
+    s.expect(
+        &[
+            "abstract-self",
+            &format!("kapl-test-self-{}", std::process::id()),
+        ],
+        "abstract-self ok",
+    );
     let recs = s.records();
     let scoped: Vec<&Value> = recs
         .iter()
@@ -407,7 +432,7 @@ fn abstract_unix_sockets_outside_the_session_are_scoped_away() {
         assert_eq!(r["plan"], "p");
         assert_eq!(r["comm"], "kapl-probe");
     }
-    assert!(s.stop().contains(", 0 events lost"));
+    assert_nothing_lost(s.stop());
 }
 
 /// BPF_PROG_QUERY: the ids of the programs attached to `cgroup` for
@@ -571,7 +596,7 @@ fn tampering_with_the_session_is_refused() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
-    assert!(s.stop().contains(", 0 events lost"));
+    assert_nothing_lost(s.stop());
 }
 
 /// A pathname UNIX socket served by the test process (outside the session).
@@ -704,7 +729,7 @@ fn pathname_unix_sockets_need_fs_write_on_the_socket_path() {
         a["grant"]["text"],
         format!("fs write \"{granted}\", \"{granted_dg}\"")
     );
-    assert!(s.stop().contains(", 0 events lost"));
+    assert_nothing_lost(s.stop());
 }
 
 #[test]

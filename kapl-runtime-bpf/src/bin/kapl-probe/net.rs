@@ -3,7 +3,9 @@
 //! `MSG_FASTOPEN`, no `connect`), `raw4`, `raw6`, `packet`, `netlink PROTO`
 //! (socket creation only), `unix-connect PATH`, `unix-sendto PATH`
 //! (pathname UNIX sockets, stream and datagram) and `abstract-connect NAME`,
-//! `abstract-sendto NAME` (the abstract namespace).
+//! `abstract-sendto NAME` (the abstract namespace), `abstract-self NAME`
+//! (listen on an abstract name and connect to it from the same process: a
+//! service inside the session's own domain).
 
 use crate::report::outcome;
 use std::io;
@@ -42,6 +44,7 @@ pub fn run(cmd: &str, args: &[String]) -> Option<()> {
         "unix-sendto" => outcome(cmd, unix(first.as_bytes(), libc::SOCK_DGRAM)),
         "abstract-connect" => outcome(cmd, unix(&abstract_name(first), libc::SOCK_STREAM)),
         "abstract-sendto" => outcome(cmd, unix(&abstract_name(first), libc::SOCK_DGRAM)),
+        "abstract-self" => outcome(cmd, abstract_self(first)),
         _ => return None,
     }
     Some(())
@@ -204,4 +207,16 @@ pub fn unix(path: &[u8], ty: i32) -> io::Result<OwnedFd> {
         }
     }
     Ok(s)
+}
+
+/// Listens on the abstract name and connects to it (same Landlock domain).
+fn abstract_self(name: &str) -> io::Result<OwnedFd> {
+    let l = std::os::unix::net::UnixListener::bind_addr(
+        &<std::os::unix::net::SocketAddr as std::os::linux::net::SocketAddrExt>::from_abstract_name(
+            name.as_bytes(),
+        )?,
+    )?;
+    let c = unix(&abstract_name(name), libc::SOCK_STREAM)?;
+    drop(l);
+    Ok(c)
 }
