@@ -104,6 +104,12 @@ pub trait PathAutomaton {
     fn live(&self, state: u32) -> u64;
     /// The grants behind `rights` at `state` (for the precision report).
     fn grants(&self, state: u32, rights: u64) -> Vec<u32>;
+    /// Whether some step of the plan may create a file named `path` (make
+    /// it, move or link a file there), so a hard link found there may have
+    /// been planted by the plan's own commands. Default: yes.
+    fn creatable(&self, _path: &[u8]) -> bool {
+        true
+    }
 }
 
 /// Runs the automaton over `path` from its start.
@@ -290,7 +296,7 @@ pub fn walk_into(
         } else {
             let bits = a.accept(s) & access::FILE;
             let path = PathBuf::from(OsStr::from_bytes(p));
-            if bits != 0 && !linked_file_ok(&path) {
+            if bits != 0 && !(linked_file_ok(&path) && (single_link(&path) || !a.creatable(p))) {
                 w.narrow(a.grants(s, bits), Narrowing::HardLink(path));
                 continue;
             }
@@ -407,7 +413,10 @@ fn walk_dir(
             }
             Kind::Other => {
                 let bits = a.accept(t) & !covered & access::FILE;
-                if bits != 0 && !linked_file_ok(&child_fs) {
+                if bits != 0
+                    && !(linked_file_ok(&child_fs)
+                        && (single_link(&child_fs) || !a.creatable(&child)))
+                {
                     w.narrow(a.grants(t, bits), Narrowing::HardLink(child_fs.clone()));
                     continue;
                 }
@@ -695,12 +704,21 @@ fn open_nofollow(p: &Path) -> std::io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
+/// Whether `path` is a file with a single name (or a directory).
+fn single_link(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    fs::symlink_metadata(path).is_ok_and(|m| m.is_dir() || m.nlink() <= 1)
+}
+
 /// Whether a file rule may be put on `path`: a rule on a file attaches to its
 /// inode and so grants every name of it. A file with one name is fine; a
 /// hard-linked one only when nobody but root could have planted the link
 /// (file and directory owned by root, neither group- nor world-writable:
-/// system files such as a dynamic loader with a second name). Fails closed
-/// when the metadata cannot be read.
+/// system files such as a dynamic loader with a second name). The walk
+/// also refuses a hard-linked file wherever the plan may create files
+/// ([`PathAutomaton::creatable`]): commands run as uid 0 without
+/// capabilities, so an earlier step could have linked a root-owned file
+/// there. Fails closed when the metadata cannot be read.
 pub fn linked_file_ok(path: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
     let Ok(m) = fs::symlink_metadata(path) else {

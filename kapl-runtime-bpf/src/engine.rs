@@ -1255,8 +1255,8 @@ impl Engine {
 
 /// Builds the Landlock ruleset of `step` (walk + rules + TCP wall).
 pub fn build_domain(plan: &Plan, step: u32) -> Result<StepDomain, RunError> {
-    let fs_a = StepAutomaton::new(&plan.fs, step);
-    let ex_a = StepAutomaton::new(&plan.exec, step);
+    let fs_a = StepAutomaton::new(&plan.fs, step).with_plan_fs(&plan.fs);
+    let ex_a = StepAutomaton::new(&plan.exec, step).with_plan_fs(&plan.fs);
     let mut w = domain::Walk::default();
     domain::walk_into(
         &fs_a,

@@ -1013,3 +1013,105 @@ fn links_swapped_while_the_rules_are_built_are_refused() {
     assert_eq!(std::fs::read_to_string(&secret).unwrap(), "secret\n");
     assert_no_leftover_cgroups();
 }
+
+/// A step that may create and delete (Landlock's refer) but not read can
+/// hard-link a file it cannot read under a name a later step reads. Where
+/// the later step's grant needs per-entry rules, a rule on the link would
+/// have granted the file's own, denied name too: a hard-linked file where
+/// the plan may create files gets no rule (fail closed). Where the later
+/// step reads the whole directory, the link is a granted name — authority
+/// the policy grants (delete + create may move or link files), documented
+/// in the threat model.
+#[test]
+fn a_link_planted_by_an_earlier_step_is_refused_per_entry() {
+    let t = Tmp::new("esc-links-steps");
+    t.write("pub/a.txt", "a\n");
+    t.write("secret/s.txt", "secret\n");
+    let img = t.path("p.kapi");
+    std::fs::write(
+        &img,
+        image(PolicySpec {
+            plan: "p",
+            plan_grants: vec![G::Exec(vec![PROBE.into()])],
+            steps: vec![
+                StepSpec {
+                    name: "tidy",
+                    after: vec![],
+                    grants: vec![G::Fs(
+                        &[Right::Create, Right::Delete],
+                        vec![t.path("**")],
+                        vec![],
+                    )],
+                },
+                StepSpec {
+                    name: "work",
+                    after: vec![0],
+                    grants: vec![G::Fs(&[Right::Read], vec![t.path("pub/*.txt")], vec![])],
+                },
+                StepSpec {
+                    name: "whole",
+                    after: vec![1],
+                    grants: vec![G::Fs(&[Right::Read], vec![t.path("pub/**")], vec![])],
+                },
+            ],
+        }),
+    )
+    .unwrap();
+    let audit = t.path("audit.jsonl");
+    let o = kr(&["session", "start", &img, "--plan", "p", "--audit", &audit]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let id = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    let s = Sess {
+        _guard: SessionGuard(id.clone()),
+        id,
+        audit,
+    };
+    let (secret, x) = (t.path("secret/s.txt"), t.path("pub/x.txt"));
+    // Step tidy: may not read the secret, may link it (delete gives refer).
+    expect(&s.probe(&["read", &secret]), &["read refused 13"]);
+    s.ok(&["hardlink", &secret, &x], &["hardlink ok"]);
+    let o = kr(&["step", "--session", &s.id, "work"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // Step work: per-entry rules; the linked file gets none.
+    s.ok(&["read", &t.path("pub/a.txt")], &["read ok"]);
+    // (made again when the host's audit backlog dropped the record)
+    let refused_in_work = |path: &str| {
+        for _ in 0..3 {
+            expect(&s.probe(&["read", path]), &["read refused 13"]);
+            let recs = s.records();
+            if let Some(r) = recs.iter().find(|r| {
+                r["verdict"] == "deny"
+                    && r["step"] == "work"
+                    && r["operation"] == "read (read_file)"
+                    && r["object"] == path
+            }) {
+                assert_eq!(r["mechanism"], "landlock");
+                return;
+            }
+        }
+        panic!("no deny record of {path} in step work");
+    };
+    refused_in_work(&x);
+    refused_in_work(&secret);
+    // Step whole: the link is a name under a wholly granted directory.
+    let o = kr(&["step", "--session", &s.id, "whole"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    s.ok(&["read", &x], &["read ok"]);
+    expect(&s.probe(&["read", &secret]), &["read refused 13"]);
+    assert_no_leftover_cgroups();
+}
