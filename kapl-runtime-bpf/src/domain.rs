@@ -198,6 +198,10 @@ pub struct Walk {
     /// How many narrowings of each kind (0 per-entry, 1 symlink, 2 parent
     /// right) per grant.
     pub counts: BTreeMap<(u32, u8), usize>,
+    /// File rules on hard-linked files the walk accepted (system files):
+    /// [`build_walked`] gives any other file rule whose object has become
+    /// hard-linked since the walk no rule.
+    pub linked_ok: std::collections::BTreeSet<PathBuf>,
 }
 
 impl Walk {
@@ -306,6 +310,9 @@ pub fn walk_into(
             }
             if bits != 0 {
                 check_rule(a, p, bits, false)?;
+                if !single_link(&path) {
+                    w.linked_ok.insert(path.clone());
+                }
                 w.rules.push(AddedRule {
                     path: PathBuf::from(OsStr::from_bytes(p)),
                     access: bits,
@@ -426,6 +433,9 @@ fn walk_dir(
                 }
                 if bits != 0 {
                     check_rule(a, &child, bits, false)?;
+                    if !single_link(&child_fs) {
+                        w.linked_ok.insert(child_fs.clone());
+                    }
                     w.rules.push(AddedRule {
                         path: child_fs,
                         access: bits,
@@ -605,8 +615,31 @@ pub fn preflight() -> Result<(), DomainError> {
     }
 }
 
-/// Creates the ruleset for a step from walked rules and TCP ports.
+/// Creates the ruleset for a step from walked rules and TCP ports; a file
+/// rule whose object is hard-linked when the ruleset is built must pass
+/// [`linked_file_ok`].
 pub fn build(rules: Vec<AddedRule>, tcp: &TcpPorts) -> Result<StepDomain, DomainError> {
+    build_inner(rules, tcp, None)
+}
+
+/// [`build`] for the rules of a [`Walk`]: a file rule whose object is
+/// hard-linked when the ruleset is built gets a rule only if the walk
+/// accepted it as hard-linked ([`Walk::linked_ok`]), so a link planted
+/// between the walk and the build (by a previous step's processes, still
+/// running while the next step's domain is built) gets none.
+pub fn build_walked(
+    rules: Vec<AddedRule>,
+    linked_ok: &std::collections::BTreeSet<PathBuf>,
+    tcp: &TcpPorts,
+) -> Result<StepDomain, DomainError> {
+    build_inner(rules, tcp, Some(linked_ok))
+}
+
+fn build_inner(
+    rules: Vec<AddedRule>,
+    tcp: &TcpPorts,
+    linked_ok: Option<&std::collections::BTreeSet<PathBuf>>,
+) -> Result<StepDomain, DomainError> {
     let mut net: BitFlags<AccessNet> = BitFlags::empty();
     if tcp.bind.is_some() {
         net |= AccessNet::BindTcp;
@@ -635,7 +668,7 @@ pub fn build(rules: Vec<AddedRule>, tcp: &TcpPorts) -> Result<StepDomain, Domain
             // Vanished (or became a link) since the walk: nothing to grant.
             Err(_) => continue,
         };
-        if !still_what_was_walked(&fd, r) {
+        if !still_what_was_walked(&fd, r, linked_ok) {
             continue;
         }
         let acc = BitFlags::<AccessFs>::from_bits_truncate(r.access);
@@ -738,8 +771,13 @@ pub fn linked_file_ok(path: &Path) -> bool {
 
 /// The object behind `fd` is still what the walk saw: a directory for a
 /// subtree rule; for a file rule, not a directory and (when hard-linked)
-/// allowed by [`linked_file_ok`] with the same inode.
-fn still_what_was_walked(fd: &OwnedFd, r: &AddedRule) -> bool {
+/// accepted as hard-linked by the walk (when known) and allowed by
+/// [`linked_file_ok`], with the same inode.
+fn still_what_was_walked(
+    fd: &OwnedFd,
+    r: &AddedRule,
+    linked_ok: Option<&std::collections::BTreeSet<PathBuf>>,
+) -> bool {
     use std::os::fd::AsRawFd;
     use std::os::unix::fs::MetadataExt;
     // SAFETY: an all-zero `stat` is a valid value to be overwritten.
@@ -758,7 +796,8 @@ fn still_what_was_walked(fd: &OwnedFd, r: &AddedRule) -> bool {
     if st.st_nlink <= 1 {
         return true;
     }
-    linked_file_ok(&r.path)
+    linked_ok.is_none_or(|s| s.contains(&r.path))
+        && linked_file_ok(&r.path)
         && fs::symlink_metadata(&r.path).is_ok_and(|m| m.ino() == st.st_ino && m.dev() == st.st_dev)
 }
 

@@ -1275,7 +1275,8 @@ pub fn build_domain(plan: &Plan, step: u32) -> Result<StepDomain, RunError> {
     cgroup_write_guard(plan, step, &w.rules)?;
     let notes: Vec<(u32, Vec<domain::Narrowing>)> = w.narrowed.clone().into_iter().collect();
     let counts = w.counts.clone();
-    let mut d = domain::build(w.rules, &plan::tcp_ports(plan, step)).map_err(ll)?;
+    let mut d =
+        domain::build_walked(w.rules, &w.linked_ok, &plan::tcp_ports(plan, step)).map_err(ll)?;
     d.notes = notes;
     d.counts = counts;
     Ok(d)

@@ -964,7 +964,9 @@ fn links_swapped_while_the_rules_are_built_are_refused() {
     let t = Tmp::new("esc-links-race");
     t.write("shared/a.txt", "a\n");
     t.write("denied/secret.txt", "secret\n");
-    chmod(&t.path("shared"), 0o777);
+    // A root-owned directory (not writable by others) where another step
+    // of the plan may create files: the swapper stands for that step's
+    // processes, still running while the next step's rules are built.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let swapper = {
         let (stop, a, tmp, secret) = (
@@ -992,10 +994,17 @@ fn links_swapped_while_the_rules_are_built_are_refused() {
     };
     let secret = t.path("denied/secret.txt");
     for _ in 0..5 {
-        let s = Sess::start(
-            &t,
-            spec(vec![G::Fs(RW, vec![t.path("shared/*.txt")], vec![])]),
-        );
+        let mut policy = spec(vec![G::Fs(RW, vec![t.path("shared/*.txt")], vec![])]);
+        policy.steps.push(StepSpec {
+            name: "tidy",
+            after: vec![0],
+            grants: vec![G::Fs(
+                &[Right::Create, Right::Delete],
+                vec![t.path("shared/**")],
+                vec![],
+            )],
+        });
+        let s = Sess::start(&t, policy);
         s.refused(
             &["read", &secret],
             &["read refused 13"],
