@@ -300,7 +300,12 @@ pub fn walk_into(
         } else {
             let bits = a.accept(s) & access::FILE;
             let path = PathBuf::from(OsStr::from_bytes(p));
-            if bits != 0 && !(linked_file_ok(&path) && (single_link(&path) || !a.creatable(p))) {
+            let links = if bits != 0 {
+                link_state(a, &path, p)
+            } else {
+                Links::Single
+            };
+            if links == Links::Refused {
                 w.narrow(a.grants(s, bits), Narrowing::HardLink(path));
                 continue;
             }
@@ -310,7 +315,7 @@ pub fn walk_into(
             }
             if bits != 0 {
                 check_rule(a, p, bits, false)?;
-                if !single_link(&path) {
+                if links == Links::Accepted {
                     w.linked_ok.insert(path.clone());
                 }
                 w.rules.push(AddedRule {
@@ -420,10 +425,12 @@ fn walk_dir(
             }
             Kind::Other => {
                 let bits = a.accept(t) & !covered & access::FILE;
-                if bits != 0
-                    && !(linked_file_ok(&child_fs)
-                        && (single_link(&child_fs) || !a.creatable(&child)))
-                {
+                let links = if bits != 0 {
+                    link_state(a, &child_fs, &child)
+                } else {
+                    Links::Single
+                };
+                if links == Links::Refused {
                     w.narrow(a.grants(t, bits), Narrowing::HardLink(child_fs.clone()));
                     continue;
                 }
@@ -433,7 +440,7 @@ fn walk_dir(
                 }
                 if bits != 0 {
                     check_rule(a, &child, bits, false)?;
-                    if !single_link(&child_fs) {
+                    if links == Links::Accepted {
                         w.linked_ok.insert(child_fs.clone());
                     }
                     w.rules.push(AddedRule {
@@ -737,10 +744,26 @@ fn open_nofollow(p: &Path) -> std::io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
-/// Whether `path` is a file with a single name (or a directory).
-fn single_link(path: &Path) -> bool {
+/// What the walk makes of a file it would put a rule on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Links {
+    /// One name (or a directory): the rule is fine.
+    Single,
+    /// Hard-linked, but only root could have made the links.
+    Accepted,
+    /// Hard-linked where others or the plan's own steps could have planted
+    /// a link: no rule.
+    Refused,
+}
+
+/// One `lstat` for the common case of a file with one name.
+fn link_state(a: &dyn PathAutomaton, path: &Path, bytes: &[u8]) -> Links {
     use std::os::unix::fs::MetadataExt;
-    fs::symlink_metadata(path).is_ok_and(|m| m.is_dir() || m.nlink() <= 1)
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() || m.nlink() <= 1 => Links::Single,
+        Ok(_) if linked_file_ok(path) && !a.creatable(bytes) => Links::Accepted,
+        _ => Links::Refused,
+    }
 }
 
 /// Whether a file rule may be put on `path`: a rule on a file attaches to its
