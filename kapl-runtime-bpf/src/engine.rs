@@ -1007,6 +1007,7 @@ impl Engine {
             Reason::Creatable => written.map(|g| (g, "it grants write on this path, but the path or a directory on it is a name a step may create (a symbolic link planted there would redirect the connection); UNIX socket paths are decided as written".to_string())),
             Reason::Relative => written.map(|g| (g, "the path is relative: socket paths must be absolute".to_string())),
             Reason::NotNormal => written.map(|g| (g, "the path has an empty, `.` or `..` segment".to_string())),
+            Reason::MagicLink => written.map(|g| (g, "the path is under /proc or /dev/fd, whose magic links resolve to any open descriptor".to_string())),
             Reason::Tables => None,
         };
         let exe = std::fs::read_link(format!("/proc/{}/exe", u.tgid))
@@ -1312,7 +1313,8 @@ pub fn build_domain(plan: &Plan, step: u32) -> Result<StepDomain, RunError> {
     cgroup_write_guard(plan, step, &w.rules)?;
     let notes: Vec<(u32, Vec<domain::Narrowing>)> = w.narrowed.clone().into_iter().collect();
     let counts = w.counts.clone();
-    let mut d = domain::build(w.rules, &plan::tcp_ports(plan, step)).map_err(ll)?;
+    let mut d =
+        domain::build_walked(w.rules, &w.linked_ok, &plan::tcp_ports(plan, step)).map_err(ll)?;
     d.notes = notes;
     d.counts = counts;
     Ok(d)

@@ -583,7 +583,13 @@ fn namespaces_mounts_chroot_and_pivot_root_are_refused() {
     let t = Tmp::new("esc-ns");
     t.write("w/ok.txt", "ok\n");
     t.write("denied/secret.txt", "secret\n");
-    let s = Sess::start(&t, spec(vec![G::Fs(ALL, vec![t.path("w/**")], vec![])]));
+    let s = Sess::start(
+        &t,
+        spec(vec![
+            G::Fs(ALL, vec![t.path("w/**")], vec![]),
+            G::Exec(vec!["/usr/bin/sh".into(), "/usr/bin/dash".into()]),
+        ]),
+    );
     let (w, den) = (t.path("w"), t.path("denied"));
     s.refused_call(&["unshare-user"], &["unshare-user refused 1"], "unshare");
     s.refused_call(&["unshare-mount"], &["unshare-mount refused 1"], "unshare");
@@ -604,6 +610,34 @@ fn namespaces_mounts_chroot_and_pivot_root_are_refused() {
         &["pivot-root refused 1"],
         "pivot_root",
     );
+    // From a child of the command (a shell runs the probe): the record is
+    // attributed to the command through the child's exec.
+    let before = s
+        .records()
+        .iter()
+        .filter(|r| r["object"] == "chroot")
+        .count();
+    let mut attributed = false;
+    for _ in 0..3 {
+        let o = kr(&[
+            "exec",
+            "--session",
+            &s.id,
+            "--",
+            "/usr/bin/sh",
+            "-c",
+            &format!("{PROBE} chroot {w}; true"),
+        ]);
+        assert_eq!(String::from_utf8_lossy(&o.stdout), "chroot refused 1\n");
+        let recs = s.records();
+        let now: Vec<_> = recs.iter().filter(|r| r["object"] == "chroot").collect();
+        if now.len() > before {
+            check_chain(now[now.len() - 1], "seccomp");
+            attributed = true;
+            break;
+        }
+    }
+    assert!(attributed, "no seccomp record of the child's chroot");
     // Nothing was aliased: the granted directory still holds its own file
     // and the denied one stays denied.
     s.ok(&["read", &t.path("w/ok.txt")], &["read ok"]);
@@ -964,7 +998,9 @@ fn links_swapped_while_the_rules_are_built_are_refused() {
     let t = Tmp::new("esc-links-race");
     t.write("shared/a.txt", "a\n");
     t.write("denied/secret.txt", "secret\n");
-    chmod(&t.path("shared"), 0o777);
+    // A root-owned directory (not writable by others) where another step
+    // of the plan may create files: the swapper stands for that step's
+    // processes, still running while the next step's rules are built.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let swapper = {
         let (stop, a, tmp, secret) = (
@@ -992,10 +1028,17 @@ fn links_swapped_while_the_rules_are_built_are_refused() {
     };
     let secret = t.path("denied/secret.txt");
     for _ in 0..5 {
-        let s = Sess::start(
-            &t,
-            spec(vec![G::Fs(RW, vec![t.path("shared/*.txt")], vec![])]),
-        );
+        let mut policy = spec(vec![G::Fs(RW, vec![t.path("shared/*.txt")], vec![])]);
+        policy.steps.push(StepSpec {
+            name: "tidy",
+            after: vec![0],
+            grants: vec![G::Fs(
+                &[Right::Create, Right::Delete],
+                vec![t.path("shared/**")],
+                vec![],
+            )],
+        });
+        let s = Sess::start(&t, policy);
         s.refused(
             &["read", &secret],
             &["read refused 13"],
