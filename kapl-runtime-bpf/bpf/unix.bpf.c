@@ -9,9 +9,10 @@
 // socket file. The rule is DAC's: connecting or sending to a socket needs
 // write on its path, so the step must grant `fs write` on it. The path is
 // decided as written, so it is refused unless it is absolute and normal
-// (no empty, "." or ".." segment) and no prefix of it, nor the path itself,
-// is a name some step of the plan may create (where the session could have
-// planted a symbolic link). Abstract and unnamed addresses are left to
+// (no empty, "." or ".." segment), not under /proc or /dev/fd (magic
+// links), and no prefix of it, nor the path itself, is a name some step of
+// the plan may create (where the session could have planted a symbolic
+// link). Abstract and unnamed addresses are left to
 // Landlock's abstract-socket scope and the kernel.
 //
 // aya-obj 0.3 does not know the cgroup/connect_unix section names: this
@@ -37,6 +38,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define R_NOT_NORMAL 3
 #define R_CREATABLE 4
 #define R_TABLES 5
+#define R_MAGIC 6
 
 struct unix_meta {
 	__u32 start;
@@ -132,6 +134,25 @@ struct {
 	__uint(max_entries, 1);
 } unix_scratch SEC(".maps");
 
+// /proc/... and /dev/fd/..., /dev/std{in,out,err}: magic links that
+// resolve to whatever a descriptor refers to (an O_PATH descriptor of any
+// socket file can be had without any Landlock right).
+static __always_inline int magic(const char *p)
+{
+	if (p[0] != '/')
+		return 0;
+	if (p[1] == 'p' && p[2] == 'r' && p[3] == 'o' && p[4] == 'c' &&
+	    (p[5] == '/' || p[5] == 0))
+		return 1;
+	if (p[1] == 'd' && p[2] == 'e' && p[3] == 'v' && p[4] == '/') {
+		if (p[5] == 'f' && p[6] == 'd' && (p[7] == '/' || p[7] == 0))
+			return 1;
+		if (p[5] == 's' && p[6] == 't' && p[7] == 'd')
+			return 1;
+	}
+	return 0;
+}
+
 static __always_inline int creatable(__u32 state)
 {
 	__u32 *c = bpf_map_lookup_elem(&unix_create, &state);
@@ -149,6 +170,8 @@ static __always_inline int decide(const char *p, __u32 n, __u32 step,
 		return R_TABLES;
 	if (n == 0 || p[0] != '/')
 		return R_RELATIVE;
+	if (magic(p))
+		return R_MAGIC;
 	__u32 state = m->start;
 	__u32 ncls = m->classes;
 	// The current segment so far: 0 empty, 1 ".", 2 "..", 3 a name

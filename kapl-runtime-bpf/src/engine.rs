@@ -965,6 +965,7 @@ impl Engine {
             Reason::Creatable => written.map(|g| (g, "it grants write on this path, but the path or a directory on it is a name a step may create (a symbolic link planted there would redirect the connection); UNIX socket paths are decided as written".to_string())),
             Reason::Relative => written.map(|g| (g, "the path is relative: socket paths must be absolute".to_string())),
             Reason::NotNormal => written.map(|g| (g, "the path has an empty, `.` or `..` segment".to_string())),
+            Reason::MagicLink => written.map(|g| (g, "the path is under /proc or /dev/fd, whose magic links resolve to any open descriptor".to_string())),
             Reason::Tables => None,
         };
         let exe = std::fs::read_link(format!("/proc/{}/exe", u.tgid))

@@ -662,6 +662,11 @@ fn pathname_unix_sockets_need_fs_write_on_the_socket_path() {
                     ),
                     G::Fs(
                         &[Right::Read, Right::Write],
+                        vec!["/proc/self/fd/*".into()],
+                        vec![],
+                    ),
+                    G::Fs(
+                        &[Right::Read, Right::Write],
                         vec![t.path("tree/**")],
                         vec![],
                     ),
@@ -699,6 +704,18 @@ fn pathname_unix_sockets_need_fs_write_on_the_socket_path() {
     // planted symbolic link: refused.
     let err = s.expect(&["unix-connect", &link], "unix-connect refused 1");
     assert!(err.contains("a symbolic link planted there"), "{err}");
+    // Through a magic link: an O_PATH descriptor of the denied socket needs
+    // no Landlock right, and the step may write /proc/self/fd/* (as a
+    // policy that lets programs write to /dev/stdout must): refused.
+    assert_eq!(
+        outside(&["unix-connect-via-fd", &denied]),
+        "unix-connect-via-fd ok\n"
+    );
+    let err = s.expect(
+        &["unix-connect-via-fd", &denied],
+        "unix-connect-via-fd refused 1",
+    );
+    assert!(err.contains("magic links"), "{err}");
     // Relative paths are refused (the program cannot see the cwd).
     s.expect(&["unix-connect", "svc.sock"], "unix-connect refused 1");
     // A socket that is not there (glibc probes nscd's on every user
