@@ -76,6 +76,23 @@ pub struct Losses {
     pub audit_kernel: u64,
 }
 
+impl std::fmt::Display for Losses {
+    /// `N events lost, M audit records lost (S at the audit socket, K in
+    /// the kernel's backlog; host-wide)`: events are this session's ring
+    /// buffer; the audit channels carry every audit record of the host, so
+    /// another session's storm can show here (an upper bound, never less).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} events lost, {} audit records lost ({} at the audit socket, {} in the kernel's backlog; host-wide)",
+            self.ring_buffer,
+            self.audit_socket.saturating_add(self.audit_kernel),
+            self.audit_socket,
+            self.audit_kernel
+        )
+    }
+}
+
 /// How the engine enforces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -140,7 +157,16 @@ pub struct Engine {
     /// network decision still names the program after the process exited.
     exe_seen: HashMap<u32, (Option<u64>, String)>,
     watchdog_restarts: u64,
+    /// (step, right bit, path) -> nearest grant, for denial storms: the
+    /// search walks the automaton and dominated a storm's cost.
+    nearest_cache: HashMap<(u32, u64, Vec<u8>), Nearest>,
 }
+
+/// A nearest grant and why it is the nearest.
+type Nearest = Option<(u32, String)>;
+
+/// Entries of [`Engine`]'s nearest-grant cache before it is emptied.
+const NEAREST_CACHE: usize = 4096;
 
 fn ll(e: domain::DomainError) -> RunError {
     RunError::Landlock(e.to_string())
@@ -292,6 +318,7 @@ impl Engine {
             lingering: Vec::new(),
             exe_seen: HashMap::new(),
             watchdog_restarts: 0,
+            nearest_cache: HashMap::new(),
         };
         e.visited[start as usize] = true;
         e.attach_step()?;
@@ -682,6 +709,21 @@ impl Engine {
                 let _ = k.session_cg.kill_all();
             }
         }
+    }
+
+    /// [`plan::nearest_fs`], remembered (bounded): a storm of one denial
+    /// searches once.
+    fn nearest_fs_cached(&mut self, step: u32, path: &[u8], bit: u64) -> Nearest {
+        let key = (step, bit, path.to_vec());
+        if let Some(n) = self.nearest_cache.get(&key) {
+            return n.clone();
+        }
+        let n = plan::nearest_fs(self.plan(), step, path, bit);
+        if self.nearest_cache.len() >= NEAREST_CACHE {
+            self.nearest_cache.clear();
+        }
+        self.nearest_cache.insert(key, n.clone());
+        n
     }
 
     /// How many times a killed watchdog was replaced.
@@ -1142,8 +1184,7 @@ impl Engine {
                     None => r.to_string(),
                 };
                 let op = format!("{op} ({r})");
-                let near =
-                    plan::nearest_fs(self.plan(), step, &crate::audit::unescape_bytes(&path), bit);
+                let near = self.nearest_fs_cached(step, &crate::audit::unescape_bytes(&path), bit);
                 (op, path, near)
             } else if let Some(r) = b.strip_prefix("net.") {
                 let bind = r.starts_with("bind");
@@ -1203,8 +1244,8 @@ impl Engine {
     /// Ends everything: kills the session's processes, detaches the
     /// programs, removes the cgroups, restores audit. Returns a summary.
     pub fn stop(mut self) -> String {
-        let mut notes = self.pump(true);
-        notes.clear();
+        // Every record queued so far is read (and written) before the end.
+        let _ = self.sync();
         let ended = self.end_step_processes().unwrap_or(0);
         let losses = self.losses();
         let lost = self.lost();
@@ -1227,17 +1268,14 @@ impl Engine {
             let _ = cgroup::remove_tree(&path);
         }
         format!(
-            "session {} ended: plan {}, last step {}, {} processes ended, {} denials, {} first allows reported, {} events lost ({} ring buffer, {} audit socket, {} audit backlog host-wide), {:.1}s",
+            "session {} ended: plan {}, last step {}, {} processes ended, {} denials, {} first allows reported, {}, {:.1}s",
             self.id,
             self.plan_name(),
             self.step_name(),
             ended,
             self.denies,
             self.allows,
-            lost,
-            losses.ring_buffer,
-            losses.audit_socket,
-            losses.audit_kernel,
+            losses,
             self.started.elapsed().as_secs_f64()
         )
     }
