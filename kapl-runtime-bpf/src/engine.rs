@@ -656,7 +656,11 @@ impl Engine {
         let Some(mut c) = self.cmds.remove(&cmd) else {
             return;
         };
-        self.exe_seen.retain(|_, (k, _)| *k != Some(cmd));
+        // Entries of finished commands, and of processes no command
+        // claimed, go: the map stays as small as the running commands.
+        let cmds = &self.cmds;
+        self.exe_seen
+            .retain(|_, (k, _)| k.is_some_and(|k| cmds.contains_key(&k)));
         let Some(cg) = c.cgroup.take() else {
             return;
         };
@@ -1041,13 +1045,26 @@ impl Engine {
     fn on_exec(&mut self, x: &crate::bpf::ExecEvent, out: &mut Vec<Notice>) {
         let cmd = self.cg_cmd.get(&x.cgroup).copied();
         let mut path = x.path.clone();
-        if path.first() != Some(&b'/')
+        // The tracepoint copies at most EXEC_PATH - 1 bytes of the path: a
+        // path that fills them may be cut short, and a prefix must never be
+        // attributed to a grant.
+        let truncated = path.len() >= crate::bpf::EXEC_PATH_MAX - 1;
+        let mut resolved = !truncated;
+        if (path.first() != Some(&b'/') || truncated)
             && let Ok(p) = std::fs::read_link(format!("/proc/{}/exe", x.tgid))
         {
             path = p.as_os_str().as_bytes().to_vec();
+            resolved = true;
         }
-        let grant = plan::fs_grant(self.plan(), x.step, &path, access::EXECUTE);
-        let object = crate::audit::escape_bytes(&path);
+        let grant = if resolved {
+            plan::fs_grant(self.plan(), x.step, &path, access::EXECUTE)
+        } else {
+            None
+        };
+        let mut object = crate::audit::escape_bytes(&path);
+        if !resolved {
+            object.push_str("... (truncated)");
+        }
         self.exe_seen.insert(x.tgid, (cmd, object.clone()));
         let step = x.step;
         let nearest = if grant.is_none() {

@@ -1158,3 +1158,47 @@ fn a_link_planted_by_an_earlier_step_is_refused_per_entry() {
     expect(&s.probe(&["read", &secret]), &["read refused 13"]);
     assert_no_leftover_cgroups();
 }
+
+/// The exec tracepoint copies a bounded prefix of the program's path
+/// (`bpf::EXEC_PATH_MAX`): a longer path is never attributed by its prefix;
+/// the runtime reads the whole path from the process (`/proc/PID/exe`) or
+/// reports it as truncated without a grant.
+#[test]
+fn a_program_path_longer_than_the_exec_buffer_is_attributed_whole() {
+    let t = Tmp::new("esc-exec-long");
+    let comp = "e".repeat(40);
+    let mut dir = t.path("bin");
+    for _ in 0..8 {
+        dir.push('/');
+        dir.push_str(&comp);
+    }
+    std::fs::create_dir_all(&dir).unwrap();
+    let prog = format!("{dir}/sleep");
+    assert!(prog.len() > kapl_runtime_bpf::bpf::EXEC_PATH_MAX);
+    std::fs::copy("/usr/bin/sleep", &prog).unwrap();
+    let s = Sess::start(&t, spec(vec![G::Exec(vec![t.path("bin/**")])]));
+    // `sleep` stays long enough for its /proc entry to be read.
+    let mut found = None;
+    for _ in 0..3 {
+        s.ok(&["exec", &prog, "0.5"], &["exec ok"]);
+        found = s.records().into_iter().find(|r| {
+            r["verdict"] == "allow" && r["operation"] == "exec" && r["object"] == prog.as_str()
+        });
+        if found.is_some() {
+            break;
+        }
+    }
+    let r = found.unwrap_or_else(|| panic!("no exec allow of the whole path: {:#?}", s.records()));
+    assert_eq!(r["grant"]["text"], format!("exec \"{}\"", t.path("bin/**")));
+    assert_eq!(r["mechanism"], "tracepoint");
+    // No record names a prefix of it as the program.
+    assert!(
+        !s.records().iter().any(|r| r["operation"] == "exec"
+            && r["object"]
+                .as_str()
+                .is_some_and(|o| o != prog && prog.starts_with(o))),
+        "{:#?}",
+        s.records()
+    );
+    assert_no_leftover_cgroups();
+}
