@@ -70,14 +70,14 @@ fn joint_classes(dfas: &[&Dfa]) -> ([u8; 256], Vec<u8>) {
             break; // already one class per byte
         }
         let mut next = 0u16;
-        for b in 0..256usize {
-            let key = usize::from(class[b]) * 256 + usize::from(d.class_of(b as u8));
+        for (b, cl) in class.iter_mut().enumerate() {
+            let key = usize::from(*cl) * 256 + usize::from(d.class_of(b as u8));
             if table[key] == u16::MAX {
                 table[key] = next;
                 next += 1;
                 touched.push(key);
             }
-            class[b] = table[key];
+            *cl = table[key];
         }
         count = usize::from(next);
         for k in touched.drain(..) {

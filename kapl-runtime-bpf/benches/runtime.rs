@@ -11,7 +11,9 @@
 mod common;
 
 use common::*;
-use kapl_runtime_bpf::bpf::{Event, NetEnforcer, NetRule, PROTO_TCP, PROTO_UDP, RuleOp};
+use kapl_image::bpf::NetMaps;
+use kapl_image::{Family, NetEntry, PortGrant, Proto};
+use kapl_runtime_bpf::bpf::{Event, NetEnforcer};
 use kapl_runtime_bpf::cgroup::{self, Cgroup};
 use kapl_runtime_bpf::domain::{self, AddedRule, TcpPorts, access};
 use kapl_runtime_bpf::engine;
@@ -25,6 +27,14 @@ use std::time::{Duration, Instant};
 
 fn quick() -> bool {
     std::env::var_os("KAPL_BENCH_QUICK").is_some()
+}
+
+/// KAPL_BENCH_ONLY=open,stat,exec,net,startup,build runs only those rows.
+fn want(section: &str) -> bool {
+    match std::env::var("KAPL_BENCH_ONLY") {
+        Ok(v) => v.split(',').any(|x| x.trim() == section),
+        Err(_) => true,
+    }
 }
 
 /// Runs `work` in a forked child after `ruleset` (if any) is applied and
@@ -234,7 +244,12 @@ fn main() {
     let plain = plain_landlock(Path::new(&w.root()), true);
     let per = |d: Duration, n: usize| format!("{:.0} ns", d.as_nanos() as f64 / n as f64);
     let mut domains = Vec::new();
-    for n in [10usize, 1000, 10_000] {
+    let sizes: &[usize] = if want("open") || want("stat") || want("exec") {
+        &[10, 1000, 10_000]
+    } else {
+        &[10]
+    };
+    for &n in sizes {
         let img = w.image(n);
         let t = Instant::now();
         let d = engine::build_domain(&img.plans[0], 0).unwrap();
@@ -250,6 +265,9 @@ fn main() {
         ("open+close, 1 level below", &f1),
         ("open+close, 9 levels below", &f9),
     ] {
+        if !want("open") {
+            break;
+        }
         let un = || in_child(None, None, &|| open_close(path, n_ops));
         let pl = || in_child(Some(plain.as_raw_fd()), None, &|| open_close(path, n_ops));
         let k0 = || {
@@ -267,7 +285,38 @@ fn main() {
                 open_close(path, n_ops)
             })
         };
-        let r = interleaved(reps, &[&un, &pl, &k0, &k1, &k2]);
+        // Where the walk stops: plain Landlock with its rule on the file's
+        // own directory, granting read (what a read grant may), and read
+        // plus truncate (what only a write grant may). Every open asks for
+        // truncate as an optional right, so the walk goes on to the root
+        // unless a rule on the way grants truncate too.
+        let dir = Path::new(std::str::from_utf8(path.as_bytes()).unwrap())
+            .parent()
+            .unwrap()
+            .to_path_buf();
+        let here = |extra: u64| {
+            let rules = vec![AddedRule {
+                path: dir.clone(),
+                access: access::READ_FILE | access::READ_DIR | extra,
+                subtree: true,
+            }];
+            domain::build(rules, &TcpPorts::default()).unwrap().fd
+        };
+        let (dir_r, dir_rt) = (here(0), here(access::TRUNCATE));
+        let pd = || in_child(Some(dir_r.as_raw_fd()), None, &|| open_close(path, n_ops));
+        let pdt = || in_child(Some(dir_rt.as_raw_fd()), None, &|| open_close(path, n_ops));
+        let r = interleaved(reps, &[&un, &pl, &k0, &k1, &k2, &pd, &pdt]);
+        for (i, what) in [
+            (5, "read"),
+            (6, "read + truncate: no read grant may give this"),
+        ] {
+            println!(
+                "| {label}: plain Landlock with its rule on the file's directory ({what}) | {} | {} | | {:.2}× (plain / unconfined) | |",
+                per(r[0], n_ops),
+                per(r[i], n_ops),
+                ratio(r[i], r[0]),
+            );
+        }
         for (i, (n, _, _)) in domains.iter().enumerate() {
             let k = r[2 + i];
             println!(
@@ -288,7 +337,7 @@ fn main() {
             );
         }
     }
-    {
+    if want("stat") {
         let un = || in_child(None, None, &|| stat_loop(&f9, n_ops));
         let pl = || in_child(Some(plain.as_raw_fd()), None, &|| stat_loop(&f9, n_ops));
         let k = || {
@@ -306,7 +355,7 @@ fn main() {
             ratio(r[2], r[1])
         );
     }
-    {
+    if want("exec") {
         let un = || in_child(None, None, &|| exec_loop(n_exec));
         let pl = || in_child(Some(plain.as_raw_fd()), None, &|| exec_loop(n_exec));
         let k = || {
@@ -333,30 +382,38 @@ fn main() {
         }
     });
     let n_conn = if quick() { 2_000 } else { 10_000 };
-    {
-        let rules: Vec<NetRule> = (0..1000u32)
-            .map(|i| NetRule {
-                step: 0,
-                op: RuleOp::Connect,
-                addr: std::net::Ipv4Addr::from(0x0a00_0000 + (i << 8)).to_ipv6_mapped(),
-                prefix: 120,
-                lo: 443,
-                hi: 443,
-                protos: PROTO_TCP | PROTO_UDP,
-                grant: i,
+    if want("net") {
+        // 1,000 blocks 10.i.0.0/24 port 443 (TCP and UDP) and 127.0.0.1 on
+        // the listener's port (TCP): 2,001 entries of the image's layout.
+        let entry = |addr: std::net::Ipv4Addr, prefix, proto, lo, hi, grant| NetEntry {
+            step: 0,
+            op: kapl_image::NetOp::Connect,
+            proto,
+            family: Family::V4,
+            addr: std::net::IpAddr::V4(addr),
+            prefix,
+            ports: vec![PortGrant { lo, hi, grant }],
+        };
+        let mut plan = domains[0].2.plans[0].clone();
+        plan.net = (0..1000u32)
+            .flat_map(|i| {
+                let a = std::net::Ipv4Addr::from(0x0a00_0000 + (i << 8));
+                [
+                    entry(a, 24, Proto::Tcp, 443, 443, i),
+                    entry(a, 24, Proto::Udp, 443, 443, i),
+                ]
             })
-            .chain(std::iter::once(NetRule {
-                step: 0,
-                op: RuleOp::Connect,
-                addr: std::net::Ipv4Addr::LOCALHOST.to_ipv6_mapped(),
-                prefix: 128,
-                lo: port,
-                hi: port,
-                protos: PROTO_TCP,
-                grant: 5000,
-            }))
+            .chain(std::iter::once(entry(
+                std::net::Ipv4Addr::LOCALHOST,
+                32,
+                Proto::Tcp,
+                port,
+                port,
+                5000,
+            )))
             .collect();
-        let mut bpf = NetEnforcer::load(&rules).unwrap();
+        let maps = NetMaps::of(&plan);
+        let mut bpf = NetEnforcer::load(&maps).unwrap();
         let root = cgroup::cgroup2_root().unwrap();
         let sess = Cgroup::create(&root, &format!("kapl-bench-{}", std::process::id())).unwrap();
         let step = Cgroup::create(sess.path(), "step").unwrap();
@@ -371,7 +428,7 @@ fn main() {
         let mut evs = Vec::new();
         bpf.drain(&mut evs);
         println!(
-            "| TCP connect, 1001 LPM entries | {} | | {} | {:.2}× | |",
+            "| TCP connect, 2001 LPM entries (image layout) | {} | | {} | {:.2}× | |",
             per(un, n_conn),
             per(k, n_conn),
             ratio(k, un)
@@ -439,7 +496,7 @@ fn main() {
         }
     }
     // kapl-run exec start-up vs a plain exec.
-    {
+    if want("startup") {
         let img_path = w.t.path("startup.kapi");
         std::fs::write(&img_path, kapl_image::write(&domains[0].2).unwrap()).unwrap();
         let bin = env!("CARGO_BIN_EXE_kapl-run");
@@ -449,31 +506,36 @@ fn main() {
             .unwrap();
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         let id = String::from_utf8_lossy(&o.stdout).trim().to_string();
-        let n = if quick() { 30 } else { 200 };
-        let time = |f: &dyn Fn()| {
+        // Rounds of n commands each, the two configurations taking turns;
+        // best round of each, like the other rows.
+        let n = if quick() { 20 } else { 50 };
+        let plain_round = || {
             let t = Instant::now();
             for _ in 0..n {
-                f();
+                assert!(
+                    std::process::Command::new("/usr/bin/true")
+                        .status()
+                        .unwrap()
+                        .success()
+                );
             }
             t.elapsed()
         };
-        let plain_t = time(&|| {
-            assert!(
-                std::process::Command::new("/usr/bin/true")
-                    .status()
-                    .unwrap()
-                    .success()
-            );
-        });
-        let kapl_t = time(&|| {
-            assert!(
-                std::process::Command::new(bin)
-                    .args(["exec", "--session", &id, "--", "/usr/bin/true"])
-                    .status()
-                    .unwrap()
-                    .success()
-            );
-        });
+        let kapl_round = || {
+            let t = Instant::now();
+            for _ in 0..n {
+                assert!(
+                    std::process::Command::new(bin)
+                        .args(["exec", "--session", &id, "--", "/usr/bin/true"])
+                        .status()
+                        .unwrap()
+                        .success()
+                );
+            }
+            t.elapsed()
+        };
+        let r = interleaved(reps, &[&plain_round, &kapl_round]);
+        let (plain_t, kapl_t) = (r[0], r[1]);
         let _ = std::process::Command::new(bin)
             .args(["session", "stop", "--session", &id])
             .output();
@@ -488,6 +550,9 @@ fn main() {
     }
     // Ruleset build for per-entry rules vs the raw cost of those rules.
     for files in [10_000usize, if quick() { 20_000 } else { 100_000 }] {
+        if !want("build") {
+            break;
+        }
         let dir = w.t.0.join(format!("files{files}"));
         std::fs::create_dir_all(&dir).unwrap();
         for i in 0..files {

@@ -6,17 +6,19 @@
 // One object, loaded once per session and attached with bpf links to the
 // session's own step cgroups only:
 //   cgroup/connect4, connect6, sendmsg4, sendmsg6, bind4, bind6 — decide a
-//     network operation from the `net_rules` LPM trie, keyed by
-//     (step, op, IPv6 address) where IPv4 (and IPv4-mapped IPv6) is stored
-//     as ::ffff:a.b.c.d, and the port ranges in the value;
+//     network operation from the image's own map layout
+//     (kapl_image::bpf, loaded byte for byte): the `net4` / `net6` LPM
+//     tries keyed by (step, op, protocol, address) — an IPv4-mapped IPv6
+//     address is looked up in `net4` as its IPv4 address — give a slice of
+//     the `ports` array, sorted disjoint ranges searched by bisection;
 //   cgroup/sock_create — refuses inet sockets no grant kind needs (raw,
 //     ICMP, SCTP, MPTCP, ...);
 //   tp_btf/sched_process_exec — reports execs of the session's processes.
 // Every decision goes to the `events` ring buffer; a reservation that fails
 // is counted in `lost` (never silently dropped).
 //
-// The layouts below are mirrored in src/bpf.rs (INVARIANT: keep in sync; the
-// Rust side asserts the sizes).
+// INVARIANT: the net4/net6/ports layouts are kapl_image::bpf's (see its
+// table); the event layouts are decoded in src/bpf.rs.
 
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -25,7 +27,9 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
-#define MAX_RANGES 32
+// Bisection rounds over one slice of `ports`: slices hold disjoint ranges
+// of 16-bit ports, so at most 65536 entries.
+#define MAX_ROUNDS 17
 #define NO_GRANT 0xffffffffu
 #define NO_STEP 0xffffffffu
 
@@ -37,8 +41,9 @@ char LICENSE[] SEC("license") = "GPL";
 #define EV_NET 1
 #define EV_EXEC 2
 
-#define PROTO_TCP_BIT 1
-#define PROTO_UDP_BIT 2
+// Operations in the image's keys.
+#define KEY_OP_CONNECT 0
+#define KEY_OP_BIND 1
 
 #define AF_INET_ 2
 #define AF_INET6_ 10
@@ -47,23 +52,25 @@ char LICENSE[] SEC("license") = "GPL";
 #define IPPROTO_TCP_ 6
 #define IPPROTO_UDP_ 17
 
-struct net_key {
-	__u32 prefixlen; // 64 + address bits
-	__u32 step;
-	__u32 op; // OP_CONNECT (connect and send) or OP_BIND
-	__u8 addr[16];
+struct net4_key {
+	__u32 prefixlen; // 32 + prefix
+	__u8 data[8]; // step (u16 BE), op, proto, IPv4 address (BE)
+};
+
+struct net6_key {
+	__u32 prefixlen; // 32 + prefix
+	__u8 data[20]; // step (u16 BE), op, proto, IPv6 address (BE)
+};
+
+struct net_slice {
+	__u32 first;
+	__u32 count;
 };
 
 struct port_range {
 	__u16 lo;
 	__u16 hi;
 	__u32 grant;
-	__u32 protos; // PROTO_*_BIT
-};
-
-struct net_val {
-	__u32 n;
-	struct port_range r[MAX_RANGES];
 };
 
 struct net_event {
@@ -96,13 +103,29 @@ struct exec_event {
 	char path[EXEC_PATH];
 };
 
+// max_entries of the three maps are set by the loader from the image.
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__type(key, struct net_key);
-	__type(value, struct net_val);
+	__type(key, struct net4_key);
+	__type(value, struct net_slice);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(max_entries, 1024); // resized by the loader
-} net_rules SEC(".maps");
+	__uint(max_entries, 1);
+} net4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__type(key, struct net6_key);
+	__type(value, struct net_slice);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, 1);
+} net6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct port_range);
+	__uint(max_entries, 1);
+} ports SEC(".maps");
 
 // cgroup id of a command's cgroup -> step index.
 struct {
@@ -139,19 +162,42 @@ static __always_inline __u32 current_step(__u64 *cg)
 	return s ? *s : NO_STEP;
 }
 
-static __always_inline __u32 proto_bit(__u32 sotype, __u32 proto)
+// The protocol as the image's keys name it (0: neither TCP nor UDP).
+static __always_inline __u32 key_proto(__u32 sotype, __u32 proto)
 {
 	if (proto == IPPROTO_TCP_ || (proto == 0 && sotype == SOCK_STREAM_))
-		return PROTO_TCP_BIT;
+		return IPPROTO_TCP_;
 	if (proto == IPPROTO_UDP_ || (proto == 0 && sotype == SOCK_DGRAM_))
-		return PROTO_UDP_BIT;
+		return IPPROTO_UDP_;
 	return 0;
 }
 
-static __always_inline int decide(struct bpf_sock_addr *ctx, __u32 rule_op,
+// The grant of the range in `s` that holds `port`, or NO_GRANT.
+static __always_inline __u32 search_ports(struct net_slice *s, __u16 port)
+{
+	__u32 lo = 0, hi = s->count, first = s->first;
+	for (int i = 0; i < MAX_ROUNDS; i++) {
+		if (lo >= hi)
+			break;
+		__u32 mid = lo + (hi - lo) / 2;
+		__u32 idx = first + mid;
+		struct port_range *r = bpf_map_lookup_elem(&ports, &idx);
+		if (!r)
+			break;
+		if (port < r->lo)
+			hi = mid;
+		else if (port > r->hi)
+			lo = mid + 1;
+		else
+			return r->grant;
+	}
+	return NO_GRANT;
+}
+
+static __always_inline int decide(struct bpf_sock_addr *ctx, __u32 key_op,
 				  __u8 ev_op, int v6)
 {
-	struct net_key key = {};
+	__u8 addr[16] = {};
 	__u64 cg = 0;
 	__u32 step = current_step(&cg);
 	__u16 port = bpf_ntohs((__u16)ctx->user_port);
@@ -164,39 +210,49 @@ static __always_inline int decide(struct bpf_sock_addr *ctx, __u32 rule_op,
 		__u32 w1 = ctx->user_ip6[1];
 		__u32 w2 = ctx->user_ip6[2];
 		__u32 w3 = ctx->user_ip6[3];
-		__builtin_memcpy(&key.addr[0], &w0, 4);
-		__builtin_memcpy(&key.addr[4], &w1, 4);
-		__builtin_memcpy(&key.addr[8], &w2, 4);
-		__builtin_memcpy(&key.addr[12], &w3, 4);
+		__builtin_memcpy(&addr[0], &w0, 4);
+		__builtin_memcpy(&addr[4], &w1, 4);
+		__builtin_memcpy(&addr[8], &w2, 4);
+		__builtin_memcpy(&addr[12], &w3, 4);
 	} else {
 		__u32 w = ctx->user_ip4;
-		key.addr[10] = 0xff;
-		key.addr[11] = 0xff;
-		__builtin_memcpy(&key.addr[12], &w, 4);
+		addr[10] = 0xff;
+		addr[11] = 0xff;
+		__builtin_memcpy(&addr[12], &w, 4);
 	}
-	// An IPv4-mapped IPv6 address is the IPv4 address: it is already
-	// stored as ::ffff:a.b.c.d, the same key IPv4 uses.
-	key.prefixlen = 64 + 128;
-	key.step = step;
-	key.op = rule_op;
+	// An IPv4-mapped IPv6 address is the IPv4 address.
+	int mapped = 1;
+	for (int i = 0; i < 10; i++)
+		if (addr[i])
+			mapped = 0;
+	if (addr[10] != 0xff || addr[11] != 0xff)
+		mapped = 0;
 
 	__u32 grant = NO_GRANT;
-	__u32 pbit = proto_bit(sotype, proto);
-	if (step != NO_STEP && pbit) {
-		struct net_val *val = bpf_map_lookup_elem(&net_rules, &key);
-		if (val) {
-			__u32 n = val->n;
-			for (int i = 0; i < MAX_RANGES; i++) {
-				if (i >= n)
-					break;
-				struct port_range *r = &val->r[i];
-				if (port >= r->lo && port <= r->hi &&
-				    (r->protos & pbit)) {
-					grant = r->grant;
-					break;
-				}
-			}
+	__u32 kproto = key_proto(sotype, proto);
+	if (step <= 0xffff && kproto) {
+		struct net_slice *s;
+		if (mapped) {
+			struct net4_key k = {};
+			k.prefixlen = 32 + 32;
+			k.data[0] = step >> 8;
+			k.data[1] = step & 0xff;
+			k.data[2] = key_op;
+			k.data[3] = kproto;
+			__builtin_memcpy(&k.data[4], &addr[12], 4);
+			s = bpf_map_lookup_elem(&net4, &k);
+		} else {
+			struct net6_key k = {};
+			k.prefixlen = 32 + 128;
+			k.data[0] = step >> 8;
+			k.data[1] = step & 0xff;
+			k.data[2] = key_op;
+			k.data[3] = kproto;
+			__builtin_memcpy(&k.data[4], addr, 16);
+			s = bpf_map_lookup_elem(&net6, &k);
 		}
+		if (s)
+			grant = search_ports(s, port);
 	}
 
 	struct net_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
@@ -212,7 +268,7 @@ static __always_inline int decide(struct bpf_sock_addr *ctx, __u32 rule_op,
 		e->port = port;
 		e->op = ev_op;
 		e->verdict = grant != NO_GRANT;
-		__builtin_memcpy(e->addr, key.addr, 16);
+		__builtin_memcpy(e->addr, addr, 16);
 		e->family = family;
 		e->sotype = sotype;
 		e->proto = proto;
@@ -227,37 +283,37 @@ static __always_inline int decide(struct bpf_sock_addr *ctx, __u32 rule_op,
 SEC("cgroup/connect4")
 int kapl_connect4(struct bpf_sock_addr *ctx)
 {
-	return decide(ctx, OP_CONNECT, OP_CONNECT, 0);
+	return decide(ctx, KEY_OP_CONNECT, OP_CONNECT, 0);
 }
 
 SEC("cgroup/connect6")
 int kapl_connect6(struct bpf_sock_addr *ctx)
 {
-	return decide(ctx, OP_CONNECT, OP_CONNECT, 1);
+	return decide(ctx, KEY_OP_CONNECT, OP_CONNECT, 1);
 }
 
 SEC("cgroup/sendmsg4")
 int kapl_sendmsg4(struct bpf_sock_addr *ctx)
 {
-	return decide(ctx, OP_CONNECT, OP_SEND, 0);
+	return decide(ctx, KEY_OP_CONNECT, OP_SEND, 0);
 }
 
 SEC("cgroup/sendmsg6")
 int kapl_sendmsg6(struct bpf_sock_addr *ctx)
 {
-	return decide(ctx, OP_CONNECT, OP_SEND, 1);
+	return decide(ctx, KEY_OP_CONNECT, OP_SEND, 1);
 }
 
 SEC("cgroup/bind4")
 int kapl_bind4(struct bpf_sock_addr *ctx)
 {
-	return decide(ctx, OP_BIND, OP_BIND, 0);
+	return decide(ctx, KEY_OP_BIND, OP_BIND, 0);
 }
 
 SEC("cgroup/bind6")
 int kapl_bind6(struct bpf_sock_addr *ctx)
 {
-	return decide(ctx, OP_BIND, OP_BIND, 1);
+	return decide(ctx, KEY_OP_BIND, OP_BIND, 1);
 }
 
 // Only plain TCP and UDP over IPv4/IPv6 are ever granted: refuse every other

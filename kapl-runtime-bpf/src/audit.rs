@@ -8,8 +8,9 @@
 //! (`AUDIT_LANDLOCK_DOMAIN`, 1424: which pid created the domain, so the
 //! supervisor maps domain ids to the rulesets it built).
 //!
-//! Audit is switched on with `AUDIT_SET enabled=1` and put back as it was
-//! found when the last session using it ends (a reference count under
+//! Audit is switched on with `AUDIT_SET enabled=1`, its backlog limit
+//! raised to at least [`SESSION_BACKLOG_LIMIT`], and both are put back as
+//! they were found when the last session using it ends (a reference count under
 //! `/run/kapl/audit`, held with flock, shared by concurrent sessions).
 
 use std::collections::BTreeMap;
@@ -26,8 +27,12 @@ const AUDIT_EOE: u16 = 1320;
 pub const AUDIT_LANDLOCK_ACCESS: u16 = 1423;
 /// Landlock domain record type.
 pub const AUDIT_LANDLOCK_DOMAIN: u16 = 1424;
+/// A system call refused by a seccomp filter installed with
+/// `SECCOMP_FILTER_FLAG_LOG`.
+pub const AUDIT_SECCOMP: u16 = 1326;
 const AUDIT_NLGRP_READLOG: u32 = 1;
 const AUDIT_STATUS_ENABLED: u32 = 1;
+const AUDIT_STATUS_BACKLOG_LIMIT: u32 = 0x10;
 const NLMSG_ERROR: u16 = 2;
 const NLM_F_REQUEST: u16 = 1;
 const NLM_F_ACK: u16 = 4;
@@ -87,8 +92,10 @@ fn nl_socket(groups: u32) -> Result<OwnedFd, AuditError> {
     if r != 0 {
         return Err(sys("bind"));
     }
-    // A large receive buffer: denials can come in bursts.
-    let sz: libc::c_int = 8 << 20;
+    // A large receive buffer: denials can come in bursts. The multicast
+    // cannot wait for us; what does not fit is dropped and counted (see
+    // `AuditReader::dropped`).
+    let sz: libc::c_int = 32 << 20;
     // SAFETY: setsockopt with an int option value.
     unsafe {
         libc::setsockopt(
@@ -168,8 +175,9 @@ fn messages(buf: &[u8]) -> Vec<(u16, &[u8])> {
     out
 }
 
-/// Reads the audit `enabled` flag.
-pub fn audit_enabled() -> Result<u32, AuditError> {
+/// Reads the kernel's `audit_status` (AUDIT_GET): mask, enabled, failure,
+/// pid, rate_limit, backlog_limit, lost, backlog.
+fn audit_status() -> Result<[u32; 8], AuditError> {
     let fd = nl_socket(0)?;
     send_msg(fd.as_raw_fd(), AUDIT_GET, 0, &[])?;
     let mut buf = vec![0u8; 8192];
@@ -177,8 +185,12 @@ pub fn audit_enabled() -> Result<u32, AuditError> {
     while Instant::now() < deadline {
         let n = recv_raw(fd.as_raw_fd(), &mut buf, 0)?;
         for (ty, p) in messages(&buf[..n]) {
-            if ty == AUDIT_GET && p.len() >= 8 {
-                return Ok(u32::from_ne_bytes([p[4], p[5], p[6], p[7]]));
+            if ty == AUDIT_GET && p.len() >= 32 {
+                let mut w = [0u32; 8];
+                for (i, x) in w.iter_mut().enumerate() {
+                    *x = u32::from_ne_bytes([p[4 * i], p[4 * i + 1], p[4 * i + 2], p[4 * i + 3]]);
+                }
+                return Ok(w);
             }
             if ty == NLMSG_ERROR && p.len() >= 4 {
                 let err = i32::from_ne_bytes([p[0], p[1], p[2], p[3]]);
@@ -194,12 +206,41 @@ pub fn audit_enabled() -> Result<u32, AuditError> {
     Err(AuditError::Protocol("no answer to AUDIT_GET".into()))
 }
 
+/// Reads the audit `enabled` flag.
+pub fn audit_enabled() -> Result<u32, AuditError> {
+    Ok(audit_status()?[1])
+}
+
+/// The kernel's count of audit records it dropped host-wide (backlog
+/// full, rate limit, no memory): Landlock logs denials without waiting, so
+/// a storm that outruns `kauditd` loses records here.
+pub fn audit_lost() -> Result<u32, AuditError> {
+    Ok(audit_status()?[6])
+}
+
 /// Sets the audit `enabled` flag.
 pub fn set_audit_enabled(v: u32) -> Result<(), AuditError> {
+    set_status(AUDIT_STATUS_ENABLED, 1, v)
+}
+
+/// The kernel's audit backlog limit (records queued for `kauditd` before
+/// new ones are dropped or their writers wait).
+pub fn audit_backlog_limit() -> Result<u32, AuditError> {
+    Ok(audit_status()?[5])
+}
+
+/// Sets the audit backlog limit.
+pub fn set_audit_backlog_limit(v: u32) -> Result<(), AuditError> {
+    set_status(AUDIT_STATUS_BACKLOG_LIMIT, 5, v)
+}
+
+/// AUDIT_SET of one `audit_status` field (`mask` selects it, `word` is its
+/// index).
+fn set_status(mask: u32, word: usize, v: u32) -> Result<(), AuditError> {
     let fd = nl_socket(0)?;
     let mut status = [0u8; 40];
-    status[0..4].copy_from_slice(&AUDIT_STATUS_ENABLED.to_ne_bytes());
-    status[4..8].copy_from_slice(&v.to_ne_bytes());
+    status[0..4].copy_from_slice(&mask.to_ne_bytes());
+    status[4 * word..4 * word + 4].copy_from_slice(&v.to_ne_bytes());
     send_msg(fd.as_raw_fd(), AUDIT_SET, NLM_F_ACK, &status)?;
     let mut buf = vec![0u8; 8192];
     let n = recv_raw(fd.as_raw_fd(), &mut buf, 0)?;
@@ -217,11 +258,19 @@ pub fn set_audit_enabled(v: u32) -> Result<(), AuditError> {
     Ok(())
 }
 
+/// The backlog limit sessions raise the kernel's to while they hold audit:
+/// Landlock logs without waiting, so a burst of denials longer than the
+/// backlog (64 at boot) while `kauditd` waits for a CPU is lost.
+pub const SESSION_BACKLOG_LIMIT: u32 = 8192;
+/// In the state file: the backlog limit was not changed.
+const UNCHANGED: u32 = u32::MAX;
+
 const STATE_DIR: &str = "/run/kapl";
 const STATE_FILE: &str = "/run/kapl/audit";
+const BACKLOG_FILE: &str = "/run/kapl/audit-backlog";
 
 fn with_state<T>(
-    f: impl FnOnce(&mut (u32, u32)) -> Result<T, AuditError>,
+    f: impl FnOnce(&mut (u32, u32, u32)) -> Result<T, AuditError>,
 ) -> Result<T, AuditError> {
     use std::io::{Read, Seek, Write};
     let _ = std::fs::create_dir_all(STATE_DIR);
@@ -242,25 +291,46 @@ fn with_state<T>(
     let mut s = String::new();
     let _ = file.read_to_string(&mut s);
     let mut it = s.split_whitespace().filter_map(|x| x.parse::<u32>().ok());
-    let mut st = (it.next().unwrap_or(0), it.next().unwrap_or(0)); // (orig, refs)
+    // (enabled as found, holds, backlog limit as found or UNCHANGED); the
+    // backlog limit has a file of its own (under the same lock), which
+    // runtimes that only know the first two numbers leave alone.
+    let backlog = std::fs::read_to_string(BACKLOG_FILE)
+        .ok()
+        .and_then(|b| b.trim().parse().ok())
+        .unwrap_or(UNCHANGED);
+    let mut st = (it.next().unwrap_or(0), it.next().unwrap_or(0), backlog);
     let r = f(&mut st)?;
     let _ = file.set_len(0);
     let _ = file.rewind();
     let _ = write!(file, "{} {}", st.0, st.1);
+    if st.2 == UNCHANGED {
+        let _ = std::fs::remove_file(BACKLOG_FILE);
+    } else {
+        let _ = std::fs::write(BACKLOG_FILE, format!("{}\n", st.2));
+    }
     Ok(r)
 }
 
-/// A hold on "audit enabled"; dropping it puts the flag back as found when
-/// no other session holds it.
+/// A hold on "audit enabled" (and a backlog limit of at least
+/// [`SESSION_BACKLOG_LIMIT`]); dropping it puts both back as found when no
+/// other session holds them.
 #[derive(Debug)]
 pub struct AuditHold(());
 
 impl AuditHold {
-    /// Enables audit (first holder records the original value).
+    /// Enables audit (first holder records the original values).
     pub fn acquire() -> Result<AuditHold, AuditError> {
         with_state(|st| {
             if st.1 == 0 {
                 st.0 = audit_enabled()?;
+            }
+            if st.2 == UNCHANGED {
+                let b = audit_backlog_limit()?;
+                // 0 is unlimited: nothing to raise.
+                if b != 0 && b < SESSION_BACKLOG_LIMIT {
+                    set_audit_backlog_limit(SESSION_BACKLOG_LIMIT)?;
+                    st.2 = b;
+                }
             }
             if audit_enabled()? == 0 {
                 set_audit_enabled(1)?;
@@ -282,12 +352,22 @@ impl Drop for AuditHold {
 pub fn release_hold() {
     let _ = with_state(|st| {
         st.1 = st.1.saturating_sub(1);
+        if st.1 == 0 && st.2 != UNCHANGED {
+            set_audit_backlog_limit(st.2)?;
+            st.2 = UNCHANGED;
+        }
         if st.1 == 0 && st.0 == 0 {
             set_audit_enabled(0)?;
         }
         Ok(())
     });
 }
+
+/// Datagrams one [`AuditReader::poll`] reads at most. The multicast carries
+/// every audit record of the host (other sessions' denial storms too): a
+/// full 32 MiB receive buffer read in one go held tens of thousands of
+/// records at once and left the supervisor's heap 100 MB larger.
+pub const MAX_DATAGRAMS_PER_POLL: usize = 2048;
 
 /// A subscriber to the audit log multicast group.
 #[derive(Debug)]
@@ -297,13 +377,19 @@ pub struct AuditReader {
     pending: BTreeMap<u64, Pending>,
     barrier_seen: Option<String>,
     barrier_n: u64,
+    kernel_lost_base: u32,
+    datagrams: u64,
 }
+
+/// The longest [`AuditReader::barrier`] waits while records keep arriving.
+pub const BARRIER_CAP: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Default)]
 struct Pending {
     at: Option<Instant>,
     access: Vec<Fields>,
     domains: Vec<Fields>,
+    seccomp: Vec<Fields>,
     syscall: Option<Fields>,
 }
 
@@ -349,6 +435,22 @@ pub enum Record {
     Denial(Denial),
     /// A domain record.
     Domain(DomainRecord),
+    /// A system call refused by the logged seccomp filter.
+    Seccomp(SeccompRecord),
+}
+
+/// An `AUDIT_SECCOMP` record (any process on the host: the engine keeps
+/// those of its sessions).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeccompRecord {
+    /// The process.
+    pub pid: i32,
+    /// Its comm.
+    pub comm: String,
+    /// Its executable.
+    pub exe: Option<String>,
+    /// The system call number (x86_64).
+    pub syscall: u32,
 }
 
 impl AuditReader {
@@ -360,13 +462,16 @@ impl AuditReader {
             pending: BTreeMap::new(),
             barrier_seen: None,
             barrier_n: 0,
+            kernel_lost_base: audit_lost()?,
+            datagrams: 0,
         })
     }
 
     /// Waits until every record the kernel queued before this call has
     /// been received: sends an `AUDIT_USER` marker (which kauditd queues
-    /// behind them) and reads until it comes back, or `timeout`. Returns
-    /// every record read, pending ones included.
+    /// behind them) and reads until it comes back, or until nothing arrived
+    /// for `timeout` (at most [`BARRIER_CAP`] in all). Returns every record
+    /// read, pending ones included.
     pub fn barrier(&mut self, timeout: Duration) -> Result<Vec<Record>, AuditError> {
         self.barrier_n += 1;
         let token = format!("kapl-run barrier {} {}", std::process::id(), self.barrier_n);
@@ -374,12 +479,22 @@ impl AuditReader {
         let mut payload = token.clone().into_bytes();
         payload.push(0);
         send_msg(fd.as_raw_fd(), AUDIT_USER, NLM_F_ACK, &payload)?;
-        let deadline = Instant::now() + timeout;
+        let start = Instant::now();
+        let mut deadline = start + timeout;
         let mut out = Vec::new();
         loop {
+            let before = self.datagrams;
             out.extend(self.poll(false)?);
-            if self.barrier_seen.as_deref() == Some(token.as_str()) || Instant::now() > deadline {
+            let now = Instant::now();
+            if self.barrier_seen.as_deref() == Some(token.as_str()) || now > deadline {
                 break;
+            }
+            // Records still arriving (a storm queued ahead of the marker, or
+            // the marker itself dropped by a full buffer): wait while they
+            // come, up to BARRIER_CAP. Giving up early let the command's
+            // last denials arrive after it was forgotten, unattributed.
+            if self.datagrams != before {
+                deadline = (now + timeout).min(start + BARRIER_CAP);
             }
             let mut p = libc::pollfd {
                 fd: self.fd.as_raw_fd(),
@@ -393,22 +508,70 @@ impl AuditReader {
         Ok(out)
     }
 
+    /// Audit records the kernel dropped for this reader because its receive
+    /// buffer was full (the socket's drop counter, `SO_MEMINFO`): exact, in
+    /// records, so an upper bound on the denials lost (a denial is an access
+    /// record plus its `SYSCALL`, `PROCTITLE` and `EOE` records).
+    pub fn dropped(&self) -> Result<u64, AuditError> {
+        // SK_MEMINFO_DROPS is the ninth counter.
+        let mut info = [0u32; 9];
+        let mut len = size_of_val(&info) as libc::socklen_t;
+        // SAFETY: getsockopt into our array of the stated size.
+        let r = unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_MEMINFO,
+                info.as_mut_ptr().cast(),
+                &mut len,
+            )
+        };
+        if r != 0 {
+            return Err(sys("getsockopt SO_MEMINFO"));
+        }
+        if (len as usize) < size_of_val(&info) {
+            return Err(AuditError::Protocol(
+                "SO_MEMINFO has no drop counter".into(),
+            ));
+        }
+        Ok(u64::from(info[8]))
+    }
+
+    /// Audit records the kernel dropped host-wide since this reader was
+    /// opened ([`audit_lost`]): exact for the host, so an upper bound for
+    /// this session when other audit sources are busy at the same time.
+    pub fn kernel_lost(&self) -> Result<u64, AuditError> {
+        Ok(u64::from(audit_lost()?.wrapping_sub(self.kernel_lost_base)))
+    }
+
     /// The socket fd (poll it for readability).
     pub fn fd(&self) -> RawFd {
         self.fd.as_raw_fd()
     }
 
-    /// Reads what is available without blocking and returns the records
-    /// that are complete (their SYSCALL record seen, or older than 200 ms).
-    /// `flush_all` returns every pending record (at shutdown).
+    /// Reads what is available without blocking (at most
+    /// [`MAX_DATAGRAMS_PER_POLL`]: the socket stays readable for the next
+    /// call) and returns the records that are complete (their SYSCALL
+    /// record seen, or older than 200 ms). `flush_all` returns every
+    /// pending record (at shutdown).
     pub fn poll(&mut self, flush_all: bool) -> Result<Vec<Record>, AuditError> {
-        loop {
+        for _ in 0..MAX_DATAGRAMS_PER_POLL {
             let n = match recv_raw(self.fd.as_raw_fd(), &mut self.buf, libc::MSG_DONTWAIT) {
-                Ok(n) => n,
+                Ok(n) => {
+                    self.datagrams += 1;
+                    n
+                }
                 Err(AuditError::Syscall { source, .. })
                     if source.kind() == io::ErrorKind::WouldBlock =>
                 {
                     break;
+                }
+                // The receive buffer overflowed: the kernel dropped records
+                // (counted by `dropped`); what it queued is still readable.
+                Err(AuditError::Syscall { source, .. })
+                    if source.raw_os_error() == Some(libc::ENOBUFS) =>
+                {
+                    continue;
                 }
                 Err(e) => return Err(e),
             };
@@ -450,6 +613,19 @@ impl AuditReader {
                     pid: get(&d, "pid").and_then(|v| v.parse().ok()),
                 }));
             }
+            for f in p.seccomp {
+                if let (Some(pid), Some(nr)) = (
+                    get(&f, "pid").and_then(|v| v.parse().ok()),
+                    get(&f, "syscall").and_then(|v| v.parse().ok()),
+                ) {
+                    out.push(Record::Seccomp(SeccompRecord {
+                        pid,
+                        comm: get(&f, "comm").unwrap_or_default(),
+                        exe: get(&f, "exe"),
+                        syscall: nr,
+                    }));
+                }
+            }
             for a in p.access {
                 let sc = p.syscall.as_ref();
                 out.push(Record::Denial(Denial {
@@ -485,7 +661,11 @@ impl AuditReader {
         };
         let interesting = matches!(
             ty,
-            AUDIT_LANDLOCK_ACCESS | AUDIT_LANDLOCK_DOMAIN | AUDIT_SYSCALL | AUDIT_EOE
+            AUDIT_LANDLOCK_ACCESS
+                | AUDIT_LANDLOCK_DOMAIN
+                | AUDIT_SECCOMP
+                | AUDIT_SYSCALL
+                | AUDIT_EOE
         );
         if !interesting {
             return;
@@ -507,6 +687,8 @@ impl AuditReader {
         fields.push(("@time".into(), time));
         if ty == AUDIT_LANDLOCK_ACCESS {
             p.access.push(fields);
+        } else if ty == AUDIT_SECCOMP {
+            p.seccomp.push(fields);
         } else {
             p.domains.push(fields);
         }
@@ -568,7 +750,7 @@ fn parse_fields(s: &str) -> Fields {
                     .step_by(2)
                     .filter_map(|k| u8::from_str_radix(&raw[k..k + 2], 16).ok())
                     .collect();
-                String::from_utf8_lossy(&bytes).into_owned()
+                escape_bytes(&bytes)
             } else {
                 raw.to_string()
             }
@@ -576,6 +758,44 @@ fn parse_fields(s: &str) -> Fields {
         if !key.is_empty() {
             out.push((key.to_string(), val));
         }
+    }
+    out
+}
+
+/// A file name as text: valid UTF-8 unchanged; otherwise each byte that is
+/// not part of valid UTF-8 becomes `\xNN`, so a non-UTF-8 name is reported
+/// byte for byte (and [`unescape_bytes`] gives the bytes back) instead of
+/// collapsing into replacement characters.
+pub fn escape_bytes(b: &[u8]) -> String {
+    let mut out = String::new();
+    for chunk in b.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for x in chunk.invalid() {
+            out.push_str(&format!("\\x{x:02x}"));
+        }
+    }
+    out
+}
+
+/// The bytes of a name written by [`escape_bytes`] (`\xNN` read back as the
+/// byte; a name that contains a literal `\x` followed by two hex digits is
+/// read as that byte too: used only to find the nearest grant).
+pub fn unescape_bytes(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && b.get(i + 1) == Some(&b'x')
+            && let Some(h) = s.get(i + 2..i + 4)
+            && let Ok(v) = u8::from_str_radix(h, 16)
+        {
+            out.push(v);
+            i += 4;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
     }
     out
 }
@@ -596,6 +816,16 @@ mod tests {
         assert_eq!(get(&f, "blockers").as_deref(), Some("fs.read_file"));
         assert_eq!(get(&f, "path").as_deref(), Some("/srv/web/.env"));
         assert_eq!(get(&f, "ino").as_deref(), Some("1234"));
+    }
+
+    #[test]
+    fn non_utf8_names_are_escaped_byte_for_byte() {
+        let b = b"/srv/d\xfe\xff.txt/\xc3\xa9";
+        let e = escape_bytes(b);
+        assert_eq!(e, "/srv/d\\xfe\\xff.txt/\u{e9}");
+        assert_eq!(unescape_bytes(&e), b.to_vec());
+        let f = parse_fields("path=2F64FE");
+        assert_eq!(f, vec![("path".to_string(), "/d\\xfe".to_string())]);
     }
 
     #[test]

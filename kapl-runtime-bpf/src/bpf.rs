@@ -1,38 +1,33 @@
 //! Loading the BPF programs (stage: runtime, network enforcement).
 //!
-//! Input: the session's network rules (per step: connect/bind, address
-//! block, port range, protocols, grant id). Output: the programs of
-//! `bpf/kapl.bpf.c` loaded with aya, their LPM trie filled, the exec tracer
+//! Input: one plan's network maps exactly as the image lays them out
+//! ([`kapl_image::bpf::NetMaps`]: `net4`/`net6` LPM keys and values and the
+//! `ports` ranges, as bytes). Output: the programs of `bpf/kapl.bpf.c`
+//! loaded with aya, those maps filled byte for byte, the exec tracer
 //! attached, and the cgroup hooks attached with bpf links to the session's
 //! step cgroups on request; decision events read from the ring buffer.
 //!
-//! Longest-prefix match finds one entry per address, so each entry's value
-//! carries the port ranges of every rule of its step whose block contains
-//! it (computed here), and a lookup decides exactly as the union of rules.
+//! The image's evaluator ([`kapl_image::Evaluator`]) reads the same bytes
+//! with the Rust twin of the programs' lookup, so what is tested against
+//! the evaluator is what the kernel decides with.
 
 use aya::maps::lpm_trie::Key;
-use aya::maps::{HashMap as BpfHashMap, LpmTrie, MapData, PerCpuArray, RingBuf};
+use aya::maps::{Array, HashMap as BpfHashMap, LpmTrie, MapData, PerCpuArray, RingBuf};
 use aya::programs::cgroup_sock::CgroupSockLink;
 use aya::programs::cgroup_sock_addr::CgroupSockAddrLink;
 use aya::programs::{BtfTracePoint, CgroupAttachMode, CgroupSock, CgroupSockAddr};
 use aya::{Btf, Ebpf, EbpfLoader, Pod};
-use std::collections::{BTreeMap, HashMap};
+use kapl_image::bpf::{NET_VALUE_LEN, NET4_KEY_LEN, NET6_KEY_LEN, NetMaps, PORT_VALUE_LEN};
 use std::net::Ipv6Addr;
-use std::os::fd::{AsFd, AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
 /// The compiled object (built by build.rs).
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/kapl.bpf.o"));
 
-/// Port ranges one LPM entry can hold (`MAX_RANGES` in the C source).
-pub const MAX_RANGES: usize = 32;
 /// Grant id meaning "no grant".
 pub const NO_GRANT: u32 = u32::MAX;
 /// Step id meaning "not a session cgroup".
 pub const NO_STEP: u32 = u32::MAX;
-/// Protocol bit: TCP.
-pub const PROTO_TCP: u32 = 1;
-/// Protocol bit: UDP.
-pub const PROTO_UDP: u32 = 2;
 
 /// The programs attached per step cgroup.
 const SOCK_ADDR_PROGS: [&str; 6] = [
@@ -72,16 +67,6 @@ pub enum BpfError {
         /// The error.
         msg: String,
     },
-    /// An address block has more port ranges than one entry holds.
-    #[error(
-        "step {step}: an address block needs {n} port ranges, more than the {MAX_RANGES} one BPF map entry holds"
-    )]
-    TooManyRanges {
-        /// The step.
-        step: u32,
-        /// How many.
-        n: usize,
-    },
 }
 
 fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> BpfError {
@@ -89,15 +74,6 @@ fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> BpfError {
         map,
         msg: e.to_string(),
     }
-}
-
-/// Network operations as the rules name them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum RuleOp {
-    /// connect, and sends to an address (UDP sendto).
-    Connect = 1,
-    /// bind.
-    Bind = 2,
 }
 
 /// Operations as events report them.
@@ -125,122 +101,45 @@ impl EventOp {
     }
 }
 
-/// One network rule: for `step`, `op` to addresses in `addr/prefix` (IPv6
-/// space; IPv4 as `::ffff:a.b.c.d` with prefix 96 + n) on ports `lo..=hi`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct NetRule {
-    /// Step index.
-    pub step: u32,
-    /// Connect or bind.
-    pub op: RuleOp,
-    /// Address (IPv4 mapped).
-    pub addr: Ipv6Addr,
-    /// Prefix length in the IPv6 space.
-    pub prefix: u8,
-    /// Lowest port.
-    pub lo: u16,
-    /// Highest port.
-    pub hi: u16,
-    /// PROTO_* bits.
-    pub protos: u32,
-    /// The grant.
-    pub grant: u32,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-struct NetKeyData {
-    step: u32,
-    op: u32,
-    addr: [u8; 16],
-}
-// SAFETY: plain-old-data, no padding (4 + 4 + 16 bytes).
-unsafe impl Pod for NetKeyData {}
-
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct PortRangeRaw {
-    lo: u16,
-    hi: u16,
-    grant: u32,
-    protos: u32,
-}
-
+/// The data part of a `net4` key (after the prefix length).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
-struct NetVal {
-    n: u32,
-    r: [PortRangeRaw; MAX_RANGES],
-}
-// SAFETY: plain-old-data; the layout matches `struct net_val` (4 + 32×12).
-unsafe impl Pod for NetVal {}
+struct Net4Data([u8; NET4_KEY_LEN - 4]);
+// SAFETY: plain bytes, no padding.
+unsafe impl Pod for Net4Data {}
 
-fn mask(addr: [u8; 16], prefix: u8) -> [u8; 16] {
-    let mut out = [0u8; 16];
-    let mut bits = u32::from(prefix.min(128));
-    for (i, b) in addr.iter().enumerate() {
-        if bits >= 8 {
-            out[i] = *b;
-            bits -= 8;
-        } else {
-            if bits > 0 {
-                out[i] = *b & (0xffu8 << (8 - bits));
-            }
-            break;
-        }
-    }
-    out
+/// The data part of a `net6` key.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+struct Net6Data([u8; NET6_KEY_LEN - 4]);
+// SAFETY: plain bytes, no padding.
+unsafe impl Pod for Net6Data {}
+
+/// A `net4`/`net6` value (`u32 first; u32 count`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+struct SliceBytes([u8; NET_VALUE_LEN]);
+// SAFETY: plain bytes, no padding.
+unsafe impl Pod for SliceBytes {}
+
+/// A `ports` value (`u16 lo; u16 hi; u32 grant`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+struct PortBytes([u8; PORT_VALUE_LEN]);
+// SAFETY: plain bytes, no padding.
+unsafe impl Pod for PortBytes {}
+
+/// Splits an image LPM key into its prefix length and data, unchanged.
+fn split_key<const N: usize, const D: usize>(k: &[u8; N]) -> (u32, [u8; D]) {
+    let mut pl = [0u8; 4];
+    pl.copy_from_slice(&k[..4]);
+    let mut d = [0u8; D];
+    d.copy_from_slice(&k[4..4 + D]);
+    (u32::from_ne_bytes(pl), d)
 }
 
-/// The LPM entries for `rules`: one per distinct (step, op, block), each
-/// carrying the ranges of every rule whose block contains it.
-fn lpm_entries(rules: &[NetRule]) -> Result<Vec<(Key<NetKeyData>, NetVal)>, BpfError> {
-    // (step, op, prefix, masked addr) -> ranges
-    let mut blocks: BTreeMap<(u32, u32, u8, [u8; 16]), Vec<PortRangeRaw>> = BTreeMap::new();
-    for r in rules {
-        let a = mask(r.addr.octets(), r.prefix);
-        blocks
-            .entry((r.step, r.op as u32, r.prefix.min(128), a))
-            .or_default()
-            .push(PortRangeRaw {
-                lo: r.lo,
-                hi: r.hi,
-                grant: r.grant,
-                protos: r.protos,
-            });
-    }
-    let index: HashMap<(u32, u32, u8, [u8; 16]), &Vec<PortRangeRaw>> =
-        blocks.iter().map(|(k, v)| (*k, v)).collect();
-    let mut out = Vec::with_capacity(blocks.len());
-    for &(step, op, prefix, addr) in blocks.keys() {
-        let mut ranges: Vec<PortRangeRaw> = Vec::new();
-        // Most specific first, so the grant reported is the closest rule.
-        for len in (0..=prefix).rev() {
-            if let Some(v) = index.get(&(step, op, len, mask(addr, len))) {
-                for r in v.iter() {
-                    if !ranges.contains(r) {
-                        ranges.push(*r);
-                    }
-                }
-            }
-        }
-        if ranges.len() > MAX_RANGES {
-            return Err(BpfError::TooManyRanges {
-                step,
-                n: ranges.len(),
-            });
-        }
-        let mut val = NetVal {
-            n: ranges.len() as u32,
-            r: [PortRangeRaw::default(); MAX_RANGES],
-        };
-        val.r[..ranges.len()].copy_from_slice(&ranges);
-        out.push((
-            Key::new(64 + u32::from(prefix), NetKeyData { step, op, addr }),
-            val,
-        ));
-    }
-    Ok(out)
+fn entries(n: usize) -> u32 {
+    u32::try_from(n.max(1)).unwrap_or(u32::MAX)
 }
 
 /// A decision the programs reported.
@@ -250,6 +149,8 @@ pub enum Event {
     Net(NetEvent),
     /// A program was executed by a session process.
     Exec(ExecEvent),
+    /// A pathname UNIX connect or send (src/unix.rs).
+    Unix(crate::unix::UnixEvent),
 }
 
 /// A network decision.
@@ -314,6 +215,10 @@ fn rd_u64(b: &[u8], o: usize) -> u64 {
         .and_then(|s| s.try_into().ok())
         .map_or(0, u64::from_ne_bytes)
 }
+/// Bytes of the exec event's path buffer (`EXEC_PATH` in kapl.bpf.c): the
+/// program copies at most one less, so a path of that length may be cut.
+pub const EXEC_PATH_MAX: usize = 256;
+
 fn cstr_at(b: &[u8], o: usize, n: usize) -> Vec<u8> {
     let s = b.get(o..(o + n).min(b.len())).unwrap_or(&[]);
     let end = s.iter().position(|&c| c == 0).unwrap_or(s.len());
@@ -351,6 +256,7 @@ pub fn decode(b: &[u8]) -> Option<Event> {
                 comm: String::from_utf8_lossy(&cstr_at(b, 68, 16)).into_owned(),
             }))
         }
+        3 => crate::unix::decode(b).map(Event::Unix),
         2 if b.len() >= 48 => Some(Event::Exec(ExecEvent {
             pid: rd_u32(b, 4),
             tgid: rd_u32(b, 8),
@@ -358,7 +264,7 @@ pub fn decode(b: &[u8]) -> Option<Event> {
             ts: rd_u64(b, 16),
             cgroup: rd_u64(b, 24),
             comm: String::from_utf8_lossy(&cstr_at(b, 32, 16)).into_owned(),
-            path: cstr_at(b, 48, 256),
+            path: cstr_at(b, 48, EXEC_PATH_MAX),
         })),
         _ => None,
     }
@@ -368,6 +274,7 @@ pub fn decode(b: &[u8]) -> Option<Event> {
 pub struct StepLinks {
     _addr: Vec<CgroupSockAddrLink>,
     _sock: Vec<CgroupSockLink>,
+    _unix: Vec<OwnedFd>,
 }
 
 /// The loaded programs and maps of one session.
@@ -375,28 +282,61 @@ pub struct NetEnforcer {
     ebpf: Ebpf,
     events: RingBuf<MapData>,
     _exec_link: aya::programs::tp_btf::BtfTracePointLink,
+    unix: crate::unix::UnixHooks,
 }
 
 impl NetEnforcer {
-    /// Loads the programs, fills the LPM trie from `rules` and attaches the
-    /// exec tracer. Nothing is attached to any cgroup yet.
-    pub fn load(rules: &[NetRule]) -> Result<NetEnforcer, BpfError> {
-        let entries = lpm_entries(rules)?;
-        let max = u32::try_from(entries.len().max(1)).unwrap_or(u32::MAX);
+    /// Loads the programs, fills `net4`, `net6` and `ports` with the
+    /// image's bytes for one plan and attaches the exec tracer. Nothing is
+    /// attached to any cgroup yet. No pathname UNIX socket is granted.
+    pub fn load(maps: &NetMaps) -> Result<NetEnforcer, BpfError> {
+        NetEnforcer::load_with_unix(maps, &crate::unix::UnixTables::none())
+    }
+
+    /// Like [`NetEnforcer::load`], with the plan's tables for the pathname
+    /// UNIX socket hooks (src/unix.rs).
+    pub fn load_with_unix(
+        maps: &NetMaps,
+        unix: &crate::unix::UnixTables,
+    ) -> Result<NetEnforcer, BpfError> {
         let btf = Btf::from_sys_fs().map_err(|e| BpfError::Load(format!("kernel BTF: {e}")))?;
         let mut ebpf = EbpfLoader::new()
             .btf(Some(&btf))
-            .map_max_entries("net_rules", max)
+            .map_max_entries("net4", entries(maps.v4.len()))
+            .map_max_entries("net6", entries(maps.v6.len()))
+            .map_max_entries("ports", entries(maps.ports.len()))
             .load(OBJECT)
             .map_err(|e| BpfError::Load(e.to_string()))?;
         {
-            let map = ebpf
-                .map_mut("net_rules")
-                .ok_or(BpfError::Missing("net_rules"))?;
-            let mut trie: LpmTrie<&mut MapData, NetKeyData, NetVal> =
-                LpmTrie::try_from(map).map_err(map_err("net_rules"))?;
-            for (k, v) in &entries {
-                trie.insert(k, v, 0).map_err(map_err("net_rules"))?;
+            let map = ebpf.map_mut("net4").ok_or(BpfError::Missing("net4"))?;
+            let mut trie: LpmTrie<&mut MapData, Net4Data, SliceBytes> =
+                LpmTrie::try_from(map).map_err(map_err("net4"))?;
+            for (k, v) in &maps.v4 {
+                let (len, data) = split_key::<NET4_KEY_LEN, { NET4_KEY_LEN - 4 }>(k);
+                trie.insert(&Key::new(len, Net4Data(data)), SliceBytes(*v), 0)
+                    .map_err(map_err("net4"))?;
+            }
+        }
+        {
+            let map = ebpf.map_mut("net6").ok_or(BpfError::Missing("net6"))?;
+            let mut trie: LpmTrie<&mut MapData, Net6Data, SliceBytes> =
+                LpmTrie::try_from(map).map_err(map_err("net6"))?;
+            for (k, v) in &maps.v6 {
+                let (len, data) = split_key::<NET6_KEY_LEN, { NET6_KEY_LEN - 4 }>(k);
+                trie.insert(&Key::new(len, Net6Data(data)), SliceBytes(*v), 0)
+                    .map_err(map_err("net6"))?;
+            }
+        }
+        {
+            let map = ebpf.map_mut("ports").ok_or(BpfError::Missing("ports"))?;
+            let mut arr: Array<&mut MapData, PortBytes> =
+                Array::try_from(map).map_err(map_err("ports"))?;
+            for (i, v) in maps.ports.iter().enumerate() {
+                let i = u32::try_from(i).map_err(|_| BpfError::Map {
+                    map: "ports",
+                    msg: "more than 2^32 port ranges".into(),
+                })?;
+                arr.set(i, PortBytes(*v), 0).map_err(map_err("ports"))?;
             }
         }
         for name in SOCK_ADDR_PROGS {
@@ -438,12 +378,14 @@ impl NetEnforcer {
                 msg: e.to_string(),
             })?
         };
+        let unix = crate::unix::UnixHooks::load(&ebpf, &btf, unix).map_err(BpfError::Load)?;
         let events = ebpf.take_map("events").ok_or(BpfError::Missing("events"))?;
         let events = RingBuf::try_from(events).map_err(map_err("events"))?;
         Ok(NetEnforcer {
             ebpf,
             events,
             _exec_link: exec_link,
+            unix,
         })
     }
 
@@ -491,9 +433,14 @@ impl NetEnforcer {
             prog: "kapl_sock_create",
             msg: e.to_string(),
         })?];
+        let unix = self.unix.attach(cgroup).map_err(|msg| BpfError::Attach {
+            prog: "kapl_unix_connect/sendmsg",
+            msg,
+        })?;
         Ok(StepLinks {
             _addr: addr,
             _sock: sock,
+            _unix: unix,
         })
     }
 
@@ -550,79 +497,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn layout() {
-        assert_eq!(size_of::<NetKeyData>(), 24);
-        assert_eq!(size_of::<NetVal>(), 4 + 12 * MAX_RANGES);
-    }
-
-    #[test]
-    fn masking() {
-        let a = Ipv6Addr::new(0x2001, 0xdb8, 0xffff, 0, 0, 0, 0, 1).octets();
-        assert_eq!(
-            mask(a, 32),
-            Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0).octets()
-        );
-        assert_eq!(
-            mask(a, 36),
-            Ipv6Addr::new(0x2001, 0xdb8, 0xf000, 0, 0, 0, 0, 0).octets()
-        );
-        assert_eq!(mask(a, 0), [0; 16]);
-        assert_eq!(mask(a, 128), a);
-    }
-
-    #[test]
-    fn merged_entries_carry_enclosing_ranges() {
-        let v4 = |a: [u8; 4]| std::net::Ipv4Addr::from(a).to_ipv6_mapped();
-        let rules = [
-            NetRule {
-                step: 0,
-                op: RuleOp::Connect,
-                addr: v4([10, 20, 0, 0]),
-                prefix: 96 + 16,
-                lo: 443,
-                hi: 443,
-                protos: PROTO_TCP | PROTO_UDP,
-                grant: 1,
-            },
-            NetRule {
-                step: 0,
-                op: RuleOp::Connect,
-                addr: v4([10, 20, 5, 7]),
-                prefix: 128,
-                lo: 5432,
-                hi: 5432,
-                protos: PROTO_TCP | PROTO_UDP,
-                grant: 2,
-            },
-            NetRule {
-                step: 1,
-                op: RuleOp::Connect,
-                addr: v4([10, 0, 0, 0]),
-                prefix: 96 + 8,
-                lo: 1,
-                hi: 2,
-                protos: PROTO_TCP,
-                grant: 3,
-            },
-        ];
-        let e = lpm_entries(&rules).unwrap_or_default();
-        assert_eq!(e.len(), 3);
-        let host = e
-            .iter()
-            .find(|(k, _)| k.prefix_len() == 64 + 128)
-            .map(|(_, v)| *v);
-        let host = host.map(|v| {
-            v.r[..v.n as usize]
-                .iter()
-                .map(|r| r.grant)
-                .collect::<Vec<_>>()
-        });
-        assert_eq!(
-            host,
-            Some(vec![2, 1]),
-            "the /32 also carries the /16's range"
-        );
-        let other = e.iter().find(|(k, _)| k.data().step == 1).map(|(_, v)| v.n);
-        assert_eq!(other, Some(1), "steps never mix");
+    fn key_bytes_are_kept() {
+        let mut k = [0u8; NET4_KEY_LEN];
+        k[..4].copy_from_slice(&(32u32 + 24).to_ne_bytes());
+        k[4..].copy_from_slice(&[0, 3, 1, 17, 10, 20, 30, 0]);
+        let (len, data) = split_key::<NET4_KEY_LEN, { NET4_KEY_LEN - 4 }>(&k);
+        assert_eq!(len, 56);
+        assert_eq!(data, [0, 3, 1, 17, 10, 20, 30, 0]);
+        // aya's key is the prefix length followed by the data, as the
+        // kernel's `struct bpf_lpm_trie_key` and the image's bytes.
+        assert_eq!(size_of::<Key<Net4Data>>(), NET4_KEY_LEN);
+        assert_eq!(size_of::<Key<Net6Data>>(), NET6_KEY_LEN);
     }
 }

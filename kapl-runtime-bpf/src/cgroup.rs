@@ -299,6 +299,30 @@ impl Watchdog {
     }
 }
 
+impl Watchdog {
+    /// Its pidfd (readable once the watchdog has exited).
+    pub fn fd(&self) -> i32 {
+        self.pidfd.as_raw_fd()
+    }
+
+    /// Whether the watchdog has exited (killed by someone); reaps it.
+    pub fn exited(&self) -> bool {
+        // SAFETY: waitid on our child's pidfd without blocking.
+        unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            let r = libc::waitid(
+                libc::P_PIDFD,
+                self.pidfd.as_raw_fd() as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG,
+            );
+            // ECHILD: already reaped.
+            (r == 0 && info.si_pid() != 0)
+                || (r != 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD))
+        }
+    }
+}
+
 impl Drop for Watchdog {
     fn drop(&mut self) {
         // SAFETY: signal and reap our child through its pidfd.
@@ -352,4 +376,28 @@ fn watch(parent: i32, session: &Path, on_fire: fn()) -> ! {
     on_fire();
     // SAFETY: leave without running the parent's destructors.
     unsafe { libc::_exit(0) }
+}
+
+/// Mount points of every cgroup file system (v1 and v2) in this mount
+/// namespace, from /proc/self/mountinfo (a refusal to read it yields the
+/// v2 root alone, if known).
+pub fn cgroup_mounts() -> Vec<PathBuf> {
+    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
+        return cgroup2_root().into_iter().collect();
+    };
+    // cgroup2 first: the hierarchy the session's hooks hang on.
+    let mut out: Vec<(bool, PathBuf)> = info
+        .lines()
+        .filter_map(|l| {
+            let (pre, post) = l.split_once(" - ")?;
+            let fstype = post.split(' ').next()?;
+            if fstype != "cgroup" && fstype != "cgroup2" {
+                return None;
+            }
+            let m = pre.split(' ').nth(4)?;
+            Some((fstype == "cgroup", PathBuf::from(unescape_mount(m))))
+        })
+        .collect();
+    out.sort_by_key(|(v1, _)| *v1);
+    out.into_iter().map(|(_, p)| p).collect()
 }

@@ -42,6 +42,14 @@ pub enum Request {
     Status,
 }
 
+impl Request {
+    /// Parses one request line: the supervisor's only parser of bytes a
+    /// client sends (fuzzed by `fuzz/fuzz_targets/control.rs`).
+    pub fn parse(line: &[u8]) -> Result<Request, serde_json::Error> {
+        serde_json::from_slice(line)
+    }
+}
+
 /// A reply line.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -261,6 +269,12 @@ impl LineReader {
         }
         self.buf.extend_from_slice(&data[..n as usize]);
         Ok(())
+    }
+
+    /// Appends bytes as if they had been read from the socket (for tests
+    /// and fuzzing; `fill` is the socket path).
+    pub fn push(&mut self, data: &[u8]) {
+        self.buf.extend_from_slice(data);
     }
 
     /// The next complete line, if any.

@@ -14,7 +14,15 @@
 //! - symbolic links are never followed while enumerating (lstat / O_NOFOLLOW
 //!   opens), so a link planted in a granted directory names nothing;
 //! - every rule is re-checked against the automaton, from the start state
-//!   over the full path, before it is added: never wider than the grant.
+//!   over the full path, before it is added: never wider than the grant;
+//! - a file rule attaches to the inode, so it grants every name of a hard-linked
+//!   file: a multiply linked file in a directory others could plant links in
+//!   gets no per-entry rule (see [`linked_file_ok`]);
+//! - when the ruleset is built, each rule's object is opened without
+//!   following any symbolic link on the whole path (`openat2`
+//!   `RESOLVE_NO_SYMLINKS`) and checked again (directory for a subtree rule,
+//!   the link test for a file rule), so an object swapped between the walk
+//!   and the build gets no rule.
 //!
 //! The walk also records, per grant, where the result is narrower than the
 //! grant as written (the precision report).
@@ -96,6 +104,12 @@ pub trait PathAutomaton {
     fn live(&self, state: u32) -> u64;
     /// The grants behind `rights` at `state` (for the precision report).
     fn grants(&self, state: u32, rights: u64) -> Vec<u32>;
+    /// Whether some step of the plan may create a file named `path` (make
+    /// it, move or link a file there), so a hard link found there may have
+    /// been planted by the plan's own commands. Default: yes.
+    fn creatable(&self, _path: &[u8]) -> bool {
+        true
+    }
 }
 
 /// Runs the automaton over `path` from its start.
@@ -124,6 +138,14 @@ pub enum Narrowing {
     Symlink(PathBuf),
     /// Creation/removal in a partly granted directory cannot be expressed.
     ParentRight(PathBuf, u64),
+    /// A hard-linked file where others could plant links: a rule on it would
+    /// grant its other names too, so it gets none.
+    HardLink(PathBuf),
+    /// Deeper than the walk bound ([`WalkLimits::max_depth`]): nothing
+    /// below is granted per entry.
+    TooDeep(PathBuf),
+    /// The step reached [`WalkLimits::max_rules`]: this object got no rule.
+    TooMany(PathBuf),
 }
 
 /// Errors building a domain.
@@ -176,6 +198,10 @@ pub struct Walk {
     /// How many narrowings of each kind (0 per-entry, 1 symlink, 2 parent
     /// right) per grant.
     pub counts: BTreeMap<(u32, u8), usize>,
+    /// File rules on hard-linked files the walk accepted (system files):
+    /// [`build_walked`] gives any other file rule whose object has become
+    /// hard-linked since the walk no rule.
+    pub linked_ok: std::collections::BTreeSet<PathBuf>,
 }
 
 impl Walk {
@@ -184,6 +210,9 @@ impl Walk {
             Narrowing::PerEntry(_) => 0,
             Narrowing::Symlink(_) => 1,
             Narrowing::ParentRight(..) => 2,
+            Narrowing::HardLink(_) => 3,
+            Narrowing::TooDeep(_) => 4,
+            Narrowing::TooMany(_) => 5,
         };
         for g in grants {
             let c = self.counts.entry((g, kind)).or_insert(0);
@@ -270,8 +299,25 @@ pub fn walk_into(
             walk_dir(a, w, p, s, u, 0, limits, 0)?;
         } else {
             let bits = a.accept(s) & access::FILE;
-            if bits != 0 && w.rules.len() < limits.max_rules {
+            let path = PathBuf::from(OsStr::from_bytes(p));
+            let links = if bits != 0 {
+                link_state(a, &path, p)
+            } else {
+                Links::Single
+            };
+            if links == Links::Refused {
+                w.narrow(a.grants(s, bits), Narrowing::HardLink(path));
+                continue;
+            }
+            if bits != 0 && w.rules.len() >= limits.max_rules {
+                w.narrow(a.grants(s, bits), Narrowing::TooMany(path));
+                continue;
+            }
+            if bits != 0 {
                 check_rule(a, p, bits, false)?;
+                if links == Links::Accepted {
+                    w.linked_ok.insert(path.clone());
+                }
                 w.rules.push(AddedRule {
                     path: PathBuf::from(OsStr::from_bytes(p)),
                     access: bits,
@@ -300,7 +346,15 @@ fn walk_dir(
     let beneath = a.beneath_all(s_self);
     let mut rule = beneath & !covered & (access::FILE | access::PARENT);
     rule |= beneath & a.accept(s_self) & access::READ_DIR & !covered;
-    if rule != 0 && w.rules.len() < limits.max_rules {
+    if rule != 0 && w.rules.len() >= limits.max_rules {
+        // Fail closed: no rule, and nothing below is walked.
+        w.narrow(
+            a.grants_any(s_self, rule),
+            Narrowing::TooMany(fs_path.to_path_buf()),
+        );
+        return Ok(());
+    }
+    if rule != 0 {
         check_rule(a, path, rule, true)?;
         w.rules.push(AddedRule {
             path: fs_path.to_path_buf(),
@@ -319,7 +373,15 @@ fn walk_dir(
             Narrowing::ParentRight(fs_path.to_path_buf(), partial_parent),
         );
     }
-    if below & !covered & (access::FILE | access::READ_DIR) == 0 || depth >= limits.max_depth {
+    if below & !covered & (access::FILE | access::READ_DIR) == 0 {
+        return Ok(());
+    }
+    if depth >= limits.max_depth {
+        // Fail closed: nothing deeper gets a rule; say so.
+        w.narrow(
+            a.grants_any(u, below & !covered & (access::FILE | access::READ_DIR)),
+            Narrowing::TooDeep(fs_path.to_path_buf()),
+        );
         return Ok(());
     }
     let mut per_entry = false;
@@ -363,8 +425,24 @@ fn walk_dir(
             }
             Kind::Other => {
                 let bits = a.accept(t) & !covered & access::FILE;
-                if bits != 0 && w.rules.len() < limits.max_rules {
+                let links = if bits != 0 {
+                    link_state(a, &child_fs, &child)
+                } else {
+                    Links::Single
+                };
+                if links == Links::Refused {
+                    w.narrow(a.grants(t, bits), Narrowing::HardLink(child_fs.clone()));
+                    continue;
+                }
+                if bits != 0 && w.rules.len() >= limits.max_rules {
+                    w.narrow(a.grants(t, bits), Narrowing::TooMany(child_fs));
+                    continue;
+                }
+                if bits != 0 {
                     check_rule(a, &child, bits, false)?;
+                    if links == Links::Accepted {
+                        w.linked_ok.insert(child_fs.clone());
+                    }
                     w.rules.push(AddedRule {
                         path: child_fs,
                         access: bits,
@@ -544,8 +622,31 @@ pub fn preflight() -> Result<(), DomainError> {
     }
 }
 
-/// Creates the ruleset for a step from walked rules and TCP ports.
+/// Creates the ruleset for a step from walked rules and TCP ports; a file
+/// rule whose object is hard-linked when the ruleset is built must pass
+/// [`linked_file_ok`].
 pub fn build(rules: Vec<AddedRule>, tcp: &TcpPorts) -> Result<StepDomain, DomainError> {
+    build_inner(rules, tcp, None)
+}
+
+/// [`build`] for the rules of a [`Walk`]: a file rule whose object is
+/// hard-linked when the ruleset is built gets a rule only if the walk
+/// accepted it as hard-linked ([`Walk::linked_ok`]), so a link planted
+/// between the walk and the build (by a previous step's processes, still
+/// running while the next step's domain is built) gets none.
+pub fn build_walked(
+    rules: Vec<AddedRule>,
+    linked_ok: &std::collections::BTreeSet<PathBuf>,
+    tcp: &TcpPorts,
+) -> Result<StepDomain, DomainError> {
+    build_inner(rules, tcp, Some(linked_ok))
+}
+
+fn build_inner(
+    rules: Vec<AddedRule>,
+    tcp: &TcpPorts,
+    linked_ok: Option<&std::collections::BTreeSet<PathBuf>>,
+) -> Result<StepDomain, DomainError> {
     let mut net: BitFlags<AccessNet> = BitFlags::empty();
     if tcp.bind.is_some() {
         net |= AccessNet::BindTcp;
@@ -571,9 +672,12 @@ pub fn build(rules: Vec<AddedRule>, tcp: &TcpPorts) -> Result<StepDomain, Domain
         // O_PATH | O_NOFOLLOW: the object itself, never a link's target.
         let fd = match open_nofollow(&r.path) {
             Ok(fd) => fd,
-            // Vanished since the walk: nothing to grant.
+            // Vanished (or became a link) since the walk: nothing to grant.
             Err(_) => continue,
         };
+        if !still_what_was_walked(&fd, r, linked_ok) {
+            continue;
+        }
         let acc = BitFlags::<AccessFs>::from_bits_truncate(r.access);
         created = created
             .add_rule(PathBeneath::new(fd, acc).set_compatibility(CompatLevel::HardRequirement))
@@ -603,13 +707,121 @@ pub fn build(rules: Vec<AddedRule>, tcp: &TcpPorts) -> Result<StepDomain, Domain
     })
 }
 
+/// Opens the object itself: `O_PATH`, and no symbolic link followed
+/// anywhere on the path (a parent swapped for a link since the walk fails).
 fn open_nofollow(p: &Path) -> std::io::Result<OwnedFd> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let f = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(p)?;
-    Ok(OwnedFd::from(f))
+    use std::os::fd::FromRawFd;
+    let c = std::ffi::CString::new(p.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+    /// `struct open_how` of the uapi (libc's is non-exhaustive).
+    #[repr(C)]
+    struct OpenHow {
+        flags: u64,
+        mode: u64,
+        resolve: u64,
+    }
+    let how = OpenHow {
+        flags: (libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC) as u64,
+        mode: 0,
+        resolve: libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS,
+    };
+    // SAFETY: `c` is a valid C string and `how` a valid open_how of the
+    // size passed; the kernel reads both and returns a new descriptor.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            &how as *const OpenHow,
+            size_of::<OpenHow>(),
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a descriptor the kernel just returned to us, owned by nobody
+    // else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// What the walk makes of a file it would put a rule on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Links {
+    /// One name (or a directory): the rule is fine.
+    Single,
+    /// Hard-linked, but only root could have made the links.
+    Accepted,
+    /// Hard-linked where others or the plan's own steps could have planted
+    /// a link: no rule.
+    Refused,
+}
+
+/// One `lstat` for the common case of a file with one name.
+fn link_state(a: &dyn PathAutomaton, path: &Path, bytes: &[u8]) -> Links {
+    use std::os::unix::fs::MetadataExt;
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() || m.nlink() <= 1 => Links::Single,
+        Ok(_) if linked_file_ok(path) && !a.creatable(bytes) => Links::Accepted,
+        _ => Links::Refused,
+    }
+}
+
+/// Whether a file rule may be put on `path`: a rule on a file attaches to its
+/// inode and so grants every name of it. A file with one name is fine; a
+/// hard-linked one only when nobody but root could have planted the link
+/// (file and directory owned by root, neither group- nor world-writable:
+/// system files such as a dynamic loader with a second name). The walk
+/// also refuses a hard-linked file wherever the plan may create files
+/// ([`PathAutomaton::creatable`]): commands run as uid 0 without
+/// capabilities, so an earlier step could have linked a root-owned file
+/// there. Fails closed when the metadata cannot be read.
+pub fn linked_file_ok(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(m) = fs::symlink_metadata(path) else {
+        return false;
+    };
+    if m.is_dir() || m.nlink() <= 1 {
+        return true;
+    }
+    let Some(parent) = path.parent() else {
+        return false;
+    };
+    let Ok(d) = fs::symlink_metadata(parent) else {
+        return false;
+    };
+    m.uid() == 0 && m.mode() & 0o022 == 0 && d.uid() == 0 && d.mode() & 0o022 == 0
+}
+
+/// The object behind `fd` is still what the walk saw: a directory for a
+/// subtree rule; for a file rule, not a directory and (when hard-linked)
+/// accepted as hard-linked by the walk (when known) and allowed by
+/// [`linked_file_ok`], with the same inode.
+fn still_what_was_walked(
+    fd: &OwnedFd,
+    r: &AddedRule,
+    linked_ok: Option<&std::collections::BTreeSet<PathBuf>>,
+) -> bool {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: an all-zero `stat` is a valid value to be overwritten.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `fd` is open; `st` is writable.
+    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
+        return false;
+    }
+    let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
+    if r.subtree {
+        return is_dir;
+    }
+    if is_dir || st.st_mode & libc::S_IFMT == libc::S_IFLNK {
+        return false;
+    }
+    if st.st_nlink <= 1 {
+        return true;
+    }
+    linked_ok.is_none_or(|s| s.contains(&r.path))
+        && linked_file_ok(&r.path)
+        && fs::symlink_metadata(&r.path).is_ok_and(|m| m.ino() == st.st_ino && m.dev() == st.st_dev)
 }
 
 /// Lists ports of inclusive ranges, or `None` when more than `limit`.
@@ -624,4 +836,83 @@ pub fn port_list(ranges: &[(u16, u16)], limit: usize) -> Option<Vec<u16>> {
     out.sort_unstable();
     out.dedup();
     Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    /// Grants read_file to every path ending in `.txt` (per-entry rules
+    /// only: nothing is granted to a whole subtree).
+    struct Txt;
+    impl PathAutomaton for Txt {
+        fn start(&self) -> u32 {
+            0
+        }
+        fn next(&self, s: u32, b: u8) -> u32 {
+            match (s, b) {
+                (_, b'.') => 1,
+                (1, b't') => 2,
+                (2, b'x') => 3,
+                (3, b't') => 4,
+                _ => 0,
+            }
+        }
+        fn accept(&self, s: u32) -> u64 {
+            if s == 4 { access::READ_FILE } else { 0 }
+        }
+        fn beneath_all(&self, _: u32) -> u64 {
+            0
+        }
+        fn live(&self, _: u32) -> u64 {
+            access::READ_FILE
+        }
+        fn grants(&self, s: u32, _: u64) -> Vec<u32> {
+            if s == 4 { vec![7] } else { Vec::new() }
+        }
+    }
+
+    fn tree(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("kapl-domain-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(d.join("a/b/c")).unwrap();
+        for f in ["1.txt", "2.txt", "3.txt", "a/b/c/deep.txt"] {
+            fs::write(d.join(f), "x").unwrap();
+        }
+        d
+    }
+
+    #[test]
+    fn walk_bounds_fail_closed_and_are_reported() {
+        let d = tree("bounds");
+        let prefix = d.as_os_str().as_bytes().to_vec();
+        // Rule bound: two rules, the third file is reported, not granted.
+        let mut w = Walk::default();
+        let lim = WalkLimits {
+            max_depth: 64,
+            max_rules: 2,
+        };
+        walk_into(&Txt, &mut w, std::slice::from_ref(&prefix), lim).unwrap();
+        assert_eq!(w.rules.len(), 2, "{:?}", w.rules);
+        assert_eq!(w.counts.get(&(7, 5)), Some(&2), "{:?}", w.narrowed);
+        // Depth bound: the file three levels down is reported, not granted.
+        let mut w = Walk::default();
+        let lim = WalkLimits {
+            max_depth: 1,
+            max_rules: 100,
+        };
+        walk_into(&Txt, &mut w, &[prefix], lim).unwrap();
+        assert_eq!(w.rules.len(), 3, "{:?}", w.rules);
+        assert!(w.rules.iter().all(|r| !r.path.ends_with("deep.txt")));
+        assert!(
+            w.narrowed
+                .values()
+                .flatten()
+                .any(|n| matches!(n, Narrowing::TooDeep(p) if p == &d.join("a"))),
+            "{:?}",
+            w.narrowed
+        );
+        let _ = fs::remove_dir_all(&d);
+    }
 }

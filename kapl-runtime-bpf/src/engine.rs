@@ -24,6 +24,7 @@ use std::io::Write;
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -59,6 +60,37 @@ pub enum RunError {
     /// like any other denial; exit status 126).
     #[error("{0}")]
     Denied(String),
+}
+
+/// Decision events that could not be reported, by where they were lost.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Losses {
+    /// Network and exec events: ring-buffer reservations that failed
+    /// (exact, this session's programs only).
+    pub ring_buffer: u64,
+    /// Audit records dropped at the session's audit socket (receive buffer
+    /// full; exact).
+    pub audit_socket: u64,
+    /// Audit records the kernel dropped host-wide while the session ran
+    /// (backlog full; exact for the host, an upper bound for the session).
+    pub audit_kernel: u64,
+}
+
+impl std::fmt::Display for Losses {
+    /// `N events lost, M audit records lost (S at the audit socket, K in
+    /// the kernel's backlog; host-wide)`: events are this session's ring
+    /// buffer; the audit channels carry every audit record of the host, so
+    /// another session's storm can show here (an upper bound, never less).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} events lost, {} audit records lost ({} at the audit socket, {} in the kernel's backlog; host-wide)",
+            self.ring_buffer,
+            self.audit_socket.saturating_add(self.audit_kernel),
+            self.audit_socket,
+            self.audit_kernel
+        )
+    }
 }
 
 /// How the engine enforces.
@@ -121,7 +153,20 @@ pub struct Engine {
     id: String,
     pending_records: Vec<Record>,
     lingering: Vec<Cgroup>,
+    /// Programs session processes executed (tgid → command, path), so a
+    /// network decision still names the program after the process exited.
+    exe_seen: HashMap<u32, (Option<u64>, String)>,
+    watchdog_restarts: u64,
+    /// (step, right bit, path) -> nearest grant, for denial storms: the
+    /// search walks the automaton and dominated a storm's cost.
+    nearest_cache: HashMap<(u32, u64, Vec<u8>), Nearest>,
 }
+
+/// A nearest grant and why it is the nearest.
+type Nearest = Option<(u32, String)>;
+
+/// Entries of [`Engine`]'s nearest-grant cache before it is emptied.
+const NEAREST_CACHE: usize = 4096;
 
 fn ll(e: domain::DomainError) -> RunError {
     RunError::Landlock(e.to_string())
@@ -193,6 +238,8 @@ impl Engine {
             )));
         }
         domain::preflight().map_err(ll)?;
+        // Before any kernel object exists: a refused step leaves nothing.
+        let domain = build_domain(plan, start)?;
         let kern = match mode {
             Mode::Unprivileged => None,
             Mode::Full => {
@@ -202,14 +249,15 @@ impl Engine {
                     ));
                 }
                 let root = cgroup::preflight().map_err(|e| RunError::Cgroup(e.to_string()))?;
-                let rules = plan::net_rules(plan);
+                let maps = kapl_image::bpf::NetMaps::of(plan);
                 if sim("bpf") {
                     return Err(RunError::Bpf(
                         crate::bpf::BpfError::Load("simulated: BPF_PROG_LOAD: EPERM".into())
                             .to_string(),
                     ));
                 }
-                let bpf = NetEnforcer::load(&rules).map_err(|e| RunError::Bpf(e.to_string()))?;
+                let bpf = NetEnforcer::load_with_unix(&maps, &plan::unix_tables(plan))
+                    .map_err(|e| RunError::Bpf(e.to_string()))?;
                 if sim("audit") {
                     return Err(RunError::Audit(
                         crate::audit::AuditError::Protocol(
@@ -248,7 +296,6 @@ impl Engine {
             None => None,
         };
         let nsteps = plan.steps.len();
-        let domain = build_domain(plan, start)?;
         let mut e = Engine {
             image,
             plan: plan_idx,
@@ -269,6 +316,9 @@ impl Engine {
             id: id.to_string(),
             pending_records: Vec::new(),
             lingering: Vec::new(),
+            exe_seen: HashMap::new(),
+            watchdog_restarts: 0,
+            nearest_cache: HashMap::new(),
         };
         e.visited[start as usize] = true;
         e.attach_step()?;
@@ -365,7 +415,10 @@ impl Engine {
             let what = match kind {
                 0 => "only entries that exist now are granted in",
                 1 => "symbolic links are not followed:",
-                _ => "creation/removal cannot be granted for only some names in",
+                2 => "creation/removal cannot be granted for only some names in",
+                3 => "hard-linked files get no rule (a rule would grant their other names too):",
+                4 => "deeper than the rule builder's walk bound, nothing is granted below",
+                _ => "the step reached the rule builder's limit of rules; no rule for",
             };
             out.push((
                 self.is_lib(*g),
@@ -603,6 +656,11 @@ impl Engine {
         let Some(mut c) = self.cmds.remove(&cmd) else {
             return;
         };
+        // Entries of finished commands, and of processes no command
+        // claimed, go: the map stays as small as the running commands.
+        let cmds = &self.cmds;
+        self.exe_seen
+            .retain(|_, (k, _)| k.is_some_and(|k| cmds.contains_key(&k)));
         let Some(cg) = c.cgroup.take() else {
             return;
         };
@@ -620,17 +678,67 @@ impl Engine {
         let _ = cg.remove();
     }
 
-    /// Fds to poll for decisions.
+    /// Fds to poll for decisions (and the watchdog's pidfd: see
+    /// [`Engine::pump`]).
     pub fn event_fds(&self) -> Vec<RawFd> {
         match &self.kern {
-            Some(k) => vec![k.bpf.events_fd(), k.audit.fd()],
+            Some(k) => {
+                let mut v = vec![k.bpf.events_fd(), k.audit.fd()];
+                v.extend(k.watchdog.as_ref().map(cgroup::Watchdog::fd));
+                v
+            }
             None => Vec::new(),
         }
+    }
+
+    /// A session outlives its watchdog only while the supervisor lives: a
+    /// killed watchdog is replaced at once. If no new one can be started,
+    /// the session's processes are ended (fail closed: no command runs
+    /// without the guarantee that it dies with the supervisor), and the
+    /// next pump tries again.
+    fn rearm_watchdog(&mut self) {
+        let Some(k) = self.kern.as_mut() else {
+            return;
+        };
+        if !k.watchdog.as_ref().is_none_or(cgroup::Watchdog::exited) {
+            return;
+        }
+        k.watchdog = None;
+        match cgroup::Watchdog::start(k.session_cg.path(), crate::audit::release_hold) {
+            Ok(w) => {
+                k.watchdog = Some(w);
+                self.watchdog_restarts += 1;
+            }
+            Err(_) => {
+                let _ = k.session_cg.kill_all();
+            }
+        }
+    }
+
+    /// [`plan::nearest_fs`], remembered (bounded): a storm of one denial
+    /// searches once.
+    fn nearest_fs_cached(&mut self, step: u32, path: &[u8], bit: u64) -> Nearest {
+        let key = (step, bit, path.to_vec());
+        if let Some(n) = self.nearest_cache.get(&key) {
+            return n.clone();
+        }
+        let n = plan::nearest_fs(self.plan(), step, path, bit);
+        if self.nearest_cache.len() >= NEAREST_CACHE {
+            self.nearest_cache.clear();
+        }
+        self.nearest_cache.insert(key, n.clone());
+        n
+    }
+
+    /// How many times a killed watchdog was replaced.
+    pub fn watchdog_restarts(&self) -> u64 {
+        self.watchdog_restarts
     }
 
     /// Reads pending decisions, writes them to the audit file, and returns
     /// the lines to show.
     pub fn pump(&mut self, flush: bool) -> Vec<Notice> {
+        self.rearm_watchdog();
         let mut out = Vec::new();
         let Some(k) = self.kern.as_mut() else {
             return out;
@@ -643,6 +751,7 @@ impl Engine {
             match e {
                 Event::Net(n) => self.on_net(&n, &mut out),
                 Event::Exec(x) => self.on_exec(&x, &mut out),
+                Event::Unix(u) => self.on_unix(&u, &mut out),
             }
         }
         for r in recs {
@@ -659,6 +768,7 @@ impl Engine {
                     }
                 }
                 Record::Denial(d) => self.on_denial(&d, &mut out),
+                Record::Seccomp(r) => self.on_seccomp(&r, &mut out),
             }
         }
         out
@@ -678,12 +788,25 @@ impl Engine {
         self.pump(true)
     }
 
-    /// Events lost so far (ring buffer full).
+    /// Decision events lost so far (see [`Engine::losses`]), in total.
     pub fn lost(&self) -> u64 {
-        self.kern
-            .as_ref()
-            .and_then(|k| k.bpf.lost().ok())
-            .unwrap_or(0)
+        let l = self.losses();
+        l.ring_buffer
+            .saturating_add(l.audit_socket)
+            .saturating_add(l.audit_kernel)
+    }
+
+    /// Losses by channel. A counter that cannot be read counts as
+    /// `u64::MAX`: never a silent 0.
+    pub fn losses(&self) -> Losses {
+        match &self.kern {
+            Some(k) => Losses {
+                ring_buffer: k.bpf.lost().unwrap_or(u64::MAX),
+                audit_socket: k.audit.dropped().unwrap_or(u64::MAX),
+                audit_kernel: k.audit.kernel_lost().unwrap_or(u64::MAX),
+            },
+            None => Losses::default(),
+        }
     }
 
     fn chain(&self, step: u32) -> (String, String, Option<String>, String) {
@@ -785,7 +908,7 @@ impl Engine {
             "mechanism": mechanism,
         });
         if let Some(f) = self.audit_out.as_mut() {
-            let _ = writeln!(f, "{rec}");
+            let _ = f.write_all(format!("{rec}\n").as_bytes());
         }
         let line = if deny {
             let mut l = format!(
@@ -850,7 +973,8 @@ impl Engine {
         let grant = (n.allowed && n.grant != NO_GRANT).then_some(n.grant);
         let exe = std::fs::read_link(format!("/proc/{}/exe", n.tgid))
             .ok()
-            .map(|p| p.display().to_string());
+            .map(|p| p.display().to_string())
+            .or_else(|| self.exe_seen.get(&n.tgid).map(|(_, e)| e.clone()));
         self.record(
             out,
             cmd,
@@ -866,16 +990,82 @@ impl Engine {
         );
     }
 
+    /// A pathname UNIX connect/send: allowed by the step's `fs write` grant
+    /// on the socket path, or refused (see src/unix.rs for why a granted
+    /// path can still be refused).
+    fn on_unix(&mut self, u: &crate::unix::UnixEvent, out: &mut Vec<Notice>) {
+        use crate::unix::Reason;
+        let cmd = self.cg_cmd.get(&u.cgroup).copied();
+        let step = if u.step == crate::bpf::NO_STEP {
+            self.step
+        } else {
+            u.step
+        };
+        let path = String::from_utf8_lossy(&u.path).into_owned();
+        let object = format!("{path} (unix)");
+        let grant = (u.allowed && u.grant != NO_GRANT).then_some(u.grant);
+        let written = plan::fs_grant(self.plan(), step, &u.path, access::WRITE_FILE);
+        let nearest = match u.reason {
+            Reason::Granted => None,
+            Reason::NoGrant => plan::nearest_fs(self.plan(), step, &u.path, access::WRITE_FILE),
+            Reason::Creatable => written.map(|g| (g, "it grants write on this path, but the path or a directory on it is a name a step may create (a symbolic link planted there would redirect the connection); UNIX socket paths are decided as written".to_string())),
+            Reason::Relative => written.map(|g| (g, "the path is relative: socket paths must be absolute".to_string())),
+            Reason::NotNormal => written.map(|g| (g, "the path has an empty, `.` or `..` segment".to_string())),
+            Reason::MagicLink => written.map(|g| (g, "the path is under /proc or /dev/fd, whose magic links resolve to any open descriptor".to_string())),
+            Reason::Tables => None,
+        };
+        let exe = std::fs::read_link(format!("/proc/{}/exe", u.tgid))
+            .ok()
+            .map(|p| p.display().to_string())
+            .or_else(|| self.exe_seen.get(&u.tgid).map(|(_, e)| e.clone()));
+        // Programs probe for optional services that are not there (glibc
+        // tries nscd's socket on every user lookup): such a refusal is
+        // recorded in the audit file but not shown on the command's
+        // stderr; the connect would have failed anyway.
+        let absent = !u.allowed
+            && u.path.first() == Some(&b'/')
+            && std::fs::symlink_metadata(std::ffi::OsStr::from_bytes(&u.path))
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound);
+        let mut hidden = Vec::new();
+        self.record(
+            if absent { &mut hidden } else { out },
+            cmd,
+            step,
+            Some(u.tgid as i32),
+            &u.comm.clone(),
+            exe,
+            if u.send { "send" } else { "connect" },
+            &object,
+            grant,
+            nearest,
+            "bpf",
+        );
+    }
+
     fn on_exec(&mut self, x: &crate::bpf::ExecEvent, out: &mut Vec<Notice>) {
         let cmd = self.cg_cmd.get(&x.cgroup).copied();
         let mut path = x.path.clone();
-        if path.first() != Some(&b'/')
+        // The tracepoint copies at most EXEC_PATH - 1 bytes of the path: a
+        // path that fills them may be cut short, and a prefix must never be
+        // attributed to a grant.
+        let truncated = path.len() >= crate::bpf::EXEC_PATH_MAX - 1;
+        let mut resolved = !truncated;
+        if (path.first() != Some(&b'/') || truncated)
             && let Ok(p) = std::fs::read_link(format!("/proc/{}/exe", x.tgid))
         {
             path = p.as_os_str().as_bytes().to_vec();
+            resolved = true;
         }
-        let grant = plan::fs_grant(self.plan(), x.step, &path, access::EXECUTE);
-        let object = String::from_utf8_lossy(&path).into_owned();
+        let grant = if resolved {
+            plan::fs_grant(self.plan(), x.step, &path, access::EXECUTE)
+        } else {
+            None
+        };
+        let mut object = crate::audit::escape_bytes(&path);
+        if !resolved {
+            object.push_str("... (truncated)");
+        }
+        self.exe_seen.insert(x.tgid, (cmd, object.clone()));
         let step = x.step;
         let nearest = if grant.is_none() {
             Some((u32::MAX, "the kernel allowed it (e.g. as an interpreter or through a link) but no exec grant names this path".into()))
@@ -894,7 +1084,7 @@ impl Engine {
                 "nearest": Value::Null, "mechanism": "tracepoint",
             });
             if let Some(f) = self.audit_out.as_mut() {
-                let _ = writeln!(f, "{rec}");
+                let _ = f.write_all(format!("{rec}\n").as_bytes());
             }
             return;
         }
@@ -913,6 +1103,53 @@ impl Engine {
         );
     }
 
+    /// The command a process of this session belongs to: a command's own
+    /// pid, a pid seen executing in the session, else the `cmd-K` cgroup
+    /// the process is in (read while it still exists).
+    fn cmd_of_pid(&self, pid: i32) -> Option<u64> {
+        if let Some((id, _)) = self.cmds.iter().find(|(_, c)| c.pid == pid) {
+            return Some(*id);
+        }
+        // A process seen executing in the session (exec tracepoint).
+        if let Ok(tgid) = u32::try_from(pid)
+            && let Some((Some(id), _)) = self.exe_seen.get(&tgid)
+        {
+            return Some(*id);
+        }
+        let k = self.kern.as_ref()?;
+        let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+        let rel = cg.lines().find_map(|l| l.strip_prefix("0::"))?;
+        let root = k.session_cg.path().parent()?;
+        let path = root.join(rel.trim_start_matches('/'));
+        if !path.starts_with(k.session_cg.path()) {
+            return None;
+        }
+        let ino = std::fs::metadata(&path).ok()?.ino();
+        self.cg_cmd.get(&ino).copied()
+    }
+
+    fn on_seccomp(&mut self, r: &crate::audit::SeccompRecord, out: &mut Vec<Notice>) {
+        let Some(cmd) = self.cmd_of_pid(r.pid) else {
+            return; // another program's seccomp log
+        };
+        let step = self.cmds.get(&cmd).map_or(self.step, |c| c.step);
+        let name = seccomp::call_name(r.syscall)
+            .map_or_else(|| format!("syscall {}", r.syscall), str::to_string);
+        self.record(
+            out,
+            Some(cmd),
+            step,
+            Some(r.pid),
+            &r.comm,
+            r.exe.clone(),
+            "syscall (seccomp)",
+            &name,
+            None,
+            None,
+            "seccomp",
+        );
+    }
+
     fn on_denial(&mut self, d: &crate::audit::Denial, out: &mut Vec<Notice>) {
         let Some(&cmd) = self.domain_cmd.get(&d.domain) else {
             return; // another program's Landlock domain
@@ -927,13 +1164,20 @@ impl Engine {
         let comm = d.comm.clone().unwrap_or_else(|| "?".into());
         for b in &d.blockers {
             let (operation, object, nearest) = if let Some(r) = b.strip_prefix("fs.") {
-                let path = get("path").unwrap_or_else(|| {
+                let dev_ino = || {
                     format!(
                         "dev={} ino={}",
                         get("dev").unwrap_or_default(),
                         get("ino").unwrap_or_default()
                     )
-                });
+                };
+                // The kernel logs `<too_long>` for a path longer than its
+                // buffer: name the object by device and inode instead.
+                let path = match get("path") {
+                    Some(p) if p != "<too_long>" => p,
+                    Some(p) => format!("{p} {}", dev_ino()),
+                    None => dev_ino(),
+                };
                 let bit = access::from_name(r).unwrap_or(0);
                 let op = match plan::right_of_access(bit) {
                     Some((DfaKind::Exec, _)) => "exec".to_string(),
@@ -944,7 +1188,7 @@ impl Engine {
                     None => r.to_string(),
                 };
                 let op = format!("{op} ({r})");
-                let near = plan::nearest_fs(self.plan(), step, path.as_bytes(), bit);
+                let near = self.nearest_fs_cached(step, &crate::audit::unescape_bytes(&path), bit);
                 (op, path, near)
             } else if let Some(r) = b.strip_prefix("net.") {
                 let bind = r.starts_with("bind");
@@ -969,6 +1213,13 @@ impl Engine {
                     }
                     None => (op.as_str().to_string(), format!("port {port} (tcp)"), None),
                 }
+            } else if b == "ptrace" {
+                // Landlock refuses ptrace access (and /proc/PID/... of a
+                // process outside the domain) and names the target.
+                let obj = get("opid")
+                    .map(|p| format!("pid {p} ({})", get("ocomm").unwrap_or_default()))
+                    .unwrap_or_default();
+                ("ptrace (scope)".to_string(), obj, None)
             } else if let Some(r) = b.strip_prefix("scope.") {
                 let obj = get("opid")
                     .map(|p| format!("pid {p} ({})", get("ocomm").unwrap_or_default()))
@@ -997,10 +1248,22 @@ impl Engine {
     /// Ends everything: kills the session's processes, detaches the
     /// programs, removes the cgroups, restores audit. Returns a summary.
     pub fn stop(mut self) -> String {
-        let mut notes = self.pump(true);
-        notes.clear();
+        // Every record queued so far is read (and written) before the end.
+        let _ = self.sync();
         let ended = self.end_step_processes().unwrap_or(0);
+        let losses = self.losses();
         let lost = self.lost();
+        if lost > 0
+            && let Some(f) = self.audit_out.as_mut()
+        {
+            // The audit file says itself that it is incomplete.
+            let rec = json!({
+                "time": now_rfc3339(), "session": self.id, "verdict": "lost",
+                "lost": {"ring_buffer_events": losses.ring_buffer, "audit_socket_records": losses.audit_socket, "audit_kernel_records": losses.audit_kernel},
+                "reason": "decision events the kernel could not deliver (ring buffer, audit socket or audit backlog full; the kernel's count is host-wide); each lost audit record may be a denial",
+            });
+            let _ = f.write_all(format!("{rec}\n").as_bytes());
+        }
         if let Some(mut k) = self.kern.take() {
             drop(k.watchdog.take());
             let path = k.session_cg.path().to_path_buf();
@@ -1009,14 +1272,14 @@ impl Engine {
             let _ = cgroup::remove_tree(&path);
         }
         format!(
-            "session {} ended: plan {}, last step {}, {} processes ended, {} denials, {} first allows reported, {} events lost, {:.1}s",
+            "session {} ended: plan {}, last step {}, {} processes ended, {} denials, {} first allows reported, {}, {:.1}s",
             self.id,
             self.plan_name(),
             self.step_name(),
             ended,
             self.denies,
             self.allows,
-            lost,
+            losses,
             self.started.elapsed().as_secs_f64()
         )
     }
@@ -1047,8 +1310,8 @@ impl Engine {
 
 /// Builds the Landlock ruleset of `step` (walk + rules + TCP wall).
 pub fn build_domain(plan: &Plan, step: u32) -> Result<StepDomain, RunError> {
-    let fs_a = StepAutomaton::new(&plan.fs, step);
-    let ex_a = StepAutomaton::new(&plan.exec, step);
+    let fs_a = StepAutomaton::new(&plan.fs, step).with_plan_fs(&plan.fs);
+    let ex_a = StepAutomaton::new(&plan.exec, step).with_plan_fs(&plan.fs);
     let mut w = domain::Walk::default();
     domain::walk_into(
         &fs_a,
@@ -1064,12 +1327,49 @@ pub fn build_domain(plan: &Plan, step: u32) -> Result<StepDomain, RunError> {
         WalkLimits::default(),
     )
     .map_err(ll)?;
+    cgroup_write_guard(plan, step, &w.rules)?;
     let notes: Vec<(u32, Vec<domain::Narrowing>)> = w.narrowed.clone().into_iter().collect();
     let counts = w.counts.clone();
-    let mut d = domain::build(w.rules, &plan::tcp_ports(plan, step)).map_err(ll)?;
+    let mut d =
+        domain::build_walked(w.rules, &w.linked_ok, &plan::tcp_ports(plan, step)).map_err(ll)?;
     d.notes = notes;
     d.counts = counts;
     Ok(d)
+}
+
+/// Refuses a step whose Landlock rules would let its commands write to a
+/// cgroup file system (a rule on or above a cgroup mount): writing a pid to
+/// a `cgroup.procs` outside the session moves a command out of its cgroup,
+/// away from its network hooks and out of reach of the step's end.
+/// Landlock cannot except a mount from a rule above it, and the commands'
+/// cgroup namespace only bounds moves where cgroup2 is mounted with
+/// `nsdelegate`; so this fails closed.
+fn cgroup_write_guard(plan: &Plan, step: u32, rules: &[domain::AddedRule]) -> Result<(), RunError> {
+    let mounts = cgroup::cgroup_mounts();
+    for r in rules {
+        if r.access & (access::WRITE_FILE | access::TRUNCATE) == 0 {
+            continue;
+        }
+        let hit = mounts
+            .iter()
+            .find(|m| r.path.starts_with(m) || (r.subtree && m.starts_with(&r.path)));
+        if let Some(m) = hit {
+            let path = r.path.as_os_str().as_bytes();
+            let grant = plan::fs_grant(plan, step, path, access::WRITE_FILE)
+                .map_or_else(String::new, |g| format!(" (grant {g})"));
+            let name = plan
+                .steps
+                .get(step as usize)
+                .map_or("?", |s| s.name.as_str());
+            return Err(RunError::Step(format!(
+                "step `{name}` is refused: its write access to {}{grant} reaches the cgroup file system mounted at {}, where a command could move itself out of its cgroup (and so out of its network hooks and its step's end); narrow the grant, e.g. `except \"{}/**\"`",
+                r.path.display(),
+                m.display(),
+                m.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Source text on one line (grants spanning lines are shown joined).
@@ -1082,6 +1382,9 @@ fn narrowing_kind(n: &domain::Narrowing) -> u8 {
         domain::Narrowing::PerEntry(_) => 0,
         domain::Narrowing::Symlink(_) => 1,
         domain::Narrowing::ParentRight(..) => 2,
+        domain::Narrowing::HardLink(_) => 3,
+        domain::Narrowing::TooDeep(_) => 4,
+        domain::Narrowing::TooMany(_) => 5,
     }
 }
 
@@ -1089,7 +1392,10 @@ fn narrowing_path(n: &domain::Narrowing) -> String {
     match n {
         domain::Narrowing::PerEntry(p)
         | domain::Narrowing::Symlink(p)
-        | domain::Narrowing::ParentRight(p, _) => p.display().to_string(),
+        | domain::Narrowing::ParentRight(p, _)
+        | domain::Narrowing::HardLink(p)
+        | domain::Narrowing::TooDeep(p)
+        | domain::Narrowing::TooMany(p) => p.display().to_string(),
     }
 }
 

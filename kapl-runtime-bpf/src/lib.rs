@@ -16,3 +16,4 @@ pub mod engine;
 pub mod plan;
 pub mod seccomp;
 pub mod spawn;
+pub mod unix;

@@ -246,6 +246,7 @@ fn one_shot(o: Opts) -> Result<i32, RunError> {
         }
     };
     let pidfd = e.pidfd(cmd).unwrap_or(-1);
+    let lost_before = e.lost();
     let code;
     loop {
         let mut fds = vec![pidfd];
@@ -263,11 +264,25 @@ fn one_shot(o: Opts) -> Result<i32, RunError> {
             eprintln!("{}", n.line);
         }
     }
+    if let Some(line) = loss_notice(lost_before, e.lost()) {
+        eprintln!("{line}");
+    }
     let summary = e.stop();
     if std::env::var_os("KAPL_VERBOSE").is_some() {
         eprintln!("kapl-run: {summary}");
     }
     Ok(code)
+}
+
+/// The line a command's stderr gets when decision events were lost while
+/// it ran: its report of denials is then incomplete, and says so.
+fn loss_notice(before: u64, now: u64) -> Option<String> {
+    (now > before).then(|| {
+        format!(
+            "kapl-run: {} decision events were lost while this command ran (kernel buffers full; a denial is up to 4 audit records); the denials above and in the audit file are incomplete",
+            now - before
+        )
+    })
 }
 
 fn show(e: &mut Engine, flush: bool, allows: bool) {
@@ -335,6 +350,8 @@ struct Client {
     reader: LineReader,
     cmd: Option<u64>,
     show_allows: bool,
+    /// `Engine::lost` when its command started.
+    lost_before: u64,
 }
 
 fn supervisor(
@@ -426,6 +443,7 @@ fn supervisor(
                         reader: LineReader::default(),
                         cmd: None,
                         show_allows: false,
+                        lost_before: 0,
                     },
                 );
             }
@@ -445,6 +463,9 @@ fn supervisor(
                 if let Some(c) = clients.remove(k) {
                     if let Some(cmd) = c.cmd {
                         e.forget(cmd);
+                    }
+                    if let Some(line) = loss_notice(c.lost_before, e.lost()) {
+                        let _ = control::send(c.fd.as_raw_fd(), &Reply::Notice { line }, &[]);
                     }
                     let _ = control::send(c.fd.as_raw_fd(), &Reply::Exit { code }, &[]);
                 }
@@ -468,7 +489,7 @@ fn supervisor(
             let Some(line) = c.reader.line() else {
                 continue;
             };
-            let req: Result<Request, _> = serde_json::from_slice(&line);
+            let req = Request::parse(&line);
             match req {
                 Ok(Request::Exec {
                     argv,
@@ -486,6 +507,7 @@ fn supervisor(
                     match e.spawn(&argv, &env, Some(&cwd), stdio) {
                         Ok(cmd) => {
                             c.cmd = Some(cmd);
+                            c.lost_before = e.lost();
                             c.show_allows = show_allows;
                             c.reader.fds.clear();
                         }
@@ -526,11 +548,12 @@ fn supervisor(
                 }
                 Ok(Request::Status) => {
                     let m = format!(
-                        "session {id}: plan {}, step {}, {} denials, {} events lost",
+                        "session {id}: plan {}, step {}, {} denials, {}, watchdog restarted {} times",
                         e.plan_name(),
                         e.step_name(),
                         e.denies,
-                        e.lost()
+                        e.losses(),
+                        e.watchdog_restarts()
                     );
                     let _ = control::send(c.fd.as_raw_fd(), &Reply::Ok { message: m }, &[]);
                     clients.remove(k);
@@ -637,8 +660,21 @@ fn connect(explicit: Option<&str>) -> Result<OwnedFd, RunError> {
     let id = find_session(explicit)?;
     // SAFETY: getuid never fails.
     let uid = unsafe { libc::getuid() };
-    control::connect(&control::socket_name(uid, &id))
-        .map_err(|e| RunError::Session(format!("cannot reach session {id}: {e}")))
+    control::connect(&control::socket_name(uid, &id)).map_err(|e| {
+        // Nobody listens: the supervisor ended or was killed (its watchdog
+        // then ended the session's commands). Forget its registry entry.
+        if matches!(
+            e.raw_os_error(),
+            Some(libc::ECONNREFUSED) | Some(libc::ENOENT)
+        ) {
+            let _ = std::fs::remove_file(control::registry_dir().join(&id));
+            RunError::Session(format!(
+                "session {id} is not running (no supervisor answers on its control socket: {e}); start one with `kapl-run session start IMAGE --plan NAME`"
+            ))
+        } else {
+            RunError::Session(format!("cannot reach session {id}: {e}"))
+        }
+    })
 }
 
 fn read_replies(fd: &OwnedFd) -> Result<i32, RunError> {

@@ -1,15 +1,11 @@
 //! From a verified image to kernel objects (stage: runtime, step set-up).
 //!
 //! Input: a [`kapl_image::Plan`] and a step index. Output: the step's
-//! automata as the Landlock walk reads them, its network rules for the BPF
-//! programs, its TCP ports for the Landlock network wall, and attribution
+//! automata as the Landlock walk reads them, its TCP ports for the Landlock network wall, and attribution
 //! helpers (which grant covers a path, the nearest grant for a denial).
 
-use crate::bpf::{NetRule, PROTO_TCP, PROTO_UDP, RuleOp};
 use crate::domain::{self, PathAutomaton, TcpPorts, access};
-use kapl_image::{
-    BENEATH_ALL, BENEATH_SELF, Dfa, DfaKind, Family, FsRight, NO_GRANT, NetOp, Plan, Proto,
-};
+use kapl_image::{BENEATH_ALL, BENEATH_SELF, Dfa, DfaKind, FsRight, NO_GRANT, NetOp, Plan};
 use std::net::{IpAddr, Ipv6Addr};
 
 /// The Landlock rights of one image column.
@@ -54,6 +50,7 @@ pub struct StepAutomaton<'a> {
     dfa: &'a Dfa,
     step: u32,
     live: Vec<u64>,
+    plan_fs: Option<&'a Dfa>,
 }
 
 impl<'a> StepAutomaton<'a> {
@@ -65,6 +62,7 @@ impl<'a> StepAutomaton<'a> {
             dfa,
             step,
             live: vec![0; n],
+            plan_fs: None,
         };
         let mut live: Vec<u64> = (0..n as u32).map(|s| a.accept(s)).collect();
         // Reverse edges, then propagate accept bits backwards.
@@ -97,6 +95,13 @@ impl<'a> StepAutomaton<'a> {
     fn columns(&self) -> usize {
         self.dfa.kind.rights()
     }
+
+    /// Answers [`PathAutomaton::creatable`] from the plan's file-system
+    /// DFA (every step), instead of the conservative default.
+    pub fn with_plan_fs(mut self, fs: &'a Dfa) -> StepAutomaton<'a> {
+        self.plan_fs = Some(fs);
+        self
+    }
 }
 
 impl PathAutomaton for StepAutomaton<'_> {
@@ -121,6 +126,13 @@ impl PathAutomaton for StepAutomaton<'_> {
     fn live(&self, state: u32) -> u64 {
         self.live.get(state as usize).copied().unwrap_or(0)
     }
+    fn creatable(&self, path: &[u8]) -> bool {
+        let Some(fs) = self.plan_fs else {
+            return true;
+        };
+        let s = fs.walk(path);
+        (0..fs.steps).any(|st| fs.cell(s, st, FsRight::Create as usize).grant != NO_GRANT)
+    }
     fn grants(&self, state: u32, rights: u64) -> Vec<u32> {
         let mut out = Vec::new();
         for c in 0..self.columns() {
@@ -133,40 +145,6 @@ impl PathAutomaton for StepAutomaton<'_> {
         }
         out
     }
-}
-
-/// The BPF network rules of every step of `plan`.
-pub fn net_rules(plan: &Plan) -> Vec<NetRule> {
-    let mut out = Vec::new();
-    for e in &plan.net {
-        let (addr, prefix) = match e.addr {
-            IpAddr::V4(a) => (a.to_ipv6_mapped(), 96 + e.prefix.min(32)),
-            IpAddr::V6(a) => match a.to_ipv4_mapped() {
-                Some(v4) if e.family == Family::V4 => (v4.to_ipv6_mapped(), e.prefix.min(128)),
-                _ => (a, e.prefix.min(128)),
-            },
-        };
-        let protos = match e.proto {
-            Proto::Tcp => PROTO_TCP,
-            Proto::Udp => PROTO_UDP,
-        };
-        for p in &e.ports {
-            out.push(NetRule {
-                step: e.step,
-                op: match e.op {
-                    NetOp::Connect => RuleOp::Connect,
-                    NetOp::Bind => RuleOp::Bind,
-                },
-                addr,
-                prefix,
-                lo: p.lo,
-                hi: p.hi,
-                protos,
-                grant: p.grant,
-            });
-        }
-    }
-    out
 }
 
 /// The Landlock TCP port wall of a step.
@@ -377,4 +355,31 @@ fn contains(net: IpAddr, prefix: u8, addr: IpAddr) -> bool {
     }
     let mask = u128::MAX << (128 - bits.min(128));
     n & mask == a & mask
+}
+
+/// The plan's fs DFA as the pathname UNIX socket program reads it: per
+/// state and step the grant of `fs write`, per state whether any step may
+/// create that name (src/unix.rs).
+pub fn unix_tables(plan: &Plan) -> crate::unix::UnixTables {
+    let d = &plan.fs;
+    let n = d.states();
+    let steps = d.steps;
+    let mut write = Vec::with_capacity(n * steps as usize);
+    let mut create = Vec::with_capacity(n);
+    for s in 0..n as u32 {
+        for st in 0..steps {
+            write.push(d.cell(s, st, FsRight::Write.column()).grant);
+        }
+        let any = (0..steps).any(|st| d.cell(s, st, FsRight::Create.column()).grant != NO_GRANT);
+        create.push(u32::from(any));
+    }
+    crate::unix::UnixTables {
+        start: d.start,
+        classes: d.classes.clone(),
+        class_count: u32::from(d.class_count),
+        steps,
+        next: d.transitions.clone(),
+        write,
+        create,
+    }
 }

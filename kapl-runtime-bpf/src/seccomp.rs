@@ -101,6 +101,94 @@ const NR_IOCTL: u32 = 16;
 const TIOCSTI: u32 = 0x5412;
 const TIOCLINUX: u32 = 0x541c;
 
+/// `memfd_create` (its flags are checked by [`logged_filter`]).
+const NR_MEMFD_CREATE: u32 = 319;
+/// `MFD_NOEXEC_SEAL`: the memfd can never be made executable.
+const MFD_NOEXEC_SEAL: u32 = 0x0008;
+
+/// The second filter, installed after [`filter`] with
+/// `SECCOMP_FILTER_FLAG_LOG`, so that the kernel writes an `AUDIT_SECCOMP`
+/// record for each call it refuses and the supervisor reports it with its
+/// authority chain. It refuses (EPERM) the same side-door calls as
+/// [`filter`] (`DENY_EPERM` and `clone` with namespace flags; when two
+/// filters refuse alike, the kernel credits, and so logs, the one
+/// installed last) and, on its own, `memfd_create` without
+/// `MFD_NOEXEC_SEAL`: an executable memfd runs any bytes the command can
+/// read as a program (`fexecve`) and Landlock does not check execution of
+/// memfds. The compatibility refusals of [`filter`] (`clone3` ENOSYS,
+/// socket families, x32) stay unlogged. Laid out as a binary search like
+/// [`filter`], so installing it adds little to a command's start-up.
+pub fn logged_filter() -> Vec<SockFilter> {
+    let mut p = prologue();
+    match tree(&logged_cases()) {
+        Some(t) => {
+            p.extend(t);
+            p
+        }
+        None => linear_logged_filter(),
+    }
+}
+
+/// The cases of [`logged_filter`], sorted.
+fn logged_cases() -> Vec<(u32, Vec<SockFilter>)> {
+    let eperm = RET_ERRNO | libc::EPERM as u32;
+    let mut c: Vec<(u32, Vec<SockFilter>)> = DENY_EPERM
+        .iter()
+        .map(|(nr, _)| (*nr, vec![stmt(BPF_RET_K, eperm)]))
+        .collect();
+    c.push((
+        NR_CLONE,
+        vec![
+            stmt(BPF_LD_W_ABS, off_arg_lo(0)),
+            jump(BPF_JSET_K, NS_FLAGS, 0, 1),
+            stmt(BPF_RET_K, eperm),
+            stmt(BPF_RET_K, RET_ALLOW),
+        ],
+    ));
+    c.push((
+        NR_MEMFD_CREATE,
+        vec![
+            stmt(BPF_LD_W_ABS, off_arg_lo(1)),
+            jump(BPF_JSET_K, MFD_NOEXEC_SEAL, 0, 1),
+            stmt(BPF_RET_K, RET_ALLOW),
+            stmt(BPF_RET_K, eperm),
+        ],
+    ));
+    c.sort_by_key(|(nr, _)| *nr);
+    c
+}
+
+/// [`logged_filter`] as one linear chain (fallback and test reference).
+fn linear_logged_filter() -> Vec<SockFilter> {
+    let eperm = RET_ERRNO | libc::EPERM as u32;
+    let mut p = prologue();
+    for (nr, _) in DENY_EPERM {
+        p.push(jump(BPF_JEQ_K, *nr, 0, 1));
+        p.push(stmt(BPF_RET_K, eperm));
+    }
+    p.push(jump(BPF_JEQ_K, NR_CLONE, 0, 4));
+    p.push(stmt(BPF_LD_W_ABS, off_arg_lo(0)));
+    p.push(jump(BPF_JSET_K, NS_FLAGS, 0, 1));
+    p.push(stmt(BPF_RET_K, eperm));
+    p.push(stmt(BPF_RET_K, RET_ALLOW));
+    p.push(jump(BPF_JEQ_K, NR_MEMFD_CREATE, 0, 4));
+    p.push(stmt(BPF_LD_W_ABS, off_arg_lo(1)));
+    p.push(jump(BPF_JSET_K, MFD_NOEXEC_SEAL, 0, 1));
+    p.push(stmt(BPF_RET_K, RET_ALLOW));
+    p.push(stmt(BPF_RET_K, eperm));
+    p.push(stmt(BPF_RET_K, RET_ALLOW));
+    p
+}
+
+/// The name of a call [`logged_filter`] refuses, for reports.
+pub fn call_name(nr: u32) -> Option<&'static str> {
+    match nr {
+        NR_CLONE => Some("clone (new namespaces)"),
+        NR_MEMFD_CREATE => Some("memfd_create (executable)"),
+        _ => DENY_EPERM.iter().find(|(n, _)| *n == nr).map(|(_, s)| *s),
+    }
+}
+
 /// Names of the calls the filter refuses (for documentation and tests).
 pub fn denied_calls() -> impl Iterator<Item = &'static str> {
     DENY_EPERM.iter().map(|(_, n)| *n)
@@ -119,7 +207,128 @@ fn jump(code: u16, k: u32, jt: u8, jf: u8) -> SockFilter {
 }
 
 /// Builds the filter.
+///
+/// Layout: after the architecture check, a balanced binary search over the
+/// syscall numbers that are not simply allowed, each leaf holding its own
+/// decision. When a filter is installed the kernel precomputes which calls
+/// it always allows by running it once per syscall number with interrupts
+/// off; over a linear chain of ~50 comparisons that took ~0.2 ms of every
+/// command's start-up, over the tree each run is about 12 instructions.
 pub fn filter() -> Vec<SockFilter> {
+    let mut p = prologue();
+    match tree(&cases()) {
+        Some(t) => {
+            p.extend(t);
+            p
+        }
+        None => linear_filter(),
+    }
+}
+
+fn prologue() -> Vec<SockFilter> {
+    vec![
+        stmt(BPF_LD_W_ABS, OFF_ARCH),
+        jump(BPF_JEQ_K, AUDIT_ARCH_X86_64, 1, 0),
+        stmt(BPF_RET_K, RET_KILL_PROCESS),
+        stmt(BPF_LD_W_ABS, OFF_NR),
+        jump(BPF_JGE_K, X32_SYSCALL_BIT, 0, 1),
+        stmt(BPF_RET_K, RET_ERRNO | libc::ENOSYS as u32),
+    ]
+}
+
+/// Every syscall number that is not simply allowed, sorted, with the code
+/// that decides it (entered with the number in the accumulator; it always
+/// ends in a return).
+fn cases() -> Vec<(u32, Vec<SockFilter>)> {
+    let eperm = RET_ERRNO | libc::EPERM as u32;
+    let eafnosupport = RET_ERRNO | libc::EAFNOSUPPORT as u32;
+    let mut c: Vec<(u32, Vec<SockFilter>)> = DENY_EPERM
+        .iter()
+        .map(|(nr, _)| (*nr, vec![stmt(BPF_RET_K, eperm)]))
+        .collect();
+    c.push((
+        NR_CLONE3,
+        vec![stmt(BPF_RET_K, RET_ERRNO | libc::ENOSYS as u32)],
+    ));
+    c.push((
+        NR_CLONE,
+        vec![
+            stmt(BPF_LD_W_ABS, off_arg_lo(0)),
+            jump(BPF_JSET_K, NS_FLAGS, 0, 1),
+            stmt(BPF_RET_K, eperm),
+            stmt(BPF_RET_K, RET_ALLOW),
+        ],
+    ));
+    c.push((
+        NR_IOCTL,
+        vec![
+            stmt(BPF_LD_W_ABS, off_arg_lo(1)),
+            jump(BPF_JEQ_K, TIOCSTI, 2, 0),
+            jump(BPF_JEQ_K, TIOCLINUX, 1, 0),
+            stmt(BPF_RET_K, RET_ALLOW),
+            stmt(BPF_RET_K, eperm),
+        ],
+    ));
+    c.push((
+        NR_SOCKETPAIR,
+        vec![
+            stmt(BPF_LD_W_ABS, off_arg_lo(0)),
+            jump(BPF_JEQ_K, libc::AF_UNIX as u32, 0, 1),
+            stmt(BPF_RET_K, RET_ALLOW),
+            stmt(BPF_RET_K, eafnosupport),
+        ],
+    ));
+    c.push((
+        NR_SOCKET,
+        vec![
+            stmt(BPF_LD_W_ABS, off_arg_lo(0)),
+            jump(BPF_JEQ_K, libc::AF_UNIX as u32, 5, 0),
+            jump(BPF_JEQ_K, libc::AF_INET as u32, 4, 0),
+            jump(BPF_JEQ_K, libc::AF_INET6 as u32, 3, 0),
+            jump(BPF_JEQ_K, libc::AF_NETLINK as u32, 0, 3),
+            stmt(BPF_LD_W_ABS, off_arg_lo(2)),
+            jump(BPF_JEQ_K, libc::NETLINK_ROUTE as u32, 0, 1),
+            stmt(BPF_RET_K, RET_ALLOW),
+            stmt(BPF_RET_K, eafnosupport),
+            stmt(BPF_RET_K, RET_ALLOW),
+        ],
+    ));
+    c.sort_by_key(|(nr, _)| *nr);
+    c
+}
+
+/// A binary search over sorted `cases`; numbers not among them are
+/// allowed. None when a jump would not fit classic BPF's 8-bit offsets.
+fn tree(cases: &[(u32, Vec<SockFilter>)]) -> Option<Vec<SockFilter>> {
+    match cases {
+        [] => Some(vec![stmt(BPF_RET_K, RET_ALLOW)]),
+        [(nr, body)] => {
+            let mut out = vec![jump(BPF_JEQ_K, *nr, 0, u8::try_from(body.len()).ok()?)];
+            out.extend_from_slice(body);
+            out.push(stmt(BPF_RET_K, RET_ALLOW));
+            Some(out)
+        }
+        _ => {
+            let mid = cases.len() / 2;
+            let left = tree(&cases[..mid])?;
+            let right = tree(&cases[mid..])?;
+            let mut out = vec![jump(
+                BPF_JGE_K,
+                cases[mid].0,
+                u8::try_from(left.len()).ok()?,
+                0,
+            )];
+            out.extend(left);
+            out.extend(right);
+            Some(out)
+        }
+    }
+}
+
+/// The same decisions as one linear chain of comparisons (the layout the
+/// tree replaced): the fallback if the tree ever needs a jump longer than
+/// classic BPF allows, and the reference the tests compare the tree with.
+fn linear_filter() -> Vec<SockFilter> {
     let eperm = RET_ERRNO | libc::EPERM as u32;
     let mut p = vec![
         stmt(BPF_LD_W_ABS, OFF_ARCH),
@@ -207,6 +416,106 @@ mod tests {
             }
             pc += 1;
         }
+    }
+
+    /// Every jump lands inside the program, and every path ends in a
+    /// return.
+    fn well_formed(p: &[SockFilter]) {
+        for (i, ins) in p.iter().enumerate() {
+            if ins.code & 0x07 == 0x05 {
+                let far = i + 1 + usize::from(ins.jt.max(ins.jf));
+                assert!(far < p.len(), "jump at {i} leaves the program");
+            }
+        }
+        assert_eq!(p.last().map(|i| i.code), Some(BPF_RET_K));
+    }
+
+    #[test]
+    fn tree_decides_like_the_linear_chain() {
+        let (t, l) = (filter(), linear_filter());
+        assert!(t.len() > prologue().len(), "the tree layout is used");
+        assert_ne!(t, l, "the tree layout is used, not the fallback");
+        well_formed(&t);
+        well_formed(&l);
+        let arg_sets: [[u64; 6]; 8] = [
+            [0; 6],
+            [0x1200011, 0x5401, 0, 0, 0, 0],
+            [0x1000_0000, TIOCSTI as u64, 0, 0, 0, 0],
+            [1, TIOCLINUX as u64, 0, 0, 0, 0],
+            [2, 1, 0, 0, 0, 0],
+            [10, 2, 0, 0, 0, 0],
+            [16, 3, 0, 0, 0, 0],
+            [16, 3, 9, 0, 0, 0],
+        ];
+        for nr in (0..1100).chain([0x4000_0000, 0x4000_0001, u32::MAX]) {
+            for a in arg_sets {
+                assert_eq!(run(&t, nr, a), run(&l, nr, a), "syscall {nr} args {a:?}");
+            }
+        }
+    }
+
+    /// The path the kernel's precomputation walks for an allowed call is
+    /// short (it stops at the first return).
+    #[test]
+    fn allowed_calls_take_few_steps() {
+        let p = filter();
+        let steps = |nr: u32| {
+            let mut pc = 0usize;
+            let mut acc = 0u32;
+            let mut n = 0;
+            loop {
+                n += 1;
+                let ins = p[pc];
+                match ins.code {
+                    BPF_LD_W_ABS if ins.k == OFF_ARCH => acc = AUDIT_ARCH_X86_64,
+                    BPF_LD_W_ABS => acc = nr,
+                    BPF_RET_K => return n,
+                    _ => {
+                        let t = match ins.code {
+                            BPF_JEQ_K => acc == ins.k,
+                            BPF_JGE_K => acc >= ins.k,
+                            _ => acc & ins.k != 0,
+                        };
+                        pc += usize::from(if t { ins.jt } else { ins.jf });
+                    }
+                }
+                pc += 1;
+            }
+        };
+        let worst = (0..460).map(steps).max().unwrap_or(0);
+        assert!(worst <= 20, "{worst} steps");
+    }
+
+    #[test]
+    fn logged_filter_refuses_side_doors_and_executable_memfds() {
+        let p = logged_filter();
+        well_formed(&p);
+        let lin = linear_logged_filter();
+        well_formed(&lin);
+        for nr in 0..460u32 {
+            for args in [
+                [0u64; 6],
+                [0x1000_0000, 0x9, 0, 0, 0, 0],
+                [0x11, 0x1, 0, 0, 0, 0],
+            ] {
+                assert_eq!(run(&p, nr, args), run(&lin, nr, args), "nr {nr} {args:?}");
+            }
+        }
+        let eperm = RET_ERRNO | libc::EPERM as u32;
+        assert_eq!(run(&p, 272, [0; 6]), eperm, "unshare");
+        assert_eq!(run(&p, 161, [0; 6]), eperm, "chroot");
+        assert_eq!(run(&p, NR_CLONE, [0x1000_0000, 0, 0, 0, 0, 0]), eperm);
+        assert_eq!(run(&p, NR_CLONE, [0x11, 0, 0, 0, 0, 0]), RET_ALLOW);
+        assert_eq!(run(&p, NR_MEMFD_CREATE, [0, 1, 0, 0, 0, 0]), eperm);
+        assert_eq!(run(&p, NR_MEMFD_CREATE, [0, 0x10, 0, 0, 0, 0]), eperm);
+        assert_eq!(run(&p, NR_MEMFD_CREATE, [0, 0x9, 0, 0, 0, 0]), RET_ALLOW);
+        assert_eq!(
+            run(&p, NR_CLONE3, [0; 6]),
+            RET_ALLOW,
+            "left to the first filter"
+        );
+        assert_eq!(run(&p, 0, [0; 6]), RET_ALLOW);
+        assert_eq!(call_name(272), Some("unshare"));
     }
 
     #[test]

@@ -4,15 +4,24 @@
 //! directory, the step's Landlock ruleset fd, the command's cgroup fd and
 //! the seccomp filter. Output: a running child (pid + pidfd) that was born
 //! inside its cgroup (`clone3(CLONE_INTO_CGROUP)`, so it can create nothing
-//! before it is there), then, before `execve`: lost every capability from
+//! before it is there), then, before `execve`: entered a cgroup namespace
+//! rooted at that cgroup (so it can never move out of it), lost every
+//! capability from
 //! every set (bounding, ambient, inheritable, permitted, effective, with the
 //! securebits locked), set no_new_privs, entered the step's Landlock domain
 //! (`landlock_restrict_self` called in the child itself so the kernel's
 //! domain record names the child's pid), and installed the seccomp filter.
 //!
+//! On x86_64 the child shares the supervisor's memory until `execve`
+//! (`CLONE_VM | CLONE_VFORK` on a stack of its own, as `posix_spawn` does):
+//! copying the supervisor's page tables and tearing the copy down again at
+//! `execve` was most of a command's start-up cost. The supervisor's calling
+//! thread sleeps until the child has executed the program or failed.
+//!
 //! INVARIANT: between `clone3` and `execve` the child only makes raw system
-//! calls on memory prepared beforehand (no allocation, no locks): the parent
-//! may be multithreaded.
+//! calls on memory prepared beforehand (no allocation, no locks, no writes
+//! outside its own stack): the parent may be multithreaded, and on x86_64
+//! the child runs in the parent's memory.
 
 use crate::seccomp::SockFilter;
 use std::ffi::CString;
@@ -22,6 +31,10 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 /// `landlock_restrict_self` flag: log denials after the command's `execve`.
 const LANDLOCK_RESTRICT_SELF_LOG_NEW_EXEC_ON: u32 = 1 << 1;
 const CLONE_PIDFD: u64 = 0x1000;
+const CLONE_VM: u64 = 0x100;
+const CLONE_VFORK: u64 = 0x4000;
+/// The child's own stack while it shares the supervisor's memory.
+const CHILD_STACK: usize = 256 * 1024;
 const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 /// Highest capability number this kernel may know; dropping unknown ones
 /// fails with EINVAL, which is ignored.
@@ -73,6 +86,8 @@ pub enum ChildStage {
     Capabilities,
     /// Setting no_new_privs.
     NoNewPrivs,
+    /// Entering a cgroup namespace rooted at the command's cgroup.
+    CgroupNamespace,
     /// Entering the Landlock domain.
     Landlock,
     /// Installing the seccomp filter.
@@ -91,6 +106,7 @@ impl ChildStage {
             ChildStage::Landlock => 5,
             ChildStage::Seccomp => 6,
             ChildStage::Exec => 7,
+            ChildStage::CgroupNamespace => 8,
         }
     }
     fn from_code(c: u8) -> Option<ChildStage> {
@@ -102,6 +118,7 @@ impl ChildStage {
             5 => ChildStage::Landlock,
             6 => ChildStage::Seccomp,
             7 => ChildStage::Exec,
+            8 => ChildStage::CgroupNamespace,
             _ => return None,
         })
     }
@@ -115,6 +132,7 @@ impl ChildStage {
             ChildStage::Landlock => "entering the Landlock domain",
             ChildStage::Seccomp => "installing the seccomp filter",
             ChildStage::Exec => "executing the program",
+            ChildStage::CgroupNamespace => "entering a cgroup namespace",
         }
     }
 }
@@ -206,6 +224,15 @@ pub fn spawn(cmd: &Command<'_>) -> Result<Child, SpawnError> {
         })?,
         filter: cmd.seccomp.as_ptr().cast_mut().cast(),
     };
+    // The second, logged filter (refusals reported through audit).
+    let logged = crate::seccomp::logged_filter();
+    let logged_prog = libc::sock_fprog {
+        len: u16::try_from(logged.len()).map_err(|_| SpawnError::Syscall {
+            call: "seccomp",
+            source: io::Error::from_raw_os_error(libc::E2BIG),
+        })?,
+        filter: logged.as_ptr().cast_mut().cast(),
+    };
     let cap_header = CapHeader {
         version: 0x2008_0522, // _LINUX_CAPABILITY_VERSION_3
         pid: 0,
@@ -247,27 +274,12 @@ pub fn spawn(cmd: &Command<'_>) -> Result<Child, SpawnError> {
         ruleset: cmd.landlock_ruleset,
         errfd: wr.as_raw_fd(),
         prog: &prog,
+        logged_prog: &logged_prog,
         cap_header: &cap_header,
         cap_data: &cap_data,
         privileged: cmd.privileged,
     };
-    // SAFETY: clone3 with a valid, fully initialised clone_args of the size
-    // we pass; no CLONE_VM, so the child gets a copy of our memory and runs
-    // `child_main`, which only makes raw syscalls and never returns.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_clone3,
-            std::ptr::addr_of_mut!(args),
-            size_of::<CloneArgs>(),
-        )
-    };
-    if ret < 0 {
-        return Err(last_err("clone3"));
-    }
-    if ret == 0 {
-        // SAFETY: we are the child; see INVARIANT.
-        unsafe { child_main(&child_ctx) }
-    }
+    let ret = clone_child(&mut args, &child_ctx)?;
     let pid = ret as i32;
     drop(wr);
     // SAFETY: the kernel stored a new pidfd for the child in `pidfd`.
@@ -341,8 +353,153 @@ pub fn wait_exit(pidfd: &OwnedFd) -> io::Result<i32> {
     }
 }
 
+/// Starts the child running `child_main(ctx)`; returns its pid.
+#[cfg(target_arch = "x86_64")]
+fn clone_child(args: &mut CloneArgs, ctx: &ChildCtx) -> Result<i64, SpawnError> {
+    let stack = ChildStack::new()?;
+    args.flags |= CLONE_VM | CLONE_VFORK;
+    args.stack = stack.base as u64;
+    args.stack_size = CHILD_STACK as u64;
+    // No signal handler of the supervisor may run in the child (it would
+    // run in the supervisor's memory): block every signal until the child
+    // has reset the dispositions (child_main) and we are back.
+    // SAFETY: sigset_t is plain data; sigfillset/pthread_sigmask fill it.
+    let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: valid sigset pointers.
+    unsafe {
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+    }
+    let ret: i64;
+    // SAFETY: clone3 with a valid, fully initialised clone_args of the size
+    // we pass. The child starts on `stack` (the kernel sets its stack
+    // pointer to the top) and immediately calls `child_entry(ctx)`, which
+    // never returns; it shares our memory (CLONE_VM) while we sleep
+    // (CLONE_VFORK) until it has called execve or exited, so `ctx`, the
+    // stack and everything they point to outlive its use. The parent's
+    // registers other than rax, rcx and r11 are preserved by `syscall`.
+    unsafe {
+        std::arch::asm!(
+            "syscall",
+            "test rax, rax",
+            "jnz 2f",
+            "mov rdi, r12",
+            "and rsp, -16",
+            "call {entry}",
+            "ud2",
+            "2:",
+            entry = sym child_entry,
+            inlateout("rax") libc::SYS_clone3 => ret,
+            in("rdi") std::ptr::from_mut(args),
+            in("rsi") size_of::<CloneArgs>(),
+            in("r12") std::ptr::from_ref(ctx),
+            lateout("rcx") _,
+            lateout("r11") _,
+        );
+    }
+    // SAFETY: restoring the mask saved above.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, std::ptr::null_mut()) };
+    drop(stack);
+    if ret < 0 {
+        return Err(SpawnError::Syscall {
+            call: "clone3",
+            source: io::Error::from_raw_os_error(i32::try_from(-ret).unwrap_or(libc::EINVAL)),
+        });
+    }
+    Ok(ret)
+}
+
+/// Starts the child running `child_main(ctx)` in a copy of our memory;
+/// returns its pid.
+#[cfg(not(target_arch = "x86_64"))]
+fn clone_child(args: &mut CloneArgs, ctx: &ChildCtx) -> Result<i64, SpawnError> {
+    // SAFETY: clone3 with a valid, fully initialised clone_args of the size
+    // we pass; no CLONE_VM, so the child gets a copy of our memory and runs
+    // `child_main`, which only makes raw syscalls and never returns.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            std::ptr::from_mut(args),
+            size_of::<CloneArgs>(),
+        )
+    };
+    if ret < 0 {
+        return Err(last_err("clone3"));
+    }
+    if ret == 0 {
+        // SAFETY: we are the child; see INVARIANT.
+        unsafe { child_main(ctx) }
+    }
+    Ok(ret)
+}
+
+/// The first function of a child that shares our memory.
+///
+/// # Safety
+/// Only entered from `clone_child`'s child branch, with `ctx` pointing to
+/// the `ChildCtx` of the sleeping parent.
+#[cfg(target_arch = "x86_64")]
+unsafe extern "C" fn child_entry(ctx: *const ChildCtx) -> ! {
+    // SAFETY: see above; `ctx` is valid while the parent sleeps.
+    unsafe { child_main(&*ctx) }
+}
+
+/// An anonymous mapping used as the child's stack, with a guard page below.
+#[cfg(target_arch = "x86_64")]
+struct ChildStack {
+    base: *mut libc::c_void,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl ChildStack {
+    fn new() -> Result<ChildStack, SpawnError> {
+        // SAFETY: a fresh private anonymous mapping; nothing else refers to it.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                CHILD_STACK,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(last_err("mmap"));
+        }
+        let s = ChildStack { base: p };
+        // SAFETY: the lowest page of our own mapping becomes a guard page.
+        if unsafe { libc::mprotect(p, 4096, libc::PROT_NONE) } != 0 {
+            return Err(last_err("mprotect"));
+        }
+        Ok(s)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Drop for ChildStack {
+    fn drop(&mut self) {
+        // SAFETY: unmapping the mapping we made; the child no longer uses it
+        // (it has executed a program or exited before clone3 returned).
+        unsafe { libc::munmap(self.base, CHILD_STACK) };
+    }
+}
+
 fn reap(pidfd: &OwnedFd) {
     let _ = wait_exit(pidfd);
+}
+
+/// The kernel's `struct sigaction` for `rt_sigaction` (all zero: SIG_DFL,
+/// no flags, empty mask).
+#[repr(C)]
+#[derive(Default)]
+struct KernelSigaction {
+    handler: usize,
+    flags: u64,
+    restorer: usize,
+    mask: u64,
 }
 
 struct ChildCtx {
@@ -354,6 +511,7 @@ struct ChildCtx {
     ruleset: RawFd,
     errfd: RawFd,
     prog: *const libc::sock_fprog,
+    logged_prog: *const libc::sock_fprog,
     cap_header: *const CapHeader,
     cap_data: *const [CapData; 2],
     privileged: bool,
@@ -380,19 +538,30 @@ unsafe fn child_fail(errfd: RawFd, stage: ChildStage) -> ! {
 ///
 /// # Safety
 /// Only called in the freshly cloned child; every pointer in `c` points
-/// into the parent's memory image, which the child has a copy of.
+/// into the parent's memory, which the child shares (x86_64) or has a copy
+/// of.
 unsafe fn child_main(c: &ChildCtx) -> ! {
     // SAFETY: raw syscalls on prepared memory only (see INVARIANT).
     unsafe {
-        // Reset signal dispositions and mask inherited from the supervisor.
+        // Reset the signal dispositions inherited from the supervisor (with
+        // every signal blocked), then the mask.
+        // Real-time signals included (raw rt_sigaction: glibc refuses its
+        // own reserved ones), so no handler of the supervisor can run here.
+        let dfl = KernelSigaction::default();
+        for sig in 1..=64 {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::syscall(
+                    libc::SYS_rt_sigaction,
+                    sig,
+                    std::ptr::from_ref(&dfl),
+                    std::ptr::null_mut::<KernelSigaction>(),
+                    8usize,
+                );
+            }
+        }
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
-        for sig in 1..32 {
-            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                libc::signal(sig, libc::SIG_DFL);
-            }
-        }
         for (target, &src) in c.stdio.iter().enumerate() {
             let target = target as RawFd;
             if src != target && libc::dup2(src, target) < 0 {
@@ -408,6 +577,14 @@ unsafe fn child_main(c: &ChildCtx) -> ! {
             child_fail(c.errfd, ChildStage::Chdir);
         }
         if c.privileged {
+            // A cgroup namespace rooted at the command's own cgroup: even
+            // with write access to cgroup.procs files (a policy may grant
+            // the cgroup file system), the kernel refuses to move it, or
+            // anything it starts, to a cgroup outside that root (ENOENT),
+            // so it can never leave its step's hooks or its step's kill.
+            if libc::unshare(libc::CLONE_NEWCGROUP) != 0 {
+                child_fail(c.errfd, ChildStage::CgroupNamespace);
+            }
             if libc::prctl(libc::PR_SET_SECUREBITS, SECUREBITS_LOCKED_DOWN, 0, 0, 0) != 0 {
                 child_fail(c.errfd, ChildStage::Capabilities);
             }
@@ -455,6 +632,16 @@ unsafe fn child_main(c: &ChildCtx) -> ! {
             c.prog as libc::c_ulong,
             0,
             0,
+        ) != 0
+        {
+            child_fail(c.errfd, ChildStage::Seccomp);
+        }
+        // The logged filter: its refusals become AUDIT_SECCOMP records.
+        if libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            libc::SECCOMP_FILTER_FLAG_LOG,
+            c.logged_prog,
         ) != 0
         {
             child_fail(c.errfd, ChildStage::Seccomp);

@@ -2,11 +2,13 @@
 //! spawn. Needs root.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-use kapl_runtime_bpf::bpf::{Event, NetEnforcer, NetRule, PROTO_TCP, PROTO_UDP, RuleOp};
+use kapl_image::bpf::{NET_VALUE_LEN, NetMaps, PORT_VALUE_LEN, net4_key};
+use kapl_image::{NetOp, Proto};
+use kapl_runtime_bpf::bpf::{Event, NetEnforcer};
 use kapl_runtime_bpf::cgroup::{self, Cgroup};
 use kapl_runtime_bpf::domain::{self, PathAutomaton, TcpPorts, WalkLimits, access};
 use kapl_runtime_bpf::{seccomp, spawn};
-use std::net::{Ipv4Addr, TcpListener};
+use std::net::TcpListener;
 use std::os::fd::AsRawFd;
 
 struct AllowAll(u64);
@@ -37,17 +39,22 @@ fn connect_allowed_and_denied() {
     let l2 = TcpListener::bind("127.0.0.1:0").unwrap();
     let p1 = l1.local_addr().unwrap().port();
     let p2 = l2.local_addr().unwrap().port();
-    let rules = [NetRule {
-        step: 7,
-        op: RuleOp::Connect,
-        addr: Ipv4Addr::new(127, 0, 0, 1).to_ipv6_mapped(),
-        prefix: 128,
-        lo: p1,
-        hi: p1,
-        protos: PROTO_TCP | PROTO_UDP,
-        grant: 42,
-    }];
-    let mut bpf = NetEnforcer::load(&rules).unwrap();
+    // The image's layout, written by hand: step 7 may connect to
+    // 127.0.0.1 on p1 (TCP and UDP), by grant 42.
+    let mut maps = NetMaps::default();
+    let mut range = [0u8; PORT_VALUE_LEN];
+    range[..2].copy_from_slice(&p1.to_ne_bytes());
+    range[2..4].copy_from_slice(&p1.to_ne_bytes());
+    range[4..].copy_from_slice(&42u32.to_ne_bytes());
+    maps.ports.push(range);
+    let mut slice = [0u8; NET_VALUE_LEN];
+    slice[..4].copy_from_slice(&0u32.to_ne_bytes());
+    slice[4..].copy_from_slice(&1u32.to_ne_bytes());
+    for proto in [Proto::Tcp, Proto::Udp] {
+        let key = net4_key(7, NetOp::Connect, proto, [127, 0, 0, 1], 32);
+        maps.v4.push((key, slice));
+    }
+    let mut bpf = NetEnforcer::load(&maps).unwrap();
     let root = cgroup::cgroup2_root().unwrap();
     let sess = Cgroup::create(&root, &format!("kapl-smoke-{}", std::process::id())).unwrap();
     let step = Cgroup::create(sess.path(), "step").unwrap();

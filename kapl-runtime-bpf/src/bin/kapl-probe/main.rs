@@ -16,12 +16,29 @@
 use std::process::ExitCode;
 
 mod basic;
+mod exec;
+mod fs;
+mod load;
+mod net;
+mod ns;
 mod report;
+mod sys;
+mod tamper;
+mod uring;
 
 /// A family of probes: `run` returns `None` when it does not know `cmd`.
 type Family = fn(cmd: &str, args: &[String]) -> Option<()>;
 
-const FAMILIES: &[Family] = &[basic::run];
+const FAMILIES: &[Family] = &[
+    basic::run,
+    fs::run,
+    exec::run,
+    ns::run,
+    net::run,
+    uring::run,
+    tamper::run,
+    load::run,
+];
 
 fn main() -> ExitCode {
     let mut args: Vec<String> = std::env::args().skip(1).collect();

@@ -1,0 +1,164 @@
+//! Tampering with the session itself:
+//! `cgroup-leave DIR` (writes the probe's pid into `DIR/cgroup.procs`:
+//! another cgroup, out of reach of the session's hooks), `bpf-prog-by-id ID`, `bpf-map-by-id ID`,
+//! `bpf-link-detach ID` (get an fd for the link, then detach it),
+//! `bpf-prog-load` (load a program that allows everything),
+//! `ptrace PID`, `vm-read PID`, `signal PID` (SIGCONT: harmless if it
+//! arrives), `control-step NAME STEP` (connect to the abstract control
+//! socket NAME and ask for step STEP; `ok` only if the step changed).
+
+use crate::report::outcome;
+use std::io::{self, Read, Write};
+use std::os::fd::{FromRawFd, OwnedFd};
+
+const BPF_PROG_LOAD: i32 = 5;
+const BPF_PROG_GET_FD_BY_ID: i32 = 13;
+const BPF_MAP_GET_FD_BY_ID: i32 = 14;
+const BPF_LINK_GET_FD_BY_ID: i32 = 30;
+const BPF_LINK_DETACH: i32 = 34;
+
+pub fn run(cmd: &str, args: &[String]) -> Option<()> {
+    let a = |i: usize| args.get(i).map(String::as_str).unwrap_or("");
+    let id = || a(0).parse::<u32>().unwrap_or(0);
+    let pid = || a(0).parse::<i32>().unwrap_or(0);
+    match cmd {
+        "cgroup-leave" => outcome(cmd, cgroup_leave(a(0))),
+        "bpf-prog-by-id" => outcome(cmd, by_id(BPF_PROG_GET_FD_BY_ID, id())),
+        "bpf-map-by-id" => outcome(cmd, by_id(BPF_MAP_GET_FD_BY_ID, id())),
+        "bpf-link-get" => outcome(cmd, by_id(BPF_LINK_GET_FD_BY_ID, id())),
+        "bpf-link-detach" => outcome(cmd, link_detach(id())),
+        "bpf-prog-load" => outcome(cmd, prog_load()),
+        "ptrace" => outcome(cmd, ptrace(pid())),
+        "vm-read" => outcome(cmd, vm_read(pid())),
+        "signal" => outcome(
+            cmd,
+            // SAFETY: kill(2) with plain integers.
+            cvt(unsafe { libc::kill(pid(), libc::SIGCONT) }),
+        ),
+        "control-step" => outcome(cmd, control_step(a(0), a(1))),
+        _ => return None,
+    }
+    Some(())
+}
+
+fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+fn cgroup_leave(dir: &str) -> io::Result<()> {
+    let pid = std::process::id().to_string();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(std::path::Path::new(dir).join("cgroup.procs"))?
+        .write_all(pid.as_bytes())
+}
+
+fn bpf(cmd: i32, attr: &mut [u64]) -> io::Result<i32> {
+    // SAFETY: bpf(2) with an attribute buffer of the given size.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            attr.as_mut_ptr(),
+            size_of_val(attr) as u32,
+        )
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r as i32)
+    }
+}
+
+fn by_id(cmd: i32, id: u32) -> io::Result<OwnedFd> {
+    let mut attr = [0u64; 4];
+    attr[0] = u64::from(id);
+    let fd = bpf(cmd, &mut attr)?;
+    // SAFETY: a fresh descriptor from bpf(2).
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn link_detach(id: u32) -> io::Result<i32> {
+    let link = by_id(BPF_LINK_GET_FD_BY_ID, id)?;
+    let mut attr = [0u64; 4];
+    attr[0] = std::os::fd::AsRawFd::as_raw_fd(&link) as u64;
+    bpf(BPF_LINK_DETACH, &mut attr)
+}
+
+fn prog_load() -> io::Result<OwnedFd> {
+    // r0 = 1; exit (a cgroup_sock_addr program that allows everything).
+    let insns: [u64; 2] = [0x0000_0001_0000_00b7, 0x0000_0000_0000_0095];
+    let license = c"GPL";
+    let mut attr = [0u64; 16];
+    // prog_type (18: CGROUP_SOCK_ADDR) | insn_cnt << 32
+    attr[0] = 18 | (2u64 << 32);
+    attr[1] = insns.as_ptr() as u64;
+    attr[2] = license.as_ptr() as u64;
+    // expected_attach_type (offset 68: BPF_CGROUP_INET4_CONNECT = 10).
+    attr[8] = 10u64 << 32;
+    let fd = bpf(BPF_PROG_LOAD, &mut attr)?;
+    // SAFETY: a fresh descriptor from bpf(2).
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn ptrace(pid: i32) -> io::Result<libc::c_long> {
+    // SAFETY: PTRACE_SEIZE with plain integers (no options).
+    let r = unsafe { libc::ptrace(libc::PTRACE_SEIZE, pid, 0usize, 0usize) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: detach what we seized.
+    unsafe { libc::ptrace(libc::PTRACE_DETACH, pid, 0usize, 0usize) };
+    Ok(r)
+}
+
+fn vm_read(pid: i32) -> io::Result<isize> {
+    // The first mapping of the target (readable by its owner outside any
+    // sandbox); a confined probe cannot read /proc/PID/maps and tries an
+    // address anyway: the refusal comes before any address is looked at.
+    let addr = std::fs::read_to_string(format!("/proc/{pid}/maps"))
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .next()
+                .and_then(|l| l.split('-').next())
+                .and_then(|a| usize::from_str_radix(a, 16).ok())
+        })
+        .unwrap_or(0x40_0000);
+    let mut buf = [0u8; 16];
+    let local = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let remote = libc::iovec {
+        iov_base: addr as *mut libc::c_void,
+        iov_len: buf.len(),
+    };
+    // SAFETY: one local iovec over our buffer; the remote one is only read
+    // by the kernel on the target's behalf.
+    let n = unsafe { libc::process_vm_readv(pid, &local, 1, &remote, 1, 0) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n)
+    }
+}
+
+fn control_step(name: &str, step: &str) -> io::Result<()> {
+    let mut path = vec![0u8];
+    path.extend_from_slice(name.as_bytes());
+    let fd = crate::net::unix(&path, libc::SOCK_STREAM)?;
+    let mut s = std::os::unix::net::UnixStream::from(fd);
+    s.write_all(format!("{{\"op\":\"step\",\"name\":\"{step}\"}}\n").as_bytes())?;
+    let mut reply = String::new();
+    s.read_to_string(&mut reply)?;
+    if reply.contains("\"kind\":\"ok\"") {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(libc::ECONNRESET))
+    }
+}
