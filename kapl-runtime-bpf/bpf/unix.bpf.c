@@ -12,13 +12,14 @@
 // (no empty, "." or ".." segment), not under /proc or /dev/fd (magic
 // links), and no prefix of it, nor the path itself, is a name some step of
 // the plan may create (where the session could have planted a symbolic
-// link). Abstract and unnamed addresses are left to
-// Landlock's abstract-socket scope and the kernel.
+// link). Abstract and unnamed addresses are left to Landlock's
+// abstract-socket scope and to the kernel.
 //
 // aya-obj 0.3 does not know the cgroup/connect_unix section names: this
-// object is parsed and relocated by src/bpf.rs, which loads `kapl_unix`
-// twice, as BPF_CGROUP_UNIX_CONNECT and BPF_CGROUP_UNIX_SENDMSG, with the
-// maps shared with kapl.bpf.c (INVARIANT: same definitions).
+// object is parsed and relocated by src/unix.rs, which loads
+// kapl_unix_connect as BPF_CGROUP_UNIX_CONNECT and kapl_unix_sendmsg as
+// BPF_CGROUP_UNIX_SENDMSG, with cg_step, events and lost shared with
+// kapl.bpf.c (INVARIANT: same definitions).
 
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -237,6 +238,11 @@ static __always_inline int unix_hook(struct bpf_sock_addr *ctx, __u8 op)
 	__builtin_memset(buf->b, 0, UNIX_PATH);
 	if (bpf_probe_read_kernel(buf->b, UNIX_PATH, (char *)ua + 2) < 0)
 		return 0;
+	// Bytes past n are not the caller's (the kernel's copy is only n
+	// bytes long): the walk stops at n, reading them can only refuse
+	// (magic()), and the supervisor cuts the reported path at n. Zeroing
+	// them here would branch on n per byte, which multiplies the
+	// verifier's states past its limit.
 	if (buf->b[0] == 0)
 		return 1; // abstract: Landlock's abstract-socket scope decides
 	__u64 cg = bpf_get_current_cgroup_id();

@@ -656,7 +656,11 @@ impl Engine {
         let Some(mut c) = self.cmds.remove(&cmd) else {
             return;
         };
-        self.exe_seen.retain(|_, (k, _)| *k != Some(cmd));
+        // Entries of finished commands, and of processes no command
+        // claimed, go: the map stays as small as the running commands.
+        let cmds = &self.cmds;
+        self.exe_seen
+            .retain(|_, (k, _)| k.is_some_and(|k| cmds.contains_key(&k)));
         let Some(cg) = c.cgroup.take() else {
             return;
         };

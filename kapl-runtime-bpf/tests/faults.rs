@@ -795,8 +795,10 @@ fn a_step_switch_raced_against_busy_commands_mixes_no_authority() {
     }
     // Short commands started back to back while the switch happens.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let finished = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let racer = {
-        let (stop, id, attempts) = (stop.clone(), s.id.clone(), attempts.clone());
+        let (stop, finished) = (stop.clone(), finished.clone());
+        let (id, attempts) = (s.id.clone(), attempts.clone());
         std::thread::spawn(move || {
             let mut done = Vec::new();
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -810,6 +812,7 @@ fn a_step_switch_raced_against_busy_commands_mixes_no_authority() {
                     o.status.code(),
                     String::from_utf8_lossy(&o.stdout).into_owned(),
                 ));
+                finished.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
             done
         })
@@ -843,7 +846,13 @@ fn a_step_switch_raced_against_busy_commands_mixes_no_authority() {
         .and_then(|r| r.split(' ').next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("switch reply: {reply}"));
-    std::thread::sleep(Duration::from_millis(500));
+    // A few more short commands, whatever the machine's load.
+    let at_switch = finished.load(std::sync::atomic::Ordering::Relaxed);
+    wait_until(
+        "short commands after the switch",
+        Duration::from_secs(60),
+        || finished.load(std::sync::atomic::Ordering::Relaxed) >= at_switch + 4,
+    );
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let short = racer.join().unwrap();
     // Every command's attempts are explained by one step's rules, in time
