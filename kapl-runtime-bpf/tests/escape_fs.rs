@@ -175,6 +175,15 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// Fails (never skips) when a program a scenario needs is missing.
+#[track_caller]
+fn need(path: &str, why: &str) {
+    assert!(
+        std::path::Path::new(path).exists(),
+        "{path} is needed ({why}); install it (scripts/setup)"
+    );
+}
+
 fn copy_true(to: &str) {
     let parent = std::path::Path::new(to).parent().unwrap();
     std::fs::create_dir_all(parent).unwrap();
@@ -464,6 +473,10 @@ fn reopening_through_proc_is_decided_on_the_real_file() {
     t.write("denied/secret.txt", "secret\n");
     // A process outside the session with no capabilities (so only Landlock
     // stands between) working in the denied directory.
+    need(
+        "/usr/bin/setpriv",
+        "a process outside the session without capabilities",
+    );
     let outside = Command::new("setpriv")
         .args([
             "--bounding-set=-all",
@@ -714,6 +727,8 @@ fn exec_side_doors_are_refused() {
 /// policy grants", escape suite); a script it may not read is refused.
 #[test]
 fn interpreters_run_readable_scripts_and_not_unreadable_ones() {
+    need("/usr/bin/python3.11", "the python3 interpreter scenario");
+    need("/usr/bin/dash", "the sh interpreter scenario");
     let t = Tmp::new("esc-interp");
     t.write("ro/s.sh", "echo script-ran\n");
     t.write("ro/s.py", "print('py-ran')\n");
@@ -772,6 +787,7 @@ fn interpreters_run_readable_scripts_and_not_unreadable_ones() {
 /// prover's effective-authority warning KAPL0603 and the threat model.
 #[test]
 fn loader_runs_readable_elf_and_kapl0603_warns() {
+    need(LDSO, "the dynamic loader scenario");
     let t = Tmp::new("esc-ldso");
     copy_true(&t.path("ro/prog"));
     chmod(&t.path("ro/prog"), 0o644);
