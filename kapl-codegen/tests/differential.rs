@@ -459,6 +459,107 @@ fn tampered_tables_fail_translation_validation() {
     assert_eq!(tv[0].code, "KAPL0601");
 }
 
+/// Provenance: an image that allows exactly the right requests but credits
+/// the wrong grant (what the runtime would report) fails translation
+/// validation, for path tables and for network entries alike. Each
+/// corruption keeps the image valid for the reader (the credited grant
+/// holds in that step and has the right kind), so only the provenance
+/// check can catch it.
+#[test]
+fn corrupted_provenance_fails_translation_validation() {
+    let b = deploy_like();
+    let automata = kapl_check::prove::GrantAutomata::new(&b.policy);
+    let out =
+        kapl_codegen::compile_with(&b.policy, &automata, &b.sources, &Options::default()).unwrap();
+    let bytes = kapl_image::write(&out.image).unwrap();
+    assert!(translate::validate_with(&b.policy, &automata, &bytes).is_empty());
+
+    // Path table: the log file is read through grant 2 (step 0's own);
+    // credit plan-wide read grant 1 instead, in that one state's row.
+    let mut image = out.image.clone();
+    let d = &mut image.plans[0].fs;
+    let s = d.walk(b"/var/log/web/deploy-1.log");
+    assert_eq!(d.cell(s, 0, FsRight::Read.column()).grant, 2);
+    let old_row = d.state_row[s as usize] as usize;
+    let w = d.row_width();
+    let mut row: Vec<kapl_image::Cell> = d.rows[old_row * w..(old_row + 1) * w].to_vec();
+    row[FsRight::Read.column()].grant = 1; // step 0, read
+    d.state_row[s as usize] = (d.rows.len() / w) as u32;
+    d.rows.extend(row);
+    let bytes = kapl_image::write(&image).expect("still a valid image");
+    let tv = translate::validate_with(&b.policy, &automata, &bytes);
+    assert_eq!(tv.len(), 1, "{tv:#?}");
+    assert_eq!(tv[0].code, "KAPL0601");
+    assert!(
+        tv[0]
+            .message
+            .contains("credits grant 1, the policy grant 2")
+            && tv[0].message.contains("/var/log/web/deploy-"),
+        "{}",
+        tv[0].message
+    );
+
+    // Network: point the step-1 entry for 10.20.5.7 at another connect
+    // grant that holds in step 1.
+    let mut image = out.image.clone();
+    let plan = &image.plans[1];
+    let holds: Vec<u32> = plan.step_grants(1).collect();
+    let e = plan
+        .net
+        .iter()
+        .position(|e| e.prefix == 32 && e.step == 1 && e.op == NetOp::Connect)
+        .unwrap();
+    let right = plan.net[e].ports[0].grant;
+    let other = holds
+        .iter()
+        .copied()
+        .find(|&g| {
+            g != right
+                && image.grants[g as usize].kind == kapl_image::GrantKind::Net(NetOp::Connect)
+        })
+        .unwrap();
+    image.plans[1].net[e].ports[0].grant = other;
+    let bytes = kapl_image::write(&image).expect("still a valid image");
+    let tv = translate::validate_with(&b.policy, &automata, &bytes);
+    assert!(
+        tv.iter().any(|d| d.code == "KAPL0601"
+            && d.message.contains(&format!(
+                "the policy gives grant {right}, the image grant {other}"
+            ))),
+        "{tv:#?}"
+    );
+}
+
+/// A "everything beneath is granted" flag the policy does not back (it
+/// would let the runtime grant a whole directory with one Landlock rule)
+/// fails translation validation.
+#[test]
+fn unfounded_beneath_flag_fails_translation_validation() {
+    let b = deploy_like();
+    let out = compile(&b.policy, &b.sources, &Options::default()).unwrap();
+    let mut image = out.image.clone();
+    let d = &mut image.plans[0].fs;
+    // Step 0 may read only `deploy-*.log` files in this directory.
+    let s = d.walk(b"/var/log/web");
+    let cell = d.cell(s, 0, FsRight::Read.column());
+    assert_eq!(cell.beneath & kapl_image::BENEATH_ALL, 0);
+    let w = d.row_width();
+    let old_row = d.state_row[s as usize] as usize;
+    let mut row: Vec<kapl_image::Cell> = d.rows[old_row * w..(old_row + 1) * w].to_vec();
+    row[FsRight::Read.column()].beneath |= kapl_image::BENEATH_ALL;
+    d.state_row[s as usize] = (d.rows.len() / w) as u32;
+    d.rows.extend(row);
+    let bytes = kapl_image::write(&image).expect("still a valid image");
+    let tv = translate::validate(&b.policy, &bytes);
+    assert_eq!(tv.len(), 1, "{tv:#?}");
+    assert!(
+        tv[0].message.contains("`/var/log/web`")
+            && tv[0].message.contains("everything beneath it is granted"),
+        "{}",
+        tv[0].message
+    );
+}
+
 #[test]
 fn beneath_flags_and_landlock_plan() {
     let b = deploy_like();
