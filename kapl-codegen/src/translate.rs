@@ -560,105 +560,125 @@ pub fn net_reference(
         .min()
 }
 
-fn boundaries_v4(lo: u32, hi: u32, addrs: &mut BTreeSet<IpAddr>) {
-    for x in [Some(lo), hi.checked_add(1), lo.checked_sub(1), Some(hi)]
+/// The inclusive canonical range (IPv4 as IPv4-mapped IPv6, as in
+/// `kapl_check::semantics`) of an address block, IPv4-mapped IPv6 blocks
+/// normalized to IPv4 as the image does.
+fn block_range(addr: IpAddr, prefix: u8) -> (u128, u128) {
+    let (base, bits) = match (normalize(addr), addr) {
+        (IpAddr::V4(n), IpAddr::V6(_)) => (
+            sem::canonical_addr(IpAddr::V4(n)),
+            96 + u32::from(prefix.saturating_sub(96).min(32)),
+        ),
+        (IpAddr::V4(n), IpAddr::V4(_)) => (
+            sem::canonical_addr(IpAddr::V4(n)),
+            96 + u32::from(prefix.min(32)),
+        ),
+        (IpAddr::V6(n), _) => (u128::from(n), u32::from(prefix.min(128))),
+    };
+    let host = u128::MAX.checked_shr(bits).unwrap_or(0);
+    (base & !host, base | host)
+}
+
+/// The addresses where a decision may change because of a block: its
+/// first and last address and their outside neighbours.
+fn block_boundaries(addr: IpAddr, prefix: u8, addrs: &mut BTreeSet<u128>) {
+    let (lo, hi) = block_range(addr, prefix);
+    for x in [Some(lo), Some(hi), lo.checked_sub(1), hi.checked_add(1)]
         .into_iter()
         .flatten()
     {
-        addrs.insert(IpAddr::V4(Ipv4Addr::from(x)));
+        addrs.insert(x);
     }
 }
 
-fn boundaries_v6(lo: u128, hi: u128, addrs: &mut BTreeSet<IpAddr>) {
-    for x in [Some(lo), hi.checked_add(1), lo.checked_sub(1), Some(hi)]
+/// The ports where a decision may change because of a port range.
+fn port_boundaries(lo: u16, hi: u16, ports: &mut BTreeSet<u16>) {
+    for x in [Some(lo), Some(hi), lo.checked_sub(1), hi.checked_add(1)]
         .into_iter()
         .flatten()
     {
-        addrs.insert(IpAddr::V6(Ipv6Addr::from(x)));
-    }
-}
-
-fn block_boundaries(addr: IpAddr, prefix: u8, addrs: &mut BTreeSet<IpAddr>) {
-    let pre4 = |p: u8| u32::from(p.min(32));
-    match (normalize(addr), addr) {
-        (IpAddr::V4(n), orig) => {
-            let pre = if matches!(orig, IpAddr::V6(_)) {
-                prefix.saturating_sub(96)
-            } else {
-                prefix
-            };
-            let lo = u32::from(n) & u32::MAX.checked_shl(32 - pre4(pre)).unwrap_or(0);
-            let hi = lo | u32::MAX.checked_shr(pre4(pre)).unwrap_or(0);
-            boundaries_v4(lo, hi, addrs);
-        }
-        (IpAddr::V6(n), _) => {
-            let pre = u32::from(prefix.min(128));
-            let lo = u128::from(n) & u128::MAX.checked_shl(128 - pre).unwrap_or(0);
-            let hi = lo | u128::MAX.checked_shr(pre).unwrap_or(0);
-            boundaries_v6(lo, hi, addrs);
-        }
+        ports.insert(x);
     }
 }
 
 fn check_net(policy: &Policy, plan: &ir::Plan, ip: &kapl_image::Plan) -> Option<Diagnostic> {
     let maps = NetMaps::of(ip);
     for (si, step) in plan.steps.iter().enumerate() {
-        // The decision of both the grants and the image is constant between
-        // the boundaries of their address blocks and port ranges, so
-        // probing every boundary of this step (grants' and entries') is an
-        // exhaustive comparison.
-        let mut addrs: BTreeSet<IpAddr> = BTreeSet::new();
-        let mut ports: BTreeSet<u16> = [0u16, 65535].into_iter().collect();
-        addrs.insert(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-        addrs.insert(IpAddr::V6(Ipv6Addr::UNSPECIFIED));
-        addrs.insert(IpAddr::V4(Ipv4Addr::BROADCAST));
-        addrs.insert(IpAddr::V6(Ipv6Addr::from(u128::MAX)));
-        let ids = plan.grants.iter().chain(&step.grants);
-        for g in ids.filter_map(|g| policy.grants.get(g.0 as usize)) {
-            if let RuleKind::Net {
-                addrs: a, ports: p, ..
-            } = &g.rule.kind
-            {
+        // The decisions of both the grants and the image are constant
+        // between the boundaries of their address blocks and, at one
+        // address, between the boundaries of the port ranges of the grants
+        // and entries whose blocks hold it; probing every such boundary is
+        // an exhaustive comparison.
+        let grants: Vec<&ir::Grant> = plan
+            .grants
+            .iter()
+            .chain(&step.grants)
+            .filter_map(|g| policy.grants.get(g.0 as usize))
+            .filter(|g| matches!(g.rule.kind, RuleKind::Net { .. }))
+            .collect();
+        let entries: Vec<&kapl_image::NetEntry> =
+            ip.net.iter().filter(|e| e.step == si as u32).collect();
+        let mut addrs: BTreeSet<u128> = BTreeSet::new();
+        // The whole IPv4 and IPv6 spaces' ends.
+        block_boundaries(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0, &mut addrs);
+        block_boundaries(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0, &mut addrs);
+        for g in &grants {
+            if let RuleKind::Net { addrs: a, .. } = &g.rule.kind {
                 for c in a {
                     block_boundaries(c.addr, c.prefix, &mut addrs);
                 }
-                for r in p {
-                    for x in [
-                        Some(r.lo),
-                        Some(r.hi),
-                        r.lo.checked_sub(1),
-                        r.hi.checked_add(1),
-                    ]
-                    .into_iter()
-                    .flatten()
-                    {
-                        ports.insert(x);
+            }
+        }
+        for e in &entries {
+            block_boundaries(e.addr, e.prefix, &mut addrs);
+        }
+        // Entries naming steps that do not exist are refused by the reader.
+        for &value in &addrs {
+            let a = sem::addr_of_canonical(value);
+            let here: Vec<&ir::Grant> = grants
+                .iter()
+                .copied()
+                .filter(|g| match &g.rule.kind {
+                    RuleKind::Net { addrs: a2, .. } => a2.iter().any(|c| sem::cidr_contains(c, a)),
+                    _ => false,
+                })
+                .collect();
+            let mut ports: BTreeSet<u16> = [0u16, 65535].into_iter().collect();
+            for g in &here {
+                if let RuleKind::Net { ports: p, .. } = &g.rule.kind {
+                    for r in p {
+                        port_boundaries(r.lo, r.hi, &mut ports);
                     }
                 }
             }
-        }
-        for e in ip.net.iter().filter(|e| e.step == si as u32) {
-            block_boundaries(e.addr, e.prefix, &mut addrs);
-            for r in &e.ports {
-                for x in [
-                    Some(r.lo),
-                    Some(r.hi),
-                    r.lo.checked_sub(1),
-                    r.hi.checked_add(1),
-                ]
-                .into_iter()
-                .flatten()
-                {
-                    ports.insert(x);
+            for e in &entries {
+                let (lo, hi) = block_range(e.addr, e.prefix);
+                if lo <= value && value <= hi {
+                    for r in &e.ports {
+                        port_boundaries(r.lo, r.hi, &mut ports);
+                    }
                 }
             }
-        }
-        // Entries naming steps that do not exist are refused by the reader.
-        for op in [NetOp::Connect, NetOp::Bind] {
-            for proto in Proto::ALL {
-                for &a in &addrs {
-                    for &port in &ports {
-                        let want = net_reference(policy, plan, si, op, a, port);
+            for op in [NetOp::Connect, NetOp::Bind] {
+                let aop = match op {
+                    NetOp::Connect => kapl_syntax::ast::NetOp::Connect,
+                    NetOp::Bind => kapl_syntax::ast::NetOp::Bind,
+                };
+                for &port in &ports {
+                    // The reference decision: the lowest-id grant covering
+                    // the request (both protocols alike).
+                    let req = sem::Request::Net {
+                        op: aop,
+                        addr: a,
+                        port,
+                        proto: sem::Proto::Tcp,
+                    };
+                    let want = here
+                        .iter()
+                        .filter(|g| sem::rule_covers(&g.rule.kind, &req))
+                        .map(|g| g.id.0)
+                        .min();
+                    for proto in Proto::ALL {
                         let got = maps.lookup(si as u32, op, proto, a, port);
                         if want != got {
                             return Some(
