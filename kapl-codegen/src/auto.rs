@@ -283,83 +283,136 @@ pub(crate) fn minimize(
     }
 }
 
-/// The graph behind the beneath analysis: nodes are (state, mode) with mode
-/// 0 = just read '/', 1 = '.', 2 = '..', 3 = inside a proper segment (an
-/// end node); edges reversed. Built once per DFA, shared by every column.
+/// Adjacency lists in one array (compressed sparse rows).
+struct Csr {
+    start: Vec<u32>,
+    items: Vec<u32>,
+}
+
+impl Csr {
+    /// From (from, to) pairs over `n` nodes, deduplicated per node.
+    fn new(n: usize, mut pairs: Vec<(u32, u32)>) -> Csr {
+        pairs.sort_unstable();
+        pairs.dedup();
+        let mut start = vec![0u32; n + 1];
+        for &(f, _) in &pairs {
+            start[f as usize + 1] += 1;
+        }
+        for i in 0..n {
+            start[i + 1] += start[i];
+        }
+        Csr {
+            start,
+            items: pairs.into_iter().map(|(_, t)| t).collect(),
+        }
+    }
+
+    fn of(&self, x: usize) -> &[u32] {
+        &self.items[self.start[x] as usize..self.start[x + 1] as usize]
+    }
+}
+
+/// The graph behind the beneath analysis. Its nodes are (state, mode) with
+/// mode 0 = just read '/', 1 = '/.', 2 = '/..', 3 = inside a proper segment
+/// (an end node); how a mode moves depends only on whether the byte is
+/// `/`, `.`, NUL or anything else, so the graph is kept as per-state
+/// successors by byte kind (and their reverses) and node edges are derived
+/// on the fly. Built once per DFA, shared by every column.
 pub(crate) struct BeneathGraph {
     n: usize,
-    rev: Vec<Vec<u32>>,
-    fwd: Vec<Vec<u32>>,
-    /// State-level reverse transitions (for the per-column live sets).
-    srev: Vec<Vec<u32>>,
-    /// Per state `q`: the node reached from `q` by `/`.
-    start: Vec<usize>,
+    slash: Vec<u32>,
+    dot: Vec<u32>,
+    /// Successors on bytes other than `/`, `.` and NUL, deduplicated.
+    other: Csr,
+    rev_slash: Csr,
+    rev_dot: Csr,
+    rev_other: Csr,
+    /// State-level reverse transitions over every byte.
+    srev: Csr,
 }
 
 impl BeneathGraph {
     pub fn new(m: &Min) -> BeneathGraph {
         let n = m.states();
-        let step = |mode: usize, b: u8| -> Option<usize> {
-            match (mode, b) {
-                (_, 0) => None,
-                (3, b'/') => Some(0),
-                (_, b'/') => None,
-                (0, b'.') => Some(1),
-                (1, b'.') => Some(2),
-                _ => Some(3),
-            }
-        };
-        // Representative bytes per (class, norm kind).
-        let mut reps: Vec<u8> = Vec::new();
-        let mut seen = std::collections::HashSet::new();
+        // Classes holding some byte other than `/`, `.` and NUL.
+        let mut other_classes: Vec<u8> = Vec::new();
         for b in 0..=255u8 {
-            let k = match b {
-                b'/' => 0,
-                b'.' => 1,
-                0 => 2,
-                _ => 3,
-            };
-            if seen.insert((m.classes[b as usize], k)) {
-                reps.push(b);
-            }
-        }
-        let mut rev: Vec<Vec<u32>> = vec![Vec::new(); n * 4];
-        let mut fwd: Vec<Vec<u32>> = vec![Vec::new(); n * 4];
-        for s in 0..n {
-            for mode in 0..4 {
-                for &b in &reps {
-                    if let Some(nm) = step(mode, b) {
-                        let t = m.next(s as u32, b) as usize;
-                        rev[t * 4 + nm].push((s * 4 + mode) as u32);
-                        fwd[s * 4 + mode].push((t * 4 + nm) as u32);
-                    }
+            if b != b'/' && b != b'.' && b != 0 {
+                let c = m.classes[b as usize];
+                if !other_classes.contains(&c) {
+                    other_classes.push(c);
                 }
             }
         }
-        for r in rev.iter_mut().chain(fwd.iter_mut()) {
-            r.sort_unstable();
-            r.dedup();
-        }
-        let mut srev: Vec<Vec<u32>> = vec![Vec::new(); n];
+        let slash: Vec<u32> = (0..n).map(|s| m.next(s as u32, b'/')).collect();
+        let dot: Vec<u32> = (0..n).map(|s| m.next(s as u32, b'.')).collect();
+        let cc = m.class_count;
+        let mut other = Vec::new();
         for s in 0..n {
-            for c in 0..m.class_count {
-                let t = m.trans[s * m.class_count + c] as usize;
-                srev[t].push(s as u32);
+            for &c in &other_classes {
+                other.push((s as u32, m.trans[s * cc + c as usize]));
             }
         }
-        for r in srev.iter_mut() {
-            r.sort_unstable();
-            r.dedup();
-        }
-        let start = (0..n)
-            .map(|q| m.next(q as u32, b'/') as usize * 4)
+        let mut all: Vec<(u32, u32)> = (0..n)
+            .flat_map(|s| (0..cc).map(move |c| (s, c)))
+            .map(|(s, c)| (m.trans[s * cc + c], s as u32))
             .collect();
+        all.sort_unstable();
+        all.dedup();
+        let rev = |pairs: &[(u32, u32)]| Csr::new(n, pairs.iter().map(|&(f, t)| (t, f)).collect());
+        let slash_pairs: Vec<(u32, u32)> = slash
+            .iter()
+            .enumerate()
+            .map(|(s, &t)| (s as u32, t))
+            .collect();
+        let dot_pairs: Vec<(u32, u32)> = dot
+            .iter()
+            .enumerate()
+            .map(|(s, &t)| (s as u32, t))
+            .collect();
+        let rev_other = rev(&other);
         BeneathGraph {
             n,
-            rev,
-            fwd,
-            srev,
-            start,
+            rev_slash: rev(&slash_pairs),
+            rev_dot: rev(&dot_pairs),
+            rev_other,
+            other: Csr::new(n, other),
+            srev: Csr::new(n, all),
+            slash,
+            dot,
+        }
+    }
+
+    /// Node successors of (s, mode), as (state, mode).
+    fn succ(&self, s: usize, mode: usize, out: &mut Vec<(u32, usize)>) {
+        out.clear();
+        match mode {
+            0 => out.push((self.dot[s], 1)),
+            1 => out.push((self.dot[s], 2)),
+            _ => out.push((self.dot[s], 3)),
+        }
+        if mode == 3 {
+            out.push((self.slash[s], 0));
+        }
+        out.extend(self.other.of(s).iter().map(|&t| (t, 3)));
+    }
+
+    /// Node predecessors of (t, mode), as node indices `state * 4 + mode`.
+    fn pred(&self, t: usize, mode: usize, out: &mut Vec<usize>) {
+        out.clear();
+        let st = |s: u32, m: usize| s as usize * 4 + m;
+        match mode {
+            0 => out.extend(self.rev_slash.of(t).iter().map(|&s| st(s, 3))),
+            1 => out.extend(self.rev_dot.of(t).iter().map(|&s| st(s, 0))),
+            2 => out.extend(self.rev_dot.of(t).iter().map(|&s| st(s, 1))),
+            _ => {
+                for &s in self.rev_dot.of(t) {
+                    out.extend([st(s, 2), st(s, 3)]);
+                }
+                for &s in self.rev_other.of(t) {
+                    out.extend((0..4).map(|m| st(s, m)));
+                }
+            }
         }
     }
 
@@ -370,9 +423,10 @@ impl BeneathGraph {
         for &x in &stack {
             hit[x] = true;
         }
+        let mut preds = Vec::new();
         while let Some(x) = stack.pop() {
-            for &p in &self.rev[x] {
-                let p = p as usize;
+            self.pred(x / 4, x % 4, &mut preds);
+            for &p in &preds {
                 if !hit[p] && live[p / 4] {
                     hit[p] = true;
                     stack.push(p);
@@ -400,28 +454,31 @@ impl BeneathGraph {
             live[s] = true;
         }
         while let Some(s) = stack.pop() {
-            for &p in &self.srev[s] {
+            for &p in self.srev.of(s) {
                 if !live[p as usize] {
                     live[p as usize] = true;
                     stack.push(p as usize);
                 }
             }
         }
-        let live_nodes = || {
-            (0..n)
-                .filter(|&s| live[s])
-                .flat_map(|s| (0..4).map(move |m| s * 4 + m))
-        };
         let good_seeds: Vec<usize> = (0..n).filter(|&s| accept[s]).map(|s| s * 4 + 3).collect();
-        let bad_seeds: Vec<usize> = live_nodes()
-            .filter(|&x| {
-                (x % 4 == 3 && !accept[x / 4]) || self.fwd[x].iter().any(|&t| !live[t as usize / 4])
-            })
-            .collect();
+        let mut bad_seeds: Vec<usize> = Vec::new();
+        let mut succ = Vec::new();
+        for s in (0..n).filter(|&s| live[s]) {
+            for mode in 0..4 {
+                self.succ(s, mode, &mut succ);
+                if (mode == 3 && !accept[s]) || succ.iter().any(|&(t, _)| !live[t as usize]) {
+                    bad_seeds.push(s * 4 + mode);
+                }
+            }
+        }
         let good = self.propagate(good_seeds, &live);
         let bad = self.propagate(bad_seeds, &live);
-        let all = self.start.iter().map(|&x| live[x / 4] && !bad[x]).collect();
-        let some = self.start.iter().map(|&x| good[x]).collect();
+        let start = |q: usize| self.slash[q] as usize * 4;
+        let all = (0..n)
+            .map(|q| live[start(q) / 4] && !bad[start(q)])
+            .collect();
+        let some = (0..n).map(|q| good[start(q)]).collect();
         (all, some)
     }
 }

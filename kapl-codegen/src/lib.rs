@@ -347,18 +347,22 @@ pub(crate) fn build_dfa(
     let mut cell_rows: HashMap<Vec<Cell>, u32> = HashMap::default();
     let mut out_rows: Vec<Cell> = Vec::new();
     let mut state_row = Vec::with_capacity(n);
+    let mut row: Vec<Cell> = Vec::with_capacity(width);
     for q in 0..n {
-        let row: Vec<Cell> = (0..width)
-            .map(|col| Cell {
-                grant: rows[m.label[q] as usize][col],
-                beneath: flags[q * width + col],
-            })
-            .collect();
-        let k = cell_rows.len() as u32;
-        let id = *cell_rows.entry(row.clone()).or_insert_with(|| {
-            out_rows.extend_from_slice(&row);
-            k
-        });
+        row.clear();
+        row.extend((0..width).map(|col| Cell {
+            grant: rows[m.label[q] as usize][col],
+            beneath: flags[q * width + col],
+        }));
+        let id = match cell_rows.get(row.as_slice()) {
+            Some(&id) => id,
+            None => {
+                let id = cell_rows.len() as u32;
+                cell_rows.insert(row.clone(), id);
+                out_rows.extend_from_slice(&row);
+                id
+            }
+        };
         state_row.push(id);
     }
     if width == 0 {
