@@ -28,7 +28,8 @@ fn reseal(data: &[u8]) -> Option<Vec<u8>> {
         return None;
     }
     let mut v = data.to_vec();
-    v[16..24].copy_from_slice(&(v.len() as u64).to_le_bytes());
+    let len = v.len() as u64;
+    v[16..24].copy_from_slice(&len.to_le_bytes());
     v[24..56].fill(0);
     let sum = Sha256::digest(&v);
     v[24..56].copy_from_slice(&sum);
