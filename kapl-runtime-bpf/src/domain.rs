@@ -146,6 +146,9 @@ pub enum Narrowing {
     TooDeep(PathBuf),
     /// The step reached [`WalkLimits::max_rules`]: this object got no rule.
     TooMany(PathBuf),
+    /// Moving or linking files between directories (Landlock's refer) is
+    /// not granted where the step may delete but not read.
+    NoRefer(PathBuf),
 }
 
 /// Errors building a domain.
@@ -213,6 +216,7 @@ impl Walk {
             Narrowing::HardLink(_) => 3,
             Narrowing::TooDeep(_) => 4,
             Narrowing::TooMany(_) => 5,
+            Narrowing::NoRefer(_) => 6,
         };
         for g in grants {
             let c = self.counts.entry((g, kind)).or_insert(0);
@@ -346,6 +350,17 @@ fn walk_dir(
     let beneath = a.beneath_all(s_self);
     let mut rule = beneath & !covered & (access::FILE | access::PARENT);
     rule |= beneath & a.accept(s_self) & access::READ_DIR & !covered;
+    // Refer (moving or linking a file from one directory to another) only
+    // where the step may also read every file beneath: a step that may
+    // delete and create but not read could otherwise move or hard-link a
+    // file it cannot read to where a later step reads it.
+    if rule & access::REFER != 0 && beneath & access::READ_FILE == 0 {
+        rule &= !access::REFER;
+        w.narrow(
+            a.grants(s_self, access::REMOVE_FILE),
+            Narrowing::NoRefer(fs_path.to_path_buf()),
+        );
+    }
     if rule != 0 && w.rules.len() >= limits.max_rules {
         // Fail closed: no rule, and nothing below is walked.
         w.narrow(

@@ -418,7 +418,10 @@ impl Engine {
                 2 => "creation/removal cannot be granted for only some names in",
                 3 => "hard-linked files get no rule (a rule would grant their other names too):",
                 4 => "deeper than the rule builder's walk bound, nothing is granted below",
-                _ => "the step reached the rule builder's limit of rules; no rule for",
+                5 => "the step reached the rule builder's limit of rules; no rule for",
+                _ => {
+                    "files cannot be moved or linked between directories where the step may delete but not read:"
+                }
             };
             out.push((
                 self.is_lib(*g),
@@ -1385,6 +1388,7 @@ fn narrowing_kind(n: &domain::Narrowing) -> u8 {
         domain::Narrowing::HardLink(_) => 3,
         domain::Narrowing::TooDeep(_) => 4,
         domain::Narrowing::TooMany(_) => 5,
+        domain::Narrowing::NoRefer(_) => 6,
     }
 }
 
@@ -1395,7 +1399,8 @@ fn narrowing_path(n: &domain::Narrowing) -> String {
         | domain::Narrowing::ParentRight(p, _)
         | domain::Narrowing::HardLink(p)
         | domain::Narrowing::TooDeep(p)
-        | domain::Narrowing::TooMany(p) => p.display().to_string(),
+        | domain::Narrowing::TooMany(p)
+        | domain::Narrowing::NoRefer(p) => p.display().to_string(),
     }
 }
 

@@ -1073,19 +1073,23 @@ fn links_swapped_while_the_rules_are_built_are_refused() {
     assert_no_leftover_cgroups();
 }
 
-/// A step that may create and delete (Landlock's refer) but not read can
-/// hard-link a file it cannot read under a name a later step reads. Where
-/// the later step's grant needs per-entry rules, a rule on the link would
-/// have granted the file's own, denied name too: a hard-linked file where
-/// the plan may create files gets no rule (fail closed). Where the later
-/// step reads the whole directory, the link is a granted name — authority
-/// the policy grants (delete + create may move or link files), documented
-/// in the threat model.
+/// A step that may create and delete but not read could move or hard-link
+/// a file it cannot read to where a later step reads it (Landlock's refer
+/// right checks only that the file gains no right *in that step*). The
+/// runtime grants refer only where the step may also read everything
+/// beneath, so both are refused (EXDEV); and a hard link already there
+/// (made before the session, by an earlier session of the plan) gets no
+/// per-entry rule where the plan may create files, so neither of its names
+/// opens. Under a directory a later step reads wholly, such a pre-existing
+/// link is a granted name (documented).
 #[test]
-fn a_link_planted_by_an_earlier_step_is_refused_per_entry() {
+fn an_earlier_step_cannot_move_or_link_unreadable_files_to_a_later_step() {
     let t = Tmp::new("esc-links-steps");
     t.write("pub/a.txt", "a\n");
+    t.write("pub/b.txt", "b\n");
     t.write("secret/s.txt", "secret\n");
+    let (secret, x) = (t.path("secret/s.txt"), t.path("pub/x.txt"));
+    std::fs::hard_link(&secret, &x).unwrap();
     let img = t.path("p.kapi");
     std::fs::write(
         &img,
@@ -1118,11 +1122,11 @@ fn a_link_planted_by_an_earlier_step_is_refused_per_entry() {
     .unwrap();
     let audit = t.path("audit.jsonl");
     let o = kr(&["session", "start", &img, "--plan", "p", "--audit", &audit]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
+    let report = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(0), "{report}");
+    assert!(
+        report.contains("files cannot be moved or linked between directories where the step may delete but not read"),
+        "precision report: {report}"
     );
     let id = String::from_utf8_lossy(&o.stdout).trim().to_string();
     let s = Sess {
@@ -1130,10 +1134,42 @@ fn a_link_planted_by_an_earlier_step_is_refused_per_entry() {
         id,
         audit,
     };
-    let (secret, x) = (t.path("secret/s.txt"), t.path("pub/x.txt"));
-    // Step tidy: may not read the secret, may link it (delete gives refer).
-    expect(&s.probe(&["read", &secret]), &["read refused 13"]);
-    s.ok(&["hardlink", &secret, &x], &["hardlink ok"]);
+    // Step tidy: may not read the secret, nor move or link it elsewhere.
+    let in_step = |step: &'static str| {
+        move |r: &serde_json::Value| r["step"] == step && r["verdict"] == "deny"
+    };
+    let sec_dir = t.path("secret");
+    for (args, line) in [
+        (
+            vec!["hardlink", secret.as_str(), &t.path("pub/y.txt")],
+            "hardlink refused 18",
+        ),
+        (
+            vec!["rename", secret.as_str(), &t.path("pub/z.txt")],
+            "rename refused 18",
+        ),
+    ] {
+        let args: Vec<&str> = args.iter().map(|a| a.as_ref()).collect();
+        let mut seen = false;
+        for _ in 0..3 {
+            expect(&s.probe(&args), &[line]);
+            seen = s.records().iter().any(|r| {
+                in_step("tidy")(r)
+                    && r["operation"] == "delete (refer)"
+                    && r["object"] == sec_dir.as_str()
+            });
+            if seen {
+                break;
+            }
+        }
+        assert!(seen, "{args:?}: no refer denial on {sec_dir}");
+    }
+    assert!(std::path::Path::new(&secret).exists());
+    // Twin: moving a file within one directory needs no refer.
+    s.ok(
+        &["rename", &t.path("pub/b.txt"), &t.path("pub/c.txt")],
+        &["rename ok"],
+    );
     let o = kr(&["step", "--session", &s.id, "work"]);
     assert_eq!(
         o.status.code(),
@@ -1143,18 +1179,15 @@ fn a_link_planted_by_an_earlier_step_is_refused_per_entry() {
     );
     // Step work: per-entry rules; the linked file gets none.
     s.ok(&["read", &t.path("pub/a.txt")], &["read ok"]);
-    // (made again when the host's audit backlog dropped the record)
     let refused_in_work = |path: &str| {
         for _ in 0..3 {
             expect(&s.probe(&["read", path]), &["read refused 13"]);
-            let recs = s.records();
-            if let Some(r) = recs.iter().find(|r| {
-                r["verdict"] == "deny"
-                    && r["step"] == "work"
+            if s.records().iter().any(|r| {
+                in_step("work")(r)
                     && r["operation"] == "read (read_file)"
                     && r["object"] == path
+                    && r["mechanism"] == "landlock"
             }) {
-                assert_eq!(r["mechanism"], "landlock");
                 return;
             }
         }
@@ -1162,7 +1195,8 @@ fn a_link_planted_by_an_earlier_step_is_refused_per_entry() {
     };
     refused_in_work(&x);
     refused_in_work(&secret);
-    // Step whole: the link is a name under a wholly granted directory.
+    // Step whole: the pre-existing link is a name under a wholly granted
+    // directory.
     let o = kr(&["step", "--session", &s.id, "whole"]);
     assert_eq!(
         o.status.code(),

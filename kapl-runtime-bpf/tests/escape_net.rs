@@ -3,9 +3,10 @@
 //! real kernel (root) and must be refused — with the errno of the mechanism
 //! that refuses it, and an audit record carrying the authority chain where
 //! that mechanism reports — while its legitimate twin still works. Where
-//! only seccomp refuses (it reports nothing), the test says so and checks
-//! that the same probe succeeds outside the session, so a refusal inside is
-//! the sandbox's doing and not a broken probe. Nothing is skipped: a
+//! seccomp refuses, the test checks that the same probe succeeds outside
+//! the session, so a refusal inside is the sandbox's doing and not a broken
+//! probe, and that the refused call is reported (`syscall (seccomp)`) —
+//! except the socket-family refusals, which the filter leaves unlogged. Nothing is skipped: a
 //! missing kernel feature fails the test.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
@@ -145,6 +146,15 @@ fn deny<'a>(recs: &'a [Value], operation: &str, object: &str, mechanism: &str) -
     r
 }
 
+/// The seccomp deny record of system call `call`, with the authority chain
+/// of step `step` (no nearest grant: no grant kind names a system call).
+#[track_caller]
+fn seccomp_deny(recs: &[Value], call: &str, step: &str) {
+    let r = deny(recs, "syscall (seccomp)", call, "seccomp");
+    assert_eq!(r["step"], step, "{r:#}");
+    assert!(r["nearest"].is_null(), "{r:#}");
+}
+
 fn tcp_any() -> (TcpListener, u16) {
     let l = TcpListener::bind("0.0.0.0:0").unwrap();
     let p = l.local_addr().unwrap().port();
@@ -209,6 +219,7 @@ fn io_uring_operations_are_refused_and_plain_twins_work() {
     s.expect(&["connect", &tcp], "connect ok");
     s.expect(&["udp-sendto", &udp], "udp-sendto ok");
     let recs = s.records();
+    seccomp_deny(&recs, "io_uring_setup", "work");
     assert!(
         recs.iter().any(|r| r["verdict"] == "allow"
             && r["object"] == format!("{udp} (udp)")
@@ -585,6 +596,9 @@ fn tampering_with_the_session_is_refused() {
     assert_eq!(d["object"], format!("pid {sup} (kapl-run)"));
     assert_eq!(d["step"], "first");
     assert_eq!(d["mechanism"], "landlock");
+    for call in ["bpf", "ptrace", "process_vm_readv"] {
+        seccomp_deny(&recs, call, "first");
+    }
     // The twin: a client outside the session switches the step.
     let o = Command::new(kapl_run())
         .args(["step", "--session", &s.id, "second"])
