@@ -12,11 +12,11 @@
 //! classes in ascending order; classes as coarse as the language allows), so
 //! two such DFAs are equal (`==`) exactly when their languages are equal.
 
+use crate::bytes::HashMap;
 use crate::bytes::{ByteSet, Classes, readability_rank};
 use crate::nfa::Nfa;
 use crate::norm;
 use kapl_syntax::glob::Glob;
-use std::collections::HashMap;
 use std::collections::VecDeque;
 
 /// A complete DFA over byte equivalence classes.
@@ -277,7 +277,7 @@ impl Dfa {
     fn full_from(&self, state: u32, t0: u8) -> bool {
         // Combined classes of this DFA and the normalized automaton's bytes.
         let mut reps: Vec<u8> = Vec::new();
-        let mut seen: HashMap<(u8, u8), ()> = HashMap::new();
+        let mut seen: HashMap<(u8, u8), ()> = HashMap::default();
         for b in 0..=255u8 {
             let nclass = match b {
                 b'/' => 0,
@@ -289,7 +289,7 @@ impl Dfa {
                 reps.push(b);
             }
         }
-        let mut visited: HashMap<(u32, u8), ()> = HashMap::new();
+        let mut visited: HashMap<(u32, u8), ()> = HashMap::default();
         let mut queue = VecDeque::from([(state, t0)]);
         visited.insert((state, t0), ());
         while let Some((s, t)) = queue.pop_front() {
@@ -330,8 +330,8 @@ impl Dfa {
         }
     }
 
-    /// The minimal, canonically numbered DFA of the same language (Moore's
-    /// partition refinement on the reachable states, then breadth-first
+    /// The minimal, canonically numbered DFA of the same language
+    /// (Hopcroft's partition refinement on the reachable states, then breadth-first
     /// renumbering, then merging classes with identical columns).
     #[must_use]
     fn minimize(&self) -> Dfa {
@@ -354,41 +354,26 @@ impl Dfa {
                 }
             }
         }
-        // Moore refinement over reachable states.
-        let mut block = vec![0u32; n];
-        let mut count = 0usize;
-        {
-            let mut ids: HashMap<bool, u32> = HashMap::new();
-            for &s in &order {
-                let next = to_u32(ids.len());
-                block[s as usize] = *ids.entry(self.accept[s as usize]).or_insert(next);
-            }
-            count = count.max(ids.len());
+        // Hopcroft refinement by acceptance over the reachable states
+        // (renumbered in `order`; unreachable states keep block 0 and are
+        // never used).
+        let mut index = vec![0u32; n];
+        for (i, &s) in order.iter().enumerate() {
+            index[s as usize] = to_u32(i);
         }
-        let mut sig: Vec<u32> = Vec::with_capacity(nc + 1);
-        loop {
-            let mut ids: HashMap<Vec<u32>, u32> = HashMap::with_capacity(count * 2);
-            let mut next_block = vec![0u32; n];
-            for &s in &order {
-                sig.clear();
-                sig.push(block[s as usize]);
-                let row = &self.trans[s as usize * nc..(s as usize + 1) * nc];
-                sig.extend(row.iter().map(|&t| block[t as usize]));
-                let fresh = to_u32(ids.len());
-                next_block[s as usize] = match ids.get(&sig) {
-                    Some(&b) => b,
-                    None => {
-                        ids.insert(sig.clone(), fresh);
-                        fresh
-                    }
-                };
-            }
-            let new_count = ids.len();
-            block = next_block;
-            if new_count == count {
-                break;
-            }
-            count = new_count;
+        let sub: Vec<u32> = order
+            .iter()
+            .flat_map(|&s| (0..nc).map(move |c| (s as usize) * nc + c))
+            .map(|k| index[self.trans[k] as usize])
+            .collect();
+        let label: Vec<u32> = order
+            .iter()
+            .map(|&s| u32::from(self.accept[s as usize]))
+            .collect();
+        let (sub_block, count) = crate::partition::coarsest_partition(nc, &sub, &label);
+        let mut block = vec![0u32; n];
+        for (&s, &b) in order.iter().zip(&sub_block) {
+            block[s as usize] = b;
         }
         // One representative state per block.
         let mut rep = vec![u32::MAX; count];
@@ -399,7 +384,7 @@ impl Dfa {
             }
         }
         // Merge classes whose columns agree on the quotient automaton.
-        let mut col_ids: HashMap<Vec<u32>, u8> = HashMap::new();
+        let mut col_ids: HashMap<Vec<u32>, u8> = HashMap::default();
         let mut class_map = [0u8; 256];
         let mut old_to_new = vec![u8::MAX; nc];
         let mut new_reps: Vec<usize> = Vec::new();
@@ -488,19 +473,27 @@ fn determinize(nfa: &Nfa) -> Dfa {
     let reps = classes.representatives();
     let nc = classes.count;
     let mut mark = vec![false; nfa.accept.len()];
-    let mut index: HashMap<(u8, Vec<u32>), u32> = HashMap::new();
-    let mut states: Vec<(u8, Vec<u32>)> = Vec::new();
-    let mut start_set = vec![0u32];
-    nfa.closure(&mut start_set, &mut mark);
-    let start = (norm::START, start_set);
-    index.insert(start.clone(), 0);
-    states.push(start);
+    let mut stack: Vec<u32> = Vec::new();
+    // A DFA state is keyed by its normalized-automaton state followed by
+    // its sorted NFA state set, in one vector (looked up without copying).
+    let mut index: HashMap<Vec<u32>, u32> = HashMap::default();
+    let mut states: Vec<Vec<u32>> = Vec::new();
+    let mut key: Vec<u32> = vec![u32::from(norm::START)];
+    let mut next: Vec<u32> = Vec::new();
+    nfa.closure_into(&[0], &mut next, &mut stack, &mut mark);
+    key.extend_from_slice(&next);
+    index.insert(key.clone(), 0);
+    states.push(key.clone());
     let mut trans: Vec<u32> = Vec::new();
     let mut accept: Vec<bool> = Vec::new();
+    let mut seeds: Vec<u32> = Vec::new();
     let mut i = 0;
     while i < states.len() {
-        let (ns, set) = states[i].clone();
+        // The index keeps its own copy of the key.
+        let cur = std::mem::take(&mut states[i]);
         i += 1;
+        let ns = cur.first().map_or(norm::DEAD, |&x| x as u8);
+        let set = cur.get(1..).unwrap_or(&[]);
         accept.push(
             norm::accepting(ns)
                 && set
@@ -509,28 +502,27 @@ fn determinize(nfa: &Nfa) -> Dfa {
         );
         for &b in &reps {
             let ns2 = norm::step(ns, b);
-            let mut next: Vec<u32> = Vec::new();
+            next.clear();
             if ns2 != norm::DEAD {
-                for &s in &set {
+                seeds.clear();
+                for &s in set {
                     for (bs, t) in nfa.edges.get(s as usize).map(Vec::as_slice).unwrap_or(&[]) {
                         if bs.contains(b) {
-                            next.push(*t);
+                            seeds.push(*t);
                         }
                     }
                 }
-                nfa.closure(&mut next, &mut mark);
+                nfa.closure_into(&seeds, &mut next, &mut stack, &mut mark);
             }
-            let key = if next.is_empty() {
-                (norm::DEAD, next)
-            } else {
-                (ns2, next)
-            };
-            let id = match index.get(&key) {
+            key.clear();
+            key.push(u32::from(if next.is_empty() { norm::DEAD } else { ns2 }));
+            key.extend_from_slice(&next);
+            let id = match index.get(key.as_slice()) {
                 Some(&id) => id,
                 None => {
                     let id = to_u32(states.len());
                     index.insert(key.clone(), id);
-                    states.push(key);
+                    states.push(key.clone());
                     id
                 }
             };
@@ -543,20 +535,33 @@ fn determinize(nfa: &Nfa) -> Dfa {
 /// The combined classes of two DFAs: a byte map and one representative per
 /// combined class (the most readable byte of the class).
 fn pair_classes(a: &Dfa, b: &Dfa) -> ([u8; 256], Vec<(u8, u8, u8)>) {
-    let mut ids: HashMap<(u8, u8), u8> = HashMap::new();
+    // Dense (class of a, class of b) -> combined class table.
+    let nb = b.class_count.max(1);
+    let mut ids: Vec<u16> = vec![u16::MAX; a.class_count.max(1) * nb];
     let mut map = [0u8; 256];
     let mut reps: Vec<(u8, u8, u8)> = Vec::new();
     for byte in 0..=255u8 {
         let key = (a.class_of(byte), b.class_of(byte));
-        let fresh = u8::try_from(ids.len()).unwrap_or(u8::MAX);
-        let id = *ids.entry(key).or_insert(fresh);
-        if usize::from(id) == reps.len() {
-            reps.push((byte, key.0, key.1));
-        } else if let Some(r) = reps.get_mut(usize::from(id))
-            && readability_rank(byte) < readability_rank(r.0)
-        {
-            r.0 = byte;
-        }
+        let slot = usize::from(key.0) * nb + usize::from(key.1);
+        let id = match ids.get(slot).copied() {
+            Some(u16::MAX) | None => {
+                let fresh = u8::try_from(reps.len()).unwrap_or(u8::MAX);
+                if let Some(x) = ids.get_mut(slot) {
+                    *x = u16::from(fresh);
+                }
+                reps.push((byte, key.0, key.1));
+                fresh
+            }
+            Some(id) => {
+                let id = u8::try_from(id).unwrap_or(u8::MAX);
+                if let Some(r) = reps.get_mut(usize::from(id))
+                    && readability_rank(byte) < readability_rank(r.0)
+                {
+                    r.0 = byte;
+                }
+                id
+            }
+        };
         map[usize::from(byte)] = id;
     }
     (map, reps)
@@ -566,7 +571,7 @@ fn pair_classes(a: &Dfa, b: &Dfa) -> ([u8; 256], Vec<(u8, u8, u8)>) {
 fn product(a: &Dfa, b: &Dfa, op: impl Fn(bool, bool) -> bool) -> Dfa {
     let (map, reps) = pair_classes(a, b);
     let nc = reps.len();
-    let mut index: HashMap<(u32, u32), u32> = HashMap::new();
+    let mut index: HashMap<(u32, u32), u32> = HashMap::default();
     let mut states: Vec<(u32, u32)> = vec![(a.start, b.start)];
     index.insert((a.start, b.start), 0);
     let mut trans: Vec<u32> = Vec::new();
@@ -632,7 +637,7 @@ fn product_witness(
     } else {
         Vec::new()
     };
-    let mut done_sparse: HashMap<usize, ()> = HashMap::new();
+    let mut done_sparse: HashMap<usize, ()> = HashMap::default();
     // (a state, b state, after slash, parent index, byte)
     let mut nodes: Vec<(u32, u32, bool, u32, u8)> = vec![(a.start, b.start, false, u32::MAX, 0)];
     let mut buckets: Vec<Vec<u32>> = vec![vec![0]];

@@ -25,7 +25,9 @@ mod bytes;
 mod dfa;
 mod nfa;
 mod norm;
+mod partition;
 
 pub use bytes::{ByteSet, readability_rank};
 pub use dfa::Dfa;
 pub use norm::is_normalized;
+pub use partition::coarsest_partition;

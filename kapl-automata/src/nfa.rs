@@ -160,12 +160,19 @@ impl Nfa {
         self.edges.iter().flat_map(|e| e.iter().map(|(s, _)| s))
     }
 
-    /// The ε-closure of `set`, sorted and deduplicated. `mark` is scratch
-    /// space of one flag per state, all false on entry and on exit.
-    pub fn closure(&self, set: &mut Vec<u32>, mark: &mut [bool]) {
-        let mut stack: Vec<u32> = Vec::new();
-        let mut out = Vec::with_capacity(set.len());
-        for &s in set.iter() {
+    /// The ε-closure of `seeds` into `out` (sorted, deduplicated), with
+    /// caller-owned scratch space (`stack`; `mark`: one flag per state, all false on entry and on
+    /// exit).
+    pub fn closure_into(
+        &self,
+        seeds: &[u32],
+        out: &mut Vec<u32>,
+        stack: &mut Vec<u32>,
+        mark: &mut [bool],
+    ) {
+        out.clear();
+        stack.clear();
+        for &s in seeds {
             if let Some(m) = mark.get_mut(s as usize)
                 && !*m
             {
@@ -184,12 +191,11 @@ impl Nfa {
                 }
             }
         }
-        for &s in &out {
+        for &s in out.iter() {
             if let Some(m) = mark.get_mut(s as usize) {
                 *m = false;
             }
         }
         out.sort_unstable();
-        *set = out;
     }
 }

@@ -29,8 +29,8 @@ fn pats(list: &[String]) -> Vec<PatternRef> {
     list.iter()
         .filter_map(|t| {
             parse_glob(t, span()).ok().map(|glob| PatternRef {
-                source: t.clone(),
-                glob,
+                source: t.as_str().into(),
+                glob: glob.into(),
                 span: span(),
             })
         })

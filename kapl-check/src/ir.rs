@@ -12,6 +12,7 @@ use kapl_syntax::Span;
 use kapl_syntax::ast::{NetOp, Right};
 use kapl_syntax::glob::Glob;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// Index into `Policy::objectives`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -75,10 +76,11 @@ impl Rights {
 /// A glob with the span it was written at.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PatternRef {
-    /// The glob text as written (for messages and provenance).
-    pub source: String,
-    /// The parsed glob.
-    pub glob: Glob,
+    /// The glob text as written (for messages and provenance), shared
+    /// with the AST and every other expansion of the same `use`.
+    pub source: Arc<str>,
+    /// The parsed glob, shared likewise (lowering clones no glob).
+    pub glob: Arc<Glob>,
     /// Where it is written.
     pub span: Span,
 }

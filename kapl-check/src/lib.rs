@@ -33,6 +33,9 @@ pub struct FrontEnd {
     /// The root file could not be read at all: an I/O problem, not a
     /// problem of the policy (the CLI exits 2).
     pub root_unreadable: bool,
+    /// The prover's per-grant automata, once the prover has run on
+    /// `policy` ([`prove::prove_front_end`]); code generation reuses them.
+    pub automata: Option<prove::GrantAutomata>,
 }
 
 /// Loads, parses, resolves and lowers the policy rooted at `root`, with a
@@ -70,6 +73,7 @@ pub fn check_front_with(loader: &mut dyn Loader, root: &str, parse: load::ParseF
         policy,
         diagnostics,
         root_unreadable: loaded.root_unreadable,
+        automata: None,
     }
 }
 

@@ -257,9 +257,14 @@ impl<'a> Lowerer<'a> {
                     }
                     self.produced += cost;
                     out.extend(inner.iter().map(|x| {
-                        let mut x = x.clone();
-                        x.via.insert(0, r.span);
-                        x
+                        let mut via = Vec::with_capacity(x.via.len() + 1);
+                        via.push(r.span);
+                        via.extend_from_slice(&x.via);
+                        ir::Rule {
+                            kind: x.kind.clone(),
+                            span: x.span,
+                            via,
+                        }
                     }));
                 }
                 _ => {

@@ -153,8 +153,8 @@ fn gen_glob(rng: &mut Rng, broad: bool) -> Glob {
 fn pats(rng: &mut Rng, n: &mut usize, count: usize, broad: bool) -> Vec<PatternRef> {
     (0..count)
         .map(|_| PatternRef {
-            source: "generated".to_string(),
-            glob: gen_glob(rng, broad),
+            source: "generated".into(),
+            glob: gen_glob(rng, broad).into(),
             span: sp(n),
         })
         .collect()

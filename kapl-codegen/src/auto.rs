@@ -1,14 +1,13 @@
-//! Tagged path automata for code generation.
+//! Product path automata for code generation.
 //!
-//! Input: terms, each a set of globs minus a set of `except` globs.
-//! Output: one complete byte-class DFA over normalized absolute paths whose
-//! states carry the set of terms that accept there; then minimization by an
-//! arbitrary per-state label, and the beneath analysis Landlock needs.
-//!
-//! This construction is codegen's own (independent of `kapl-automata`), so
-//! that translation validation compares two independent constructions.
+//! Input: the prover's automata (`kapl_automata::Dfa`, one per distinct
+//! grant language). Output: one complete byte-class DFA whose states are
+//! tuples of the components' states, each labelled by what accepts there;
+//! then minimization by that label, and the beneath analysis Landlock
+//! needs. Translation validation (`crate::translate`) checks the emitted
+//! tables against the same prover automata with its own product walk.
 
-use kapl_syntax::glob::{Atom, Branch, Glob, Segment};
+use kapl_automata::Dfa;
 use std::collections::HashMap as StdMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -45,368 +44,145 @@ impl Hasher for Fx {
 /// A hash map with [`Fx`].
 pub(crate) type HashMap<K, V> = StdMap<K, V, BuildHasherDefault<Fx>>;
 
-/// A set of bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
-pub(crate) struct Bytes([u64; 4]);
-
-impl Bytes {
-    fn single(b: u8) -> Bytes {
-        let mut s = Bytes::default();
-        s.insert(b);
-        s
-    }
-    fn insert(&mut self, b: u8) {
-        self.0[(b >> 6) as usize] |= 1 << (b & 63);
-    }
-    fn contains(self, b: u8) -> bool {
-        self.0[(b >> 6) as usize] & (1 << (b & 63)) != 0
-    }
-    /// Every byte but `/`.
-    fn segment() -> Bytes {
-        let mut s = Bytes([u64::MAX; 4]);
-        s.0[(b'/' >> 6) as usize] &= !(1 << (b'/' & 63));
-        s
-    }
-}
-
-/// The normalized-path automaton (see `kapl_automata::is_normalized`):
-/// `/` alone or `/SEG` repeated, segments non-empty, not `.`/`..`, no NUL.
-pub(crate) mod norm {
-    pub const START: u8 = 0;
-    pub const ROOT: u8 = 1;
-    pub const SLASH: u8 = 2;
-    pub const DOT1: u8 = 3;
-    pub const DOT2: u8 = 4;
-    pub const SEG: u8 = 5;
-    pub const DEAD: u8 = 6;
-
-    pub fn step(s: u8, b: u8) -> u8 {
-        match s {
-            START => {
-                if b == b'/' {
-                    ROOT
-                } else {
-                    DEAD
-                }
-            }
-            ROOT | SLASH | DOT1 | DOT2 => match b {
-                b'/' | 0 => DEAD,
-                b'.' if s == ROOT || s == SLASH => DOT1,
-                b'.' if s == DOT1 => DOT2,
-                _ => SEG,
-            },
-            SEG => match b {
-                b'/' => SLASH,
-                0 => DEAD,
-                _ => SEG,
-            },
-            _ => DEAD,
-        }
-    }
-
-    pub fn accepting(s: u8) -> bool {
-        s == ROOT || s == SEG
-    }
-}
-
-#[derive(Default)]
-struct Nfa {
-    edges: Vec<Vec<(Bytes, u32)>>,
-    eps: Vec<Vec<u32>>,
-    /// The tag (glob index) a state accepts for.
-    tag: Vec<Option<u32>>,
-}
-
-impl Nfa {
-    fn state(&mut self) -> u32 {
-        self.edges.push(Vec::new());
-        self.eps.push(Vec::new());
-        self.tag.push(None);
-        (self.tag.len() - 1) as u32
-    }
-    fn edge(&mut self, from: u32, set: Bytes, to: u32) {
-        self.edges[from as usize].push((set, to));
-    }
-    fn step(&mut self, from: u32, set: Bytes) -> u32 {
-        let n = self.state();
-        self.edge(from, set, n);
-        n
-    }
-    fn eps(&mut self, from: u32, to: u32) {
-        self.eps[from as usize].push(to);
-    }
-
-    /// Adds a branch from `start` accepting with `tag`.
-    fn branch(&mut self, start: u32, b: &Branch, tag: u32) {
-        let slash = Bytes::single(b'/');
-        let seg = Bytes::segment();
-        if b.segments.iter().all(|s| matches!(s, Segment::AnyDepth)) {
-            let root = self.step(start, slash);
-            self.tag[root as usize] = Some(tag);
-        }
-        if b.segments.is_empty() {
-            return;
-        }
-        let mut cur = self.state();
-        self.eps(start, cur);
-        for s in &b.segments {
-            match s {
-                Segment::AnyDepth => {
-                    // ("/" seg+)*
-                    let l = self.state();
-                    self.eps(cur, l);
-                    let a = self.step(l, slash);
-                    let c = self.step(a, seg);
-                    self.edge(c, seg, c);
-                    self.eps(c, l);
-                    cur = l;
-                }
-                Segment::Atoms(atoms) => {
-                    cur = self.step(cur, slash);
-                    let only_stars = atoms.iter().all(|a| match a {
-                        Atom::Star => true,
-                        Atom::Literal(l) => l.is_empty(),
-                        _ => false,
-                    });
-                    if only_stars {
-                        cur = self.step(cur, seg);
-                        self.edge(cur, seg, cur);
-                        continue;
-                    }
-                    for a in atoms {
-                        match a {
-                            Atom::Literal(bytes) => {
-                                for &x in bytes {
-                                    cur = self.step(cur, Bytes::single(x));
-                                }
-                            }
-                            Atom::Star => {
-                                let n = self.state();
-                                self.eps(cur, n);
-                                self.edge(n, seg, n);
-                                cur = n;
-                            }
-                            Atom::AnyByte => cur = self.step(cur, seg),
-                            Atom::Class { negated, ranges } => {
-                                let mut set = Bytes::default();
-                                for x in 0..=255u8 {
-                                    let inr = ranges.iter().any(|&(lo, hi)| lo <= x && x <= hi);
-                                    if inr != *negated && x != b'/' {
-                                        set.insert(x);
-                                    }
-                                }
-                                cur = self.step(cur, set);
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        let end = self.state();
-        self.eps(cur, end);
-        self.tag[end as usize] = Some(tag);
-    }
-}
-
-/// A term: paths matching some `patterns` and no `except`.
-pub(crate) struct Term<'a> {
-    pub patterns: Vec<&'a Glob>,
-    pub except: Vec<&'a Glob>,
-}
-
-/// A complete DFA whose states carry the terms accepted there.
+/// A DFA whose states are tuples of component states, with one label per
+/// state (not minimized; state 0 is the dead state).
 #[derive(Clone, Debug)]
 pub(crate) struct Tagged {
     pub classes: [u8; 256],
     pub class_count: usize,
     pub start: u32,
     pub trans: Vec<u32>,
-    /// Per state: sorted indices of the terms accepting there.
-    pub accepted: Vec<Vec<u32>>,
+    /// Per state: the label the caller gave its accepting components.
+    pub label: Vec<u32>,
 }
 
-type Key = (Vec<u32>, u8);
-
-struct Subsets {
-    index: HashMap<Key, u32>,
-    todo: Vec<(Key, u32)>,
-    trans: Vec<u32>,
-    accepted: Vec<Vec<u32>>,
-    cc: usize,
-}
-
-impl Subsets {
-    fn intern(&mut self, key: Key, nfa: &Nfa, tags: &[(u32, bool)]) -> u32 {
-        if key.0.is_empty() || key.1 == norm::DEAD {
-            return 0;
+/// The coarsest byte classes refining every component's classes: a byte
+/// map and one representative byte per class.
+fn joint_classes(dfas: &[&Dfa]) -> ([u8; 256], Vec<u8>) {
+    let mut class = [0u16; 256];
+    let mut count = 1usize;
+    // (current class, component class) -> new class; reset after each
+    // component through `touched`.
+    let mut table = vec![u16::MAX; 256 * 256];
+    let mut touched: Vec<usize> = Vec::with_capacity(256);
+    for d in dfas {
+        if count == 256 {
+            break; // already one class per byte
         }
-        if let Some(&i) = self.index.get(&key) {
+        let mut next = 0u16;
+        for (b, cl) in class.iter_mut().enumerate() {
+            let key = usize::from(*cl) * 256 + usize::from(d.class_of(b as u8));
+            if table[key] == u16::MAX {
+                table[key] = next;
+                next += 1;
+                touched.push(key);
+            }
+            *cl = table[key];
+        }
+        count = usize::from(next);
+        for k in touched.drain(..) {
+            table[k] = u16::MAX;
+        }
+    }
+    // Renumber by smallest byte.
+    let mut map = [0u8; 256];
+    let mut ids = vec![u16::MAX; 256];
+    let mut reps: Vec<u8> = Vec::new();
+    for b in 0..256usize {
+        let c = usize::from(class[b]);
+        if ids[c] == u16::MAX {
+            ids[c] = reps.len() as u16;
+            reps.push(b as u8);
+        }
+        map[b] = ids[c] as u8;
+    }
+    (map, reps)
+}
+
+/// The product of `dfas` (complete, minimized automata over normalized
+/// paths, e.g. the prover's per-grant automata): a state is the sorted
+/// list of `(component, state)` of the components still alive, so work
+/// stays proportional to the components that can still accept. Each
+/// state's label is `label(accepting components, ascending)`; the dead
+/// state (no component alive) gets `label(&[])`.
+///
+/// Successor tuples come out sorted (components are stepped in order), so
+/// nothing is sorted; tuples are interned by value.
+pub(crate) fn product(dfas: &[&Dfa], label: &mut dyn FnMut(&[u32]) -> u32) -> Tagged {
+    let (classes, reps) = joint_classes(dfas);
+    let cc = reps.len();
+    // Component class of each joint class.
+    let comp_class: Vec<u8> = dfas
+        .iter()
+        .flat_map(|d| reps.iter().map(|&b| d.class_of(b)))
+        .collect();
+    let mut index: HashMap<Vec<u32>, u32> = HashMap::default();
+    let mut tuples: Vec<Vec<u32>> = Vec::new();
+    let mut trans: Vec<u32> = Vec::new();
+    let mut labels: Vec<u32> = Vec::new();
+    let mut accepting: Vec<u32> = Vec::new();
+    // Flattened tuple: component, state, component, state, ...
+    let mut intern = |t: &[u32],
+                      index: &mut HashMap<Vec<u32>, u32>,
+                      tuples: &mut Vec<Vec<u32>>,
+                      labels: &mut Vec<u32>,
+                      trans: &mut Vec<u32>|
+     -> u32 {
+        if let Some(&i) = index.get(t) {
             return i;
         }
-        let id = self.accepted.len() as u32;
-        // Terms accepted: some pattern tag and no except tag.
-        let mut pat: Vec<u32> = Vec::new();
-        let mut ex: Vec<u32> = Vec::new();
-        if norm::accepting(key.1) {
-            for &s in &key.0 {
-                if let Some(tag) = nfa.tag[s as usize] {
-                    let (t, is_ex) = tags[tag as usize];
-                    if is_ex { ex.push(t) } else { pat.push(t) }
-                }
+        let id = tuples.len() as u32;
+        accepting.clear();
+        for p in t.chunks_exact(2) {
+            if dfas[p[0] as usize].is_accepting(p[1]) {
+                accepting.push(p[0]);
             }
         }
-        pat.sort_unstable();
-        pat.dedup();
-        pat.retain(|t| !ex.contains(t));
-        self.accepted.push(pat);
-        self.trans.extend(std::iter::repeat_n(0, self.cc));
-        self.index.insert(key.clone(), id);
-        self.todo.push((key, id));
+        labels.push(label(&accepting));
+        trans.extend(std::iter::repeat_n(0, cc));
+        index.insert(t.to_vec(), id);
+        tuples.push(t.to_vec());
         id
-    }
-}
-
-/// Builds the tagged DFA of `terms` (not minimized; state 0 is the dead
-/// state).
-pub(crate) fn build(terms: &[Term<'_>]) -> Tagged {
-    let mut nfa = Nfa::default();
-    let start = nfa.state();
-    // tag -> (term, is_except)
-    let mut tags: Vec<(u32, bool)> = Vec::new();
-    for (ti, t) in terms.iter().enumerate() {
-        for (globs, ex) in [(&t.patterns, false), (&t.except, true)] {
-            for g in globs.iter() {
-                let tag = tags.len() as u32;
-                tags.push((ti as u32, ex));
-                for b in &g.branches {
-                    nfa.branch(start, b, tag);
-                }
-            }
-        }
-    }
-    // Byte classes: refine by every edge set and by the normalized-path
-    // automaton's bytes.
-    let mut sig: Vec<Vec<u32>> = vec![Vec::new(); 256];
-    let mut distinct: HashMap<Bytes, u32> = HashMap::default();
-    for set in nfa.edges.iter().flatten().map(|(s, _)| *s).chain([
-        Bytes::single(b'/'),
-        Bytes::single(b'.'),
-        Bytes::single(0),
-    ]) {
-        let n = distinct.len() as u32;
-        distinct.entry(set).or_insert(n);
-    }
-    let mut sets: Vec<(Bytes, u32)> = distinct.into_iter().collect();
-    sets.sort_by_key(|(_, i)| *i);
-    for (set, i) in &sets {
-        for b in 0..=255u8 {
-            if set.contains(b) {
-                sig[b as usize].push(*i);
-            }
-        }
-    }
-    let mut class_of_sig: HashMap<&Vec<u32>, u8> = HashMap::default();
-    let mut classes = [0u8; 256];
-    let mut reps: Vec<u8> = Vec::new();
-    for b in 0..=255u8 {
-        let n = class_of_sig.len();
-        let c = *class_of_sig.entry(&sig[b as usize]).or_insert_with(|| {
-            reps.push(b);
-            n as u8
-        });
-        classes[b as usize] = c;
-    }
-    let cc = reps.len();
-    // Per edge: the classes it covers.
-    let edge_classes: Vec<Vec<(Vec<u8>, u32)>> = nfa
-        .edges
+    };
+    intern(&[], &mut index, &mut tuples, &mut labels, &mut trans);
+    let start_tuple: Vec<u32> = dfas
         .iter()
-        .map(|es| {
-            es.iter()
-                .map(|(set, to)| {
-                    let cs: Vec<u8> = reps
-                        .iter()
-                        .enumerate()
-                        .filter(|(_, b)| set.contains(**b))
-                        .map(|(c, _)| c as u8)
-                        .collect();
-                    (cs, *to)
-                })
-                .collect()
-        })
+        .enumerate()
+        .filter(|(_, d)| !d.is_dead(d.start()))
+        .flat_map(|(k, d)| [k as u32, d.start()])
         .collect();
-
-    // ε-closure; `set` may hold duplicates on entry (they are dropped with
-    // the generation marks, so one sort at the end suffices).
-    let closure = |set: &mut Vec<u32>, mark: &mut Vec<u32>, gen_: u32| {
-        let mut out: Vec<u32> = Vec::with_capacity(set.len());
-        for &s in set.iter() {
-            if mark[s as usize] != gen_ {
-                mark[s as usize] = gen_;
-                out.push(s);
-            }
-        }
-        let mut i = 0;
-        while i < out.len() {
-            let s = out[i] as usize;
-            for &t in &nfa.eps[s] {
-                if mark[t as usize] != gen_ {
-                    mark[t as usize] = gen_;
-                    out.push(t);
-                }
-            }
-            i += 1;
-        }
-        out.sort_unstable();
-        *set = out;
-    };
-    let mut mark = vec![0u32; nfa.tag.len()];
-    let mut generation = 0u32;
-
-    let mut st = Subsets {
-        index: HashMap::default(),
-        todo: Vec::new(),
-        trans: vec![0; cc], // dead state 0 loops
-        accepted: vec![Vec::new()],
-        cc,
-    };
-    generation += 1;
-    let mut s0 = vec![start];
-    closure(&mut s0, &mut mark, generation);
-    let start_id = st.intern((s0, norm::START), &nfa, &tags);
-    let mut buckets: Vec<Vec<u32>> = vec![Vec::new(); cc];
-    while let Some((key, from)) = st.todo.pop() {
-        for b in buckets.iter_mut() {
-            b.clear();
-        }
-        for &s in &key.0 {
-            for (cs, to) in &edge_classes[s as usize] {
-                for &c in cs {
-                    buckets[c as usize].push(*to);
-                }
-            }
-        }
+    let start = intern(
+        &start_tuple,
+        &mut index,
+        &mut tuples,
+        &mut labels,
+        &mut trans,
+    );
+    let mut next: Vec<u32> = Vec::new();
+    let mut i = 1;
+    while i < tuples.len() {
+        let cur = std::mem::take(&mut tuples[i]);
         for c in 0..cc {
-            let n = norm::step(key.1, reps[c]);
-            if buckets[c].is_empty() {
-                continue; // the dead state 0, already in the table
+            next.clear();
+            for p in cur.chunks_exact(2) {
+                let k = p[0] as usize;
+                let d = dfas[k];
+                let t = d.next_class(p[1], comp_class[k * cc + c]);
+                if !d.is_dead(t) {
+                    next.extend([p[0], t]);
+                }
             }
-            let mut set = std::mem::take(&mut buckets[c]);
-            generation += 1;
-            closure(&mut set, &mut mark, generation);
-            let to = st.intern((set, n), &nfa, &tags);
-            st.trans[from as usize * cc + c] = to;
+            let to = intern(&next, &mut index, &mut tuples, &mut labels, &mut trans);
+            trans[i * cc + c] = to;
         }
+        i += 1;
     }
-    let Subsets {
-        trans, accepted, ..
-    } = st;
     Tagged {
         classes,
         class_count: cc,
-        start: start_id,
+        start,
         trans,
-        accepted,
+        label: labels,
     }
 }
 
@@ -429,7 +205,7 @@ impl Min {
     }
 }
 
-/// Moore minimization by `label`, then class merging and breadth-first
+/// Minimization by `label` (Hopcroft), then class merging and breadth-first
 /// renumbering from the start state.
 pub(crate) fn minimize(
     classes: [u8; 256],
@@ -439,46 +215,8 @@ pub(crate) fn minimize(
     label: &[u32],
 ) -> Min {
     let n = label.len();
-    // Initial blocks by label.
-    let mut block: Vec<u32> = {
-        let mut ids: HashMap<u32, u32> = HashMap::default();
-        label
-            .iter()
-            .map(|l| {
-                let k = ids.len() as u32;
-                *ids.entry(*l).or_insert(k)
-            })
-            .collect()
-    };
-    let mut count = block.iter().copied().max().map_or(0, |m| m + 1);
-    loop {
-        let mut ids: HashMap<Vec<u32>, u32> =
-            HashMap::with_capacity_and_hasher(n, Default::default());
-        let mut next = Vec::with_capacity(n);
-        let mut sig = Vec::with_capacity(cc + 1);
-        for s in 0..n {
-            sig.clear();
-            sig.push(block[s]);
-            for c in 0..cc {
-                sig.push(block[trans[s * cc + c] as usize]);
-            }
-            let k = ids.len() as u32;
-            let id = match ids.get(&sig) {
-                Some(&i) => i,
-                None => {
-                    ids.insert(sig.clone(), k);
-                    k
-                }
-            };
-            next.push(id);
-        }
-        let new_count = ids.len() as u32;
-        block = next;
-        if new_count == count {
-            break;
-        }
-        count = new_count;
-    }
+    let (block, count) = kapl_automata::coarsest_partition(cc, trans, label);
+    let count = count as u32;
     // Quotient, renumbered breadth-first from the start.
     let mut order: Vec<u32> = vec![u32::MAX; count as usize];
     let mut rep: Vec<usize> = Vec::new();

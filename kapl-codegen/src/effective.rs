@@ -7,8 +7,10 @@
 //! so a step that may execute the loader may effectively execute anything
 //! it may read that could be a program.
 
-use crate::{auto, codes};
+use crate::auto::{self, HashMap};
+use crate::codes;
 use kapl_check::ir::{self, Policy, RuleKind};
+use kapl_check::prove::GrantAutomata;
 use kapl_image::{FsRight, NO_GRANT};
 use kapl_syntax::{Diagnostic, Witness};
 
@@ -33,6 +35,7 @@ pub const NOT_PROGRAMS: &[&str] = &["/dev/**", "/proc/**", "/sys/**"];
 
 pub(crate) fn loader_warnings(
     policy: &Policy,
+    automata: &GrantAutomata,
     plan: &ir::Plan,
     p: &kapl_image::Plan,
 ) -> Vec<Diagnostic> {
@@ -51,7 +54,7 @@ pub(crate) fn loader_warnings(
         .bound
         .iter()
         .filter_map(|r| match &r.kind {
-            RuleKind::Exec { patterns } => Some(patterns.iter().map(|p| &p.glob)),
+            RuleKind::Exec { patterns } => Some(patterns.iter().map(|p| &*p.glob)),
             _ => None,
         })
         .flatten()
@@ -60,7 +63,7 @@ pub(crate) fn loader_warnings(
         .never
         .iter()
         .filter_map(|r| match &r.kind {
-            RuleKind::Exec { patterns } => Some(patterns.iter().map(|p| &p.glob)),
+            RuleKind::Exec { patterns } => Some(patterns.iter().map(|p| &*p.glob)),
             _ => None,
         })
         .flatten()
@@ -71,6 +74,8 @@ pub(crate) fn loader_warnings(
         .collect();
     let mut bound = bound;
     bound.extend(not_programs.iter());
+    let allowed =
+        kapl_automata::Dfa::from_globs(bound).difference(&kapl_automata::Dfa::from_globs(never));
     for (si, step) in plan.steps.iter().enumerate() {
         let si32 = si as u32;
         let loader = LOADERS.iter().find_map(|l| {
@@ -88,30 +93,31 @@ pub(crate) fn loader_warnings(
             .filter_map(|g| policy.grants.get(g.0 as usize))
             .filter(|g| matches!(&g.rule.kind, RuleKind::Fs { rights, .. } if rights.has(kapl_syntax::ast::Right::Read)))
             .collect();
-        let mut terms = vec![auto::Term {
-            patterns: bound.clone(),
-            except: never.clone(),
-        }];
-        for g in &reads {
-            if let RuleKind::Fs {
-                patterns, except, ..
-            } = &g.rule.kind
-            {
-                terms.push(auto::Term {
-                    patterns: patterns.iter().map(|p| &p.glob).collect(),
-                    except: except.iter().map(|p| &p.glob).collect(),
-                });
+        // Component 0: what the objective lets run (its exec bound and the
+        // non-program trees, minus its exec `never`s); then one component
+        // per read grant, from the prover's automata.
+        let nothing = kapl_automata::Dfa::nothing();
+        let mut comps: Vec<&kapl_automata::Dfa> = vec![&allowed];
+        comps.extend(reads.iter().map(|g| automata.get(g.id).unwrap_or(&nothing)));
+        let mut sets: HashMap<Vec<u32>, u32> = HashMap::default();
+        let mut accepted: Vec<Vec<u32>> = Vec::new();
+        let t = auto::product(&comps, &mut |acc: &[u32]| {
+            if let Some(&i) = sets.get(acc) {
+                return i;
             }
-        }
-        let t = auto::build(&terms);
+            let i = accepted.len() as u32;
+            accepted.push(acc.to_vec());
+            sets.insert(acc.to_vec(), i);
+            i
+        });
         let goal = |s: usize| {
-            let acc = &t.accepted[s];
+            let acc = &accepted[t.label[s] as usize];
             acc.iter().any(|&x| x > 0) && !acc.contains(&0)
         };
         // Prefer a witness among the step's own read grants, then any.
         let plan_wide = reads.iter().filter(|g| g.step.is_none()).count();
         let own_goal = |s: usize| {
-            let acc = &t.accepted[s];
+            let acc = &accepted[t.label[s] as usize];
             acc.iter().any(|&x| x as usize > plan_wide) && !acc.contains(&0)
         };
         let Some(mut witness) =

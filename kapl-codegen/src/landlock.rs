@@ -81,12 +81,12 @@ fn notes(g: &Grant) -> Vec<String> {
             let partial: Vec<&str> = patterns
                 .iter()
                 .filter(|p| p.glob.branches.iter().any(|b| !ends_any_depth(b) && !literal(b)))
-                .map(|p| p.source.as_str())
+                .map(|p| &*p.source)
                 .collect();
             let fixed: Vec<&str> = patterns
                 .iter()
                 .filter(|p| p.glob.branches.iter().any(literal))
-                .map(|p| p.source.as_str())
+                .map(|p| &*p.source)
                 .collect();
             if !fixed.is_empty()
                 && (rights.has(kapl_syntax::ast::Right::Read) || rights.has(kapl_syntax::ast::Right::Write))
@@ -97,7 +97,7 @@ fn notes(g: &Grant) -> Vec<String> {
             let whole: Vec<&str> = patterns
                 .iter()
                 .filter(|p| p.glob.branches.iter().any(ends_any_depth))
-                .map(|p| p.source.as_str())
+                .map(|p| &*p.source)
                 .collect();
             if !partial.is_empty() {
                 let pats = partial.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ");

@@ -21,6 +21,7 @@ pub mod translate;
 
 use auto::HashMap;
 use kapl_check::ir::{self, Policy, RuleKind};
+use kapl_check::prove::GrantAutomata;
 use kapl_image::{
     BENEATH_ALL, BENEATH_SELF, BENEATH_SOME, Cell, Dfa, DfaKind, GrantKind, Image, ImageError,
     Intent, Meta, NO_GRANT, NetOp, Objective, RightSet, SourceLoc, Step,
@@ -95,12 +96,28 @@ fn limit_error(e: ImageError, span: Span) -> Diagnostic {
     .with_help("split the plan, or its steps, into smaller ones")
 }
 
-/// Compiles a checked policy into an image.
+/// Compiles a checked policy into an image, building the grants' automata
+/// first (use [`compile_with`] to reuse the prover's).
 pub fn compile(
     policy: &Policy,
     sources: &SourceMap,
     opts: &Options,
 ) -> Result<Output, Vec<Diagnostic>> {
+    compile_with(policy, &GrantAutomata::new(policy), sources, opts)
+}
+
+/// Compiles a checked policy into an image from the prover's per-grant
+/// automata (`FrontEnd::automata` after `prove_front_end`). Automata that
+/// were not built for this policy are rebuilt.
+pub fn compile_with(
+    policy: &Policy,
+    automata: &GrantAutomata,
+    sources: &SourceMap,
+    opts: &Options,
+) -> Result<Output, Vec<Diagnostic>> {
+    if !automata.fits(policy) {
+        return compile(policy, sources, opts);
+    }
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
     let mut stats = Stats {
@@ -151,12 +168,12 @@ pub fn compile(
         .collect();
     let mut plans = Vec::new();
     for plan in &policy.plans {
-        let p = compile_plan(policy, plan);
+        let p = compile_plan(policy, automata, plan);
         stats.dfa_states += p.fs.states() + p.exec.states();
         stats.transition_bytes += p.fs.transition_bytes() + p.exec.transition_bytes();
         stats.accept_rows += p.fs.row_count() + p.exec.row_count();
         stats.lpm_entries += p.net.len();
-        warnings.extend(effective::loader_warnings(policy, plan, &p));
+        warnings.extend(effective::loader_warnings(policy, automata, plan, &p));
         plans.push(p);
     }
     let image = Image {
@@ -208,72 +225,80 @@ fn plan_grants(plan: &ir::Plan) -> Vec<ir::GrantId> {
     v
 }
 
-/// Builds one DFA (fs or exec) for a plan.
-pub(crate) fn build_dfa(policy: &Policy, plan: &ir::Plan, kind: DfaKind) -> Dfa {
+/// Builds one DFA (fs or exec) for a plan from the prover's automata: the
+/// product of the distinct grant languages, each state labelled with its
+/// accept row (per step and right, the lowest-id grant that allows it).
+pub(crate) fn build_dfa(
+    policy: &Policy,
+    automata: &GrantAutomata,
+    plan: &ir::Plan,
+    kind: DfaKind,
+) -> Dfa {
     let steps = plan.steps.len();
     let r = kind.rights();
     let width = steps * r;
-    let mut terms = Vec::new();
-    // Per term: grant id, rights columns, steps.
-    let mut info: Vec<(u32, Vec<usize>, Vec<usize>)> = Vec::new();
+    // Components: distinct languages; per component the cells it credits
+    // (step * r + right) with the lowest grant id per cell.
+    let mut comp_of: HashMap<&kapl_automata::Dfa, usize> = HashMap::default();
+    let mut comps: Vec<&kapl_automata::Dfa> = Vec::new();
+    let mut credit: Vec<Vec<(u32, u32)>> = Vec::new();
     for gid in plan_grants(plan) {
         let Some(g) = policy.grants.get(gid.0 as usize) else {
             continue;
         };
-        match (&g.rule.kind, kind) {
-            (
-                RuleKind::Fs {
-                    rights,
-                    patterns,
-                    except,
-                },
-                DfaKind::Fs,
-            ) => {
-                terms.push(auto::Term {
-                    patterns: patterns.iter().map(|p| &p.glob).collect(),
-                    except: except.iter().map(|p| &p.glob).collect(),
-                });
-                let cols = kapl_syntax::ast::Right::ALL
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, x)| rights.has(**x))
-                    .map(|(i, _)| i)
-                    .collect();
-                info.push((g.id.0, cols, grant_steps(plan, g)));
-            }
-            (RuleKind::Exec { patterns }, DfaKind::Exec) => {
-                terms.push(auto::Term {
-                    patterns: patterns.iter().map(|p| &p.glob).collect(),
-                    except: Vec::new(),
-                });
-                info.push((g.id.0, vec![0], grant_steps(plan, g)));
-            }
-            _ => {}
+        let cols: Vec<usize> = match (&g.rule.kind, kind) {
+            (RuleKind::Fs { rights, .. }, DfaKind::Fs) => kapl_syntax::ast::Right::ALL
+                .iter()
+                .enumerate()
+                .filter(|(_, x)| rights.has(**x))
+                .map(|(i, _)| i)
+                .collect(),
+            (RuleKind::Exec { .. }, DfaKind::Exec) => vec![0],
+            _ => continue,
+        };
+        let Some(d) = automata.get(g.id) else {
+            continue;
+        };
+        if d.is_empty() {
+            continue;
         }
-    }
-    let tagged = auto::build(&terms);
-    // Accept rows (grant ids only) per tagged state.
-    let mut row_ids: HashMap<Vec<u32>, u32> = HashMap::default();
-    let mut rows: Vec<Vec<u32>> = Vec::new();
-    let mut label = Vec::with_capacity(tagged.accepted.len());
-    for acc in &tagged.accepted {
-        let mut row = vec![NO_GRANT; width];
-        for &t in acc {
-            let (g, cols, steps) = &info[t as usize];
-            for &s in steps {
-                for &c in cols {
-                    let cell = &mut row[s * r + c];
-                    *cell = (*cell).min(*g);
+        let k = *comp_of.entry(d).or_insert_with(|| {
+            comps.push(d);
+            credit.push(Vec::new());
+            comps.len() - 1
+        });
+        let cells = &mut credit[k];
+        for s in grant_steps(plan, g) {
+            for &c in &cols {
+                let cell = (s * r + c) as u32;
+                match cells.iter_mut().find(|(x, _)| *x == cell) {
+                    Some((_, id)) => *id = (*id).min(g.id.0),
+                    None => cells.push((cell, g.id.0)),
                 }
             }
         }
-        let n = rows.len() as u32;
-        let id = *row_ids.entry(row.clone()).or_insert_with(|| {
-            rows.push(row);
-            n
-        });
-        label.push(id);
     }
+    // Accept rows (grant ids only), interned; row 0 is the empty row.
+    let mut row_ids: HashMap<Vec<u32>, u32> = HashMap::default();
+    let mut rows: Vec<Vec<u32>> = Vec::new();
+    let mut scratch = vec![NO_GRANT; width];
+    let tagged = auto::product(&comps, &mut |accepting: &[u32]| {
+        scratch.fill(NO_GRANT);
+        for &k in accepting {
+            for &(cell, g) in &credit[k as usize] {
+                let x = &mut scratch[cell as usize];
+                *x = (*x).min(g);
+            }
+        }
+        if let Some(&id) = row_ids.get(&scratch) {
+            return id;
+        }
+        let id = rows.len() as u32;
+        rows.push(scratch.clone());
+        row_ids.insert(scratch.clone(), id);
+        id
+    });
+    let label = tagged.label;
     let m = auto::minimize(
         tagged.classes,
         tagged.class_count,
@@ -352,7 +377,7 @@ pub(crate) fn build_dfa(policy: &Policy, plan: &ir::Plan, kind: DfaKind) -> Dfa 
     }
 }
 
-fn compile_plan(policy: &Policy, plan: &ir::Plan) -> kapl_image::Plan {
+fn compile_plan(policy: &Policy, automata: &GrantAutomata, plan: &ir::Plan) -> kapl_image::Plan {
     let (objective, intent) = match plan.parent {
         ir::Parent::Objective(o) => (o.0, None),
         ir::Parent::Intent(i) => (
@@ -363,8 +388,8 @@ fn compile_plan(policy: &Policy, plan: &ir::Plan) -> kapl_image::Plan {
             Some(i.0),
         ),
     };
-    let fs = build_dfa(policy, plan, DfaKind::Fs);
-    let exec = build_dfa(policy, plan, DfaKind::Exec);
+    let fs = build_dfa(policy, automata, plan, DfaKind::Fs);
+    let exec = build_dfa(policy, automata, plan, DfaKind::Exec);
     let net_grants: Vec<net::NetGrant<'_>> = plan_grants(plan)
         .iter()
         .filter_map(|gid| policy.grants.get(gid.0 as usize))

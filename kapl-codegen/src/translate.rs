@@ -1,32 +1,51 @@
 //! Translation validation: the emitted tables mean what the prover proved.
 //!
-//! Input: the checked `ir::Policy` and the bytes `kaplc build` is about to
-//! write. Output: nothing, or `KAPL0601` errors with a concrete request on
-//! which the image and the policy disagree.
+//! Input: the checked `ir::Policy`, the prover's per-grant automata and the
+//! bytes `kaplc build` is about to write. Output: nothing, or `KAPL0601`
+//! errors with a concrete request on which the image and the policy
+//! disagree.
 //!
-//! The bytes are decoded again with the verifying reader; then for every
-//! plan, step and right the decoded path/exec DFA is compared, by a product
-//! walk, with the prover's own automaton (`kapl-automata`) for the union
-//! of that step's grants (plan-wide included, `except` removed): the
-//! accepting states must coincide, and "everything beneath is granted"
-//! must agree with the prover's `full_beneath`. Network tables are decoded
-//! into the byte-level LPM maps and compared with the grants on every
-//! boundary address and port (the decision is constant between
-//! boundaries), the allowing grant included.
+//! The bytes are decoded again with the verifying reader. Then, per plan,
+//! each decoded path/exec DFA is walked in product with the prover's
+//! automata of the plan's grants (one walk per DFA, all steps and rights
+//! at once; a product state is the image state and the states of the grant
+//! automata still alive, so the walk is linear in the product's size).
+//! On every reachable pair and for every step and right, the image must
+//! credit exactly the grant the reference semantics credits (the lowest
+//! id among the step's grants, plan-wide included, whose language holds
+//! the path, `except` removed), or nothing when none does; and its
+//! "this path is granted" flag must agree. Then "everything strictly
+//! beneath is granted" (what Landlock's beneath rules rely on) is
+//! recomputed on the decoded DFA, whose acceptance now matches the
+//! policy's, and must equal the image's flag on every reachable state.
+//! Network tables are decoded into the byte-level LPM maps and compared
+//! with the grants on every boundary address and port (the decision is
+//! constant between boundaries), the credited grant included.
 
 use crate::codes;
 use kapl_automata::Dfa as PDfa;
 use kapl_check::ir::{self, Policy, RuleKind};
+use kapl_check::prove::GrantAutomata;
 use kapl_check::semantics as sem;
 use kapl_image::bpf::{NetMaps, normalize};
 use kapl_image::{BENEATH_ALL, BENEATH_SELF, Dfa, DfaKind, NO_GRANT, NetOp, Proto};
 use kapl_syntax::{Diagnostic, Witness};
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-/// Decodes `bytes` and checks them against `policy`. Returns every
-/// disagreement found (at most one per plan, step and right).
+/// Decodes `bytes` and checks them against `policy`, building the grants'
+/// automata first (use [`validate_with`] to reuse the prover's).
 pub fn validate(policy: &Policy, bytes: &[u8]) -> Vec<Diagnostic> {
+    validate_with(policy, &GrantAutomata::new(policy), bytes)
+}
+
+/// Decodes `bytes` and checks them against `policy` and the prover's
+/// per-grant automata. Returns every disagreement found (at most one per
+/// plan and table). Automata not built for this policy are rebuilt.
+pub fn validate_with(policy: &Policy, automata: &GrantAutomata, bytes: &[u8]) -> Vec<Diagnostic> {
+    if !automata.fits(policy) {
+        return validate(policy, bytes);
+    }
     let mut out = Vec::new();
     let fallback = policy
         .plans
@@ -55,10 +74,6 @@ pub fn validate(policy: &Policy, bytes: &[u8]) -> Vec<Diagnostic> {
         ));
         return out;
     }
-    // Per grant: the prover's automaton of what it covers.
-    let mut cache: HashMap<u32, PDfa> = HashMap::new();
-    // Per set of grants: the union (columns often share their grant set).
-    let mut unions: HashMap<Vec<u32>, PDfa> = HashMap::new();
     for (plan, ip) in policy.plans.iter().zip(&image.plans) {
         if ip.name != plan.name || ip.steps.len() != plan.steps.len() {
             out.push(Diagnostic::error(
@@ -72,67 +87,9 @@ pub fn validate(policy: &Policy, bytes: &[u8]) -> Vec<Diagnostic> {
             ));
             continue;
         }
-        let rev_fs = reverse(&ip.fs);
-        let rev_exec = reverse(&ip.exec);
-        for (si, step) in plan.steps.iter().enumerate() {
-            let holds: Vec<&ir::Grant> = plan
-                .grants
-                .iter()
-                .chain(&step.grants)
-                .filter_map(|g| policy.grants.get(g.0 as usize))
-                .collect();
-            for (kind, cols) in [(DfaKind::Fs, 4usize), (DfaKind::Exec, 1)] {
-                for col in 0..cols {
-                    let mut ids: Vec<u32> = Vec::new();
-                    for g in &holds {
-                        let covers = match (&g.rule.kind, kind) {
-                            (RuleKind::Fs { rights, .. }, DfaKind::Fs) => {
-                                rights.has(kapl_syntax::ast::Right::ALL[col])
-                            }
-                            (RuleKind::Exec { .. }, DfaKind::Exec) => true,
-                            _ => false,
-                        };
-                        if covers {
-                            ids.push(g.id.0);
-                            cache.entry(g.id.0).or_insert_with(|| grant_dfa(g));
-                        }
-                    }
-                    ids.sort_unstable();
-                    let expected = unions.entry(ids.clone()).or_insert_with(|| {
-                        PDfa::union_all(ids.iter().filter_map(|i| cache.get(i)))
-                    });
-                    let (table, rev) = match kind {
-                        DfaKind::Fs => (&ip.fs, &rev_fs),
-                        DfaKind::Exec => (&ip.exec, &rev_exec),
-                    };
-                    if let Some((path, why)) = compare(table, rev, si as u32, col, expected) {
-                        let what = match kind {
-                            DfaKind::Fs => kapl_syntax::ast::Right::ALL[col].as_str(),
-                            DfaKind::Exec => "exec",
-                        };
-                        let text = String::from_utf8_lossy(&path).into_owned();
-                        let witness = match kind {
-                            DfaKind::Fs => Witness::Fs {
-                                right: what.into(),
-                                path: text.clone(),
-                            },
-                            DfaKind::Exec => Witness::Exec { path: text.clone() },
-                        };
-                        out.push(
-                            Diagnostic::error(
-                                codes::TRANSLATION_MISMATCH,
-                                format!(
-                                    "translation validation failed: step `{}` of plan `{}`, {what} `{text}`: {why}",
-                                    step.name, plan.name
-                                ),
-                                step.name_span,
-                                "the emitted tables disagree with the proved policy here",
-                            )
-                            .with_note("this is a compiler bug; no image was written")
-                            .with_witness(witness),
-                        );
-                    }
-                }
+        for (kind, table) in [(DfaKind::Fs, &ip.fs), (DfaKind::Exec, &ip.exec)] {
+            if let Some(m) = check_paths(policy, automata, plan, table, kind) {
+                out.push(mismatch(plan, kind, m));
             }
         }
         if let Some(d) = check_net(policy, plan, ip) {
@@ -142,49 +99,413 @@ pub fn validate(policy: &Policy, bytes: &[u8]) -> Vec<Diagnostic> {
     out
 }
 
-fn grant_dfa(g: &ir::Grant) -> PDfa {
-    match &g.rule.kind {
-        RuleKind::Fs {
-            patterns, except, ..
-        } => {
-            let p = PDfa::from_globs(patterns.iter().map(|p| &p.glob));
-            if except.is_empty() {
-                p
-            } else {
-                p.difference(&PDfa::from_globs(except.iter().map(|p| &p.glob)))
+/// A disagreement found in a path table.
+struct Mismatch {
+    step: usize,
+    col: usize,
+    path: Vec<u8>,
+    why: String,
+}
+
+fn mismatch(plan: &ir::Plan, kind: DfaKind, m: Mismatch) -> Diagnostic {
+    let what = match kind {
+        DfaKind::Fs => kapl_syntax::ast::Right::ALL
+            .get(m.col)
+            .map_or("fs", |r| r.as_str()),
+        DfaKind::Exec => "exec",
+    };
+    let text = String::from_utf8_lossy(&m.path).into_owned();
+    let witness = match kind {
+        DfaKind::Fs => Witness::Fs {
+            right: what.into(),
+            path: text.clone(),
+        },
+        DfaKind::Exec => Witness::Exec { path: text.clone() },
+    };
+    let step = plan.steps.get(m.step);
+    Diagnostic::error(
+        codes::TRANSLATION_MISMATCH,
+        format!(
+            "translation validation failed: step `{}` of plan `{}`, {what} `{text}`: {}",
+            step.map_or("?", |s| s.name.as_str()),
+            plan.name,
+            m.why
+        ),
+        step.map_or(plan.name_span, |s| s.name_span),
+        "the emitted tables disagree with the proved policy here",
+    )
+    .with_note("this is a compiler bug; no image was written")
+    .with_witness(witness)
+}
+
+/// The reference side of one table: the distinct grant languages of the
+/// plan, each with the cells (step × right) it credits and the lowest
+/// grant id per cell, straight from the IR.
+struct Reference<'a> {
+    dfas: Vec<&'a PDfa>,
+    credit: Vec<Vec<(usize, u32)>>,
+}
+
+fn reference<'a>(
+    policy: &Policy,
+    automata: &'a GrantAutomata,
+    plan: &ir::Plan,
+    kind: DfaKind,
+) -> Reference<'a> {
+    let r = kind.rights();
+    let mut index: HashMap<&PDfa, usize> = HashMap::new();
+    let mut out = Reference {
+        dfas: Vec::new(),
+        credit: Vec::new(),
+    };
+    for (si, step) in plan.steps.iter().enumerate() {
+        for g in plan
+            .grants
+            .iter()
+            .chain(&step.grants)
+            .filter_map(|g| policy.grants.get(g.0 as usize))
+        {
+            let cols: Vec<usize> = match (&g.rule.kind, kind) {
+                (RuleKind::Fs { rights, .. }, DfaKind::Fs) => (0..4)
+                    .filter(|&c| rights.has(kapl_syntax::ast::Right::ALL[c]))
+                    .collect(),
+                (RuleKind::Exec { .. }, DfaKind::Exec) => vec![0],
+                _ => continue,
+            };
+            let Some(d) = automata.get(g.id) else {
+                continue;
+            };
+            let k = *index.entry(d).or_insert_with(|| {
+                out.dfas.push(d);
+                out.credit.push(Vec::new());
+                out.dfas.len() - 1
+            });
+            for c in cols {
+                let cell = si * r + c;
+                let cr = &mut out.credit[k];
+                match cr.iter_mut().find(|(x, _)| *x == cell) {
+                    Some((_, id)) => *id = (*id).min(g.id.0),
+                    None => cr.push((cell, g.id.0)),
+                }
             }
         }
-        RuleKind::Exec { patterns } => PDfa::from_globs(patterns.iter().map(|p| &p.glob)),
-        RuleKind::Net { .. } => PDfa::nothing(),
+    }
+    out
+}
+
+/// One representative byte per class of the partition refining the image
+/// DFA's classes, every reference automaton's classes and `extra`.
+fn representatives(table: &Dfa, dfas: &[&PDfa], extra: impl Fn(u8) -> u8) -> Vec<u8> {
+    let mut sig: Vec<u32> = (0..=255u8)
+        .map(|b| {
+            u32::from(table.classes.get(usize::from(b)).copied().unwrap_or(0)) * 4
+                + u32::from(extra(b))
+        })
+        .collect();
+    let mut ids: HashMap<(u32, u8), u32> = HashMap::new();
+    for d in dfas {
+        ids.clear();
+        for (b, s) in sig.iter_mut().enumerate() {
+            let key = (*s, d.class_of(b as u8));
+            let fresh = ids.len() as u32;
+            *s = *ids.entry(key).or_insert(fresh);
+        }
+    }
+    let mut seen: HashMap<u32, ()> = HashMap::new();
+    (0..=255u8)
+        .filter(|&b| seen.insert(sig[usize::from(b)], ()).is_none())
+        .collect()
+}
+
+/// The kind of a byte for the normalized-path automaton.
+fn norm_kind(b: u8) -> u8 {
+    match b {
+        b'/' => 0,
+        b'.' => 1,
+        0 => 2,
+        _ => 3,
     }
 }
 
-/// A product state: (image state, prover state).
-type Pair = (u32, u32);
-
-/// Per image state: whether some state accepting in (step, col) is
-/// reachable (the column's live states).
-fn live_states(table: &Dfa, step: u32, col: usize, rev: &[Vec<u32>]) -> Vec<bool> {
+/// Checks one path table (fs or exec) of a plan against the reference.
+fn check_paths(
+    policy: &Policy,
+    automata: &GrantAutomata,
+    plan: &ir::Plan,
+    table: &Dfa,
+    kind: DfaKind,
+) -> Option<Mismatch> {
+    let r = kind.rights();
+    let width = plan.steps.len() * r;
+    let refs = reference(policy, automata, plan, kind);
     let n = table.states();
+    let cell_of = |q: u32, cell: usize| table.cell(q, (cell / r) as u32, cell % r);
+    // Image states from which some granted cell is reachable.
+    let rev = reverse(table);
     let mut live = vec![false; n];
-    let mut stack: Vec<usize> = Vec::new();
-    for (q, l) in live.iter_mut().enumerate() {
-        if table.cell(q as u32, step, col).grant != NO_GRANT {
-            *l = true;
-            stack.push(q);
-        }
+    let mut stack: Vec<usize> = (0..n)
+        .filter(|&q| (0..width).any(|c| cell_of(q as u32, c).grant != NO_GRANT))
+        .collect();
+    for &q in &stack {
+        live[q] = true;
     }
     while let Some(q) = stack.pop() {
-        for &p in rev.get(q).map_or(&[][..], Vec::as_slice) {
-            if let Some(l) = live.get_mut(p as usize)
-                && !*l
-            {
-                *l = true;
+        for &p in &rev[q] {
+            if !live[p as usize] {
+                live[p as usize] = true;
                 stack.push(p as usize);
             }
         }
     }
-    live
+    // Product walk, breadth first. Key: image state, then the (automaton,
+    // state) pairs of the reference automata still alive.
+    let reps = representatives(table, &refs.dfas, |_| 0);
+    let mut seen: HashMap<Vec<u32>, u32> = HashMap::new();
+    // Per node: the key, its parent node and the byte that led to it.
+    let mut nodes: Vec<(Vec<u32>, u32, u8)> = Vec::new();
+    let mut first_visit: Vec<u32> = vec![u32::MAX; n];
+    let start: Vec<u32> = std::iter::once(table.start)
+        .chain(
+            refs.dfas
+                .iter()
+                .enumerate()
+                .filter(|(_, d)| !d.is_dead(d.start()))
+                .flat_map(|(k, d)| [k as u32, d.start()]),
+        )
+        .collect();
+    seen.insert(start.clone(), 0);
+    nodes.push((start, u32::MAX, 0));
+    let path_to = |nodes: &[(Vec<u32>, u32, u8)], mut i: u32| {
+        let mut path = Vec::new();
+        while let Some((_, parent, byte)) = nodes.get(i as usize) {
+            if *parent == u32::MAX {
+                break;
+            }
+            path.push(*byte);
+            i = *parent;
+        }
+        path.reverse();
+        path
+    };
+    let mut want = vec![NO_GRANT; width];
+    let mut next: Vec<u32> = Vec::new();
+    let mut i = 0usize;
+    while i < nodes.len() {
+        let key = std::mem::take(&mut nodes[i].0);
+        let a = key[0];
+        if let Some(f) = first_visit.get_mut(a as usize)
+            && *f == u32::MAX
+        {
+            *f = i as u32;
+        }
+        want.fill(NO_GRANT);
+        for p in key[1..].chunks_exact(2) {
+            let k = p[0] as usize;
+            if refs.dfas[k].is_accepting(p[1]) {
+                for &(cell, g) in &refs.credit[k] {
+                    want[cell] = want[cell].min(g);
+                }
+            }
+        }
+        for (cell, &w) in want.iter().enumerate() {
+            let got = cell_of(a, cell);
+            let why = if got.grant != w {
+                Some(match (w, got.grant) {
+                    (NO_GRANT, g) => {
+                        format!("the image allows it (grant {g}), the policy does not")
+                    }
+                    (w, NO_GRANT) => {
+                        format!("the policy allows it (grant {w}), the image does not")
+                    }
+                    (w, g) => format!("the image credits grant {g}, the policy grant {w}"),
+                })
+            } else if (got.beneath & BENEATH_SELF != 0) != (w != NO_GRANT) {
+                Some("the image's granted flag disagrees with its grant".to_string())
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                return Some(Mismatch {
+                    step: cell / r,
+                    col: cell % r,
+                    path: path_to(&nodes, i as u32),
+                    why,
+                });
+            }
+        }
+        if key.len() == 1 && !live.get(a as usize).copied().unwrap_or(false) {
+            i += 1;
+            continue; // both sides dead: nothing beneath can differ
+        }
+        for &b in &reps {
+            next.clear();
+            next.push(table.next(a, b));
+            for p in key[1..].chunks_exact(2) {
+                let d = refs.dfas[p[0] as usize];
+                let t = d.next(p[1], b);
+                if !d.is_dead(t) {
+                    next.extend([p[0], t]);
+                }
+            }
+            if !seen.contains_key(&next) {
+                seen.insert(next.clone(), nodes.len() as u32);
+                nodes.push((next.clone(), i as u32, b));
+            }
+        }
+        i += 1;
+    }
+    // Acceptance agrees on every reachable state, so "everything beneath"
+    // can be decided on the decoded DFA itself.
+    let beneath = Beneath::new(table);
+    let mut memo: HashMap<Vec<u32>, Vec<bool>> = HashMap::new();
+    for cell in 0..width {
+        let accepting: Vec<u32> = (0..n as u32)
+            .filter(|&q| cell_of(q, cell).grant != NO_GRANT)
+            .collect();
+        let full = memo
+            .entry(accepting)
+            .or_insert_with_key(|acc| beneath.full(acc, &rev, &first_visit));
+        for (q, &f) in first_visit.iter().enumerate() {
+            if f == u32::MAX {
+                continue; // unreachable
+            }
+            let claims = cell_of(q as u32, cell).beneath & BENEATH_ALL != 0;
+            if claims != full[q] {
+                return Some(Mismatch {
+                    step: cell / r,
+                    col: cell % r,
+                    path: path_to(&nodes, f),
+                    why: if claims {
+                        "the image says everything beneath it is granted, the policy does not"
+                            .to_string()
+                    } else {
+                        "the policy grants everything beneath it, the image does not say so"
+                            .to_string()
+                    },
+                });
+            }
+        }
+    }
+    None
+}
+
+/// "Everything strictly beneath is granted" on a decoded DFA. Nodes are
+/// (state, mode): mode 0 just after a `/`, 1 after `/.`, 2 after `/..`,
+/// 3 inside a proper segment (a path end). A node is bad when a path end
+/// that is not accepted is reachable from it; a state `q` has everything
+/// beneath granted when the node (`q` then `/`, mode 0) is not bad.
+struct Beneath<'a> {
+    table: &'a Dfa,
+    /// One byte per (class, byte kind).
+    reps: Vec<u8>,
+}
+
+impl<'a> Beneath<'a> {
+    fn new(table: &'a Dfa) -> Beneath<'a> {
+        Beneath {
+            table,
+            reps: representatives(table, &[], norm_kind),
+        }
+    }
+
+    fn step(mode: u8, b: u8) -> Option<u8> {
+        match (mode, norm_kind(b)) {
+            (_, 2) => None,
+            (3, 0) => Some(0),
+            (_, 0) => None,
+            (0, 1) => Some(1),
+            (1, 1) => Some(2),
+            _ => Some(3),
+        }
+    }
+
+    /// Per state: whether everything strictly beneath is granted, given
+    /// the accepting states (ascending). Only states reached in the walk
+    /// (`first_visit` set) are asked about.
+    fn full(&self, accepting: &[u32], rev: &[Vec<u32>], first_visit: &[u32]) -> Vec<bool> {
+        let n = self.table.states();
+        let mut out = vec![false; n];
+        if accepting.is_empty() {
+            return out;
+        }
+        let mut acc = vec![false; n];
+        for &q in accepting {
+            acc[q as usize] = true;
+        }
+        // States from which an accepting state is reachable: elsewhere every
+        // node is bad (a path end is always reachable and never accepted).
+        let mut live = acc.clone();
+        let mut stack: Vec<u32> = accepting.to_vec();
+        while let Some(q) = stack.pop() {
+            for &p in &rev[q as usize] {
+                if !live[p as usize] {
+                    live[p as usize] = true;
+                    stack.push(p);
+                }
+            }
+        }
+        // Explore from the candidates' `/` nodes through live states.
+        let mut id: HashMap<(u32, u8), u32> = HashMap::new();
+        let mut bad: Vec<bool> = Vec::new();
+        let mut at: Vec<(u32, u8)> = Vec::new();
+        let mut edges: Vec<(u32, u32)> = Vec::new();
+        let node = |s: u32,
+                    m: u8,
+                    id: &mut HashMap<(u32, u8), u32>,
+                    bad: &mut Vec<bool>,
+                    at: &mut Vec<(u32, u8)>| {
+            if let Some(&i) = id.get(&(s, m)) {
+                return i;
+            }
+            let i = at.len() as u32;
+            id.insert((s, m), i);
+            at.push((s, m));
+            let l = live.get(s as usize).copied().unwrap_or(false);
+            bad.push(!l || (m == 3 && !acc.get(s as usize).copied().unwrap_or(false)));
+            i
+        };
+        let mut seeds: Vec<(usize, u32)> = Vec::new();
+        for (q, &f) in first_visit.iter().enumerate() {
+            if f == u32::MAX {
+                continue;
+            }
+            let s = self.table.next(q as u32, b'/');
+            if live.get(s as usize).copied().unwrap_or(false) {
+                seeds.push((q, node(s, 0, &mut id, &mut bad, &mut at)));
+            }
+        }
+        let mut i = 0;
+        while i < at.len() {
+            let (s, m) = at[i];
+            if !bad[i] {
+                for &b in &self.reps {
+                    if let Some(m2) = Self::step(m, b) {
+                        let t = node(self.table.next(s, b), m2, &mut id, &mut bad, &mut at);
+                        edges.push((t, i as u32));
+                    }
+                }
+            }
+            i += 1;
+        }
+        // Badness flows backwards along the explored edges.
+        let mut back: Vec<Vec<u32>> = vec![Vec::new(); at.len()];
+        for &(t, f) in &edges {
+            back[t as usize].push(f);
+        }
+        let mut stack: Vec<u32> = (0..at.len() as u32).filter(|&x| bad[x as usize]).collect();
+        while let Some(x) = stack.pop() {
+            for &p in &back[x as usize] {
+                if !bad[p as usize] {
+                    bad[p as usize] = true;
+                    stack.push(p);
+                }
+            }
+        }
+        for (q, seed) in seeds {
+            out[q] = !bad[seed as usize];
+        }
+        out
+    }
 }
 
 /// Reverse transition lists of an image DFA.
@@ -201,77 +522,11 @@ fn reverse(table: &Dfa) -> Vec<Vec<u32>> {
             }
         }
     }
+    for r in &mut rev {
+        r.sort_unstable();
+        r.dedup();
+    }
     rev
-}
-
-/// Product walk of one column of an image DFA with the prover's DFA:
-/// acceptance must coincide on every reachable pair, and so must "the
-/// path and everything beneath it are granted". Pairs where both sides
-/// are dead are not explored further (nothing beneath can differ).
-fn compare(
-    table: &Dfa,
-    rev: &[Vec<u32>],
-    step: u32,
-    col: usize,
-    expected: &PDfa,
-) -> Option<(Vec<u8>, &'static str)> {
-    let live = live_states(table, step, col, rev);
-    let mut reps: Vec<u8> = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    for b in 0..=255u8 {
-        let ic = table.classes.get(b as usize).copied().unwrap_or(0);
-        if seen.insert((ic, expected.class_of(b))) {
-            reps.push(b);
-        }
-    }
-    let mut full_memo: HashMap<u32, bool> = HashMap::new();
-    let mut prev: HashMap<Pair, Option<(Pair, u8)>> = HashMap::new();
-    let mut q = VecDeque::new();
-    let s0 = (table.start, expected.start());
-    prev.insert(s0, None);
-    q.push_back(s0);
-    while let Some((a, b)) = q.pop_front() {
-        let cell = table.cell(a, step, col);
-        let accepts = expected.is_accepting(b);
-        let why = if (cell.grant != NO_GRANT) != accepts {
-            Some(if cell.grant != NO_GRANT {
-                "the image allows it, the policy does not"
-            } else {
-                "the policy allows it, the image does not"
-            })
-        } else {
-            let image_full =
-                cell.beneath & (BENEATH_SELF | BENEATH_ALL) == BENEATH_SELF | BENEATH_ALL;
-            let prover_full = accepts
-                && *full_memo
-                    .entry(b)
-                    .or_insert_with(|| expected.full_beneath(b));
-            (image_full != prover_full).then_some(
-                "the image and the policy disagree on whether everything beneath it is granted",
-            )
-        };
-        if let Some(why) = why {
-            let mut path = Vec::new();
-            let mut cur = (a, b);
-            while let Some(Some((p, byte))) = prev.get(&cur) {
-                path.push(*byte);
-                cur = *p;
-            }
-            path.reverse();
-            return Some((path, why));
-        }
-        if !live.get(a as usize).copied().unwrap_or(false) && expected.is_dead(b) {
-            continue;
-        }
-        for &byte in &reps {
-            let n = (table.next(a, byte), expected.next(b, byte));
-            if let std::collections::hash_map::Entry::Vacant(e) = prev.entry(n) {
-                e.insert(Some(((a, b), byte)));
-                q.push_back(n);
-            }
-        }
-    }
-    None
 }
 
 /// The reference decision for a network request in one step: the lowest-id

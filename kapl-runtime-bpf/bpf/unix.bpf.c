@@ -9,15 +9,17 @@
 // socket file. The rule is DAC's: connecting or sending to a socket needs
 // write on its path, so the step must grant `fs write` on it. The path is
 // decided as written, so it is refused unless it is absolute and normal
-// (no empty, "." or ".." segment) and no prefix of it, nor the path itself,
-// is a name some step of the plan may create (where the session could have
-// planted a symbolic link). Abstract and unnamed addresses are left to
-// Landlock's abstract-socket scope and the kernel.
+// (no empty, "." or ".." segment), not under /proc or /dev/fd (magic
+// links), and no prefix of it, nor the path itself, is a name some step of
+// the plan may create (where the session could have planted a symbolic
+// link). Abstract and unnamed addresses are left to Landlock's
+// abstract-socket scope and to the kernel.
 //
 // aya-obj 0.3 does not know the cgroup/connect_unix section names: this
-// object is parsed and relocated by src/bpf.rs, which loads `kapl_unix`
-// twice, as BPF_CGROUP_UNIX_CONNECT and BPF_CGROUP_UNIX_SENDMSG, with the
-// maps shared with kapl.bpf.c (INVARIANT: same definitions).
+// object is parsed and relocated by src/unix.rs, which loads
+// kapl_unix_connect as BPF_CGROUP_UNIX_CONNECT and kapl_unix_sendmsg as
+// BPF_CGROUP_UNIX_SENDMSG, with cg_step, events and lost shared with
+// kapl.bpf.c (INVARIANT: same definitions).
 
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -37,6 +39,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define R_NOT_NORMAL 3
 #define R_CREATABLE 4
 #define R_TABLES 5
+#define R_MAGIC 6
 
 struct unix_meta {
 	__u32 start;
@@ -132,6 +135,25 @@ struct {
 	__uint(max_entries, 1);
 } unix_scratch SEC(".maps");
 
+// /proc/... and /dev/fd/..., /dev/std{in,out,err}: magic links that
+// resolve to whatever a descriptor refers to (an O_PATH descriptor of any
+// socket file can be had without any Landlock right).
+static __always_inline int magic(const char *p)
+{
+	if (p[0] != '/')
+		return 0;
+	if (p[1] == 'p' && p[2] == 'r' && p[3] == 'o' && p[4] == 'c' &&
+	    (p[5] == '/' || p[5] == 0))
+		return 1;
+	if (p[1] == 'd' && p[2] == 'e' && p[3] == 'v' && p[4] == '/') {
+		if (p[5] == 'f' && p[6] == 'd' && (p[7] == '/' || p[7] == 0))
+			return 1;
+		if (p[5] == 's' && p[6] == 't' && p[7] == 'd')
+			return 1;
+	}
+	return 0;
+}
+
 static __always_inline int creatable(__u32 state)
 {
 	__u32 *c = bpf_map_lookup_elem(&unix_create, &state);
@@ -149,6 +171,8 @@ static __always_inline int decide(const char *p, __u32 n, __u32 step,
 		return R_TABLES;
 	if (n == 0 || p[0] != '/')
 		return R_RELATIVE;
+	if (magic(p))
+		return R_MAGIC;
 	__u32 state = m->start;
 	__u32 ncls = m->classes;
 	// The current segment so far: 0 empty, 1 ".", 2 "..", 3 a name
@@ -214,6 +238,11 @@ static __always_inline int unix_hook(struct bpf_sock_addr *ctx, __u8 op)
 	__builtin_memset(buf->b, 0, UNIX_PATH);
 	if (bpf_probe_read_kernel(buf->b, UNIX_PATH, (char *)ua + 2) < 0)
 		return 0;
+	// Bytes past n are not the caller's (the kernel's copy is only n
+	// bytes long): the walk stops at n, reading them can only refuse
+	// (magic()), and the supervisor cuts the reported path at n. Zeroing
+	// them here would branch on n per byte, which multiplies the
+	// verifier's states past its limit.
 	if (buf->b[0] == 0)
 		return 1; // abstract: Landlock's abstract-socket scope decides
 	__u64 cg = bpf_get_current_cgroup_id();

@@ -378,7 +378,11 @@ pub struct AuditReader {
     barrier_seen: Option<String>,
     barrier_n: u64,
     kernel_lost_base: u32,
+    datagrams: u64,
 }
+
+/// The longest [`AuditReader::barrier`] waits while records keep arriving.
+pub const BARRIER_CAP: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Default)]
 struct Pending {
@@ -459,13 +463,15 @@ impl AuditReader {
             barrier_seen: None,
             barrier_n: 0,
             kernel_lost_base: audit_lost()?,
+            datagrams: 0,
         })
     }
 
     /// Waits until every record the kernel queued before this call has
     /// been received: sends an `AUDIT_USER` marker (which kauditd queues
-    /// behind them) and reads until it comes back, or `timeout`. Returns
-    /// every record read, pending ones included.
+    /// behind them) and reads until it comes back, or until nothing arrived
+    /// for `timeout` (at most [`BARRIER_CAP`] in all). Returns every record
+    /// read, pending ones included.
     pub fn barrier(&mut self, timeout: Duration) -> Result<Vec<Record>, AuditError> {
         self.barrier_n += 1;
         let token = format!("kapl-run barrier {} {}", std::process::id(), self.barrier_n);
@@ -473,12 +479,22 @@ impl AuditReader {
         let mut payload = token.clone().into_bytes();
         payload.push(0);
         send_msg(fd.as_raw_fd(), AUDIT_USER, NLM_F_ACK, &payload)?;
-        let deadline = Instant::now() + timeout;
+        let start = Instant::now();
+        let mut deadline = start + timeout;
         let mut out = Vec::new();
         loop {
+            let before = self.datagrams;
             out.extend(self.poll(false)?);
-            if self.barrier_seen.as_deref() == Some(token.as_str()) || Instant::now() > deadline {
+            let now = Instant::now();
+            if self.barrier_seen.as_deref() == Some(token.as_str()) || now > deadline {
                 break;
+            }
+            // Records still arriving (a storm queued ahead of the marker, or
+            // the marker itself dropped by a full buffer): wait while they
+            // come, up to BARRIER_CAP. Giving up early let the command's
+            // last denials arrive after it was forgotten, unattributed.
+            if self.datagrams != before {
+                deadline = (now + timeout).min(start + BARRIER_CAP);
             }
             let mut p = libc::pollfd {
                 fd: self.fd.as_raw_fd(),
@@ -541,7 +557,10 @@ impl AuditReader {
     pub fn poll(&mut self, flush_all: bool) -> Result<Vec<Record>, AuditError> {
         for _ in 0..MAX_DATAGRAMS_PER_POLL {
             let n = match recv_raw(self.fd.as_raw_fd(), &mut self.buf, libc::MSG_DONTWAIT) {
-                Ok(n) => n,
+                Ok(n) => {
+                    self.datagrams += 1;
+                    n
+                }
                 Err(AuditError::Syscall { source, .. })
                     if source.kind() == io::ErrorKind::WouldBlock =>
                 {

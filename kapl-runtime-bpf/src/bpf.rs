@@ -215,6 +215,10 @@ fn rd_u64(b: &[u8], o: usize) -> u64 {
         .and_then(|s| s.try_into().ok())
         .map_or(0, u64::from_ne_bytes)
 }
+/// Bytes of the exec event's path buffer (`EXEC_PATH` in kapl.bpf.c): the
+/// program copies at most one less, so a path of that length may be cut.
+pub const EXEC_PATH_MAX: usize = 256;
+
 fn cstr_at(b: &[u8], o: usize, n: usize) -> Vec<u8> {
     let s = b.get(o..(o + n).min(b.len())).unwrap_or(&[]);
     let end = s.iter().position(|&c| c == 0).unwrap_or(s.len());
@@ -260,7 +264,7 @@ pub fn decode(b: &[u8]) -> Option<Event> {
             ts: rd_u64(b, 16),
             cgroup: rd_u64(b, 24),
             comm: String::from_utf8_lossy(&cstr_at(b, 32, 16)).into_owned(),
-            path: cstr_at(b, 48, 256),
+            path: cstr_at(b, 48, EXEC_PATH_MAX),
         })),
         _ => None,
     }

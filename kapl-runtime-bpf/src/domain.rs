@@ -104,6 +104,12 @@ pub trait PathAutomaton {
     fn live(&self, state: u32) -> u64;
     /// The grants behind `rights` at `state` (for the precision report).
     fn grants(&self, state: u32, rights: u64) -> Vec<u32>;
+    /// Whether some step of the plan may create a file named `path` (make
+    /// it, move or link a file there), so a hard link found there may have
+    /// been planted by the plan's own commands. Default: yes.
+    fn creatable(&self, _path: &[u8]) -> bool {
+        true
+    }
 }
 
 /// Runs the automaton over `path` from its start.
@@ -140,6 +146,9 @@ pub enum Narrowing {
     TooDeep(PathBuf),
     /// The step reached [`WalkLimits::max_rules`]: this object got no rule.
     TooMany(PathBuf),
+    /// Moving or linking files between directories (Landlock's refer) is
+    /// not granted where the step may delete but not read.
+    NoRefer(PathBuf),
 }
 
 /// Errors building a domain.
@@ -192,6 +201,10 @@ pub struct Walk {
     /// How many narrowings of each kind (0 per-entry, 1 symlink, 2 parent
     /// right) per grant.
     pub counts: BTreeMap<(u32, u8), usize>,
+    /// File rules on hard-linked files the walk accepted (system files):
+    /// [`build_walked`] gives any other file rule whose object has become
+    /// hard-linked since the walk no rule.
+    pub linked_ok: std::collections::BTreeSet<PathBuf>,
 }
 
 impl Walk {
@@ -203,6 +216,7 @@ impl Walk {
             Narrowing::HardLink(_) => 3,
             Narrowing::TooDeep(_) => 4,
             Narrowing::TooMany(_) => 5,
+            Narrowing::NoRefer(_) => 6,
         };
         for g in grants {
             let c = self.counts.entry((g, kind)).or_insert(0);
@@ -290,7 +304,12 @@ pub fn walk_into(
         } else {
             let bits = a.accept(s) & access::FILE;
             let path = PathBuf::from(OsStr::from_bytes(p));
-            if bits != 0 && !linked_file_ok(&path) {
+            let links = if bits != 0 {
+                link_state(a, &path, p)
+            } else {
+                Links::Single
+            };
+            if links == Links::Refused {
                 w.narrow(a.grants(s, bits), Narrowing::HardLink(path));
                 continue;
             }
@@ -300,6 +319,9 @@ pub fn walk_into(
             }
             if bits != 0 {
                 check_rule(a, p, bits, false)?;
+                if links == Links::Accepted {
+                    w.linked_ok.insert(path.clone());
+                }
                 w.rules.push(AddedRule {
                     path: PathBuf::from(OsStr::from_bytes(p)),
                     access: bits,
@@ -328,6 +350,17 @@ fn walk_dir(
     let beneath = a.beneath_all(s_self);
     let mut rule = beneath & !covered & (access::FILE | access::PARENT);
     rule |= beneath & a.accept(s_self) & access::READ_DIR & !covered;
+    // Refer (moving or linking a file from one directory to another) only
+    // where the step may also read every file beneath: a step that may
+    // delete and create but not read could otherwise move or hard-link a
+    // file it cannot read to where a later step reads it.
+    if rule & access::REFER != 0 && beneath & access::READ_FILE == 0 {
+        rule &= !access::REFER;
+        w.narrow(
+            a.grants(s_self, access::REMOVE_FILE),
+            Narrowing::NoRefer(fs_path.to_path_buf()),
+        );
+    }
     if rule != 0 && w.rules.len() >= limits.max_rules {
         // Fail closed: no rule, and nothing below is walked.
         w.narrow(
@@ -407,7 +440,12 @@ fn walk_dir(
             }
             Kind::Other => {
                 let bits = a.accept(t) & !covered & access::FILE;
-                if bits != 0 && !linked_file_ok(&child_fs) {
+                let links = if bits != 0 {
+                    link_state(a, &child_fs, &child)
+                } else {
+                    Links::Single
+                };
+                if links == Links::Refused {
                     w.narrow(a.grants(t, bits), Narrowing::HardLink(child_fs.clone()));
                     continue;
                 }
@@ -417,6 +455,9 @@ fn walk_dir(
                 }
                 if bits != 0 {
                     check_rule(a, &child, bits, false)?;
+                    if links == Links::Accepted {
+                        w.linked_ok.insert(child_fs.clone());
+                    }
                     w.rules.push(AddedRule {
                         path: child_fs,
                         access: bits,
@@ -596,8 +637,31 @@ pub fn preflight() -> Result<(), DomainError> {
     }
 }
 
-/// Creates the ruleset for a step from walked rules and TCP ports.
+/// Creates the ruleset for a step from walked rules and TCP ports; a file
+/// rule whose object is hard-linked when the ruleset is built must pass
+/// [`linked_file_ok`].
 pub fn build(rules: Vec<AddedRule>, tcp: &TcpPorts) -> Result<StepDomain, DomainError> {
+    build_inner(rules, tcp, None)
+}
+
+/// [`build`] for the rules of a [`Walk`]: a file rule whose object is
+/// hard-linked when the ruleset is built gets a rule only if the walk
+/// accepted it as hard-linked ([`Walk::linked_ok`]), so a link planted
+/// between the walk and the build (by a previous step's processes, still
+/// running while the next step's domain is built) gets none.
+pub fn build_walked(
+    rules: Vec<AddedRule>,
+    linked_ok: &std::collections::BTreeSet<PathBuf>,
+    tcp: &TcpPorts,
+) -> Result<StepDomain, DomainError> {
+    build_inner(rules, tcp, Some(linked_ok))
+}
+
+fn build_inner(
+    rules: Vec<AddedRule>,
+    tcp: &TcpPorts,
+    linked_ok: Option<&std::collections::BTreeSet<PathBuf>>,
+) -> Result<StepDomain, DomainError> {
     let mut net: BitFlags<AccessNet> = BitFlags::empty();
     if tcp.bind.is_some() {
         net |= AccessNet::BindTcp;
@@ -626,7 +690,7 @@ pub fn build(rules: Vec<AddedRule>, tcp: &TcpPorts) -> Result<StepDomain, Domain
             // Vanished (or became a link) since the walk: nothing to grant.
             Err(_) => continue,
         };
-        if !still_what_was_walked(&fd, r) {
+        if !still_what_was_walked(&fd, r, linked_ok) {
             continue;
         }
         let acc = BitFlags::<AccessFs>::from_bits_truncate(r.access);
@@ -695,12 +759,37 @@ fn open_nofollow(p: &Path) -> std::io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
+/// What the walk makes of a file it would put a rule on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Links {
+    /// One name (or a directory): the rule is fine.
+    Single,
+    /// Hard-linked, but only root could have made the links.
+    Accepted,
+    /// Hard-linked where others or the plan's own steps could have planted
+    /// a link: no rule.
+    Refused,
+}
+
+/// One `lstat` for the common case of a file with one name.
+fn link_state(a: &dyn PathAutomaton, path: &Path, bytes: &[u8]) -> Links {
+    use std::os::unix::fs::MetadataExt;
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() || m.nlink() <= 1 => Links::Single,
+        Ok(_) if linked_file_ok(path) && !a.creatable(bytes) => Links::Accepted,
+        _ => Links::Refused,
+    }
+}
+
 /// Whether a file rule may be put on `path`: a rule on a file attaches to its
 /// inode and so grants every name of it. A file with one name is fine; a
 /// hard-linked one only when nobody but root could have planted the link
 /// (file and directory owned by root, neither group- nor world-writable:
-/// system files such as a dynamic loader with a second name). Fails closed
-/// when the metadata cannot be read.
+/// system files such as a dynamic loader with a second name). The walk
+/// also refuses a hard-linked file wherever the plan may create files
+/// ([`PathAutomaton::creatable`]): commands run as uid 0 without
+/// capabilities, so an earlier step could have linked a root-owned file
+/// there. Fails closed when the metadata cannot be read.
 pub fn linked_file_ok(path: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
     let Ok(m) = fs::symlink_metadata(path) else {
@@ -720,8 +809,13 @@ pub fn linked_file_ok(path: &Path) -> bool {
 
 /// The object behind `fd` is still what the walk saw: a directory for a
 /// subtree rule; for a file rule, not a directory and (when hard-linked)
-/// allowed by [`linked_file_ok`] with the same inode.
-fn still_what_was_walked(fd: &OwnedFd, r: &AddedRule) -> bool {
+/// accepted as hard-linked by the walk (when known) and allowed by
+/// [`linked_file_ok`], with the same inode.
+fn still_what_was_walked(
+    fd: &OwnedFd,
+    r: &AddedRule,
+    linked_ok: Option<&std::collections::BTreeSet<PathBuf>>,
+) -> bool {
     use std::os::fd::AsRawFd;
     use std::os::unix::fs::MetadataExt;
     // SAFETY: an all-zero `stat` is a valid value to be overwritten.
@@ -740,7 +834,8 @@ fn still_what_was_walked(fd: &OwnedFd, r: &AddedRule) -> bool {
     if st.st_nlink <= 1 {
         return true;
     }
-    linked_file_ok(&r.path)
+    linked_ok.is_none_or(|s| s.contains(&r.path))
+        && linked_file_ok(&r.path)
         && fs::symlink_metadata(&r.path).is_ok_and(|m| m.ino() == st.st_ino && m.dev() == st.st_dev)
 }
 

@@ -76,6 +76,23 @@ pub struct Losses {
     pub audit_kernel: u64,
 }
 
+impl std::fmt::Display for Losses {
+    /// `N events lost, M audit records lost (S at the audit socket, K in
+    /// the kernel's backlog; host-wide)`: events are this session's ring
+    /// buffer; the audit channels carry every audit record of the host, so
+    /// another session's storm can show here (an upper bound, never less).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} events lost, {} audit records lost ({} at the audit socket, {} in the kernel's backlog; host-wide)",
+            self.ring_buffer,
+            self.audit_socket.saturating_add(self.audit_kernel),
+            self.audit_socket,
+            self.audit_kernel
+        )
+    }
+}
+
 /// How the engine enforces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -140,7 +157,16 @@ pub struct Engine {
     /// network decision still names the program after the process exited.
     exe_seen: HashMap<u32, (Option<u64>, String)>,
     watchdog_restarts: u64,
+    /// (step, right bit, path) -> nearest grant, for denial storms: the
+    /// search walks the automaton and dominated a storm's cost.
+    nearest_cache: HashMap<(u32, u64, Vec<u8>), Nearest>,
 }
+
+/// A nearest grant and why it is the nearest.
+type Nearest = Option<(u32, String)>;
+
+/// Entries of [`Engine`]'s nearest-grant cache before it is emptied.
+const NEAREST_CACHE: usize = 4096;
 
 fn ll(e: domain::DomainError) -> RunError {
     RunError::Landlock(e.to_string())
@@ -292,6 +318,7 @@ impl Engine {
             lingering: Vec::new(),
             exe_seen: HashMap::new(),
             watchdog_restarts: 0,
+            nearest_cache: HashMap::new(),
         };
         e.visited[start as usize] = true;
         e.attach_step()?;
@@ -391,7 +418,10 @@ impl Engine {
                 2 => "creation/removal cannot be granted for only some names in",
                 3 => "hard-linked files get no rule (a rule would grant their other names too):",
                 4 => "deeper than the rule builder's walk bound, nothing is granted below",
-                _ => "the step reached the rule builder's limit of rules; no rule for",
+                5 => "the step reached the rule builder's limit of rules; no rule for",
+                _ => {
+                    "files cannot be moved or linked between directories where the step may delete but not read:"
+                }
             };
             out.push((
                 self.is_lib(*g),
@@ -629,7 +659,11 @@ impl Engine {
         let Some(mut c) = self.cmds.remove(&cmd) else {
             return;
         };
-        self.exe_seen.retain(|_, (k, _)| *k != Some(cmd));
+        // Entries of finished commands, and of processes no command
+        // claimed, go: the map stays as small as the running commands.
+        let cmds = &self.cmds;
+        self.exe_seen
+            .retain(|_, (k, _)| k.is_some_and(|k| cmds.contains_key(&k)));
         let Some(cg) = c.cgroup.take() else {
             return;
         };
@@ -682,6 +716,21 @@ impl Engine {
                 let _ = k.session_cg.kill_all();
             }
         }
+    }
+
+    /// [`plan::nearest_fs`], remembered (bounded): a storm of one denial
+    /// searches once.
+    fn nearest_fs_cached(&mut self, step: u32, path: &[u8], bit: u64) -> Nearest {
+        let key = (step, bit, path.to_vec());
+        if let Some(n) = self.nearest_cache.get(&key) {
+            return n.clone();
+        }
+        let n = plan::nearest_fs(self.plan(), step, path, bit);
+        if self.nearest_cache.len() >= NEAREST_CACHE {
+            self.nearest_cache.clear();
+        }
+        self.nearest_cache.insert(key, n.clone());
+        n
     }
 
     /// How many times a killed watchdog was replaced.
@@ -965,6 +1014,7 @@ impl Engine {
             Reason::Creatable => written.map(|g| (g, "it grants write on this path, but the path or a directory on it is a name a step may create (a symbolic link planted there would redirect the connection); UNIX socket paths are decided as written".to_string())),
             Reason::Relative => written.map(|g| (g, "the path is relative: socket paths must be absolute".to_string())),
             Reason::NotNormal => written.map(|g| (g, "the path has an empty, `.` or `..` segment".to_string())),
+            Reason::MagicLink => written.map(|g| (g, "the path is under /proc or /dev/fd, whose magic links resolve to any open descriptor".to_string())),
             Reason::Tables => None,
         };
         let exe = std::fs::read_link(format!("/proc/{}/exe", u.tgid))
@@ -998,13 +1048,26 @@ impl Engine {
     fn on_exec(&mut self, x: &crate::bpf::ExecEvent, out: &mut Vec<Notice>) {
         let cmd = self.cg_cmd.get(&x.cgroup).copied();
         let mut path = x.path.clone();
-        if path.first() != Some(&b'/')
+        // The tracepoint copies at most EXEC_PATH - 1 bytes of the path: a
+        // path that fills them may be cut short, and a prefix must never be
+        // attributed to a grant.
+        let truncated = path.len() >= crate::bpf::EXEC_PATH_MAX - 1;
+        let mut resolved = !truncated;
+        if (path.first() != Some(&b'/') || truncated)
             && let Ok(p) = std::fs::read_link(format!("/proc/{}/exe", x.tgid))
         {
             path = p.as_os_str().as_bytes().to_vec();
+            resolved = true;
         }
-        let grant = plan::fs_grant(self.plan(), x.step, &path, access::EXECUTE);
-        let object = crate::audit::escape_bytes(&path);
+        let grant = if resolved {
+            plan::fs_grant(self.plan(), x.step, &path, access::EXECUTE)
+        } else {
+            None
+        };
+        let mut object = crate::audit::escape_bytes(&path);
+        if !resolved {
+            object.push_str("... (truncated)");
+        }
         self.exe_seen.insert(x.tgid, (cmd, object.clone()));
         let step = x.step;
         let nearest = if grant.is_none() {
@@ -1128,8 +1191,7 @@ impl Engine {
                     None => r.to_string(),
                 };
                 let op = format!("{op} ({r})");
-                let near =
-                    plan::nearest_fs(self.plan(), step, &crate::audit::unescape_bytes(&path), bit);
+                let near = self.nearest_fs_cached(step, &crate::audit::unescape_bytes(&path), bit);
                 (op, path, near)
             } else if let Some(r) = b.strip_prefix("net.") {
                 let bind = r.starts_with("bind");
@@ -1189,8 +1251,8 @@ impl Engine {
     /// Ends everything: kills the session's processes, detaches the
     /// programs, removes the cgroups, restores audit. Returns a summary.
     pub fn stop(mut self) -> String {
-        let mut notes = self.pump(true);
-        notes.clear();
+        // Every record queued so far is read (and written) before the end.
+        let _ = self.sync();
         let ended = self.end_step_processes().unwrap_or(0);
         let losses = self.losses();
         let lost = self.lost();
@@ -1213,17 +1275,14 @@ impl Engine {
             let _ = cgroup::remove_tree(&path);
         }
         format!(
-            "session {} ended: plan {}, last step {}, {} processes ended, {} denials, {} first allows reported, {} events lost ({} ring buffer, {} audit socket, {} audit backlog host-wide), {:.1}s",
+            "session {} ended: plan {}, last step {}, {} processes ended, {} denials, {} first allows reported, {}, {:.1}s",
             self.id,
             self.plan_name(),
             self.step_name(),
             ended,
             self.denies,
             self.allows,
-            lost,
-            losses.ring_buffer,
-            losses.audit_socket,
-            losses.audit_kernel,
+            losses,
             self.started.elapsed().as_secs_f64()
         )
     }
@@ -1254,8 +1313,8 @@ impl Engine {
 
 /// Builds the Landlock ruleset of `step` (walk + rules + TCP wall).
 pub fn build_domain(plan: &Plan, step: u32) -> Result<StepDomain, RunError> {
-    let fs_a = StepAutomaton::new(&plan.fs, step);
-    let ex_a = StepAutomaton::new(&plan.exec, step);
+    let fs_a = StepAutomaton::new(&plan.fs, step).with_plan_fs(&plan.fs);
+    let ex_a = StepAutomaton::new(&plan.exec, step).with_plan_fs(&plan.fs);
     let mut w = domain::Walk::default();
     domain::walk_into(
         &fs_a,
@@ -1274,7 +1333,8 @@ pub fn build_domain(plan: &Plan, step: u32) -> Result<StepDomain, RunError> {
     cgroup_write_guard(plan, step, &w.rules)?;
     let notes: Vec<(u32, Vec<domain::Narrowing>)> = w.narrowed.clone().into_iter().collect();
     let counts = w.counts.clone();
-    let mut d = domain::build(w.rules, &plan::tcp_ports(plan, step)).map_err(ll)?;
+    let mut d =
+        domain::build_walked(w.rules, &w.linked_ok, &plan::tcp_ports(plan, step)).map_err(ll)?;
     d.notes = notes;
     d.counts = counts;
     Ok(d)
@@ -1328,6 +1388,7 @@ fn narrowing_kind(n: &domain::Narrowing) -> u8 {
         domain::Narrowing::HardLink(_) => 3,
         domain::Narrowing::TooDeep(_) => 4,
         domain::Narrowing::TooMany(_) => 5,
+        domain::Narrowing::NoRefer(_) => 6,
     }
 }
 
@@ -1338,7 +1399,8 @@ fn narrowing_path(n: &domain::Narrowing) -> String {
         | domain::Narrowing::ParentRight(p, _)
         | domain::Narrowing::HardLink(p)
         | domain::Narrowing::TooDeep(p)
-        | domain::Narrowing::TooMany(p) => p.display().to_string(),
+        | domain::Narrowing::TooMany(p)
+        | domain::Narrowing::NoRefer(p) => p.display().to_string(),
     }
 }
 

@@ -279,7 +279,7 @@ fn one_shot(o: Opts) -> Result<i32, RunError> {
 fn loss_notice(before: u64, now: u64) -> Option<String> {
     (now > before).then(|| {
         format!(
-            "kapl-run: {} decision events were lost while this command ran (kernel buffers full); the denials above and in the audit file are incomplete",
+            "kapl-run: {} decision events were lost while this command ran (kernel buffers full; a denial is up to 4 audit records); the denials above and in the audit file are incomplete",
             now - before
         )
     })
@@ -548,11 +548,11 @@ fn supervisor(
                 }
                 Ok(Request::Status) => {
                     let m = format!(
-                        "session {id}: plan {}, step {}, {} denials, {} events lost, watchdog restarted {} times",
+                        "session {id}: plan {}, step {}, {} denials, {}, watchdog restarted {} times",
                         e.plan_name(),
                         e.step_name(),
                         e.denies,
-                        e.lost(),
+                        e.losses(),
                         e.watchdog_restarts()
                     );
                     let _ = control::send(c.fd.as_raw_fd(), &Reply::Ok { message: m }, &[]);

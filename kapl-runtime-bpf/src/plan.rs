@@ -50,6 +50,7 @@ pub struct StepAutomaton<'a> {
     dfa: &'a Dfa,
     step: u32,
     live: Vec<u64>,
+    plan_fs: Option<&'a Dfa>,
 }
 
 impl<'a> StepAutomaton<'a> {
@@ -61,6 +62,7 @@ impl<'a> StepAutomaton<'a> {
             dfa,
             step,
             live: vec![0; n],
+            plan_fs: None,
         };
         let mut live: Vec<u64> = (0..n as u32).map(|s| a.accept(s)).collect();
         // Reverse edges, then propagate accept bits backwards.
@@ -93,6 +95,13 @@ impl<'a> StepAutomaton<'a> {
     fn columns(&self) -> usize {
         self.dfa.kind.rights()
     }
+
+    /// Answers [`PathAutomaton::creatable`] from the plan's file-system
+    /// DFA (every step), instead of the conservative default.
+    pub fn with_plan_fs(mut self, fs: &'a Dfa) -> StepAutomaton<'a> {
+        self.plan_fs = Some(fs);
+        self
+    }
 }
 
 impl PathAutomaton for StepAutomaton<'_> {
@@ -116,6 +125,13 @@ impl PathAutomaton for StepAutomaton<'_> {
     }
     fn live(&self, state: u32) -> u64 {
         self.live.get(state as usize).copied().unwrap_or(0)
+    }
+    fn creatable(&self, path: &[u8]) -> bool {
+        let Some(fs) = self.plan_fs else {
+            return true;
+        };
+        let s = fs.walk(path);
+        (0..fs.steps).any(|st| fs.cell(s, st, FsRight::Create as usize).grant != NO_GRANT)
     }
     fn grants(&self, state: u32, rights: u64) -> Vec<u32> {
         let mut out = Vec::new();

@@ -105,6 +105,8 @@ pub enum Reason {
     Creatable,
     /// The tables were unreadable (fails closed).
     Tables,
+    /// Under /proc or /dev/fd: magic links that resolve to any descriptor.
+    MagicLink,
 }
 
 /// A pathname UNIX connect or send the program decided.
@@ -165,6 +167,7 @@ pub fn decode(b: &[u8]) -> Option<UnixEvent> {
             2 => Reason::Relative,
             3 => Reason::NotNormal,
             4 => Reason::Creatable,
+            6 => Reason::MagicLink,
             _ => Reason::Tables,
         },
         comm: String::from_utf8_lossy(&comm[..end]).into_owned(),

@@ -175,6 +175,15 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// Fails (never skips) when a program a scenario needs is missing.
+#[track_caller]
+fn need(path: &str, why: &str) {
+    assert!(
+        std::path::Path::new(path).exists(),
+        "{path} is needed ({why}); install it (scripts/setup)"
+    );
+}
+
 fn copy_true(to: &str) {
     let parent = std::path::Path::new(to).parent().unwrap();
     std::fs::create_dir_all(parent).unwrap();
@@ -464,6 +473,10 @@ fn reopening_through_proc_is_decided_on_the_real_file() {
     t.write("denied/secret.txt", "secret\n");
     // A process outside the session with no capabilities (so only Landlock
     // stands between) working in the denied directory.
+    need(
+        "/usr/bin/setpriv",
+        "a process outside the session without capabilities",
+    );
     let outside = Command::new("setpriv")
         .args([
             "--bounding-set=-all",
@@ -583,7 +596,13 @@ fn namespaces_mounts_chroot_and_pivot_root_are_refused() {
     let t = Tmp::new("esc-ns");
     t.write("w/ok.txt", "ok\n");
     t.write("denied/secret.txt", "secret\n");
-    let s = Sess::start(&t, spec(vec![G::Fs(ALL, vec![t.path("w/**")], vec![])]));
+    let s = Sess::start(
+        &t,
+        spec(vec![
+            G::Fs(ALL, vec![t.path("w/**")], vec![]),
+            G::Exec(vec!["/usr/bin/sh".into(), "/usr/bin/dash".into()]),
+        ]),
+    );
     let (w, den) = (t.path("w"), t.path("denied"));
     s.refused_call(&["unshare-user"], &["unshare-user refused 1"], "unshare");
     s.refused_call(&["unshare-mount"], &["unshare-mount refused 1"], "unshare");
@@ -604,6 +623,34 @@ fn namespaces_mounts_chroot_and_pivot_root_are_refused() {
         &["pivot-root refused 1"],
         "pivot_root",
     );
+    // From a child of the command (a shell runs the probe): the record is
+    // attributed to the command through the child's exec.
+    let before = s
+        .records()
+        .iter()
+        .filter(|r| r["object"] == "chroot")
+        .count();
+    let mut attributed = false;
+    for _ in 0..3 {
+        let o = kr(&[
+            "exec",
+            "--session",
+            &s.id,
+            "--",
+            "/usr/bin/sh",
+            "-c",
+            &format!("{PROBE} chroot {w}; true"),
+        ]);
+        assert_eq!(String::from_utf8_lossy(&o.stdout), "chroot refused 1\n");
+        let recs = s.records();
+        let now: Vec<_> = recs.iter().filter(|r| r["object"] == "chroot").collect();
+        if now.len() > before {
+            check_chain(now[now.len() - 1], "seccomp");
+            attributed = true;
+            break;
+        }
+    }
+    assert!(attributed, "no seccomp record of the child's chroot");
     // Nothing was aliased: the granted directory still holds its own file
     // and the denied one stays denied.
     s.ok(&["read", &t.path("w/ok.txt")], &["read ok"]);
@@ -680,6 +727,8 @@ fn exec_side_doors_are_refused() {
 /// policy grants", escape suite); a script it may not read is refused.
 #[test]
 fn interpreters_run_readable_scripts_and_not_unreadable_ones() {
+    need("/usr/bin/python3.11", "the python3 interpreter scenario");
+    need("/usr/bin/dash", "the sh interpreter scenario");
     let t = Tmp::new("esc-interp");
     t.write("ro/s.sh", "echo script-ran\n");
     t.write("ro/s.py", "print('py-ran')\n");
@@ -738,6 +787,7 @@ fn interpreters_run_readable_scripts_and_not_unreadable_ones() {
 /// prover's effective-authority warning KAPL0603 and the threat model.
 #[test]
 fn loader_runs_readable_elf_and_kapl0603_warns() {
+    need(LDSO, "the dynamic loader scenario");
     let t = Tmp::new("esc-ldso");
     copy_true(&t.path("ro/prog"));
     chmod(&t.path("ro/prog"), 0o644);
@@ -964,7 +1014,9 @@ fn links_swapped_while_the_rules_are_built_are_refused() {
     let t = Tmp::new("esc-links-race");
     t.write("shared/a.txt", "a\n");
     t.write("denied/secret.txt", "secret\n");
-    chmod(&t.path("shared"), 0o777);
+    // A root-owned directory (not writable by others) where another step
+    // of the plan may create files: the swapper stands for that step's
+    // processes, still running while the next step's rules are built.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let swapper = {
         let (stop, a, tmp, secret) = (
@@ -992,10 +1044,17 @@ fn links_swapped_while_the_rules_are_built_are_refused() {
     };
     let secret = t.path("denied/secret.txt");
     for _ in 0..5 {
-        let s = Sess::start(
-            &t,
-            spec(vec![G::Fs(RW, vec![t.path("shared/*.txt")], vec![])]),
-        );
+        let mut policy = spec(vec![G::Fs(RW, vec![t.path("shared/*.txt")], vec![])]);
+        policy.steps.push(StepSpec {
+            name: "tidy",
+            after: vec![0],
+            grants: vec![G::Fs(
+                &[Right::Create, Right::Delete],
+                vec![t.path("shared/**")],
+                vec![],
+            )],
+        });
+        let s = Sess::start(&t, policy);
         s.refused(
             &["read", &secret],
             &["read refused 13"],
@@ -1011,5 +1070,185 @@ fn links_swapped_while_the_rules_are_built_are_refused() {
     let swaps = swapper.join().unwrap();
     assert!(swaps > 5, "the swapper ran ({swaps} swaps)");
     assert_eq!(std::fs::read_to_string(&secret).unwrap(), "secret\n");
+    assert_no_leftover_cgroups();
+}
+
+/// A step that may create and delete but not read could move or hard-link
+/// a file it cannot read to where a later step reads it (Landlock's refer
+/// right checks only that the file gains no right *in that step*). The
+/// runtime grants refer only where the step may also read everything
+/// beneath, so both are refused (EXDEV); and a hard link already there
+/// (made before the session, by an earlier session of the plan) gets no
+/// per-entry rule where the plan may create files, so neither of its names
+/// opens. Under a directory a later step reads wholly, such a pre-existing
+/// link is a granted name (documented).
+#[test]
+fn an_earlier_step_cannot_move_or_link_unreadable_files_to_a_later_step() {
+    let t = Tmp::new("esc-links-steps");
+    t.write("pub/a.txt", "a\n");
+    t.write("pub/b.txt", "b\n");
+    t.write("secret/s.txt", "secret\n");
+    let (secret, x) = (t.path("secret/s.txt"), t.path("pub/x.txt"));
+    std::fs::hard_link(&secret, &x).unwrap();
+    let img = t.path("p.kapi");
+    std::fs::write(
+        &img,
+        image(PolicySpec {
+            plan: "p",
+            plan_grants: vec![G::Exec(vec![PROBE.into()])],
+            steps: vec![
+                StepSpec {
+                    name: "tidy",
+                    after: vec![],
+                    grants: vec![G::Fs(
+                        &[Right::Create, Right::Delete],
+                        vec![t.path("**")],
+                        vec![],
+                    )],
+                },
+                StepSpec {
+                    name: "work",
+                    after: vec![0],
+                    grants: vec![G::Fs(&[Right::Read], vec![t.path("pub/*.txt")], vec![])],
+                },
+                StepSpec {
+                    name: "whole",
+                    after: vec![1],
+                    grants: vec![G::Fs(&[Right::Read], vec![t.path("pub/**")], vec![])],
+                },
+            ],
+        }),
+    )
+    .unwrap();
+    let audit = t.path("audit.jsonl");
+    let o = kr(&["session", "start", &img, "--plan", "p", "--audit", &audit]);
+    let report = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(0), "{report}");
+    assert!(
+        report.contains("files cannot be moved or linked between directories where the step may delete but not read"),
+        "precision report: {report}"
+    );
+    let id = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    let s = Sess {
+        _guard: SessionGuard(id.clone()),
+        id,
+        audit,
+    };
+    // Step tidy: may not read the secret, nor move or link it elsewhere.
+    let in_step = |step: &'static str| {
+        move |r: &serde_json::Value| r["step"] == step && r["verdict"] == "deny"
+    };
+    let sec_dir = t.path("secret");
+    for (args, line) in [
+        (
+            vec!["hardlink", secret.as_str(), &t.path("pub/y.txt")],
+            "hardlink refused 18",
+        ),
+        (
+            vec!["rename", secret.as_str(), &t.path("pub/z.txt")],
+            "rename refused 18",
+        ),
+    ] {
+        let args: Vec<&str> = args.iter().map(|a| a.as_ref()).collect();
+        let mut seen = false;
+        for _ in 0..3 {
+            expect(&s.probe(&args), &[line]);
+            seen = s.records().iter().any(|r| {
+                in_step("tidy")(r)
+                    && r["operation"] == "delete (refer)"
+                    && r["object"] == sec_dir.as_str()
+            });
+            if seen {
+                break;
+            }
+        }
+        assert!(seen, "{args:?}: no refer denial on {sec_dir}");
+    }
+    assert!(std::path::Path::new(&secret).exists());
+    // Twin: moving a file within one directory needs no refer.
+    s.ok(
+        &["rename", &t.path("pub/b.txt"), &t.path("pub/c.txt")],
+        &["rename ok"],
+    );
+    let o = kr(&["step", "--session", &s.id, "work"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // Step work: per-entry rules; the linked file gets none.
+    s.ok(&["read", &t.path("pub/a.txt")], &["read ok"]);
+    let refused_in_work = |path: &str| {
+        for _ in 0..3 {
+            expect(&s.probe(&["read", path]), &["read refused 13"]);
+            if s.records().iter().any(|r| {
+                in_step("work")(r)
+                    && r["operation"] == "read (read_file)"
+                    && r["object"] == path
+                    && r["mechanism"] == "landlock"
+            }) {
+                return;
+            }
+        }
+        panic!("no deny record of {path} in step work");
+    };
+    refused_in_work(&x);
+    refused_in_work(&secret);
+    // Step whole: the pre-existing link is a name under a wholly granted
+    // directory.
+    let o = kr(&["step", "--session", &s.id, "whole"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    s.ok(&["read", &x], &["read ok"]);
+    expect(&s.probe(&["read", &secret]), &["read refused 13"]);
+    assert_no_leftover_cgroups();
+}
+
+/// The exec tracepoint copies a bounded prefix of the program's path
+/// (`bpf::EXEC_PATH_MAX`): a longer path is never attributed by its prefix;
+/// the runtime reads the whole path from the process (`/proc/PID/exe`) or
+/// reports it as truncated without a grant.
+#[test]
+fn a_program_path_longer_than_the_exec_buffer_is_attributed_whole() {
+    let t = Tmp::new("esc-exec-long");
+    let comp = "e".repeat(40);
+    let mut dir = t.path("bin");
+    for _ in 0..8 {
+        dir.push('/');
+        dir.push_str(&comp);
+    }
+    std::fs::create_dir_all(&dir).unwrap();
+    let prog = format!("{dir}/sleep");
+    assert!(prog.len() > kapl_runtime_bpf::bpf::EXEC_PATH_MAX);
+    std::fs::copy("/usr/bin/sleep", &prog).unwrap();
+    let s = Sess::start(&t, spec(vec![G::Exec(vec![t.path("bin/**")])]));
+    // `sleep` stays long enough for its /proc entry to be read.
+    let mut found = None;
+    for _ in 0..3 {
+        s.ok(&["exec", &prog, "0.5"], &["exec ok"]);
+        found = s.records().into_iter().find(|r| {
+            r["verdict"] == "allow" && r["operation"] == "exec" && r["object"] == prog.as_str()
+        });
+        if found.is_some() {
+            break;
+        }
+    }
+    let r = found.unwrap_or_else(|| panic!("no exec allow of the whole path: {:#?}", s.records()));
+    assert_eq!(r["grant"]["text"], format!("exec \"{}\"", t.path("bin/**")));
+    assert_eq!(r["mechanism"], "tracepoint");
+    // No record names a prefix of it as the program.
+    assert!(
+        !s.records().iter().any(|r| r["operation"] == "exec"
+            && r["object"]
+                .as_str()
+                .is_some_and(|o| o != prog && prog.starts_with(o))),
+        "{:#?}",
+        s.records()
+    );
     assert_no_leftover_cgroups();
 }

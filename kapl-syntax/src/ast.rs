@@ -9,6 +9,7 @@
 use crate::glob::Glob;
 use crate::span::Span;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// A parsed file: its items in source order.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -282,10 +283,11 @@ impl NetOp {
 /// A validated path glob as written.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pattern {
-    /// The glob's text between the quotes, as written.
-    pub source: String,
-    /// The parsed glob.
-    pub glob: Glob,
+    /// The glob's text between the quotes, as written (shared: lowering
+    /// copies patterns into every expanded `use`).
+    pub source: Arc<str>,
+    /// The parsed glob (shared likewise).
+    pub glob: Arc<Glob>,
     /// Including the quotes.
     pub span: Span,
 }

@@ -78,8 +78,8 @@ pub fn pattern(
     let inner = Span::new(file, start + 1, start + 1 + tok.raw.len());
     match parse_glob_budgeted(tok.raw, inner, budget) {
         Ok(glob) => Some(Pattern {
-            source: tok.raw.to_string(),
-            glob,
+            source: tok.raw.into(),
+            glob: glob.into(),
             span: Span::new(file, start, end),
         }),
         Err(errs) => {

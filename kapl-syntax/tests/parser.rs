@@ -245,7 +245,7 @@ fn pattern_errors_point_inside_the_string() {
     else {
         panic!()
     };
-    let srcs: Vec<&str> = patterns.iter().map(|p| p.source.as_str()).collect();
+    let srcs: Vec<&str> = patterns.iter().map(|p| &*p.source).collect();
     assert_eq!(srcs, ["/ok", "/also/ok"]);
     assert!(except.is_empty());
 }

@@ -9,7 +9,7 @@
 
 use crate::output::{ColorChoice, Format};
 use crate::render;
-use kapl_codegen::{Options, compile, translate};
+use kapl_codegen::{Options, compile_with, translate};
 use kapl_syntax::{Diagnostic, Severity, SourceMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -163,7 +163,12 @@ pub fn run(args: &Args) -> ExitCode {
         policy: name,
         compiler: format!("kaplc {}", env!("CARGO_PKG_VERSION")),
     };
-    let out = match compile(policy, &fe.sources, &opts) {
+    // The prover's automata, reused by codegen and translation validation.
+    let automata = match &fe.automata {
+        Some(a) => std::borrow::Cow::Borrowed(a),
+        None => std::borrow::Cow::Owned(kapl_check::prove::GrantAutomata::new(policy)),
+    };
+    let out = match compile_with(policy, &automata, &fe.sources, &opts) {
         Ok(o) => o,
         Err(errs) => {
             diags.extend(errs);
@@ -207,7 +212,7 @@ pub fn run(args: &Args) -> ExitCode {
     };
     // Translation validation: decode what is about to be written and check
     // it against the prover's automata and the grants.
-    let tv = translate::validate(policy, &bytes);
+    let tv = translate::validate_with(policy, &automata, &bytes);
     if !tv.is_empty() {
         diags.extend(tv);
         emit(

@@ -69,9 +69,9 @@ fn rights_mask(r: Rights) -> u8 {
 /// Compiles one rule; paths are intersected with `universe` when given.
 pub(crate) fn compile(kind: &RuleKind, universe: Option<&Dfa>) -> CRule {
     let paths = |patterns: &[crate::ir::PatternRef], except: &[crate::ir::PatternRef]| {
-        let mut d = Dfa::from_globs(patterns.iter().map(|p| &p.glob));
+        let mut d = Dfa::from_globs(patterns.iter().map(|p| &*p.glob));
         if !except.is_empty() {
-            d = d.difference(&Dfa::from_globs(except.iter().map(|p| &p.glob)));
+            d = d.difference(&Dfa::from_globs(except.iter().map(|p| &*p.glob)));
         }
         if let Some(u) = universe {
             d = d.intersection(u);

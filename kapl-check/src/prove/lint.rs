@@ -144,11 +144,16 @@ pub(crate) fn lint_compiled(
             groups.push(&step.grants);
         }
     }
-    let found: Vec<Vec<Diagnostic>> = par_map(
-        &groups,
-        std::thread::available_parallelism().map_or(1, |n| n.get()),
-        |group| redundant_in_group(policy, c, group, failed),
-    );
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // One path of each path grant: a grant can only cover another if it
+    // holds that path, which rules out most pairs without a product.
+    let samples: Vec<Option<Vec<u8>>> = par_map(&c.grants, threads, |r| match r {
+        CRule::Fs(p) | CRule::Exec(p) => p.dfa.shortest_member(),
+        CRule::Net(_) => None,
+    });
+    let found: Vec<Vec<Diagnostic>> = par_map(&groups, threads, |group| {
+        redundant_in_group(policy, c, &samples, group, failed)
+    });
     out.extend(found.into_iter().flatten());
     // KAPL0503: never rules no bound reaches.
     for (oi, o) in policy.objectives.iter().enumerate() {
@@ -210,10 +215,16 @@ pub(crate) fn lint_compiled(
 fn redundant_in_group(
     policy: &Policy,
     c: &Compiled,
+    samples: &[Option<Vec<u8>>],
     group: &[GrantId],
     failed: &HashSet<GrantId>,
 ) -> Vec<Diagnostic> {
     let mut out = Vec::new();
+    // False only when `b` cannot cover grant `a` (it misses `a`'s sample).
+    let may_cover = |a: GrantId, b: &CRule| match (samples.get(a.0 as usize), b) {
+        (Some(Some(path)), CRule::Fs(p) | CRule::Exec(p)) => p.dfa.accepts(path),
+        _ => true,
+    };
     for &g in group {
         let (Some(grant), Some(cg)) = (policy.grants.get(g.0 as usize), c.grants.get(g.0 as usize))
         else {
@@ -234,8 +245,9 @@ fn redundant_in_group(
             h != g
                 && !failed.contains(&h)
                 && other.site != grant.site
+                && may_cover(g, ch)
                 && covered_by(cg, ch)
-                && (h < g || !covered_by(ch, cg))
+                && (h < g || !may_cover(h, cg) || !covered_by(ch, cg))
         });
         let (Some(h), Some(site)) = (cover, grant_site(policy, g)) else {
             continue;

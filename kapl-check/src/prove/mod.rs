@@ -173,6 +173,54 @@ pub struct Report {
     pub outcomes: Vec<Outcome>,
     /// Errors and warnings, sorted by position.
     pub diagnostics: Vec<Diagnostic>,
+    /// The per-grant path automata the obligations were decided on, for
+    /// code generation (`None` when the path universe was restricted: those
+    /// automata are not the grants' languages).
+    pub automata: Option<GrantAutomata>,
+}
+
+/// The prover's path automaton of every grant, indexed by grant id: for an
+/// `fs` grant its patterns minus its `except`, for an `exec` grant its
+/// patterns, `None` for a network grant. The prover builds them once;
+/// code generation compiles them into the image and translation validation
+/// checks the image against them, so what is proved is what is loaded.
+#[derive(Clone, Debug, Default)]
+pub struct GrantAutomata {
+    paths: Vec<Option<Dfa>>,
+}
+
+impl GrantAutomata {
+    /// Builds the automata of every grant of `policy` (in parallel).
+    pub fn new(policy: &Policy) -> GrantAutomata {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let compiled = par_map(&policy.grants, threads, |g| {
+            compiled::compile(&g.rule.kind, None)
+        });
+        GrantAutomata::from_compiled(compiled)
+    }
+
+    fn from_compiled(grants: Vec<CRule>) -> GrantAutomata {
+        GrantAutomata {
+            paths: grants
+                .into_iter()
+                .map(|c| match c {
+                    CRule::Fs(p) | CRule::Exec(p) => Some(p.dfa),
+                    CRule::Net(_) => None,
+                })
+                .collect(),
+        }
+    }
+
+    /// The automaton of grant `g` (`None` for a network grant or an id
+    /// out of range).
+    pub fn get(&self, g: GrantId) -> Option<&Dfa> {
+        self.paths.get(g.0 as usize).and_then(Option::as_ref)
+    }
+
+    /// Whether these automata were built for `policy` (one per grant).
+    pub fn fits(&self, policy: &Policy) -> bool {
+        self.paths.len() == policy.grants.len()
+    }
 }
 
 /// Proves every obligation of `policy` with default options.
@@ -192,6 +240,7 @@ pub fn prove_front_end_with(fe: &mut crate::FrontEnd, opts: &Options) {
         let report = prove_with(policy, &fe.sources, opts);
         fe.diagnostics.extend(report.diagnostics);
         kapl_syntax::diag::sort(&mut fe.diagnostics);
+        fe.automata = report.automata;
     }
 }
 
@@ -313,9 +362,15 @@ pub fn prove_with(policy: &Policy, sources: &SourceMap, opts: &Options) -> Repor
         .collect();
     diagnostics.extend(lint::lint_compiled(policy, &compiled, &failed));
     kapl_syntax::diag::sort(&mut diagnostics);
+    let automata = opts
+        .universe
+        .paths
+        .is_none()
+        .then(|| GrantAutomata::from_compiled(compiled.grants));
     Report {
         outcomes,
         diagnostics,
+        automata,
     }
 }
 

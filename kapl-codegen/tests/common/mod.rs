@@ -43,8 +43,8 @@ fn sp(file: FileId) -> Span {
 pub fn pat(text: &str) -> Option<PatternRef> {
     let glob = parse_glob(text, Span::new(FileId(0), 0, 0)).ok()?;
     Some(PatternRef {
-        source: text.to_string(),
-        glob,
+        source: text.into(),
+        glob: glob.into(),
         span: Span::new(FileId(0), 0, 0),
     })
 }

@@ -92,8 +92,8 @@ fn text_of(g: &G) -> String {
 
 fn pat(text: &str, span: Span) -> PatternRef {
     PatternRef {
-        source: text.to_string(),
-        glob: parse_glob(text, span).expect("glob"),
+        source: text.into(),
+        glob: parse_glob(text, span).expect("glob").into(),
         span,
     }
 }

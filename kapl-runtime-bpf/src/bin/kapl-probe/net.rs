@@ -3,7 +3,11 @@
 //! `MSG_FASTOPEN`, no `connect`), `raw4`, `raw6`, `packet`, `netlink PROTO`
 //! (socket creation only), `unix-connect PATH`, `unix-sendto PATH`
 //! (pathname UNIX sockets, stream and datagram) and `abstract-connect NAME`,
-//! `abstract-sendto NAME` (the abstract namespace).
+//! `abstract-sendto NAME` (the abstract namespace), `abstract-self NAME`
+//! (listen on an abstract name and connect to it from the same process: a
+//! service inside the session's own domain), `unix-connect-via-fd PATH`
+//! (an `O_PATH` descriptor of the socket file, which needs no Landlock
+//! right, then connect to `/proc/self/fd/N`).
 
 use crate::report::outcome;
 use std::io;
@@ -42,6 +46,8 @@ pub fn run(cmd: &str, args: &[String]) -> Option<()> {
         "unix-sendto" => outcome(cmd, unix(first.as_bytes(), libc::SOCK_DGRAM)),
         "abstract-connect" => outcome(cmd, unix(&abstract_name(first), libc::SOCK_STREAM)),
         "abstract-sendto" => outcome(cmd, unix(&abstract_name(first), libc::SOCK_DGRAM)),
+        "abstract-self" => outcome(cmd, abstract_self(first)),
+        "unix-connect-via-fd" => outcome(cmd, via_fd(first)),
         _ => return None,
     }
     Some(())
@@ -204,4 +210,26 @@ pub fn unix(path: &[u8], ty: i32) -> io::Result<OwnedFd> {
         }
     }
     Ok(s)
+}
+
+/// Listens on the abstract name and connects to it (same Landlock domain).
+fn abstract_self(name: &str) -> io::Result<OwnedFd> {
+    let l = std::os::unix::net::UnixListener::bind_addr(
+        &<std::os::unix::net::SocketAddr as std::os::linux::net::SocketAddrExt>::from_abstract_name(
+            name.as_bytes(),
+        )?,
+    )?;
+    let c = unix(&abstract_name(name), libc::SOCK_STREAM)?;
+    drop(l);
+    Ok(c)
+}
+
+fn via_fd(path: &str) -> io::Result<OwnedFd> {
+    let c = std::ffi::CString::new(path).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: open(2) with a NUL-terminated path.
+    let fd = cvt(unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) })?;
+    // SAFETY: a fresh descriptor nobody else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let link = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd));
+    unix(link.as_bytes(), libc::SOCK_STREAM)
 }
