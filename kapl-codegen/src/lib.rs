@@ -1,17 +1,21 @@
 //! KAPL code generator: from a checked `ir::Policy` to a `kapl-image` image.
 //!
 //! ```text
-//! ir::Policy ─► per plan: fs/exec terms ─► tagged DFA ─► accept rows per
-//!   (step, right) ─► minimized DFA + beneath flags ─► Image tables
-//!             └─► net grants ─► LPM entries (ports folded) ─► Image
-//!             └─► per step: Landlock walks, TCP wall, precision report
-//! Image ─► translate::validate (decode back, compare with kapl-automata)
+//! ir::Policy + the prover's per-grant automata (GrantAutomata)
+//!   ─► per plan: product of the distinct grant automata (fs, exec) ─►
+//!      accept rows per (step, right) ─► minimized DFA + beneath flags ─►
+//!      Image tables
+//!   └─► net grants ─► LPM entries (ports folded) ─► Image
+//!   └─► per step: Landlock walks, TCP wall, precision report
+//! Image bytes ─► translate::validate_with (decode back, product walk with
+//!   the same prover automata: acceptance, credited grant, beneath flags)
 //! ```
 //!
-//! Input: a policy that checked clean, its [`SourceMap`] and [`Options`].
-//! Output: an [`Output`] (the image, warnings such as the loader's
-//! effective exec authority, statistics) or build errors (`KAPL06xx`).
-//! Emits data only: no I/O.
+//! Input: a policy that checked clean, its [`SourceMap`], [`Options`] and
+//! (with [`compile_with`]) the prover's automata, so what is proved is what
+//! is compiled. Output: an [`Output`] (the image, warnings such as the
+//! loader's effective exec authority, statistics) or build errors
+//! (`KAPL06xx`). Emits data only: no I/O.
 
 mod auto;
 mod effective;
