@@ -114,7 +114,12 @@ fn mismatch(plan: &ir::Plan, kind: DfaKind, m: Mismatch) -> Diagnostic {
             .map_or("fs", |r| r.as_str()),
         DfaKind::Exec => "exec",
     };
-    let text = String::from_utf8_lossy(&m.path).into_owned();
+    // The start state stands for the root directory in beneath flags.
+    let text = if m.path.is_empty() {
+        "/".to_string()
+    } else {
+        String::from_utf8_lossy(&m.path).into_owned()
+    };
     let witness = match kind {
         DfaKind::Fs => Witness::Fs {
             right: what.into(),
