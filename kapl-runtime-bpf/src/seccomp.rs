@@ -119,18 +119,12 @@ const MFD_NOEXEC_SEAL: u32 = 0x0008;
 /// socket families, x32) stay unlogged. Laid out as a binary search like
 /// [`filter`], so installing it adds little to a command's start-up.
 pub fn logged_filter() -> Vec<SockFilter> {
-    let mut p = prologue();
-    match tree(&logged_cases()) {
-        Some(t) => {
-            p.extend(t);
-            p
-        }
-        None => linear_logged_filter(),
-    }
+    layout(&logged_cases())
 }
 
-/// The cases of [`logged_filter`], sorted.
-fn logged_cases() -> Vec<(u32, Vec<SockFilter>)> {
+/// The side-door calls both filters refuse with EPERM: [`DENY_EPERM`] and
+/// `clone` with namespace flags (unsorted).
+fn side_door_cases() -> Vec<(u32, Vec<SockFilter>)> {
     let eperm = RET_ERRNO | libc::EPERM as u32;
     let mut c: Vec<(u32, Vec<SockFilter>)> = DENY_EPERM
         .iter()
@@ -145,6 +139,13 @@ fn logged_cases() -> Vec<(u32, Vec<SockFilter>)> {
             stmt(BPF_RET_K, RET_ALLOW),
         ],
     ));
+    c
+}
+
+/// The cases of [`logged_filter`], sorted.
+fn logged_cases() -> Vec<(u32, Vec<SockFilter>)> {
+    let eperm = RET_ERRNO | libc::EPERM as u32;
+    let mut c = side_door_cases();
     c.push((
         NR_MEMFD_CREATE,
         vec![
@@ -156,28 +157,6 @@ fn logged_cases() -> Vec<(u32, Vec<SockFilter>)> {
     ));
     c.sort_by_key(|(nr, _)| *nr);
     c
-}
-
-/// [`logged_filter`] as one linear chain (fallback and test reference).
-fn linear_logged_filter() -> Vec<SockFilter> {
-    let eperm = RET_ERRNO | libc::EPERM as u32;
-    let mut p = prologue();
-    for (nr, _) in DENY_EPERM {
-        p.push(jump(BPF_JEQ_K, *nr, 0, 1));
-        p.push(stmt(BPF_RET_K, eperm));
-    }
-    p.push(jump(BPF_JEQ_K, NR_CLONE, 0, 4));
-    p.push(stmt(BPF_LD_W_ABS, off_arg_lo(0)));
-    p.push(jump(BPF_JSET_K, NS_FLAGS, 0, 1));
-    p.push(stmt(BPF_RET_K, eperm));
-    p.push(stmt(BPF_RET_K, RET_ALLOW));
-    p.push(jump(BPF_JEQ_K, NR_MEMFD_CREATE, 0, 4));
-    p.push(stmt(BPF_LD_W_ABS, off_arg_lo(1)));
-    p.push(jump(BPF_JSET_K, MFD_NOEXEC_SEAL, 0, 1));
-    p.push(stmt(BPF_RET_K, RET_ALLOW));
-    p.push(stmt(BPF_RET_K, eperm));
-    p.push(stmt(BPF_RET_K, RET_ALLOW));
-    p
 }
 
 /// The name of a call [`logged_filter`] refuses, for reports.
@@ -215,14 +194,32 @@ fn jump(code: u16, k: u32, jt: u8, jf: u8) -> SockFilter {
 /// off; over a linear chain of ~50 comparisons that took ~0.2 ms of every
 /// command's start-up, over the tree each run is about 12 instructions.
 pub fn filter() -> Vec<SockFilter> {
+    layout(&cases())
+}
+
+/// The prologue, then `cases` as a binary search, or as one linear chain
+/// of comparisons if the tree would need a jump longer than classic BPF
+/// allows. Both are derived from the same cases; should neither fit, the
+/// filter refuses every call (fail closed: the command cannot run).
+fn layout(cases: &[(u32, Vec<SockFilter>)]) -> Vec<SockFilter> {
     let mut p = prologue();
-    match tree(&cases()) {
-        Some(t) => {
-            p.extend(t);
-            p
-        }
-        None => linear_filter(),
+    match tree(cases).or_else(|| linear(cases)) {
+        Some(t) => p.extend(t),
+        None => p.push(stmt(BPF_RET_K, RET_KILL_PROCESS)),
     }
+    p
+}
+
+/// `cases` as one linear chain: each number compared in turn, its body
+/// (which ends in a return) entered on a match.
+fn linear(cases: &[(u32, Vec<SockFilter>)]) -> Option<Vec<SockFilter>> {
+    let mut p = Vec::new();
+    for (nr, body) in cases {
+        p.push(jump(BPF_JEQ_K, *nr, 0, u8::try_from(body.len()).ok()?));
+        p.extend_from_slice(body);
+    }
+    p.push(stmt(BPF_RET_K, RET_ALLOW));
+    Some(p)
 }
 
 fn prologue() -> Vec<SockFilter> {
@@ -242,22 +239,10 @@ fn prologue() -> Vec<SockFilter> {
 fn cases() -> Vec<(u32, Vec<SockFilter>)> {
     let eperm = RET_ERRNO | libc::EPERM as u32;
     let eafnosupport = RET_ERRNO | libc::EAFNOSUPPORT as u32;
-    let mut c: Vec<(u32, Vec<SockFilter>)> = DENY_EPERM
-        .iter()
-        .map(|(nr, _)| (*nr, vec![stmt(BPF_RET_K, eperm)]))
-        .collect();
+    let mut c = side_door_cases();
     c.push((
         NR_CLONE3,
         vec![stmt(BPF_RET_K, RET_ERRNO | libc::ENOSYS as u32)],
-    ));
-    c.push((
-        NR_CLONE,
-        vec![
-            stmt(BPF_LD_W_ABS, off_arg_lo(0)),
-            jump(BPF_JSET_K, NS_FLAGS, 0, 1),
-            stmt(BPF_RET_K, eperm),
-            stmt(BPF_RET_K, RET_ALLOW),
-        ],
     ));
     c.push((
         NR_IOCTL,
@@ -325,65 +310,88 @@ fn tree(cases: &[(u32, Vec<SockFilter>)]) -> Option<Vec<SockFilter>> {
     }
 }
 
-/// The same decisions as one linear chain of comparisons (the layout the
-/// tree replaced): the fallback if the tree ever needs a jump longer than
-/// classic BPF allows, and the reference the tests compare the tree with.
-fn linear_filter() -> Vec<SockFilter> {
-    let eperm = RET_ERRNO | libc::EPERM as u32;
-    let mut p = vec![
-        stmt(BPF_LD_W_ABS, OFF_ARCH),
-        jump(BPF_JEQ_K, AUDIT_ARCH_X86_64, 1, 0),
-        stmt(BPF_RET_K, RET_KILL_PROCESS),
-        stmt(BPF_LD_W_ABS, OFF_NR),
-        // x32 ABI calls: refuse.
-        jump(BPF_JGE_K, X32_SYSCALL_BIT, 0, 1),
-        stmt(BPF_RET_K, RET_ERRNO | libc::ENOSYS as u32),
-    ];
-    for (nr, _) in DENY_EPERM {
-        p.push(jump(BPF_JEQ_K, *nr, 0, 1));
-        p.push(stmt(BPF_RET_K, eperm));
-    }
-    // clone3: ENOSYS (libc falls back to clone).
-    p.push(jump(BPF_JEQ_K, NR_CLONE3, 0, 1));
-    p.push(stmt(BPF_RET_K, RET_ERRNO | libc::ENOSYS as u32));
-    // clone with namespace flags.
-    p.push(jump(BPF_JEQ_K, NR_CLONE, 0, 4));
-    p.push(stmt(BPF_LD_W_ABS, off_arg_lo(0)));
-    p.push(jump(BPF_JSET_K, NS_FLAGS, 0, 1));
-    p.push(stmt(BPF_RET_K, eperm));
-    p.push(stmt(BPF_RET_K, RET_ALLOW));
-    // ioctl TIOCSTI / TIOCLINUX.
-    p.push(jump(BPF_JEQ_K, NR_IOCTL, 0, 5));
-    p.push(stmt(BPF_LD_W_ABS, off_arg_lo(1)));
-    p.push(jump(BPF_JEQ_K, TIOCSTI, 2, 0));
-    p.push(jump(BPF_JEQ_K, TIOCLINUX, 1, 0));
-    p.push(stmt(BPF_RET_K, RET_ALLOW));
-    p.push(stmt(BPF_RET_K, eperm));
-    // socketpair: UNIX only.
-    let eafnosupport = RET_ERRNO | libc::EAFNOSUPPORT as u32;
-    p.push(jump(BPF_JEQ_K, NR_SOCKETPAIR, 0, 4));
-    p.push(stmt(BPF_LD_W_ABS, off_arg_lo(0)));
-    p.push(jump(BPF_JEQ_K, libc::AF_UNIX as u32, 0, 1));
-    p.push(stmt(BPF_RET_K, RET_ALLOW));
-    p.push(stmt(BPF_RET_K, eafnosupport));
-    // socket: UNIX, INET, INET6, NETLINK with protocol NETLINK_ROUTE.
-    p.push(jump(BPF_JEQ_K, NR_SOCKET, 0, 9));
-    p.push(stmt(BPF_LD_W_ABS, off_arg_lo(0)));
-    p.push(jump(BPF_JEQ_K, libc::AF_UNIX as u32, 5, 0));
-    p.push(jump(BPF_JEQ_K, libc::AF_INET as u32, 4, 0));
-    p.push(jump(BPF_JEQ_K, libc::AF_INET6 as u32, 3, 0));
-    p.push(jump(BPF_JEQ_K, libc::AF_NETLINK as u32, 0, 3));
-    p.push(stmt(BPF_LD_W_ABS, off_arg_lo(2)));
-    p.push(jump(BPF_JEQ_K, libc::NETLINK_ROUTE as u32, 0, 1));
-    p.push(stmt(BPF_RET_K, RET_ALLOW));
-    p.push(stmt(BPF_RET_K, eafnosupport));
-    p.push(stmt(BPF_RET_K, RET_ALLOW));
-    p
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// [`filter`]'s decisions written out by hand as one linear chain (the
+    /// layout the tree replaced): the independent reference the tree is
+    /// compared with.
+    fn linear_filter() -> Vec<SockFilter> {
+        let eperm = RET_ERRNO | libc::EPERM as u32;
+        let mut p = vec![
+            stmt(BPF_LD_W_ABS, OFF_ARCH),
+            jump(BPF_JEQ_K, AUDIT_ARCH_X86_64, 1, 0),
+            stmt(BPF_RET_K, RET_KILL_PROCESS),
+            stmt(BPF_LD_W_ABS, OFF_NR),
+            // x32 ABI calls: refuse.
+            jump(BPF_JGE_K, X32_SYSCALL_BIT, 0, 1),
+            stmt(BPF_RET_K, RET_ERRNO | libc::ENOSYS as u32),
+        ];
+        for (nr, _) in DENY_EPERM {
+            p.push(jump(BPF_JEQ_K, *nr, 0, 1));
+            p.push(stmt(BPF_RET_K, eperm));
+        }
+        // clone3: ENOSYS (libc falls back to clone).
+        p.push(jump(BPF_JEQ_K, NR_CLONE3, 0, 1));
+        p.push(stmt(BPF_RET_K, RET_ERRNO | libc::ENOSYS as u32));
+        // clone with namespace flags.
+        p.push(jump(BPF_JEQ_K, NR_CLONE, 0, 4));
+        p.push(stmt(BPF_LD_W_ABS, off_arg_lo(0)));
+        p.push(jump(BPF_JSET_K, NS_FLAGS, 0, 1));
+        p.push(stmt(BPF_RET_K, eperm));
+        p.push(stmt(BPF_RET_K, RET_ALLOW));
+        // ioctl TIOCSTI / TIOCLINUX.
+        p.push(jump(BPF_JEQ_K, NR_IOCTL, 0, 5));
+        p.push(stmt(BPF_LD_W_ABS, off_arg_lo(1)));
+        p.push(jump(BPF_JEQ_K, TIOCSTI, 2, 0));
+        p.push(jump(BPF_JEQ_K, TIOCLINUX, 1, 0));
+        p.push(stmt(BPF_RET_K, RET_ALLOW));
+        p.push(stmt(BPF_RET_K, eperm));
+        // socketpair: UNIX only.
+        let eafnosupport = RET_ERRNO | libc::EAFNOSUPPORT as u32;
+        p.push(jump(BPF_JEQ_K, NR_SOCKETPAIR, 0, 4));
+        p.push(stmt(BPF_LD_W_ABS, off_arg_lo(0)));
+        p.push(jump(BPF_JEQ_K, libc::AF_UNIX as u32, 0, 1));
+        p.push(stmt(BPF_RET_K, RET_ALLOW));
+        p.push(stmt(BPF_RET_K, eafnosupport));
+        // socket: UNIX, INET, INET6, NETLINK with protocol NETLINK_ROUTE.
+        p.push(jump(BPF_JEQ_K, NR_SOCKET, 0, 9));
+        p.push(stmt(BPF_LD_W_ABS, off_arg_lo(0)));
+        p.push(jump(BPF_JEQ_K, libc::AF_UNIX as u32, 5, 0));
+        p.push(jump(BPF_JEQ_K, libc::AF_INET as u32, 4, 0));
+        p.push(jump(BPF_JEQ_K, libc::AF_INET6 as u32, 3, 0));
+        p.push(jump(BPF_JEQ_K, libc::AF_NETLINK as u32, 0, 3));
+        p.push(stmt(BPF_LD_W_ABS, off_arg_lo(2)));
+        p.push(jump(BPF_JEQ_K, libc::NETLINK_ROUTE as u32, 0, 1));
+        p.push(stmt(BPF_RET_K, RET_ALLOW));
+        p.push(stmt(BPF_RET_K, eafnosupport));
+        p.push(stmt(BPF_RET_K, RET_ALLOW));
+        p
+    }
+
+    /// [`logged_filter`]'s decisions written out by hand as one linear chain:
+    /// the independent reference the tree is compared with.
+    fn linear_logged_filter() -> Vec<SockFilter> {
+        let eperm = RET_ERRNO | libc::EPERM as u32;
+        let mut p = prologue();
+        for (nr, _) in DENY_EPERM {
+            p.push(jump(BPF_JEQ_K, *nr, 0, 1));
+            p.push(stmt(BPF_RET_K, eperm));
+        }
+        p.push(jump(BPF_JEQ_K, NR_CLONE, 0, 4));
+        p.push(stmt(BPF_LD_W_ABS, off_arg_lo(0)));
+        p.push(jump(BPF_JSET_K, NS_FLAGS, 0, 1));
+        p.push(stmt(BPF_RET_K, eperm));
+        p.push(stmt(BPF_RET_K, RET_ALLOW));
+        p.push(jump(BPF_JEQ_K, NR_MEMFD_CREATE, 0, 4));
+        p.push(stmt(BPF_LD_W_ABS, off_arg_lo(1)));
+        p.push(jump(BPF_JSET_K, MFD_NOEXEC_SEAL, 0, 1));
+        p.push(stmt(BPF_RET_K, RET_ALLOW));
+        p.push(stmt(BPF_RET_K, eperm));
+        p.push(stmt(BPF_RET_K, RET_ALLOW));
+        p
+    }
 
     /// A tiny classic-BPF interpreter for the subset the filter uses, so the
     /// filter's decisions are tested without the kernel.
@@ -428,6 +436,32 @@ mod tests {
             }
         }
         assert_eq!(p.last().map(|i| i.code), Some(BPF_RET_K));
+    }
+
+    /// The fallback layout (derived from the same cases as the tree) decides
+    /// like the hand-written chains.
+    #[test]
+    fn linear_fallback_decides_like_the_references() {
+        for (cases, reference) in [
+            (cases(), linear_filter()),
+            (logged_cases(), linear_logged_filter()),
+        ] {
+            let mut l = prologue();
+            let chain = linear(&cases);
+            assert!(chain.is_some(), "bodies fit 8-bit jumps");
+            l.extend(chain.unwrap_or_default());
+            well_formed(&l);
+            for nr in (0..1100).chain([0x4000_0000, u32::MAX]) {
+                for a in [
+                    [0u64; 6],
+                    [0x1000_0000, 0x9, 0, 0, 0, 0],
+                    [16, TIOCSTI as u64, 9, 0, 0, 0],
+                    [10, 2, 0, 0, 0, 0],
+                ] {
+                    assert_eq!(run(&l, nr, a), run(&reference, nr, a), "nr {nr} {a:?}");
+                }
+            }
+        }
     }
 
     #[test]
