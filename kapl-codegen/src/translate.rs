@@ -268,7 +268,6 @@ fn check_paths(
     let mut seen: HashMap<Vec<u32>, u32> = HashMap::new();
     // Per node: the key, its parent node and the byte that led to it.
     let mut nodes: Vec<(Vec<u32>, u32, u8)> = Vec::new();
-    let mut first_visit: Vec<u32> = vec![u32::MAX; n];
     let start: Vec<u32> = std::iter::once(table.start)
         .chain(
             refs.dfas
@@ -298,11 +297,6 @@ fn check_paths(
     while i < nodes.len() {
         let key = std::mem::take(&mut nodes[i].0);
         let a = key[0];
-        if let Some(f) = first_visit.get_mut(a as usize)
-            && *f == u32::MAX
-        {
-            *f = i as u32;
-        }
         want.fill(NO_GRANT);
         for p in key[1..].chunks_exact(2) {
             let k = p[0] as usize;
@@ -359,8 +353,42 @@ fn check_paths(
         }
         i += 1;
     }
-    // Acceptance agrees on every reachable state, so "everything beneath"
-    // can be decided on the decoded DFA itself.
+    // Acceptance agrees on every state the walk reached, and states it did
+    // not reach (beyond pairs where both sides are dead) grant nothing, so
+    // "everything beneath" can be decided on the decoded DFA itself, for
+    // every state reachable in it: the runtime may walk to any of them.
+    let mut parent: Vec<(u32, u8)> = vec![(u32::MAX, 0); n];
+    let mut reached = vec![false; n];
+    let image_reps = representatives(table, &[], |_| 0);
+    let mut queue = std::collections::VecDeque::new();
+    if let Some(x) = reached.get_mut(table.start as usize) {
+        *x = true;
+        queue.push_back(table.start);
+    }
+    while let Some(q) = queue.pop_front() {
+        for &b in &image_reps {
+            let t = table.next(q, b);
+            if let Some(x) = reached.get_mut(t as usize)
+                && !*x
+            {
+                *x = true;
+                parent[t as usize] = (q, b);
+                queue.push_back(t);
+            }
+        }
+    }
+    let image_path = |mut q: u32| {
+        let mut path = Vec::new();
+        while let Some(&(p, b)) = parent.get(q as usize) {
+            if p == u32::MAX {
+                break;
+            }
+            path.push(b);
+            q = p;
+        }
+        path.reverse();
+        path
+    };
     let beneath = Beneath::new(table);
     let mut memo: HashMap<Vec<u32>, Vec<bool>> = HashMap::new();
     for cell in 0..width {
@@ -369,17 +397,14 @@ fn check_paths(
             .collect();
         let full = memo
             .entry(accepting)
-            .or_insert_with_key(|acc| beneath.full(acc, &rev, &first_visit));
-        for (q, &f) in first_visit.iter().enumerate() {
-            if f == u32::MAX {
-                continue; // unreachable
-            }
+            .or_insert_with_key(|acc| beneath.full(acc, &rev, &reached));
+        for q in (0..n).filter(|&q| reached[q]) {
             let claims = cell_of(q as u32, cell).beneath & BENEATH_ALL != 0;
             if claims != full[q] {
                 return Some(Mismatch {
                     step: cell / r,
                     col: cell % r,
-                    path: path_to(&nodes, f),
+                    path: image_path(q as u32),
                     why: if claims {
                         "the image says everything beneath it is granted, the policy does not"
                             .to_string()
@@ -425,9 +450,9 @@ impl<'a> Beneath<'a> {
     }
 
     /// Per state: whether everything strictly beneath is granted, given
-    /// the accepting states (ascending). Only states reached in the walk
-    /// (`first_visit` set) are asked about.
-    fn full(&self, accepting: &[u32], rev: &[Vec<u32>], first_visit: &[u32]) -> Vec<bool> {
+    /// the accepting states (ascending). Only `reached` states are asked
+    /// about.
+    fn full(&self, accepting: &[u32], rev: &[Vec<u32>], reached: &[bool]) -> Vec<bool> {
         let n = self.table.states();
         let mut out = vec![false; n];
         if accepting.is_empty() {
@@ -470,10 +495,7 @@ impl<'a> Beneath<'a> {
             i
         };
         let mut seeds: Vec<(usize, u32)> = Vec::new();
-        for (q, &f) in first_visit.iter().enumerate() {
-            if f == u32::MAX {
-                continue;
-            }
+        for (q, _) in reached.iter().enumerate().filter(|(_, r)| **r) {
             let s = self.table.next(q as u32, b'/');
             if live.get(s as usize).copied().unwrap_or(false) {
                 seeds.push((q, node(s, 0, &mut id, &mut bad, &mut at)));

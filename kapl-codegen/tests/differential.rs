@@ -558,6 +558,29 @@ fn unfounded_beneath_flag_fails_translation_validation() {
         "{}",
         tv[0].message
     );
+
+    // The same flag on a state from which nothing is granted at all (the
+    // product walk does not go there, but the runtime may).
+    let mut image = out.image.clone();
+    let d = &mut image.plans[0].fs;
+    let s = d.walk(b"/opt");
+    assert_eq!(
+        d.cell(s, 0, FsRight::Read.column()).grant,
+        kapl_image::NO_GRANT
+    );
+    let old_row = d.state_row[s as usize] as usize;
+    let mut row: Vec<kapl_image::Cell> = d.rows[old_row * w..(old_row + 1) * w].to_vec();
+    row[FsRight::Read.column()].beneath |= kapl_image::BENEATH_ALL;
+    d.state_row[s as usize] = (d.rows.len() / w) as u32;
+    d.rows.extend(row);
+    let bytes = kapl_image::write(&image).expect("still a valid image");
+    let tv = translate::validate(&b.policy, &bytes);
+    assert_eq!(tv.len(), 1, "{tv:#?}");
+    assert!(
+        tv[0].message.contains("everything beneath it is granted"),
+        "{}",
+        tv[0].message
+    );
 }
 
 #[test]
