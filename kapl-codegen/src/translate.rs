@@ -556,37 +556,6 @@ fn reverse(table: &Dfa) -> Vec<Vec<u32>> {
     rev
 }
 
-/// The reference decision for a network request in one step: the lowest-id
-/// grant of the step (plan-wide included) whose rule covers it under the
-/// prover's reference semantics (`kapl_check::semantics`), both protocols
-/// alike.
-pub fn net_reference(
-    policy: &Policy,
-    plan: &ir::Plan,
-    step: usize,
-    op: NetOp,
-    addr: IpAddr,
-    port: u16,
-) -> Option<u32> {
-    let s = plan.steps.get(step)?;
-    let req = sem::Request::Net {
-        op: match op {
-            NetOp::Connect => kapl_syntax::ast::NetOp::Connect,
-            NetOp::Bind => kapl_syntax::ast::NetOp::Bind,
-        },
-        addr,
-        port,
-        proto: sem::Proto::Tcp,
-    };
-    plan.grants
-        .iter()
-        .chain(&s.grants)
-        .filter_map(|g| policy.grants.get(g.0 as usize))
-        .filter(|g| sem::rule_covers(&g.rule.kind, &req))
-        .map(|g| g.id.0)
-        .min()
-}
-
 /// The inclusive canonical range (IPv4 as IPv4-mapped IPv6, as in
 /// `kapl_check::semantics`) of an address block, IPv4-mapped IPv6 blocks
 /// normalized to IPv4 as the image does.
