@@ -1202,8 +1202,8 @@ fn a_thousand_commands_leak_no_fd_cgroup_bpf_object_or_memory() {
 
 // ---- load: storms of denied opens and sends ----
 
-const STORM_OPENS: u64 = 200_000;
-const STORM_SENDS: u64 = 200_000;
+const STORM_OPENS: u64 = 1_000_000;
+const STORM_SENDS: u64 = 1_000_000;
 
 #[test]
 fn storms_of_denials_lose_nothing_unreported_and_do_not_stall_the_host() {
