@@ -24,14 +24,13 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include <bpf/bpf_tracing.h>
+#include "session.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
 // Bisection rounds over one slice of `ports`: slices hold disjoint ranges
 // of 16-bit ports, so at most 65536 entries.
 #define MAX_ROUNDS 17
-#define NO_GRANT 0xffffffffu
-#define NO_STEP 0xffffffffu
 
 #define OP_CONNECT 1
 #define OP_BIND 2
@@ -126,41 +125,6 @@ struct {
 	__type(value, struct port_range);
 	__uint(max_entries, 1);
 } ports SEC(".maps");
-
-// cgroup id of a command's cgroup -> step index.
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__type(key, __u64);
-	__type(value, __u32);
-	__uint(max_entries, 4096);
-} cg_step SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 16 * 1024 * 1024);
-} events SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__type(key, __u32);
-	__type(value, __u64);
-	__uint(max_entries, 1);
-} lost SEC(".maps");
-
-static __always_inline void count_lost(void)
-{
-	__u32 zero = 0;
-	__u64 *n = bpf_map_lookup_elem(&lost, &zero);
-	if (n)
-		*n += 1;
-}
-
-static __always_inline __u32 current_step(__u64 *cg)
-{
-	*cg = bpf_get_current_cgroup_id();
-	__u32 *s = bpf_map_lookup_elem(&cg_step, cg);
-	return s ? *s : NO_STEP;
-}
 
 // The protocol as the image's keys name it (0: neither TCP nor UDP).
 static __always_inline __u32 key_proto(__u32 sotype, __u32 proto)

@@ -19,16 +19,15 @@
 // object is parsed and relocated by src/unix.rs, which loads
 // kapl_unix_connect as BPF_CGROUP_UNIX_CONNECT and kapl_unix_sendmsg as
 // BPF_CGROUP_UNIX_SENDMSG, with cg_step, events and lost shared with
-// kapl.bpf.c (INVARIANT: same definitions).
+// kapl.bpf.c (both define them through session.h).
 
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
+#include "session.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
-#define NO_GRANT 0xffffffffu
-#define NO_STEP 0xffffffffu
 #define EV_UNIX 3
 #define UNIX_PATH 108
 
@@ -68,26 +67,6 @@ struct unix_event {
 struct path_buf {
 	char b[UNIX_PATH];
 };
-
-// Shared with kapl.bpf.c.
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__type(key, __u64);
-	__type(value, __u32);
-	__uint(max_entries, 4096);
-} cg_step SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 16 * 1024 * 1024);
-} events SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__type(key, __u32);
-	__type(value, __u64);
-	__uint(max_entries, 1);
-} lost SEC(".maps");
 
 // The plan's fs DFA, as the Landlock walk reads it (kapl-image Dfa).
 struct {
@@ -245,9 +224,8 @@ static __always_inline int unix_hook(struct bpf_sock_addr *ctx, __u8 op)
 	// verifier's states past its limit.
 	if (buf->b[0] == 0)
 		return 1; // abstract: Landlock's abstract-socket scope decides
-	__u64 cg = bpf_get_current_cgroup_id();
-	__u32 *sp = bpf_map_lookup_elem(&cg_step, &cg);
-	__u32 step = sp ? *sp : NO_STEP;
+	__u64 cg;
+	__u32 step = current_step(&cg);
 	__u32 grant = NO_GRANT;
 	int reason = step == NO_STEP ? R_NO_GRANT : decide(buf->b, n, step, &grant);
 	int ok = reason == R_OK_;
@@ -271,9 +249,7 @@ static __always_inline int unix_hook(struct bpf_sock_addr *ctx, __u8 op)
 		__builtin_memcpy(e->path, buf->b, UNIX_PATH);
 		bpf_ringbuf_submit(e, 0);
 	} else {
-		__u64 *l = bpf_map_lookup_elem(&lost, &zero);
-		if (l)
-			*l += 1;
+		count_lost();
 	}
 	return ok;
 }
