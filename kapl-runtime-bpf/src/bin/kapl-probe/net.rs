@@ -17,8 +17,8 @@ use std::os::fd::{FromRawFd, OwnedFd};
 pub fn run(cmd: &str, args: &[String]) -> Option<()> {
     let first = args.first().map(String::as_str).unwrap_or("");
     match cmd {
-        "udp-sendto" => outcome(cmd, udp_sendto(first)),
-        "tfo" => outcome(cmd, tfo(first)),
+        "udp-sendto" => outcome(cmd, send_to(first, libc::SOCK_DGRAM, 0)),
+        "tfo" => outcome(cmd, send_to(first, libc::SOCK_STREAM, libc::MSG_FASTOPEN)),
         "raw4" => outcome(
             cmd,
             socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP),
@@ -68,22 +68,31 @@ pub fn socket(family: i32, ty: i32, proto: i32) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-fn parse(addr: &str) -> io::Result<SocketAddr> {
-    addr.parse()
-        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
-}
-
-/// One datagram from a fresh, unbound, unconnected UDP socket (the kernel
-/// binds it implicitly; no bind(2) a hook could refuse first).
-fn udp_sendto(addr: &str) -> io::Result<isize> {
-    let a = parse(addr)?;
+/// A fresh socket of type `ty` in the family of `addr` (`IP:PORT`), with
+/// `addr` as a raw sockaddr (storage, length) for the call that uses it.
+pub fn inet_socket(
+    addr: &str,
+    ty: i32,
+) -> io::Result<(OwnedFd, libc::sockaddr_storage, libc::socklen_t)> {
+    let a: SocketAddr = addr
+        .parse()
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     let fam = if a.is_ipv4() {
         libc::AF_INET
     } else {
         libc::AF_INET6
     };
-    let s = socket(fam, libc::SOCK_DGRAM, 0)?;
+    let s = socket(fam, ty, 0)?;
     let (ss, len) = sockaddr(&a);
+    Ok((s, ss, len))
+}
+
+/// One `sendto(2)` of a few bytes from a fresh socket of type `ty` with
+/// `flags`: a UDP datagram from an unbound, unconnected socket (the kernel
+/// binds it implicitly; no bind(2) a hook could refuse first), or a TCP
+/// Fast Open connect (`MSG_FASTOPEN`, no connect(2)).
+fn send_to(addr: &str, ty: i32, flags: i32) -> io::Result<isize> {
+    let (s, ss, len) = inet_socket(addr, ty)?;
     let msg = b"probe";
     // SAFETY: a valid buffer and address of `len` bytes.
     let n = unsafe {
@@ -91,7 +100,7 @@ fn udp_sendto(addr: &str) -> io::Result<isize> {
             std::os::fd::AsRawFd::as_raw_fd(&s),
             msg.as_ptr().cast(),
             msg.len(),
-            0,
+            flags,
             std::ptr::addr_of!(ss).cast(),
             len,
         )
@@ -137,34 +146,6 @@ fn sockaddr(a: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
         }
     };
     (ss, len as libc::socklen_t)
-}
-
-fn tfo(addr: &str) -> io::Result<isize> {
-    let a = parse(addr)?;
-    let fam = if a.is_ipv4() {
-        libc::AF_INET
-    } else {
-        libc::AF_INET6
-    };
-    let s = socket(fam, libc::SOCK_STREAM, 0)?;
-    let (ss, len) = sockaddr(&a);
-    let msg = b"probe";
-    // SAFETY: a valid buffer and address of `len` bytes.
-    let n = unsafe {
-        libc::sendto(
-            std::os::fd::AsRawFd::as_raw_fd(&s),
-            msg.as_ptr().cast(),
-            msg.len(),
-            libc::MSG_FASTOPEN,
-            std::ptr::addr_of!(ss).cast(),
-            len,
-        )
-    };
-    if n < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(n)
-    }
 }
 
 fn abstract_name(name: &str) -> Vec<u8> {

@@ -222,55 +222,8 @@ fn socket(family: &str, ty: &str, proto: &str) -> io::Result<OwnedFd> {
     Ok(own(fd))
 }
 
-fn addr(a: &str) -> io::Result<std::net::SocketAddr> {
-    a.parse()
-        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
-}
-
-fn raw_sockaddr(a: &std::net::SocketAddr) -> (libc::sockaddr_storage, u32) {
-    // SAFETY: sockaddr_storage is plain data.
-    let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-    let len = match a {
-        std::net::SocketAddr::V4(v4) => {
-            let sin = libc::sockaddr_in {
-                sin_family: libc::AF_INET as libc::sa_family_t,
-                sin_port: v4.port().to_be(),
-                sin_addr: libc::in_addr {
-                    s_addr: u32::from_ne_bytes(v4.ip().octets()),
-                },
-                sin_zero: [0; 8],
-            };
-            // SAFETY: sockaddr_in fits in sockaddr_storage.
-            unsafe { std::ptr::write(std::ptr::addr_of_mut!(ss).cast(), sin) };
-            size_of::<libc::sockaddr_in>()
-        }
-        std::net::SocketAddr::V6(v6) => {
-            let sin6 = libc::sockaddr_in6 {
-                sin6_family: libc::AF_INET6 as libc::sa_family_t,
-                sin6_port: v6.port().to_be(),
-                sin6_flowinfo: 0,
-                sin6_addr: libc::in6_addr {
-                    s6_addr: v6.ip().octets(),
-                },
-                sin6_scope_id: 0,
-            };
-            // SAFETY: sockaddr_in6 fits in sockaddr_storage.
-            unsafe { std::ptr::write(std::ptr::addr_of_mut!(ss).cast(), sin6) };
-            size_of::<libc::sockaddr_in6>()
-        }
-    };
-    (ss, len as u32)
-}
-
 fn connect(a: &str) -> io::Result<i32> {
-    let a = addr(a)?;
-    let fam = if a.is_ipv4() {
-        libc::AF_INET
-    } else {
-        libc::AF_INET6
-    };
-    let s = crate::net::socket(fam, libc::SOCK_STREAM, 0)?;
-    let (ss, len) = raw_sockaddr(&a);
+    let (s, ss, len) = crate::net::inet_socket(a, libc::SOCK_STREAM)?;
     submit(Sqe {
         opcode: OP_CONNECT,
         fd: s.as_raw_fd(),
@@ -281,14 +234,7 @@ fn connect(a: &str) -> io::Result<i32> {
 }
 
 fn sendmsg(a: &str) -> io::Result<i32> {
-    let a = addr(a)?;
-    let fam = if a.is_ipv4() {
-        libc::AF_INET
-    } else {
-        libc::AF_INET6
-    };
-    let s = crate::net::socket(fam, libc::SOCK_DGRAM, 0)?;
-    let (mut ss, len) = raw_sockaddr(&a);
+    let (s, mut ss, len) = crate::net::inet_socket(a, libc::SOCK_DGRAM)?;
     let mut data = *b"probe";
     let mut iov = libc::iovec {
         iov_base: data.as_mut_ptr().cast(),
