@@ -302,6 +302,13 @@ pub fn one_shot(img: &Path, plan: &str, step: Option<&str>, audit: &Path, cmd: &
     }
     c.arg("--audit").arg(audit).arg("--").args(cmd);
     c.env("PATH", "/usr/bin:/bin");
+    // A fixed HOME whatever the harness's environment: without one, bash
+    // and python3 look the user up (nsswitch, /etc/passwd, nscd's socket),
+    // which the test policies do not grant.
+    c.env(
+        "HOME",
+        std::env::var_os("HOME").unwrap_or_else(|| "/root".into()),
+    );
     c.output().expect("run kapl-run")
 }
 
