@@ -17,10 +17,12 @@
 //!   over the full path, before it is added: never wider than the grant;
 //! - a file rule attaches to the inode, so it grants every name of a hard-linked
 //!   file: a multiply linked file in a directory others could plant links in
-//!   gets no per-entry rule (see [`linked_file_ok`]);
+//!   gets no per-entry rule (decided when the ruleset is built, on the
+//!   object the rule names: see [`build_walked`] and [`linked_file_ok`]);
 //! - when the ruleset is built, each rule's object is opened without
 //!   following any symbolic link on the whole path (`openat2`
-//!   `RESOLVE_NO_SYMLINKS`) and checked again (directory for a subtree rule,
+//!   `RESOLVE_NO_SYMLINKS`; a file's directory once, then its name
+//!   `O_NOFOLLOW`) and checked again (directory for a subtree rule,
 //!   the link test for a file rule), so an object swapped between the walk
 //!   and the build gets no rule.
 //!
@@ -201,13 +203,20 @@ pub struct Walk {
     /// How many narrowings of each kind (0 per-entry, 1 symlink, 2 parent
     /// right) per grant.
     pub counts: BTreeMap<(u32, u8), usize>,
-    /// File rules on hard-linked files the walk accepted (system files):
-    /// [`build_walked`] gives any other file rule whose object has become
-    /// hard-linked since the walk no rule.
-    pub linked_ok: std::collections::BTreeSet<PathBuf>,
 }
 
 impl Walk {
+    /// Records that the file at `path` got no rule because it is
+    /// hard-linked (found by [`build_walked`]), against the grants of `a`
+    /// that cover it.
+    pub fn refused_link(&mut self, a: &dyn PathAutomaton, path: &Path) {
+        let s = run(a, path.as_os_str().as_bytes());
+        let bits = a.accept(s) & access::FILE;
+        if bits != 0 {
+            self.narrow(a.grants(s, bits), Narrowing::HardLink(path.to_path_buf()));
+        }
+    }
+
     fn narrow(&mut self, grants: Vec<u32>, n: Narrowing) {
         let kind = match n {
             Narrowing::PerEntry(_) => 0,
@@ -304,26 +313,14 @@ pub fn walk_into(
         } else {
             let bits = a.accept(s) & access::FILE;
             let path = PathBuf::from(OsStr::from_bytes(p));
-            let links = if bits != 0 {
-                link_state(a, &path, p)
-            } else {
-                Links::Single
-            };
-            if links == Links::Refused {
-                w.narrow(a.grants(s, bits), Narrowing::HardLink(path));
-                continue;
-            }
             if bits != 0 && w.rules.len() >= limits.max_rules {
                 w.narrow(a.grants(s, bits), Narrowing::TooMany(path));
                 continue;
             }
             if bits != 0 {
                 check_rule(a, p, bits, false)?;
-                if links == Links::Accepted {
-                    w.linked_ok.insert(path.clone());
-                }
                 w.rules.push(AddedRule {
-                    path: PathBuf::from(OsStr::from_bytes(p)),
+                    path,
                     access: bits,
                     subtree: false,
                 });
@@ -440,24 +437,12 @@ fn walk_dir(
             }
             Kind::Other => {
                 let bits = a.accept(t) & !covered & access::FILE;
-                let links = if bits != 0 {
-                    link_state(a, &child_fs, &child)
-                } else {
-                    Links::Single
-                };
-                if links == Links::Refused {
-                    w.narrow(a.grants(t, bits), Narrowing::HardLink(child_fs.clone()));
-                    continue;
-                }
                 if bits != 0 && w.rules.len() >= limits.max_rules {
                     w.narrow(a.grants(t, bits), Narrowing::TooMany(child_fs));
                     continue;
                 }
                 if bits != 0 {
                     check_rule(a, &child, bits, false)?;
-                    if links == Links::Accepted {
-                        w.linked_ok.insert(child_fs.clone());
-                    }
                     w.rules.push(AddedRule {
                         path: child_fs,
                         access: bits,
@@ -611,8 +596,12 @@ pub struct TcpPorts {
 pub struct StepDomain {
     /// The ruleset fd (`landlock_restrict_self` in the child).
     pub fd: OwnedFd,
-    /// The rules added.
+    /// The rules the walk produced (those in [`Self::refused_links`], and
+    /// any whose object vanished or changed kind, were not added).
     pub rules: Vec<AddedRule>,
+    /// Files that got no rule because they are hard-linked (see
+    /// [`build_walked`]).
+    pub refused_links: Vec<PathBuf>,
     /// Narrowings found by the walk, per grant (filled by the caller).
     pub notes: Vec<(u32, Vec<Narrowing>)>,
     /// Narrowing counts per (grant, kind) (filled by the caller).
@@ -644,23 +633,28 @@ pub fn build(rules: Vec<AddedRule>, tcp: &TcpPorts) -> Result<StepDomain, Domain
     build_inner(rules, tcp, None)
 }
 
-/// [`build`] for the rules of a [`Walk`]: a file rule whose object is
-/// hard-linked when the ruleset is built gets a rule only if the walk
-/// accepted it as hard-linked ([`Walk::linked_ok`]), so a link planted
-/// between the walk and the build (by a previous step's processes, still
-/// running while the next step's domain is built) gets none.
+/// Whether some step of the plan may create at a path.
+pub type Creatable<'a> = dyn Fn(&[u8]) -> bool + 'a;
+
+/// [`build`] for the rules of a [`Walk`]. Whether a file is hard-linked is
+/// decided here, on the object the rule will name (one `fstat` of the
+/// descriptor opened for it; the walk itself does not `stat` entries): a
+/// hard-linked file gets a rule only if [`linked_file_ok`] allows it and no
+/// step of the plan may create at its path (`creatable`); the others are
+/// listed in [`StepDomain::refused_links`] for the precision report
+/// ([`Walk::refused_link`]).
 pub fn build_walked(
     rules: Vec<AddedRule>,
-    linked_ok: &std::collections::BTreeSet<PathBuf>,
     tcp: &TcpPorts,
+    creatable: &Creatable<'_>,
 ) -> Result<StepDomain, DomainError> {
-    build_inner(rules, tcp, Some(linked_ok))
+    build_inner(rules, tcp, Some(creatable))
 }
 
 fn build_inner(
     rules: Vec<AddedRule>,
     tcp: &TcpPorts,
-    linked_ok: Option<&std::collections::BTreeSet<PathBuf>>,
+    creatable: Option<&Creatable<'_>>,
 ) -> Result<StepDomain, DomainError> {
     let mut net: BitFlags<AccessNet> = BitFlags::empty();
     if tcp.bind.is_some() {
@@ -683,15 +677,27 @@ fn build_inner(
     let mut created: RulesetCreated = rs
         .create()
         .map_err(|e| DomainError::Unsupported(e.to_string()))?;
+    let mut parent: Option<(PathBuf, Option<OwnedFd>)> = None;
+    let mut refused_links = Vec::new();
     for r in &rules {
         // O_PATH | O_NOFOLLOW: the object itself, never a link's target.
-        let fd = match open_nofollow(&r.path) {
+        let opened = if r.subtree {
+            open_nofollow(&r.path)
+        } else {
+            open_entry_nofollow(&mut parent, &r.path)
+        };
+        let fd = match opened {
             Ok(fd) => fd,
             // Vanished (or became a link) since the walk: nothing to grant.
             Err(_) => continue,
         };
-        if !still_what_was_walked(&fd, r, linked_ok) {
-            continue;
+        match still_what_was_walked(&fd, r, creatable) {
+            Object::Fine => {}
+            Object::Changed => continue,
+            Object::HardLinked => {
+                refused_links.push(r.path.clone());
+                continue;
+            }
         }
         let acc = BitFlags::<AccessFs>::from_bits_truncate(r.access);
         created = created
@@ -717,6 +723,7 @@ fn build_inner(
     Ok(StepDomain {
         fd,
         rules,
+        refused_links,
         notes: Vec::new(),
         counts: BTreeMap::new(),
     })
@@ -759,33 +766,47 @@ fn open_nofollow(p: &Path) -> std::io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
-/// What the walk makes of a file it would put a rule on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Links {
-    /// One name (or a directory): the rule is fine.
-    Single,
-    /// Hard-linked, but only root could have made the links.
-    Accepted,
-    /// Hard-linked where others or the plan's own steps could have planted
-    /// a link: no rule.
-    Refused,
-}
-
-/// One `lstat` for the common case of a file with one name.
-fn link_state(a: &dyn PathAutomaton, path: &Path, bytes: &[u8]) -> Links {
-    use std::os::unix::fs::MetadataExt;
-    match fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() || m.nlink() <= 1 => Links::Single,
-        Ok(_) if linked_file_ok(path) && !a.creatable(bytes) => Links::Accepted,
-        _ => Links::Refused,
+/// [`open_nofollow`] for a file rule: its directory is opened that way
+/// once for all its entries (per-entry rules come in directory order), then
+/// the entry's name alone, `O_NOFOLLOW`.
+fn open_entry_nofollow(
+    parent: &mut Option<(PathBuf, Option<OwnedFd>)>,
+    p: &Path,
+) -> std::io::Result<OwnedFd> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let (Some(dir), Some(name)) = (p.parent(), p.file_name()) else {
+        return open_nofollow(p);
+    };
+    if parent.as_ref().is_none_or(|(d, _)| d != dir) {
+        *parent = Some((dir.to_path_buf(), open_nofollow(dir).ok()));
     }
+    let Some((_, Some(dfd))) = parent.as_ref() else {
+        return Err(std::io::Error::from_raw_os_error(libc::ENOENT));
+    };
+    let c = std::ffi::CString::new(name.as_bytes())
+        .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: `dfd` is an open descriptor and `c` a valid C string; the
+    // kernel returns a new descriptor or -1.
+    let fd = unsafe {
+        libc::openat(
+            dfd.as_raw_fd(),
+            c.as_ptr(),
+            libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a descriptor the kernel just returned to us, owned by nobody
+    // else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// Whether a file rule may be put on `path`: a rule on a file attaches to its
 /// inode and so grants every name of it. A file with one name is fine; a
 /// hard-linked one only when nobody but root could have planted the link
 /// (file and directory owned by root, neither group- nor world-writable:
-/// system files such as a dynamic loader with a second name). The walk
+/// system files such as a dynamic loader with a second name). The build
 /// also refuses a hard-linked file wherever the plan may create files
 /// ([`PathAutomaton::creatable`]): commands run as uid 0 without
 /// capabilities, so an earlier step could have linked a root-owned file
@@ -807,36 +828,49 @@ pub fn linked_file_ok(path: &Path) -> bool {
     m.uid() == 0 && m.mode() & 0o022 == 0 && d.uid() == 0 && d.mode() & 0o022 == 0
 }
 
+/// What the object a rule was opened on turned out to be.
+enum Object {
+    /// What the walk saw: add the rule.
+    Fine,
+    /// Gone, or of another kind than the walk saw: no rule.
+    Changed,
+    /// A file with more than one name that may not get a rule.
+    HardLinked,
+}
+
 /// The object behind `fd` is still what the walk saw: a directory for a
-/// subtree rule; for a file rule, not a directory and (when hard-linked)
-/// accepted as hard-linked by the walk (when known) and allowed by
-/// [`linked_file_ok`], with the same inode.
-fn still_what_was_walked(
-    fd: &OwnedFd,
-    r: &AddedRule,
-    linked_ok: Option<&std::collections::BTreeSet<PathBuf>>,
-) -> bool {
+/// subtree rule; for a file rule, not a directory or a link, and, when
+/// hard-linked, allowed by [`linked_file_ok`] (with the same inode at
+/// `r.path`) at a path no step may create at (`creatable`; not asked for
+/// rules that come from no walk).
+fn still_what_was_walked(fd: &OwnedFd, r: &AddedRule, creatable: Option<&Creatable<'_>>) -> Object {
     use std::os::fd::AsRawFd;
     use std::os::unix::fs::MetadataExt;
     // SAFETY: an all-zero `stat` is a valid value to be overwritten.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: `fd` is open; `st` is writable.
     if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
-        return false;
+        return Object::Changed;
     }
     let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
     if r.subtree {
-        return is_dir;
+        return if is_dir {
+            Object::Fine
+        } else {
+            Object::Changed
+        };
     }
     if is_dir || st.st_mode & libc::S_IFMT == libc::S_IFLNK {
-        return false;
+        return Object::Changed;
     }
     if st.st_nlink <= 1 {
-        return true;
+        return Object::Fine;
     }
-    linked_ok.is_none_or(|s| s.contains(&r.path))
+    let ok = creatable.is_none_or(|c| !c(r.path.as_os_str().as_bytes()))
         && linked_file_ok(&r.path)
-        && fs::symlink_metadata(&r.path).is_ok_and(|m| m.ino() == st.st_ino && m.dev() == st.st_dev)
+        && fs::symlink_metadata(&r.path)
+            .is_ok_and(|m| m.ino() == st.st_ino && m.dev() == st.st_dev);
+    if ok { Object::Fine } else { Object::HardLinked }
 }
 
 /// Lists ports of inclusive ranges, or `None` when more than `limit`.

@@ -1331,12 +1331,18 @@ pub fn build_domain(plan: &Plan, step: u32) -> Result<StepDomain, RunError> {
     )
     .map_err(ll)?;
     cgroup_write_guard(plan, step, &w.rules)?;
-    let notes: Vec<(u32, Vec<domain::Narrowing>)> = w.narrowed.clone().into_iter().collect();
-    let counts = w.counts.clone();
-    let mut d =
-        domain::build_walked(w.rules, &w.linked_ok, &plan::tcp_ports(plan, step)).map_err(ll)?;
-    d.notes = notes;
-    d.counts = counts;
+    let mut d = domain::build_walked(
+        std::mem::take(&mut w.rules),
+        &plan::tcp_ports(plan, step),
+        &|p| domain::PathAutomaton::creatable(&fs_a, p),
+    )
+    .map_err(ll)?;
+    for p in &d.refused_links {
+        w.refused_link(&fs_a, p);
+        w.refused_link(&ex_a, p);
+    }
+    d.notes = w.narrowed.into_iter().collect();
+    d.counts = w.counts;
     Ok(d)
 }
 
