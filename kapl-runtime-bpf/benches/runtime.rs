@@ -16,7 +16,7 @@ use kapl_image::bpf::NetMaps;
 use kapl_image::{Family, NetEntry, PortGrant, Proto};
 use kapl_runtime_bpf::bpf::{Event, NetEnforcer};
 use kapl_runtime_bpf::cgroup::{self, Cgroup};
-use kapl_runtime_bpf::domain::{self, AddedRule, TcpPorts, access};
+use kapl_runtime_bpf::domain::access;
 use kapl_runtime_bpf::engine;
 use kapl_syntax::ast::{NetOp, Right};
 use std::ffi::CString;
@@ -39,7 +39,41 @@ fn want(section: &str) -> bool {
 
 /// Runs `work` in a forked child after `ruleset` (if any) is applied and
 /// after joining `cgroup` (if any); returns the child's measured time.
-fn in_child(ruleset: Option<RawFd>, cgroup: Option<&Path>, work: &dyn Fn()) -> Duration {
+/// How a benchmark child is confined.
+#[derive(Clone, Copy)]
+enum Confine {
+    None,
+    /// A Landlock ruleset alone.
+    Plain(RawFd),
+    /// A step's ruleset and the two seccomp filters, as kapl-run's
+    /// commands run.
+    Kapl(RawFd),
+}
+
+/// Installs kapl-run's two seccomp filters (the second logged, as in
+/// `spawn`).
+fn install_seccomp() -> bool {
+    [
+        (kapl_runtime_bpf::seccomp::filter(), 0u64),
+        (kapl_runtime_bpf::seccomp::logged_filter(), 2), // SECCOMP_FILTER_FLAG_LOG
+    ]
+    .iter()
+    .all(|(f, flags)| {
+        let prog = libc::sock_fprog {
+            len: f.len() as u16,
+            filter: f.as_ptr().cast_mut().cast(),
+        };
+        // SAFETY: `prog` points at a live filter of the length given.
+        unsafe { libc::syscall(libc::SYS_seccomp, 1, *flags, &prog as *const _) == 0 }
+    })
+}
+
+fn in_child(confine: Confine, cgroup: Option<&Path>, work: &dyn Fn()) -> Duration {
+    let (ruleset, seccomp) = match confine {
+        Confine::None => (None, false),
+        Confine::Plain(fd) => (Some(fd), false),
+        Confine::Kapl(fd) => (Some(fd), true),
+    };
     let mut p = [0; 2];
     // SAFETY: pipe into our array.
     unsafe { libc::pipe(p.as_mut_ptr()) };
@@ -57,6 +91,10 @@ fn in_child(ruleset: Option<RawFd>, cgroup: Option<&Path>, work: &dyn Fn()) -> D
                     libc::_exit(3);
                 }
             }
+        }
+        if seccomp && !install_seccomp() {
+            // SAFETY: leave the child.
+            unsafe { libc::_exit(4) };
         }
         let t = Instant::now();
         work();
@@ -157,44 +195,45 @@ fn connect_loop(port: u16, n: usize) {
 }
 
 fn plain_landlock(root: &Path, exec: bool) -> OwnedFd {
-    let mut rules = vec![AddedRule {
-        path: root.to_path_buf(),
-        access: access::READ_FILE | access::READ_DIR,
-        subtree: true,
-    }];
-    // What a hand-written sandbox needs to run /usr/bin/true.
-    rules.push(AddedRule {
-        path: "/usr".into(),
-        access: access::READ_FILE | access::READ_DIR | if exec { access::EXECUTE } else { 0 },
-        subtree: true,
-    });
-    rules.push(AddedRule {
-        path: "/etc/ld.so.cache".into(),
-        access: access::READ_FILE,
-        subtree: false,
-    });
-    domain::build(rules, &TcpPorts::default()).unwrap().fd
+    // What a hand-written sandbox needs to run /usr/bin/true, beside its
+    // rule at the grant root.
+    let usr = access::READ_FILE | access::READ_DIR | if exec { access::EXECUTE } else { 0 };
+    ruleset(&[
+        (root.to_path_buf(), access::READ_FILE | access::READ_DIR),
+        ("/usr".into(), usr),
+        ("/etc/ld.so.cache".into(), access::READ_FILE),
+    ])
 }
 
-/// A ruleset with one read-file rule on each of `dir/f{i}.txt`, `i <
-/// files`, each opened O_PATH by its whole path: the raw cost of the rules
-/// kapl-run adds for such a step.
-fn raw_rules(dir: &Path, files: usize) -> OwnedFd {
+/// A Landlock ruleset handling every file-system right (ABI 7) with
+/// exactly `rules` (path opened O_PATH, rights), made with the landlock
+/// crate alone: what a hand-written sandbox does.
+fn ruleset(rules: &[(std::path::PathBuf, u64)]) -> OwnedFd {
     use landlock::{
-        ABI, Access, AccessFs, PathBeneath, PathFd, Ruleset, RulesetAttr, RulesetCreatedAttr,
+        ABI, Access, AccessFs, BitFlags, PathBeneath, PathFd, Ruleset, RulesetAttr,
+        RulesetCreatedAttr,
     };
     let mut rs = Ruleset::default()
         .handle_access(AccessFs::from_all(ABI::V7))
         .unwrap()
         .create()
         .unwrap();
-    for i in 0..files {
-        let fd = PathFd::new(dir.join(format!("f{i}.txt"))).unwrap();
-        rs = rs
-            .add_rule(PathBeneath::new(fd, AccessFs::ReadFile))
-            .unwrap();
+    for (path, acc) in rules {
+        let fd = PathFd::new(path).unwrap();
+        let acc = BitFlags::<AccessFs>::from_bits_truncate(*acc);
+        rs = rs.add_rule(PathBeneath::new(fd, acc)).unwrap();
     }
     Option::<OwnedFd>::from(rs).unwrap()
+}
+
+/// A ruleset with one read-file rule on each of `dir/f{i}.txt`, `i <
+/// files`, each opened O_PATH by its whole path: the raw cost of the rules
+/// kapl-run adds for such a step.
+fn raw_rules(dir: &Path, files: usize) -> OwnedFd {
+    let rules: Vec<(std::path::PathBuf, u64)> = (0..files)
+        .map(|i| (dir.join(format!("f{i}.txt")), access::READ_FILE))
+        .collect();
+    ruleset(&rules)
 }
 
 fn ratio(a: Duration, b: Duration) -> f64 {
@@ -291,48 +330,51 @@ fn main() {
         if !want("open") {
             break;
         }
-        let un = || in_child(None, None, &|| open_close(path, n_ops));
-        let pl = || in_child(Some(plain.as_raw_fd()), None, &|| open_close(path, n_ops));
+        let un = || in_child(Confine::None, None, &|| open_close(path, n_ops));
+        let pl = || {
+            in_child(Confine::Plain(plain.as_raw_fd()), None, &|| {
+                open_close(path, n_ops)
+            })
+        };
         let k0 = || {
-            in_child(Some(domains[0].1.fd.as_raw_fd()), None, &|| {
+            in_child(Confine::Kapl(domains[0].1.fd.as_raw_fd()), None, &|| {
                 open_close(path, n_ops)
             })
         };
         let k1 = || {
-            in_child(Some(domains[1].1.fd.as_raw_fd()), None, &|| {
+            in_child(Confine::Kapl(domains[1].1.fd.as_raw_fd()), None, &|| {
                 open_close(path, n_ops)
             })
         };
         let k2 = || {
-            in_child(Some(domains[2].1.fd.as_raw_fd()), None, &|| {
+            in_child(Confine::Kapl(domains[2].1.fd.as_raw_fd()), None, &|| {
                 open_close(path, n_ops)
             })
         };
         // Where the walk stops: plain Landlock with its rule on the file's
-        // own directory, granting read (what a read grant may), and read
-        // plus truncate (what only a write grant may). Every open asks for
-        // truncate as an optional right, so the walk goes on to the root
-        // unless a rule on the way grants truncate too.
+        // own directory, granting read, and read plus truncate (what only a
+        // write grant may). Every open asks for truncate as an optional
+        // right, so the walk goes on to the root unless a rule on the way
+        // grants truncate too.
         let dir = Path::new(std::str::from_utf8(path.as_bytes()).unwrap())
             .parent()
             .unwrap()
             .to_path_buf();
-        let here = |extra: u64| {
-            let rules = vec![AddedRule {
-                path: dir.clone(),
-                access: access::READ_FILE | access::READ_DIR | extra,
-                subtree: true,
-            }];
-            domain::build(rules, &TcpPorts::default()).unwrap().fd
-        };
+        let here =
+            |extra: u64| ruleset(&[(dir.clone(), access::READ_FILE | access::READ_DIR | extra)]);
         let (dir_r, dir_rt) = (here(0), here(access::TRUNCATE));
-        let pd = || in_child(Some(dir_r.as_raw_fd()), None, &|| open_close(path, n_ops));
-        let pdt = || in_child(Some(dir_rt.as_raw_fd()), None, &|| open_close(path, n_ops));
+        let pd = || {
+            in_child(Confine::Plain(dir_r.as_raw_fd()), None, &|| {
+                open_close(path, n_ops)
+            })
+        };
+        let pdt = || {
+            in_child(Confine::Plain(dir_rt.as_raw_fd()), None, &|| {
+                open_close(path, n_ops)
+            })
+        };
         let r = interleaved(reps_ops, &[&un, &pl, &k0, &k1, &k2, &pd, &pdt]);
-        for (i, what) in [
-            (5, "read"),
-            (6, "read + truncate: no read grant may give this"),
-        ] {
+        for (i, what) in [(5, "read"), (6, "read + truncate")] {
             println!(
                 "| {label}: plain Landlock with its rule on the file's directory ({what}) | {} | {} | | {:.2}× (plain / unconfined) | |",
                 per(r[0], n_ops),
@@ -361,10 +403,14 @@ fn main() {
         }
     }
     if want("stat") {
-        let un = || in_child(None, None, &|| stat_loop(&f9, n_ops));
-        let pl = || in_child(Some(plain.as_raw_fd()), None, &|| stat_loop(&f9, n_ops));
+        let un = || in_child(Confine::None, None, &|| stat_loop(&f9, n_ops));
+        let pl = || {
+            in_child(Confine::Plain(plain.as_raw_fd()), None, &|| {
+                stat_loop(&f9, n_ops)
+            })
+        };
         let k = || {
-            in_child(Some(domains[2].1.fd.as_raw_fd()), None, &|| {
+            in_child(Confine::Kapl(domains[2].1.fd.as_raw_fd()), None, &|| {
                 stat_loop(&f9, n_ops)
             })
         };
@@ -379,10 +425,14 @@ fn main() {
         );
     }
     if want("exec") {
-        let un = || in_child(None, None, &|| exec_loop(n_exec));
-        let pl = || in_child(Some(plain.as_raw_fd()), None, &|| exec_loop(n_exec));
+        let un = || in_child(Confine::None, None, &|| exec_loop(n_exec));
+        let pl = || {
+            in_child(Confine::Plain(plain.as_raw_fd()), None, &|| {
+                exec_loop(n_exec)
+            })
+        };
         let k = || {
-            in_child(Some(domains[1].1.fd.as_raw_fd()), None, &|| {
+            in_child(Confine::Kapl(domains[1].1.fd.as_raw_fd()), None, &|| {
                 exec_loop(n_exec)
             })
         };
@@ -444,8 +494,16 @@ fn main() {
         let links = bpf.attach(step.fd()).unwrap();
         bpf.set_cgroup_step(cmd.id(), 0).unwrap();
         let plain_cg = Cgroup::create(sess.path(), "plain").unwrap();
-        let unf = || in_child(None, Some(plain_cg.path()), &|| connect_loop(port, n_conn));
-        let kf = || in_child(None, Some(cmd.path()), &|| connect_loop(port, n_conn));
+        let unf = || {
+            in_child(Confine::None, Some(plain_cg.path()), &|| {
+                connect_loop(port, n_conn)
+            })
+        };
+        let kf = || {
+            in_child(Confine::None, Some(cmd.path()), &|| {
+                connect_loop(port, n_conn)
+            })
+        };
         let r = interleaved(reps, &[&unf, &kf]);
         let (un, k) = (r[0], r[1]);
         let mut evs = Vec::new();

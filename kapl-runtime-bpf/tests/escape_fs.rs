@@ -1252,3 +1252,58 @@ fn a_program_path_longer_than_the_exec_buffer_is_attributed_whole() {
     );
     assert_no_leftover_cgroups();
 }
+
+/// Truncating a file the step may only read, every way Linux offers:
+/// `truncate(2)`, `open(O_RDONLY | O_TRUNC)` (Linux truncates then, if the
+/// file's mode allows writing), `ftruncate` of a read-only descriptor, and
+/// a write open. Landlock's `truncate` right comes only with a write grant,
+/// so each is refused and nothing is truncated; the twin, a write grant,
+/// truncates by path and through its descriptor.
+#[test]
+fn a_read_grant_cannot_truncate_and_a_write_grant_can() {
+    let t = Tmp::new("esc-trunc");
+    t.write("r/f.txt", "keep me\n");
+    t.write("w/f.txt", "replace me\n");
+    t.write("w/g.txt", "replace me too\n");
+    chmod(&t.path("r/f.txt"), 0o666);
+    let s = Sess::start(
+        &t,
+        spec(vec![
+            G::Fs(&[Right::Read], vec![t.path("r/**")], vec![]),
+            G::Fs(RW, vec![t.path("w/**")], vec![]),
+        ]),
+    );
+    let r = t.path("r/f.txt");
+    s.refused(
+        &["truncate", &r],
+        &["truncate refused 13"],
+        &[("write (truncate)", &r)],
+    );
+    for mode in ["ro", "3"] {
+        s.refused(
+            &["open-trunc", &r, mode],
+            &[&format!("open-trunc-{mode} refused 13")],
+            &[("write (truncate)", &r)],
+        );
+    }
+    s.refused(
+        &["open-trunc", &r, "wo"],
+        &["open-trunc-wo refused 13"],
+        &[("write (write_file)", &r)],
+    );
+    s.ok(
+        &["ftruncate-ro", &r],
+        &["open ok", "ftruncate-ro refused 22"],
+    );
+    s.ok(&["openat2", &r], &["openat2 ok"]);
+    assert_eq!(std::fs::read_to_string(&r).unwrap(), "keep me\n");
+    // The twin: a write grant truncates, by path and through a descriptor.
+    s.ok(&["truncate", &t.path("w/f.txt")], &["truncate ok"]);
+    s.ok(
+        &["open-trunc", &t.path("w/g.txt"), "wo"],
+        &["open-trunc-wo ok"],
+    );
+    assert_eq!(std::fs::read_to_string(t.path("w/f.txt")).unwrap(), "");
+    assert_eq!(std::fs::read_to_string(t.path("w/g.txt")).unwrap(), "");
+    assert_no_leftover_cgroups();
+}

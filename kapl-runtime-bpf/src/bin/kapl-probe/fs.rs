@@ -19,6 +19,12 @@
 //!   (`chain-read` / `chain-write`).
 //! - `readb HEX` / `writeb HEX`: read or append to a path given as hex bytes
 //!   (non-UTF-8 names).
+//! - `truncate PATH`: `truncate(2)` to length 0 (`truncate`).
+//! - `open-trunc PATH ro|wo|rw|3`: `open` with `O_TRUNC` and that access
+//!   mode (`open-trunc-ro`, ...), closed at once.
+//! - `ftruncate-ro PATH`: opens PATH read-only (`open`), then `ftruncate`s
+//!   the descriptor (`ftruncate-ro`).
+//! - `openat2 PATH`: `openat2(O_RDONLY)` (`openat2`).
 
 use crate::report::outcome;
 use crate::sys::{c, close, cvt, open, read_fd};
@@ -38,6 +44,37 @@ pub fn run(cmd: &str, args: &[String]) -> Option<()> {
             "chain-write",
             chain(a(0), a(1), libc::O_WRONLY | libc::O_APPEND),
         ),
+        "truncate" => {
+            let p = c(a(0));
+            // SAFETY: a valid C string.
+            outcome(
+                "truncate",
+                cvt(unsafe { libc::truncate(p.as_ptr(), 0) } as i64),
+            )
+        }
+        "open-trunc" => {
+            let mode = match a(1) {
+                "wo" => libc::O_WRONLY,
+                "rw" => libc::O_RDWR,
+                "3" => 3,
+                _ => libc::O_RDONLY,
+            };
+            let name = format!("open-trunc-{}", a(1));
+            outcome(&name, open(a(0), mode | libc::O_TRUNC).map(close))
+        }
+        "ftruncate-ro" => match open(a(0), libc::O_RDONLY) {
+            Err(e) => outcome::<()>("open", Err(e)),
+            Ok(fd) => {
+                outcome("open", Ok(()));
+                // SAFETY: `fd` is open.
+                outcome(
+                    "ftruncate-ro",
+                    cvt(unsafe { libc::ftruncate(fd, 0) } as i64),
+                );
+                close(fd);
+            }
+        },
+        "openat2" => outcome("openat2", openat2_rdonly(a(0)).map(|fd| close(fd as i32))),
         "readb" => outcome("readb", hex_open(a(0), libc::O_RDONLY)),
         "writeb" => outcome("writeb", hex_open(a(0), libc::O_WRONLY | libc::O_APPEND)),
         _ => return None,
@@ -136,4 +173,31 @@ fn hex_open(hex: &str, flags: i32) -> std::io::Result<()> {
     let fd = cvt(unsafe { libc::open(p.as_ptr(), flags | libc::O_CLOEXEC) } as i64)?;
     close(fd as i32);
     Ok(())
+}
+
+/// `openat2(AT_FDCWD, path, {O_RDONLY})`.
+fn openat2_rdonly(path: &str) -> std::io::Result<i64> {
+    /// `struct open_how` of the uapi.
+    #[repr(C)]
+    struct OpenHow {
+        flags: u64,
+        mode: u64,
+        resolve: u64,
+    }
+    let how = OpenHow {
+        flags: (libc::O_RDONLY | libc::O_CLOEXEC) as u64,
+        mode: 0,
+        resolve: 0,
+    };
+    let p = c(path);
+    // SAFETY: a valid C string and an open_how of the size passed.
+    cvt(unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            libc::AT_FDCWD,
+            p.as_ptr(),
+            &how as *const OpenHow,
+            size_of::<OpenHow>(),
+        )
+    })
 }
