@@ -1024,10 +1024,10 @@ fn an_earlier_step_cannot_move_or_link_unreadable_files_to_a_later_step() {
     t.write("secret/s.txt", "secret\n");
     let (secret, x) = (t.path("secret/s.txt"), t.path("pub/x.txt"));
     std::fs::hard_link(&secret, &x).unwrap();
-    let img = t.path("p.kapi");
-    std::fs::write(
-        &img,
-        image(PolicySpec {
+    let img = write_image(
+        &t,
+        "p.kapi",
+        PolicySpec {
             plan: "p",
             plan_grants: vec![G::Exec(vec![probe_bin().into()])],
             steps: vec![
@@ -1051,9 +1051,8 @@ fn an_earlier_step_cannot_move_or_link_unreadable_files_to_a_later_step() {
                     grants: vec![G::Fs(&[Right::Read], vec![t.path("pub/**")], vec![])],
                 },
             ],
-        }),
-    )
-    .unwrap();
+        },
+    );
     let (s, report) = Session::start_with_report(&img, Some(&t.path("audit.jsonl")));
     assert!(
         report.contains("files cannot be moved or linked between directories where the step may delete but not read"),

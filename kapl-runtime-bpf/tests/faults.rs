@@ -10,7 +10,7 @@ mod common;
 use common::*;
 use kapl_syntax::ast::{NetOp, Right};
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -265,7 +265,7 @@ fn assert_all_gone(
 fn fault_policy(t: &Tmp, port: u16) -> String {
     t.write("a/x", "in a\n");
     std::fs::create_dir_all(t.0.join("out")).unwrap();
-    let img = write_image(
+    write_image(
         &t,
         "p.kapi",
         one_step(
@@ -278,15 +278,27 @@ fn fault_policy(t: &Tmp, port: u16) -> String {
                     vec![t.path("out/**")],
                     vec![],
                 ),
-                G::Net(
-                    NetOp::Connect,
-                    vec![("127.0.0.1".into(), 32)],
-                    vec![(port, port)],
-                ),
+                loopback(NetOp::Connect, port),
             ],
         ),
-    );
-    img
+    )
+}
+
+/// Runs the `escape` probe in `s`: a grandchild (double fork + `setsid`)
+/// that goes on reading a/x and connecting to `port`, logging to
+/// out/escape. Returns that file and the grandchild's pid.
+fn escape(s: &Session, t: &Tmp, port: u16) -> (String, i32) {
+    let out = t.path("out/escape");
+    let o = s.exec(&[
+        probe_bin(),
+        "escape",
+        &out,
+        &t.path("a/x"),
+        &format!("127.0.0.1:{port}"),
+    ]);
+    assert_eq!(text(&o).0, "escape ok\n", "{}", text(&o).1);
+    let esc = escapee(&out);
+    (out, esc)
 }
 
 /// The pid an `escape` probe's grandchild wrote first in `out`.
@@ -304,29 +316,59 @@ fn escapee(out: &str) -> i32 {
     pid
 }
 
+/// pidfds of `pids` (those still running).
+fn pidfds(pids: &[i32]) -> Vec<(i32, std::os::fd::OwnedFd)> {
+    pids.iter()
+        .filter_map(|p| pidfd(*p).map(|f| (*p, f)))
+        .collect()
+}
+
+/// The scene of a supervisor fault, the tests of this file serialized:
+/// `fault_policy` over a listener's port, and audit's state before.
+struct Fault {
+    t: Tmp,
+    port: u16,
+    img: String,
+    audit_before: (u32, u32, u32),
+    _listener: std::net::TcpListener,
+    _serial: std::sync::MutexGuard<'static, ()>,
+}
+
+fn fault(tag: &str) -> Fault {
+    let _serial = serial();
+    let t = Tmp::new(tag);
+    let (_listener, port) = listener();
+    let img = fault_policy(&t, port);
+    Fault {
+        audit_before: audit_state(),
+        t,
+        port,
+        img,
+        _listener,
+        _serial,
+    }
+}
+
+impl Fault {
+    /// A session of the policy, its cgroup, and a long-lived command in it.
+    fn busy_session(&self) -> (Session, PathBuf, std::process::Child) {
+        let s = Session::start(&self.img, None);
+        let cg = s.cgroup();
+        let a = format!("read:{}", self.t.path("a/x"));
+        let busy = s.spawn(&[probe_bin(), "busy", "0", &a]);
+        (s, cg, busy)
+    }
+}
+
 // ---- supervisor faults ----
 
 #[test]
 fn sigkill_of_the_session_supervisor_ends_every_session_process() {
-    let _serial = serial();
-    let t = Tmp::new("fault-sup");
-    let (_l, port) = listener();
-    let img = fault_policy(&t, port);
-    let audit_before = audit_state();
-    let s = Session::start(&img, None);
-    let cg = s.cgroup();
+    let f = fault("fault-sup");
+    let Fault { t, port, .. } = &f;
     // A long-lived command, and a double-forked, setsid, re-parented one.
-    let mut busy = s.spawn(&[probe_bin(), "busy", "0", &format!("read:{}", t.path("a/x"))]);
-    let out = t.path("out/escape");
-    let o = s.exec(&[
-        probe_bin(),
-        "escape",
-        &out,
-        &t.path("a/x"),
-        &format!("127.0.0.1:{port}"),
-    ]);
-    assert_eq!(text(&o).0, "escape ok\n", "{}", text(&o).1);
-    let esc = escapee(&out);
+    let (s, cg, mut busy) = f.busy_session();
+    let (_, esc) = escape(&s, t, *port);
     assert!(
         !children(s.pid).contains(&esc),
         "the escapee left the supervisor's children"
@@ -339,10 +381,7 @@ fn sigkill_of_the_session_supervisor_ends_every_session_process() {
         pids.contains(&esc),
         "the escapee is still in the session's cgroups"
     );
-    let fds: Vec<_> = pids
-        .iter()
-        .filter_map(|p| pidfd(*p).map(|f| (*p, f)))
-        .collect();
+    let fds = pidfds(&pids);
     let objs = bpf_objects(s.pid);
     assert!(
         objs.iter().filter(|(k, _)| *k == "link").count() >= 8,
@@ -351,7 +390,7 @@ fn sigkill_of_the_session_supervisor_ends_every_session_process() {
     let wd = pidfd(watchdog_of(s.pid)).unwrap();
     // SAFETY: killing the supervisor this test started.
     assert_eq!(unsafe { libc::kill(s.pid, libc::SIGKILL) }, 0);
-    assert_all_gone("session", &cg, &fds, &objs, &wd, audit_before);
+    assert_all_gone("session", &cg, &fds, &objs, &wd, f.audit_before);
     // The client of the killed command learns it, and so does a later one.
     let st = busy.wait().unwrap();
     assert!(!st.success(), "the busy command's client: {st}");
@@ -373,11 +412,8 @@ fn sigkill_of_the_session_supervisor_ends_every_session_process() {
 
 #[test]
 fn sigkill_of_a_one_shot_ends_its_command_tree() {
-    let _serial = serial();
-    let t = Tmp::new("fault-one");
-    let (_l, port) = listener();
-    let img = fault_policy(&t, port);
-    let audit_before = audit_state();
+    let f = fault("fault-one");
+    let Fault { t, port, img, .. } = &f;
     let out = t.path("out/escape");
     let mut one = Command::new(kapl_run())
         .args([
@@ -408,29 +444,21 @@ fn sigkill_of_a_one_shot_ends_its_command_tree() {
     );
     let pids = tree_pids(&cg);
     assert!(pids.contains(&esc));
-    let fds: Vec<_> = pids
-        .iter()
-        .filter_map(|p| pidfd(*p).map(|f| (*p, f)))
-        .collect();
+    let fds = pidfds(&pids);
     let objs = bpf_objects(sup);
     assert!(objs.iter().any(|(k, _)| *k == "link"), "{objs:?}");
     let wd = pidfd(watchdog_of(sup)).unwrap();
     one.kill().unwrap();
     let _ = one.wait();
-    assert_all_gone("one-shot", &cg, &fds, &objs, &wd, audit_before);
+    assert_all_gone("one-shot", &cg, &fds, &objs, &wd, f.audit_before);
     assert_no_leftover_cgroups();
 }
 
 #[test]
 fn a_killed_watchdog_is_replaced_and_the_replacement_still_guards() {
-    let _serial = serial();
-    let t = Tmp::new("fault-wd");
-    let (_l, port) = listener();
-    let img = fault_policy(&t, port);
-    let audit_before = audit_state();
-    let s = Session::start(&img, None);
-    let cg = s.cgroup();
-    let mut busy = s.spawn(&[probe_bin(), "busy", "0", &format!("read:{}", t.path("a/x"))]);
+    let f = fault("fault-wd");
+    let t = &f.t;
+    let (s, cg, mut busy) = f.busy_session();
     wait_until("the command runs", Duration::from_secs(10), || {
         !tree_pids(&cg).is_empty()
     });
@@ -461,15 +489,12 @@ fn a_killed_watchdog_is_replaced_and_the_replacement_still_guards() {
     let o = s.exec(&[probe_bin(), "read", &t.path("a/x")]);
     assert_eq!(text(&o).0, "read ok\n", "{}", text(&o).1);
     // The replacement does the first one's job.
-    let fds: Vec<_> = pids
-        .iter()
-        .filter_map(|p| pidfd(*p).map(|f| (*p, f)))
-        .collect();
+    let fds = pidfds(&pids);
     let objs = bpf_objects(s.pid);
     let wd = pidfd(second).unwrap();
     // SAFETY: killing the supervisor this test started.
     assert_eq!(unsafe { libc::kill(s.pid, libc::SIGKILL) }, 0);
-    assert_all_gone("watchdog replaced", &cg, &fds, &objs, &wd, audit_before);
+    assert_all_gone("watchdog replaced", &cg, &fds, &objs, &wd, f.audit_before);
     assert!(!busy.wait().unwrap().success());
     assert_no_leftover_cgroups();
 }
@@ -480,11 +505,11 @@ fn two_step_policy(t: &Tmp, pa: u16, pb: u16) -> String {
     t.write("a/x", "in a\n");
     t.write("b/y", "in b\n");
     std::fs::create_dir_all(t.0.join("out")).unwrap();
-    let img = t.path("p.kapi");
-    let net = |p: u16| G::Net(NetOp::Connect, vec![("127.0.0.1".into(), 32)], vec![(p, p)]);
-    std::fs::write(
-        &img,
-        image(PolicySpec {
+    let net = |p: u16| loopback(NetOp::Connect, p);
+    let img = write_image(
+        &t,
+        "p.kapi",
+        PolicySpec {
             plan: "p",
             plan_grants: vec![G::Exec(vec![probe_bin().into()])],
             steps: vec![
@@ -507,9 +532,8 @@ fn two_step_policy(t: &Tmp, pa: u16, pb: u16) -> String {
                     grants: vec![G::Fs(&[Right::Read], vec![t.path("b/**")], vec![]), net(pb)],
                 },
             ],
-        }),
-    )
-    .unwrap();
+        },
+    );
     img
 }
 
@@ -542,16 +566,7 @@ fn a_double_forked_setsid_process_dies_at_the_step_switch() {
     let img = two_step_policy(&t, pa, pb);
     let audit = t.path("audit.jsonl");
     let s = Session::start(&img, Some(&audit));
-    let out = t.path("out/escape");
-    let o = s.exec(&[
-        probe_bin(),
-        "escape",
-        &out,
-        &t.path("a/x"),
-        &format!("127.0.0.1:{pa}"),
-    ]);
-    assert_eq!(text(&o).0, "escape ok\n", "{}", text(&o).1);
-    let esc = escapee(&out);
+    let (out, esc) = escape(&s, &t, pa);
     let esc_fd = pidfd(esc).unwrap();
     let stat = std::fs::read_to_string(format!("/proc/{esc}/stat")).unwrap();
     let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split(' ').collect();
@@ -700,10 +715,7 @@ fn a_step_switch_raced_against_busy_commands_mixes_no_authority() {
         tree_pids(&cg.join("step-0-a")).len() >= 3
     });
     std::thread::sleep(Duration::from_millis(500));
-    let old_pids: Vec<_> = tree_pids(&cg.join("step-0-a"))
-        .into_iter()
-        .filter_map(|p| pidfd(p).map(|f| (p, f)))
-        .collect();
+    let old_pids = pidfds(&tree_pids(&cg.join("step-0-a")));
     let before = mono_ns();
     let o = kapl(&["step", "--session", &s.id, "b"]);
     let after = mono_ns();

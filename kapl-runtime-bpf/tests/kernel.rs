@@ -118,14 +118,7 @@ fn tcp_connect_allowed_and_denied_and_outside_unaffected() {
     let t = Tmp::new("tcp");
     let (_l1, p1) = listener();
     let (_l2, p2) = listener();
-    let img = bash_policy(
-        &t,
-        vec![G::Net(
-            NetOp::Connect,
-            vec![("127.0.0.1".into(), 32)],
-            vec![(p1, p1)],
-        )],
-    );
+    let img = bash_policy(&t, vec![loopback(NetOp::Connect, p1)]);
     let audit = t.0.join("audit.jsonl");
     let script = format!(
         "exec 3<>/dev/tcp/127.0.0.1/{p1} && echo ok-{p1}; exec 4<>/dev/tcp/127.0.0.1/{p2} && echo ok-{p2}; exec 5<>/dev/tcp/::ffff:127.0.0.1/{p2} && echo mapped-ok; true"
@@ -184,31 +177,11 @@ fn tcp_connect_allowed_and_denied_and_outside_unaffected() {
 #[test]
 fn udp_and_bind_and_raw_families() {
     let t = Tmp::new("udp");
-    let u1 = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let u2 = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let (p1, p2) = (
-        u1.local_addr().unwrap().port(),
-        u2.local_addr().unwrap().port(),
-    );
-    let free = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let ((u1, p1), (_u2, p2)) = (udp_socket(), udp_socket());
+    let free = free_port();
     let img = bash_policy(
         &t,
-        vec![
-            G::Net(
-                NetOp::Connect,
-                vec![("127.0.0.1".into(), 32)],
-                vec![(p1, p1)],
-            ),
-            G::Net(
-                NetOp::Bind,
-                vec![("127.0.0.1".into(), 32)],
-                vec![(free, free)],
-            ),
-        ],
+        vec![loopback(NetOp::Connect, p1), loopback(NetOp::Bind, free)],
     );
     let audit = t.0.join("audit.jsonl");
     // bash's /dev/udp connects a UDP socket: the connect4 hook decides.
@@ -256,39 +229,11 @@ fn python_policy(t: &Tmp, net: Vec<G>) -> String {
 #[test]
 fn udp_sendto_bind_and_refused_socket_kinds() {
     let t = Tmp::new("py");
-    let u1 = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let u2 = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let (p1, p2) = (
-        u1.local_addr().unwrap().port(),
-        u2.local_addr().unwrap().port(),
-    );
-    let (bind_ok, bind_no) = {
-        let a = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let b = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        (a, b)
-    };
+    let ((_u1, p1), (_u2, p2)) = (udp_socket(), udp_socket());
+    let (bind_ok, bind_no) = (free_port(), free_port());
     let img = python_policy(
         &t,
-        vec![
-            G::Net(
-                NetOp::Connect,
-                vec![("127.0.0.1".into(), 32)],
-                vec![(p1, p1)],
-            ),
-            G::Net(
-                NetOp::Bind,
-                vec![("127.0.0.1".into(), 32)],
-                vec![(bind_ok, bind_ok)],
-            ),
-        ],
+        vec![loopback(NetOp::Connect, p1), loopback(NetOp::Bind, bind_ok)],
     );
     let audit = t.0.join("audit.jsonl");
     let code = format!(

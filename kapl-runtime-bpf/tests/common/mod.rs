@@ -630,3 +630,21 @@ pub fn wait_until(
     }
     t.elapsed()
 }
+
+/// A UDP socket on 127.0.0.1 and its port.
+pub fn udp_socket() -> (std::net::UdpSocket, u16) {
+    let u = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let port = u.local_addr().expect("local addr").port();
+    (u, port)
+}
+
+/// A TCP port of 127.0.0.1 that was free a moment ago (its listener is
+/// closed again).
+pub fn free_port() -> u16 {
+    listener().1
+}
+
+/// A grant of `op` to 127.0.0.1 on `port` alone.
+pub fn loopback(op: NetOp, port: u16) -> G {
+    G::Net(op, vec![("127.0.0.1".into(), 32)], vec![(port, port)])
+}
