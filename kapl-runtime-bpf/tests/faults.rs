@@ -266,7 +266,7 @@ fn fault_policy(t: &Tmp, port: u16) -> String {
     t.write("a/x", "in a\n");
     std::fs::create_dir_all(t.0.join("out")).unwrap();
     write_image(
-        &t,
+        t,
         "p.kapi",
         one_step(
             vec![G::Exec(vec![probe_bin().into()])],
@@ -506,8 +506,8 @@ fn two_step_policy(t: &Tmp, pa: u16, pb: u16) -> String {
     t.write("b/y", "in b\n");
     std::fs::create_dir_all(t.0.join("out")).unwrap();
     let net = |p: u16| loopback(NetOp::Connect, p);
-    let img = write_image(
-        &t,
+    write_image(
+        t,
         "p.kapi",
         PolicySpec {
             plan: "p",
@@ -533,8 +533,7 @@ fn two_step_policy(t: &Tmp, pa: u16, pb: u16) -> String {
                 },
             ],
         },
-    );
-    img
+    )
 }
 
 /// A listener that accepts (and drops) connections until the test ends.
