@@ -732,8 +732,17 @@ fn build_inner(
 /// Opens the object itself: `O_PATH`, and no symbolic link followed
 /// anywhere on the path (a parent swapped for a link since the walk fails).
 fn open_nofollow(p: &Path) -> std::io::Result<OwnedFd> {
+    openat2(
+        p,
+        (libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC) as u64,
+        libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS,
+    )
+}
+
+/// `openat2(AT_FDCWD, path, {flags, mode 0, resolve})`.
+pub fn openat2(path: &Path, flags: u64, resolve: u64) -> std::io::Result<OwnedFd> {
     use std::os::fd::FromRawFd;
-    let c = std::ffi::CString::new(p.as_os_str().as_bytes())
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
         .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
     /// `struct open_how` of the uapi (libc's is non-exhaustive).
     #[repr(C)]
@@ -743,9 +752,9 @@ fn open_nofollow(p: &Path) -> std::io::Result<OwnedFd> {
         resolve: u64,
     }
     let how = OpenHow {
-        flags: (libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC) as u64,
+        flags,
         mode: 0,
-        resolve: libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS,
+        resolve,
     };
     // SAFETY: `c` is a valid C string and `how` a valid open_how of the
     // size passed; the kernel reads both and returns a new descriptor.

@@ -74,7 +74,14 @@ pub fn run(cmd: &str, args: &[String]) -> Option<()> {
                 close(fd);
             }
         },
-        "openat2" => outcome("openat2", openat2_rdonly(a(0)).map(|fd| close(fd as i32))),
+        "openat2" => outcome(
+            "openat2",
+            kapl_runtime_bpf::domain::openat2(
+                a(0).as_ref(),
+                (libc::O_RDONLY | libc::O_CLOEXEC) as u64,
+                0,
+            ),
+        ),
         "readb" => outcome("readb", hex_open(a(0), libc::O_RDONLY)),
         "writeb" => outcome("writeb", hex_open(a(0), libc::O_WRONLY | libc::O_APPEND)),
         _ => return None,
@@ -173,31 +180,4 @@ fn hex_open(hex: &str, flags: i32) -> std::io::Result<()> {
     let fd = cvt(unsafe { libc::open(p.as_ptr(), flags | libc::O_CLOEXEC) } as i64)?;
     close(fd as i32);
     Ok(())
-}
-
-/// `openat2(AT_FDCWD, path, {O_RDONLY})`.
-fn openat2_rdonly(path: &str) -> std::io::Result<i64> {
-    /// `struct open_how` of the uapi.
-    #[repr(C)]
-    struct OpenHow {
-        flags: u64,
-        mode: u64,
-        resolve: u64,
-    }
-    let how = OpenHow {
-        flags: (libc::O_RDONLY | libc::O_CLOEXEC) as u64,
-        mode: 0,
-        resolve: 0,
-    };
-    let p = c(path);
-    // SAFETY: a valid C string and an open_how of the size passed.
-    cvt(unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            libc::AT_FDCWD,
-            p.as_ptr(),
-            &how as *const OpenHow,
-            size_of::<OpenHow>(),
-        )
-    })
 }
