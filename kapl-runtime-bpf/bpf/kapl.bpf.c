@@ -73,12 +73,7 @@ struct port_range {
 };
 
 struct net_event {
-	__u32 kind; // EV_NET
-	__u32 pid;
-	__u32 tgid;
-	__u32 step;
-	__u64 ts;
-	__u64 cgroup;
+	struct event_head head; // kind EV_NET
 	__u32 grant;
 	__u16 port;
 	__u8 op;
@@ -87,20 +82,21 @@ struct net_event {
 	__u32 family; // as the program saw it (before normalization)
 	__u32 sotype;
 	__u32 proto;
-	char comm[16];
+	char comm[COMM_LEN];
 };
+_Static_assert(sizeof(struct net_event) == 88 &&
+		       __builtin_offsetof(struct net_event, comm) == 68,
+	       "struct net_event is decoded by src/bpf.rs");
 
 #define EXEC_PATH 256
 struct exec_event {
-	__u32 kind; // EV_EXEC
-	__u32 pid;
-	__u32 tgid;
-	__u32 step;
-	__u64 ts;
-	__u64 cgroup;
-	char comm[16];
+	struct event_head head; // kind EV_EXEC
+	char comm[COMM_LEN];
 	char path[EXEC_PATH];
 };
+_Static_assert(sizeof(struct exec_event) == 304 &&
+		       __builtin_offsetof(struct exec_event, path) == 48,
+	       "struct exec_event is decoded by src/bpf.rs");
 
 // max_entries of the three maps are set by the loader from the image.
 struct {
@@ -134,6 +130,17 @@ static __always_inline __u32 key_proto(__u32 sotype, __u32 proto)
 	if (proto == IPPROTO_UDP_ || (proto == 0 && sotype == SOCK_DGRAM_))
 		return IPPROTO_UDP_;
 	return 0;
+}
+
+// The first four bytes of a `net4`/`net6` key's data (kapl_image::bpf's
+// key_head): step (u16 BE), op, protocol.
+static __always_inline void key_head(__u8 *d, __u32 step, __u32 key_op,
+				     __u32 kproto)
+{
+	d[0] = step >> 8;
+	d[1] = step & 0xff;
+	d[2] = key_op;
+	d[3] = kproto;
 }
 
 // The grant of the range in `s` that holds `port`, or NO_GRANT.
@@ -199,19 +206,13 @@ static __always_inline int decide(struct bpf_sock_addr *ctx, __u32 key_op,
 		if (mapped) {
 			struct net4_key k = {};
 			k.prefixlen = 32 + 32;
-			k.data[0] = step >> 8;
-			k.data[1] = step & 0xff;
-			k.data[2] = key_op;
-			k.data[3] = kproto;
+			key_head(k.data, step, key_op, kproto);
 			__builtin_memcpy(&k.data[4], &addr[12], 4);
 			s = bpf_map_lookup_elem(&net4, &k);
 		} else {
 			struct net6_key k = {};
 			k.prefixlen = 32 + 128;
-			k.data[0] = step >> 8;
-			k.data[1] = step & 0xff;
-			k.data[2] = key_op;
-			k.data[3] = kproto;
+			key_head(k.data, step, key_op, kproto);
 			__builtin_memcpy(&k.data[4], addr, 16);
 			s = bpf_map_lookup_elem(&net6, &k);
 		}
@@ -219,15 +220,9 @@ static __always_inline int decide(struct bpf_sock_addr *ctx, __u32 key_op,
 			grant = search_ports(s, port);
 	}
 
-	struct net_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	struct net_event *e = reserve_event(sizeof(*e));
 	if (e) {
-		__u64 pt = bpf_get_current_pid_tgid();
-		e->kind = EV_NET;
-		e->pid = (__u32)pt;
-		e->tgid = pt >> 32;
-		e->step = step;
-		e->ts = bpf_ktime_get_boot_ns();
-		e->cgroup = cg;
+		fill_head(&e->head, e->comm, EV_NET, step, cg);
 		e->grant = grant;
 		e->port = port;
 		e->op = ev_op;
@@ -236,49 +231,27 @@ static __always_inline int decide(struct bpf_sock_addr *ctx, __u32 key_op,
 		e->family = family;
 		e->sotype = sotype;
 		e->proto = proto;
-		bpf_get_current_comm(e->comm, sizeof(e->comm));
 		bpf_ringbuf_submit(e, 0);
-	} else {
-		count_lost();
 	}
 	return grant != NO_GRANT;
 }
 
-SEC("cgroup/connect4")
-int kapl_connect4(struct bpf_sock_addr *ctx)
-{
-	return decide(ctx, KEY_OP_CONNECT, OP_CONNECT, 0);
-}
+// One program per hook, all `decide`: kapl_<hook> in section cgroup/<hook>
+// (the names src/bpf.rs loads and attaches). Sending is looked up as
+// connecting: the image keys only connect and bind.
+#define NET_HOOK(hook, key_op, ev_op, v6)                  \
+	SEC("cgroup/" #hook)                               \
+	int kapl_##hook(struct bpf_sock_addr *ctx)         \
+	{                                                  \
+		return decide(ctx, key_op, ev_op, v6);     \
+	}
 
-SEC("cgroup/connect6")
-int kapl_connect6(struct bpf_sock_addr *ctx)
-{
-	return decide(ctx, KEY_OP_CONNECT, OP_CONNECT, 1);
-}
-
-SEC("cgroup/sendmsg4")
-int kapl_sendmsg4(struct bpf_sock_addr *ctx)
-{
-	return decide(ctx, KEY_OP_CONNECT, OP_SEND, 0);
-}
-
-SEC("cgroup/sendmsg6")
-int kapl_sendmsg6(struct bpf_sock_addr *ctx)
-{
-	return decide(ctx, KEY_OP_CONNECT, OP_SEND, 1);
-}
-
-SEC("cgroup/bind4")
-int kapl_bind4(struct bpf_sock_addr *ctx)
-{
-	return decide(ctx, KEY_OP_BIND, OP_BIND, 0);
-}
-
-SEC("cgroup/bind6")
-int kapl_bind6(struct bpf_sock_addr *ctx)
-{
-	return decide(ctx, KEY_OP_BIND, OP_BIND, 1);
-}
+NET_HOOK(connect4, KEY_OP_CONNECT, OP_CONNECT, 0)
+NET_HOOK(connect6, KEY_OP_CONNECT, OP_CONNECT, 1)
+NET_HOOK(sendmsg4, KEY_OP_CONNECT, OP_SEND, 0)
+NET_HOOK(sendmsg6, KEY_OP_CONNECT, OP_SEND, 1)
+NET_HOOK(bind4, KEY_OP_BIND, OP_BIND, 0)
+NET_HOOK(bind6, KEY_OP_BIND, OP_BIND, 1)
 
 // Only plain TCP and UDP over IPv4/IPv6 are ever granted: refuse every other
 // inet socket (raw, ICMP, SCTP, MPTCP...). The hook does not run for
@@ -296,26 +269,17 @@ int kapl_sock_create(struct bpf_sock *sk)
 		return 1;
 	__u64 cg = 0;
 	__u32 step = current_step(&cg);
-	struct net_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	struct net_event *e = reserve_event(sizeof(*e));
 	if (e) {
-		__u64 pt = bpf_get_current_pid_tgid();
 		__builtin_memset(e, 0, sizeof(*e));
-		e->kind = EV_NET;
-		e->pid = (__u32)pt;
-		e->tgid = pt >> 32;
-		e->step = step;
-		e->ts = bpf_ktime_get_boot_ns();
-		e->cgroup = cg;
+		fill_head(&e->head, e->comm, EV_NET, step, cg);
 		e->grant = NO_GRANT;
 		e->op = OP_SOCKET;
 		e->verdict = 0;
 		e->family = family;
 		e->sotype = sotype;
 		e->proto = proto;
-		bpf_get_current_comm(e->comm, sizeof(e->comm));
 		bpf_ringbuf_submit(e, 0);
-	} else {
-		count_lost();
 	}
 	return 0;
 }
@@ -328,19 +292,10 @@ int BPF_PROG(kapl_exec, struct task_struct *p, pid_t old_pid,
 	__u32 step = current_step(&cg);
 	if (step == NO_STEP)
 		return 0; // not one of the session's processes
-	struct exec_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		count_lost();
+	struct exec_event *e = reserve_event(sizeof(*e));
+	if (!e)
 		return 0;
-	}
-	__u64 pt = bpf_get_current_pid_tgid();
-	e->kind = EV_EXEC;
-	e->pid = (__u32)pt;
-	e->tgid = pt >> 32;
-	e->step = step;
-	e->ts = bpf_ktime_get_boot_ns();
-	e->cgroup = cg;
-	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	fill_head(&e->head, e->comm, EV_EXEC, step, cg);
 	const char *fname = bprm->filename;
 	if (bpf_probe_read_kernel_str(e->path, sizeof(e->path), fname) < 0)
 		e->path[0] = 0;

@@ -48,21 +48,19 @@ struct unix_meta {
 };
 
 struct unix_event {
-	__u32 kind; // EV_UNIX
-	__u32 pid;
-	__u32 tgid;
-	__u32 step;
-	__u64 ts;
-	__u64 cgroup;
+	struct event_head head; // kind EV_UNIX
 	__u32 grant;
 	__u8 op; // 1 connect, 3 send
 	__u8 verdict;
 	__u8 reason;
 	__u8 pad;
 	__u32 len; // bytes of sun_path given (the path ends at the first NUL)
-	char comm[16];
+	char comm[COMM_LEN];
 	char path[UNIX_PATH];
 };
+_Static_assert(sizeof(struct unix_event) == 168 &&
+		       __builtin_offsetof(struct unix_event, comm) == 44,
+	       "struct unix_event is decoded by src/unix.rs");
 
 struct path_buf {
 	char b[UNIX_PATH];
@@ -230,26 +228,17 @@ static __always_inline int unix_hook(struct bpf_sock_addr *ctx, __u8 op)
 	int reason = step == NO_STEP ? R_NO_GRANT : decide(buf->b, n, step, &grant);
 	int ok = reason == R_OK_;
 
-	struct unix_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	struct unix_event *e = reserve_event(sizeof(*e));
 	if (e) {
-		__u64 pt = bpf_get_current_pid_tgid();
-		e->kind = EV_UNIX;
-		e->pid = (__u32)pt;
-		e->tgid = pt >> 32;
-		e->step = step;
-		e->ts = bpf_ktime_get_boot_ns();
-		e->cgroup = cg;
+		fill_head(&e->head, e->comm, EV_UNIX, step, cg);
 		e->grant = ok ? grant : NO_GRANT;
 		e->op = op;
 		e->verdict = ok;
 		e->reason = reason;
 		e->pad = 0;
 		e->len = n;
-		bpf_get_current_comm(e->comm, sizeof(e->comm));
 		__builtin_memcpy(e->path, buf->b, UNIX_PATH);
 		bpf_ringbuf_submit(e, 0);
-	} else {
-		count_lost();
 	}
 	return ok;
 }

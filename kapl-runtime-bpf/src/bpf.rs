@@ -15,7 +15,9 @@ use aya::maps::lpm_trie::Key;
 use aya::maps::{Array, HashMap as BpfHashMap, LpmTrie, MapData, PerCpuArray, RingBuf};
 use aya::programs::cgroup_sock::CgroupSockLink;
 use aya::programs::cgroup_sock_addr::CgroupSockAddrLink;
-use aya::programs::{BtfTracePoint, CgroupAttachMode, CgroupSock, CgroupSockAddr};
+use aya::programs::{
+    BtfTracePoint, CgroupAttachMode, CgroupSock, CgroupSockAddr, Program, ProgramError,
+};
 use aya::{Btf, Ebpf, EbpfLoader, Pod};
 use kapl_image::bpf::{NET_VALUE_LEN, NET4_KEY_LEN, NET6_KEY_LEN, NetMaps, PORT_VALUE_LEN};
 use std::net::Ipv6Addr;
@@ -29,7 +31,12 @@ pub const NO_GRANT: u32 = u32::MAX;
 /// Step id meaning "not a session cgroup".
 pub const NO_STEP: u32 = u32::MAX;
 
-/// The programs attached per step cgroup.
+/// The `cgroup/sock_create` program, attached per step cgroup.
+const SOCK_CREATE_PROG: &str = "kapl_sock_create";
+/// The exec tracer.
+const EXEC_PROG: &str = "kapl_exec";
+
+/// The `cgroup/sock_addr` programs attached per step cgroup.
 const SOCK_ADDR_PROGS: [&str; 6] = [
     "kapl_connect4",
     "kapl_connect6",
@@ -76,6 +83,74 @@ fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> BpfError {
     }
 }
 
+/// A program error while loading: [`BpfError::Load`] naming the program.
+fn load_err(prog: &'static str) -> impl Fn(ProgramError) -> BpfError {
+    move |e| BpfError::Load(format!("{prog}: {e}"))
+}
+
+/// A program error while attaching: [`BpfError::Attach`].
+fn attach_err(prog: &'static str) -> impl Fn(ProgramError) -> BpfError {
+    move |e| BpfError::Attach {
+        prog,
+        msg: e.to_string(),
+    }
+}
+
+/// Program `name` of `ebpf` as its kind `T`; a program of another kind is
+/// reported through `wrong_kind` (a load or an attach error).
+fn program<'a, T>(
+    ebpf: &'a mut Ebpf,
+    name: &'static str,
+    wrong_kind: impl Fn(ProgramError) -> BpfError,
+) -> Result<&'a mut T, BpfError>
+where
+    &'a mut T: TryFrom<&'a mut Program, Error = ProgramError>,
+{
+    ebpf.program_mut(name)
+        .ok_or(BpfError::Missing(name))?
+        .try_into()
+        .map_err(wrong_kind)
+}
+
+/// The cgroup program kinds attached to each step cgroup.
+trait CgroupHook {
+    /// The link that keeps the program attached.
+    type Link;
+    /// Attaches (no override) and takes the link.
+    fn link(&mut self, cgroup: impl AsFd) -> Result<Self::Link, ProgramError>;
+}
+
+impl CgroupHook for CgroupSockAddr {
+    type Link = CgroupSockAddrLink;
+    fn link(&mut self, cgroup: impl AsFd) -> Result<Self::Link, ProgramError> {
+        let id = self.attach(cgroup, CgroupAttachMode::Single)?;
+        self.take_link(id)
+    }
+}
+
+impl CgroupHook for CgroupSock {
+    type Link = CgroupSockLink;
+    fn link(&mut self, cgroup: impl AsFd) -> Result<Self::Link, ProgramError> {
+        let id = self.attach(cgroup, CgroupAttachMode::Single)?;
+        self.take_link(id)
+    }
+}
+
+/// Attaches program `name` (of kind `T`) of `ebpf` to `cgroup`.
+fn attach_hook<'a, T>(
+    ebpf: &'a mut Ebpf,
+    name: &'static str,
+    cgroup: impl AsFd,
+) -> Result<T::Link, BpfError>
+where
+    T: CgroupHook + 'a,
+    &'a mut T: TryFrom<&'a mut Program, Error = ProgramError>,
+{
+    program::<T>(ebpf, name, attach_err(name))?
+        .link(cgroup)
+        .map_err(attach_err(name))
+}
+
 /// Operations as events report them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum EventOp {
@@ -101,19 +176,12 @@ impl EventOp {
     }
 }
 
-/// The data part of a `net4` key (after the prefix length).
+/// The data part of an LPM key (after the prefix length), `D` bytes.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
-struct Net4Data([u8; NET4_KEY_LEN - 4]);
+struct KeyData<const D: usize>([u8; D]);
 // SAFETY: plain bytes, no padding.
-unsafe impl Pod for Net4Data {}
-
-/// The data part of a `net6` key.
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-struct Net6Data([u8; NET6_KEY_LEN - 4]);
-// SAFETY: plain bytes, no padding.
-unsafe impl Pod for Net6Data {}
+unsafe impl<const D: usize> Pod for KeyData<D> {}
 
 /// A `net4`/`net6` value (`u32 first; u32 count`).
 #[repr(C)]
@@ -140,6 +208,25 @@ fn split_key<const N: usize, const D: usize>(k: &[u8; N]) -> (u32, [u8; D]) {
 
 fn entries(n: usize) -> u32 {
     u32::try_from(n.max(1)).unwrap_or(u32::MAX)
+}
+
+/// Inserts the image's `(key, value)` entries, unchanged, into LPM trie
+/// `name` (`net4` with N = NET4_KEY_LEN, `net6` with N = NET6_KEY_LEN;
+/// D = N - 4).
+fn fill_trie<const N: usize, const D: usize>(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    entries: &[([u8; N], [u8; NET_VALUE_LEN])],
+) -> Result<(), BpfError> {
+    let map = ebpf.map_mut(name).ok_or(BpfError::Missing(name))?;
+    let mut trie: LpmTrie<&mut MapData, KeyData<D>, SliceBytes> =
+        LpmTrie::try_from(map).map_err(map_err(name))?;
+    for (k, v) in entries {
+        let (len, data) = split_key::<N, D>(k);
+        trie.insert(&Key::new(len, KeyData(data)), SliceBytes(*v), 0)
+            .map_err(map_err(name))?;
+    }
+    Ok(())
 }
 
 /// A decision the programs reported.
@@ -205,12 +292,14 @@ pub struct ExecEvent {
     pub path: Vec<u8>,
 }
 
-fn rd_u32(b: &[u8], o: usize) -> u32 {
+/// The native-endian u32 at `o` of an event record (0 past its end).
+pub(crate) fn rd_u32(b: &[u8], o: usize) -> u32 {
     b.get(o..o + 4)
         .and_then(|s| s.try_into().ok())
         .map_or(0, u32::from_ne_bytes)
 }
-fn rd_u64(b: &[u8], o: usize) -> u64 {
+/// The native-endian u64 at `o` of an event record (0 past its end).
+pub(crate) fn rd_u64(b: &[u8], o: usize) -> u64 {
     b.get(o..o + 8)
         .and_then(|s| s.try_into().ok())
         .map_or(0, u64::from_ne_bytes)
@@ -219,7 +308,9 @@ fn rd_u64(b: &[u8], o: usize) -> u64 {
 /// program copies at most one less, so a path of that length may be cut.
 pub const EXEC_PATH_MAX: usize = 256;
 
-fn cstr_at(b: &[u8], o: usize, n: usize) -> Vec<u8> {
+/// The bytes of the `n`-byte field at `o` up to its first NUL (what the
+/// record holds of it).
+pub(crate) fn cstr_at(b: &[u8], o: usize, n: usize) -> Vec<u8> {
     let s = b.get(o..(o + n).min(b.len())).unwrap_or(&[]);
     let end = s.iter().position(|&c| c == 0).unwrap_or(s.len());
     s[..end].to_vec()
@@ -307,26 +398,8 @@ impl NetEnforcer {
             .map_max_entries("ports", entries(maps.ports.len()))
             .load(OBJECT)
             .map_err(|e| BpfError::Load(e.to_string()))?;
-        {
-            let map = ebpf.map_mut("net4").ok_or(BpfError::Missing("net4"))?;
-            let mut trie: LpmTrie<&mut MapData, Net4Data, SliceBytes> =
-                LpmTrie::try_from(map).map_err(map_err("net4"))?;
-            for (k, v) in &maps.v4 {
-                let (len, data) = split_key::<NET4_KEY_LEN, { NET4_KEY_LEN - 4 }>(k);
-                trie.insert(&Key::new(len, Net4Data(data)), SliceBytes(*v), 0)
-                    .map_err(map_err("net4"))?;
-            }
-        }
-        {
-            let map = ebpf.map_mut("net6").ok_or(BpfError::Missing("net6"))?;
-            let mut trie: LpmTrie<&mut MapData, Net6Data, SliceBytes> =
-                LpmTrie::try_from(map).map_err(map_err("net6"))?;
-            for (k, v) in &maps.v6 {
-                let (len, data) = split_key::<NET6_KEY_LEN, { NET6_KEY_LEN - 4 }>(k);
-                trie.insert(&Key::new(len, Net6Data(data)), SliceBytes(*v), 0)
-                    .map_err(map_err("net6"))?;
-            }
-        }
+        fill_trie::<NET4_KEY_LEN, { NET4_KEY_LEN - 4 }>(&mut ebpf, "net4", &maps.v4)?;
+        fill_trie::<NET6_KEY_LEN, { NET6_KEY_LEN - 4 }>(&mut ebpf, "net6", &maps.v6)?;
         {
             let map = ebpf.map_mut("ports").ok_or(BpfError::Missing("ports"))?;
             let mut arr: Array<&mut MapData, PortBytes> =
@@ -340,43 +413,19 @@ impl NetEnforcer {
             }
         }
         for name in SOCK_ADDR_PROGS {
-            let p: &mut CgroupSockAddr = ebpf
-                .program_mut(name)
-                .ok_or(BpfError::Missing(name))?
-                .try_into()
-                .map_err(|e: aya::programs::ProgramError| BpfError::Load(format!("{name}: {e}")))?;
-            p.load()
-                .map_err(|e| BpfError::Load(format!("{name}: {e}")))?;
+            program::<CgroupSockAddr>(&mut ebpf, name, load_err(name))?
+                .load()
+                .map_err(load_err(name))?;
         }
-        {
-            let p: &mut CgroupSock = ebpf
-                .program_mut("kapl_sock_create")
-                .ok_or(BpfError::Missing("kapl_sock_create"))?
-                .try_into()
-                .map_err(|e: aya::programs::ProgramError| {
-                    BpfError::Load(format!("kapl_sock_create: {e}"))
-                })?;
-            p.load()
-                .map_err(|e| BpfError::Load(format!("kapl_sock_create: {e}")))?;
-        }
+        program::<CgroupSock>(&mut ebpf, SOCK_CREATE_PROG, load_err(SOCK_CREATE_PROG))?
+            .load()
+            .map_err(load_err(SOCK_CREATE_PROG))?;
         let exec_link = {
-            let p: &mut BtfTracePoint = ebpf
-                .program_mut("kapl_exec")
-                .ok_or(BpfError::Missing("kapl_exec"))?
-                .try_into()
-                .map_err(|e: aya::programs::ProgramError| {
-                    BpfError::Load(format!("kapl_exec: {e}"))
-                })?;
+            let p = program::<BtfTracePoint>(&mut ebpf, EXEC_PROG, load_err(EXEC_PROG))?;
             p.load("sched_process_exec", &btf)
-                .map_err(|e| BpfError::Load(format!("kapl_exec: {e}")))?;
-            let id = p.attach().map_err(|e| BpfError::Attach {
-                prog: "kapl_exec",
-                msg: e.to_string(),
-            })?;
-            p.take_link(id).map_err(|e| BpfError::Attach {
-                prog: "kapl_exec",
-                msg: e.to_string(),
-            })?
+                .map_err(load_err(EXEC_PROG))?;
+            let id = p.attach().map_err(attach_err(EXEC_PROG))?;
+            p.take_link(id).map_err(attach_err(EXEC_PROG))?
         };
         let unix = crate::unix::UnixHooks::load(&ebpf, &btf, unix).map_err(BpfError::Load)?;
         let events = ebpf.take_map("events").ok_or(BpfError::Missing("events"))?;
@@ -394,45 +443,13 @@ impl NetEnforcer {
     pub fn attach(&mut self, cgroup: impl AsFd + Copy) -> Result<StepLinks, BpfError> {
         let mut addr = Vec::new();
         for name in SOCK_ADDR_PROGS {
-            let p: &mut CgroupSockAddr = self
-                .ebpf
-                .program_mut(name)
-                .ok_or(BpfError::Missing(name))?
-                .try_into()
-                .map_err(|e: aya::programs::ProgramError| BpfError::Attach {
-                    prog: name,
-                    msg: e.to_string(),
-                })?;
-            let id = p
-                .attach(cgroup, CgroupAttachMode::Single)
-                .map_err(|e| BpfError::Attach {
-                    prog: name,
-                    msg: e.to_string(),
-                })?;
-            addr.push(p.take_link(id).map_err(|e| BpfError::Attach {
-                prog: name,
-                msg: e.to_string(),
-            })?);
+            addr.push(attach_hook::<CgroupSockAddr>(&mut self.ebpf, name, cgroup)?);
         }
-        let p: &mut CgroupSock = self
-            .ebpf
-            .program_mut("kapl_sock_create")
-            .ok_or(BpfError::Missing("kapl_sock_create"))?
-            .try_into()
-            .map_err(|e: aya::programs::ProgramError| BpfError::Attach {
-                prog: "kapl_sock_create",
-                msg: e.to_string(),
-            })?;
-        let id = p
-            .attach(cgroup, CgroupAttachMode::Single)
-            .map_err(|e| BpfError::Attach {
-                prog: "kapl_sock_create",
-                msg: e.to_string(),
-            })?;
-        let sock = vec![p.take_link(id).map_err(|e| BpfError::Attach {
-            prog: "kapl_sock_create",
-            msg: e.to_string(),
-        })?];
+        let sock = vec![attach_hook::<CgroupSock>(
+            &mut self.ebpf,
+            SOCK_CREATE_PROG,
+            cgroup,
+        )?];
         let unix = self.unix.attach(cgroup).map_err(|msg| BpfError::Attach {
             prog: "kapl_unix_connect/sendmsg",
             msg,
@@ -506,7 +523,13 @@ mod tests {
         assert_eq!(data, [0, 3, 1, 17, 10, 20, 30, 0]);
         // aya's key is the prefix length followed by the data, as the
         // kernel's `struct bpf_lpm_trie_key` and the image's bytes.
-        assert_eq!(size_of::<Key<Net4Data>>(), NET4_KEY_LEN);
-        assert_eq!(size_of::<Key<Net6Data>>(), NET6_KEY_LEN);
+        assert_eq!(
+            size_of::<Key<KeyData<{ NET4_KEY_LEN - 4 }>>>(),
+            NET4_KEY_LEN
+        );
+        assert_eq!(
+            size_of::<Key<KeyData<{ NET6_KEY_LEN - 4 }>>>(),
+            NET6_KEY_LEN
+        );
     }
 }

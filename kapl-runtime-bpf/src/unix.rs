@@ -17,6 +17,7 @@
 //! aya 0.14 has no attach type for these hooks, so the object is parsed
 //! and relocated with aya-obj here and loaded with raw `bpf(2)` calls.
 
+use crate::bpf::{cstr_at, rd_u32, rd_u64};
 use aya::maps::{Array, Map, MapData};
 use aya_obj::Object;
 use std::collections::HashSet;
@@ -136,12 +137,6 @@ pub struct UnixEvent {
     pub path: Vec<u8>,
 }
 
-fn rd_u32(b: &[u8], o: usize) -> u32 {
-    b.get(o..o + 4)
-        .and_then(|s| s.try_into().ok())
-        .map_or(0, u32::from_ne_bytes)
-}
-
 /// Decodes a `struct unix_event` (kind 3): kind 0, pid 4, tgid 8, step
 /// 12, ts 16, cgroup 24, grant 32, op 36, verdict 37, reason 38, len 40,
 /// comm 44..60, path 60..168.
@@ -150,14 +145,12 @@ pub fn decode(b: &[u8]) -> Option<UnixEvent> {
         return None;
     }
     let len = (rd_u32(b, 40) as usize).min(108);
-    let comm = &b[44..60];
-    let end = comm.iter().position(|c| *c == 0).unwrap_or(16);
     Some(UnixEvent {
         pid: rd_u32(b, 4),
         tgid: rd_u32(b, 8),
         step: rd_u32(b, 12),
-        ts: b[16..24].try_into().map_or(0, u64::from_ne_bytes),
-        cgroup: b[24..32].try_into().map_or(0, u64::from_ne_bytes),
+        ts: rd_u64(b, 16),
+        cgroup: rd_u64(b, 24),
         grant: rd_u32(b, 32),
         send: b[36] == 3,
         allowed: b[37] == 1,
@@ -170,11 +163,8 @@ pub fn decode(b: &[u8]) -> Option<UnixEvent> {
             6 => Reason::MagicLink,
             _ => Reason::Tables,
         },
-        comm: String::from_utf8_lossy(&comm[..end]).into_owned(),
-        path: {
-            let p = &b[60..60 + len];
-            p[..p.iter().position(|c| *c == 0).unwrap_or(len)].to_vec()
-        },
+        comm: String::from_utf8_lossy(&cstr_at(b, 44, 16)).into_owned(),
+        path: cstr_at(b, 60, len),
     })
 }
 
