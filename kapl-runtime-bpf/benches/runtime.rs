@@ -301,15 +301,7 @@ impl World {
                 vec![],
             ));
         }
-        let bytes = image(PolicySpec {
-            plan: "p",
-            plan_grants: vec![],
-            steps: vec![StepSpec {
-                name: "s",
-                after: vec![],
-                grants,
-            }],
-        });
+        let bytes = image(one_step(vec![], "s", grants));
         kapl_image::read(&bytes).unwrap()
     }
 }
@@ -442,8 +434,7 @@ fn main() {
         row("exec /usr/bin/true, 1000 grants", n_exec, un, pl, k);
     }
     // Network: connect through the cgroup hooks.
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
+    let (l, port) = listener();
     std::thread::spawn(move || {
         for s in l.incoming() {
             drop(s)
@@ -655,19 +646,15 @@ fn main() {
                 std::fs::write(&p, b"").unwrap();
             }
         }
-        let bytes = image(PolicySpec {
-            plan: "p",
-            plan_grants: vec![],
-            steps: vec![StepSpec {
-                name: "s",
-                after: vec![],
-                grants: vec![G::Fs(
-                    &[Right::Read],
-                    vec![format!("{}/*.txt", dir.display())],
-                    vec![],
-                )],
-            }],
-        });
+        let bytes = image(one_step(
+            vec![],
+            "s",
+            vec![G::Fs(
+                &[Right::Read],
+                vec![format!("{}/*.txt", dir.display())],
+                vec![],
+            )],
+        ));
         let img = kapl_image::read(&bytes).unwrap();
         // Side by side, best of `reps` each: the walk and build kapl-run
         // does, and the raw rules alone.

@@ -12,7 +12,7 @@ use kapl_syntax::ast::Right;
 use std::process::{Command, Output};
 
 fn spec(grants: Vec<G>) -> PolicySpec {
-    let mut g = vec![G::Exec(vec![probe_bin().into()])];
+    let mut g = vec![probe_exec()];
     g.extend(grants);
     one_step(vec![], "work", g)
 }
@@ -1029,7 +1029,7 @@ fn an_earlier_step_cannot_move_or_link_unreadable_files_to_a_later_step() {
         "p.kapi",
         PolicySpec {
             plan: "p",
-            plan_grants: vec![G::Exec(vec![probe_bin().into()])],
+            plan_grants: vec![probe_exec()],
             steps: vec![
                 StepSpec {
                     name: "tidy",

@@ -100,10 +100,6 @@ fn tcp_any() -> (TcpListener, u16) {
     (l, p)
 }
 
-fn probe_exec() -> G {
-    G::Exec(vec![probe_bin().to_string()])
-}
-
 #[test]
 fn io_uring_operations_are_refused_and_plain_twins_work() {
     let t = Tmp::new("esc-uring");

@@ -269,7 +269,7 @@ fn fault_policy(t: &Tmp, port: u16) -> String {
         t,
         "p.kapi",
         one_step(
-            vec![G::Exec(vec![probe_bin().into()])],
+            vec![probe_exec()],
             "a",
             vec![
                 G::Fs(&[Right::Read], vec![t.path("a/**")], vec![]),
@@ -511,7 +511,7 @@ fn two_step_policy(t: &Tmp, pa: u16, pb: u16) -> String {
         "p.kapi",
         PolicySpec {
             plan: "p",
-            plan_grants: vec![G::Exec(vec![probe_bin().into()])],
+            plan_grants: vec![probe_exec()],
             steps: vec![
                 StepSpec {
                     name: "a",
@@ -1080,11 +1080,7 @@ fn storms_of_denials_lose_nothing_unreported_and_do_not_stall_the_host() {
     let _serial = serial();
     let t = Tmp::new("storm");
     t.write("secret", "no\n");
-    let img = write_image(
-        &t,
-        "p.kapi",
-        one_step(vec![G::Exec(vec![probe_bin().into()])], "s", vec![]),
-    );
+    let img = write_image(&t, "p.kapi", one_step(vec![probe_exec()], "s", vec![]));
     let audit = t.path("audit.jsonl");
     let s = Session::start(&img, Some(&audit));
     let secret = t.path("secret");

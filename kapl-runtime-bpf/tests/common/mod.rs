@@ -406,6 +406,11 @@ pub fn probe_bin() -> &'static str {
     env!("CARGO_BIN_EXE_kapl-probe")
 }
 
+/// The grant that lets a step run the probe.
+pub fn probe_exec() -> G {
+    G::Exec(vec![probe_bin().into()])
+}
+
 /// Runs `kapl-run ARGS` with a fixed PATH and no inherited session.
 pub fn kapl(args: &[&str]) -> Output {
     Command::new(kapl_run())
