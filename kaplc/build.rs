@@ -19,14 +19,17 @@ fn main() {
 fn malformed_tests() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/malformed");
     println!("cargo::rerun-if-changed={}", dir.display());
-    let mut names: Vec<String> = std::fs::read_dir(&dir)
-        .map(|rd| {
-            rd.filter_map(Result::ok)
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.ends_with(".kapl"))
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut names: Vec<String> = match std::fs::read_dir(&dir) {
+        Ok(rd) => rd
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".kapl"))
+            .collect(),
+        Err(e) => fail(&format!("cannot read {}: {e}", dir.display())),
+    };
+    if names.is_empty() {
+        fail(&format!("no .kapl files in {}", dir.display()));
+    }
     names.sort();
     let mut out = String::new();
     for n in &names {
@@ -47,5 +50,15 @@ fn malformed_tests() {
         );
     }
     let out_dir = std::env::var("OUT_DIR").unwrap_or_else(|_| ".".to_string());
-    let _ = std::fs::write(Path::new(&out_dir).join("malformed_tests.rs"), out);
+    let dest = Path::new(&out_dir).join("malformed_tests.rs");
+    if let Err(e) = std::fs::write(&dest, out) {
+        fail(&format!("cannot write {}: {e}", dest.display()));
+    }
+}
+
+/// Stops the build: a corpus that silently generated no tests (an
+/// unreadable directory, a full disk) would pass vacuously.
+fn fail(why: &str) -> ! {
+    eprintln!("kaplc build script: malformed-policy tests: {why}");
+    std::process::exit(1)
 }

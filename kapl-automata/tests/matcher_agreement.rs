@@ -6,32 +6,13 @@
 
 use kapl_automata::Dfa;
 use kapl_syntax::glob::{Atom, Branch, Glob, Segment};
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
+use kapl_testkit::{Rng, paths_below_root, segments};
 
 const ALPHA: &[u8] = b"ab.";
 
 fn paths() -> Vec<Vec<u8>> {
-    let mut segs: Vec<Vec<u8>> = Vec::new();
-    for &x in ALPHA {
-        segs.push(vec![x]);
-        for &y in ALPHA {
-            segs.push(vec![x, y]);
-        }
-    }
-    // Keep `.` and `..` too: those paths are not normalized and must be
-    // rejected by both sides.
+    // Keep `.` and `..` segments too, and the odd paths below: those are
+    // not normalized and must be rejected by both sides.
     let mut all = vec![
         b"/".to_vec(),
         Vec::new(),
@@ -39,20 +20,7 @@ fn paths() -> Vec<Vec<u8>> {
         b"/a/".to_vec(),
         b"a".to_vec(),
     ];
-    let mut layer: Vec<Vec<u8>> = vec![Vec::new()];
-    for _ in 0..3 {
-        let mut next = Vec::new();
-        for p in &layer {
-            for s in &segs {
-                let mut q = p.clone();
-                q.push(b'/');
-                q.extend_from_slice(s);
-                next.push(q);
-            }
-        }
-        all.extend(next.iter().cloned());
-        layer = next;
-    }
+    all.extend(paths_below_root(&segments(ALPHA), 3));
     all
 }
 

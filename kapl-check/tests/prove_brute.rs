@@ -15,55 +15,16 @@ use kapl_check::semantics::{Proto, Request, rule_covers};
 use kapl_syntax::ast::{NetOp, Right};
 use kapl_syntax::glob::{Atom, Branch, Glob, Segment};
 use kapl_syntax::{FileId, SourceMap, Span};
+use kapl_testkit::{Rng, paths_below_root, segments};
 use std::net::IpAddr;
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-}
 
 const ALPHA: &[u8] = b"ab.";
 
-fn segments() -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    for &x in ALPHA {
-        out.push(vec![x]);
-        for &y in ALPHA {
-            out.push(vec![x, y]);
-        }
-    }
-    out.retain(|s| s != b"." && s != b"..");
-    out
-}
-
 fn universe_paths() -> Vec<Vec<u8>> {
-    let segs = segments();
+    let mut segs = segments(ALPHA);
+    segs.retain(|s| s != b"." && s != b"..");
     let mut all = vec![b"/".to_vec()];
-    let mut layer: Vec<Vec<u8>> = vec![Vec::new()];
-    for _ in 0..3 {
-        let mut next = Vec::new();
-        for p in &layer {
-            for s in &segs {
-                let mut q = p.clone();
-                q.push(b'/');
-                q.extend_from_slice(s);
-                next.push(q);
-            }
-        }
-        all.extend(next.iter().cloned());
-        layer = next;
-    }
+    all.extend(paths_below_root(&segs, 3));
     all
 }
 
@@ -165,7 +126,7 @@ fn gen_rule(rng: &mut Rng, n: &mut usize, broad: bool) -> Rule {
         0 | 1 => {
             let mut rights = Rights(0);
             while rights.0 == 0 {
-                rights = Rights((rng.next() % 16) as u8);
+                rights = Rights((rng.next_u64() % 16) as u8);
             }
             let c = 1 + rng.below(2);
             let e = if rng.chance(35) { 1 } else { 0 };

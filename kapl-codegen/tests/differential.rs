@@ -411,6 +411,33 @@ fn generated_policies_agree_with_reference() {
     );
 }
 
+/// Gives state `s` of `d` a row of its own: a copy of its current row with
+/// `edit` applied (states that shared the old row keep it unchanged), so
+/// the corrupted table is still well formed for the reader.
+fn rewrite_row(d: &mut kapl_image::Dfa, s: u32, edit: impl FnOnce(&mut [kapl_image::Cell])) {
+    let w = d.row_width();
+    let old_row = d.state_row[s as usize] as usize;
+    let mut row: Vec<kapl_image::Cell> = d.rows[old_row * w..(old_row + 1) * w].to_vec();
+    edit(&mut row);
+    d.state_row[s as usize] = (d.rows.len() / w) as u32;
+    d.rows.extend(row);
+}
+
+/// Encodes a corrupted image (it must still be valid for the reader) and
+/// runs translation validation on it: with the prover's automata when
+/// given (`validate_with`), else from the policy alone (`validate`).
+fn revalidate(
+    policy: &Policy,
+    automata: Option<&kapl_check::prove::GrantAutomata>,
+    image: &kapl_image::Image,
+) -> Vec<kapl_syntax::Diagnostic> {
+    let bytes = kapl_image::write(image).expect("still a valid image");
+    match automata {
+        Some(a) => translate::validate_with(policy, a, &bytes),
+        None => translate::validate(policy, &bytes),
+    }
+}
+
 #[test]
 fn tampered_tables_fail_translation_validation() {
     let b = deploy_like();
@@ -427,8 +454,7 @@ fn tampered_tables_fail_translation_validation() {
     // (still a valid image), then at nothing.
     cell.grant = kapl_image::NO_GRANT;
     cell.beneath &= !kapl_image::BENEATH_SELF;
-    let bytes = kapl_image::write(&image).unwrap();
-    let tv = translate::validate(&b.policy, &bytes);
+    let tv = revalidate(&b.policy, None, &image);
     assert_eq!(tv.len(), 1, "{tv:#?}");
     assert_eq!(tv[0].code, "KAPL0601");
     assert!(
@@ -446,8 +472,7 @@ fn tampered_tables_fail_translation_validation() {
         .unwrap();
     e.ports[0].hi = 65535;
     e.ports.truncate(1);
-    let bytes = kapl_image::write(&image).unwrap();
-    let tv = translate::validate(&b.policy, &bytes);
+    let tv = revalidate(&b.policy, None, &image);
     assert!(
         tv.iter()
             .any(|d| d.code == "KAPL0601" && d.witness.is_some()),
@@ -480,14 +505,8 @@ fn corrupted_provenance_fails_translation_validation() {
     let d = &mut image.plans[0].fs;
     let s = d.walk(b"/var/log/web/deploy-1.log");
     assert_eq!(d.cell(s, 0, FsRight::Read.column()).grant, 2);
-    let old_row = d.state_row[s as usize] as usize;
-    let w = d.row_width();
-    let mut row: Vec<kapl_image::Cell> = d.rows[old_row * w..(old_row + 1) * w].to_vec();
-    row[FsRight::Read.column()].grant = 1; // step 0, read
-    d.state_row[s as usize] = (d.rows.len() / w) as u32;
-    d.rows.extend(row);
-    let bytes = kapl_image::write(&image).expect("still a valid image");
-    let tv = translate::validate_with(&b.policy, &automata, &bytes);
+    rewrite_row(d, s, |row| row[FsRight::Read.column()].grant = 1); // step 0, read
+    let tv = revalidate(&b.policy, Some(&automata), &image);
     assert_eq!(tv.len(), 1, "{tv:#?}");
     assert_eq!(tv[0].code, "KAPL0601");
     assert!(
@@ -519,8 +538,7 @@ fn corrupted_provenance_fails_translation_validation() {
         })
         .unwrap();
     image.plans[1].net[e].ports[0].grant = other;
-    let bytes = kapl_image::write(&image).expect("still a valid image");
-    let tv = translate::validate_with(&b.policy, &automata, &bytes);
+    let tv = revalidate(&b.policy, Some(&automata), &image);
     assert!(
         tv.iter().any(|d| d.code == "KAPL0601"
             && d.message.contains(&format!(
@@ -543,14 +561,10 @@ fn unfounded_beneath_flag_fails_translation_validation() {
     let s = d.walk(b"/var/log/web");
     let cell = d.cell(s, 0, FsRight::Read.column());
     assert_eq!(cell.beneath & kapl_image::BENEATH_ALL, 0);
-    let w = d.row_width();
-    let old_row = d.state_row[s as usize] as usize;
-    let mut row: Vec<kapl_image::Cell> = d.rows[old_row * w..(old_row + 1) * w].to_vec();
-    row[FsRight::Read.column()].beneath |= kapl_image::BENEATH_ALL;
-    d.state_row[s as usize] = (d.rows.len() / w) as u32;
-    d.rows.extend(row);
-    let bytes = kapl_image::write(&image).expect("still a valid image");
-    let tv = translate::validate(&b.policy, &bytes);
+    rewrite_row(d, s, |row| {
+        row[FsRight::Read.column()].beneath |= kapl_image::BENEATH_ALL;
+    });
+    let tv = revalidate(&b.policy, None, &image);
     assert_eq!(tv.len(), 1, "{tv:#?}");
     assert!(
         tv[0].message.contains("`/var/log/web`")
@@ -568,13 +582,10 @@ fn unfounded_beneath_flag_fails_translation_validation() {
         d.cell(s, 0, FsRight::Read.column()).grant,
         kapl_image::NO_GRANT
     );
-    let old_row = d.state_row[s as usize] as usize;
-    let mut row: Vec<kapl_image::Cell> = d.rows[old_row * w..(old_row + 1) * w].to_vec();
-    row[FsRight::Read.column()].beneath |= kapl_image::BENEATH_ALL;
-    d.state_row[s as usize] = (d.rows.len() / w) as u32;
-    d.rows.extend(row);
-    let bytes = kapl_image::write(&image).expect("still a valid image");
-    let tv = translate::validate(&b.policy, &bytes);
+    rewrite_row(d, s, |row| {
+        row[FsRight::Read.column()].beneath |= kapl_image::BENEATH_ALL;
+    });
+    let tv = revalidate(&b.policy, None, &image);
     assert_eq!(tv.len(), 1, "{tv:#?}");
     assert!(
         tv[0].message.contains("everything beneath it is granted"),

@@ -24,6 +24,7 @@ use kapl_image::{Decision, Evaluator, Proto, Request};
 use kapl_runtime_bpf::bpf::NetEnforcer;
 use kapl_runtime_bpf::cgroup::{self, Cgroup};
 use kapl_syntax::ast::NetOp;
+use kapl_testkit::Rng;
 use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::FromRawFd;
@@ -32,19 +33,6 @@ struct TreeGuard(std::path::PathBuf);
 impl Drop for TreeGuard {
     fn drop(&mut self) {
         let _ = cgroup::remove_tree(&self.0);
-    }
-}
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
     }
 }
 
@@ -100,18 +88,18 @@ fn random_grant(r: &mut Rng) -> G {
     let mut addrs = Vec::new();
     for _ in 0..1 + r.below(2) {
         if r.below(3) == 0 {
-            let prefix = [32u8, 64, 112, 126, 128][r.below(5) as usize];
+            let prefix = [32u8, 64, 112, 126, 128][r.below(5)];
             let a = v6_universe(r).to_bits() & (u128::MAX << (128 - u32::from(prefix)));
             addrs.push((Ipv6Addr::from_bits(a).to_string(), prefix));
         } else {
-            let prefix = [8u8, 16, 24, 30, 32][r.below(5) as usize];
+            let prefix = [8u8, 16, 24, 30, 32][r.below(5)];
             let a = v4_universe(r).to_bits() & (u32::MAX << (32 - u32::from(prefix)));
             addrs.push((Ipv4Addr::from_bits(a).to_string(), prefix));
         }
     }
     let mut ports = Vec::new();
     for _ in 0..1 + r.below(3) {
-        let lo = PORT_LO + r.below(u64::from(PORT_SPAN)) as u16;
+        let lo = PORT_LO + r.below(usize::from(PORT_SPAN)) as u16;
         let hi = (lo + r.below(10) as u16).min(PORT_LO + PORT_SPAN - 1);
         ports.push((lo, hi));
     }
@@ -124,8 +112,8 @@ fn random_request(r: &mut Rng) -> Req {
         How::TcpConnect,
         How::UdpSendto,
         How::UdpBind,
-    ][r.below(4) as usize];
-    let port = PORT_LO + r.below(u64::from(PORT_SPAN)) as u16;
+    ][r.below(4)];
+    let port = PORT_LO + r.below(usize::from(PORT_SPAN)) as u16;
     // Leaving the host is never needed: TCP and sendto stay on loopback.
     let v6_ok = matches!(how, How::UdpConnect | How::UdpBind);
     let (addr, mapped) = match r.below(4) {

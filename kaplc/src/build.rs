@@ -7,7 +7,7 @@
 //! fails translation validation writes nothing and exits 1; exit 2 when the
 //! policy cannot be read or the image cannot be written.
 
-use crate::output::{ColorChoice, Format};
+use crate::output::{ColorChoice, Format, plural};
 use crate::render;
 use kapl_codegen::{Options, compile_with, translate};
 use kapl_syntax::{Diagnostic, Severity, SourceMap};
@@ -80,34 +80,15 @@ pub fn write_atomic(dest: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 fn emit(args: &Args, diags: &[Diagnostic], sources: &SourceMap, failed: bool, summary: &str) {
-    match args.format {
-        Format::Json => {
-            let doc = render::json(
-                &[render::Batch {
-                    diagnostics: diags,
-                    sources,
-                }],
-                failed,
-            );
-            println!("{doc}");
-            eprintln!("{summary}");
-        }
-        Format::Sarif => {
-            let doc = crate::sarif::sarif(
-                &[render::Batch {
-                    diagnostics: diags,
-                    sources,
-                }],
-                failed,
-            );
-            println!("{doc}");
-            eprintln!("{summary}");
-        }
-        Format::Human => {
-            eprint!("{}", render::human(diags, sources, args.color.for_stderr()));
-            eprintln!("{summary}");
-        }
+    let batch = [render::Batch {
+        diagnostics: diags,
+        sources,
+    }];
+    match render::machine(args.format, &batch, failed) {
+        Some(doc) => println!("{doc}"),
+        None => eprint!("{}", render::human(diags, sources, args.color.for_stderr())),
     }
+    eprintln!("{summary}");
 }
 
 /// The default output path for a policy path: `NAME.kapi` in the current
@@ -125,15 +106,13 @@ pub fn run(args: &Args) -> ExitCode {
     let fe = crate::check::check_file(&path);
     let mut diags = fe.diagnostics.clone();
     let has_errors = diags.iter().any(|d| d.severity == Severity::Error);
+    // Nothing is written: print the findings and why, exit with `code`.
+    let refuse = |diags: &[Diagnostic], code: u8, summary: String| {
+        emit(args, diags, &fe.sources, true, &summary);
+        ExitCode::from(code)
+    };
     if fe.root_unreadable {
-        emit(
-            args,
-            &diags,
-            &fe.sources,
-            true,
-            &format!("{path}: not built (cannot read it)"),
-        );
-        return ExitCode::from(2);
+        return refuse(&diags, 2, format!("{path}: not built (cannot read it)"));
     }
     let policy = match (&fe.policy, has_errors) {
         (Some(p), false) => p,
@@ -142,17 +121,11 @@ pub fn run(args: &Args) -> ExitCode {
                 .iter()
                 .filter(|d| d.severity == Severity::Error)
                 .count();
-            emit(
-                args,
+            return refuse(
                 &diags,
-                &fe.sources,
-                true,
-                &format!(
-                    "{path}: {n} error{}, nothing built",
-                    if n == 1 { "" } else { "s" }
-                ),
+                1,
+                format!("{path}: {}, nothing built", plural(n, "error")),
             );
-            return ExitCode::from(1);
         }
     };
     let name = args
@@ -173,14 +146,7 @@ pub fn run(args: &Args) -> ExitCode {
         Err(errs) => {
             diags.extend(errs);
             kapl_syntax::diag::sort(&mut diags);
-            emit(
-                args,
-                &diags,
-                &fe.sources,
-                true,
-                &format!("{path}: nothing built"),
-            );
-            return ExitCode::from(1);
+            return refuse(&diags, 1, format!("{path}: nothing built"));
         }
     };
     diags.extend(out.warnings.iter().cloned());
@@ -200,14 +166,7 @@ pub fn run(args: &Args) -> ExitCode {
                 span,
                 "while building this policy",
             ));
-            emit(
-                args,
-                &diags,
-                &fe.sources,
-                true,
-                &format!("{path}: nothing built"),
-            );
-            return ExitCode::from(1);
+            return refuse(&diags, 1, format!("{path}: nothing built"));
         }
     };
     // Translation validation: decode what is about to be written and check
@@ -215,31 +174,25 @@ pub fn run(args: &Args) -> ExitCode {
     let tv = translate::validate_with(policy, &automata, &bytes);
     if !tv.is_empty() {
         diags.extend(tv);
-        emit(
-            args,
+        return refuse(
             &diags,
-            &fe.sources,
-            true,
-            &format!("{path}: translation validation failed, nothing built"),
+            1,
+            format!("{path}: translation validation failed, nothing built"),
         );
-        return ExitCode::from(1);
     }
     let dest = args
         .output
         .clone()
         .unwrap_or_else(|| default_output(&args.policy));
     if let Err(e) = write_atomic(&dest, &bytes) {
-        emit(
-            args,
+        return refuse(
             &diags,
-            &fe.sources,
-            true,
-            &format!(
+            2,
+            format!(
                 "error[{IMAGE_UNWRITABLE}]: cannot write `{}`: {e}; nothing built",
                 dest.display()
             ),
         );
-        return ExitCode::from(2);
     }
     let s = &out.stats;
     let warnings = diags
@@ -252,20 +205,16 @@ pub fn run(args: &Args) -> ExitCode {
         &fe.sources,
         false,
         &format!(
-            "{path}: built {} ({} bytes): {} plan{}, {} grants, {} DFA states, {} transition bytes, {} LPM entries; translation validated{}",
+            "{path}: built {} ({} bytes): {}, {} grants, {} DFA states, {} transition bytes, {} LPM entries; translation validated{}",
             dest.display(),
             bytes.len(),
-            out.image.plans.len(),
-            if out.image.plans.len() == 1 { "" } else { "s" },
+            plural(out.image.plans.len(), "plan"),
             s.grants,
             s.dfa_states,
             s.transition_bytes,
             s.lpm_entries,
             if warnings > 0 {
-                format!(
-                    "; {warnings} warning{}",
-                    if warnings == 1 { "" } else { "s" }
-                )
+                format!("; {}", plural(warnings, "warning"))
             } else {
                 String::new()
             }

@@ -6,7 +6,7 @@
 //! could not be read.
 
 use crate::fs_loader::FsLoader;
-use crate::output::{ColorChoice, Format};
+use crate::output::{ColorChoice, Format, plural};
 use crate::render;
 use kapl_check::FrontEnd;
 use kapl_syntax::Severity;
@@ -41,14 +41,6 @@ fn count(fe: &FrontEnd, sev: Severity) -> usize {
     fe.diagnostics.iter().filter(|d| d.severity == sev).count()
 }
 
-fn plural(n: usize, word: &str) -> String {
-    if n == 1 {
-        format!("1 {word}")
-    } else {
-        format!("{n} {word}s")
-    }
-}
-
 /// Runs `kaplc check`.
 pub fn run(args: &Args) -> ExitCode {
     let results: Vec<(String, FrontEnd)> = args
@@ -62,32 +54,19 @@ pub fn run(args: &Args) -> ExitCode {
         .collect();
     let unreadable = results.iter().any(|(_, fe)| fe.root_unreadable);
     let errors = results.iter().any(|(_, fe)| count(fe, Severity::Error) > 0);
-    match args.format {
-        Format::Json => {
-            let batches: Vec<render::Batch<'_>> = results
-                .iter()
-                .map(|(_, fe)| render::Batch {
-                    diagnostics: &fe.diagnostics,
-                    sources: &fe.sources,
-                })
-                .collect();
-            let doc = render::json(&batches, unreadable);
+    let batches: Vec<render::Batch<'_>> = results
+        .iter()
+        .map(|(_, fe)| render::Batch {
+            diagnostics: &fe.diagnostics,
+            sources: &fe.sources,
+        })
+        .collect();
+    match render::machine(args.format, &batches, unreadable) {
+        Some(doc) => {
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "{doc}");
         }
-        Format::Sarif => {
-            let batches: Vec<render::Batch<'_>> = results
-                .iter()
-                .map(|(_, fe)| render::Batch {
-                    diagnostics: &fe.diagnostics,
-                    sources: &fe.sources,
-                })
-                .collect();
-            let doc = crate::sarif::sarif(&batches, unreadable);
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{doc}");
-        }
-        Format::Human => {
+        None => {
             let color = args.color.for_stderr();
             let mut err = std::io::stderr().lock();
             for (path, fe) in &results {

@@ -41,3 +41,12 @@ pub enum Format {
     /// One SARIF 2.1.0 log on stdout (for code-scanning upload).
     Sarif,
 }
+
+/// `1 error`, `2 errors`: a count with its noun, plural unless one.
+pub fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}

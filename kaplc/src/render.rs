@@ -6,6 +6,7 @@
 //! notes and `help:`. JSON output is the one documented shape (see the book),
 //! with 1-based lines and columns and exclusive ends.
 
+use crate::output::Format;
 use ariadne::{Color, Config, IndexType, Label, Report, ReportKind, Source};
 use kapl_syntax::{Diagnostic, FileId, Severity, SourceMap, Span};
 use serde::Serialize;
@@ -275,6 +276,17 @@ pub struct Batch<'a> {
     pub diagnostics: &'a [Diagnostic],
     /// Where their spans point.
     pub sources: &'a SourceMap,
+}
+
+/// The document `format` prints on stdout for these batches: JSON or SARIF
+/// (`failed` as for [`json`]); `None` for [`Format::Human`], which each
+/// subcommand writes to stderr with its own summary lines.
+pub fn machine(format: Format, batches: &[Batch<'_>], failed: bool) -> Option<String> {
+    match format {
+        Format::Json => Some(json(batches, failed)),
+        Format::Sarif => Some(crate::sarif::sarif(batches, failed)),
+        Format::Human => None,
+    }
 }
 
 /// Renders every batch as one JSON document (`ok` is false when any

@@ -19,22 +19,38 @@ fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-#[test]
-fn deploy_dot() {
-    let out = kaplc(&["graph", "tests/examples/deploy.kapl"]);
+/// Runs `kaplc ARGS`, which must exit 0 (else fails with its stderr);
+/// returns its stdout.
+fn kaplc_ok(args: &[&str]) -> String {
+    let out = kaplc(args);
     assert_eq!(
         out.status.code(),
         Some(0),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let dot = stdout(&out);
+    stdout(&out)
+}
+
+/// Writes `text` to `name` in a fresh temporary directory; returns the
+/// directory (the file lives as long as it does) and the file's path.
+fn policy_file(name: &str, text: &str) -> (tempfile::TempDir, String) {
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let f = tmp.path().join(name);
+    std::fs::write(&f, text).unwrap_or_else(|e| panic!("{e}"));
+    let path = f.display().to_string();
+    (tmp, path)
+}
+
+#[test]
+fn deploy_dot() {
+    let dot = kaplc_ok(&["graph", "tests/examples/deploy.kapl"]);
     insta::assert_snapshot!(dot);
 }
 
 #[test]
 fn one_plan_in_mermaid() {
-    let out = kaplc(&[
+    let mermaid = kaplc_ok(&[
         "graph",
         "tests/examples/upgrade-deps.kapl",
         "--plan",
@@ -42,13 +58,7 @@ fn one_plan_in_mermaid() {
         "--format",
         "mermaid",
     ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    insta::assert_snapshot!(stdout(&out));
+    insta::assert_snapshot!(mermaid);
 }
 
 #[test]
@@ -56,18 +66,8 @@ fn the_chain_is_complete_and_ordered() {
     // Every step and every grant statement of the plan appears, steps are
     // numbered in a valid order, and `after` edges read "then".
     let text = "objective o {\n  bound { fs read \"/a/**\" }\n}\nintent i under o {\n  bound { fs read \"/a/**\" }\n}\nplan p under i {\n  grant fs read \"/a/common\"\n  step last after mid, first { grant fs read \"/a/3\" }\n  step first { grant fs read \"/a/1\" }\n  step mid after first { grant fs read \"/a/2\" }\n}\nplan other under o {\n  step x { grant fs read \"/a/x\" }\n}\n";
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let f = tmp.path().join("p.kapl");
-    std::fs::write(&f, text).unwrap_or_else(|e| panic!("{e}"));
-    let fs = f.display().to_string();
-    let out = kaplc(&["graph", &fs, "--plan", "p"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let dot = stdout(&out);
+    let (_tmp, fs) = policy_file("p.kapl", text);
+    let dot = kaplc_ok(&["graph", &fs, "--plan", "p"]);
     assert!(dot.contains("label=\"1. step first\""), "{dot}");
     assert!(dot.contains("label=\"2. step mid\""), "{dot}");
     assert!(dot.contains("label=\"3. step last\""), "{dot}");
@@ -112,22 +112,11 @@ fn errors_and_exit_codes() {
 #[test]
 fn labels_are_escaped() {
     let text = "objective o {\n  about \"say \\\"hi\\\" <b> #1 \\\\ end\"\n  bound { fs read \"/a/**\" }\n}\nplan p under o {\n  step s { grant fs read \"/a/\\\"q\\\"\" }\n}\n";
-    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let f = tmp.path().join("q.kapl");
-    std::fs::write(&f, text).unwrap_or_else(|e| panic!("{e}"));
-    let fs = f.display().to_string();
-    let out = kaplc(&["graph", &fs]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let dot = stdout(&out);
+    let (_tmp, fs) = policy_file("q.kapl", text);
+    let dot = kaplc_ok(&["graph", &fs]);
     assert!(dot.contains(r#"say \"hi\" <b> #1 \\ end"#), "{dot}");
     assert!(dot.contains(r#"grant fs read \"/a/\\\"q\\\"\""#), "{dot}");
-    let out = kaplc(&["graph", &fs, "--format", "mermaid"]);
-    let mm = stdout(&out);
+    let mm = kaplc_ok(&["graph", &fs, "--format", "mermaid"]);
     assert!(
         mm.contains("say #quot;hi#quot; #lt;b#gt; #35;1 \\ end"),
         "{mm}"
