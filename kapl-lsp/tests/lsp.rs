@@ -4,7 +4,7 @@
 
 mod harness;
 
-use harness::{Client, at, example, pos_of};
+use harness::{Client, at, example, pos_of, strings};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -39,9 +39,7 @@ fn initialize_announces_the_features() {
 fn clean_policy_has_no_diagnostics_and_symbols_nest_steps() {
     let mut c = Client::start(Client::config());
     let text = example("deploy.kapl");
-    let (_, uri) = c.file("deploy.kapl", &text);
-    c.open(&uri, 1, &text);
-    let diags = c.diagnostics(&uri, 1);
+    let (uri, diags) = c.open_file("deploy.kapl", &text);
     assert_eq!(diags, json!([]), "{}", c.scrub(&diags));
     let symbols = c.request(
         "textDocument/documentSymbol",
@@ -55,9 +53,7 @@ fn clean_policy_has_no_diagnostics_and_symbols_nest_steps() {
 fn front_end_errors_are_published_with_help() {
     let mut c = Client::start(Client::config());
     let text = "objective fix {\n  bound { fs read \"/srv/**\" }\n}\n\nplan p under fxi {\n  step a { grant fs read \"/srv/a\" }\n  step b after c { grant fs read \"srv/x\" }\n}\n";
-    let (_, uri) = c.file("p.kapl", text);
-    c.open(&uri, 1, text);
-    let diags = c.diagnostics(&uri, 1);
+    let (_, diags) = c.open_file("p.kapl", text);
     insta::assert_snapshot!(c.scrub(&diags));
     c.shutdown();
 }
@@ -67,15 +63,8 @@ fn a_half_typed_file_still_has_symbols_and_a_syntax_error() {
     let mut c = Client::start(Client::config());
     // As typed in an editor that closes braces: the grant is unfinished.
     let text = "objective o {\n  bound { fs read \"/a/**\" }\n}\nplan p under o {\n  step s {\n    grant fs rea\n  }\n}\n";
-    let (_, uri) = c.file("half.kapl", text);
-    c.open(&uri, 1, text);
-    let diags = c.diagnostics(&uri, 1);
-    let codes: Vec<&str> = diags
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|d| d["code"].as_str())
-        .collect();
+    let (uri, diags) = c.open_file("half.kapl", text);
+    let codes = strings(&diags, "code");
     assert!(
         codes.iter().any(|c| c.starts_with("KAPL01")),
         "expected a syntax error, got {codes:?}"
@@ -84,12 +73,7 @@ fn a_half_typed_file_still_has_symbols_and_a_syntax_error() {
         "textDocument/documentSymbol",
         json!({"textDocument": {"uri": uri}}),
     );
-    let names: Vec<&str> = symbols
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|s| s["name"].as_str())
-        .collect();
+    let names = strings(&symbols, "name");
     assert!(names.contains(&"o") && names.contains(&"p"), "{names:?}");
     c.shutdown();
 }
@@ -98,9 +82,7 @@ fn a_half_typed_file_still_has_symbols_and_a_syntax_error() {
 fn proof_errors_carry_witnesses() {
     let mut c = Client::start(Client::config());
     let text = example("overreach.kapl");
-    let (_, uri) = c.file("overreach.kapl", &text);
-    c.open(&uri, 1, &text);
-    let diags = c.diagnostics(&uri, 1);
+    let (_, diags) = c.open_file("overreach.kapl", &text);
     let errors: Vec<&Value> = diags
         .as_array()
         .unwrap()
@@ -140,9 +122,8 @@ fn edits_update_diagnostics_and_only_the_newest_version_is_published() {
         proof_grace: Duration::from_secs(120),
     });
     let text = example("deploy.kapl");
-    let (_, uri) = c.file("deploy.kapl", &text);
-    c.open(&uri, 1, &text);
-    assert_eq!(c.diagnostics(&uri, 1), json!([]));
+    let (uri, diags) = c.open_file("deploy.kapl", &text);
+    assert_eq!(diags, json!([]));
     // A typo, typed one character at a time (incremental changes).
     let (line, col) = pos_of(&text, "under diagnose", 6);
     for (i, ch) in "xyz".chars().enumerate() {
@@ -156,12 +137,7 @@ fn edits_update_diagnostics_and_only_the_newest_version_is_published() {
         );
     }
     let diags = c.diagnostics(&uri, 4);
-    let msgs: Vec<&str> = diags
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|d| d["message"].as_str())
-        .collect();
+    let msgs = strings(&diags, "message");
     assert!(
         msgs.iter().any(|m| m.contains("xyzdiagnose")),
         "expected an unknown-name error: {msgs:?}"
@@ -182,9 +158,7 @@ fn edits_update_diagnostics_and_only_the_newest_version_is_published() {
 fn hover_definition_and_completion() {
     let mut c = Client::start(Client::config());
     let text = example("deploy.kapl");
-    let (_, uri) = c.file("deploy.kapl", &text);
-    c.open(&uri, 1, &text);
-    let _ = c.diagnostics(&uri, 1);
+    let (uri, _) = c.open_file("deploy.kapl", &text);
 
     // Hover on a step: what it is, where, and its effective authority.
     let h = c.request(
@@ -297,15 +271,8 @@ fn utf16_positions_with_non_ascii_text() {
     // (two UTF-16 units) on its line: an edit placed by UTF-16 columns must
     // land exactly before `srv`.
     let text = "objective o {\n  about \"déjà vu 🚀\" bound { fs read \"srv/a\" }\n}\n";
-    let (_, uri) = c.file("u.kapl", text);
-    c.open(&uri, 1, text);
-    let diags = c.diagnostics(&uri, 1);
-    let codes: Vec<&str> = diags
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|d| d["code"].as_str())
-        .collect();
+    let (uri, diags) = c.open_file("u.kapl", text);
+    let codes = strings(&diags, "code");
     assert_eq!(codes, ["KAPL0201"], "{}", c.scrub(&diags));
     let range = &diags[0]["range"]["start"];
     let (line, col) = pos_of(text, "srv/a", 0);

@@ -240,9 +240,10 @@ pub enum Event {
     Unix(crate::unix::UnixEvent),
 }
 
-/// A network decision.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NetEvent {
+/// What every event reports of the acting task (`struct event_head` in
+/// bpf/session.h: the first 32 bytes of every record).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventHead {
     /// Thread id.
     pub pid: u32,
     /// Process id.
@@ -253,6 +254,27 @@ pub struct NetEvent {
     pub ts: u64,
     /// The acting process's cgroup id.
     pub cgroup: u64,
+}
+
+impl EventHead {
+    /// Decodes the header (kind 0, pid 4, tgid 8, step 12, ts 16, cgroup
+    /// 24) of a record whose kind and length the caller checked.
+    pub(crate) fn decode(b: &[u8]) -> EventHead {
+        EventHead {
+            pid: rd_u32(b, 4),
+            tgid: rd_u32(b, 8),
+            step: rd_u32(b, 12),
+            ts: rd_u64(b, 16),
+            cgroup: rd_u64(b, 24),
+        }
+    }
+}
+
+/// A network decision.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetEvent {
+    /// The acting task.
+    pub head: EventHead,
     /// The grant that allowed it, or NO_GRANT.
     pub grant: u32,
     /// Destination/bind port.
@@ -276,16 +298,9 @@ pub struct NetEvent {
 /// An exec by a session process.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExecEvent {
-    /// Thread id.
-    pub pid: u32,
-    /// Process id.
-    pub tgid: u32,
-    /// Step index.
-    pub step: u32,
-    /// CLOCK_BOOTTIME ns.
-    pub ts: u64,
-    /// cgroup id.
-    pub cgroup: u64,
+    /// The acting task (its step is never NO_STEP: the tracer reports
+    /// only the session's processes).
+    pub head: EventHead,
     /// Command name after exec.
     pub comm: String,
     /// The path passed to execve (bprm->filename).
@@ -326,11 +341,7 @@ pub fn decode(b: &[u8]) -> Option<Event> {
             let mut addr = [0u8; 16];
             addr.copy_from_slice(&b[40..56]);
             Some(Event::Net(NetEvent {
-                pid: rd_u32(b, 4),
-                tgid: rd_u32(b, 8),
-                step: rd_u32(b, 12),
-                ts: rd_u64(b, 16),
-                cgroup: rd_u64(b, 24),
+                head: EventHead::decode(b),
                 grant: rd_u32(b, 32),
                 port: u16::from_ne_bytes([b[36], b[37]]),
                 op: match b[38] {
@@ -349,11 +360,7 @@ pub fn decode(b: &[u8]) -> Option<Event> {
         }
         3 => crate::unix::decode(b).map(Event::Unix),
         2 if b.len() >= 48 => Some(Event::Exec(ExecEvent {
-            pid: rd_u32(b, 4),
-            tgid: rd_u32(b, 8),
-            step: rd_u32(b, 12),
-            ts: rd_u64(b, 16),
-            cgroup: rd_u64(b, 24),
+            head: EventHead::decode(b),
             comm: String::from_utf8_lossy(&cstr_at(b, 32, 16)).into_owned(),
             path: cstr_at(b, 48, EXEC_PATH_MAX),
         })),
@@ -461,26 +468,25 @@ impl NetEnforcer {
         })
     }
 
-    /// Records that processes in cgroup `id` act for `step`.
-    pub fn set_cgroup_step(&mut self, id: u64, step: u32) -> Result<(), BpfError> {
+    /// The `cg_step` map (cgroup id -> step).
+    fn cg_step(&mut self) -> Result<BpfHashMap<&mut MapData, u64, u32>, BpfError> {
         let map = self
             .ebpf
             .map_mut("cg_step")
             .ok_or(BpfError::Missing("cg_step"))?;
-        let mut m: BpfHashMap<&mut MapData, u64, u32> =
-            BpfHashMap::try_from(map).map_err(map_err("cg_step"))?;
-        m.insert(id, step, 0).map_err(map_err("cg_step"))
+        BpfHashMap::try_from(map).map_err(map_err("cg_step"))
+    }
+
+    /// Records that processes in cgroup `id` act for `step`.
+    pub fn set_cgroup_step(&mut self, id: u64, step: u32) -> Result<(), BpfError> {
+        self.cg_step()?
+            .insert(id, step, 0)
+            .map_err(map_err("cg_step"))
     }
 
     /// Forgets cgroup `id`.
     pub fn clear_cgroup(&mut self, id: u64) -> Result<(), BpfError> {
-        let map = self
-            .ebpf
-            .map_mut("cg_step")
-            .ok_or(BpfError::Missing("cg_step"))?;
-        let mut m: BpfHashMap<&mut MapData, u64, u32> =
-            BpfHashMap::try_from(map).map_err(map_err("cg_step"))?;
-        match m.remove(&id) {
+        match self.cg_step()?.remove(&id) {
             Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
             Err(e) => Err(map_err("cg_step")(e)),
         }

@@ -936,11 +936,11 @@ impl Engine {
     }
 
     fn on_net(&mut self, n: &crate::bpf::NetEvent, out: &mut Vec<Notice>) {
-        let cmd = self.cg_cmd.get(&n.cgroup).copied();
-        let step = if n.step == crate::bpf::NO_STEP {
+        let cmd = self.cg_cmd.get(&n.head.cgroup).copied();
+        let step = if n.head.step == crate::bpf::NO_STEP {
             self.step
         } else {
-            n.step
+            n.head.step
         };
         let addr: IpAddr = match n.addr.to_ipv4_mapped() {
             Some(v4) => IpAddr::V4(v4),
@@ -974,15 +974,15 @@ impl Engine {
             (obj, near)
         };
         let grant = (n.allowed && n.grant != NO_GRANT).then_some(n.grant);
-        let exe = std::fs::read_link(format!("/proc/{}/exe", n.tgid))
+        let exe = std::fs::read_link(format!("/proc/{}/exe", n.head.tgid))
             .ok()
             .map(|p| p.display().to_string())
-            .or_else(|| self.exe_seen.get(&n.tgid).map(|(_, e)| e.clone()));
+            .or_else(|| self.exe_seen.get(&n.head.tgid).map(|(_, e)| e.clone()));
         self.record(
             out,
             cmd,
             step,
-            Some(n.tgid as i32),
+            Some(n.head.tgid as i32),
             &n.comm.clone(),
             exe,
             n.op.as_str(),
@@ -998,11 +998,11 @@ impl Engine {
     /// path can still be refused).
     fn on_unix(&mut self, u: &crate::unix::UnixEvent, out: &mut Vec<Notice>) {
         use crate::unix::Reason;
-        let cmd = self.cg_cmd.get(&u.cgroup).copied();
-        let step = if u.step == crate::bpf::NO_STEP {
+        let cmd = self.cg_cmd.get(&u.head.cgroup).copied();
+        let step = if u.head.step == crate::bpf::NO_STEP {
             self.step
         } else {
-            u.step
+            u.head.step
         };
         let path = String::from_utf8_lossy(&u.path).into_owned();
         let object = format!("{path} (unix)");
@@ -1017,10 +1017,10 @@ impl Engine {
             Reason::MagicLink => written.map(|g| (g, "the path is under /proc or /dev/fd, whose magic links resolve to any open descriptor".to_string())),
             Reason::Tables => None,
         };
-        let exe = std::fs::read_link(format!("/proc/{}/exe", u.tgid))
+        let exe = std::fs::read_link(format!("/proc/{}/exe", u.head.tgid))
             .ok()
             .map(|p| p.display().to_string())
-            .or_else(|| self.exe_seen.get(&u.tgid).map(|(_, e)| e.clone()));
+            .or_else(|| self.exe_seen.get(&u.head.tgid).map(|(_, e)| e.clone()));
         // Programs probe for optional services that are not there (glibc
         // tries nscd's socket on every user lookup): such a refusal is
         // recorded in the audit file but not shown on the command's
@@ -1034,7 +1034,7 @@ impl Engine {
             if absent { &mut hidden } else { out },
             cmd,
             step,
-            Some(u.tgid as i32),
+            Some(u.head.tgid as i32),
             &u.comm.clone(),
             exe,
             if u.send { "send" } else { "connect" },
@@ -1046,7 +1046,7 @@ impl Engine {
     }
 
     fn on_exec(&mut self, x: &crate::bpf::ExecEvent, out: &mut Vec<Notice>) {
-        let cmd = self.cg_cmd.get(&x.cgroup).copied();
+        let cmd = self.cg_cmd.get(&x.head.cgroup).copied();
         let mut path = x.path.clone();
         // The tracepoint copies at most EXEC_PATH - 1 bytes of the path: a
         // path that fills them may be cut short, and a prefix must never be
@@ -1054,13 +1054,13 @@ impl Engine {
         let truncated = path.len() >= crate::bpf::EXEC_PATH_MAX - 1;
         let mut resolved = !truncated;
         if (path.first() != Some(&b'/') || truncated)
-            && let Ok(p) = std::fs::read_link(format!("/proc/{}/exe", x.tgid))
+            && let Ok(p) = std::fs::read_link(format!("/proc/{}/exe", x.head.tgid))
         {
             path = p.as_os_str().as_bytes().to_vec();
             resolved = true;
         }
         let grant = if resolved {
-            plan::fs_grant(self.plan(), x.step, &path, access::EXECUTE)
+            plan::fs_grant(self.plan(), x.head.step, &path, access::EXECUTE)
         } else {
             None
         };
@@ -1068,8 +1068,8 @@ impl Engine {
         if !resolved {
             object.push_str("... (truncated)");
         }
-        self.exe_seen.insert(x.tgid, (cmd, object.clone()));
-        let step = x.step;
+        self.exe_seen.insert(x.head.tgid, (cmd, object.clone()));
+        let step = x.head.step;
         let nearest = if grant.is_none() {
             Some((u32::MAX, "the kernel allowed it (e.g. as an interpreter or through a link) but no exec grant names this path".into()))
         } else {
@@ -1080,7 +1080,7 @@ impl Engine {
             // Not attributable: report as allowed-by-kernel, unattributed.
             let (step_name, plan, intent, objective) = self.chain(step);
             let rec = json!({
-                "time": now_rfc3339(), "session": self.id, "pid": x.tgid, "comm": x.comm,
+                "time": now_rfc3339(), "session": self.id, "pid": x.head.tgid, "comm": x.comm,
                 "exe": object, "operation": "exec", "object": object, "verdict": "allow",
                 "grant": Value::Null, "step": step_name, "plan": plan, "intent": intent,
                 "objective": objective, "reason": "executed; no exec grant names this path (reached through a link or as an interpreter)",
@@ -1095,7 +1095,7 @@ impl Engine {
             out,
             cmd,
             step,
-            Some(x.tgid as i32),
+            Some(x.head.tgid as i32),
             &x.comm.clone(),
             Some(object.clone()),
             "exec",

@@ -17,7 +17,7 @@
 //! aya 0.14 has no attach type for these hooks, so the object is parsed
 //! and relocated with aya-obj here and loaded with raw `bpf(2)` calls.
 
-use crate::bpf::{cstr_at, rd_u32, rd_u64};
+use crate::bpf::{EventHead, cstr_at, rd_u32};
 use aya::maps::{Array, Map, MapData};
 use aya_obj::Object;
 use std::collections::HashSet;
@@ -113,16 +113,8 @@ pub enum Reason {
 /// A pathname UNIX connect or send the program decided.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UnixEvent {
-    /// Thread id.
-    pub pid: u32,
-    /// Process id.
-    pub tgid: u32,
-    /// Step index.
-    pub step: u32,
-    /// CLOCK_BOOTTIME ns.
-    pub ts: u64,
-    /// cgroup id.
-    pub cgroup: u64,
+    /// The acting task.
+    pub head: EventHead,
     /// The `fs write` grant that allowed it, or NO_GRANT.
     pub grant: u32,
     /// true: sendmsg; false: connect.
@@ -146,11 +138,7 @@ pub fn decode(b: &[u8]) -> Option<UnixEvent> {
     }
     let len = (rd_u32(b, 40) as usize).min(108);
     Some(UnixEvent {
-        pid: rd_u32(b, 4),
-        tgid: rd_u32(b, 8),
-        step: rd_u32(b, 12),
-        ts: rd_u64(b, 16),
-        cgroup: rd_u64(b, 24),
+        head: EventHead::decode(b),
         grant: rd_u32(b, 32),
         send: b[36] == 3,
         allowed: b[37] == 1,
@@ -399,9 +387,9 @@ mod tests {
         let Some(e) = decode(&b) else {
             panic!("a well-formed record decodes");
         };
-        assert_eq!(e.tgid, 10);
-        assert_eq!(e.step, 2);
-        assert_eq!(e.cgroup, 77);
+        assert_eq!(e.head.tgid, 10);
+        assert_eq!(e.head.step, 2);
+        assert_eq!(e.head.cgroup, 77);
         assert!(e.send && !e.allowed);
         assert_eq!(e.reason, Reason::Creatable);
         assert_eq!(e.comm, "prob");

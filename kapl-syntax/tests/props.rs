@@ -21,7 +21,8 @@ const EXAMPLES: [&str; 5] = [
     include_str!("../../tests/examples/bad-syntax.kapl"),
 ];
 
-const SOUP: &[&str] = &[
+/// The language's keywords (spelled out here, independently of the lexer).
+const KEYWORDS: &[&str] = &[
     "use",
     "authority",
     "objective",
@@ -47,6 +48,10 @@ const SOUP: &[&str] = &[
     "write",
     "create",
     "delete",
+];
+
+/// Tokens and near-tokens the soup is made of, after the keywords.
+const SOUP_EXTRA: &[&str] = &[
     "x",
     "runtime",
     "std",
@@ -94,6 +99,11 @@ const SOUP: &[&str] = &[
     "é",
     ";",
 ];
+
+/// Keywords first, then the other tokens (the order proptest samples from).
+fn soup_tokens() -> Vec<&'static str> {
+    KEYWORDS.iter().chain(SOUP_EXTRA).copied().collect()
+}
 
 /// Prints the tree back as tokens, taking literal texts from their spans.
 struct Printer<'a> {
@@ -296,7 +306,10 @@ fn check(text: &str) {
 
 fn soup() -> impl Strategy<Value = String> {
     prop::collection::vec(
-        (prop::sample::select(SOUP), prop::bool::weighted(0.8)),
+        (
+            prop::sample::select(soup_tokens()),
+            prop::bool::weighted(0.8),
+        ),
         0..60,
     )
     .prop_map(|v| {
@@ -353,7 +366,7 @@ fn apply(text: &str, edits: &[Edit]) -> String {
 fn edit() -> impl Strategy<Value = Edit> {
     prop_oneof![
         (any::<usize>(), any::<usize>()).prop_map(|(a, l)| Edit::Delete(a, l)),
-        (any::<usize>(), prop::sample::select(SOUP)).prop_map(|(a, t)| Edit::Insert(a, t)),
+        (any::<usize>(), prop::sample::select(soup_tokens())).prop_map(|(a, t)| Edit::Insert(a, t)),
         (any::<usize>(), any::<usize>()).prop_map(|(a, l)| Edit::Duplicate(a, l)),
     ]
 }
@@ -404,34 +417,6 @@ fn examples_round_trip() {
 // ------------------------------------------------------------------
 // Valid policies, generated: they must parse without any diagnostic,
 // whatever the whitespace and comments between tokens.
-
-const KEYWORDS: &[&str] = &[
-    "use",
-    "authority",
-    "objective",
-    "intent",
-    "plan",
-    "step",
-    "under",
-    "after",
-    "about",
-    "bound",
-    "never",
-    "grant",
-    "fs",
-    "exec",
-    "net",
-    "connect",
-    "bind",
-    "port",
-    "any",
-    "localhost",
-    "except",
-    "read",
-    "write",
-    "create",
-    "delete",
-];
 
 fn name() -> impl Strategy<Value = String> {
     "[a-z_][a-z0-9_]{0,7}".prop_filter("keyword", |s| !KEYWORDS.contains(&s.as_str()))

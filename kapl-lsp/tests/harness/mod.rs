@@ -124,6 +124,15 @@ impl Client {
         (path, uri)
     }
 
+    /// Writes `name` into the test directory, opens it at version 1 and
+    /// waits for that version's diagnostics; returns the URI and them.
+    pub fn open_file(&mut self, name: &str, text: &str) -> (String, Value) {
+        let (_, uri) = self.file(name, text);
+        self.open(&uri, 1, text);
+        let diags = self.diagnostics(&uri, 1);
+        (uri, diags)
+    }
+
     pub fn open(&self, uri: &str, version: i64, text: &str) {
         self.notify(
             "textDocument/didOpen",
@@ -176,6 +185,17 @@ impl Client {
             }
         }
     }
+}
+
+/// The string `key` of every element of a JSON array (elements without
+/// it are skipped); fails when `items` is not an array.
+pub fn strings<'a>(items: &'a Value, key: &str) -> Vec<&'a str> {
+    items
+        .as_array()
+        .unwrap_or_else(|| panic!("expected an array, got {items}"))
+        .iter()
+        .filter_map(|d| d[key].as_str())
+        .collect()
 }
 
 /// A shared example's text.
