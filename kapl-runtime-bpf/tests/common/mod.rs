@@ -1,6 +1,7 @@
 //! Test helpers: build real images (kapl-check IR → kapl-codegen → kapl-image
-//! bytes) for policies rooted in a temporary directory, run `kapl-run`, read
-//! its audit file. The IR is built by hand over a generated policy text so
+//! bytes) for policies rooted in a temporary directory, run `kapl-run` (one
+//! shot, or a [`Session`] driven through start/exec/step/stop), read its
+//! audit file. The IR is built by hand over a generated policy text so
 //! each grant's provenance points at a real line of that text.
 
 #![allow(
