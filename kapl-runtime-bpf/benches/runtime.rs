@@ -240,6 +240,35 @@ fn ratio(a: Duration, b: Duration) -> f64 {
     a.as_secs_f64() / b.as_secs_f64().max(1e-12)
 }
 
+/// `d` over `n` operations, per operation.
+fn per(d: Duration, n: usize) -> String {
+    format!("{:.0} ns", d.as_nanos() as f64 / n as f64)
+}
+
+/// Runs `work` unconfined, under the plain Landlock ruleset `plain` and
+/// under kapl's step ruleset `kapl` (with its seccomp filters), each in a
+/// fresh child: the best of `reps` interleaved rounds of each.
+fn three_ways(reps: usize, plain: RawFd, kapl: RawFd, work: &dyn Fn()) -> [Duration; 3] {
+    let un = || in_child(Confine::None, None, work);
+    let pl = || in_child(Confine::Plain(plain), None, work);
+    let k = || in_child(Confine::Kapl(kapl), None, work);
+    let r = interleaved(reps, &[&un, &pl, &k]);
+    [r[0], r[1], r[2]]
+}
+
+/// A table row: per-operation times over `n` operations unconfined, plain
+/// and kapl, and kapl's ratios to the first two.
+fn row(label: &str, n: usize, un: Duration, pl: Duration, k: Duration) {
+    println!(
+        "| {label} | {} | {} | {} | {:.2}× | {:.2}× |",
+        per(un, n),
+        per(pl, n),
+        per(k, n),
+        ratio(k, un),
+        ratio(k, pl)
+    );
+}
+
 struct World {
     t: Tmp,
 }
@@ -272,15 +301,7 @@ impl World {
                 vec![],
             ));
         }
-        let bytes = image(PolicySpec {
-            plan: "p",
-            plan_grants: vec![],
-            steps: vec![StepSpec {
-                name: "s",
-                after: vec![],
-                grants,
-            }],
-        });
+        let bytes = image(one_step(vec![], "s", grants));
         kapl_image::read(&bytes).unwrap()
     }
 }
@@ -304,7 +325,6 @@ fn main() {
     );
     println!("|---|---|---|---|---|---|");
     let plain = plain_landlock(Path::new(&w.root()), true);
-    let per = |d: Duration, n: usize| format!("{:.0} ns", d.as_nanos() as f64 / n as f64);
     let mut domains = Vec::new();
     let sizes: &[usize] = if want("open") || want("stat") || want("exec") {
         &[10, 1000, 10_000]
@@ -384,14 +404,7 @@ fn main() {
         }
         for (i, (n, _, _)) in domains.iter().enumerate() {
             let k = r[2 + i];
-            println!(
-                "| {label}, {n} grants | {} | {} | {} | {:.2}× | {:.2}× |",
-                per(r[0], n_ops),
-                per(r[1], n_ops),
-                per(k, n_ops),
-                ratio(k, r[0]),
-                ratio(k, r[1])
-            );
+            row(&format!("{label}, {n} grants"), n_ops, r[0], r[1], k);
         }
         if std::ptr::eq(path, &f9) {
             println!(
@@ -403,52 +416,25 @@ fn main() {
         }
     }
     if want("stat") {
-        let un = || in_child(Confine::None, None, &|| stat_loop(&f9, n_ops));
-        let pl = || {
-            in_child(Confine::Plain(plain.as_raw_fd()), None, &|| {
-                stat_loop(&f9, n_ops)
-            })
-        };
-        let k = || {
-            in_child(Confine::Kapl(domains[2].1.fd.as_raw_fd()), None, &|| {
-                stat_loop(&f9, n_ops)
-            })
-        };
-        let r = interleaved(reps_ops, &[&un, &pl, &k]);
-        println!(
-            "| stat, 9 levels below, 10000 grants | {} | {} | {} | {:.2}× | {:.2}× |",
-            per(r[0], n_ops),
-            per(r[1], n_ops),
-            per(r[2], n_ops),
-            ratio(r[2], r[0]),
-            ratio(r[2], r[1])
+        let [un, pl, k] = three_ways(
+            reps_ops,
+            plain.as_raw_fd(),
+            domains[2].1.fd.as_raw_fd(),
+            &|| stat_loop(&f9, n_ops),
         );
+        row("stat, 9 levels below, 10000 grants", n_ops, un, pl, k);
     }
     if want("exec") {
-        let un = || in_child(Confine::None, None, &|| exec_loop(n_exec));
-        let pl = || {
-            in_child(Confine::Plain(plain.as_raw_fd()), None, &|| {
-                exec_loop(n_exec)
-            })
-        };
-        let k = || {
-            in_child(Confine::Kapl(domains[1].1.fd.as_raw_fd()), None, &|| {
-                exec_loop(n_exec)
-            })
-        };
-        let r = interleaved(reps, &[&un, &pl, &k]);
-        println!(
-            "| exec /usr/bin/true, 1000 grants | {} | {} | {} | {:.2}× | {:.2}× |",
-            per(r[0], n_exec),
-            per(r[1], n_exec),
-            per(r[2], n_exec),
-            ratio(r[2], r[0]),
-            ratio(r[2], r[1])
+        let [un, pl, k] = three_ways(
+            reps,
+            plain.as_raw_fd(),
+            domains[1].1.fd.as_raw_fd(),
+            &|| exec_loop(n_exec),
         );
+        row("exec /usr/bin/true, 1000 grants", n_exec, un, pl, k);
     }
     // Network: connect through the cgroup hooks.
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
+    let (l, port) = listener();
     std::thread::spawn(move || {
         for s in l.incoming() {
             drop(s)
@@ -660,19 +646,15 @@ fn main() {
                 std::fs::write(&p, b"").unwrap();
             }
         }
-        let bytes = image(PolicySpec {
-            plan: "p",
-            plan_grants: vec![],
-            steps: vec![StepSpec {
-                name: "s",
-                after: vec![],
-                grants: vec![G::Fs(
-                    &[Right::Read],
-                    vec![format!("{}/*.txt", dir.display())],
-                    vec![],
-                )],
-            }],
-        });
+        let bytes = image(one_step(
+            vec![],
+            "s",
+            vec![G::Fs(
+                &[Right::Read],
+                vec![format!("{}/*.txt", dir.display())],
+                vec![],
+            )],
+        ));
         let img = kapl_image::read(&bytes).unwrap();
         // Side by side, best of `reps` each: the walk and build kapl-run
         // does, and the raw rules alone.

@@ -9,82 +9,20 @@
 mod common;
 use common::*;
 use kapl_syntax::ast::Right;
-use std::process::Command;
-
-const PROBE: &str = env!("CARGO_BIN_EXE_kapl-probe");
-
-/// A running session over one policy, stopped when dropped.
-struct Sess {
-    id: String,
-    audit: String,
-    _guard: SessionGuard,
-}
-
-fn kr(args: &[&str]) -> std::process::Output {
-    Command::new(kapl_run())
-        .args(args)
-        .env("PATH", "/usr/bin:/bin")
-        .env_remove("KAPL_SESSION")
-        .output()
-        .unwrap()
-}
-
-impl Sess {
-    fn start(t: &Tmp, spec: PolicySpec) -> Sess {
-        Sess::start_with_report(t, spec).0
-    }
-    /// Starts a session; also returns the precision report (stderr).
-    fn start_with_report(t: &Tmp, spec: PolicySpec) -> (Sess, String) {
-        let img = t.path("p.kapi");
-        std::fs::write(&img, image(spec)).unwrap();
-        let audit = t.path("audit.jsonl");
-        let o = kr(&["session", "start", &img, "--plan", "p", "--audit", &audit]);
-        let err = String::from_utf8_lossy(&o.stderr).into_owned();
-        assert_eq!(o.status.code(), Some(0), "session start: {err}");
-        let id = String::from_utf8_lossy(&o.stdout).trim().to_string();
-        (
-            Sess {
-                _guard: SessionGuard(id.clone()),
-                id,
-                audit,
-            },
-            err,
-        )
-    }
-    /// Runs `kapl-probe ARGS` in the session: (stdout, stderr).
-    fn probe(&self, args: &[&str]) -> (String, String) {
-        let mut a = vec!["exec", "--session", &self.id, "--", PROBE];
-        a.extend_from_slice(args);
-        let o = kr(&a);
-        (
-            String::from_utf8_lossy(&o.stdout).into_owned(),
-            String::from_utf8_lossy(&o.stderr).into_owned(),
-        )
-    }
-    fn records(&self) -> Vec<serde_json::Value> {
-        records(self.audit.as_ref())
-    }
-}
+use std::process::{Command, Output};
 
 fn spec(grants: Vec<G>) -> PolicySpec {
-    let mut g = vec![G::Exec(vec![PROBE.into()])];
+    let mut g = vec![probe_exec()];
     g.extend(grants);
-    PolicySpec {
-        plan: "p",
-        plan_grants: vec![],
-        steps: vec![StepSpec {
-            name: "work",
-            after: vec![],
-            grants: g,
-        }],
-    }
+    one_step(vec![], "work", g)
 }
 
 /// The probe printed exactly `lines` (one attempt per line).
 #[track_caller]
-fn expect(got: &(String, String), lines: &[&str]) {
+fn expect(got: &Output, lines: &[&str]) {
+    let (out, err) = text(got);
     let want: String = lines.iter().map(|l| format!("{l}\n")).collect();
-    assert_eq!(got.0, want, "probe stderr: {}", got.1);
+    assert_eq!(out, want, "probe stderr: {err}");
 }
 
 /// The deny record of `op` on `object`, if any.
@@ -123,7 +61,7 @@ fn check_chain(r: &serde_json::Value, mechanism: &str) {
     assert_eq!(r["mechanism"], mechanism, "{r}");
 }
 
-impl Sess {
+impl Session {
     /// Runs the probe: it must print `lines`, and every `(operation,
     /// object)` of `reports` must appear as a Landlock deny record with its
     /// authority chain. Under heavy host load the kernel's audit backlog can
@@ -232,7 +170,7 @@ fn links_planted_before_the_step_starts_are_refused() {
     // rule on the link would attach to the denied file's inode.
     std::fs::hard_link(t.path("denied/secret.txt"), t.path("shared/hl.txt")).unwrap();
     std::fs::hard_link(t.path("denied/prog"), t.path("shared/hl.bin")).unwrap();
-    let (s, report) = Sess::start_with_report(&t, policy);
+    let (s, report) = Session::of_spec_with_report(&t, policy);
     assert!(
         report.contains("hard-linked files get no rule")
             && report.contains(&t.path("shared/hl.txt"))
@@ -312,7 +250,7 @@ fn links_planted_before_the_step_starts_are_refused() {
 fn links_planted_after_the_step_started_are_refused() {
     let t = Tmp::new("esc-links-after");
     let policy = link_layout(&t);
-    let s = Sess::start(&t, policy);
+    let s = Session::of_spec(&t, policy);
     let (secret, secret2, prog) = (
         t.path("denied/secret.txt"),
         t.path("denied/secret2.txt"),
@@ -397,7 +335,7 @@ fn hard_link_existing_in_a_wholly_granted_directory_is_a_granted_name() {
     let t = Tmp::new("esc-links-whole");
     let policy = link_layout(&t);
     std::fs::hard_link(t.path("denied/secret.txt"), t.path("w/hl.txt")).unwrap();
-    let s = Sess::start(&t, policy);
+    let s = Session::of_spec(&t, policy);
     s.ok(&["read", &t.path("w/hl.txt")], &["read ok"]);
     let secret = t.path("denied/secret.txt");
     s.refused(
@@ -412,7 +350,7 @@ fn rename_link_and_exchange_cannot_alias_a_denied_file() {
     let t = Tmp::new("esc-rename");
     let policy = link_layout(&t);
     t.write("w/b.txt", "b\n");
-    let s = Sess::start(&t, policy);
+    let s = Session::of_spec(&t, policy);
     let d = t.path("denied/secret.txt");
     let den = t.path("denied");
     let ok = t.path("w/ok.txt");
@@ -490,7 +428,7 @@ fn reopening_through_proc_is_decided_on_the_real_file() {
         .expect("setpriv (util-linux)");
     // Killed even when an assertion fails first.
     let mut outside = KillOnDrop(outside);
-    let s = Sess::start(
+    let s = Session::of_spec(
         &t,
         spec(vec![
             G::Fs(&[Right::Read], vec![t.path("ro/**")], vec![]),
@@ -575,7 +513,7 @@ fn reopening_through_proc_is_decided_on_the_real_file() {
     assert_no_leftover_cgroups();
 }
 
-impl Sess {
+impl Session {
     /// Like [`Sess::refused`] for a system call the seccomp filter refuses:
     /// the record names the call.
     #[track_caller]
@@ -596,7 +534,7 @@ fn namespaces_mounts_chroot_and_pivot_root_are_refused() {
     let t = Tmp::new("esc-ns");
     t.write("w/ok.txt", "ok\n");
     t.write("denied/secret.txt", "secret\n");
-    let s = Sess::start(
+    let s = Session::of_spec(
         &t,
         spec(vec![
             G::Fs(ALL, vec![t.path("w/**")], vec![]),
@@ -632,14 +570,10 @@ fn namespaces_mounts_chroot_and_pivot_root_are_refused() {
         .count();
     let mut attributed = false;
     for _ in 0..3 {
-        let o = kr(&[
-            "exec",
-            "--session",
-            &s.id,
-            "--",
+        let o = s.exec(&[
             "/usr/bin/sh",
             "-c",
-            &format!("{PROBE} chroot {w}; true"),
+            &format!("{} chroot {w}; true", probe_bin()),
         ]);
         assert_eq!(String::from_utf8_lossy(&o.stdout), "chroot refused 1\n");
         let recs = s.records();
@@ -674,7 +608,7 @@ fn exec_side_doors_are_refused() {
     copy_true(&t.path("ro/prog"));
     chmod(&t.path("ro/prog"), 0o755);
     std::fs::create_dir_all(t.path("w")).unwrap();
-    let s = Sess::start(
+    let s = Session::of_spec(
         &t,
         spec(vec![
             G::Fs(&[Right::Read], vec![t.path("ro/**")], vec![]),
@@ -734,7 +668,7 @@ fn interpreters_run_readable_scripts_and_not_unreadable_ones() {
     t.write("ro/s.py", "print('py-ran')\n");
     t.write("denied/d.sh", "echo denied-ran\n");
     t.write("denied/d.py", "print('denied-py')\n");
-    let s = Sess::start(
+    let s = Session::of_spec(
         &t,
         spec(vec![
             G::Fs(
@@ -750,9 +684,9 @@ fn interpreters_run_readable_scripts_and_not_unreadable_ones() {
             ]),
         ]),
     );
-    let (o, e) = s.probe(&["exec", "/usr/bin/sh", &t.path("ro/s.sh")]);
+    let (o, e) = text(&s.probe(&["exec", "/usr/bin/sh", &t.path("ro/s.sh")]));
     assert_eq!(o, "script-ran\nexec ok\n", "{e}");
-    let (o, e) = s.probe(&["exec", "/usr/bin/python3", &t.path("ro/s.py")]);
+    let (o, e) = text(&s.probe(&["exec", "/usr/bin/python3", &t.path("ro/s.py")]));
     assert_eq!(o, "py-ran\nexec ok\n", "{e}");
     // The interpreter itself is reported as the exec, under its grant.
     let recs = s.records();
@@ -791,7 +725,7 @@ fn loader_runs_readable_elf_and_kapl0603_warns() {
     let t = Tmp::new("esc-ldso");
     copy_true(&t.path("ro/prog"));
     chmod(&t.path("ro/prog"), 0o644);
-    let s = Sess::start(
+    let s = Session::of_spec(
         &t,
         spec(vec![G::Fs(&[Right::Read], vec![t.path("ro/**")], vec![])]),
     );
@@ -917,7 +851,7 @@ fn long_deep_and_non_utf8_paths() {
     for p in [&prog_ok, &prog_no] {
         std::fs::copy("/usr/bin/true", std::ffi::OsStr::from_bytes(p)).unwrap();
     }
-    let (s, report) = Sess::start_with_report(
+    let (s, report) = Session::of_spec_with_report(
         &t,
         spec(vec![
             G::Fs(&[Right::Read], vec![t.path("ro/**")], vec![]),
@@ -1054,7 +988,7 @@ fn links_swapped_while_the_rules_are_built_are_refused() {
                 vec![],
             )],
         });
-        let s = Sess::start(&t, policy);
+        let s = Session::of_spec(&t, policy);
         s.refused(
             &["read", &secret],
             &["read refused 13"],
@@ -1090,12 +1024,12 @@ fn an_earlier_step_cannot_move_or_link_unreadable_files_to_a_later_step() {
     t.write("secret/s.txt", "secret\n");
     let (secret, x) = (t.path("secret/s.txt"), t.path("pub/x.txt"));
     std::fs::hard_link(&secret, &x).unwrap();
-    let img = t.path("p.kapi");
-    std::fs::write(
-        &img,
-        image(PolicySpec {
+    let img = write_image(
+        &t,
+        "p.kapi",
+        PolicySpec {
             plan: "p",
-            plan_grants: vec![G::Exec(vec![PROBE.into()])],
+            plan_grants: vec![probe_exec()],
             steps: vec![
                 StepSpec {
                     name: "tidy",
@@ -1117,23 +1051,13 @@ fn an_earlier_step_cannot_move_or_link_unreadable_files_to_a_later_step() {
                     grants: vec![G::Fs(&[Right::Read], vec![t.path("pub/**")], vec![])],
                 },
             ],
-        }),
-    )
-    .unwrap();
-    let audit = t.path("audit.jsonl");
-    let o = kr(&["session", "start", &img, "--plan", "p", "--audit", &audit]);
-    let report = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert_eq!(o.status.code(), Some(0), "{report}");
+        },
+    );
+    let (s, report) = Session::start_with_report(&img, Some(&t.path("audit.jsonl")));
     assert!(
         report.contains("files cannot be moved or linked between directories where the step may delete but not read"),
         "precision report: {report}"
     );
-    let id = String::from_utf8_lossy(&o.stdout).trim().to_string();
-    let s = Sess {
-        _guard: SessionGuard(id.clone()),
-        id,
-        audit,
-    };
     // Step tidy: may not read the secret, nor move or link it elsewhere.
     let in_step = |step: &'static str| {
         move |r: &serde_json::Value| r["step"] == step && r["verdict"] == "deny"
@@ -1170,7 +1094,7 @@ fn an_earlier_step_cannot_move_or_link_unreadable_files_to_a_later_step() {
         &["rename", &t.path("pub/b.txt"), &t.path("pub/c.txt")],
         &["rename ok"],
     );
-    let o = kr(&["step", "--session", &s.id, "work"]);
+    let o = s.step("work");
     assert_eq!(
         o.status.code(),
         Some(0),
@@ -1197,7 +1121,7 @@ fn an_earlier_step_cannot_move_or_link_unreadable_files_to_a_later_step() {
     refused_in_work(&secret);
     // Step whole: the pre-existing link is a name under a wholly granted
     // directory.
-    let o = kr(&["step", "--session", &s.id, "whole"]);
+    let o = s.step("whole");
     assert_eq!(
         o.status.code(),
         Some(0),
@@ -1226,7 +1150,7 @@ fn a_program_path_longer_than_the_exec_buffer_is_attributed_whole() {
     let prog = format!("{dir}/sleep");
     assert!(prog.len() > kapl_runtime_bpf::bpf::EXEC_PATH_MAX);
     std::fs::copy("/usr/bin/sleep", &prog).unwrap();
-    let s = Sess::start(&t, spec(vec![G::Exec(vec![t.path("bin/**")])]));
+    let s = Session::of_spec(&t, spec(vec![G::Exec(vec![t.path("bin/**")])]));
     // `sleep` stays long enough for its /proc entry to be read.
     let mut found = None;
     for _ in 0..3 {
@@ -1266,7 +1190,7 @@ fn a_read_grant_cannot_truncate_and_a_write_grant_can() {
     t.write("w/f.txt", "replace me\n");
     t.write("w/g.txt", "replace me too\n");
     chmod(&t.path("r/f.txt"), 0o666);
-    let s = Sess::start(
+    let s = Session::of_spec(
         &t,
         spec(vec![
             G::Fs(&[Right::Read], vec![t.path("r/**")], vec![]),

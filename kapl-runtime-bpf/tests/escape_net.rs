@@ -19,85 +19,24 @@ use std::net::{TcpListener, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::process::Command;
 
-fn probe() -> &'static str {
-    env!("CARGO_BIN_EXE_kapl-probe")
-}
-
-/// A running session of one plan; stopped when dropped.
-struct Session {
-    id: String,
-    audit: String,
-    _guard: SessionGuard,
-}
-
 impl Session {
-    fn start(t: &Tmp, spec: PolicySpec) -> Session {
-        let img = t.path("p.kapi");
-        std::fs::write(&img, image(spec)).unwrap();
-        let audit = t.path("audit.jsonl");
-        let o = Command::new(kapl_run())
-            .args(["session", "start", &img, "--plan", "p", "--audit", &audit])
-            .env_remove("KAPL_SESSION")
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(0), "session start: {err}");
-        let id = String::from_utf8_lossy(&o.stdout).trim().to_string();
-        Session {
-            _guard: SessionGuard(id.clone()),
-            id,
-            audit,
-        }
-    }
-
-    /// Runs the probe inside the session: (stdout, stderr).
-    fn probe(&self, args: &[&str]) -> (String, String) {
-        let o = Command::new(kapl_run())
-            .args(["exec", "--session", &self.id, "--", probe()])
-            .args(args)
-            .env("PATH", "/usr/bin:/bin")
-            .output()
-            .unwrap();
-        let out = String::from_utf8_lossy(&o.stdout).into_owned();
-        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    /// Runs the probe inside the session, which must run to its end:
+    /// (stdout, stderr).
+    #[track_caller]
+    fn probe_ran(&self, args: &[&str]) -> (String, String) {
+        let o = self.probe(args);
+        let (out, err) = text(&o);
         assert_eq!(o.status.code(), Some(0), "probe {args:?} ran: {out} {err}");
         (out, err)
     }
 
     /// Asserts the probe's one-line outcome inside the session; returns
     /// its stderr (the deny lines).
+    #[track_caller]
     fn expect(&self, args: &[&str], want: &str) -> String {
-        let (out, err) = self.probe(args);
+        let (out, err) = self.probe_ran(args);
         assert_eq!(out, format!("{want}\n"), "probe {args:?}; stderr: {err}");
         err
-    }
-
-    fn records(&self) -> Vec<Value> {
-        records(self.audit.as_ref())
-    }
-
-    fn supervisor(&self) -> i32 {
-        std::fs::read_to_string(kapl_runtime_bpf::control::registry_dir().join(&self.id))
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap()
-    }
-
-    fn status(&self) -> String {
-        let o = Command::new(kapl_run())
-            .args(["status", "--session", &self.id])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    }
-
-    fn stop(self) -> String {
-        let o = Command::new(kapl_run())
-            .args(["session", "stop", "--session", &self.id])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&o.stdout).into_owned()
     }
 }
 
@@ -113,7 +52,7 @@ fn assert_nothing_lost(summary: String) {
 
 /// Runs the probe outside any session (the unconfined twin).
 fn outside(args: &[&str]) -> String {
-    let o = Command::new(probe()).args(args).output().unwrap();
+    let o = Command::new(probe_bin()).args(args).output().unwrap();
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
@@ -161,10 +100,6 @@ fn tcp_any() -> (TcpListener, u16) {
     (l, p)
 }
 
-fn probe_exec() -> G {
-    G::Exec(vec![probe().to_string()])
-}
-
 #[test]
 fn io_uring_operations_are_refused_and_plain_twins_work() {
     let t = Tmp::new("esc-uring");
@@ -172,24 +107,20 @@ fn io_uring_operations_are_refused_and_plain_twins_work() {
     let (_l, tp) = tcp_any();
     let u = UdpSocket::bind("127.0.0.1:0").unwrap();
     let up = u.local_addr().unwrap().port();
-    let s = Session::start(
+    let s = Session::of_spec(
         &t,
-        PolicySpec {
-            plan: "p",
-            plan_grants: vec![probe_exec()],
-            steps: vec![StepSpec {
-                name: "work",
-                after: vec![],
-                grants: vec![
-                    G::Fs(&[Right::Read], vec![t.path("granted/**")], vec![]),
-                    G::Net(
-                        NetOp::Connect,
-                        vec![("127.0.0.1".into(), 32)],
-                        vec![(tp, tp), (up, up)],
-                    ),
-                ],
-            }],
-        },
+        one_step(
+            vec![probe_exec()],
+            "work",
+            vec![
+                G::Fs(&[Right::Read], vec![t.path("granted/**")], vec![]),
+                G::Net(
+                    NetOp::Connect,
+                    vec![("127.0.0.1".into(), 32)],
+                    vec![(tp, tp), (up, up)],
+                ),
+            ],
+        ),
     );
     let file = t.path("granted/a.txt");
     let tcp = format!("127.0.0.1:{tp}");
@@ -246,24 +177,20 @@ fn network_side_doors_are_refused_and_reported() {
         v6_ok.local_addr().unwrap().port(),
         v6_no.local_addr().unwrap().port(),
     );
-    let s = Session::start(
+    let s = Session::of_spec(
         &t,
-        PolicySpec {
-            plan: "p",
-            plan_grants: vec![probe_exec()],
-            steps: vec![StepSpec {
-                name: "net",
-                after: vec![],
-                grants: vec![
-                    G::Net(
-                        NetOp::Connect,
-                        vec![("127.0.0.1".into(), 32)],
-                        vec![(tp, tp), (up, up)],
-                    ),
-                    G::Net(NetOp::Connect, vec![("::1".into(), 128)], vec![(u6, u6)]),
-                ],
-            }],
-        },
+        one_step(
+            vec![probe_exec()],
+            "net",
+            vec![
+                G::Net(
+                    NetOp::Connect,
+                    vec![("127.0.0.1".into(), 32)],
+                    vec![(tp, tp), (up, up)],
+                ),
+                G::Net(NetOp::Connect, vec![("::1".into(), 128)], vec![(u6, u6)]),
+            ],
+        ),
     );
     let p = |a: &str, port: u16| format!("{a}:{port}");
     // IPv4-mapped IPv6 to a denied IPv4 address on the granted port: the
@@ -328,7 +255,7 @@ fn network_side_doors_are_refused_and_reported() {
         format!("net connect 127.0.0.1/32 port {tp}, {up}")
     );
     assert_eq!(d["nearest"]["source"], "test.kapl:10:11");
-    assert_eq!(d["exe"], probe(), "the program, even after it exited");
+    assert_eq!(d["exe"], probe_bin(), "the program, even after it exited");
     let d = deny(
         &recs,
         "connect",
@@ -363,8 +290,10 @@ fn network_side_doors_are_refused_and_reported() {
     assert_nothing_lost(s.stop());
 }
 
-/// An abstract UNIX socket served by a process outside the session.
-fn abstract_listener(name: &str, ty: i32) -> std::os::fd::OwnedFd {
+/// A UNIX socket bound to `sun_path` (the address bytes, its terminating
+/// or leading NUL included) by the test process, outside the session.
+fn unix_listener(sun_path: &[u8], ty: i32) -> std::os::fd::OwnedFd {
+    let shown = String::from_utf8_lossy(sun_path);
     // SAFETY: socket(2).
     let fd = unsafe { libc::socket(libc::AF_UNIX, ty | libc::SOCK_CLOEXEC, 0) };
     assert!(fd >= 0);
@@ -373,18 +302,25 @@ fn abstract_listener(name: &str, ty: i32) -> std::os::fd::OwnedFd {
     // SAFETY: plain data.
     let mut sa: libc::sockaddr_un = unsafe { std::mem::zeroed() };
     sa.sun_family = libc::AF_UNIX as u16;
-    for (i, b) in name.bytes().enumerate() {
-        sa.sun_path[i + 1] = b as libc::c_char;
+    for (i, b) in sun_path.iter().enumerate() {
+        sa.sun_path[i] = *b as libc::c_char;
     }
-    let len = (2 + 1 + name.len()) as u32;
+    let len = (2 + sun_path.len()) as u32;
     // SAFETY: valid address.
     let r = unsafe { libc::bind(fd.as_raw_fd(), std::ptr::addr_of!(sa).cast(), len) };
-    assert_eq!(r, 0, "bind @{name}");
+    assert_eq!(r, 0, "bind {shown}");
     if ty == libc::SOCK_STREAM {
         // SAFETY: listen on our socket.
         assert_eq!(unsafe { libc::listen(fd.as_raw_fd(), 8) }, 0);
     }
     fd
+}
+
+/// An abstract UNIX socket served by a process outside the session.
+fn abstract_listener(name: &str, ty: i32) -> std::os::fd::OwnedFd {
+    let mut a = vec![0u8];
+    a.extend(name.bytes());
+    unix_listener(&a, ty)
 }
 
 #[test]
@@ -394,18 +330,7 @@ fn abstract_unix_sockets_outside_the_session_are_scoped_away() {
     let dname = format!("kapl-test-dsvc-{}", std::process::id());
     let _stream = abstract_listener(&name, libc::SOCK_STREAM);
     let _dgram = abstract_listener(&dname, libc::SOCK_DGRAM);
-    let s = Session::start(
-        &t,
-        PolicySpec {
-            plan: "p",
-            plan_grants: vec![probe_exec()],
-            steps: vec![StepSpec {
-                name: "a",
-                after: vec![],
-                grants: vec![],
-            }],
-        },
-    );
+    let s = Session::of_spec(&t, one_step(vec![probe_exec()], "a", vec![]));
     assert_eq!(
         outside(&["abstract-connect", &name]),
         "abstract-connect ok\n"
@@ -467,7 +392,7 @@ fn tampering_with_the_session_is_refused() {
     let t = Tmp::new("esc-tamper");
     let (_l, tp) = tcp_any();
     let (_l2, tp_no) = tcp_any();
-    let s = Session::start(
+    let s = Session::of_spec(
         &t,
         PolicySpec {
             plan: "p",
@@ -492,7 +417,7 @@ fn tampering_with_the_session_is_refused() {
     );
     let root = kapl_runtime_bpf::cgroup::cgroup2_root().expect("cgroup v2");
     let step_cg = root.join(format!("kapl-{}/step-0-first", s.id));
-    let sup = s.supervisor().to_string();
+    let sup = s.pid.to_string();
 
     // 1. Leaving the cgroup (and so the BPF hooks): Landlock refuses the
     //    write to any cgroup.procs and reports it.
@@ -600,10 +525,7 @@ fn tampering_with_the_session_is_refused() {
         seccomp_deny(&recs, call, "first");
     }
     // The twin: a client outside the session switches the step.
-    let o = Command::new(kapl_run())
-        .args(["step", "--session", &s.id, "second"])
-        .output()
-        .unwrap();
+    let o = s.step("second");
     assert_eq!(
         o.status.code(),
         Some(0),
@@ -616,26 +538,9 @@ fn tampering_with_the_session_is_refused() {
 /// A pathname UNIX socket served by the test process (outside the session).
 fn path_listener(path: &str, ty: i32) -> std::os::fd::OwnedFd {
     let _ = std::fs::remove_file(path);
-    // SAFETY: socket(2).
-    let fd = unsafe { libc::socket(libc::AF_UNIX, ty | libc::SOCK_CLOEXEC, 0) };
-    assert!(fd >= 0);
-    // SAFETY: fresh fd.
-    let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-    // SAFETY: plain data.
-    let mut sa: libc::sockaddr_un = unsafe { std::mem::zeroed() };
-    sa.sun_family = libc::AF_UNIX as u16;
-    for (i, b) in path.bytes().enumerate() {
-        sa.sun_path[i] = b as libc::c_char;
-    }
-    let len = (2 + path.len() + 1) as u32;
-    // SAFETY: valid address.
-    let r = unsafe { libc::bind(fd.as_raw_fd(), std::ptr::addr_of!(sa).cast(), len) };
-    assert_eq!(r, 0, "bind {path}");
-    if ty == libc::SOCK_STREAM {
-        // SAFETY: listen on our socket.
-        assert_eq!(unsafe { libc::listen(fd.as_raw_fd(), 8) }, 0);
-    }
-    fd
+    let mut a = path.as_bytes().to_vec();
+    a.push(0);
+    unix_listener(&a, ty)
 }
 
 #[test]
@@ -660,38 +565,34 @@ fn pathname_unix_sockets_need_fs_write_on_the_socket_path() {
     // the session had planted it), pointing at the denied service.
     let link = t.path("mine/link.sock");
     std::os::unix::fs::symlink(&denied, &link).unwrap();
-    let s = Session::start(
+    let s = Session::of_spec(
         &t,
-        PolicySpec {
-            plan: "p",
-            plan_grants: vec![probe_exec()],
-            steps: vec![StepSpec {
-                name: "sock",
-                after: vec![],
-                grants: vec![
-                    G::Fs(
-                        &[Right::Write],
-                        vec![granted.clone(), granted_dg.clone()],
-                        vec![],
-                    ),
-                    G::Fs(
-                        &[Right::Read, Right::Write],
-                        vec!["/proc/self/fd/*".into()],
-                        vec![],
-                    ),
-                    G::Fs(
-                        &[Right::Read, Right::Write],
-                        vec![t.path("tree/**")],
-                        vec![],
-                    ),
-                    G::Fs(
-                        &[Right::Read, Right::Write, Right::Create],
-                        vec![t.path("mine/**")],
-                        vec![],
-                    ),
-                ],
-            }],
-        },
+        one_step(
+            vec![probe_exec()],
+            "sock",
+            vec![
+                G::Fs(
+                    &[Right::Write],
+                    vec![granted.clone(), granted_dg.clone()],
+                    vec![],
+                ),
+                G::Fs(
+                    &[Right::Read, Right::Write],
+                    vec!["/proc/self/fd/*".into()],
+                    vec![],
+                ),
+                G::Fs(
+                    &[Right::Read, Right::Write],
+                    vec![t.path("tree/**")],
+                    vec![],
+                ),
+                G::Fs(
+                    &[Right::Read, Right::Write, Right::Create],
+                    vec![t.path("mine/**")],
+                    vec![],
+                ),
+            ],
+        ),
     );
     // Every target is reachable outside the session.
     for p in [&granted, &denied, &link, &in_tree] {
@@ -773,37 +674,24 @@ fn a_write_grant_on_cgroupfs_is_refused_at_step_start() {
     // machine kind's is not.) The runtime refuses to start such a step and
     // names the grant; nothing runs.
     let root = kapl_runtime_bpf::cgroup::cgroup2_root().expect("cgroup v2");
+    // A one-shot of the probe's `cmd` in step `cg`, which has `rights` on
+    // `grant`: (exit code, stdout, stderr).
+    let run = |tag: &str, rights: &'static [Right], grant: &str, cmd: &[&str]| {
+        let t = Tmp::new(tag);
+        let cg = vec![G::Fs(rights, vec![grant.to_string()], vec![])];
+        let img = write_image(&t, "p.kapi", one_step(vec![probe_exec()], "cg", cg));
+        let mut argv = vec![probe_bin()];
+        argv.extend(cmd);
+        let o = one_shot(img.as_ref(), "p", None, &t.0.join("audit.jsonl"), &argv);
+        let (out, err) = text(&o);
+        (o.status.code(), out, err)
+    };
+    let root_s = root.to_str().unwrap();
     for grant in [format!("{}/**", root.display()), "/sys/**".to_string()] {
-        let t = Tmp::new("esc-cgfs");
-        let img = t.path("p.kapi");
-        std::fs::write(
-            &img,
-            image(PolicySpec {
-                plan: "p",
-                plan_grants: vec![probe_exec()],
-                steps: vec![StepSpec {
-                    name: "cg",
-                    after: vec![],
-                    grants: vec![G::Fs(
-                        &[Right::Read, Right::Write],
-                        vec![grant.clone()],
-                        vec![],
-                    )],
-                }],
-            }),
-        )
-        .unwrap();
-        let audit = t.0.join("audit.jsonl");
-        let o = one_shot(
-            img.as_ref(),
-            "p",
-            None,
-            &audit,
-            &[probe(), "cgroup-leave", root.to_str().unwrap()],
-        );
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(125), "{grant}: {err}");
-        assert_eq!(String::from_utf8_lossy(&o.stdout), "", "nothing ran");
+        let rw = &[Right::Read, Right::Write];
+        let (code, out, err) = run("esc-cgfs", rw, &grant, &["cgroup-leave", root_s]);
+        assert_eq!(code, Some(125), "{grant}: {err}");
+        assert_eq!(out, "", "nothing ran");
         assert!(
             err.contains("KAPL0806: step `cg` is refused: its write access to")
                 && err.contains(&format!(
@@ -814,38 +702,13 @@ fn a_write_grant_on_cgroupfs_is_refused_at_step_start() {
         );
     }
     // Reading it stays possible.
-    let t = Tmp::new("esc-cgfs-read");
-    let img = t.path("p.kapi");
-    std::fs::write(
-        &img,
-        image(PolicySpec {
-            plan: "p",
-            plan_grants: vec![probe_exec()],
-            steps: vec![StepSpec {
-                name: "cg",
-                after: vec![],
-                grants: vec![G::Fs(
-                    &[Right::Read],
-                    vec![format!("{}/**", root.display())],
-                    vec![],
-                )],
-            }],
-        }),
-    )
-    .unwrap();
     let procs = root.join("cgroup.procs");
-    let o = one_shot(
-        img.as_ref(),
-        "p",
-        None,
-        &t.0.join("audit.jsonl"),
-        &[probe(), "read", procs.to_str().unwrap()],
+    let (_, out, err) = run(
+        "esc-cgfs-read",
+        &[Right::Read],
+        &format!("{}/**", root.display()),
+        &["read", procs.to_str().unwrap()],
     );
-    assert_eq!(
-        String::from_utf8_lossy(&o.stdout),
-        "read ok\n",
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert_eq!(out, "read ok\n", "{err}");
     assert_no_leftover_cgroups();
 }

@@ -11,68 +11,8 @@ use common::*;
 use kapl_syntax::ast::{NetOp, Right};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn probe() -> &'static str {
-    env!("CARGO_BIN_EXE_kapl-probe")
-}
-
-fn text(o: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(kapl_run())
-        .args(args)
-        .env("PATH", "/usr/bin:/bin")
-        .env_remove("KAPL_SESSION")
-        .output()
-        .unwrap()
-}
-
-/// A running session: its id, its supervisor's pid, a guard that stops it.
-struct Session {
-    id: String,
-    pid: i32,
-    _guard: SessionGuard,
-}
-
-fn start(img: &str, audit: Option<&str>) -> Session {
-    let mut args = vec!["session", "start", img, "--plan", "p"];
-    if let Some(a) = audit {
-        args.extend(["--audit", a]);
-    }
-    let o = run(&args);
-    assert_eq!(o.status.code(), Some(0), "session start: {}", text(&o).1);
-    let id = text(&o).0.trim().to_string();
-    let pid = std::fs::read_to_string(kapl_runtime_bpf::control::registry_dir().join(&id))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    Session {
-        _guard: SessionGuard(id.clone()),
-        id,
-        pid,
-    }
-}
-
-impl Session {
-    fn exec(&self, cmd: &[&str]) -> Output {
-        let mut a = vec!["exec", "--session", &self.id, "--"];
-        a.extend(cmd);
-        run(&a)
-    }
-    fn cgroup(&self) -> PathBuf {
-        kapl_runtime_bpf::cgroup::cgroup2_root()
-            .unwrap()
-            .join(format!("kapl-{}", self.id))
-    }
-}
 
 fn mono_ns() -> u64 {
     let mut ts = libc::timespec {
@@ -107,12 +47,6 @@ fn percentile(v: &mut [Duration], p: f64) -> Duration {
     v.get(((v.len() as f64 - 1.0) * p) as usize)
         .copied()
         .unwrap_or_default()
-}
-
-fn status(id: &str) -> String {
-    let o = run(&["status", "--session", id]);
-    assert_eq!(o.status.code(), Some(0), "status: {}", text(&o).1);
-    text(&o).0
 }
 
 /// Every loss a status or summary line reports: `N events lost` (ring
@@ -156,38 +90,6 @@ fn exited(fd: &std::os::fd::OwnedFd, timeout: Duration) -> bool {
     };
     // SAFETY: poll on our pidfd.
     unsafe { libc::poll(&mut p, 1, timeout.as_millis() as i32) == 1 }
-}
-
-/// Every pid in a cgroup tree.
-fn tree_pids(p: &Path) -> Vec<i32> {
-    let mut v: Vec<i32> = std::fs::read_to_string(p.join("cgroup.procs"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.trim().parse().ok())
-        .collect();
-    if let Ok(rd) = std::fs::read_dir(p) {
-        for e in rd.flatten() {
-            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                v.extend(tree_pids(&e.path()));
-            }
-        }
-    }
-    v
-}
-
-/// Every cgroup directory in a tree (the root included).
-fn tree_cgroups(p: &Path) -> usize {
-    if !p.is_dir() {
-        return 0;
-    }
-    1 + std::fs::read_dir(p)
-        .map(|rd| {
-            rd.flatten()
-                .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
-                .map(|e| tree_cgroups(&e.path()))
-                .sum()
-        })
-        .unwrap_or(0)
 }
 
 fn children(pid: i32) -> Vec<i32> {
@@ -292,15 +194,6 @@ fn audit_state() -> (u32, u32, u32) {
     (en, it.next().unwrap_or(0), it.next().unwrap_or(0))
 }
 
-fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) -> Duration {
-    let t = Instant::now();
-    while !f() {
-        assert!(t.elapsed() < timeout, "{what}: not within {timeout:?}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    t.elapsed()
-}
-
 /// What a process that died with its session must have left: nothing.
 /// `pids` are the session's processes (pidfds taken before the kill),
 /// `objs` the supervisor's BPF objects, `watchdog` its watchdog.
@@ -372,39 +265,40 @@ fn assert_all_gone(
 fn fault_policy(t: &Tmp, port: u16) -> String {
     t.write("a/x", "in a\n");
     std::fs::create_dir_all(t.0.join("out")).unwrap();
-    let img = t.path("p.kapi");
-    std::fs::write(
-        &img,
-        image(PolicySpec {
-            plan: "p",
-            plan_grants: vec![G::Exec(vec![probe().into()])],
-            steps: vec![StepSpec {
-                name: "a",
-                after: vec![],
-                grants: vec![
-                    G::Fs(&[Right::Read], vec![t.path("a/**")], vec![]),
-                    G::Fs(
-                        &[Right::Read, Right::Write, Right::Create],
-                        vec![t.path("out/**")],
-                        vec![],
-                    ),
-                    G::Net(
-                        NetOp::Connect,
-                        vec![("127.0.0.1".into(), 32)],
-                        vec![(port, port)],
-                    ),
-                ],
-            }],
-        }),
+    write_image(
+        t,
+        "p.kapi",
+        one_step(
+            vec![probe_exec()],
+            "a",
+            vec![
+                G::Fs(&[Right::Read], vec![t.path("a/**")], vec![]),
+                G::Fs(
+                    &[Right::Read, Right::Write, Right::Create],
+                    vec![t.path("out/**")],
+                    vec![],
+                ),
+                loopback(NetOp::Connect, port),
+            ],
+        ),
     )
-    .unwrap();
-    img
 }
 
-fn listener() -> (std::net::TcpListener, u16) {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    (l, port)
+/// Runs the `escape` probe in `s`: a grandchild (double fork + `setsid`)
+/// that goes on reading a/x and connecting to `port`, logging to
+/// out/escape. Returns that file and the grandchild's pid.
+fn escape(s: &Session, t: &Tmp, port: u16) -> (String, i32) {
+    let out = t.path("out/escape");
+    let o = s.exec(&[
+        probe_bin(),
+        "escape",
+        &out,
+        &t.path("a/x"),
+        &format!("127.0.0.1:{port}"),
+    ]);
+    assert_eq!(text(&o).0, "escape ok\n", "{}", text(&o).1);
+    let esc = escapee(&out);
+    (out, esc)
 }
 
 /// The pid an `escape` probe's grandchild wrote first in `out`.
@@ -422,35 +316,59 @@ fn escapee(out: &str) -> i32 {
     pid
 }
 
+/// pidfds of `pids` (those still running).
+fn pidfds(pids: &[i32]) -> Vec<(i32, std::os::fd::OwnedFd)> {
+    pids.iter()
+        .filter_map(|p| pidfd(*p).map(|f| (*p, f)))
+        .collect()
+}
+
+/// The scene of a supervisor fault, the tests of this file serialized:
+/// `fault_policy` over a listener's port, and audit's state before.
+struct Fault {
+    t: Tmp,
+    port: u16,
+    img: String,
+    audit_before: (u32, u32, u32),
+    _listener: std::net::TcpListener,
+    _serial: std::sync::MutexGuard<'static, ()>,
+}
+
+fn fault(tag: &str) -> Fault {
+    let _serial = serial();
+    let t = Tmp::new(tag);
+    let (_listener, port) = listener();
+    let img = fault_policy(&t, port);
+    Fault {
+        audit_before: audit_state(),
+        t,
+        port,
+        img,
+        _listener,
+        _serial,
+    }
+}
+
+impl Fault {
+    /// A session of the policy, its cgroup, and a long-lived command in it.
+    fn busy_session(&self) -> (Session, PathBuf, std::process::Child) {
+        let s = Session::start(&self.img, None);
+        let cg = s.cgroup();
+        let a = format!("read:{}", self.t.path("a/x"));
+        let busy = s.spawn(&[probe_bin(), "busy", "0", &a]);
+        (s, cg, busy)
+    }
+}
+
 // ---- supervisor faults ----
 
 #[test]
 fn sigkill_of_the_session_supervisor_ends_every_session_process() {
-    let _serial = serial();
-    let t = Tmp::new("fault-sup");
-    let (_l, port) = listener();
-    let img = fault_policy(&t, port);
-    let audit_before = audit_state();
-    let s = start(&img, None);
-    let cg = s.cgroup();
+    let f = fault("fault-sup");
+    let Fault { t, port, .. } = &f;
     // A long-lived command, and a double-forked, setsid, re-parented one.
-    let mut busy = Command::new(kapl_run())
-        .args(["exec", "--session", &s.id, "--", probe(), "busy", "0"])
-        .arg(format!("read:{}", t.path("a/x")))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let out = t.path("out/escape");
-    let o = s.exec(&[
-        probe(),
-        "escape",
-        &out,
-        &t.path("a/x"),
-        &format!("127.0.0.1:{port}"),
-    ]);
-    assert_eq!(text(&o).0, "escape ok\n", "{}", text(&o).1);
-    let esc = escapee(&out);
+    let (s, cg, mut busy) = f.busy_session();
+    let (_, esc) = escape(&s, t, *port);
     assert!(
         !children(s.pid).contains(&esc),
         "the escapee left the supervisor's children"
@@ -463,10 +381,7 @@ fn sigkill_of_the_session_supervisor_ends_every_session_process() {
         pids.contains(&esc),
         "the escapee is still in the session's cgroups"
     );
-    let fds: Vec<_> = pids
-        .iter()
-        .filter_map(|p| pidfd(*p).map(|f| (*p, f)))
-        .collect();
+    let fds = pidfds(&pids);
     let objs = bpf_objects(s.pid);
     assert!(
         objs.iter().filter(|(k, _)| *k == "link").count() >= 8,
@@ -475,7 +390,7 @@ fn sigkill_of_the_session_supervisor_ends_every_session_process() {
     let wd = pidfd(watchdog_of(s.pid)).unwrap();
     // SAFETY: killing the supervisor this test started.
     assert_eq!(unsafe { libc::kill(s.pid, libc::SIGKILL) }, 0);
-    assert_all_gone("session", &cg, &fds, &objs, &wd, audit_before);
+    assert_all_gone("session", &cg, &fds, &objs, &wd, f.audit_before);
     // The client of the killed command learns it, and so does a later one.
     let st = busy.wait().unwrap();
     assert!(!st.success(), "the busy command's client: {st}");
@@ -497,14 +412,19 @@ fn sigkill_of_the_session_supervisor_ends_every_session_process() {
 
 #[test]
 fn sigkill_of_a_one_shot_ends_its_command_tree() {
-    let _serial = serial();
-    let t = Tmp::new("fault-one");
-    let (_l, port) = listener();
-    let img = fault_policy(&t, port);
-    let audit_before = audit_state();
+    let f = fault("fault-one");
+    let Fault { t, port, img, .. } = &f;
     let out = t.path("out/escape");
     let mut one = Command::new(kapl_run())
-        .args([img.as_str(), "--plan", "p", "--", probe(), "escape", &out])
+        .args([
+            img.as_str(),
+            "--plan",
+            "p",
+            "--",
+            probe_bin(),
+            "escape",
+            &out,
+        ])
         .arg(t.path("a/x"))
         .arg(format!("127.0.0.1:{port}"))
         .arg("stay")
@@ -524,35 +444,21 @@ fn sigkill_of_a_one_shot_ends_its_command_tree() {
     );
     let pids = tree_pids(&cg);
     assert!(pids.contains(&esc));
-    let fds: Vec<_> = pids
-        .iter()
-        .filter_map(|p| pidfd(*p).map(|f| (*p, f)))
-        .collect();
+    let fds = pidfds(&pids);
     let objs = bpf_objects(sup);
     assert!(objs.iter().any(|(k, _)| *k == "link"), "{objs:?}");
     let wd = pidfd(watchdog_of(sup)).unwrap();
     one.kill().unwrap();
     let _ = one.wait();
-    assert_all_gone("one-shot", &cg, &fds, &objs, &wd, audit_before);
+    assert_all_gone("one-shot", &cg, &fds, &objs, &wd, f.audit_before);
     assert_no_leftover_cgroups();
 }
 
 #[test]
 fn a_killed_watchdog_is_replaced_and_the_replacement_still_guards() {
-    let _serial = serial();
-    let t = Tmp::new("fault-wd");
-    let (_l, port) = listener();
-    let img = fault_policy(&t, port);
-    let audit_before = audit_state();
-    let s = start(&img, None);
-    let cg = s.cgroup();
-    let mut busy = Command::new(kapl_run())
-        .args(["exec", "--session", &s.id, "--", probe(), "busy", "0"])
-        .arg(format!("read:{}", t.path("a/x")))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let f = fault("fault-wd");
+    let t = &f.t;
+    let (s, cg, mut busy) = f.busy_session();
     wait_until("the command runs", Duration::from_secs(10), || {
         !tree_pids(&cg).is_empty()
     });
@@ -578,20 +484,17 @@ fn a_killed_watchdog_is_replaced_and_the_replacement_still_guards() {
     // The session carried on: its command still runs, and it says so.
     let pids = tree_pids(&cg);
     assert_eq!(pids.len(), 1, "the command kept running: {pids:?}");
-    let st = status(&s.id);
+    let st = s.status();
     assert!(st.contains("watchdog restarted 1 times"), "{st}");
-    let o = s.exec(&[probe(), "read", &t.path("a/x")]);
+    let o = s.exec(&[probe_bin(), "read", &t.path("a/x")]);
     assert_eq!(text(&o).0, "read ok\n", "{}", text(&o).1);
     // The replacement does the first one's job.
-    let fds: Vec<_> = pids
-        .iter()
-        .filter_map(|p| pidfd(*p).map(|f| (*p, f)))
-        .collect();
+    let fds = pidfds(&pids);
     let objs = bpf_objects(s.pid);
     let wd = pidfd(second).unwrap();
     // SAFETY: killing the supervisor this test started.
     assert_eq!(unsafe { libc::kill(s.pid, libc::SIGKILL) }, 0);
-    assert_all_gone("watchdog replaced", &cg, &fds, &objs, &wd, audit_before);
+    assert_all_gone("watchdog replaced", &cg, &fds, &objs, &wd, f.audit_before);
     assert!(!busy.wait().unwrap().success());
     assert_no_leftover_cgroups();
 }
@@ -602,13 +505,13 @@ fn two_step_policy(t: &Tmp, pa: u16, pb: u16) -> String {
     t.write("a/x", "in a\n");
     t.write("b/y", "in b\n");
     std::fs::create_dir_all(t.0.join("out")).unwrap();
-    let img = t.path("p.kapi");
-    let net = |p: u16| G::Net(NetOp::Connect, vec![("127.0.0.1".into(), 32)], vec![(p, p)]);
-    std::fs::write(
-        &img,
-        image(PolicySpec {
+    let net = |p: u16| loopback(NetOp::Connect, p);
+    write_image(
+        t,
+        "p.kapi",
+        PolicySpec {
             plan: "p",
-            plan_grants: vec![G::Exec(vec![probe().into()])],
+            plan_grants: vec![probe_exec()],
             steps: vec![
                 StepSpec {
                     name: "a",
@@ -629,10 +532,8 @@ fn two_step_policy(t: &Tmp, pa: u16, pb: u16) -> String {
                     grants: vec![G::Fs(&[Right::Read], vec![t.path("b/**")], vec![]), net(pb)],
                 },
             ],
-        }),
+        },
     )
-    .unwrap();
-    img
 }
 
 /// A listener that accepts (and drops) connections until the test ends.
@@ -663,17 +564,8 @@ fn a_double_forked_setsid_process_dies_at_the_step_switch() {
     let (pa, pb) = (accepting(), accepting());
     let img = two_step_policy(&t, pa, pb);
     let audit = t.path("audit.jsonl");
-    let s = start(&img, Some(&audit));
-    let out = t.path("out/escape");
-    let o = s.exec(&[
-        probe(),
-        "escape",
-        &out,
-        &t.path("a/x"),
-        &format!("127.0.0.1:{pa}"),
-    ]);
-    assert_eq!(text(&o).0, "escape ok\n", "{}", text(&o).1);
-    let esc = escapee(&out);
+    let s = Session::start(&img, Some(&audit));
+    let (out, esc) = escape(&s, &t, pa);
     let esc_fd = pidfd(esc).unwrap();
     let stat = std::fs::read_to_string(format!("/proc/{esc}/stat")).unwrap();
     let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split(' ').collect();
@@ -691,7 +583,7 @@ fn a_double_forked_setsid_process_dies_at_the_step_switch() {
         },
     );
     let before = mono_ns();
-    let o = run(&["step", "--session", &s.id, "b"]);
+    let o = kapl(&["step", "--session", &s.id, "b"]);
     let after = mono_ns();
     let (reply, err) = text(&o);
     assert_eq!(o.status.code(), Some(0), "{err}");
@@ -723,7 +615,7 @@ fn a_double_forked_setsid_process_dies_at_the_step_switch() {
     );
     // Step b now: a's file and port are refused, b's are allowed.
     let o = s.exec(&[
-        probe(),
+        probe_bin(),
         "busy",
         "1",
         &format!("read:{}", t.path("a/x")),
@@ -776,7 +668,7 @@ fn a_step_switch_raced_against_busy_commands_mixes_no_authority() {
     let (pa, pb) = (accepting(), accepting());
     let img = two_step_policy(&t, pa, pb);
     let audit = t.path("audit.jsonl");
-    let s = start(&img, Some(&audit));
+    let s = Session::start(&img, Some(&audit));
     let attempts: Vec<String> = verdicts(&t, pa, pb, true)
         .into_iter()
         .map(|(a, _)| a)
@@ -785,7 +677,7 @@ fn a_step_switch_raced_against_busy_commands_mixes_no_authority() {
     let mut long = Vec::new();
     for _ in 0..3 {
         let c = Command::new(kapl_run())
-            .args(["exec", "--session", &s.id, "--", probe(), "busy", "0"])
+            .args(["exec", "--session", &s.id, "--", probe_bin(), "busy", "0"])
             .args(&attempts)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -803,7 +695,7 @@ fn a_step_switch_raced_against_busy_commands_mixes_no_authority() {
             let mut done = Vec::new();
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let o = Command::new(kapl_run())
-                    .args(["exec", "--session", &id, "--", probe(), "busy", "1"])
+                    .args(["exec", "--session", &id, "--", probe_bin(), "busy", "1"])
                     .args(&attempts)
                     .stderr(Stdio::null())
                     .output()
@@ -822,12 +714,9 @@ fn a_step_switch_raced_against_busy_commands_mixes_no_authority() {
         tree_pids(&cg.join("step-0-a")).len() >= 3
     });
     std::thread::sleep(Duration::from_millis(500));
-    let old_pids: Vec<_> = tree_pids(&cg.join("step-0-a"))
-        .into_iter()
-        .filter_map(|p| pidfd(p).map(|f| (p, f)))
-        .collect();
+    let old_pids = pidfds(&tree_pids(&cg.join("step-0-a")));
     let before = mono_ns();
-    let o = run(&["step", "--session", &s.id, "b"]);
+    let o = kapl(&["step", "--session", &s.id, "b"]);
     let after = mono_ns();
     let reply = text(&o).0;
     assert_eq!(o.status.code(), Some(0), "{}", text(&o).1);
@@ -913,7 +802,7 @@ fn a_step_switch_raced_against_busy_commands_mixes_no_authority() {
         "the reply counts the ended processes: {ended}, {killed} killed"
     );
     assert!(in_b > 0, "commands ran in step b");
-    eprintln!("status: {}", status(&s.id).trim());
+    eprintln!("status: {}", s.status().trim());
     drop(s);
     // Every recorded decision is one of its step's rules: a deny of
     // nothing the step grants, an allow of what it grants (denials of
@@ -1064,21 +953,16 @@ fn a_thousand_commands_leak_no_fd_cgroup_bpf_object_or_memory() {
     let _serial = serial();
     let t = Tmp::new("leak");
     t.write("secret", "no\n");
-    let img = t.path("p.kapi");
-    std::fs::write(
-        &img,
-        image(PolicySpec {
-            plan: "p",
-            plan_grants: vec![G::Exec(vec!["/usr/bin/true".into(), probe().into()])],
-            steps: vec![StepSpec {
-                name: "a",
-                after: vec![],
-                grants: vec![],
-            }],
-        }),
-    )
-    .unwrap();
-    let s = start(&img, None);
+    let img = write_image(
+        &t,
+        "p.kapi",
+        one_step(
+            vec![G::Exec(vec!["/usr/bin/true".into(), probe_bin().into()])],
+            "a",
+            vec![],
+        ),
+    );
+    let s = Session::start(&img, None);
     let cg = s.cgroup();
     let step = cg.join("step-0-a");
     let secret = t.path("secret");
@@ -1087,7 +971,7 @@ fn a_thousand_commands_leak_no_fd_cgroup_bpf_object_or_memory() {
     let deny_lines = std::cell::Cell::new(0u64);
     let one = |i: usize| {
         let o = if i % 10 == 9 {
-            s.exec(&[probe(), "read", &secret])
+            s.exec(&[probe_bin(), "read", &secret])
         } else {
             s.exec(&["true"])
         };
@@ -1162,7 +1046,7 @@ fn a_thousand_commands_leak_no_fd_cgroup_bpf_object_or_memory() {
         20 + COMMANDS / 10,
         20 + COMMANDS
     );
-    let st = status(&s.id);
+    let st = s.status();
     eprintln!("status: {}", st.trim());
     let denials: u64 = st
         .split(", ")
@@ -1176,21 +1060,7 @@ fn a_thousand_commands_leak_no_fd_cgroup_bpf_object_or_memory() {
     );
     assert!(denials > (COMMANDS / 10) as u64 || lost_of(&st) > 0, "{st}");
     // The census sees a running command (its cg_step entry, its cgroup).
-    let mut busy = Command::new(kapl_run())
-        .args([
-            "exec",
-            "--session",
-            &s.id,
-            "--",
-            probe(),
-            "busy",
-            "0",
-            "read:/",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut busy = s.spawn(&[probe_bin(), "busy", "0", "read:/"]);
     wait_until("the busy command runs", Duration::from_secs(10), || {
         !tree_pids(&step).is_empty()
     });
@@ -1210,22 +1080,9 @@ fn storms_of_denials_lose_nothing_unreported_and_do_not_stall_the_host() {
     let _serial = serial();
     let t = Tmp::new("storm");
     t.write("secret", "no\n");
-    let img = t.path("p.kapi");
-    std::fs::write(
-        &img,
-        image(PolicySpec {
-            plan: "p",
-            plan_grants: vec![G::Exec(vec![probe().into()])],
-            steps: vec![StepSpec {
-                name: "s",
-                after: vec![],
-                grants: vec![],
-            }],
-        }),
-    )
-    .unwrap();
+    let img = write_image(&t, "p.kapi", one_step(vec![probe_exec()], "s", vec![]));
     let audit = t.path("audit.jsonl");
-    let s = start(&img, Some(&audit));
+    let s = Session::start(&img, Some(&audit));
     let secret = t.path("secret");
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sampling = sampler(stop.clone());
@@ -1236,7 +1093,7 @@ fn storms_of_denials_lose_nothing_unreported_and_do_not_stall_the_host() {
     ] {
         let t0 = Instant::now();
         let mut child = Command::new(kapl_run())
-            .args(["exec", "--session", &s.id, "--", probe(), what, target])
+            .args(["exec", "--session", &s.id, "--", probe_bin(), what, target])
             .arg(n.to_string())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -1290,10 +1147,10 @@ fn storms_of_denials_lose_nothing_unreported_and_do_not_stall_the_host() {
         "latency outside the session over 1 ms sleep + stat (n={}): p50 {p50:?}, p99 {p99:?}, max {max:?}",
         lat.len()
     );
-    let st = status(&s.id);
+    let st = s.status();
     eprintln!("status: {}", st.trim());
     let lost = lost_of(&st);
-    let o = run(&["session", "stop", "--session", &s.id]);
+    let o = kapl(&["session", "stop", "--session", &s.id]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o).1);
     let summary = text(&o).0;
     eprintln!("summary: {}", summary.trim());

@@ -10,39 +10,27 @@ use common::*;
 use kapl_syntax::ast::{NetOp, Right};
 use serde_json::json;
 
-fn s(o: &std::process::Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn fs_read_allowed_and_denied_with_audit_record() {
     let t = Tmp::new("fs");
     t.write("granted/a.txt", "hello\n");
     t.write("denied/b.txt", "secret\n");
-    let img = t.path("p.kapi");
-    std::fs::write(
-        &img,
-        image(PolicySpec {
-            plan: "p",
-            plan_grants: vec![],
-            steps: vec![StepSpec {
-                name: "look",
-                after: vec![],
-                grants: vec![
-                    G::Fs(
-                        &[Right::Read],
-                        vec![format!("{}/granted/**", t.0.display())],
-                        vec![],
-                    ),
-                    G::Exec(vec!["/usr/bin/cat".into()]),
-                ],
-            }],
-        }),
-    )
-    .unwrap();
+    let img = write_image(
+        &t,
+        "p.kapi",
+        one_step(
+            vec![],
+            "look",
+            vec![
+                G::Fs(
+                    &[Right::Read],
+                    vec![format!("{}/granted/**", t.0.display())],
+                    vec![],
+                ),
+                G::Exec(vec!["/usr/bin/cat".into()]),
+            ],
+        ),
+    );
     let audit = t.0.join("audit.jsonl");
     let ok = one_shot(
         img.as_ref(),
@@ -51,7 +39,7 @@ fn fs_read_allowed_and_denied_with_audit_record() {
         &audit,
         &["cat", &t.path("granted/a.txt")],
     );
-    let (out, err) = s(&ok);
+    let (out, err) = text(&ok);
     assert_eq!(ok.status.code(), Some(0), "stderr: {err}");
     assert_eq!(out, "hello\n");
     let denied = one_shot(
@@ -61,7 +49,7 @@ fn fs_read_allowed_and_denied_with_audit_record() {
         &audit,
         &["cat", &t.path("denied/b.txt")],
     );
-    let (out, err) = s(&denied);
+    let (out, err) = text(&denied);
     assert_eq!(denied.status.code(), Some(1), "stderr: {err}");
     assert_eq!(out, "");
     let b = t.path("denied/b.txt");
@@ -117,32 +105,12 @@ fn fs_read_allowed_and_denied_with_audit_record() {
 }
 
 fn bash_policy(t: &Tmp, net: Vec<G>) -> String {
-    let img = t.path("p.kapi");
     let mut grants = vec![G::Exec(vec![
         "/usr/bin/bash".into(),
         "/usr/bin/true".into(),
     ])];
     grants.extend(net);
-    std::fs::write(
-        &img,
-        image(PolicySpec {
-            plan: "p",
-            plan_grants: vec![],
-            steps: vec![StepSpec {
-                name: "net",
-                after: vec![],
-                grants,
-            }],
-        }),
-    )
-    .unwrap();
-    img
-}
-
-fn listener() -> (std::net::TcpListener, u16) {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let p = l.local_addr().unwrap().port();
-    (l, p)
+    write_image(t, "p.kapi", one_step(vec![], "net", grants))
 }
 
 #[test]
@@ -150,20 +118,13 @@ fn tcp_connect_allowed_and_denied_and_outside_unaffected() {
     let t = Tmp::new("tcp");
     let (_l1, p1) = listener();
     let (_l2, p2) = listener();
-    let img = bash_policy(
-        &t,
-        vec![G::Net(
-            NetOp::Connect,
-            vec![("127.0.0.1".into(), 32)],
-            vec![(p1, p1)],
-        )],
-    );
+    let img = bash_policy(&t, vec![loopback(NetOp::Connect, p1)]);
     let audit = t.0.join("audit.jsonl");
     let script = format!(
         "exec 3<>/dev/tcp/127.0.0.1/{p1} && echo ok-{p1}; exec 4<>/dev/tcp/127.0.0.1/{p2} && echo ok-{p2}; exec 5<>/dev/tcp/::ffff:127.0.0.1/{p2} && echo mapped-ok; true"
     );
     let o = one_shot(img.as_ref(), "p", None, &audit, &["bash", "-c", &script]);
-    let (out, err) = s(&o);
+    let (out, err) = text(&o);
     assert_eq!(out, format!("ok-{p1}\n"), "stderr: {err}");
     // The process running the test is outside the session: unaffected.
     assert!(std::net::TcpStream::connect(("127.0.0.1", p2)).is_ok());
@@ -216,31 +177,11 @@ fn tcp_connect_allowed_and_denied_and_outside_unaffected() {
 #[test]
 fn udp_and_bind_and_raw_families() {
     let t = Tmp::new("udp");
-    let u1 = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let u2 = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let (p1, p2) = (
-        u1.local_addr().unwrap().port(),
-        u2.local_addr().unwrap().port(),
-    );
-    let free = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let ((u1, p1), (_u2, p2)) = (udp_socket(), udp_socket());
+    let free = free_port();
     let img = bash_policy(
         &t,
-        vec![
-            G::Net(
-                NetOp::Connect,
-                vec![("127.0.0.1".into(), 32)],
-                vec![(p1, p1)],
-            ),
-            G::Net(
-                NetOp::Bind,
-                vec![("127.0.0.1".into(), 32)],
-                vec![(free, free)],
-            ),
-        ],
+        vec![loopback(NetOp::Connect, p1), loopback(NetOp::Bind, free)],
     );
     let audit = t.0.join("audit.jsonl");
     // bash's /dev/udp connects a UDP socket: the connect4 hook decides.
@@ -248,7 +189,7 @@ fn udp_and_bind_and_raw_families() {
         "echo a > /dev/udp/127.0.0.1/{p1} && echo sent1; echo b > /dev/udp/127.0.0.1/{p2} && echo sent2; true"
     );
     let o = one_shot(img.as_ref(), "p", None, &audit, &["bash", "-c", &script]);
-    let (out, err) = s(&o);
+    let (out, err) = text(&o);
     assert_eq!(out, "sent1\n", "stderr: {err}");
     let mut buf = [0u8; 8];
     u1.set_read_timeout(Some(std::time::Duration::from_secs(2)))
@@ -269,7 +210,6 @@ fn udp_and_bind_and_raw_families() {
 }
 
 fn python_policy(t: &Tmp, net: Vec<G>) -> String {
-    let img = t.path("py.kapi");
     let mut grants = vec![
         G::Exec(vec!["/usr/bin/python3.11".into()]),
         G::Fs(
@@ -283,58 +223,17 @@ fn python_policy(t: &Tmp, net: Vec<G>) -> String {
         ),
     ];
     grants.extend(net);
-    std::fs::write(
-        &img,
-        image(PolicySpec {
-            plan: "p",
-            plan_grants: vec![],
-            steps: vec![StepSpec {
-                name: "py",
-                after: vec![],
-                grants,
-            }],
-        }),
-    )
-    .unwrap();
-    img
+    write_image(t, "py.kapi", one_step(vec![], "py", grants))
 }
 
 #[test]
 fn udp_sendto_bind_and_refused_socket_kinds() {
     let t = Tmp::new("py");
-    let u1 = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let u2 = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    let (p1, p2) = (
-        u1.local_addr().unwrap().port(),
-        u2.local_addr().unwrap().port(),
-    );
-    let (bind_ok, bind_no) = {
-        let a = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let b = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        (a, b)
-    };
+    let ((_u1, p1), (_u2, p2)) = (udp_socket(), udp_socket());
+    let (bind_ok, bind_no) = (free_port(), free_port());
     let img = python_policy(
         &t,
-        vec![
-            G::Net(
-                NetOp::Connect,
-                vec![("127.0.0.1".into(), 32)],
-                vec![(p1, p1)],
-            ),
-            G::Net(
-                NetOp::Bind,
-                vec![("127.0.0.1".into(), 32)],
-                vec![(bind_ok, bind_ok)],
-            ),
-        ],
+        vec![loopback(NetOp::Connect, p1), loopback(NetOp::Bind, bind_ok)],
     );
     let audit = t.0.join("audit.jsonl");
     let code = format!(
@@ -365,7 +264,7 @@ tryit("vsock", lambda: socket.socket(40, socket.SOCK_STREAM, 0))
         &audit,
         &["/usr/bin/python3.11", "-I", "-c", &code],
     );
-    let (out, err) = s(&o);
+    let (out, err) = text(&o);
     assert_eq!(
         out,
         "sendto-granted ok\nsendto-denied refused 1\nsendto-mapped-denied refused 1\nbind-granted ok\nbind-denied refused 13\nmptcp refused 1\nraw refused 1\npacket refused 97\nvsock refused 97\n",
@@ -402,23 +301,18 @@ tryit("vsock", lambda: socket.socket(40, socket.SOCK_STREAM, 0))
 #[test]
 fn exec_allowed_and_denied() {
     let t = Tmp::new("exec");
-    let img = t.path("p.kapi");
-    std::fs::write(
-        &img,
-        image(PolicySpec {
-            plan: "p",
-            plan_grants: vec![],
-            steps: vec![StepSpec {
-                name: "run",
-                after: vec![],
-                grants: vec![G::Exec(vec![
-                    "/usr/bin/bash".into(),
-                    "/usr/bin/true".into(),
-                ])],
-            }],
-        }),
-    )
-    .unwrap();
+    let img = write_image(
+        &t,
+        "p.kapi",
+        one_step(
+            vec![],
+            "run",
+            vec![G::Exec(vec![
+                "/usr/bin/bash".into(),
+                "/usr/bin/true".into(),
+            ])],
+        ),
+    );
     let audit = t.0.join("audit.jsonl");
     let o = one_shot(
         img.as_ref(),
@@ -431,7 +325,7 @@ fn exec_allowed_and_denied() {
             "/usr/bin/true && echo true-ran; /usr/bin/head -n1 /dev/null || echo head-refused",
         ],
     );
-    let (out, err) = s(&o);
+    let (out, err) = text(&o);
     assert_eq!(out, "true-ran\nhead-refused\n", "stderr: {err}");
     let recs = records(&audit);
     assert!(
@@ -455,15 +349,11 @@ fn exec_allowed_and_denied() {
 fn fail_closed_paths() {
     let t = Tmp::new("fail");
     let img = t.path("p.kapi");
-    let bytes = image(PolicySpec {
-        plan: "p",
-        plan_grants: vec![],
-        steps: vec![StepSpec {
-            name: "a",
-            after: vec![],
-            grants: vec![G::Exec(vec!["/usr/bin/true".into()])],
-        }],
-    });
+    let bytes = image(one_step(
+        vec![],
+        "a",
+        vec![G::Exec(vec!["/usr/bin/true".into()])],
+    ));
     std::fs::write(&img, &bytes).unwrap();
     let run = |sim: &str, image: &str| {
         std::process::Command::new(kapl_run())
@@ -479,7 +369,7 @@ fn fail_closed_paths() {
         ("audit", "KAPL0804", "NETLINK_AUDIT unavailable"),
     ] {
         let o = run(sim, &img);
-        let (out, err) = s(&o);
+        let (out, err) = text(&o);
         assert_eq!(o.status.code(), Some(125), "{sim}: {err}");
         assert_eq!(out, "", "{sim}: nothing ran");
         assert!(
@@ -494,7 +384,7 @@ fn fail_closed_paths() {
     let badp = t.path("bad.kapi");
     std::fs::write(&badp, &bad).unwrap();
     let o = run("", &badp);
-    let (_, err) = s(&o);
+    let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(125));
     assert!(
         err.contains("error[KAPL0805: ") && err.contains("KAPL0704"),
@@ -505,7 +395,11 @@ fn fail_closed_paths() {
         .args([img.as_str(), "--plan", "nope", "--", "/usr/bin/true"])
         .output()
         .unwrap();
-    assert!(s(&o).1.contains("KAPL0806: no plan `nope`"), "{}", s(&o).1);
+    assert!(
+        text(&o).1.contains("KAPL0806: no plan `nope`"),
+        "{}",
+        text(&o).1
+    );
     assert_no_leftover_cgroups();
 }
 
@@ -544,133 +438,79 @@ fn session_steps_order_refusal_and_kill() {
     )
     .unwrap();
     let audit = t.path("audit.jsonl");
-    let run = |args: &[&str]| {
-        std::process::Command::new(kapl_run())
-            .args(args)
-            .env("PATH", "/usr/bin:/bin")
-            .env_remove("KAPL_SESSION")
-            .output()
-            .unwrap()
-    };
     // A start step that has `after` is refused.
-    let o = run(&["session", "start", &img, "--plan", "p", "--step", "second"]);
-    assert_eq!(o.status.code(), Some(125), "{}", s(&o).1);
+    let o = kapl(&["session", "start", &img, "--plan", "p", "--step", "second"]);
+    let err = text(&o).1;
+    assert_eq!(o.status.code(), Some(125), "{err}");
     assert!(
-        s(&o)
-            .1
-            .contains("cannot start in step `second`: it comes after first"),
-        "{}",
-        s(&o).1
+        err.contains("cannot start in step `second`: it comes after first"),
+        "{err}"
     );
-    let o = run(&["session", "start", &img, "--plan", "p", "--audit", &audit]);
-    let (out, err) = s(&o);
-    assert_eq!(o.status.code(), Some(0), "{err}");
-    let id = out.trim().to_string();
-    let _guard = SessionGuard(id.clone());
-    assert_eq!(id.len(), 8, "the id alone on stdout: {out:?}");
-    let o = run(&["exec", "--session", &id, "--", "cat", &t.path("a/x")]);
-    assert_eq!(s(&o).0, "in a\n", "{}", s(&o).1);
-    let o = run(&["exec", "--session", &id, "--", "cat", &t.path("b/y")]);
+    let s = Session::start(&img, Some(&audit));
+    let id = s.id.clone();
+    let cat = |rel: &str| s.exec(&["cat", &t.path(rel)]);
+    let o = cat("a/x");
+    assert_eq!(text(&o).0, "in a\n", "{}", text(&o).1);
+    let o = cat("b/y");
     assert_eq!(o.status.code(), Some(1));
+    let err = text(&o).1;
     assert!(
-        s(&o)
-            .1
-            .contains(&format!("denied: cat read (read_file) {}", t.path("b/y"))),
-        "{}",
-        s(&o).1
+        err.contains(&format!("denied: cat read (read_file) {}", t.path("b/y"))),
+        "{err}"
     );
     // A background process of step `first`.
-    let bg = std::process::Command::new(kapl_run())
-        .args(["exec", "--session", &id, "--", "sleep", "60"])
-        .env("PATH", "/usr/bin:/bin")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut bg = s.spawn(&["sleep", "60"]);
     std::thread::sleep(std::time::Duration::from_millis(300));
     // `third` is refused and changes nothing.
-    let o = run(&["step", "--session", &id, "third"]);
+    let o = s.step("third");
     assert_eq!(o.status.code(), Some(1));
-    assert!(s(&o).1.contains("step `third` is refused: it comes after second which has not been active; the session stays in step `first`"), "{}", s(&o).1);
-    let o = run(&["exec", "--session", &id, "--", "cat", &t.path("a/x")]);
-    assert_eq!(s(&o).0, "in a\n");
+    assert!(text(&o).1.contains("step `third` is refused: it comes after second which has not been active; the session stays in step `first`"), "{}", text(&o).1);
+    assert_eq!(text(&cat("a/x")).0, "in a\n");
     // `second` ends the sleeper.
-    let o = run(&["step", "--session", &id, "second"]);
-    assert_eq!(o.status.code(), Some(0), "{}", s(&o).1);
+    let o = s.step("second");
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
     assert!(
-        s(&o)
-            .0
-            .contains("step second: 1 processes of the previous step ended"),
-        "{}",
-        s(&o).0
+        out.contains("step second: 1 processes of the previous step ended"),
+        "{out}"
     );
-    let bg_out = bg.wait_with_output().unwrap();
-    assert_eq!(bg_out.status.code(), Some(137), "the sleeper was killed");
-    let o = run(&["exec", "--session", &id, "--", "cat", &t.path("b/y")]);
-    assert_eq!(s(&o).0, "in b\n", "{}", s(&o).1);
-    let o = run(&["exec", "--session", &id, "--", "cat", &t.path("a/x")]);
-    assert_eq!(o.status.code(), Some(1), "step first's grant is gone");
-    let o = run(&["session", "stop", "--session", &id]);
-    assert_eq!(o.status.code(), Some(0), "{}", s(&o).1);
+    assert_eq!(
+        bg.wait().unwrap().code(),
+        Some(137),
+        "the sleeper was killed"
+    );
+    let o = cat("b/y");
+    assert_eq!(text(&o).0, "in b\n", "{}", text(&o).1);
+    assert_eq!(
+        cat("a/x").status.code(),
+        Some(1),
+        "step first's grant is gone"
+    );
+    let cg = s.cgroup();
+    let summary = s.stop();
     assert!(
-        s(&o)
-            .0
-            .contains(&format!("session {id} ended: plan p, last step second")),
-        "{}",
-        s(&o).0
+        summary.contains(&format!("session {id} ended: plan p, last step second")),
+        "{summary}"
     );
-    assert!(s(&o).0.contains(", 0 events lost"), "{}", s(&o).0);
-    let root = kapl_runtime_bpf::cgroup::cgroup2_root().unwrap();
-    assert!(
-        !root.join(format!("kapl-{id}")).exists(),
-        "session cgroup removed"
-    );
+    assert!(summary.contains(", 0 events lost"), "{summary}");
+    assert!(!cg.exists(), "session cgroup removed");
 }
 
 #[test]
 fn supervisor_death_ends_the_session() {
     let t = Tmp::new("death");
-    let img = t.path("p.kapi");
-    std::fs::write(
-        &img,
-        image(PolicySpec {
-            plan: "p",
-            plan_grants: vec![],
-            steps: vec![StepSpec {
-                name: "a",
-                after: vec![],
-                grants: vec![G::Exec(vec!["/usr/bin/sleep".into()])],
-            }],
-        }),
-    )
-    .unwrap();
-    let run = |args: &[&str]| {
-        std::process::Command::new(kapl_run())
-            .args(args)
-            .env("PATH", "/usr/bin:/bin")
-            .output()
-            .unwrap()
-    };
-    let o = run(&["session", "start", &img, "--plan", "p"]);
-    assert_eq!(o.status.code(), Some(0), "{}", s(&o).1);
-    let id = s(&o).0.trim().to_string();
-    let _guard = SessionGuard(id.clone());
-    let bg = std::process::Command::new(kapl_run())
-        .args(["exec", "--session", &id, "--", "sleep", "60"])
-        .env("PATH", "/usr/bin:/bin")
-        .spawn()
-        .unwrap();
+    let img = write_image(
+        &t,
+        "p.kapi",
+        one_step(vec![], "a", vec![G::Exec(vec!["/usr/bin/sleep".into()])]),
+    );
+    let s = Session::start(&img, None);
+    let bg = s.spawn(&["sleep", "60"]);
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let root = kapl_runtime_bpf::cgroup::cgroup2_root().unwrap();
-    let cg = root.join(format!("kapl-{id}"));
+    let cg = s.cgroup();
     assert!(cg.exists());
-    let pid: i32 = std::fs::read_to_string(kapl_runtime_bpf::control::registry_dir().join(&id))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
     // SAFETY: killing the supervisor we started.
-    unsafe { libc::kill(pid, libc::SIGKILL) };
+    unsafe { libc::kill(s.pid, libc::SIGKILL) };
     let out = bg.wait_with_output().unwrap();
     assert_ne!(out.status.code(), Some(0));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
@@ -678,31 +518,25 @@ fn supervisor_death_ends_the_session() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     assert!(!cg.exists(), "the watchdog removed the session's cgroups");
-    let _ = std::fs::remove_file(kapl_runtime_bpf::control::registry_dir().join(&id));
+    let _ = std::fs::remove_file(kapl_runtime_bpf::control::registry_dir().join(&s.id));
 }
-
 #[test]
 fn unprivileged_mode_is_landlock_only_and_says_so() {
     let t = Tmp::new("unpriv");
     t.write("ok/a", "fine\n");
     t.write("no/b", "secret\n");
-    let img = t.path("p.kapi");
-    std::fs::write(
-        &img,
-        image(PolicySpec {
-            plan: "p",
-            plan_grants: vec![],
-            steps: vec![StepSpec {
-                name: "s",
-                after: vec![],
-                grants: vec![
-                    G::Fs(&[Right::Read], vec![t.path("ok/**")], vec![]),
-                    G::Exec(vec!["/usr/bin/cat".into()]),
-                ],
-            }],
-        }),
-    )
-    .unwrap();
+    let img = write_image(
+        &t,
+        "p.kapi",
+        one_step(
+            vec![],
+            "s",
+            vec![
+                G::Fs(&[Right::Read], vec![t.path("ok/**")], vec![]),
+                G::Exec(vec!["/usr/bin/cat".into()]),
+            ],
+        ),
+    );
     // World-readable so that an unprivileged user can use them.
     for p in [t.0.clone(), t.0.join("ok"), t.0.join("no")] {
         let _ = std::process::Command::new("chmod")
@@ -733,7 +567,7 @@ fn unprivileged_mode_is_landlock_only_and_says_so() {
     };
     for nobody in [false, true] {
         let o = run(nobody, &t.path("ok/a"));
-        let (out, err) = s(&o);
+        let (out, err) = text(&o);
         assert_eq!(
             (o.status.code(), out.as_str()),
             (Some(0), "fine\n"),
@@ -751,7 +585,7 @@ fn unprivileged_mode_is_landlock_only_and_says_so() {
             Some(1),
             "nobody={nobody}: denied by Landlock"
         );
-        assert_eq!(s(&o).0, "");
+        assert_eq!(text(&o).0, "");
     }
     // Without --unprivileged a non-root user is refused, with the reason.
     let o = std::process::Command::new("setpriv")
@@ -769,44 +603,22 @@ fn unprivileged_mode_is_landlock_only_and_says_so() {
         .unwrap();
     assert_eq!(o.status.code(), Some(125));
     assert!(
-        s(&o).1.contains("KAPL0803: kapl-run needs root"),
+        text(&o).1.contains("KAPL0803: kapl-run needs root"),
         "{}",
-        s(&o).1
+        text(&o).1
     );
 }
 
 #[test]
 fn many_commands_leak_nothing() {
     let t = Tmp::new("many");
-    let img = t.path("p.kapi");
-    std::fs::write(
-        &img,
-        image(PolicySpec {
-            plan: "p",
-            plan_grants: vec![],
-            steps: vec![StepSpec {
-                name: "a",
-                after: vec![],
-                grants: vec![G::Exec(vec!["/usr/bin/true".into()])],
-            }],
-        }),
-    )
-    .unwrap();
-    let run = |args: &[&str]| {
-        std::process::Command::new(kapl_run())
-            .args(args)
-            .output()
-            .unwrap()
-    };
-    let o = run(&["session", "start", &img, "--plan", "p"]);
-    assert_eq!(o.status.code(), Some(0), "{}", s(&o).1);
-    let id = s(&o).0.trim().to_string();
-    let _guard = SessionGuard(id.clone());
-    let pid: i32 = std::fs::read_to_string(kapl_runtime_bpf::control::registry_dir().join(&id))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    let img = write_image(
+        &t,
+        "p.kapi",
+        one_step(vec![], "a", vec![G::Exec(vec!["/usr/bin/true".into()])]),
+    );
+    let s = Session::start(&img, None);
+    let pid = s.pid;
     let fds = || {
         // The supervisor may still be closing the last client: settle.
         std::thread::sleep(std::time::Duration::from_millis(200));
@@ -814,92 +626,38 @@ fn many_commands_leak_nothing() {
             .unwrap()
             .count()
     };
-    let root = kapl_runtime_bpf::cgroup::cgroup2_root().unwrap();
-    let cgs = || walk_count(&root.join(format!("kapl-{id}")));
-    let o = run(&["exec", "--session", &id, "--", "/usr/bin/true"]);
-    assert_eq!(o.status.code(), Some(0), "{}", s(&o).1);
+    let cg = s.cgroup();
+    let cgs = || tree_cgroups(&cg);
+    let o = s.exec(&["/usr/bin/true"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o).1);
     let (fd0, cg0) = (fds(), cgs());
     for _ in 0..200 {
-        let o = run(&["exec", "--session", &id, "--", "/usr/bin/true"]);
-        assert_eq!(o.status.code(), Some(0), "{}", s(&o).1);
+        let o = s.exec(&["/usr/bin/true"]);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o).1);
     }
     assert_eq!(fds(), fd0, "supervisor fds stable");
     assert_eq!(cgs(), cg0, "no cgroup per finished command left behind");
-    let o = run(&["session", "stop", "--session", &id]);
-    assert!(s(&o).0.contains(", 0 events lost"), "{}", s(&o).0);
-}
-
-fn walk_count(p: &std::path::Path) -> usize {
-    std::fs::read_dir(p)
-        .map(|rd| {
-            rd.flatten()
-                .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
-                .map(|e| 1 + walk_count(&e.path()))
-                .sum()
-        })
-        .unwrap_or(0)
+    let summary = s.stop();
+    assert!(summary.contains(", 0 events lost"), "{summary}");
 }
 
 #[test]
 fn a_killed_client_takes_its_command_along() {
     let t = Tmp::new("client");
-    let img = t.path("p.kapi");
-    std::fs::write(
-        &img,
-        image(PolicySpec {
-            plan: "p",
-            plan_grants: vec![],
-            steps: vec![StepSpec {
-                name: "a",
-                after: vec![],
-                grants: vec![G::Exec(vec!["/usr/bin/sleep".into()])],
-            }],
-        }),
-    )
-    .unwrap();
-    let run = |args: &[&str]| {
-        std::process::Command::new(kapl_run())
-            .args(args)
-            .output()
-            .unwrap()
-    };
-    let o = run(&["session", "start", &img, "--plan", "p"]);
-    assert_eq!(o.status.code(), Some(0), "{}", s(&o).1);
-    let id = s(&o).0.trim().to_string();
-    let _guard = SessionGuard(id.clone());
-    let mut client = std::process::Command::new(kapl_run())
-        .args(["exec", "--session", &id, "--", "/usr/bin/sleep", "60"])
-        .spawn()
-        .unwrap();
-    let root = kapl_runtime_bpf::cgroup::cgroup2_root().unwrap();
-    let step_cg = root.join(format!("kapl-{id}/step-0-a"));
-    let procs = || walk_procs(&step_cg);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while procs() == 0 && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let img = write_image(
+        &t,
+        "p.kapi",
+        one_step(vec![], "a", vec![G::Exec(vec!["/usr/bin/sleep".into()])]),
+    );
+    let s = Session::start(&img, None);
+    let mut client = s.spawn(&["/usr/bin/sleep", "60"]);
+    let step_cg = s.cgroup().join("step-0-a");
+    let procs = || tree_pids(&step_cg).len();
+    let five = std::time::Duration::from_secs(5);
+    wait_until("sleep runs in the step", five, || procs() > 0);
     assert_eq!(procs(), 1, "sleep runs in the step");
     client.kill().unwrap();
     let _ = client.wait();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while procs() > 0 && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    assert_eq!(procs(), 0, "the command died with its client");
-    let o = run(&["session", "stop", "--session", &id]);
-    assert_eq!(o.status.code(), Some(0), "{}", s(&o).1);
-}
-
-fn walk_procs(p: &std::path::Path) -> usize {
-    let here = std::fs::read_to_string(p.join("cgroup.procs"))
-        .map(|s| s.lines().count())
-        .unwrap_or(0);
-    here + std::fs::read_dir(p)
-        .map(|rd| {
-            rd.flatten()
-                .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
-                .map(|e| walk_procs(&e.path()))
-                .sum()
-        })
-        .unwrap_or(0)
+    wait_until("the command died with its client", five, || procs() == 0);
+    s.stop();
 }

@@ -26,23 +26,16 @@ plan p under o {{
     )
 }
 
-fn run(img: &str, audit: &std::path::Path, cmd: &[&str]) -> (i32, String, String) {
-    let o = one_shot(img.as_ref(), "p", None, audit, cmd);
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn stdlib_programs_start_and_work() {
     let t = Tmp::new("stdlib");
     t.write("repo/README", "hello kapl\nsecond line\n");
     let repo = t.path("repo");
+    // git as a fixed test identity, outside any session.
     let git = |args: &[&str]| {
         assert!(
             std::process::Command::new("/usr/bin/git")
+                .args(["-c", "user.email=t@example.com", "-c", "user.name=t"])
                 .args(args)
                 .current_dir(&repo)
                 .env("HOME", &t.0)
@@ -53,23 +46,8 @@ fn stdlib_programs_start_and_work() {
         )
     };
     git(&["init", "-q"]);
-    git(&[
-        "-c",
-        "user.email=t@example.com",
-        "-c",
-        "user.name=t",
-        "add",
-        "README",
-    ]);
-    git(&[
-        "-c",
-        "user.email=t@example.com",
-        "-c",
-        "user.name=t",
-        "commit",
-        "-qm",
-        "first",
-    ]);
+    git(&["add", "README"]);
+    git(&["commit", "-qm", "first"]);
     let img = t.path("p.kapi");
     std::fs::write(
         &img,
@@ -95,7 +73,8 @@ fn stdlib_programs_start_and_work() {
     ];
     let mut failures = Vec::new();
     for (cmd, want) in &cases {
-        let (code, out, err) = run(&img, &audit, cmd);
+        let o = one_shot(img.as_ref(), "p", None, &audit, cmd);
+        let (code, (out, err)) = (o.status.code().unwrap_or(-1), text(&o));
         if code != 0 || out != *want {
             failures.push(format!(
                 "{cmd:?}: exit {code}, stdout {out:?}, stderr:\n{err}"

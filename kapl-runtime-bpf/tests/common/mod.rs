@@ -399,3 +399,257 @@ impl Drop for SessionGuard {
             .output();
     }
 }
+
+/// The probe binary (`kapl-probe`): each of its subcommands tries one
+/// action and prints its outcome.
+pub fn probe_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_kapl-probe")
+}
+
+/// The grant that lets a step run the probe.
+pub fn probe_exec() -> G {
+    G::Exec(vec![probe_bin().into()])
+}
+
+/// Runs `kapl-run ARGS` with a fixed PATH and no inherited session.
+pub fn kapl(args: &[&str]) -> Output {
+    Command::new(kapl_run())
+        .args(args)
+        .env("PATH", "/usr/bin:/bin")
+        .env_remove("KAPL_SESSION")
+        .output()
+        .expect("run kapl-run")
+}
+
+/// A command's (stdout, stderr) as text.
+pub fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// Plan `p` with plan-wide `plan_grants` and one step `name`.
+pub fn one_step(plan_grants: Vec<G>, name: &'static str, grants: Vec<G>) -> PolicySpec {
+    PolicySpec {
+        plan: "p",
+        plan_grants,
+        steps: vec![StepSpec {
+            name,
+            after: vec![],
+            grants,
+        }],
+    }
+}
+
+/// Writes `spec`'s image to `file` in `t`; returns its path.
+pub fn write_image(t: &Tmp, file: &str, spec: PolicySpec) -> String {
+    let img = t.path(file);
+    std::fs::write(&img, image(spec)).expect("write image");
+    img
+}
+
+/// A TCP listener on 127.0.0.1 and its port.
+pub fn listener() -> (std::net::TcpListener, u16) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("local addr").port();
+    (l, port)
+}
+
+/// The pid of session `id`'s supervisor, from the registry.
+pub fn supervisor_of(id: &str) -> i32 {
+    std::fs::read_to_string(kapl_runtime_bpf::control::registry_dir().join(id))
+        .expect("registry entry")
+        .trim()
+        .parse()
+        .expect("pid")
+}
+
+/// A running session of plan `p`: its id, its supervisor's pid and its
+/// audit file; stopped when dropped.
+pub struct Session {
+    pub id: String,
+    pub pid: i32,
+    pub audit: Option<String>,
+    _guard: SessionGuard,
+}
+
+impl Session {
+    /// Starts a session of plan `p` of `img`.
+    #[track_caller]
+    pub fn start(img: &str, audit: Option<&str>) -> Session {
+        Session::start_with_report(img, audit).0
+    }
+
+    /// Starts a session; also returns what `session start` wrote on
+    /// stderr (the precision report).
+    #[track_caller]
+    pub fn start_with_report(img: &str, audit: Option<&str>) -> (Session, String) {
+        let mut args = vec!["session", "start", img, "--plan", "p"];
+        if let Some(a) = audit {
+            args.extend(["--audit", a]);
+        }
+        let o = kapl(&args);
+        let (out, err) = text(&o);
+        assert_eq!(o.status.code(), Some(0), "session start: {err}");
+        let id = out.trim().to_string();
+        let guard = SessionGuard(id.clone());
+        assert_eq!(id.len(), 8, "the id alone on stdout: {out:?}");
+        let pid = supervisor_of(&id);
+        (
+            Session {
+                id,
+                pid,
+                audit: audit.map(str::to_string),
+                _guard: guard,
+            },
+            err,
+        )
+    }
+
+    /// Writes `spec`'s image into `t` and starts it, auditing to
+    /// `t/audit.jsonl`.
+    #[track_caller]
+    pub fn of_spec(t: &Tmp, spec: PolicySpec) -> Session {
+        Session::of_spec_with_report(t, spec).0
+    }
+
+    /// [`Session::of_spec`], also returning the precision report.
+    #[track_caller]
+    pub fn of_spec_with_report(t: &Tmp, spec: PolicySpec) -> (Session, String) {
+        let img = write_image(t, "p.kapi", spec);
+        Session::start_with_report(&img, Some(&t.path("audit.jsonl")))
+    }
+
+    /// `kapl-run exec` of `cmd` in the session.
+    pub fn exec(&self, cmd: &[&str]) -> Output {
+        let mut a = vec!["exec", "--session", &self.id, "--"];
+        a.extend(cmd);
+        kapl(&a)
+    }
+
+    /// `kapl-run exec` of `kapl-probe ARGS` in the session.
+    pub fn probe(&self, args: &[&str]) -> Output {
+        let mut a = vec![probe_bin()];
+        a.extend(args);
+        self.exec(&a)
+    }
+
+    /// `kapl-run exec` of `cmd` in the session, started in the background
+    /// with its output discarded.
+    pub fn spawn(&self, cmd: &[&str]) -> std::process::Child {
+        Command::new(kapl_run())
+            .args(["exec", "--session", &self.id, "--"])
+            .args(cmd)
+            .env("PATH", "/usr/bin:/bin")
+            .env_remove("KAPL_SESSION")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn kapl-run exec")
+    }
+
+    /// `kapl-run step` to `step`.
+    pub fn step(&self, step: &str) -> Output {
+        kapl(&["step", "--session", &self.id, step])
+    }
+
+    /// The records of the session's audit file.
+    pub fn records(&self) -> Vec<serde_json::Value> {
+        records(
+            self.audit
+                .as_deref()
+                .expect("a session with --audit")
+                .as_ref(),
+        )
+    }
+
+    /// The session's cgroup.
+    pub fn cgroup(&self) -> PathBuf {
+        kapl_runtime_bpf::cgroup::cgroup2_root()
+            .expect("cgroup v2")
+            .join(format!("kapl-{}", self.id))
+    }
+
+    /// `kapl-run status` (asserted to succeed): its stdout.
+    #[track_caller]
+    pub fn status(&self) -> String {
+        let o = kapl(&["status", "--session", &self.id]);
+        assert_eq!(o.status.code(), Some(0), "status: {}", text(&o).1);
+        text(&o).0
+    }
+
+    /// `kapl-run session stop` (asserted to succeed): its summary.
+    #[track_caller]
+    pub fn stop(self) -> String {
+        let o = kapl(&["session", "stop", "--session", &self.id]);
+        assert_eq!(o.status.code(), Some(0), "session stop: {}", text(&o).1);
+        text(&o).0
+    }
+}
+
+/// Every pid in a cgroup tree.
+pub fn tree_pids(p: &Path) -> Vec<i32> {
+    let mut v: Vec<i32> = std::fs::read_to_string(p.join("cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    if let Ok(rd) = std::fs::read_dir(p) {
+        for e in rd.flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                v.extend(tree_pids(&e.path()));
+            }
+        }
+    }
+    v
+}
+
+/// Every cgroup directory in a tree (the root included).
+pub fn tree_cgroups(p: &Path) -> usize {
+    if !p.is_dir() {
+        return 0;
+    }
+    1 + std::fs::read_dir(p)
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
+                .map(|e| tree_cgroups(&e.path()))
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Polls `f` every 10 ms until it holds; fails naming `what` if it does
+/// not within `timeout`. Returns how long it took.
+#[track_caller]
+pub fn wait_until(
+    what: &str,
+    timeout: std::time::Duration,
+    mut f: impl FnMut() -> bool,
+) -> std::time::Duration {
+    let t = std::time::Instant::now();
+    while !f() {
+        assert!(t.elapsed() < timeout, "{what}: not within {timeout:?}");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    t.elapsed()
+}
+
+/// A UDP socket on 127.0.0.1 and its port.
+pub fn udp_socket() -> (std::net::UdpSocket, u16) {
+    let u = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let port = u.local_addr().expect("local addr").port();
+    (u, port)
+}
+
+/// A TCP port of 127.0.0.1 that was free a moment ago (its listener is
+/// closed again).
+pub fn free_port() -> u16 {
+    listener().1
+}
+
+/// A grant of `op` to 127.0.0.1 on `port` alone.
+pub fn loopback(op: NetOp, port: u16) -> G {
+    G::Net(op, vec![("127.0.0.1".into(), 32)], vec![(port, port)])
+}
