@@ -2,21 +2,14 @@
 //! hostile inputs. Runs the real binary from the repository root.
 #![allow(clippy::panic, reason = "tests fail by panicking")]
 
+mod common;
+
+use common::{NoColor, kaplc_in_root, root};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
 fn kaplc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kaplc"))
-        .args(args)
-        .current_dir(root())
-        .env_remove("NO_COLOR")
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run kaplc: {e}"))
+    kaplc_in_root(args, NoColor::Unset)
 }
 
 fn code(o: &Output) -> i32 {

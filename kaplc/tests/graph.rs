@@ -3,16 +3,13 @@
 
 #![allow(clippy::panic, reason = "tests fail loudly")]
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
+
+use common::{NoColor, kaplc_in_root};
+use std::process::Output;
 
 fn kaplc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kaplc"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
-        .output()
-        .unwrap_or_else(|e| panic!("run kaplc: {e}"))
+    kaplc_in_root(args, NoColor::Set)
 }
 
 fn stdout(o: &Output) -> String {

@@ -5,13 +5,10 @@
 //! severities, and snapshots the rendered diagnostics (colour off).
 #![allow(clippy::panic, reason = "tests fail by panicking")]
 
-use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use common::{NoColor, kaplc_in_root, root};
+use serde_json::Value;
 
 fn run_malformed(name: &str) {
     let rel = format!("tests/malformed/{name}");
@@ -33,14 +30,7 @@ fn run_malformed(name: &str) {
     want.sort();
     want.dedup();
 
-    let kaplc = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_kaplc"))
-            .args(args)
-            .current_dir(root())
-            .env_remove("NO_COLOR")
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run kaplc: {e}"))
-    };
+    let kaplc = |args: &[&str]| kaplc_in_root(args, NoColor::Unset);
     let json = kaplc(&["check", "--format", "json", &rel]);
     let doc: Value =
         serde_json::from_slice(&json.stdout).unwrap_or_else(|e| panic!("{rel}: bad JSON: {e}"));

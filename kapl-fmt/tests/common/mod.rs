@@ -3,6 +3,7 @@
 
 use kapl_syntax::FileId;
 use kapl_syntax::ast::File;
+use kapl_testkit::Rng;
 
 /// The file's items printed without any span, so two parses of differently
 /// laid out texts compare equal exactly when they say the same thing.
@@ -53,27 +54,19 @@ fn strip_spans(debug: &str) -> String {
     out
 }
 
-/// A small deterministic generator (xorshift), seeded by proptest.
+/// A generator of random policies, seeded by proptest (the shared
+/// xorshift stream of `kapl_testkit`).
 pub struct Gen {
-    state: u64,
+    rng: Rng,
 }
 
 impl Gen {
     pub fn new(seed: u64) -> Gen {
-        Gen { state: seed | 1 }
-    }
-
-    fn next(&mut self) -> u64 {
-        let mut x = self.state;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.state = x;
-        x
+        Gen { rng: Rng(seed | 1) }
     }
 
     fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
+        self.rng.below(n)
     }
 
     fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
