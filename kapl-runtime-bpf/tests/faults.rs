@@ -535,6 +535,18 @@ fn two_step_policy(t: &Tmp, pa: u16, pb: u16) -> String {
     )
 }
 
+/// The tests of this file serialized, and a session of `two_step_policy`
+/// over two accepting listeners' ports (its audit file in `t`):
+/// (serial guard, t, (pa, pb), session).
+fn two_steps(tag: &str) -> (std::sync::MutexGuard<'static, ()>, Tmp, (u16, u16), Session) {
+    let serial = serial();
+    let t = Tmp::new(tag);
+    let (pa, pb) = (accepting(), accepting());
+    let img = two_step_policy(&t, pa, pb);
+    let s = Session::start(&img, Some(&t.path("audit.jsonl")));
+    (serial, t, (pa, pb), s)
+}
+
 /// A listener that accepts (and drops) connections until the test ends.
 fn accepting() -> u16 {
     let (l, port) = listener();
@@ -558,12 +570,8 @@ fn busy_lines(out: &str) -> Vec<Attempt> {
 
 #[test]
 fn a_double_forked_setsid_process_dies_at_the_step_switch() {
-    let _serial = serial();
-    let t = Tmp::new("fault-tree");
-    let (pa, pb) = (accepting(), accepting());
-    let img = two_step_policy(&t, pa, pb);
+    let (_serial, t, (pa, pb), s) = two_steps("fault-tree");
     let audit = t.path("audit.jsonl");
-    let s = Session::start(&img, Some(&audit));
     let (out, esc) = escape(&s, &t, pa);
     let esc_fd = pidfd(esc).unwrap();
     let stat = std::fs::read_to_string(format!("/proc/{esc}/stat")).unwrap();
@@ -662,12 +670,8 @@ fn verdicts(t: &Tmp, pa: u16, pb: u16, step_a: bool) -> Vec<(String, bool)> {
 
 #[test]
 fn a_step_switch_raced_against_busy_commands_mixes_no_authority() {
-    let _serial = serial();
-    let t = Tmp::new("race");
-    let (pa, pb) = (accepting(), accepting());
-    let img = two_step_policy(&t, pa, pb);
+    let (_serial, t, (pa, pb), s) = two_steps("race");
     let audit = t.path("audit.jsonl");
-    let s = Session::start(&img, Some(&audit));
     let attempts: Vec<String> = verdicts(&t, pa, pb, true)
         .into_iter()
         .map(|(a, _)| a)
