@@ -543,21 +543,16 @@ fn main() {
             let mut got = 0usize;
             let mut st = 0;
             loop {
+                // SAFETY: non-blocking reap check.
+                let exited = unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) } == pid;
+                // Once the child is reaped, this drain takes its last events.
                 let mut v = Vec::new();
                 bpf.drain(&mut v);
                 got += v
                     .iter()
                     .filter(|e| matches!(e, Event::Net(n) if !n.allowed))
                     .count();
-                // SAFETY: non-blocking reap check.
-                let r = unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) };
-                if r == pid {
-                    let mut v = Vec::new();
-                    bpf.drain(&mut v);
-                    got += v
-                        .iter()
-                        .filter(|e| matches!(e, Event::Net(n) if !n.allowed))
-                        .count();
+                if exited {
                     break;
                 }
                 std::thread::sleep(Duration::from_micros(200));

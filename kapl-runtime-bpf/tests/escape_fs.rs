@@ -979,15 +979,15 @@ fn links_swapped_while_the_rules_are_built_are_refused() {
     let secret = t.path("denied/secret.txt");
     for _ in 0..5 {
         let mut policy = spec(vec![G::Fs(RW, vec![t.path("shared/*.txt")], vec![])]);
-        policy.steps.push(StepSpec {
-            name: "tidy",
-            after: vec![0],
-            grants: vec![G::Fs(
+        policy.steps.push(step(
+            "tidy",
+            &[0],
+            vec![G::Fs(
                 &[Right::Create, Right::Delete],
                 vec![t.path("shared/**")],
                 vec![],
             )],
-        });
+        ));
         let s = Session::of_spec(&t, policy);
         s.refused(
             &["read", &secret],
@@ -1027,31 +1027,30 @@ fn an_earlier_step_cannot_move_or_link_unreadable_files_to_a_later_step() {
     let img = write_image(
         &t,
         "p.kapi",
-        PolicySpec {
-            plan: "p",
-            plan_grants: vec![probe_exec()],
-            steps: vec![
-                StepSpec {
-                    name: "tidy",
-                    after: vec![],
-                    grants: vec![G::Fs(
+        plan_p(
+            vec![probe_exec()],
+            vec![
+                step(
+                    "tidy",
+                    &[],
+                    vec![G::Fs(
                         &[Right::Create, Right::Delete],
                         vec![t.path("**")],
                         vec![],
                     )],
-                },
-                StepSpec {
-                    name: "work",
-                    after: vec![0],
-                    grants: vec![G::Fs(&[Right::Read], vec![t.path("pub/*.txt")], vec![])],
-                },
-                StepSpec {
-                    name: "whole",
-                    after: vec![1],
-                    grants: vec![G::Fs(&[Right::Read], vec![t.path("pub/**")], vec![])],
-                },
+                ),
+                step(
+                    "work",
+                    &[0],
+                    vec![G::Fs(&[Right::Read], vec![t.path("pub/*.txt")], vec![])],
+                ),
+                step(
+                    "whole",
+                    &[1],
+                    vec![G::Fs(&[Right::Read], vec![t.path("pub/**")], vec![])],
+                ),
             ],
-        },
+        ),
     );
     let (s, report) = Session::start_with_report(&img, Some(&t.path("audit.jsonl")));
     assert!(

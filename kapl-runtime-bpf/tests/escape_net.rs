@@ -394,26 +394,21 @@ fn tampering_with_the_session_is_refused() {
     let (_l2, tp_no) = tcp_any();
     let s = Session::of_spec(
         &t,
-        PolicySpec {
-            plan: "p",
-            plan_grants: vec![probe_exec()],
-            steps: vec![
-                StepSpec {
-                    name: "first",
-                    after: vec![],
-                    grants: vec![G::Net(
+        plan_p(
+            vec![probe_exec()],
+            vec![
+                step(
+                    "first",
+                    &[],
+                    vec![G::Net(
                         NetOp::Connect,
                         vec![("127.0.0.1".into(), 32)],
                         vec![(tp, tp), (tp_no, tp_no)],
                     )],
-                },
-                StepSpec {
-                    name: "second",
-                    after: vec![0],
-                    grants: vec![],
-                },
+                ),
+                step("second", &[0], vec![]),
             ],
-        },
+        ),
     );
     let root = kapl_runtime_bpf::cgroup::cgroup2_root().expect("cgroup v2");
     let step_cg = root.join(format!("kapl-{}/step-0-first", s.id));

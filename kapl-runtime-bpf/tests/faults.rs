@@ -509,14 +509,13 @@ fn two_step_policy(t: &Tmp, pa: u16, pb: u16) -> String {
     write_image(
         t,
         "p.kapi",
-        PolicySpec {
-            plan: "p",
-            plan_grants: vec![probe_exec()],
-            steps: vec![
-                StepSpec {
-                    name: "a",
-                    after: vec![],
-                    grants: vec![
+        plan_p(
+            vec![probe_exec()],
+            vec![
+                step(
+                    "a",
+                    &[],
+                    vec![
                         G::Fs(&[Right::Read], vec![t.path("a/**")], vec![]),
                         G::Fs(
                             &[Right::Read, Right::Write, Right::Create],
@@ -525,14 +524,14 @@ fn two_step_policy(t: &Tmp, pa: u16, pb: u16) -> String {
                         ),
                         net(pa),
                     ],
-                },
-                StepSpec {
-                    name: "b",
-                    after: vec![0],
-                    grants: vec![G::Fs(&[Right::Read], vec![t.path("b/**")], vec![]), net(pb)],
-                },
+                ),
+                step(
+                    "b",
+                    &[0],
+                    vec![G::Fs(&[Right::Read], vec![t.path("b/**")], vec![]), net(pb)],
+                ),
             ],
-        },
+        ),
     )
 }
 

@@ -411,30 +411,25 @@ fn session_steps_order_refusal_and_kill() {
     t.write("b/y", "in b\n");
     std::fs::write(
         &img,
-        image(PolicySpec {
-            plan: "p",
-            plan_grants: vec![G::Exec(vec![
+        image(plan_p(
+            vec![G::Exec(vec![
                 "/usr/bin/cat".into(),
                 "/usr/bin/sleep".into(),
             ])],
-            steps: vec![
-                StepSpec {
-                    name: "first",
-                    after: vec![],
-                    grants: vec![G::Fs(&[Right::Read], vec![t.path("a/**")], vec![])],
-                },
-                StepSpec {
-                    name: "second",
-                    after: vec![0],
-                    grants: vec![G::Fs(&[Right::Read], vec![t.path("b/**")], vec![])],
-                },
-                StepSpec {
-                    name: "third",
-                    after: vec![1],
-                    grants: vec![],
-                },
+            vec![
+                step(
+                    "first",
+                    &[],
+                    vec![G::Fs(&[Right::Read], vec![t.path("a/**")], vec![])],
+                ),
+                step(
+                    "second",
+                    &[0],
+                    vec![G::Fs(&[Right::Read], vec![t.path("b/**")], vec![])],
+                ),
+                step("third", &[1], vec![]),
             ],
-        }),
+        )),
     )
     .unwrap();
     let audit = t.path("audit.jsonl");

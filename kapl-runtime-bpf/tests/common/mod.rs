@@ -1,6 +1,7 @@
 //! Test helpers: build real images (kapl-check IR → kapl-codegen → kapl-image
-//! bytes) for policies rooted in a temporary directory, run `kapl-run`, read
-//! its audit file. The IR is built by hand over a generated policy text so
+//! bytes) for policies rooted in a temporary directory, run `kapl-run` (one
+//! shot, or a [`Session`] driven through start/exec/step/stop), read its
+//! audit file. The IR is built by hand over a generated policy text so
 //! each grant's provenance points at a real line of that text.
 
 #![allow(
@@ -429,17 +430,27 @@ pub fn text(o: &Output) -> (String, String) {
     )
 }
 
-/// Plan `p` with plan-wide `plan_grants` and one step `name`.
-pub fn one_step(plan_grants: Vec<G>, name: &'static str, grants: Vec<G>) -> PolicySpec {
+/// Step `name`, which comes after the steps of index `after`.
+pub fn step(name: &'static str, after: &[u32], grants: Vec<G>) -> StepSpec {
+    StepSpec {
+        name,
+        after: after.to_vec(),
+        grants,
+    }
+}
+
+/// Plan `p` with plan-wide `plan_grants` and `steps`.
+pub fn plan_p(plan_grants: Vec<G>, steps: Vec<StepSpec>) -> PolicySpec {
     PolicySpec {
         plan: "p",
         plan_grants,
-        steps: vec![StepSpec {
-            name,
-            after: vec![],
-            grants,
-        }],
+        steps,
     }
+}
+
+/// Plan `p` with plan-wide `plan_grants` and one step `name`.
+pub fn one_step(plan_grants: Vec<G>, name: &'static str, grants: Vec<G>) -> PolicySpec {
+    plan_p(plan_grants, vec![step(name, &[], grants)])
 }
 
 /// Writes `spec`'s image to `file` in `t`; returns its path.
