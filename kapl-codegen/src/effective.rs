@@ -33,6 +33,18 @@ pub const LOADERS: &[&str] = &[
 /// (device, proc and sys trees); left out of effective exec authority.
 pub const NOT_PROGRAMS: &[&str] = &["/dev/**", "/proc/**", "/sys/**"];
 
+/// The exec patterns of `rules`, in order.
+fn exec_globs(rules: &[ir::Rule]) -> Vec<&kapl_syntax::glob::Glob> {
+    rules
+        .iter()
+        .filter_map(|r| match &r.kind {
+            RuleKind::Exec { patterns } => Some(patterns.iter().map(|p| &*p.glob)),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
 pub(crate) fn loader_warnings(
     policy: &Policy,
     automata: &GrantAutomata,
@@ -50,24 +62,8 @@ pub(crate) fn loader_warnings(
     let Some(objective) = policy.objectives.get(objective_id.0 as usize) else {
         return out;
     };
-    let bound: Vec<_> = objective
-        .bound
-        .iter()
-        .filter_map(|r| match &r.kind {
-            RuleKind::Exec { patterns } => Some(patterns.iter().map(|p| &*p.glob)),
-            _ => None,
-        })
-        .flatten()
-        .collect();
-    let never: Vec<_> = objective
-        .never
-        .iter()
-        .filter_map(|r| match &r.kind {
-            RuleKind::Exec { patterns } => Some(patterns.iter().map(|p| &*p.glob)),
-            _ => None,
-        })
-        .flatten()
-        .collect();
+    let bound = exec_globs(&objective.bound);
+    let never = exec_globs(&objective.never);
     let not_programs: Vec<kapl_syntax::glob::Glob> = NOT_PROGRAMS
         .iter()
         .filter_map(|g| kapl_syntax::glob::parse_glob(g, objective.name_span).ok())

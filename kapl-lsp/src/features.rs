@@ -224,6 +224,15 @@ fn describe(a: &Analysis, d: &Def) -> String {
     s
 }
 
+/// The names of the steps `step` comes after, as its `after` lists them.
+fn after_names<'p>(plan: &'p ir::Plan, step: &ir::Step) -> Vec<&'p str> {
+    step.after
+        .iter()
+        .filter_map(|i| plan.steps.get(i.0 as usize))
+        .map(|x| x.name.as_str())
+        .collect()
+}
+
 fn find_plan<'p>(policy: &'p ir::Policy, name: &str) -> Option<(ir::PlanId, &'p ir::Plan)> {
     policy
         .plans
@@ -242,12 +251,7 @@ fn plan_steps(a: &Analysis, d: &Def, s: &mut String) {
     };
     s.push_str("\nSteps:\n");
     for step in &plan.steps {
-        let after: Vec<&str> = step
-            .after
-            .iter()
-            .filter_map(|i| plan.steps.get(i.0 as usize))
-            .map(|x| x.name.as_str())
-            .collect();
+        let after = after_names(plan, step);
         if after.is_empty() {
             let _ = writeln!(s, "- `{}` (may start the plan)", step.name);
         } else {
@@ -275,12 +279,7 @@ fn step_authority(a: &Analysis, d: &Def, s: &mut String) {
     let Some(step) = plan.steps.iter().find(|x| x.name == d.name) else {
         return;
     };
-    let after: Vec<&str> = step
-        .after
-        .iter()
-        .filter_map(|i| plan.steps.get(i.0 as usize))
-        .map(|x| x.name.as_str())
-        .collect();
+    let after = after_names(plan, step);
     if after.is_empty() {
         s.push_str("\nMay start the plan.\n");
     } else {
