@@ -74,6 +74,9 @@ pub struct Losses {
     /// Audit records the kernel dropped host-wide while the session ran
     /// (backlog full; exact for the host, an upper bound for the session).
     pub audit_kernel: u64,
+    /// Decision records the runtime could not write to the `--audit` file
+    /// (exact; e.g. the disk is full).
+    pub audit_file: u64,
 }
 
 impl std::fmt::Display for Losses {
@@ -89,7 +92,61 @@ impl std::fmt::Display for Losses {
             self.audit_socket.saturating_add(self.audit_kernel),
             self.audit_socket,
             self.audit_kernel
-        )
+        )?;
+        if self.audit_file > 0 {
+            write!(
+                f,
+                ", {} records not written to the audit file",
+                self.audit_file
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// The `--audit` file: one JSON record per line. A record that cannot be
+/// written (disk full, I/O error) is counted (reported with the session's
+/// losses) and any part of it written is cut off again, so the file stays
+/// whole lines.
+struct AuditFile {
+    file: File,
+    /// Length after the last whole record.
+    len: u64,
+    /// Records not written.
+    unwritten: u64,
+}
+
+impl AuditFile {
+    fn open(p: &Path) -> std::io::Result<AuditFile> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)?;
+        let len = file.metadata()?.len();
+        Ok(AuditFile {
+            file,
+            len,
+            unwritten: 0,
+        })
+    }
+
+    /// Appends `rec` as one line; on the first failure, the reason (for a
+    /// notice).
+    fn write(&mut self, rec: &Value) -> Option<String> {
+        let line = format!("{rec}\n");
+        match self.file.write_all(line.as_bytes()) {
+            Ok(()) => {
+                self.len += line.len() as u64;
+                None
+            }
+            Err(e) => {
+                let _ = self.file.set_len(self.len);
+                self.unwritten += 1;
+                (self.unwritten == 1).then(|| {
+                    format!("kapl-run: the audit file cannot be written ({e}): decision records are being lost; the session summary counts them")
+                })
+            }
+        }
     }
 }
 
@@ -143,7 +200,7 @@ pub struct Engine {
     next_cmd: u64,
     cg_cmd: HashMap<u64, u64>,
     domain_cmd: HashMap<String, u64>,
-    audit_out: Option<File>,
+    audit_out: Option<AuditFile>,
     seen: HashSet<(u32, String)>,
     /// Counters: denies, allows reported.
     pub denies: u64,
@@ -284,15 +341,9 @@ impl Engine {
             }
         };
         let audit_out = match audit {
-            Some(p) => Some(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(p)
-                    .map_err(|e| {
-                        RunError::Session(format!("cannot open audit file {}: {e}", p.display()))
-                    })?,
-            ),
+            Some(p) => Some(AuditFile::open(p).map_err(|e| {
+                RunError::Session(format!("cannot open audit file {}: {e}", p.display()))
+            })?),
             None => None,
         };
         let nsteps = plan.steps.len();
@@ -797,18 +848,24 @@ impl Engine {
         l.ring_buffer
             .saturating_add(l.audit_socket)
             .saturating_add(l.audit_kernel)
+            .saturating_add(l.audit_file)
     }
 
     /// Losses by channel. A counter that cannot be read counts as
     /// `u64::MAX`: never a silent 0.
     pub fn losses(&self) -> Losses {
+        let audit_file = self.audit_out.as_ref().map_or(0, |a| a.unwritten);
         match &self.kern {
             Some(k) => Losses {
                 ring_buffer: k.bpf.lost().unwrap_or(u64::MAX),
                 audit_socket: k.audit.dropped().unwrap_or(u64::MAX),
                 audit_kernel: k.audit.kernel_lost().unwrap_or(u64::MAX),
+                audit_file,
             },
-            None => Losses::default(),
+            None => Losses {
+                audit_file,
+                ..Losses::default()
+            },
         }
     }
 
@@ -910,8 +967,12 @@ impl Engine {
             "nearest": nearest.as_ref().map(|(g, w)| { let mut v = self.grant_json(*g); if let Value::Object(m) = &mut v { m.insert("why".into(), json!(w)); } v }),
             "mechanism": mechanism,
         });
-        if let Some(f) = self.audit_out.as_mut() {
-            let _ = f.write_all(format!("{rec}\n").as_bytes());
+        if let Some(line) = self.audit_out.as_mut().and_then(|f| f.write(&rec)) {
+            out.push(Notice {
+                cmd: None,
+                line,
+                deny: true,
+            });
         }
         let line = if deny {
             let mut l = format!(
@@ -1086,8 +1147,12 @@ impl Engine {
                 "objective": objective, "reason": "executed; no exec grant names this path (reached through a link or as an interpreter)",
                 "nearest": Value::Null, "mechanism": "tracepoint",
             });
-            if let Some(f) = self.audit_out.as_mut() {
-                let _ = f.write_all(format!("{rec}\n").as_bytes());
+            if let Some(line) = self.audit_out.as_mut().and_then(|f| f.write(&rec)) {
+                out.push(Notice {
+                    cmd: None,
+                    line,
+                    deny: true,
+                });
             }
             return;
         }
@@ -1262,10 +1327,11 @@ impl Engine {
             // The audit file says itself that it is incomplete.
             let rec = json!({
                 "time": now_rfc3339(), "session": self.id, "verdict": "lost",
-                "lost": {"ring_buffer_events": losses.ring_buffer, "audit_socket_records": losses.audit_socket, "audit_kernel_records": losses.audit_kernel},
+                "lost": {"ring_buffer_events": losses.ring_buffer, "audit_socket_records": losses.audit_socket, "audit_kernel_records": losses.audit_kernel, "audit_file_records": losses.audit_file},
                 "reason": "decision events the kernel could not deliver (ring buffer, audit socket or audit backlog full; the kernel's count is host-wide); each lost audit record may be a denial",
             });
-            let _ = f.write_all(format!("{rec}\n").as_bytes());
+            // Written if it can be; the summary below carries the counts.
+            let _ = f.write(&rec);
         }
         if let Some(mut k) = self.kern.take() {
             drop(k.watchdog.take());

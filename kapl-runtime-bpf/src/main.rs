@@ -279,7 +279,7 @@ fn one_shot(o: Opts) -> Result<i32, RunError> {
 fn loss_notice(before: u64, now: u64) -> Option<String> {
     (now > before).then(|| {
         format!(
-            "kapl-run: {} decision events were lost while this command ran (kernel buffers full; a denial is up to 4 audit records); the denials above and in the audit file are incomplete",
+            "kapl-run: {} decision events were lost while this command ran (kernel buffers full, or the audit file could not be written; a denial is up to 4 audit records); the denials above and in the audit file are incomplete",
             now - before
         )
     })
@@ -607,7 +607,9 @@ fn route_flush(e: &mut Engine, clients: &HashMap<u64, Client>) {
 fn deliver(notes: Vec<kapl_runtime_bpf::engine::Notice>, clients: &HashMap<u64, Client>) {
     for n in notes {
         for c in clients.values() {
-            if c.cmd.is_some() && c.cmd == n.cmd && (n.deny || c.show_allows) {
+            // A notice of no command (the session's) goes to every
+            // running command's client.
+            if c.cmd.is_some() && (n.cmd.is_none() || c.cmd == n.cmd) && (n.deny || c.show_allows) {
                 let _ = control::send(
                     c.fd.as_raw_fd(),
                     &Reply::Notice {

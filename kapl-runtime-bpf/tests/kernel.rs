@@ -656,3 +656,47 @@ fn a_killed_client_takes_its_command_along() {
     wait_until("the command died with its client", five, || procs() == 0);
     s.stop();
 }
+
+/// An audit file that cannot be written (here `/dev/full`: every write
+/// fails with ENOSPC) loses no decision silently: the command runs, the
+/// first failure is said on its stderr, and the records not written are
+/// counted in the loss line and the session summary.
+#[test]
+fn audit_file_write_failures_are_counted_and_said() {
+    let t = Tmp::new("auditfull");
+    t.write("denied/b.txt", "secret\n");
+    let img = write_image(
+        &t,
+        "p.kapi",
+        one_step(vec![], "look", vec![G::Exec(vec!["/usr/bin/cat".into()])]),
+    );
+    let o = std::process::Command::new(kapl_run())
+        .arg(&img)
+        .args(["--plan", "p", "--audit", "/dev/full", "--"])
+        .args(["cat", &t.path("denied/b.txt")])
+        .env("PATH", "/usr/bin:/bin")
+        .env("KAPL_VERBOSE", "1")
+        .env_remove("KAPL_SESSION")
+        .output()
+        .unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "cat's own status: {err}");
+    assert_eq!(out, "");
+    assert!(
+        err.contains("kapl-run: the audit file cannot be written (No space left on device"),
+        "{err}"
+    );
+    assert!(err.contains("denied: cat read (read_file)"), "{err}");
+    assert!(
+        err.contains("decision events were lost while this command ran"),
+        "{err}"
+    );
+    let summary = err
+        .lines()
+        .find(|l| l.contains(" ended: plan p"))
+        .unwrap_or_else(|| panic!("no summary: {err}"));
+    assert!(
+        summary.contains("records not written to the audit file"),
+        "{summary}"
+    );
+}
