@@ -996,13 +996,29 @@ impl Engine {
         out.push(Notice { cmd, line, deny });
     }
 
-    fn on_net(&mut self, n: &crate::bpf::NetEvent, out: &mut Vec<Notice>) {
-        let cmd = self.cg_cmd.get(&n.head.cgroup).copied();
-        let step = if n.head.step == crate::bpf::NO_STEP {
+    /// The command (by its cgroup) and the step a BPF event comes from;
+    /// the current step when the program did not know the cgroup.
+    fn origin(&self, h: &crate::bpf::EventHead) -> (Option<u64>, u32) {
+        let cmd = self.cg_cmd.get(&h.cgroup).copied();
+        let step = if h.step == crate::bpf::NO_STEP {
             self.step
         } else {
-            n.head.step
+            h.step
         };
+        (cmd, step)
+    }
+
+    /// The program `tgid` runs: from `/proc`, else (the process is gone)
+    /// the last exec seen for it.
+    fn exe_of(&self, tgid: u32) -> Option<String> {
+        std::fs::read_link(format!("/proc/{tgid}/exe"))
+            .ok()
+            .map(|p| p.display().to_string())
+            .or_else(|| self.exe_seen.get(&tgid).map(|(_, e)| e.clone()))
+    }
+
+    fn on_net(&mut self, n: &crate::bpf::NetEvent, out: &mut Vec<Notice>) {
+        let (cmd, step) = self.origin(&n.head);
         let addr: IpAddr = match n.addr.to_ipv4_mapped() {
             Some(v4) => IpAddr::V4(v4),
             None => IpAddr::V6(n.addr),
@@ -1035,10 +1051,7 @@ impl Engine {
             (obj, near)
         };
         let grant = (n.allowed && n.grant != NO_GRANT).then_some(n.grant);
-        let exe = std::fs::read_link(format!("/proc/{}/exe", n.head.tgid))
-            .ok()
-            .map(|p| p.display().to_string())
-            .or_else(|| self.exe_seen.get(&n.head.tgid).map(|(_, e)| e.clone()));
+        let exe = self.exe_of(n.head.tgid);
         self.record(
             out,
             cmd,
@@ -1059,12 +1072,7 @@ impl Engine {
     /// path can still be refused).
     fn on_unix(&mut self, u: &crate::unix::UnixEvent, out: &mut Vec<Notice>) {
         use crate::unix::Reason;
-        let cmd = self.cg_cmd.get(&u.head.cgroup).copied();
-        let step = if u.head.step == crate::bpf::NO_STEP {
-            self.step
-        } else {
-            u.head.step
-        };
+        let (cmd, step) = self.origin(&u.head);
         let path = String::from_utf8_lossy(&u.path).into_owned();
         let object = format!("{path} (unix)");
         let grant = (u.allowed && u.grant != NO_GRANT).then_some(u.grant);
@@ -1078,10 +1086,7 @@ impl Engine {
             Reason::MagicLink => written.map(|g| (g, "the path is under /proc or /dev/fd, whose magic links resolve to any open descriptor".to_string())),
             Reason::Tables => None,
         };
-        let exe = std::fs::read_link(format!("/proc/{}/exe", u.head.tgid))
-            .ok()
-            .map(|p| p.display().to_string())
-            .or_else(|| self.exe_seen.get(&u.head.tgid).map(|(_, e)| e.clone()));
+        let exe = self.exe_of(u.head.tgid);
         // Programs probe for optional services that are not there (glibc
         // tries nscd's socket on every user lookup): such a refusal is
         // recorded in the audit file but not shown on the command's
