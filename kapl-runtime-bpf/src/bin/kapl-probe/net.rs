@@ -10,6 +10,7 @@
 //! right, then connect to `/proc/self/fd/N`).
 
 use crate::report::outcome;
+use crate::sys::cvt;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -51,14 +52,6 @@ pub fn run(cmd: &str, args: &[String]) -> Option<()> {
         _ => return None,
     }
     Some(())
-}
-
-fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(r)
-    }
 }
 
 pub fn socket(family: i32, ty: i32, proto: i32) -> io::Result<OwnedFd> {

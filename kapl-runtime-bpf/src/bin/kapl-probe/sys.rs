@@ -12,8 +12,8 @@ pub fn c(path: &str) -> CString {
 }
 
 /// `Ok(ret)` when `ret >= 0`, else the calling thread's errno.
-pub fn cvt(ret: i64) -> std::io::Result<i64> {
-    if ret < 0 {
+pub fn cvt<T: Copy + Into<i64>>(ret: T) -> std::io::Result<T> {
+    if ret.into() < 0 {
         Err(std::io::Error::last_os_error())
     } else {
         Ok(ret)

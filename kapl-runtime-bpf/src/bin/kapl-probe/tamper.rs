@@ -8,6 +8,7 @@
 //! socket NAME and ask for step STEP; `ok` only if the step changed).
 
 use crate::report::outcome;
+use crate::sys::cvt;
 use std::io::{self, Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
 
@@ -39,14 +40,6 @@ pub fn run(cmd: &str, args: &[String]) -> Option<()> {
         _ => return None,
     }
     Some(())
-}
-
-fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(r)
-    }
 }
 
 fn cgroup_leave(dir: &str) -> io::Result<()> {
