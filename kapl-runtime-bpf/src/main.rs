@@ -662,7 +662,7 @@ fn connect(explicit: Option<&str>) -> Result<OwnedFd, RunError> {
     let id = find_session(explicit)?;
     // SAFETY: getuid never fails.
     let uid = unsafe { libc::getuid() };
-    control::connect(&control::socket_name(uid, &id)).map_err(|e| {
+    let fd = control::connect(&control::socket_name(uid, &id)).map_err(|e| {
         // Nobody listens: the supervisor ended or was killed (its watchdog
         // then ended the session's commands). Forget its registry entry.
         if matches!(
@@ -676,7 +676,41 @@ fn connect(explicit: Option<&str>) -> Result<OwnedFd, RunError> {
         } else {
             RunError::Session(format!("cannot reach session {id}: {e}"))
         }
-    })
+    })?;
+    // Abstract socket names are anyone's to take: a confined command may
+    // listen on a session's name (one whose supervisor has not bound it,
+    // or one planted in the registry). Nothing is sent (not the request,
+    // not this client's stdio) to a peer of another user or inside a
+    // session.
+    match control::peer(&fd) {
+        Ok((pid, puid)) if puid == uid && !in_any_session(pid) => Ok(fd),
+        Ok((pid, _)) => Err(RunError::Session(format!(
+            "the control socket of session {id} is held by process {pid}, which is not a kapl-run supervisor (another user's, or inside a session); nothing was sent to it"
+        ))),
+        Err(e) => Err(RunError::Session(format!(
+            "cannot check who holds the control socket of session {id}: {e}"
+        ))),
+    }
+}
+
+/// Whether `pid` runs inside any kapl-run session (a session cgroup,
+/// `kapl-ID`, on its path); unreadable counts as inside.
+fn in_any_session(pid: i32) -> bool {
+    let session_cgroup = |c: &str| {
+        c.strip_prefix("kapl-").is_some_and(|id| {
+            (id.len() == 8 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+                || id
+                    .strip_prefix("oneshot-")
+                    .is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        })
+    };
+    match std::fs::read_to_string(format!("/proc/{pid}/cgroup")) {
+        Ok(s) => s
+            .lines()
+            .filter_map(|l| l.splitn(3, ':').nth(2))
+            .any(|path| path.split('/').any(session_cgroup)),
+        Err(_) => true,
+    }
 }
 
 fn read_replies(fd: &OwnedFd) -> Result<i32, RunError> {

@@ -15,6 +15,7 @@ mod common;
 use common::*;
 use kapl_syntax::ast::{NetOp, Right};
 use serde_json::Value;
+use std::io::BufRead;
 use std::net::{TcpListener, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::process::Command;
@@ -507,6 +508,46 @@ fn tampering_with_the_session_is_refused() {
     let err = s.expect(&["control-step", &sock, "second"], "control-step refused 1");
     assert!(err.contains("abstract_unix_socket (scope)"), "{err}");
     assert!(s.status().contains("step first"), "{}", s.status());
+
+    // 5. The other way round: a command listens on a session's control
+    //    socket name (abstract names are anyone's to take; a session id
+    //    nobody holds, as one planted in the registry would be). A client
+    //    outside checks who answers before it sends anything (its request,
+    //    its stdio): the impostor is inside a session, so nothing is sent.
+    let fake = format!("f{}", &s.id[1..]);
+    let fake_sock = String::from_utf8(kapl_runtime_bpf::control::socket_name(0, &fake)).unwrap();
+    let mut impostor = Command::new(kapl_run())
+        .args(["exec", "--session", &s.id, "--", probe_bin()])
+        .args(["impersonate", &fake_sock])
+        .env("PATH", "/usr/bin:/bin")
+        .env_remove("KAPL_SESSION")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(impostor.stdout.take().unwrap()).lines();
+    assert_eq!(
+        lines.next().and_then(Result::ok).as_deref(),
+        Some("impersonate listening")
+    );
+    let o = kapl(&["exec", "--session", &fake, "--", "/usr/bin/true"]);
+    let (out, err) = text(&o);
+    assert_ne!(o.status.code(), Some(0), "{out}{err}");
+    assert!(!out.contains("impersonated"), "{out}");
+    assert!(
+        err.contains("is not a kapl-run supervisor") && err.contains("nothing was sent to it"),
+        "{err}"
+    );
+    // The client did reach the impostor (and left without a word).
+    assert_eq!(
+        lines.next().and_then(Result::ok).as_deref(),
+        Some("impersonate accepted")
+    );
+    assert_eq!(
+        lines.next().and_then(Result::ok).as_deref(),
+        Some("impersonate ok")
+    );
+    let _ = impostor.wait();
 
     let recs = s.records();
     let d = recs

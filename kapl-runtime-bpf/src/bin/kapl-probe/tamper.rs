@@ -5,7 +5,10 @@
 //! `bpf-prog-load` (load a program that allows everything),
 //! `ptrace PID`, `vm-read PID`, `signal PID` (SIGCONT: harmless if it
 //! arrives), `control-step NAME STEP` (connect to the abstract control
-//! socket NAME and ask for step STEP; `ok` only if the step changed).
+//! socket NAME and ask for step STEP; `ok` only if the step changed),
+//! `impersonate NAME` (listens on the abstract socket NAME, prints
+//! `impersonate listening`, then `impersonate accepted` when a client
+//! connects within 10 s, and answers it as a supervisor would).
 
 use crate::report::outcome;
 use crate::sys::cvt;
@@ -37,6 +40,7 @@ pub fn run(cmd: &str, args: &[String]) -> Option<()> {
             cvt(unsafe { libc::kill(pid(), libc::SIGCONT) }),
         ),
         "control-step" => outcome(cmd, control_step(a(0), a(1))),
+        "impersonate" => outcome(cmd, impersonate(a(0))),
         _ => return None,
     }
     Some(())
@@ -154,4 +158,31 @@ fn control_step(name: &str, step: &str) -> io::Result<()> {
     } else {
         Err(io::Error::from_raw_os_error(libc::ECONNRESET))
     }
+}
+
+/// Listens on the abstract socket `name` and answers one client with a
+/// supervisor's `ok` reply.
+fn impersonate(name: &str) -> io::Result<()> {
+    use std::os::linux::net::SocketAddrExt;
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())?;
+    let l = std::os::unix::net::UnixListener::bind_addr(&addr)?;
+    println!("impersonate listening");
+    io::stdout().flush()?;
+    l.set_nonblocking(true)?;
+    for _ in 0..1000 {
+        match l.accept() {
+            Ok((mut c, _)) => {
+                println!("impersonate accepted");
+                // The client may already have gone (it checks who it
+                // reached first): a failed answer is not an error.
+                let _ = c.write_all(b"{\"kind\":\"ok\",\"message\":\"impersonated\"}\n");
+                return Ok(());
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::from_raw_os_error(libc::ETIMEDOUT))
 }
