@@ -287,6 +287,17 @@ impl LineReader {
     }
 }
 
+/// kapl-run's state directory: for root `/run/kapl` (the session registry
+/// and the audit state), for other users their session registry.
+pub fn state_dir() -> PathBuf {
+    // SAFETY: getuid never fails.
+    if unsafe { libc::getuid() } == 0 {
+        PathBuf::from("/run/kapl")
+    } else {
+        registry_dir()
+    }
+}
+
 /// Where session ids are registered for this user.
 pub fn registry_dir() -> PathBuf {
     // SAFETY: getuid never fails.

@@ -1401,7 +1401,7 @@ pub fn build_domain(plan: &Plan, step: u32) -> Result<StepDomain, RunError> {
         WalkLimits::default(),
     )
     .map_err(ll)?;
-    cgroup_write_guard(plan, step, &w.rules)?;
+    runtime_state_guard(plan, step, &w.rules)?;
     let mut d = domain::build_walked(
         std::mem::take(&mut w.rules),
         &plan::tcp_ports(plan, step),
@@ -1417,34 +1417,59 @@ pub fn build_domain(plan: &Plan, step: u32) -> Result<StepDomain, RunError> {
     Ok(d)
 }
 
-/// Refuses a step whose Landlock rules would let its commands write to a
-/// cgroup file system (a rule on or above a cgroup mount): writing a pid to
-/// a `cgroup.procs` outside the session moves a command out of its cgroup,
-/// away from its network hooks and out of reach of the step's end.
-/// Landlock cannot except a mount from a rule above it, and the commands'
-/// cgroup namespace only bounds moves where cgroup2 is mounted with
-/// `nsdelegate`; so this fails closed.
-fn cgroup_write_guard(plan: &Plan, step: u32, rules: &[domain::AddedRule]) -> Result<(), RunError> {
-    let mounts = cgroup::cgroup_mounts();
+/// Refuses a step whose Landlock rules would let its commands change what
+/// the runtime stands on, which Landlock cannot except from a rule above
+/// it: write access to a cgroup file system (writing a pid to a
+/// `cgroup.procs` outside the session moves a command out of its cgroup,
+/// its network hooks and its step's end), and write, create or delete
+/// access to kapl-run's state directory (the session registry and the
+/// audit state shared by sessions).
+fn runtime_state_guard(
+    plan: &Plan,
+    step: u32,
+    rules: &[domain::AddedRule],
+) -> Result<(), RunError> {
+    const WRITE: u64 = access::WRITE_FILE | access::TRUNCATE;
+    let changes = WRITE
+        | access::MAKE_REG
+        | access::MAKE_DIR
+        | access::MAKE_SYM
+        | access::REMOVE_FILE
+        | access::REMOVE_DIR
+        | access::REFER;
+    let mut guarded: Vec<(PathBuf, u64, &str)> = cgroup::cgroup_mounts()
+        .into_iter()
+        .map(|m| {
+            (
+                m,
+                WRITE,
+                "the cgroup file system mounted at {}, where a command could move itself out of its cgroup (and so out of its network hooks and its step's end)",
+            )
+        })
+        .collect();
+    guarded.push((
+        crate::control::state_dir(),
+        changes,
+        "kapl-run's state directory {} (the session registry and the audit state every session shares)",
+    ));
     for r in rules {
-        if r.access & (access::WRITE_FILE | access::TRUNCATE) == 0 {
-            continue;
-        }
-        let hit = mounts
-            .iter()
-            .find(|m| r.path.starts_with(m) || (r.subtree && m.starts_with(&r.path)));
-        if let Some(m) = hit {
+        let hit = guarded.iter().find(|(m, rights, _)| {
+            r.access & rights != 0
+                && (r.path.starts_with(m) || (r.subtree && m.starts_with(&r.path)))
+        });
+        if let Some((m, rights, what)) = hit {
             let path = r.path.as_os_str().as_bytes();
-            let grant = plan::fs_grant(plan, step, path, access::WRITE_FILE)
+            let bit = 1u64 << (r.access & rights).trailing_zeros();
+            let grant = plan::fs_grant(plan, step, path, bit)
                 .map_or_else(String::new, |g| format!(" (grant {g})"));
             let name = plan
                 .steps
                 .get(step as usize)
                 .map_or("?", |s| s.name.as_str());
             return Err(RunError::Step(format!(
-                "step `{name}` is refused: its write access to {}{grant} reaches the cgroup file system mounted at {}, where a command could move itself out of its cgroup (and so out of its network hooks and its step's end); narrow the grant, e.g. `except \"{}/**\"`",
+                "step `{name}` is refused: its write access to {}{grant} reaches {}; narrow the grant, e.g. `except \"{}/**\"`",
                 r.path.display(),
-                m.display(),
+                what.replace("{}", &m.display().to_string()),
                 m.display()
             )));
         }

@@ -514,7 +514,12 @@ fn tampering_with_the_session_is_refused() {
     //    nobody holds, as one planted in the registry would be). A client
     //    outside checks who answers before it sends anything (its request,
     //    its stdio): the impostor is inside a session, so nothing is sent.
-    let fake = format!("f{}", &s.id[1..]);
+    // Another id than the session's (which its supervisor holds).
+    let fake = format!(
+        "{}{}",
+        if s.id.starts_with('0') { '1' } else { '0' },
+        &s.id[1..]
+    );
     let fake_sock = String::from_utf8(kapl_runtime_bpf::control::socket_name(0, &fake)).unwrap();
     let mut impostor = Command::new(kapl_run())
         .args(["exec", "--session", &s.id, "--", probe_bin()])
@@ -744,6 +749,52 @@ fn a_write_grant_on_cgroupfs_is_refused_at_step_start() {
         &[Right::Read],
         &format!("{}/**", root.display()),
         &["read", procs.to_str().unwrap()],
+    );
+    assert_eq!(out, "read ok\n", "{err}");
+    assert_no_leftover_cgroups();
+}
+
+/// The same for kapl-run's state directory (`/run/kapl`: the session
+/// registry and the audit state every session shares): a step that may
+/// write, create or delete there is refused at start and nothing runs;
+/// reading it stays possible.
+#[test]
+fn a_write_grant_on_the_runtime_state_is_refused_at_step_start() {
+    let state = kapl_runtime_bpf::control::state_dir();
+    let state_s = state.to_str().unwrap().to_string();
+    let run = |tag: &str, rights: &'static [Right], grant: &str, cmd: &[&str]| {
+        let t = Tmp::new(tag);
+        let g = vec![G::Fs(rights, vec![grant.to_string()], vec![])];
+        let img = write_image(&t, "p.kapi", one_step(vec![probe_exec()], "st", g));
+        let mut argv = vec![probe_bin()];
+        argv.extend(cmd);
+        let o = one_shot(img.as_ref(), "p", None, &t.0.join("audit.jsonl"), &argv);
+        let (out, err) = text(&o);
+        (o.status.code(), out, err)
+    };
+    let planted = format!("{state_s}/sessions/planted");
+    for (rights, grant) in [
+        (&[Right::Read, Right::Write][..], format!("{state_s}/**")),
+        (&[Right::Create][..], "/run/**".to_string()),
+        (&[Right::Delete][..], format!("{state_s}/sessions/**")),
+    ] {
+        let (code, out, err) = run("esc-state", rights, &grant, &["write", &planted]);
+        assert_eq!(code, Some(125), "{grant}: {err}");
+        assert_eq!(out, "", "nothing ran");
+        assert!(
+            err.contains("KAPL0806: step `st` is refused: its write access to")
+                && err.contains(&format!("reaches kapl-run's state directory {state_s}")),
+            "{grant}: {err}"
+        );
+    }
+    assert!(!std::path::Path::new(&planted).exists());
+    // Reading it stays possible (the audit state exists while a session
+    // runs, so during this one).
+    let (_, out, err) = run(
+        "esc-state-read",
+        &[Right::Read],
+        &format!("{state_s}/**"),
+        &["read", &format!("{state_s}/audit")],
     );
     assert_eq!(out, "read ok\n", "{err}");
     assert_no_leftover_cgroups();
