@@ -705,6 +705,25 @@ fn pathname_unix_sockets_need_fs_write_on_the_socket_path() {
     assert_nothing_lost(s.stop());
 }
 
+/// A one-shot of the probe's `cmd` in step `step`, which has `rights` on
+/// `grant` and nothing else: (exit code, stdout, stderr).
+fn one_grant_probe(
+    tag: &str,
+    step: &'static str,
+    rights: &'static [Right],
+    grant: &str,
+    cmd: &[&str],
+) -> (Option<i32>, String, String) {
+    let t = Tmp::new(tag);
+    let g = vec![G::Fs(rights, vec![grant.to_string()], vec![])];
+    let img = write_image(&t, "p.kapi", one_step(vec![probe_exec()], step, g));
+    let mut argv = vec![probe_bin()];
+    argv.extend(cmd);
+    let o = one_shot(img.as_ref(), "p", None, &t.0.join("audit.jsonl"), &argv);
+    let (out, err) = text(&o);
+    (o.status.code(), out, err)
+}
+
 #[test]
 fn a_write_grant_on_cgroupfs_is_refused_at_step_start() {
     // A policy may grant write on the cgroup file system, directly or
@@ -715,17 +734,8 @@ fn a_write_grant_on_cgroupfs_is_refused_at_step_start() {
     // machine kind's is not.) The runtime refuses to start such a step and
     // names the grant; nothing runs.
     let root = kapl_runtime_bpf::cgroup::cgroup2_root().expect("cgroup v2");
-    // A one-shot of the probe's `cmd` in step `cg`, which has `rights` on
-    // `grant`: (exit code, stdout, stderr).
     let run = |tag: &str, rights: &'static [Right], grant: &str, cmd: &[&str]| {
-        let t = Tmp::new(tag);
-        let cg = vec![G::Fs(rights, vec![grant.to_string()], vec![])];
-        let img = write_image(&t, "p.kapi", one_step(vec![probe_exec()], "cg", cg));
-        let mut argv = vec![probe_bin()];
-        argv.extend(cmd);
-        let o = one_shot(img.as_ref(), "p", None, &t.0.join("audit.jsonl"), &argv);
-        let (out, err) = text(&o);
-        (o.status.code(), out, err)
+        one_grant_probe(tag, "cg", rights, grant, cmd)
     };
     let root_s = root.to_str().unwrap();
     for grant in [format!("{}/**", root.display()), "/sys/**".to_string()] {
@@ -763,14 +773,7 @@ fn a_write_grant_on_the_runtime_state_is_refused_at_step_start() {
     let state = kapl_runtime_bpf::control::state_dir();
     let state_s = state.to_str().unwrap().to_string();
     let run = |tag: &str, rights: &'static [Right], grant: &str, cmd: &[&str]| {
-        let t = Tmp::new(tag);
-        let g = vec![G::Fs(rights, vec![grant.to_string()], vec![])];
-        let img = write_image(&t, "p.kapi", one_step(vec![probe_exec()], "st", g));
-        let mut argv = vec![probe_bin()];
-        argv.extend(cmd);
-        let o = one_shot(img.as_ref(), "p", None, &t.0.join("audit.jsonl"), &argv);
-        let (out, err) = text(&o);
-        (o.status.code(), out, err)
+        one_grant_probe(tag, "st", rights, grant, cmd)
     };
     let planted = format!("{state_s}/sessions/planted");
     for (rights, grant) in [
