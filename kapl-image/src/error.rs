@@ -3,6 +3,8 @@
 //! Input: whatever went wrong while reading or writing an image.
 //! Output: one [`ImageError`] with a stable code ([`ImageError::code`]).
 
+use kapl_codes as codes;
+
 /// Why an image was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -75,16 +77,16 @@ impl ImageError {
     /// The stable diagnostic code.
     pub fn code(&self) -> &'static str {
         match self {
-            ImageError::Truncated { .. } => "KAPL0701",
-            ImageError::BadMagic => "KAPL0702",
-            ImageError::UnsupportedVersion { .. } => "KAPL0703",
-            ImageError::ChecksumMismatch => "KAPL0704",
-            ImageError::TrailingBytes { .. } => "KAPL0705",
-            ImageError::BadHeader(_) => "KAPL0706",
-            ImageError::BadSectionTable(_) => "KAPL0707",
-            ImageError::Malformed { .. } => "KAPL0708",
-            ImageError::Invalid(_) => "KAPL0709",
-            ImageError::TooLarge { .. } => "KAPL0710",
+            ImageError::Truncated { .. } => codes::IMAGE_TRUNCATED,
+            ImageError::BadMagic => codes::IMAGE_BAD_MAGIC,
+            ImageError::UnsupportedVersion { .. } => codes::IMAGE_VERSION,
+            ImageError::ChecksumMismatch => codes::IMAGE_CHECKSUM,
+            ImageError::TrailingBytes { .. } => codes::IMAGE_TRAILING_BYTES,
+            ImageError::BadHeader(_) => codes::IMAGE_BAD_HEADER,
+            ImageError::BadSectionTable(_) => codes::IMAGE_BAD_SECTIONS,
+            ImageError::Malformed { .. } => codes::IMAGE_MALFORMED,
+            ImageError::Invalid(_) => codes::IMAGE_INVALID,
+            ImageError::TooLarge { .. } => codes::IMAGE_TOO_LARGE,
         }
     }
 }

@@ -63,6 +63,24 @@ impl Decision {
     }
 }
 
+/// The grant of `step` that covers `path` in column `column` of the plan's
+/// `kind` DFA (the fs rights' columns, or 0 for exec): the one lookup the
+/// evaluator and the runtime's attribution of kernel decisions share.
+pub fn path_grant(
+    plan: &Plan,
+    kind: DfaKind,
+    column: usize,
+    step: u32,
+    path: &[u8],
+) -> Option<u32> {
+    let d = match kind {
+        DfaKind::Fs => &plan.fs,
+        DfaKind::Exec => &plan.exec,
+    };
+    let g = d.cell(d.walk(path), step, column).grant;
+    (g != NO_GRANT).then_some(g)
+}
+
 /// Evaluates requests against one plan of an image.
 #[derive(Clone, Debug)]
 pub struct Evaluator<'a> {
@@ -91,12 +109,10 @@ impl<'a> Evaluator<'a> {
         }
         let grant = match req {
             Request::Fs { right, path } => {
-                let d = &self.plan.fs;
-                d.cell(d.walk(path), step, right.column()).grant
+                path_grant(self.plan, DfaKind::Fs, right.column(), step, path).unwrap_or(NO_GRANT)
             }
             Request::Exec { path } => {
-                let d = &self.plan.exec;
-                d.cell(d.walk(path), step, 0).grant
+                path_grant(self.plan, DfaKind::Exec, 0, step, path).unwrap_or(NO_GRANT)
             }
             Request::Net {
                 op,

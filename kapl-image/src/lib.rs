@@ -145,7 +145,7 @@ mod model;
 mod validate;
 
 pub use error::ImageError;
-pub use eval::{Decision, Evaluator, Request};
+pub use eval::{Decision, Evaluator, Request, path_grant};
 pub use format::{FORMAT_VERSION, HEADER_LEN, MAGIC, SECTION_ENTRY_LEN, SectionKind, read, write};
 pub use model::*;
 pub use validate::limits;

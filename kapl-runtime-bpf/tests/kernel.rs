@@ -265,10 +265,14 @@ tryit("vsock", lambda: socket.socket(40, socket.SOCK_STREAM, 0))
         &["/usr/bin/python3.11", "-I", "-c", &code],
     );
     let (out, err) = text(&o);
+    // A denied TCP bind is refused by Landlock's bind wall (EACCES) or the
+    // cgroup bind hook (EPERM), whichever the kernel asks first: the
+    // refusal and its record are the point, not the layer.
+    let out = out.replace("bind-denied refused 13\n", "bind-denied refused 1\n");
     assert_eq!(
         out,
-        "sendto-granted ok\nsendto-denied refused 1\nsendto-mapped-denied refused 1\nbind-granted ok\nbind-denied refused 13\nmptcp refused 1\nraw refused 1\npacket refused 97\nvsock refused 97\n",
-        "stderr: {err}"
+        "sendto-granted ok\nsendto-denied refused 1\nsendto-mapped-denied refused 1\nbind-granted ok\nbind-denied refused 1\nmptcp refused 1\nraw refused 1\npacket refused 97\nvsock refused 97\n",
+        "stderr: {err} (bind-denied may be refused 1 or 13)"
     );
     let recs = records(&audit);
     let find = |verdict: &str, op: &str, obj: &str| {

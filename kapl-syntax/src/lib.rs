@@ -11,7 +11,7 @@
 //! the (possibly partial) tree and every diagnostic.
 
 pub mod ast;
-pub mod codes;
+pub use kapl_codes as codes;
 pub mod diag;
 pub mod glob;
 pub mod lexer;

@@ -157,7 +157,7 @@ fn the_graph_in_the_book_is_what_kaplc_prints() {
 
 #[test]
 fn every_code_the_book_names_exists() {
-    let codes = read("kapl-syntax/src/codes.rs");
+    let codes = read("kapl-codes/src/lib.rs");
     let mut missing = Vec::new();
     for (page, text) in book_pages() {
         let bytes = text.as_bytes();

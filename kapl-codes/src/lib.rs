@@ -1,4 +1,6 @@
-//! Every stable diagnostic code, one constant per code.
+//! Every stable diagnostic and error code, one constant per code: the one
+//! registry the compiler (re-exported as `kapl_syntax::codes`), the image
+//! reader and the runtime take their codes from.
 //!
 //! Input: nothing. Output: the `&'static str` codes that diagnostics carry.
 //! Ranges (shared decision): KAPL00xx input/loading/CLI; KAPL01xx lexical
@@ -220,3 +222,7 @@ pub const RUN_STEP: &str = "KAPL0806";
 pub const RUN_SPAWN: &str = "KAPL0807";
 /// Session control failed (no session, unreachable, bad request).
 pub const RUN_SESSION: &str = "KAPL0808";
+/// `kapl-run` was called with arguments it does not take.
+pub const RUN_USAGE: &str = "KAPL0809";
+/// The command's program was not found (exit status 127).
+pub const RUN_NOT_FOUND: &str = "KAPL0810";

@@ -1,0 +1,38 @@
+//! The runtime's pure core (stage: runtime; no syscalls, no `unsafe`).
+//!
+//! Everything the supervisor decides or reports that does not touch the
+//! kernel lives here, so it is unit-tested and fuzzed without root, clang
+//! or BPF:
+//!
+//! - [`protocol`]: the control protocol between `kapl-run` clients and a
+//!   session's supervisor (requests, replies, line framing);
+//! - [`auditlog`]: parsing the kernel's audit records (Landlock, seccomp)
+//!   and joining them by serial;
+//! - [`automaton`] and [`attribution`]: a step's view of the image's path
+//!   automata, which grant covers a request, and the nearest grant behind
+//!   a denial;
+//! - [`report`] and [`record`]: a decision attributed through grant → step
+//!   → plan → intent → objective, as a typed, versioned audit record and a
+//!   line for the command's stderr;
+//! - [`step`]: which step a session starts in and which moves are allowed;
+//! - [`narrowing`] and [`precision`]: where enforcement is narrower than a
+//!   grant as written, and the report that says so;
+//! - [`proc_cgroup`]: reading `/proc/PID/cgroup` (whose session a process
+//!   is in);
+//! - [`losses`]: decision events that could not be reported.
+//!
+//! The kernel crate (`kapl-runtime-bpf`) feeds it bytes and kernel events
+//! and carries out what it decides.
+
+pub mod access;
+pub mod attribution;
+pub mod auditlog;
+pub mod automaton;
+pub mod losses;
+pub mod narrowing;
+pub mod precision;
+pub mod proc_cgroup;
+pub mod protocol;
+pub mod record;
+pub mod report;
+pub mod step;

@@ -1,0 +1,118 @@
+//! Where enforcement is narrower than a grant as written.
+//!
+//! Landlock grants by existing inode and directory; a grant is a path
+//! pattern. The rule builder reports each place it had to grant less than
+//! the pattern says as a [`Narrowing`]; the precision report counts them by
+//! [`NarrowingKind`], which describes itself.
+
+use std::path::{Path, PathBuf};
+
+/// Why a grant is narrower than written, at one path.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Narrowing {
+    /// Only existing entries of this directory are granted: entries created
+    /// later are not.
+    PerEntry(PathBuf),
+    /// A symbolic link was not followed.
+    Symlink(PathBuf),
+    /// Creation/removal in a partly granted directory cannot be expressed
+    /// (the rights that could not be given).
+    ParentRight(PathBuf, u64),
+    /// A hard-linked file where others could plant links: a rule on it would
+    /// grant its other names too, so it gets none.
+    HardLink(PathBuf),
+    /// Deeper than the walk bound: nothing below is granted per entry.
+    TooDeep(PathBuf),
+    /// The step reached the rule builder's rule limit: this object got no
+    /// rule.
+    TooMany(PathBuf),
+    /// Moving or linking files between directories (Landlock's refer) is
+    /// not granted where the step may delete but not read.
+    NoRefer(PathBuf),
+}
+
+/// The kind of a [`Narrowing`], without its path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum NarrowingKind {
+    /// See [`Narrowing::PerEntry`].
+    PerEntry,
+    /// See [`Narrowing::Symlink`].
+    Symlink,
+    /// See [`Narrowing::ParentRight`].
+    ParentRight,
+    /// See [`Narrowing::HardLink`].
+    HardLink,
+    /// See [`Narrowing::TooDeep`].
+    TooDeep,
+    /// See [`Narrowing::TooMany`].
+    TooMany,
+    /// See [`Narrowing::NoRefer`].
+    NoRefer,
+}
+
+impl NarrowingKind {
+    /// What a precision line says before the example paths.
+    pub fn describe(self) -> &'static str {
+        match self {
+            NarrowingKind::PerEntry => "only entries that exist now are granted in",
+            NarrowingKind::Symlink => "symbolic links are not followed:",
+            NarrowingKind::ParentRight => {
+                "creation/removal cannot be granted for only some names in"
+            }
+            NarrowingKind::HardLink => {
+                "hard-linked files get no rule (a rule would grant their other names too):"
+            }
+            NarrowingKind::TooDeep => {
+                "deeper than the rule builder's walk bound, nothing is granted below"
+            }
+            NarrowingKind::TooMany => {
+                "the step reached the rule builder's limit of rules; no rule for"
+            }
+            NarrowingKind::NoRefer => {
+                "files cannot be moved or linked between directories where the step may delete but not read:"
+            }
+        }
+    }
+}
+
+impl Narrowing {
+    /// Its kind.
+    pub fn kind(&self) -> NarrowingKind {
+        match self {
+            Narrowing::PerEntry(_) => NarrowingKind::PerEntry,
+            Narrowing::Symlink(_) => NarrowingKind::Symlink,
+            Narrowing::ParentRight(..) => NarrowingKind::ParentRight,
+            Narrowing::HardLink(_) => NarrowingKind::HardLink,
+            Narrowing::TooDeep(_) => NarrowingKind::TooDeep,
+            Narrowing::TooMany(_) => NarrowingKind::TooMany,
+            Narrowing::NoRefer(_) => NarrowingKind::NoRefer,
+        }
+    }
+
+    /// The path it concerns.
+    pub fn path(&self) -> &Path {
+        match self {
+            Narrowing::PerEntry(p)
+            | Narrowing::Symlink(p)
+            | Narrowing::ParentRight(p, _)
+            | Narrowing::HardLink(p)
+            | Narrowing::TooDeep(p)
+            | Narrowing::TooMany(p)
+            | Narrowing::NoRefer(p) => p,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_describe_themselves_and_keep_their_path() {
+        let n = Narrowing::ParentRight(PathBuf::from("/srv/a"), 3);
+        assert_eq!(n.kind(), NarrowingKind::ParentRight);
+        assert_eq!(n.path(), Path::new("/srv/a"));
+        assert!(n.kind().describe().starts_with("creation/removal"));
+        assert!(NarrowingKind::PerEntry < NarrowingKind::NoRefer);
+    }
+}

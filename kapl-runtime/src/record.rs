@@ -1,0 +1,362 @@
+//! The audit record: one JSON line per kernel decision in the `--audit`
+//! file, typed and versioned.
+//!
+//! Schema: `schemas/audit-record.schema.json` (generated from these types;
+//! `cargo test -p kapl-runtime --test schemas` fails when it is stale).
+//! A line is a [`DecisionRecord`] (`verdict` `allow` or `deny`) or, at the
+//! end of a session that lost events, a [`LostRecord`] (`verdict` `lost`).
+//! `object` is the readable form of `target`, as the deny lines show it.
+
+use crate::losses::Losses;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The version of the audit record's shape. It changes only when a field
+/// changes meaning or goes away (adding a field keeps it).
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// One line of an audit file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum AuditRecord {
+    /// A decision.
+    Decision(Box<DecisionRecord>),
+    /// The session lost decision events.
+    Lost(LostRecord),
+}
+
+/// Allowed or denied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// The kernel allowed it.
+    Allow,
+    /// The kernel refused it.
+    Deny,
+}
+
+/// Which kernel mechanism decided (or observed) it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Mechanism {
+    /// The step's Landlock domain (reported through audit).
+    Landlock,
+    /// The session's cgroup BPF programs.
+    Bpf,
+    /// The exec tracepoint (an observation: Landlock decided).
+    Tracepoint,
+    /// The commands' seccomp filter.
+    Seccomp,
+}
+
+/// A transport protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+    /// Anything else.
+    Other,
+}
+
+impl Protocol {
+    /// Its name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+            Protocol::Other => "other",
+        }
+    }
+}
+
+/// What a decision was about.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Target {
+    /// A file-system object.
+    Path {
+        /// The path as the kernel logged it (non-UTF-8 bytes as `\xNN`;
+        /// `<too_long>` when the kernel's buffer could not hold it).
+        path: Option<String>,
+        /// The device, as logged.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dev: Option<String>,
+        /// The inode.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ino: Option<u64>,
+    },
+    /// A program executed.
+    Program {
+        /// Its path.
+        path: String,
+        /// The kernel's copy of the path was cut short (and `/proc` could
+        /// not give the whole one).
+        truncated: bool,
+    },
+    /// A network endpoint.
+    Endpoint {
+        /// The address (IPv4-mapped IPv6 shown as IPv4); `None` when the
+        /// kernel did not say.
+        address: Option<std::net::IpAddr>,
+        /// The port.
+        port: u16,
+        /// The protocol.
+        protocol: Protocol,
+    },
+    /// A pathname UNIX socket.
+    UnixSocket {
+        /// Its path, as the program wrote it.
+        path: String,
+    },
+    /// A socket being created.
+    Socket {
+        /// Address family.
+        family: u32,
+        /// Socket type.
+        #[serde(rename = "type")]
+        sotype: u32,
+        /// Protocol number.
+        protocol: u32,
+    },
+    /// Another process (Landlock's scopes).
+    Process {
+        /// Its pid.
+        pid: i64,
+        /// Its comm.
+        comm: String,
+    },
+    /// A system call.
+    Syscall {
+        /// Its name (or `syscall N`).
+        name: String,
+    },
+    /// Something the kernel named in a way not listed above.
+    Other {
+        /// As logged.
+        text: String,
+    },
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let dev_ino = |f: &mut fmt::Formatter<'_>, dev: &Option<String>, ino: &Option<u64>| {
+            let ino = ino.map(|i| i.to_string()).unwrap_or_default();
+            write!(f, "dev={} ino={ino}", dev.as_deref().unwrap_or_default())
+        };
+        match self {
+            // The kernel logs `<too_long>` for a path longer than its
+            // buffer: the object is then named by device and inode too.
+            Target::Path {
+                path: Some(p),
+                dev,
+                ino,
+            } => {
+                if p == "<too_long>" {
+                    write!(f, "{p} ")?;
+                    dev_ino(f, dev, ino)
+                } else {
+                    f.write_str(p)
+                }
+            }
+            Target::Path {
+                path: None,
+                dev,
+                ino,
+            } => dev_ino(f, dev, ino),
+            Target::Program { path, truncated } => {
+                f.write_str(path)?;
+                if *truncated {
+                    f.write_str("... (truncated)")?;
+                }
+                Ok(())
+            }
+            Target::Endpoint {
+                address,
+                port,
+                protocol,
+            } => match address {
+                Some(a @ std::net::IpAddr::V4(_)) => {
+                    write!(f, "{a}:{port} ({})", protocol.as_str())
+                }
+                Some(a @ std::net::IpAddr::V6(_)) => {
+                    write!(f, "[{a}]:{port} ({})", protocol.as_str())
+                }
+                None => write!(f, "port {port} ({})", protocol.as_str()),
+            },
+            Target::UnixSocket { path } => write!(f, "{path} (unix)"),
+            Target::Socket {
+                family,
+                sotype,
+                protocol,
+            } => write!(f, "family={family} type={sotype} protocol={protocol}"),
+            Target::Process { pid, comm } => write!(f, "pid {pid} ({comm})"),
+            Target::Syscall { name } => f.write_str(name),
+            Target::Other { text } => f.write_str(text),
+        }
+    }
+}
+
+/// A grant, as a record names it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct GrantRef {
+    /// The grant's id in the image.
+    pub id: u32,
+    /// Where it is written: `FILE:LINE:COLUMN`.
+    pub source: String,
+    /// Where it is used, when that differs (a `use` of a library grant):
+    /// `FILE:LINE`.
+    pub site: String,
+    /// Its source text.
+    pub text: String,
+    /// Its step (`None`: plan-wide).
+    pub step: Option<String>,
+}
+
+/// The grant nearest to a denied request, and why it does not cover it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct NearestRef {
+    /// The grant.
+    #[serde(flatten)]
+    pub grant: GrantRef,
+    /// Why it does not cover the request.
+    pub why: String,
+}
+
+/// One kernel decision with the authority chain behind it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DecisionRecord {
+    /// [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// When the runtime reported it (RFC 3339, UTC, milliseconds).
+    pub time: String,
+    /// The session id.
+    pub session: String,
+    /// The host's name.
+    pub host: String,
+    /// The user the session runs as.
+    pub uid: u32,
+    /// The process (thread-group id), when known.
+    pub pid: Option<i32>,
+    /// Its comm.
+    pub comm: String,
+    /// Its program, when known.
+    pub exe: Option<String>,
+    /// What it tried (`read (read_file)`, `connect`, `exec`, ...).
+    pub operation: String,
+    /// What it tried it on, readable (see `target`).
+    pub object: String,
+    /// What it tried it on, typed.
+    pub target: Target,
+    /// Allowed or denied.
+    pub verdict: Verdict,
+    /// The grant that allowed it (`None` for a denial, or an exec no grant
+    /// names).
+    pub grant: Option<GrantRef>,
+    /// The step whose authority the process held.
+    pub step: String,
+    /// The plan.
+    pub plan: String,
+    /// The intent, if the plan is under one.
+    pub intent: Option<String>,
+    /// The objective.
+    pub objective: String,
+    /// Why it was denied (or, for an exec no grant names, why it was
+    /// allowed anyway).
+    pub reason: Option<String>,
+    /// For a denial: the nearest grant and why it does not cover.
+    pub nearest: Option<NearestRef>,
+    /// Which mechanism decided.
+    pub mechanism: Mechanism,
+    /// The kernel audit serial of the record it came from (Landlock and
+    /// seccomp), to join with `ausearch -a SERIAL`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_serial: Option<u64>,
+}
+
+/// Always `lost`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LostVerdict {
+    /// Events were lost.
+    Lost,
+}
+
+/// The session lost decision events: the audit file says itself that it
+/// is incomplete.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct LostRecord {
+    /// [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// When (RFC 3339, UTC).
+    pub time: String,
+    /// The session id.
+    pub session: String,
+    /// The host's name.
+    pub host: String,
+    /// The user the session runs as.
+    pub uid: u32,
+    /// `lost`.
+    pub verdict: LostVerdict,
+    /// Counts by channel.
+    pub lost: Losses,
+    /// What the counts mean.
+    pub reason: String,
+}
+
+/// RFC 3339 in UTC with milliseconds (`2026-12-06T04:05:06.789Z`).
+pub fn rfc3339(t: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn objects_read_as_the_deny_lines_show_them() {
+        let ep = |a: &str, port, protocol| Target::Endpoint {
+            address: a.parse().ok(),
+            port,
+            protocol,
+        };
+        assert_eq!(
+            ep("127.0.0.1", 80, Protocol::Tcp).to_string(),
+            "127.0.0.1:80 (tcp)"
+        );
+        assert_eq!(ep("::1", 53, Protocol::Udp).to_string(), "[::1]:53 (udp)");
+        assert_eq!(ep("", 9, Protocol::Tcp).to_string(), "port 9 (tcp)");
+        let p = |path: Option<&str>| Target::Path {
+            path: path.map(str::to_string),
+            dev: Some("vda".into()),
+            ino: Some(12),
+        };
+        assert_eq!(p(Some("/srv/a")).to_string(), "/srv/a");
+        assert_eq!(
+            p(Some("<too_long>")).to_string(),
+            "<too_long> dev=vda ino=12"
+        );
+        assert_eq!(p(None).to_string(), "dev=vda ino=12");
+        let prog = Target::Program {
+            path: "/usr/bin/x".into(),
+            truncated: true,
+        };
+        assert_eq!(prog.to_string(), "/usr/bin/x... (truncated)");
+        assert_eq!(
+            Target::UnixSocket {
+                path: "/run/s".into()
+            }
+            .to_string(),
+            "/run/s (unix)"
+        );
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_utc_milliseconds() {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_796_529_906_789);
+        assert_eq!(rfc3339(t), "2026-12-06T04:05:06.789Z");
+    }
+}
