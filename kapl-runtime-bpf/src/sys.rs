@@ -500,8 +500,11 @@ pub fn audit_netlink_socket(groups: u32) -> Result<OwnedFd, SyscallError> {
         Some(rustix::net::netlink::AUDIT),
     )
     .named("socket")?;
-    rustix::net::bind(&fd, &rustix::net::netlink::SocketAddrNetlink::new(0, groups))
-        .named("bind")?;
+    rustix::net::bind(
+        &fd,
+        &rustix::net::netlink::SocketAddrNetlink::new(0, groups),
+    )
+    .named("bind")?;
     Ok(fd)
 }
 
