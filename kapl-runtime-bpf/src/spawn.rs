@@ -22,14 +22,14 @@
 //! calls on memory prepared beforehand (no allocation, no locks, no writes
 //! outside its own stack): the parent may be multithreaded, and on x86_64
 //! the child runs in the parent's memory. The child's steps
-//! ([`child_main`]) are each one call of the sys layer marked "no
+//! (`child_main`) are each one call of the sys layer marked "no
 //! allocation" there (rustix's raw system calls, or one `libc` call), on
 //! the `ChildCtx` the parent built: C strings and pointer arrays
-//! ([`ExecArgs`]), the filters, the descriptors. A step that fails reports
+//! (`sys::ExecArgs`), the filters, the descriptors. A step that fails reports
 //! its stage and errno on the error pipe and exits.
 
 use crate::seccomp::SockFilter;
-use crate::sys::{self, ChildStack, ExecArgs};
+use crate::sys::{self, ExecArgs};
 use std::ffi::{CStr, CString};
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -290,7 +290,7 @@ pub fn wait_exit(pidfd: &OwnedFd) -> io::Result<i32> {
 /// Starts the child running `child_main(ctx)`; returns its pid.
 #[cfg(target_arch = "x86_64")]
 fn clone_child(args: &mut CloneArgs, ctx: &ChildCtx<'_>) -> Result<i32, SpawnError> {
-    let stack = ChildStack::new(CHILD_STACK).map_err(syscall("mmap"))?;
+    let stack = sys::ChildStack::new(CHILD_STACK).map_err(syscall("mmap"))?;
     args.flags |= CLONE_VM | CLONE_VFORK;
     args.stack = stack.base() as u64;
     args.stack_size = stack.len() as u64;

@@ -931,3 +931,115 @@ impl Drop for ChildStack {
         unsafe { libc::munmap(self.base, self.len) };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The sys layer on this machine's kernel, as any user (no root).
+    #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test assertions")]
+    use super::*;
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+
+    #[test]
+    fn poll_sees_a_readable_pipe() {
+        let (rd, wr) = pipe_cloexec().unwrap();
+        assert_eq!(poll(&[rd.as_fd()], 0).unwrap(), [false]);
+        assert_eq!(poll_raw(&[rd.as_raw_fd()], 0).unwrap(), [false]);
+        std::fs::File::from(wr).write_all(b"x").unwrap();
+        assert_eq!(poll(&[rd.as_fd()], 1000).unwrap(), [true]);
+        assert_eq!(poll_raw(&[rd.as_raw_fd()], 1000).unwrap(), [true]);
+        let st = fstat(&rd).unwrap();
+        assert!(!st.is_socket() && !st.is_dir());
+    }
+
+    #[test]
+    fn identity_and_process_existence() {
+        let me = std::process::id() as i32;
+        assert!(process_exists(me));
+        assert!(!process_exists(0), "0 names a process group");
+        assert!(!process_exists(-1), "negative pids name process groups");
+        let uid = std::fs::read_to_string("/proc/self/status")
+            .unwrap()
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|l| l.split_whitespace().next()?.parse::<u32>().ok())
+            .unwrap();
+        assert_eq!(getuid(), uid);
+    }
+
+    #[test]
+    #[expect(
+        clippy::zombie_processes,
+        reason = "the children are reaped through their pidfds"
+    )]
+    fn pidfds_wait_and_signal() {
+        let child = std::process::Command::new("true").spawn().unwrap();
+        let fd = pidfd_open(child.id() as i32).unwrap();
+        assert_eq!(wait_pidfd(&fd).unwrap(), Exit::Code(0));
+
+        let child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let fd = pidfd_open(child.id() as i32).unwrap();
+        assert_eq!(try_wait_pidfd(&fd).unwrap(), None);
+        pidfd_send_signal(&fd, libc::SIGKILL).unwrap();
+        let exit = wait_pidfd(&fd).unwrap();
+        assert_eq!(exit, Exit::Signal(libc::SIGKILL));
+        assert_eq!(exit.shell_code(), 137);
+    }
+
+    #[test]
+    fn descriptors_pass_with_the_first_byte() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let (rd, wr) = pipe_cloexec().unwrap();
+        assert_eq!(send_with_fds(&a, b"hi", &[wr.as_fd()]).unwrap(), 2);
+        drop(wr);
+        let mut buf = [0u8; 8];
+        let mut fds = Vec::new();
+        assert_eq!(recv_with_fds(&b, &mut buf, &mut fds).unwrap(), 2);
+        assert_eq!(&buf[..2], b"hi");
+        assert_eq!(fds.len(), 1);
+        // The received descriptor is the pipe's write end.
+        std::fs::File::from(fds.pop().unwrap())
+            .write_all(b"y")
+            .unwrap();
+        let mut got = [0u8; 1];
+        std::fs::File::from(rd).read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"y");
+        assert_eq!(socket_domain(&a).unwrap(), libc::AF_UNIX);
+        assert!(fstat(&a).unwrap().is_socket());
+        assert_eq!(
+            peer_credentials(&a).unwrap(),
+            (std::process::id() as i32, getuid())
+        );
+    }
+
+    #[test]
+    fn abstract_sockets_listen_connect_accept() {
+        let name = format!("kapl-sys-test/{}", std::process::id()).into_bytes();
+        let l = unix_stream_socket().unwrap();
+        bind_abstract(&l, &name).unwrap();
+        listen(&l, 4).unwrap();
+        let c = unix_stream_socket().unwrap();
+        connect_abstract(&c, &name).unwrap();
+        let s = accept(&l).unwrap();
+        assert_eq!(send_with_fds(&c, b"z", &[]).unwrap(), 1);
+        let mut buf = [0u8; 4];
+        assert_eq!(recv_with_fds(&s, &mut buf, &mut Vec::new()).unwrap(), 1);
+        let long = vec![b'x'; 200];
+        assert_eq!(
+            bind_abstract(unix_stream_socket().unwrap(), &long)
+                .unwrap_err()
+                .raw_os_error(),
+            Some(libc::ENAMETOOLONG)
+        );
+    }
+
+    #[test]
+    fn exec_args_refuse_nul_bytes() {
+        assert!(ExecArgs::new(b"/bin/true", &[b"true".to_vec()], &[]).is_ok());
+        assert!(ExecArgs::new(b"/bin/t\0rue", &[], &[]).is_err());
+        assert!(ExecArgs::new(b"/bin/true", &[b"a\0".to_vec()], &[]).is_err());
+    }
+}
