@@ -13,9 +13,10 @@
 //! they were found when the last session using it ends (a reference count under
 //! `/run/kapl/audit`, held with flock, shared by concurrent sessions).
 
+use crate::sys::{self, SyscallError};
 use std::collections::BTreeMap;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 const AUDIT_GET: u16 = 1000;
@@ -56,60 +57,30 @@ pub enum AuditError {
     Protocol(String),
 }
 
-fn sys(call: &'static str) -> AuditError {
-    AuditError::Syscall {
-        call,
-        source: io::Error::last_os_error(),
+impl From<SyscallError> for AuditError {
+    fn from(e: SyscallError) -> AuditError {
+        AuditError::Syscall {
+            call: e.call,
+            source: e.source,
+        }
     }
+}
+
+/// Names the call of a failed `io::Result`.
+fn named(call: &'static str) -> impl FnOnce(io::Error) -> AuditError {
+    move |source| AuditError::Syscall { call, source }
 }
 
 fn nl_socket(groups: u32) -> Result<OwnedFd, AuditError> {
-    // SAFETY: plain socket(2) call.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_NETLINK,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            libc::NETLINK_AUDIT,
-        )
-    };
-    if fd < 0 {
-        return Err(sys("socket"));
-    }
-    // SAFETY: fd was just created and is ours.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: sockaddr_nl is plain data.
-    let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-    sa.nl_family = libc::AF_NETLINK as u16;
-    sa.nl_groups = groups;
-    // SAFETY: valid fd and sockaddr of the stated size.
-    let r = unsafe {
-        libc::bind(
-            fd.as_raw_fd(),
-            std::ptr::addr_of!(sa).cast(),
-            size_of::<libc::sockaddr_nl>() as u32,
-        )
-    };
-    if r != 0 {
-        return Err(sys("bind"));
-    }
+    let fd = sys::audit_netlink_socket(groups)?;
     // A large receive buffer: denials can come in bursts. The multicast
     // cannot wait for us; what does not fit is dropped and counted (see
     // `AuditReader::dropped`).
-    let sz: libc::c_int = 32 << 20;
-    // SAFETY: setsockopt with an int option value.
-    unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUFFORCE,
-            std::ptr::addr_of!(sz).cast(),
-            size_of::<libc::c_int>() as u32,
-        );
-    }
+    let _ = sys::set_recv_buffer_force(&fd, 32 << 20);
     Ok(fd)
 }
 
-fn send_msg(fd: RawFd, ty: u16, flags: u16, payload: &[u8]) -> Result<(), AuditError> {
+fn send_msg(fd: &OwnedFd, ty: u16, flags: u16, payload: &[u8]) -> Result<(), AuditError> {
     let len = 16 + payload.len();
     let mut buf = Vec::with_capacity(len);
     buf.extend_from_slice(&(len as u32).to_ne_bytes());
@@ -118,42 +89,12 @@ fn send_msg(fd: RawFd, ty: u16, flags: u16, payload: &[u8]) -> Result<(), AuditE
     buf.extend_from_slice(&1u32.to_ne_bytes()); // seq
     buf.extend_from_slice(&0u32.to_ne_bytes()); // pid
     buf.extend_from_slice(payload);
-    // SAFETY: sockaddr_nl is plain data; sending our buffer to the kernel.
-    let mut sa: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-    sa.nl_family = libc::AF_NETLINK as u16;
-    // SAFETY: valid buffer and address.
-    let r = unsafe {
-        libc::sendto(
-            fd,
-            buf.as_ptr().cast(),
-            buf.len(),
-            0,
-            std::ptr::addr_of!(sa).cast(),
-            size_of::<libc::sockaddr_nl>() as u32,
-        )
-    };
-    if r < 0 {
-        return Err(sys("sendto"));
-    }
+    sys::send_to_kernel(fd, &buf).map_err(named("sendto"))?;
     Ok(())
 }
 
-fn recv_raw(fd: RawFd, buf: &mut [u8], flags: i32) -> Result<usize, AuditError> {
-    loop {
-        // SAFETY: receiving into our buffer.
-        let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), flags) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(AuditError::Syscall {
-                call: "recv",
-                source: e,
-            });
-        }
-        return Ok(n as usize);
-    }
+fn recv_raw(fd: &OwnedFd, buf: &mut [u8], nonblocking: bool) -> Result<usize, AuditError> {
+    sys::recv(fd, buf, nonblocking).map_err(named("recv"))
 }
 
 /// Netlink messages in a datagram: (type, payload).
@@ -179,11 +120,11 @@ fn messages(buf: &[u8]) -> Vec<(u16, &[u8])> {
 /// pid, rate_limit, backlog_limit, lost, backlog.
 fn audit_status() -> Result<[u32; 8], AuditError> {
     let fd = nl_socket(0)?;
-    send_msg(fd.as_raw_fd(), AUDIT_GET, 0, &[])?;
+    send_msg(&fd, AUDIT_GET, 0, &[])?;
     let mut buf = vec![0u8; 8192];
     let deadline = Instant::now() + Duration::from_secs(2);
     while Instant::now() < deadline {
-        let n = recv_raw(fd.as_raw_fd(), &mut buf, 0)?;
+        let n = recv_raw(&fd, &mut buf, false)?;
         for (ty, p) in messages(&buf[..n]) {
             if ty == AUDIT_GET && p.len() >= 32 {
                 let mut w = [0u32; 8];
@@ -241,9 +182,9 @@ fn set_status(mask: u32, word: usize, v: u32) -> Result<(), AuditError> {
     let mut status = [0u8; 40];
     status[0..4].copy_from_slice(&mask.to_ne_bytes());
     status[4 * word..4 * word + 4].copy_from_slice(&v.to_ne_bytes());
-    send_msg(fd.as_raw_fd(), AUDIT_SET, NLM_F_ACK, &status)?;
+    send_msg(&fd, AUDIT_SET, NLM_F_ACK, &status)?;
     let mut buf = vec![0u8; 8192];
-    let n = recv_raw(fd.as_raw_fd(), &mut buf, 0)?;
+    let n = recv_raw(&fd, &mut buf, false)?;
     for (ty, p) in messages(&buf[..n]) {
         if ty == NLMSG_ERROR && p.len() >= 4 {
             let err = i32::from_ne_bytes([p[0], p[1], p[2], p[3]]);
@@ -284,10 +225,7 @@ fn with_state<T>(
             call: "open /run/kapl/audit",
             source: e,
         })?;
-    // SAFETY: flock on an fd we own.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        return Err(sys("flock"));
-    }
+    sys::lock_exclusive(&file).map_err(named("flock"))?;
     let mut s = String::new();
     let _ = file.read_to_string(&mut s);
     let mut it = s.split_whitespace().filter_map(|x| x.parse::<u32>().ok());
@@ -478,7 +416,7 @@ impl AuditReader {
         let fd = nl_socket(0)?;
         let mut payload = token.clone().into_bytes();
         payload.push(0);
-        send_msg(fd.as_raw_fd(), AUDIT_USER, NLM_F_ACK, &payload)?;
+        send_msg(&fd, AUDIT_USER, NLM_F_ACK, &payload)?;
         let start = Instant::now();
         let mut deadline = start + timeout;
         let mut out = Vec::new();
@@ -496,13 +434,7 @@ impl AuditReader {
             if self.datagrams != before {
                 deadline = (now + timeout).min(start + BARRIER_CAP);
             }
-            let mut p = libc::pollfd {
-                fd: self.fd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: poll on our socket.
-            unsafe { libc::poll(&mut p, 1, 5) };
+            let _ = sys::poll(&[self.fd.as_fd()], 5);
         }
         out.extend(self.poll(true)?);
         Ok(out)
@@ -513,28 +445,10 @@ impl AuditReader {
     /// records, so an upper bound on the denials lost (a denial is an access
     /// record plus its `SYSCALL`, `PROCTITLE` and `EOE` records).
     pub fn dropped(&self) -> Result<u64, AuditError> {
-        // SK_MEMINFO_DROPS is the ninth counter.
-        let mut info = [0u32; 9];
-        let mut len = size_of_val(&info) as libc::socklen_t;
-        // SAFETY: getsockopt into our array of the stated size.
-        let r = unsafe {
-            libc::getsockopt(
-                self.fd.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_MEMINFO,
-                info.as_mut_ptr().cast(),
-                &mut len,
-            )
-        };
-        if r != 0 {
-            return Err(sys("getsockopt SO_MEMINFO"));
-        }
-        if (len as usize) < size_of_val(&info) {
-            return Err(AuditError::Protocol(
-                "SO_MEMINFO has no drop counter".into(),
-            ));
-        }
-        Ok(u64::from(info[8]))
+        let drops = sys::socket_drops(&self.fd).map_err(named("getsockopt SO_MEMINFO"))?;
+        let drops =
+            drops.ok_or_else(|| AuditError::Protocol("SO_MEMINFO has no drop counter".into()))?;
+        Ok(u64::from(drops))
     }
 
     /// Audit records the kernel dropped host-wide since this reader was
@@ -556,7 +470,7 @@ impl AuditReader {
     /// pending record (at shutdown).
     pub fn poll(&mut self, flush_all: bool) -> Result<Vec<Record>, AuditError> {
         for _ in 0..MAX_DATAGRAMS_PER_POLL {
-            let n = match recv_raw(self.fd.as_raw_fd(), &mut self.buf, libc::MSG_DONTWAIT) {
+            let n = match recv_raw(&self.fd, &mut self.buf, true) {
                 Ok(n) => {
                     self.datagrams += 1;
                     n

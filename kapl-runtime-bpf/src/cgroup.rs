@@ -7,9 +7,10 @@
 //! the step directories; `cgroup.kill` ends a step's commands at a switch.
 //! Dropping the tree kills what is left and removes every directory.
 
+use crate::sys::{self, Forked};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -265,36 +266,23 @@ impl Watchdog {
     /// Starts the watchdog for `session` (a cgroup directory). Call while
     /// single-threaded. `on_fire` runs in the watchdog after the cleanup.
     pub fn start(session: &Path, on_fire: fn()) -> Result<Watchdog, CgroupError> {
-        let sys = |call: &'static str| CgroupError::Io {
-            op: call,
-            path: session.to_path_buf(),
-            source: io::Error::last_os_error(),
+        let fail = |call: &'static str| {
+            move |source| CgroupError::Io {
+                op: call,
+                path: session.to_path_buf(),
+                source,
+            }
         };
-        // SAFETY: pidfd_open on our own pid.
-        let me = unsafe { libc::syscall(libc::SYS_pidfd_open, libc::getpid(), 0) };
-        if me < 0 {
-            return Err(sys("pidfd_open"));
-        }
-        let me = me as i32;
-        // SAFETY: fork; the child only runs `watch` and exits.
-        let pid = unsafe { libc::fork() };
-        if pid < 0 {
-            // SAFETY: closing the pidfd we opened.
-            unsafe { libc::close(me) };
-            return Err(sys("fork"));
-        }
-        if pid == 0 {
-            watch(me, session, on_fire);
-        }
-        // SAFETY: closing our copy of the pidfd.
-        unsafe { libc::close(me) };
-        // SAFETY: pidfd_open on our child.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-        if fd < 0 {
-            return Err(sys("pidfd_open"));
-        }
-        // SAFETY: a fresh pidfd we own.
-        let pidfd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+        let me = sys::pidfd_open(std::process::id() as i32).map_err(fail("pidfd_open"))?;
+        // SAFETY: the caller starts the watchdog while single-threaded; the
+        // child only runs `watch`, which exits.
+        let forked = unsafe { sys::fork() }.map_err(fail("fork"))?;
+        let pid = match forked {
+            Forked::Child => watch(me, session, on_fire),
+            Forked::Parent(pid) => pid,
+        };
+        drop(me);
+        let pidfd = sys::pidfd_open(pid).map_err(fail("pidfd_open"))?;
         Ok(Watchdog { pidfd })
     }
 }
@@ -307,60 +295,30 @@ impl Watchdog {
 
     /// Whether the watchdog has exited (killed by someone); reaps it.
     pub fn exited(&self) -> bool {
-        // SAFETY: waitid on our child's pidfd without blocking.
-        unsafe {
-            let mut info: libc::siginfo_t = std::mem::zeroed();
-            let r = libc::waitid(
-                libc::P_PIDFD,
-                self.pidfd.as_raw_fd() as libc::id_t,
-                &mut info,
-                libc::WEXITED | libc::WNOHANG,
-            );
+        match sys::try_wait_pidfd(&self.pidfd) {
+            Ok(status) => status.is_some(),
             // ECHILD: already reaped.
-            (r == 0 && info.si_pid() != 0)
-                || (r != 0 && io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD))
+            Err(e) => e.raw_os_error() == Some(libc::ECHILD),
         }
     }
 }
 
 impl Drop for Watchdog {
     fn drop(&mut self) {
-        // SAFETY: signal and reap our child through its pidfd.
-        unsafe {
-            libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                self.pidfd.as_raw_fd(),
-                libc::SIGKILL,
-                0,
-                0,
-            );
-            let mut info: libc::siginfo_t = std::mem::zeroed();
-            libc::waitid(
-                libc::P_PIDFD,
-                self.pidfd.as_raw_fd() as libc::id_t,
-                &mut info,
-                libc::WEXITED,
-            );
-        }
+        // Signal and reap our child through its pidfd.
+        let _ = sys::pidfd_send_signal(&self.pidfd, libc::SIGKILL);
+        let _ = sys::wait_pidfd(&self.pidfd);
     }
 }
 
-fn watch(parent: i32, session: &Path, on_fire: fn()) -> ! {
-    // SAFETY: in the forked watchdog: own session (no terminal signals),
-    // close everything but the parent's pidfd, wait for the parent to die.
-    unsafe {
-        libc::setsid();
-        if parent > 0 {
-            libc::syscall(libc::SYS_close_range, 0u32, (parent - 1) as u32, 0u32);
-        }
-        libc::syscall(libc::SYS_close_range, (parent + 1) as u32, u32::MAX, 0u32);
-        let mut p = libc::pollfd {
-            fd: parent,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        while libc::poll(&mut p, 1, -1) <= 0 {}
-    }
+/// The forked watchdog: its own session (no terminal signals), nothing
+/// open but the parent's pidfd, waiting for the parent to die.
+fn watch(parent: OwnedFd, session: &Path, on_fire: fn()) -> ! {
+    let _ = sys::setsid();
+    // SAFETY: in the forked watchdog, which never returns (it exits below)
+    // and so never uses or drops what it inherited, only `parent`.
+    unsafe { sys::close_from_except(0, parent.as_raw_fd()) };
+    while !sys::poll(&[parent.as_fd()], -1).is_ok_and(|r| r.iter().any(|x| *x)) {}
     // The supervisor is gone: end the session.
     let _ = fs::write(session.join("cgroup.kill"), b"1");
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -374,8 +332,8 @@ fn watch(parent: i32, session: &Path, on_fire: fn()) -> ! {
     }
     let _ = remove_tree(session);
     on_fire();
-    // SAFETY: leave without running the parent's destructors.
-    unsafe { libc::_exit(0) }
+    // Leave without running the parent's destructors.
+    sys::exit_now(0)
 }
 
 /// Mount points of every cgroup file system (v1 and v2) in this mount

@@ -741,38 +741,7 @@ fn open_nofollow(p: &Path) -> std::io::Result<OwnedFd> {
 
 /// `openat2(AT_FDCWD, path, {flags, mode 0, resolve})`.
 pub fn openat2(path: &Path, flags: u64, resolve: u64) -> std::io::Result<OwnedFd> {
-    use std::os::fd::FromRawFd;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
-    /// `struct open_how` of the uapi (libc's is non-exhaustive).
-    #[repr(C)]
-    struct OpenHow {
-        flags: u64,
-        mode: u64,
-        resolve: u64,
-    }
-    let how = OpenHow {
-        flags,
-        mode: 0,
-        resolve,
-    };
-    // SAFETY: `c` is a valid C string and `how` a valid open_how of the
-    // size passed; the kernel reads both and returns a new descriptor.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            &how as *const OpenHow,
-            size_of::<OpenHow>(),
-        )
-    };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: a descriptor the kernel just returned to us, owned by nobody
-    // else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+    crate::sys::openat2_cwd(path, flags, resolve)
 }
 
 /// [`open_nofollow`] for a file rule: its directory is opened that way
@@ -782,7 +751,6 @@ fn open_entry_nofollow(
     parent: &mut Option<(PathBuf, Option<OwnedFd>)>,
     p: &Path,
 ) -> std::io::Result<OwnedFd> {
-    use std::os::fd::{AsRawFd, FromRawFd};
     let (Some(dir), Some(name)) = (p.parent(), p.file_name()) else {
         return open_nofollow(p);
     };
@@ -792,23 +760,7 @@ fn open_entry_nofollow(
     let Some((_, Some(dfd))) = parent.as_ref() else {
         return Err(std::io::Error::from_raw_os_error(libc::ENOENT));
     };
-    let c = std::ffi::CString::new(name.as_bytes())
-        .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
-    // SAFETY: `dfd` is an open descriptor and `c` a valid C string; the
-    // kernel returns a new descriptor or -1.
-    let fd = unsafe {
-        libc::openat(
-            dfd.as_raw_fd(),
-            c.as_ptr(),
-            libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: a descriptor the kernel just returned to us, owned by nobody
-    // else.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    crate::sys::open_path_nofollow_at(dfd, name)
 }
 
 /// Whether a file rule may be put on `path`: a rule on a file attaches to its
@@ -853,32 +805,26 @@ enum Object {
 /// `r.path`) at a path no step may create at (`creatable`; not asked for
 /// rules that come from no walk).
 fn still_what_was_walked(fd: &OwnedFd, r: &AddedRule, creatable: Option<&Creatable<'_>>) -> Object {
-    use std::os::fd::AsRawFd;
     use std::os::unix::fs::MetadataExt;
-    // SAFETY: an all-zero `stat` is a valid value to be overwritten.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: `fd` is open; `st` is writable.
-    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
+    let Ok(st) = crate::sys::fstat(fd) else {
         return Object::Changed;
-    }
-    let is_dir = st.st_mode & libc::S_IFMT == libc::S_IFDIR;
+    };
     if r.subtree {
-        return if is_dir {
+        return if st.is_dir() {
             Object::Fine
         } else {
             Object::Changed
         };
     }
-    if is_dir || st.st_mode & libc::S_IFMT == libc::S_IFLNK {
+    if st.is_dir() || st.is_symlink() {
         return Object::Changed;
     }
-    if st.st_nlink <= 1 {
+    if st.nlink <= 1 {
         return Object::Fine;
     }
     let ok = creatable.is_none_or(|c| !c(r.path.as_os_str().as_bytes()))
         && linked_file_ok(&r.path)
-        && fs::symlink_metadata(&r.path)
-            .is_ok_and(|m| m.ino() == st.st_ino && m.dev() == st.st_dev);
+        && fs::symlink_metadata(&r.path).is_ok_and(|m| m.ino() == st.ino && m.dev() == st.dev);
     if ok { Object::Fine } else { Object::HardLinked }
 }
 

@@ -16,4 +16,5 @@ pub mod engine;
 pub mod plan;
 pub mod seccomp;
 pub mod spawn;
+pub mod sys;
 pub mod unix;

@@ -50,59 +50,67 @@ const NS_FLAGS: u32 = 0x0002_0000 // CLONE_NEWNS
     | 0x4000_0000 // CLONE_NEWNET
     | 0x0000_0080; // CLONE_NEWTIME
 
-/// Calls refused with EPERM outright (x86_64 numbers).
+/// A system call number of the build target (libc's `SYS_*`) as the
+/// filter compares it. The filter admits only x86_64 calls
+/// (`AUDIT_ARCH_X86_64`), whose numbers these are on that target; the
+/// unit test `syscall_numbers_are_x86_64s` pins them.
+const fn nr(n: libc::c_long) -> u32 {
+    n as u32
+}
+
+/// Calls refused with EPERM outright.
 const DENY_EPERM: &[(u32, &str)] = &[
-    (321, "bpf"),
-    (101, "ptrace"),
-    (310, "process_vm_readv"),
-    (311, "process_vm_writev"),
-    (298, "perf_event_open"),
-    (272, "unshare"),
-    (308, "setns"),
-    (165, "mount"),
-    (166, "umount2"),
-    (155, "pivot_root"),
-    (161, "chroot"),
-    (428, "open_tree"),
-    (429, "move_mount"),
-    (430, "fsopen"),
-    (431, "fsconfig"),
-    (432, "fsmount"),
-    (433, "fspick"),
-    (442, "mount_setattr"),
-    (246, "kexec_load"),
-    (320, "kexec_file_load"),
-    (175, "init_module"),
-    (313, "finit_module"),
-    (176, "delete_module"),
-    (250, "keyctl"),
-    (248, "add_key"),
-    (249, "request_key"),
-    (323, "userfaultfd"),
-    (425, "io_uring_setup"),
-    (426, "io_uring_enter"),
-    (427, "io_uring_register"),
-    (304, "open_by_handle_at"),
-    (312, "kcmp"),
-    (169, "reboot"),
-    (167, "swapon"),
-    (168, "swapoff"),
-    (163, "acct"),
-    (173, "ioperm"),
-    (172, "iopl"),
-    (440, "process_madvise"),
-    (448, "process_mrelease"),
+    (nr(libc::SYS_bpf), "bpf"),
+    (nr(libc::SYS_ptrace), "ptrace"),
+    (nr(libc::SYS_process_vm_readv), "process_vm_readv"),
+    (nr(libc::SYS_process_vm_writev), "process_vm_writev"),
+    (nr(libc::SYS_perf_event_open), "perf_event_open"),
+    (nr(libc::SYS_unshare), "unshare"),
+    (nr(libc::SYS_setns), "setns"),
+    (nr(libc::SYS_mount), "mount"),
+    (nr(libc::SYS_umount2), "umount2"),
+    (nr(libc::SYS_pivot_root), "pivot_root"),
+    (nr(libc::SYS_chroot), "chroot"),
+    (nr(libc::SYS_open_tree), "open_tree"),
+    (nr(libc::SYS_move_mount), "move_mount"),
+    (nr(libc::SYS_fsopen), "fsopen"),
+    (nr(libc::SYS_fsconfig), "fsconfig"),
+    (nr(libc::SYS_fsmount), "fsmount"),
+    (nr(libc::SYS_fspick), "fspick"),
+    (nr(libc::SYS_mount_setattr), "mount_setattr"),
+    (nr(libc::SYS_kexec_load), "kexec_load"),
+    (nr(libc::SYS_kexec_file_load), "kexec_file_load"),
+    (nr(libc::SYS_init_module), "init_module"),
+    (nr(libc::SYS_finit_module), "finit_module"),
+    (nr(libc::SYS_delete_module), "delete_module"),
+    (nr(libc::SYS_keyctl), "keyctl"),
+    (nr(libc::SYS_add_key), "add_key"),
+    (nr(libc::SYS_request_key), "request_key"),
+    (nr(libc::SYS_userfaultfd), "userfaultfd"),
+    (nr(libc::SYS_io_uring_setup), "io_uring_setup"),
+    (nr(libc::SYS_io_uring_enter), "io_uring_enter"),
+    (nr(libc::SYS_io_uring_register), "io_uring_register"),
+    (nr(libc::SYS_open_by_handle_at), "open_by_handle_at"),
+    (nr(libc::SYS_kcmp), "kcmp"),
+    (nr(libc::SYS_reboot), "reboot"),
+    (nr(libc::SYS_swapon), "swapon"),
+    (nr(libc::SYS_swapoff), "swapoff"),
+    (nr(libc::SYS_acct), "acct"),
+    (nr(libc::SYS_ioperm), "ioperm"),
+    (nr(libc::SYS_iopl), "iopl"),
+    (nr(libc::SYS_process_madvise), "process_madvise"),
+    (nr(libc::SYS_process_mrelease), "process_mrelease"),
 ];
-const NR_CLONE: u32 = 56;
-const NR_CLONE3: u32 = 435;
-const NR_SOCKET: u32 = 41;
-const NR_SOCKETPAIR: u32 = 53;
-const NR_IOCTL: u32 = 16;
+const NR_CLONE: u32 = nr(libc::SYS_clone);
+const NR_CLONE3: u32 = nr(libc::SYS_clone3);
+const NR_SOCKET: u32 = nr(libc::SYS_socket);
+const NR_SOCKETPAIR: u32 = nr(libc::SYS_socketpair);
+const NR_IOCTL: u32 = nr(libc::SYS_ioctl);
 const TIOCSTI: u32 = 0x5412;
 const TIOCLINUX: u32 = 0x541c;
 
 /// `memfd_create` (its flags are checked by [`logged_filter`]).
-const NR_MEMFD_CREATE: u32 = 319;
+const NR_MEMFD_CREATE: u32 = nr(libc::SYS_memfd_create);
 /// `MFD_NOEXEC_SEAL`: the memfd can never be made executable.
 const MFD_NOEXEC_SEAL: u32 = 0x0008;
 
@@ -313,6 +321,68 @@ fn tree(cases: &[(u32, Vec<SockFilter>)]) -> Option<Vec<SockFilter>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The numbers the filter compares are x86_64's (the numbers this
+    /// table held before it named libc's constants).
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn syscall_numbers_are_x86_64s() {
+        let expected: &[(&str, u32)] = &[
+            ("bpf", 321),
+            ("ptrace", 101),
+            ("process_vm_readv", 310),
+            ("process_vm_writev", 311),
+            ("perf_event_open", 298),
+            ("unshare", 272),
+            ("setns", 308),
+            ("mount", 165),
+            ("umount2", 166),
+            ("pivot_root", 155),
+            ("chroot", 161),
+            ("open_tree", 428),
+            ("move_mount", 429),
+            ("fsopen", 430),
+            ("fsconfig", 431),
+            ("fsmount", 432),
+            ("fspick", 433),
+            ("mount_setattr", 442),
+            ("kexec_load", 246),
+            ("kexec_file_load", 320),
+            ("init_module", 175),
+            ("finit_module", 313),
+            ("delete_module", 176),
+            ("keyctl", 250),
+            ("add_key", 248),
+            ("request_key", 249),
+            ("userfaultfd", 323),
+            ("io_uring_setup", 425),
+            ("io_uring_enter", 426),
+            ("io_uring_register", 427),
+            ("open_by_handle_at", 304),
+            ("kcmp", 312),
+            ("reboot", 169),
+            ("swapon", 167),
+            ("swapoff", 168),
+            ("acct", 163),
+            ("ioperm", 173),
+            ("iopl", 172),
+            ("process_madvise", 440),
+            ("process_mrelease", 448),
+        ];
+        let table: Vec<(&str, u32)> = DENY_EPERM.iter().map(|(n, name)| (*name, *n)).collect();
+        assert_eq!(table, expected);
+        assert_eq!(
+            [
+                NR_CLONE,
+                NR_CLONE3,
+                NR_SOCKET,
+                NR_SOCKETPAIR,
+                NR_IOCTL,
+                NR_MEMFD_CREATE
+            ],
+            [56, 435, 41, 53, 16, 319]
+        );
+    }
 
     /// [`filter`]'s decisions written out by hand as one linear chain (the
     /// layout the tree replaced): the independent reference the tree is

@@ -18,17 +18,15 @@
 //! and relocated with aya-obj here and loaded with raw `bpf(2)` calls.
 
 use crate::bpf::{EventHead, cstr_at, rd_u32};
+use crate::sys;
 use aya::maps::{Array, Map, MapData};
 use aya_obj::Object;
 use std::collections::HashSet;
 use std::ffi::CStr;
-use std::io;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/unix.bpf.o"));
 
-const BPF_PROG_LOAD: i32 = 5;
-const BPF_LINK_CREATE: i32 = 28;
 const PROG_TYPE_CGROUP_SOCK_ADDR: u32 = 18;
 /// `BPF_CGROUP_UNIX_CONNECT`.
 const ATTACH_UNIX_CONNECT: u32 = 49;
@@ -175,16 +173,6 @@ fn map_fd(m: &Map) -> Option<RawFd> {
     Some(d.fd().as_fd().as_raw_fd())
 }
 
-fn bpf(cmd: i32, attr: &mut [u64; 16]) -> io::Result<RawFd> {
-    // SAFETY: bpf(2) with a zero-padded attribute buffer of 128 bytes.
-    let r = unsafe { libc::syscall(libc::SYS_bpf, cmd, attr.as_mut_ptr(), 128u32) };
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(r as RawFd)
-    }
-}
-
 impl UnixHooks {
     /// Loads both programs against the main object's shared maps (taken
     /// from `main`, which must still own `events`) and fresh maps filled
@@ -298,19 +286,14 @@ impl UnixHooks {
     pub fn attach(&self, cgroup: impl AsFd) -> Result<Vec<OwnedFd>, String> {
         let mut links = Vec::new();
         for (attach, prog) in &self.progs {
-            let mut attr = [0u64; 16];
-            // prog_fd | target_fd << 32; attach_type | flags << 32.
-            attr[0] =
-                prog.as_raw_fd() as u32 as u64 | ((cgroup.as_fd().as_raw_fd() as u32 as u64) << 32);
-            attr[1] = u64::from(*attach);
-            let fd = bpf(BPF_LINK_CREATE, &mut attr).map_err(|e| {
-                err(
-                    "BPF_LINK_CREATE (cgroup/connect_unix, sendmsg_unix: Linux 6.7+)",
-                    e,
-                )
-            })?;
-            // SAFETY: a fresh link fd from bpf(2).
-            links.push(unsafe { OwnedFd::from_raw_fd(fd) });
+            let link =
+                sys::bpf_link_create(prog.as_fd(), cgroup.as_fd(), *attach).map_err(|e| {
+                    err(
+                        "BPF_LINK_CREATE (cgroup/connect_unix, sendmsg_unix: Linux 6.7+)",
+                        e,
+                    )
+                })?;
+            links.push(link);
         }
         Ok(links)
     }
@@ -322,32 +305,26 @@ fn load_prog(
     attach: u32,
 ) -> Result<OwnedFd, String> {
     let license: &CStr = c"GPL";
-    let mut log = vec![0u8; 1 << 20];
-    let mut pname = [0u8; 16];
-    for (d, s) in pname.iter_mut().zip(name.bytes().take(15)) {
-        *d = s;
-    }
-    let mut attempt = |level: u32| {
-        let mut attr = [0u64; 16];
-        attr[0] = u64::from(PROG_TYPE_CGROUP_SOCK_ADDR) | ((insns.len() as u64) << 32);
-        attr[1] = insns.as_ptr() as u64;
-        attr[2] = license.as_ptr() as u64;
-        if level > 0 {
-            // log_level | log_size << 32; log_buf.
-            attr[3] = u64::from(level) | ((log.len() as u64) << 32);
-            attr[4] = log.as_mut_ptr() as u64;
-        }
-        attr[6] = u64::from_ne_bytes(pname[0..8].try_into().unwrap_or([0; 8]));
-        attr[7] = u64::from_ne_bytes(pname[8..16].try_into().unwrap_or([0; 8]));
-        // prog_ifindex (0) | expected_attach_type << 32.
-        attr[8] = u64::from(attach) << 32;
-        bpf(BPF_PROG_LOAD, &mut attr)
-    };
-    match attempt(0) {
-        // SAFETY: a fresh program fd from bpf(2).
-        Ok(fd) => Ok(unsafe { OwnedFd::from_raw_fd(fd) }),
+    match sys::bpf_prog_load(
+        PROG_TYPE_CGROUP_SOCK_ADDR,
+        attach,
+        insns,
+        license,
+        name,
+        None,
+    ) {
+        Ok(fd) => Ok(fd),
         Err(e) => {
-            let _ = attempt(1);
+            // Again with the verifier's log, to say why.
+            let mut log = vec![0u8; 1 << 20];
+            let _ = sys::bpf_prog_load(
+                PROG_TYPE_CGROUP_SOCK_ADDR,
+                attach,
+                insns,
+                license,
+                name,
+                Some((&mut log, 1)),
+            );
             let end = log.iter().position(|b| *b == 0).unwrap_or(log.len());
             let text = String::from_utf8_lossy(&log[..end]);
             let tail: Vec<&str> = text.lines().rev().take(8).collect();
