@@ -1,15 +1,15 @@
 //! Fuzz target: the session control protocol. Bytes a client sends are cut
-//! into lines by the supervisor's `LineReader` and parsed as requests (and
+//! into lines by the supervisor's `LineBuffer` and parsed as requests (and
 //! the client parses the supervisor's replies the same way): any bytes are
 //! refused or accepted without panicking, and whatever is accepted
 //! re-encodes to a line that parses to the same encoding.
 #![no_main]
 
-use kapl_runtime_bpf::control::{LineReader, Reply, Request};
+use kapl_runtime::protocol::{LineBuffer, Reply, Request};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let mut r = LineReader::default();
+    let mut r = LineBuffer::default();
     // Feed in two pieces, as two reads would deliver them.
     let cut = data.first().map_or(0, |b| usize::from(*b)).min(data.len());
     r.push(&data[..cut]);

@@ -17,7 +17,7 @@ use kapl_image::{Family, NetEntry, PortGrant, Proto};
 use kapl_runtime_bpf::bpf::{Event, NetEnforcer};
 use kapl_runtime_bpf::cgroup::{self, Cgroup};
 use kapl_runtime_bpf::domain::access;
-use kapl_runtime_bpf::engine;
+use kapl_runtime_bpf::session::step_domain;
 use kapl_syntax::ast::{NetOp, Right};
 use std::ffi::CString;
 use std::io::Read;
@@ -334,7 +334,7 @@ fn main() {
     for &n in sizes {
         let img = w.image(n);
         let t = Instant::now();
-        let d = engine::build_domain(&img.plans[0], 0).unwrap();
+        let d = step_domain::build(&img.plans[0], 0).unwrap();
         let build = t.elapsed();
         eprintln!(
             "bench: {n} grants: {} rules, ruleset built in {:.1} ms",
@@ -656,7 +656,7 @@ fn main() {
         let (mut kapl, mut raw, mut nrules) = (Duration::MAX, Duration::MAX, 0);
         for _ in 0..reps {
             let t = Instant::now();
-            let d = engine::build_domain(&img.plans[0], 0).unwrap();
+            let d = step_domain::build(&img.plans[0], 0).unwrap();
             kapl = kapl.min(t.elapsed());
             nrules = d.rules.len();
             drop(d);

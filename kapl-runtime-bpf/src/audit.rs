@@ -14,23 +14,18 @@
 //! `/run/kapl/audit`, held with flock, shared by concurrent sessions).
 
 use crate::sys::{self, SyscallError};
-use std::collections::BTreeMap;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
+pub use kapl_runtime::auditlog::{
+    AUDIT_LANDLOCK_ACCESS, AUDIT_LANDLOCK_DOMAIN, AUDIT_SECCOMP, Denial, DomainRecord, Fields,
+    Record, SeccompRecord, escape_bytes, parse_record, unescape_bytes,
+};
+use kapl_runtime::auditlog::{AUDIT_USER, Assembler, BARRIER_TAG};
+
 const AUDIT_GET: u16 = 1000;
 const AUDIT_SET: u16 = 1001;
-const AUDIT_SYSCALL: u16 = 1300;
-const AUDIT_USER: u16 = 1107;
-const AUDIT_EOE: u16 = 1320;
-/// Landlock access denial record type.
-pub const AUDIT_LANDLOCK_ACCESS: u16 = 1423;
-/// Landlock domain record type.
-pub const AUDIT_LANDLOCK_DOMAIN: u16 = 1424;
-/// A system call refused by a seccomp filter installed with
-/// `SECCOMP_FILTER_FLAG_LOG`.
-pub const AUDIT_SECCOMP: u16 = 1326;
 const AUDIT_NLGRP_READLOG: u32 = 1;
 const AUDIT_STATUS_ENABLED: u32 = 1;
 const AUDIT_STATUS_BACKLOG_LIMIT: u32 = 0x10;
@@ -312,8 +307,7 @@ pub const MAX_DATAGRAMS_PER_POLL: usize = 2048;
 pub struct AuditReader {
     fd: OwnedFd,
     buf: Vec<u8>,
-    pending: BTreeMap<u64, Pending>,
-    barrier_seen: Option<String>,
+    joined: Assembler,
     barrier_n: u64,
     kernel_lost_base: u32,
     datagrams: u64,
@@ -322,83 +316,13 @@ pub struct AuditReader {
 /// The longest [`AuditReader::barrier`] waits while records keep arriving.
 pub const BARRIER_CAP: Duration = Duration::from_secs(30);
 
-#[derive(Debug, Default)]
-struct Pending {
-    at: Option<Instant>,
-    access: Vec<Fields>,
-    domains: Vec<Fields>,
-    seccomp: Vec<Fields>,
-    syscall: Option<Fields>,
-}
-
-/// Key/value fields of one record, in order.
-pub type Fields = Vec<(String, String)>;
-
-/// One Landlock denial, with the syscall context when the kernel gave it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Denial {
-    /// The audit serial.
-    pub serial: u64,
-    /// The audit timestamp (`sec.ms`).
-    pub time: String,
-    /// The Landlock domain id (hex as logged).
-    pub domain: String,
-    /// Blockers (e.g. `fs.read_file`).
-    pub blockers: Vec<String>,
-    /// Every field of the access record.
-    pub fields: Fields,
-    /// pid from the SYSCALL record.
-    pub pid: Option<i32>,
-    /// comm from the SYSCALL record.
-    pub comm: Option<String>,
-    /// exe from the SYSCALL record.
-    pub exe: Option<String>,
-}
-
-/// A domain record.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DomainRecord {
-    /// The domain id.
-    pub domain: String,
-    /// `allocated` or `deallocated`.
-    pub status: String,
-    /// The pid that created it (allocated records).
-    pub pid: Option<i32>,
-}
-
-/// What the reader produced.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Record {
-    /// A denial.
-    Denial(Denial),
-    /// A domain record.
-    Domain(DomainRecord),
-    /// A system call refused by the logged seccomp filter.
-    Seccomp(SeccompRecord),
-}
-
-/// An `AUDIT_SECCOMP` record (any process on the host: the engine keeps
-/// those of its sessions).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SeccompRecord {
-    /// The process.
-    pub pid: i32,
-    /// Its comm.
-    pub comm: String,
-    /// Its executable.
-    pub exe: Option<String>,
-    /// The system call number (x86_64).
-    pub syscall: u32,
-}
-
 impl AuditReader {
     /// Joins the multicast group (needs CAP_AUDIT_READ).
     pub fn open() -> Result<AuditReader, AuditError> {
         Ok(AuditReader {
             fd: nl_socket(1 << (AUDIT_NLGRP_READLOG - 1))?,
             buf: vec![0u8; 64 * 1024],
-            pending: BTreeMap::new(),
-            barrier_seen: None,
+            joined: Assembler::default(),
             barrier_n: 0,
             kernel_lost_base: audit_lost()?,
             datagrams: 0,
@@ -412,7 +336,7 @@ impl AuditReader {
     /// read, pending ones included.
     pub fn barrier(&mut self, timeout: Duration) -> Result<Vec<Record>, AuditError> {
         self.barrier_n += 1;
-        let token = format!("kapl-run barrier {} {}", std::process::id(), self.barrier_n);
+        let token = format!("{BARRIER_TAG}{} {}", std::process::id(), self.barrier_n);
         let fd = nl_socket(0)?;
         let mut payload = token.clone().into_bytes();
         payload.push(0);
@@ -424,7 +348,7 @@ impl AuditReader {
             let before = self.datagrams;
             out.extend(self.poll(false)?);
             let now = Instant::now();
-            if self.barrier_seen.as_deref() == Some(token.as_str()) || now > deadline {
+            if self.joined.barrier_seen.as_deref() == Some(token.as_str()) || now > deadline {
                 break;
             }
             // Records still arriving (a storm queued ahead of the marker, or
@@ -500,252 +424,11 @@ impl AuditReader {
                     )
                 })
                 .collect();
+            let now = Instant::now();
             for (ty, text) in msgs {
-                self.take(ty, &text);
+                self.joined.take(ty, &text, now);
             }
         }
-        let now = Instant::now();
-        let mut done = Vec::new();
-        let keys: Vec<u64> = self.pending.keys().copied().collect();
-        for k in keys {
-            let ready = self.pending.get(&k).is_some_and(|p| {
-                flush_all
-                    || p.syscall.is_some()
-                    || p.at
-                        .is_some_and(|t| now.duration_since(t) > Duration::from_millis(200))
-            });
-            if ready && let Some(p) = self.pending.remove(&k) {
-                done.push((k, p));
-            }
-        }
-        let mut out = Vec::new();
-        for (serial, p) in done {
-            for d in p.domains {
-                out.push(Record::Domain(DomainRecord {
-                    domain: get(&d, "domain").unwrap_or_default(),
-                    status: get(&d, "status").unwrap_or_default(),
-                    pid: get(&d, "pid").and_then(|v| v.parse().ok()),
-                }));
-            }
-            for f in p.seccomp {
-                if let (Some(pid), Some(nr)) = (
-                    get(&f, "pid").and_then(|v| v.parse().ok()),
-                    get(&f, "syscall").and_then(|v| v.parse().ok()),
-                ) {
-                    out.push(Record::Seccomp(SeccompRecord {
-                        pid,
-                        comm: get(&f, "comm").unwrap_or_default(),
-                        exe: get(&f, "exe"),
-                        syscall: nr,
-                    }));
-                }
-            }
-            for a in p.access {
-                let sc = p.syscall.as_ref();
-                out.push(Record::Denial(Denial {
-                    serial,
-                    time: get(&a, "@time").unwrap_or_default(),
-                    domain: get(&a, "domain").unwrap_or_default(),
-                    blockers: get(&a, "blockers")
-                        .unwrap_or_default()
-                        .split(',')
-                        .map(str::to_string)
-                        .collect(),
-                    pid: sc.and_then(|s| get(s, "pid")).and_then(|v| v.parse().ok()),
-                    comm: sc.and_then(|s| get(s, "comm")),
-                    exe: sc.and_then(|s| get(s, "exe")),
-                    fields: a,
-                }));
-            }
-        }
-        Ok(out)
-    }
-
-    fn take(&mut self, ty: u16, text: &str) {
-        if ty == AUDIT_USER {
-            if let Some(i) = text.find("kapl-run barrier ") {
-                let t = &text[i..];
-                let end = t.find(['\'', '"']).unwrap_or(t.len());
-                self.barrier_seen = Some(t[..end].to_string());
-            }
-            return;
-        }
-        let Some((time, serial, fields)) = parse_record(text) else {
-            return;
-        };
-        let interesting = matches!(
-            ty,
-            AUDIT_LANDLOCK_ACCESS
-                | AUDIT_LANDLOCK_DOMAIN
-                | AUDIT_SECCOMP
-                | AUDIT_SYSCALL
-                | AUDIT_EOE
-        );
-        if !interesting {
-            return;
-        }
-        if ty == AUDIT_SYSCALL || ty == AUDIT_EOE {
-            // Only join records we already hold a Landlock record for.
-            if let Some(p) = self.pending.get_mut(&serial) {
-                if ty == AUDIT_SYSCALL {
-                    p.syscall = Some(fields);
-                } else if p.syscall.is_none() {
-                    p.syscall = Some(Vec::new());
-                }
-            }
-            return;
-        }
-        let p = self.pending.entry(serial).or_default();
-        p.at.get_or_insert_with(Instant::now);
-        let mut fields = fields;
-        fields.push(("@time".into(), time));
-        if ty == AUDIT_LANDLOCK_ACCESS {
-            p.access.push(fields);
-        } else if ty == AUDIT_SECCOMP {
-            p.seccomp.push(fields);
-        } else {
-            p.domains.push(fields);
-        }
-    }
-}
-
-fn get(f: &Fields, k: &str) -> Option<String> {
-    f.iter().find(|(a, _)| a == k).map(|(_, v)| v.clone())
-}
-
-/// Parses `audit(SEC.MS:SERIAL): k=v k="v" ...`, decoding hex-encoded
-/// untrusted strings.
-pub fn parse_record(text: &str) -> Option<(String, u64, Fields)> {
-    let rest = text.strip_prefix("audit(")?;
-    let (stamp, rest) = rest.split_once("):")?;
-    let (time, serial) = stamp.split_once(':')?;
-    let serial = serial.parse().ok()?;
-    Some((time.to_string(), serial, parse_fields(rest)))
-}
-
-fn parse_fields(s: &str) -> Fields {
-    let mut out = Vec::new();
-    let b = s.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        while i < b.len() && b[i] == b' ' {
-            i += 1;
-        }
-        let ks = i;
-        while i < b.len() && b[i] != b'=' && b[i] != b' ' {
-            i += 1;
-        }
-        let key = &s[ks..i];
-        if i >= b.len() || b[i] != b'=' {
-            continue;
-        }
-        i += 1;
-        let val = if i < b.len() && b[i] == b'"' {
-            let vs = i + 1;
-            let mut j = vs;
-            while j < b.len() && b[j] != b'"' {
-                j += 1;
-            }
-            i = (j + 1).min(b.len());
-            s[vs..j.min(b.len())].to_string()
-        } else {
-            let vs = i;
-            while i < b.len() && b[i] != b' ' {
-                i += 1;
-            }
-            let raw = &s[vs..i];
-            // Untrusted strings with special bytes are logged as hex.
-            if matches!(key, "path" | "comm" | "exe" | "name" | "ocomm")
-                && raw.len().is_multiple_of(2)
-                && !raw.is_empty()
-                && raw.bytes().all(|c| c.is_ascii_hexdigit())
-            {
-                let bytes: Vec<u8> = (0..raw.len())
-                    .step_by(2)
-                    .filter_map(|k| u8::from_str_radix(&raw[k..k + 2], 16).ok())
-                    .collect();
-                escape_bytes(&bytes)
-            } else {
-                raw.to_string()
-            }
-        };
-        if !key.is_empty() {
-            out.push((key.to_string(), val));
-        }
-    }
-    out
-}
-
-/// A file name as text: valid UTF-8 unchanged; otherwise each byte that is
-/// not part of valid UTF-8 becomes `\xNN`, so a non-UTF-8 name is reported
-/// byte for byte (and [`unescape_bytes`] gives the bytes back) instead of
-/// collapsing into replacement characters.
-pub fn escape_bytes(b: &[u8]) -> String {
-    let mut out = String::new();
-    for chunk in b.utf8_chunks() {
-        out.push_str(chunk.valid());
-        for x in chunk.invalid() {
-            out.push_str(&format!("\\x{x:02x}"));
-        }
-    }
-    out
-}
-
-/// The bytes of a name written by [`escape_bytes`] (`\xNN` read back as the
-/// byte; a name that contains a literal `\x` followed by two hex digits is
-/// read as that byte too: used only to find the nearest grant).
-pub fn unescape_bytes(s: &str) -> Vec<u8> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && b.get(i + 1) == Some(&b'x')
-            && let Some(h) = s.get(i + 2..i + 4)
-            && let Ok(v) = u8::from_str_radix(h, 16)
-        {
-            out.push(v);
-            i += 4;
-            continue;
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_landlock_access() {
-        let (t, serial, f) = parse_record(
-            "audit(1732572345.123:789): domain=195ba459b blockers=fs.read_file path=\"/srv/web/.env\" dev=\"vda\" ino=1234",
-        )
-        .unwrap_or_default();
-        assert_eq!(t, "1732572345.123");
-        assert_eq!(serial, 789);
-        assert_eq!(get(&f, "domain").as_deref(), Some("195ba459b"));
-        assert_eq!(get(&f, "blockers").as_deref(), Some("fs.read_file"));
-        assert_eq!(get(&f, "path").as_deref(), Some("/srv/web/.env"));
-        assert_eq!(get(&f, "ino").as_deref(), Some("1234"));
-    }
-
-    #[test]
-    fn non_utf8_names_are_escaped_byte_for_byte() {
-        let b = b"/srv/d\xfe\xff.txt/\xc3\xa9";
-        let e = escape_bytes(b);
-        assert_eq!(e, "/srv/d\\xfe\\xff.txt/\u{e9}");
-        assert_eq!(unescape_bytes(&e), b.to_vec());
-        let f = parse_fields("path=2F64FE");
-        assert_eq!(f, vec![("path".to_string(), "/d\\xfe".to_string())]);
-    }
-
-    #[test]
-    fn decodes_hex_paths() {
-        let f = parse_fields("path=2F6120622F63 comm=\"x y\"");
-        assert_eq!(get(&f, "path").as_deref(), Some("/a b/c"));
-        assert_eq!(get(&f, "comm").as_deref(), Some("x y"));
+        Ok(self.joined.ready(flush_all, Instant::now()))
     }
 }

@@ -55,6 +55,9 @@ pub enum BpfError {
         "cannot load the BPF programs: {0} (kapl-run needs root with CAP_BPF/CAP_SYS_ADMIN and a kernel with cgroup BPF, BTF and ring buffers; or run with --unprivileged for Landlock alone)"
     )]
     Load(String),
+    /// Loading BPF programs needs root.
+    #[error("kapl-run needs root for cgroup BPF network enforcement and audit")]
+    NotRoot,
     /// A program is missing from the object.
     #[error("BPF object lacks program or map `{0}`")]
     Missing(&'static str),

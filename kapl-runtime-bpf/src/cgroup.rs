@@ -37,6 +37,9 @@ pub enum CgroupError {
         /// The error.
         source: io::Error,
     },
+    /// The session has no step cgroup to start a command in (internal).
+    #[error("the session has no step cgroup")]
+    NoStep,
     /// Processes did not leave a cgroup after `cgroup.kill`.
     #[error("processes of {0} did not exit after cgroup.kill")]
     Stuck(PathBuf),

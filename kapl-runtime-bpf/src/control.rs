@@ -8,79 +8,16 @@
 //! abstract-socket scope, which refuses connections to sockets created
 //! outside the domain), and the supervisor accepts only peers with the
 //! invoking user's uid that are not inside the session's cgroups. Messages
-//! are JSON lines; `exec` passes the client's stdin/stdout/stderr with
+//! are JSON lines (the types are `kapl_runtime::protocol`'s); `exec` passes the client's stdin/stdout/stderr with
 //! SCM_RIGHTS (never an inet socket: those would carry another cgroup).
 
 use crate::sys;
-use serde::{Deserialize, Serialize};
+use kapl_runtime::protocol::LineBuffer;
+pub use kapl_runtime::protocol::{MAX_LINE, Reply, Request, socket_name};
+use serde::Serialize;
 use std::io;
-use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
-
-/// A request.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
-pub enum Request {
-    /// Run a command under the current step.
-    Exec {
-        /// argv.
-        argv: Vec<Vec<u8>>,
-        /// Environment.
-        env: Vec<Vec<u8>>,
-        /// Working directory.
-        cwd: Vec<u8>,
-        /// Print allow lines too.
-        show_allows: bool,
-    },
-    /// Move to a step.
-    Step {
-        /// Its name.
-        name: String,
-    },
-    /// Stop the session.
-    Stop,
-    /// Describe the session.
-    Status,
-}
-
-impl Request {
-    /// Parses one request line: the supervisor's only parser of bytes a
-    /// client sends (fuzzed by `fuzz/fuzz_targets/control.rs`).
-    pub fn parse(line: &[u8]) -> Result<Request, serde_json::Error> {
-        serde_json::from_slice(line)
-    }
-}
-
-/// A reply line.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Reply {
-    /// A line for stderr.
-    Notice {
-        /// The text.
-        line: String,
-    },
-    /// The command exited.
-    Exit {
-        /// Exit status.
-        code: i32,
-    },
-    /// Success, with a message for stdout.
-    Ok {
-        /// The message.
-        message: String,
-    },
-    /// Failure.
-    Error {
-        /// The message.
-        message: String,
-    },
-}
-
-/// The abstract socket name of a session.
-pub fn socket_name(uid: u32, id: &str) -> Vec<u8> {
-    format!("kapl-run/{uid}/{id}").into_bytes()
-}
 
 /// Creates the listening socket.
 pub fn listen(name: &[u8]) -> io::Result<OwnedFd> {
@@ -107,25 +44,15 @@ pub fn peer(fd: &OwnedFd) -> io::Result<(i32, u32)> {
     sys::peer_credentials(fd)
 }
 
-/// Sends one JSON line with optional fds.
-pub fn send(fd: RawFd, msg: &impl Serialize, fds: &[RawFd]) -> io::Result<()> {
+/// Sends one JSON line, with `fds` passed alongside its first byte.
+pub fn send(sock: impl AsFd, msg: &impl Serialize, fds: &[BorrowedFd<'_>]) -> io::Result<()> {
     let mut data = serde_json::to_vec(msg).map_err(io::Error::other)?;
     data.push(b'\n');
-    // SAFETY: the caller passes open descriptors (this function's contract,
-    // as for any RawFd argument) that stay open while it runs.
-    let (sock, passed) = unsafe {
-        (
-            BorrowedFd::borrow_raw(fd),
-            fds.iter()
-                .map(|f| BorrowedFd::borrow_raw(*f))
-                .collect::<Vec<_>>(),
-        )
-    };
     let mut sent = 0;
     while sent < data.len() {
         // The fds go with the first byte.
-        let fds: &[BorrowedFd<'_>] = if sent == 0 { &passed } else { &[] };
-        match sys::send_with_fds(sock, &data[sent..], fds) {
+        let fds: &[BorrowedFd<'_>] = if sent == 0 { fds } else { &[] };
+        match sys::send_with_fds(&sock, &data[sent..], fds) {
             Ok(n) => sent += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
@@ -137,7 +64,7 @@ pub fn send(fd: RawFd, msg: &impl Serialize, fds: &[RawFd]) -> io::Result<()> {
 /// A line reader that also collects passed fds.
 #[derive(Debug, Default)]
 pub struct LineReader {
-    buf: Vec<u8>,
+    buf: LineBuffer,
     /// Fds received so far.
     pub fds: Vec<OwnedFd>,
     /// The peer closed.
@@ -145,33 +72,33 @@ pub struct LineReader {
 }
 
 impl LineReader {
-    /// Reads once (blocking unless the fd is non-blocking).
-    pub fn fill(&mut self, fd: RawFd) -> io::Result<()> {
+    /// Reads once (blocking unless the socket is non-blocking). A peer that
+    /// sends more than [`MAX_LINE`] bytes without a newline is an error.
+    pub fn fill(&mut self, sock: impl AsFd) -> io::Result<()> {
         let mut data = [0u8; 8192];
-        // SAFETY: the caller passes an open descriptor (this function's
-        // contract) that stays open while it runs.
-        let sock = unsafe { BorrowedFd::borrow_raw(fd) };
         let n = sys::recv_with_fds(sock, &mut data, &mut self.fds)?;
         if n == 0 {
             self.eof = true;
         }
-        self.buf.extend_from_slice(&data[..n]);
+        self.buf.push(&data[..n]);
+        if self.buf.pending() > MAX_LINE {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "control message longer than the limit",
+            ));
+        }
         Ok(())
     }
 
     /// Appends bytes as if they had been read from the socket (for tests
     /// and fuzzing; `fill` is the socket path).
     pub fn push(&mut self, data: &[u8]) {
-        self.buf.extend_from_slice(data);
+        self.buf.push(data);
     }
 
     /// The next complete line, if any.
     pub fn line(&mut self) -> Option<Vec<u8>> {
-        let pos = self.buf.iter().position(|b| *b == b'\n')?;
-        let rest = self.buf.split_off(pos + 1);
-        let mut line = std::mem::replace(&mut self.buf, rest);
-        line.pop();
-        Some(line)
+        self.buf.line()
     }
 }
 
@@ -198,10 +125,8 @@ pub fn registry_dir() -> PathBuf {
 }
 
 /// Whether `fd` is a socket of a family other than UNIX (refused as stdio).
-pub fn is_inet_socket(fd: RawFd) -> bool {
-    // SAFETY: the caller passes an open descriptor (this function's
-    // contract) that stays open while it runs.
-    let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+pub fn is_inet_socket(fd: impl AsFd) -> bool {
+    let fd = fd.as_fd();
     if !sys::fstat(fd).is_ok_and(|st| st.is_socket()) {
         return false;
     }

@@ -40,84 +40,9 @@ use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-/// Landlock access bits: the uapi values shared with the image
-/// (`kapl_image::access`), plus the groupings the runtime needs.
-pub mod access {
-    pub use kapl_image::access::*;
-
-    /// Rights that apply to a file itself (allowed in a rule on a file).
-    pub const FILE: u64 = EXECUTE | WRITE_FILE | READ_FILE | TRUNCATE | IOCTL_DEV;
-    /// Rights checked on the parent directory of the object.
-    pub const PARENT: u64 = REMOVE_DIR
-        | REMOVE_FILE
-        | MAKE_CHAR
-        | MAKE_DIR
-        | MAKE_REG
-        | MAKE_SOCK
-        | MAKE_FIFO
-        | MAKE_BLOCK
-        | MAKE_SYM
-        | REFER;
-    /// Every right of ABI 7.
-    pub const ALL: u64 = ALL_ABI7;
-
-    /// The names the kernel's audit records use (`blockers=fs.NAME`).
-    pub fn name(bit: u64) -> &'static str {
-        match bit {
-            EXECUTE => "execute",
-            WRITE_FILE => "write_file",
-            READ_FILE => "read_file",
-            READ_DIR => "read_dir",
-            REMOVE_DIR => "remove_dir",
-            REMOVE_FILE => "remove_file",
-            MAKE_CHAR => "make_char",
-            MAKE_DIR => "make_dir",
-            MAKE_REG => "make_reg",
-            MAKE_SOCK => "make_sock",
-            MAKE_FIFO => "make_fifo",
-            MAKE_BLOCK => "make_block",
-            MAKE_SYM => "make_sym",
-            REFER => "refer",
-            TRUNCATE => "truncate",
-            IOCTL_DEV => "ioctl_dev",
-            _ => "?",
-        }
-    }
-    /// The bit for an audit blocker name.
-    pub fn from_name(n: &str) -> Option<u64> {
-        (0..16).map(|i| 1u64 << i).find(|b| name(*b) == n)
-    }
-}
-
-/// A path automaton as the walk reads it (one step's view). States are
-/// dense indices; transitions run over whole absolute paths.
-pub trait PathAutomaton {
-    /// The start state (before the leading `/`).
-    fn start(&self) -> u32;
-    /// The state after `byte`.
-    fn next(&self, state: u32, byte: u8) -> u32;
-    /// Landlock rights granted to the path that ends in `state`.
-    fn accept(&self, state: u32) -> u64;
-    /// Rights granted to *every* path strictly beneath the path that ends in
-    /// `state` (`P/x`, `P/x/y`, ...).
-    fn beneath_all(&self, state: u32) -> u64;
-    /// Whether some accepting state is reachable from `state` (itself
-    /// included): rights that the path or some continuation of it gets.
-    fn live(&self, state: u32) -> u64;
-    /// The grants behind `rights` at `state` (for the precision report).
-    fn grants(&self, state: u32, rights: u64) -> Vec<u32>;
-    /// Whether some step of the plan may create a file named `path` (make
-    /// it, move or link a file there), so a hard link found there may have
-    /// been planted by the plan's own commands. Default: yes.
-    fn creatable(&self, _path: &[u8]) -> bool {
-        true
-    }
-}
-
-/// Runs the automaton over `path` from its start.
-pub fn run(a: &dyn PathAutomaton, path: &[u8]) -> u32 {
-    path.iter().fold(a.start(), |s, b| a.next(s, *b))
-}
+pub use kapl_runtime::access;
+pub use kapl_runtime::automaton::{PathAutomaton, TcpPorts, port_list, run};
+pub use kapl_runtime::narrowing::{Narrowing, NarrowingKind};
 
 /// One rule added to the ruleset.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -128,29 +53,6 @@ pub struct AddedRule {
     pub access: u64,
     /// Whether it covers a whole subtree (rule on a directory).
     pub subtree: bool,
-}
-
-/// Why a grant is narrower than written.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Narrowing {
-    /// Only existing entries of this directory are granted: entries created
-    /// later are not.
-    PerEntry(PathBuf),
-    /// A symbolic link was not followed.
-    Symlink(PathBuf),
-    /// Creation/removal in a partly granted directory cannot be expressed.
-    ParentRight(PathBuf, u64),
-    /// A hard-linked file where others could plant links: a rule on it would
-    /// grant its other names too, so it gets none.
-    HardLink(PathBuf),
-    /// Deeper than the walk bound ([`WalkLimits::max_depth`]): nothing
-    /// below is granted per entry.
-    TooDeep(PathBuf),
-    /// The step reached [`WalkLimits::max_rules`]: this object got no rule.
-    TooMany(PathBuf),
-    /// Moving or linking files between directories (Landlock's refer) is
-    /// not granted where the step may delete but not read.
-    NoRefer(PathBuf),
 }
 
 /// Errors building a domain.
@@ -200,9 +102,8 @@ pub struct Walk {
     pub rules: Vec<AddedRule>,
     /// Narrowings per grant id (the first three of each kind).
     pub narrowed: BTreeMap<u32, Vec<Narrowing>>,
-    /// How many narrowings of each kind (0 per-entry, 1 symlink, 2 parent
-    /// right) per grant.
-    pub counts: BTreeMap<(u32, u8), usize>,
+    /// How many narrowings of each kind per grant.
+    pub counts: BTreeMap<(u32, NarrowingKind), usize>,
 }
 
 impl Walk {
@@ -218,15 +119,7 @@ impl Walk {
     }
 
     fn narrow(&mut self, grants: Vec<u32>, n: Narrowing) {
-        let kind = match n {
-            Narrowing::PerEntry(_) => 0,
-            Narrowing::Symlink(_) => 1,
-            Narrowing::ParentRight(..) => 2,
-            Narrowing::HardLink(_) => 3,
-            Narrowing::TooDeep(_) => 4,
-            Narrowing::TooMany(_) => 5,
-            Narrowing::NoRefer(_) => 6,
-        };
+        let kind = n.kind();
         for g in grants {
             let c = self.counts.entry((g, kind)).or_insert(0);
             *c += 1;
@@ -582,16 +475,6 @@ fn check_rule(
     }
 }
 
-/// TCP ports for the Landlock network wall. `None` for an access means
-/// "too many ports to list": that access is left to the BPF programs.
-#[derive(Clone, Debug, Default)]
-pub struct TcpPorts {
-    /// Ports that may be bound (None: not handled by Landlock).
-    pub bind: Option<Vec<u16>>,
-    /// Ports that may be connected to.
-    pub connect: Option<Vec<u16>>,
-}
-
 /// A step's ruleset, created once and applied in every command's child.
 pub struct StepDomain {
     /// The ruleset fd (`landlock_restrict_self` in the child).
@@ -605,7 +488,7 @@ pub struct StepDomain {
     /// Narrowings found by the walk, per grant (filled by the caller).
     pub notes: Vec<(u32, Vec<Narrowing>)>,
     /// Narrowing counts per (grant, kind) (filled by the caller).
-    pub counts: BTreeMap<(u32, u8), usize>,
+    pub counts: BTreeMap<(u32, NarrowingKind), usize>,
 }
 
 fn ll_err(e: impl std::fmt::Display) -> DomainError {
@@ -828,20 +711,6 @@ fn still_what_was_walked(fd: &OwnedFd, r: &AddedRule, creatable: Option<&Creatab
     if ok { Object::Fine } else { Object::HardLinked }
 }
 
-/// Lists ports of inclusive ranges, or `None` when more than `limit`.
-pub fn port_list(ranges: &[(u16, u16)], limit: usize) -> Option<Vec<u16>> {
-    let mut out: Vec<u16> = Vec::new();
-    for &(lo, hi) in ranges {
-        if usize::from(hi.saturating_sub(lo)) + out.len() >= limit {
-            return None;
-        }
-        out.extend(lo..=hi);
-    }
-    out.sort_unstable();
-    out.dedup();
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -899,7 +768,12 @@ mod tests {
         };
         walk_into(&Txt, &mut w, std::slice::from_ref(&prefix), lim).unwrap();
         assert_eq!(w.rules.len(), 2, "{:?}", w.rules);
-        assert_eq!(w.counts.get(&(7, 5)), Some(&2), "{:?}", w.narrowed);
+        assert_eq!(
+            w.counts.get(&(7, NarrowingKind::TooMany)),
+            Some(&2),
+            "{:?}",
+            w.narrowed
+        );
         // Depth bound: the file three levels down is reported, not granted.
         let mut w = Walk::default();
         let lim = WalkLimits {

@@ -21,6 +21,7 @@ use crate::bpf::{EventHead, cstr_at, rd_u32};
 use crate::sys;
 use aya::maps::{Array, Map, MapData};
 use aya_obj::Object;
+use kapl_image::{FsRight, NO_GRANT, Plan};
 use std::collections::HashSet;
 use std::ffi::CStr;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
@@ -60,6 +61,34 @@ pub struct UnixTables {
 }
 
 impl UnixTables {
+    /// The plan's fs DFA as the pathname UNIX socket program reads it: per
+    /// state and step the grant of `fs write`, per state whether any step may
+    /// create that name (src/unix.rs).
+    pub fn of(plan: &Plan) -> UnixTables {
+        let d = &plan.fs;
+        let n = d.states();
+        let steps = d.steps;
+        let mut write = Vec::with_capacity(n * steps as usize);
+        let mut create = Vec::with_capacity(n);
+        for s in 0..n as u32 {
+            for st in 0..steps {
+                write.push(d.cell(s, st, FsRight::Write.column()).grant);
+            }
+            let any =
+                (0..steps).any(|st| d.cell(s, st, FsRight::Create.column()).grant != NO_GRANT);
+            create.push(u32::from(any));
+        }
+        UnixTables {
+            start: d.start,
+            classes: d.classes.clone(),
+            class_count: u32::from(d.class_count),
+            steps,
+            next: d.transitions.clone(),
+            write,
+            create,
+        }
+    }
+
     /// Tables that grant no socket path (one state, nothing creatable).
     pub fn none() -> UnixTables {
         UnixTables {

@@ -783,7 +783,7 @@ fn a_write_grant_on_cgroupfs_is_refused_at_step_start() {
         assert_eq!(code, Some(125), "{grant}: {err}");
         assert_eq!(out, "", "nothing ran");
         assert!(
-            err.contains("KAPL0806: step `cg` is refused: its write access to")
+            err.contains("error[KAPL0806]: step `cg` is refused: its write access to")
                 && err.contains(&format!(
                     "reaches the cgroup file system mounted at {}",
                     root.display()
@@ -824,7 +824,7 @@ fn a_write_grant_on_the_runtime_state_is_refused_at_step_start() {
         assert_eq!(code, Some(125), "{grant}: {err}");
         assert_eq!(out, "", "nothing ran");
         assert!(
-            err.contains("KAPL0806: step `st` is refused: its write access to")
+            err.contains("error[KAPL0806]: step `st` is refused: its write access to")
                 && err.contains(&format!("reaches kapl-run's state directory {state_s}")),
             "{grant}: {err}"
         );

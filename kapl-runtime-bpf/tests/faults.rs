@@ -398,7 +398,7 @@ fn sigkill_of_the_session_supervisor_ends_every_session_process() {
     let err = text(&o).1;
     assert_eq!(o.status.code(), Some(125), "{err}");
     assert!(
-        err.contains(&format!("KAPL0808: session {} is not running", s.id)),
+        err.contains(&format!("error[KAPL0808]: session {} is not running", s.id)),
         "{err}"
     );
     assert!(

@@ -377,7 +377,7 @@ fn fail_closed_paths() {
         assert_eq!(o.status.code(), Some(125), "{sim}: {err}");
         assert_eq!(out, "", "{sim}: nothing ran");
         assert!(
-            err.contains(&format!("error[{code}: ")) && err.contains(needle),
+            err.contains(&format!("error[{code}]: ")) && err.contains(needle),
             "{sim}: {err}"
         );
     }
@@ -391,7 +391,7 @@ fn fail_closed_paths() {
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(125));
     assert!(
-        err.contains("error[KAPL0805: ") && err.contains("KAPL0704"),
+        err.contains("error[KAPL0805]: ") && err.contains("KAPL0704"),
         "{err}"
     );
     // Unknown plan and a start in a step that has `after`.
@@ -400,7 +400,7 @@ fn fail_closed_paths() {
         .output()
         .unwrap();
     assert!(
-        text(&o).1.contains("KAPL0806: no plan `nope`"),
+        text(&o).1.contains("error[KAPL0806]: no plan `nope`"),
         "{}",
         text(&o).1
     );
@@ -462,7 +462,7 @@ fn session_steps_order_refusal_and_kill() {
     std::thread::sleep(std::time::Duration::from_millis(300));
     // `third` is refused and changes nothing.
     let o = s.step("third");
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(125), "a refused step is a refusal");
     assert!(text(&o).1.contains("step `third` is refused: it comes after second which has not been active; the session stays in step `first`"), "{}", text(&o).1);
     assert_eq!(text(&cat("a/x")).0, "in a\n");
     // `second` ends the sleeper.
@@ -602,7 +602,7 @@ fn unprivileged_mode_is_landlock_only_and_says_so() {
         .unwrap();
     assert_eq!(o.status.code(), Some(125));
     assert!(
-        text(&o).1.contains("KAPL0803: kapl-run needs root"),
+        text(&o).1.contains("error[KAPL0803]: kapl-run needs root"),
         "{}",
         text(&o).1
     );

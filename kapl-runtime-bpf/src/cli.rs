@@ -1,0 +1,323 @@
+//! The `kapl-run` command line (clap), its exit-code table, shell
+//! completions and man pages.
+//!
+//! Every form that worked before clap keeps working, the one-shot
+//! shorthand `kapl-run IMAGE --plan P -- CMD` included: it is the `run`
+//! subcommand without its name ([`normalize`] puts the name back).
+
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+/// How errors are printed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum ErrorFormat {
+    /// `error[KAPL0806]: message` and `= help: ...` on stderr.
+    #[default]
+    Human,
+    /// One JSON object on stderr: `{"code", "message", "help", "exit"}`.
+    Json,
+}
+
+/// Enforce a KAPL plan's steps on the real kernel.
+///
+/// Exit status: the command's own, or 125 when kapl-run refused or failed
+/// before the command ran, 126 when the command may not run in this step,
+/// 127 when its program was not found.
+#[derive(Debug, Parser)]
+#[command(
+    name = "kapl-run",
+    version,
+    propagate_version = true,
+    override_usage = "kapl-run [OPTIONS] <COMMAND>\n       kapl-run IMAGE --plan NAME [--step S] [--audit FILE] [--unprivileged] [--show-allows] -- CMD [ARGS...]"
+)]
+pub struct Cli {
+    /// How errors are printed.
+    #[arg(long, value_enum, global = true, default_value_t = ErrorFormat::Human)]
+    pub error_format: ErrorFormat,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start or stop a session (a supervisor that holds a plan's steps).
+    #[command(subcommand)]
+    Session(SessionCommand),
+    /// Run a command in a session, under its current step.
+    Exec(ExecArgs),
+    /// Move a session to another step of its plan (ends the current step's
+    /// commands).
+    Step(StepArgs),
+    /// Describe a session: plan, step, denials, losses.
+    Status(SessionRef),
+    /// Run one command under a plan's step, without a session (also
+    /// `kapl-run IMAGE --plan P -- CMD`).
+    Run(RunArgs),
+    /// Print a shell completion script to stdout.
+    Completions(CompletionsArgs),
+    /// Write man pages (kapl-run.1 and one per subcommand).
+    Man(ManArgs),
+}
+
+/// `session start` / `session stop`.
+#[derive(Debug, Subcommand)]
+pub enum SessionCommand {
+    /// Start a session; prints its id on stdout.
+    Start(StartArgs),
+    /// Stop a session: ends its commands and prints its summary.
+    Stop(SessionRef),
+}
+
+/// Which session (else `KAPL_SESSION`, else the only running one).
+#[derive(Debug, Args)]
+pub struct SessionRef {
+    /// The session's id.
+    #[arg(long, value_name = "ID")]
+    pub session: Option<String>,
+}
+
+/// What a session or one-shot run enforces.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The plan to enforce.
+    #[arg(long, value_name = "NAME")]
+    pub plan: String,
+    /// The step to start in (else the plan's only start step).
+    #[arg(long, value_name = "S")]
+    pub step: Option<String>,
+    /// Append every decision as a JSON line to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub audit: Option<PathBuf>,
+    /// Landlock alone, without root: TCP ports only, no decision reports.
+    #[arg(long)]
+    pub unprivileged: bool,
+}
+
+/// `session start`.
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// The image (`kaplc build`).
+    #[arg(value_name = "IMAGE")]
+    pub image: PathBuf,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub plan: PlanArgs,
+}
+
+/// `exec`.
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub session: SessionRef,
+    /// Print allowed decisions too (the first of each grant and object).
+    #[arg(long)]
+    pub show_allows: bool,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
+}
+
+/// `step`.
+#[derive(Debug, Args)]
+pub struct StepArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub session: SessionRef,
+    /// The step to move to.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+}
+
+/// `run` (one shot).
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The image (`kaplc build`).
+    #[arg(value_name = "IMAGE")]
+    pub image: PathBuf,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub plan: PlanArgs,
+    /// Print allowed decisions too.
+    #[arg(long)]
+    pub show_allows: bool,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
+}
+
+/// `completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// `man`.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write the pages into DIR (else print kapl-run.1 to stdout).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+/// The subcommand names and top-level options: any other first argument
+/// starts the one-shot shorthand.
+fn is_known(first: &OsString) -> bool {
+    let Some(f) = first.to_str() else {
+        return false;
+    };
+    let cmd = Cli::command();
+    f.starts_with('-')
+        && !matches!(
+            f,
+            "--plan" | "--step" | "--audit" | "--unprivileged" | "--show-allows"
+        )
+        || cmd
+            .get_subcommands()
+            .any(|s| s.get_name() == f || s.get_all_aliases().any(|a| a == f))
+        || f == "help"
+}
+
+/// The arguments with `run` put back in front of the one-shot shorthand
+/// (`kapl-run IMAGE --plan P -- CMD`, options in any order).
+pub fn normalize(mut args: Vec<OsString>) -> Vec<OsString> {
+    // Skip a leading `--error-format X` to find the first real argument.
+    let mut i = 1;
+    while i < args.len() {
+        let a = args[i].to_string_lossy();
+        if a == "--error-format" {
+            i += 2;
+        } else if a.starts_with("--error-format=") {
+            i += 1;
+        } else {
+            break;
+        }
+    }
+    if let Some(first) = args.get(i)
+        && !is_known(first)
+    {
+        args.insert(i, OsString::from("run"));
+    }
+    args
+}
+
+/// Writes kapl-run's completion script for `shell` to `out`.
+pub fn completions(shell: clap_complete::Shell, out: &mut dyn std::io::Write) {
+    clap_complete::generate(shell, &mut Cli::command(), "kapl-run", out);
+}
+
+/// Renders the man pages: `(file name, roff)` for kapl-run and each
+/// subcommand (nested ones as `kapl-run-session-start.1`).
+pub fn man_pages() -> std::io::Result<Vec<(String, Vec<u8>)>> {
+    let mut cmd = Cli::command().disable_help_subcommand(true);
+    // Building names the subcommands `kapl-run-exec` etc. for their pages.
+    cmd.build();
+    let source = format!("kapl-run {}", env!("CARGO_PKG_VERSION"));
+    let mut out = Vec::new();
+    let mut todo = vec![cmd];
+    while let Some(cmd) = todo.pop() {
+        let subs: Vec<clap::Command> = cmd.get_subcommands().cloned().collect();
+        let man = clap_mangen::Man::new(cmd)
+            .source(source.clone())
+            .manual("KAPL");
+        let mut page = Vec::new();
+        man.render(&mut page)?;
+        out.push((man.get_filename(), page));
+        todo.extend(subs.into_iter().rev());
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::panic, reason = "test assertions")]
+    use super::*;
+
+    fn args(a: &[&str]) -> Vec<OsString> {
+        a.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn the_one_shot_shorthand_is_the_run_subcommand() {
+        let n = normalize(args(&["kapl-run", "p.kapi", "--plan", "p", "--", "true"]));
+        assert_eq!(
+            n,
+            args(&["kapl-run", "run", "p.kapi", "--plan", "p", "--", "true"])
+        );
+        let n = normalize(args(&["kapl-run", "--plan", "p", "p.kapi", "--", "true"]));
+        assert_eq!(n[1], "run");
+        let n = normalize(args(&[
+            "kapl-run",
+            "--error-format",
+            "json",
+            "x.kapi",
+            "--plan",
+            "p",
+            "--",
+            "true",
+        ]));
+        assert_eq!(n[3], "run");
+        for kept in [
+            &["kapl-run", "exec", "--", "true"][..],
+            &["kapl-run", "--version"],
+            &["kapl-run", "session", "stop"],
+            &["kapl-run", "help"],
+        ] {
+            assert_eq!(normalize(args(kept)), args(kept));
+        }
+        let cli = Cli::try_parse_from(normalize(args(&[
+            "kapl-run",
+            "p.kapi",
+            "--plan",
+            "p",
+            "--show-allows",
+            "--",
+            "ls",
+            "-l",
+        ])));
+        let Ok(Cli {
+            command: Command::Run(r),
+            ..
+        }) = cli
+        else {
+            panic!("{cli:?}")
+        };
+        assert_eq!((r.plan.plan.as_str(), r.show_allows), ("p", true));
+        assert_eq!(r.command, args(&["ls", "-l"]));
+    }
+
+    #[test]
+    fn every_subcommand_has_help_and_a_man_page() {
+        Cli::command().debug_assert();
+        let pages = man_pages().unwrap_or_default();
+        let names: Vec<&str> = pages.iter().map(|(n, _)| n.as_str()).collect();
+        for want in [
+            "kapl-run.1",
+            "kapl-run-exec.1",
+            "kapl-run-session-start.1",
+            "kapl-run-run.1",
+            "kapl-run-status.1",
+        ] {
+            assert!(names.contains(&want), "{names:?}");
+        }
+        let mut bash = Vec::new();
+        completions(clap_complete::Shell::Bash, &mut bash);
+        let bash = String::from_utf8_lossy(&bash);
+        for sub in [
+            "session",
+            "exec",
+            "step",
+            "status",
+            "run",
+            "completions",
+            "man",
+        ] {
+            assert!(bash.contains(sub), "{sub}");
+        }
+    }
+}

@@ -1,0 +1,312 @@
+//! The client side of a session: `session start` (fork the supervisor and
+//! wait until it serves), `exec`, `step`, `status`, `session stop`
+//! (stage: runtime, sessions).
+
+use crate::cli::{ErrorFormat, PlanArgs};
+use crate::control::{self, LineReader, Reply, Request};
+use crate::error::{RunError, SessionError, render_human};
+use crate::session::{Mode, Session, StartOptions};
+use crate::{supervisor, sys};
+use kapl_runtime::proc_cgroup;
+use std::ffi::OsString;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStringExt;
+use std::path::Path;
+
+/// Prints a reply's error as the client's own, in `fmt`.
+pub fn print_error(fmt: ErrorFormat, code: &str, message: &str, help: Option<&str>, exit: i32) {
+    match fmt {
+        ErrorFormat::Human => eprintln!("{}", render_human(code, message, help)),
+        ErrorFormat::Json => eprintln!(
+            "{}",
+            serde_json::json!({"code": code, "message": message, "help": help, "exit": exit})
+        ),
+    }
+}
+
+/// Loads and verifies an image file.
+pub fn load_image(path: &Path) -> Result<kapl_image::Image, RunError> {
+    use crate::error::ImageLoadError;
+    let bytes = std::fs::read(path).map_err(|source| ImageLoadError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(
+        kapl_image::read(&bytes).map_err(|source| ImageLoadError::Verify {
+            path: path.to_path_buf(),
+            source,
+        })?,
+    )
+}
+
+/// The enforcement mode asked for (full needs root).
+pub fn mode(unprivileged: bool) -> Result<Mode, RunError> {
+    if unprivileged {
+        eprintln!(
+            "kapl-run: --unprivileged: Landlock alone. Lost: UDP and per-address network precision (only TCP ports are enforced), network provenance and exec/denial reports, cgroup kill at step switch (process-group kill instead)."
+        );
+        return Ok(Mode::Unprivileged);
+    }
+    if sys::geteuid() != 0 {
+        return Err(crate::bpf::BpfError::NotRoot.into());
+    }
+    Ok(Mode::Full)
+}
+
+/// The environment a command gets (the caller's, without `KAPL_SESSION`).
+pub fn env_bytes() -> Vec<Vec<u8>> {
+    std::env::vars_os()
+        .filter(|(k, _)| k != "KAPL_SESSION")
+        .map(|(k, v)| {
+            let mut e = k.into_vec();
+            e.push(b'=');
+            e.extend_from_slice(&v.into_vec());
+            e
+        })
+        .collect()
+}
+
+fn new_id() -> String {
+    let mut b = [0u8; 4];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        let _ = f.read_exact(&mut b);
+    }
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// `kapl-run session start`: forks the supervisor, waits until it serves
+/// (or says why it cannot), prints the session id.
+pub fn start(image: &Path, o: &PlanArgs, fmt: ErrorFormat) -> Result<i32, RunError> {
+    let m = mode(o.unprivileged)?;
+    let img = load_image(image)?;
+    let id = new_id();
+    let (rd, wr) = sys::pipe_cloexec().map_err(|source| SessionError::Io {
+        what: "pipe",
+        source,
+    })?;
+    // SAFETY: kapl-run has started no thread (clap, the image reader and
+    // the checks above run on the main thread only).
+    let forked = unsafe { sys::fork() }.map_err(|source| SessionError::Io {
+        what: "fork",
+        source,
+    })?;
+    if forked == sys::Forked::Child {
+        drop(rd);
+        supervise(img, o, m, &id, wr);
+        sys::exit_now(0);
+    }
+    drop(wr);
+    let mut msg = Vec::new();
+    let _ = std::fs::File::from(rd).read_to_end(&mut msg);
+    let text = String::from_utf8_lossy(&msg);
+    if let Some(rest) = text.strip_prefix("ok\n") {
+        eprint!("{rest}");
+        println!("{id}");
+        return Ok(0);
+    }
+    // The supervisor could not start: its error, as JSON.
+    let e: serde_json::Value = serde_json::from_str(text.trim()).unwrap_or_default();
+    let s = |k: &str| e[k].as_str().map(str::to_string);
+    let exit = e["exit"]
+        .as_i64()
+        .and_then(|x| i32::try_from(x).ok())
+        .unwrap_or(125);
+    print_error(
+        fmt,
+        &s("code").unwrap_or_default(),
+        &s("message").unwrap_or_else(|| "the supervisor ended before it could serve".into()),
+        s("help").as_deref(),
+        exit,
+    );
+    Ok(exit)
+}
+
+/// The forked supervisor: starts the session, says `ok` (or the error as
+/// JSON) on `ready`, detaches, serves.
+fn supervise(img: kapl_image::Image, o: &PlanArgs, mode: Mode, id: &str, ready: OwnedFd) {
+    let mut ready = std::fs::File::from(ready);
+    let _ = sys::setsid();
+    let fail = |ready: &mut std::fs::File, e: RunError| {
+        let _ = writeln!(
+            ready,
+            "{}",
+            serde_json::to_string(&e.to_json()).unwrap_or_default()
+        );
+    };
+    let opts = StartOptions {
+        plan: &o.plan,
+        step: o.step.as_deref(),
+        audit: o.audit.as_deref(),
+        mode,
+        id,
+    };
+    let session = match Session::start(img, opts) {
+        Ok(s) => s,
+        Err(e) => return fail(&mut ready, e),
+    };
+    let listener = match control::listen(&control::socket_name(sys::getuid(), id)) {
+        Ok(l) => l,
+        Err(err) => {
+            fail(&mut ready, SessionError::Listen(err).into());
+            let _ = session.stop();
+            return;
+        }
+    };
+    let reg = control::registry_dir();
+    let _ = std::fs::create_dir_all(&reg);
+    let _ = std::fs::write(reg.join(id), format!("{}\n", std::process::id()));
+    let mut msg = format!(
+        "ok\nkapl-run: session {id}: plan {}, step {}\n",
+        session.plan_name(),
+        session.step_name()
+    );
+    for l in session.precision() {
+        msg.push_str(&format!("kapl-run: precision: {l}\n"));
+    }
+    let _ = ready.write_all(msg.as_bytes());
+    drop(ready);
+    supervisor::detach_stdio();
+    supervisor::serve(session, listener, reg);
+}
+
+/// The session to talk to: named, else `KAPL_SESSION`, else the only one
+/// running (registry entries of dead supervisors are removed).
+fn find_session(explicit: Option<&str>) -> Result<String, SessionError> {
+    if let Some(s) = explicit {
+        return Ok(s.to_string());
+    }
+    if let Some(s) = std::env::var_os("KAPL_SESSION") {
+        return Ok(s.to_string_lossy().into_owned());
+    }
+    let reg = control::registry_dir();
+    let mut live = Vec::new();
+    for e in std::fs::read_dir(&reg).into_iter().flatten().flatten() {
+        let pid: i32 = std::fs::read_to_string(e.path())
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
+        if pid > 0 && sys::process_exists(pid) {
+            live.push(e.file_name().to_string_lossy().into_owned());
+        } else {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+    match live.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => Err(SessionError::NoSession),
+        many => Err(SessionError::Several(many.to_vec())),
+    }
+}
+
+/// Connects to a session's supervisor, after checking who answers:
+/// abstract socket names are anyone's to take, so nothing (not the
+/// request, not this client's stdio) is sent to a peer of another user or
+/// inside any session.
+fn connect(explicit: Option<&str>) -> Result<OwnedFd, SessionError> {
+    let id = find_session(explicit)?;
+    let uid = sys::getuid();
+    let fd = control::connect(&control::socket_name(uid, &id)).map_err(|source| {
+        // Nobody listens: the supervisor ended or was killed (its watchdog
+        // then ended the session's commands). Forget its registry entry.
+        if matches!(
+            source.raw_os_error(),
+            Some(libc::ECONNREFUSED | libc::ENOENT)
+        ) {
+            let _ = std::fs::remove_file(control::registry_dir().join(&id));
+            SessionError::NotRunning {
+                id: id.clone(),
+                source,
+            }
+        } else {
+            SessionError::Unreachable {
+                id: id.clone(),
+                source,
+            }
+        }
+    })?;
+    match control::peer(&fd) {
+        Ok((pid, puid)) if puid == uid && !in_any_session(pid) => Ok(fd),
+        Ok((pid, _)) => Err(SessionError::Impostor { id, pid }),
+        Err(source) => Err(SessionError::PeerCheck { id, source }),
+    }
+}
+
+/// Whether `pid` runs inside any kapl-run session; unreadable counts as
+/// inside.
+fn in_any_session(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .map_or(true, |t| proc_cgroup::in_any_session(&t))
+}
+
+/// Reads replies until the last one; returns the exit status.
+fn read_replies(fd: &OwnedFd, fmt: ErrorFormat) -> Result<i32, RunError> {
+    let mut r = LineReader::default();
+    loop {
+        while let Some(line) = r.line() {
+            let reply: Reply = serde_json::from_slice(&line)
+                .map_err(|e| SessionError::Protocol(format!("bad reply: {e}")))?;
+            match reply {
+                Reply::Notice { line } => eprintln!("{line}"),
+                Reply::Exit { code } => return Ok(code),
+                Reply::Ok { message } => {
+                    println!("{message}");
+                    return Ok(0);
+                }
+                Reply::Error {
+                    code,
+                    message,
+                    help,
+                    exit,
+                } => {
+                    print_error(fmt, &code, &message, help.as_deref(), exit);
+                    return Ok(exit);
+                }
+            }
+        }
+        if r.eof {
+            return Err(SessionError::Protocol("the session closed the connection".into()).into());
+        }
+        r.fill(fd).map_err(|source| SessionError::Io {
+            what: "read",
+            source,
+        })?;
+    }
+}
+
+/// Sends `req` (with `fds`) to a session and relays its replies.
+pub fn request(
+    session: Option<&str>,
+    req: &Request,
+    fds: &[std::os::fd::BorrowedFd<'_>],
+    fmt: ErrorFormat,
+) -> Result<i32, RunError> {
+    let fd = connect(session)?;
+    control::send(&fd, req, fds).map_err(|source| SessionError::Io {
+        what: "send",
+        source,
+    })?;
+    read_replies(&fd, fmt)
+}
+
+/// `kapl-run exec`: the command runs in the session with this client's
+/// stdin, stdout and stderr.
+pub fn exec(
+    session: Option<&str>,
+    command: &[OsString],
+    show_allows: bool,
+    fmt: ErrorFormat,
+) -> Result<i32, RunError> {
+    let cwd = std::env::current_dir().map_err(|source| SessionError::Io {
+        what: "cwd",
+        source,
+    })?;
+    let req = Request::Exec {
+        argv: command.iter().map(|a| a.clone().into_vec()).collect(),
+        env: env_bytes(),
+        cwd: cwd.into_os_string().into_vec(),
+        show_allows,
+    };
+    let (i, o, e) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
+    request(session, &req, &[i.as_fd(), o.as_fd(), e.as_fd()], fmt)
+}

@@ -1,0 +1,280 @@
+//! Commands: started under the current step, reaped, and ended with their
+//! step or their client (stage: runtime, process lifecycle).
+//!
+//! Each command gets its own cgroup below the step's (`cmd-K`), so every
+//! decision the BPF programs report names its command, and its own entry
+//! in the programs' cgroup → step map.
+
+use super::Session;
+use crate::cgroup::Cgroup;
+use crate::domain::access;
+use crate::error::{CommandError, RunError};
+use crate::spawn::{self, ChildStage, SpawnError};
+use crate::sys;
+use kapl_runtime::attribution;
+use kapl_runtime::record::{Mechanism, Target};
+use kapl_runtime::report::Decision;
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+/// One running command.
+struct Cmd {
+    pid: i32,
+    pidfd: OwnedFd,
+    step: u32,
+    cgroup: Option<Cgroup>,
+    domain: Option<String>,
+}
+
+/// The session's commands, and what maps kernel reports to them.
+#[derive(Default)]
+pub struct Commands {
+    cmds: HashMap<u64, Cmd>,
+    next: u64,
+    /// Command cgroup id → command.
+    pub(super) by_cgroup: HashMap<u64, u64>,
+    /// Landlock domain id → command.
+    pub(super) by_domain: HashMap<String, u64>,
+    /// Cgroups of finished commands that left processes behind: they keep
+    /// their step's authority until the step ends.
+    lingering: Vec<Cgroup>,
+    /// Programs session processes executed (tgid → command, path), so a
+    /// network decision still names the program after the process exited.
+    pub(super) exe_seen: HashMap<u32, (Option<u64>, String)>,
+}
+
+impl Commands {
+    /// The pidfds of the running commands.
+    pub fn pidfds(&self) -> impl Iterator<Item = BorrowedFd<'_>> {
+        self.cmds.values().map(|c| c.pidfd.as_fd())
+    }
+
+    /// Lets go of every command cgroup (the step's end removes them):
+    /// their ids, to clear from the programs' map.
+    pub fn release_cgroups(&mut self) -> Vec<u64> {
+        let mut ids: Vec<u64> = self
+            .cmds
+            .values_mut()
+            .filter_map(|c| c.cgroup.take())
+            .map(|cg| cg.id())
+            .collect();
+        ids.extend(self.lingering.drain(..).map(|cg| cg.id()));
+        ids
+    }
+
+    /// The command whose process created Landlock domain `domain`.
+    pub fn claim_domain(&mut self, pid: i32, domain: &str) {
+        if let Some((id, c)) = self.cmds.iter_mut().find(|(_, c)| c.pid == pid) {
+            c.domain = Some(domain.to_string());
+            self.by_domain.insert(domain.to_string(), *id);
+        }
+    }
+
+    /// The step command `cmd` runs in.
+    pub fn step_of(&self, cmd: u64) -> Option<u32> {
+        self.cmds.get(&cmd).map(|c| c.step)
+    }
+
+    /// The command a process is: a command's own pid, or a pid seen
+    /// executing in the session.
+    pub fn by_pid(&self, pid: i32) -> Option<u64> {
+        if let Some((id, _)) = self.cmds.iter().find(|(_, c)| c.pid == pid) {
+            return Some(*id);
+        }
+        let tgid = u32::try_from(pid).ok()?;
+        self.exe_seen.get(&tgid).and_then(|(id, _)| *id)
+    }
+}
+
+/// Finds the program like execvp: a name with a slash is taken as is
+/// (relative to `cwd`), else searched in the command's PATH.
+pub fn resolve(arg0: &[u8], env: &[Vec<u8>], cwd: Option<&[u8]>) -> Option<Vec<u8>> {
+    use std::os::unix::fs::PermissionsExt;
+    let is_exec = |p: &Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if arg0.contains(&b'/') {
+        if arg0.first() == Some(&b'/') {
+            return Some(arg0.to_vec());
+        }
+        let base = cwd
+            .map(|c| PathBuf::from(OsStr::from_bytes(c)))
+            .or_else(|| std::env::current_dir().ok())?;
+        return Some(
+            base.join(OsStr::from_bytes(arg0))
+                .as_os_str()
+                .as_bytes()
+                .to_vec(),
+        );
+    }
+    let path = env
+        .iter()
+        .find_map(|e| e.strip_prefix(b"PATH="))
+        .map(<[u8]>::to_vec)
+        .unwrap_or_else(|| b"/usr/local/bin:/usr/bin:/bin".to_vec());
+    path.split(|b| *b == b':')
+        .filter(|dir| !dir.is_empty())
+        .map(|dir| Path::new(OsStr::from_bytes(dir)).join(OsStr::from_bytes(arg0)))
+        .find(|p| is_exec(p))
+        .map(|p| p.as_os_str().as_bytes().to_vec())
+}
+
+impl Session {
+    /// Starts a command under the current step. A program the step may not
+    /// execute is reported as a denial ([`RunError::Denied`], exit 126).
+    pub fn spawn(
+        &mut self,
+        argv: &[Vec<u8>],
+        env: &[Vec<u8>],
+        cwd: Option<&[u8]>,
+        stdio: [RawFd; 3],
+    ) -> Result<u64, RunError> {
+        let arg0 = argv.first().ok_or(CommandError::Empty)?;
+        let shown = String::from_utf8_lossy(arg0).into_owned();
+        let program =
+            resolve(arg0, env, cwd).ok_or_else(|| CommandError::NotFound(shown.clone()))?;
+        self.cmds.next += 1;
+        let id = self.cmds.next;
+        let step = self.step;
+        let mut cg = None;
+        if let Some(k) = self.kern.as_mut() {
+            let Some((scg, _)) = k.step_cg.as_ref() else {
+                return Err(crate::cgroup::CgroupError::NoStep.into());
+            };
+            let c = Cgroup::create(scg.path(), &format!("cmd-{id}"))?;
+            k.bpf.set_cgroup_step(c.id(), step)?;
+            self.cmds.by_cgroup.insert(c.id(), id);
+            cg = Some(c);
+        }
+        let child = spawn::spawn(&spawn::Command {
+            program: &program,
+            argv,
+            envp: env,
+            stdio,
+            cwd,
+            cgroup: cg.as_ref().map(Cgroup::raw_fd),
+            landlock_ruleset: self.domain.fd.as_raw_fd(),
+            seccomp: &self.filter,
+            privileged: self.kern.is_some(),
+        })
+        .map_err(|source| self.spawn_failed(step, &program, shown, source))?;
+        self.cmds.cmds.insert(
+            id,
+            Cmd {
+                pid: child.pid,
+                pidfd: child.pidfd,
+                step,
+                cgroup: cg,
+                domain: None,
+            },
+        );
+        Ok(id)
+    }
+
+    /// A refused `execve` of a program no exec grant of the step names is a
+    /// denial like any other (reported with its nearest grant); any other
+    /// failure is an error.
+    fn spawn_failed(
+        &mut self,
+        step: u32,
+        program: &[u8],
+        shown: String,
+        e: SpawnError,
+    ) -> RunError {
+        let refused = matches!(
+            &e,
+            SpawnError::Child { stage: ChildStage::Exec, source }
+                if matches!(source.raw_os_error(), Some(libc::EACCES | libc::EPERM))
+        );
+        if !refused || attribution::fs_grant(self.plan(), step, program, access::EXECUTE).is_some()
+        {
+            return CommandError::Spawn {
+                program: shown,
+                source: e,
+            }
+            .into();
+        }
+        let path = String::from_utf8_lossy(program).into_owned();
+        let comm = path.rsplit('/').next().unwrap_or("").to_string();
+        let d = Decision {
+            cmd: None,
+            step,
+            pid: None,
+            comm,
+            exe: None,
+            operation: "exec (execute)".into(),
+            target: Target::Program {
+                path,
+                truncated: false,
+            },
+            grant: None,
+            nearest: attribution::nearest_fs(self.plan(), step, program, access::EXECUTE),
+            mechanism: Mechanism::Landlock,
+            audit_serial: None,
+        };
+        let mut notes = Vec::new();
+        self.emit(&mut notes, d);
+        RunError::Denied(notes.pop().map(|n| n.line).unwrap_or_default())
+    }
+
+    /// The pidfd of a running command.
+    pub fn pidfd(&self, cmd: u64) -> Option<BorrowedFd<'_>> {
+        self.cmds.cmds.get(&cmd).map(|c| c.pidfd.as_fd())
+    }
+
+    /// Reaps a command whose pidfd became readable; returns its exit code.
+    pub fn reap(&mut self, cmd: u64) -> Option<i32> {
+        let c = self.cmds.cmds.get(&cmd)?;
+        spawn::wait_exit(&c.pidfd).ok()
+    }
+
+    /// Ends a command and everything it started (its cgroup), e.g. when
+    /// its client disconnected.
+    pub fn kill_cmd(&mut self, cmd: u64) {
+        let Some(c) = self.cmds.cmds.get(&cmd) else {
+            return;
+        };
+        match &c.cgroup {
+            Some(cg) => {
+                let _ = cg.kill_all();
+            }
+            None => {
+                let _ = sys::pidfd_send_signal(&c.pidfd, libc::SIGKILL);
+            }
+        }
+    }
+
+    /// Forgets a finished command. Commands that leave processes behind
+    /// keep their cgroup (and their step's authority) until the step ends;
+    /// an empty one is removed now, so a long session leaks no cgroups or
+    /// map entries.
+    pub fn forget(&mut self, cmd: u64) {
+        let Some(mut c) = self.cmds.cmds.remove(&cmd) else {
+            return;
+        };
+        // Entries of finished commands, and of processes no command
+        // claimed, go: the map stays as small as the running commands.
+        let cmds = &self.cmds.cmds;
+        self.cmds
+            .exe_seen
+            .retain(|_, (k, _)| k.is_some_and(|k| cmds.contains_key(&k)));
+        let Some(cg) = c.cgroup.take() else {
+            return;
+        };
+        if cg.populated().unwrap_or(true) {
+            self.cmds.lingering.push(cg);
+            return;
+        }
+        if let Some(k) = self.kern.as_mut() {
+            let _ = k.bpf.clear_cgroup(cg.id());
+        }
+        self.cmds.by_cgroup.remove(&cg.id());
+        if let Some(d) = c.domain.take() {
+            self.cmds.by_domain.remove(&d);
+        }
+        let _ = cg.remove();
+    }
+}

@@ -1,0 +1,427 @@
+//! The event pump: what the kernel reports about its decisions, attributed
+//! to the command, step and grant behind each (stage: runtime, decision
+//! reporting).
+//!
+//! Input: the BPF programs' ring buffer (network, exec and pathname UNIX
+//! socket events, each carrying the step and, when allowed, the grant the
+//! program matched) and the audit log (Landlock denials, seccomp refusals,
+//! Landlock domain records that name the pid that created each domain).
+//! Output: [`Decision`]s, reported through [`super::sink`].
+
+use super::Session;
+use crate::bpf::{Event, EventHead, EventOp, ExecEvent, NO_GRANT, NO_STEP, NetEvent};
+use crate::domain::access;
+use crate::unix::{Reason, UnixEvent};
+use kapl_image::{DfaKind, FsRight, NetOp};
+use kapl_runtime::attribution::{self, Nearest};
+use kapl_runtime::auditlog::{Denial, Record, SeccompRecord, escape_bytes, unescape_bytes};
+use kapl_runtime::automaton::right_of_access;
+use kapl_runtime::record::{AuditRecord, Mechanism, Protocol, Target};
+use kapl_runtime::report::{Decision, Notice};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::os::fd::RawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::time::Duration;
+
+/// Entries of the nearest-grant cache before it is emptied.
+const NEAREST_CACHE: usize = 4096;
+
+/// (step, right bit, path) → nearest grant, for denial storms: the search
+/// walks the automaton and dominated a storm's cost.
+#[derive(Default)]
+pub struct NearestCache(HashMap<(u32, u64, Vec<u8>), Nearest>);
+
+impl Session {
+    /// Fds to poll for decisions (and the watchdog's pidfd: see
+    /// [`Session::pump`]).
+    pub fn event_fds(&self) -> Vec<RawFd> {
+        match &self.kern {
+            Some(k) => {
+                let mut v = vec![k.bpf.events_fd(), k.audit.fd()];
+                v.extend(k.watchdog.as_ref().map(crate::cgroup::Watchdog::fd));
+                v
+            }
+            None => Vec::new(),
+        }
+    }
+
+    /// Reads pending decisions, writes them to the audit file, and returns
+    /// the lines to show.
+    pub fn pump(&mut self, flush: bool) -> Vec<Notice> {
+        self.rearm_watchdog();
+        let mut out = Vec::new();
+        let Some(k) = self.kern.as_mut() else {
+            return out;
+        };
+        let mut evs = Vec::new();
+        k.bpf.drain(&mut evs);
+        let mut recs = std::mem::take(&mut self.pending_records);
+        recs.extend(k.audit.poll(flush).unwrap_or_default());
+        for e in evs {
+            match e {
+                Event::Net(n) => self.on_net(&n, &mut out),
+                Event::Exec(x) => self.on_exec(&x, &mut out),
+                Event::Unix(u) => self.on_unix(&u, &mut out),
+            }
+        }
+        for r in recs {
+            match r {
+                Record::Domain(d) => {
+                    if let Some(pid) = d.pid {
+                        self.cmds.claim_domain(pid, &d.domain);
+                    }
+                }
+                Record::Denial(d) => self.on_denial(&d, &mut out),
+                Record::Seccomp(r) => self.on_seccomp(&r, &mut out),
+            }
+        }
+        out
+    }
+
+    /// Like [`Session::pump`] with flush, after making sure every audit
+    /// record the kernel queued so far has arrived (a barrier, not a sleep).
+    pub fn sync(&mut self) -> Vec<Notice> {
+        let Some(k) = self.kern.as_mut() else {
+            return Vec::new();
+        };
+        let recs = k
+            .audit
+            .barrier(Duration::from_millis(500))
+            .unwrap_or_default();
+        self.pending_records.extend(recs);
+        self.pump(true)
+    }
+
+    /// The command (by its cgroup) and the step a BPF event comes from;
+    /// the current step when the program did not know the cgroup.
+    fn origin(&self, h: &EventHead) -> (Option<u64>, u32) {
+        let cmd = self.cmds.by_cgroup.get(&h.cgroup).copied();
+        let step = if h.step == NO_STEP { self.step } else { h.step };
+        (cmd, step)
+    }
+
+    /// The program `tgid` runs: from `/proc`, else (the process is gone)
+    /// the last exec seen for it.
+    fn exe_of(&self, tgid: u32) -> Option<String> {
+        std::fs::read_link(format!("/proc/{tgid}/exe"))
+            .ok()
+            .map(|p| p.display().to_string())
+            .or_else(|| self.cmds.exe_seen.get(&tgid).map(|(_, e)| e.clone()))
+    }
+
+    /// The command a process of this session belongs to: a command's own
+    /// pid, a pid seen executing in the session, else the `cmd-K` cgroup
+    /// the process is in (read while it still exists).
+    fn cmd_of_pid(&self, pid: i32) -> Option<u64> {
+        if let Some(id) = self.cmds.by_pid(pid) {
+            return Some(id);
+        }
+        let k = self.kern.as_ref()?;
+        let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+        let rel = kapl_runtime::proc_cgroup::unified_path(&text)?;
+        let root = k.session_cg.path().parent()?;
+        let path = root.join(rel.trim_start_matches('/'));
+        if !path.starts_with(k.session_cg.path()) {
+            return None;
+        }
+        let ino = std::fs::metadata(&path).ok()?.ino();
+        self.cmds.by_cgroup.get(&ino).copied()
+    }
+
+    /// [`attribution::nearest_fs`], remembered (bounded): a storm of one
+    /// denial searches once.
+    fn nearest_fs_cached(&mut self, step: u32, path: &[u8], bit: u64) -> Nearest {
+        let key = (step, bit, path.to_vec());
+        if let Some(n) = self.nearest.0.get(&key) {
+            return n.clone();
+        }
+        let n = attribution::nearest_fs(self.plan(), step, path, bit);
+        if self.nearest.0.len() >= NEAREST_CACHE {
+            self.nearest.0.clear();
+        }
+        self.nearest.0.insert(key, n.clone());
+        n
+    }
+
+    fn on_seccomp(&mut self, r: &SeccompRecord, out: &mut Vec<Notice>) {
+        let Some(cmd) = self.cmd_of_pid(r.pid) else {
+            return; // another program's seccomp log
+        };
+        let step = self.cmds.step_of(cmd).unwrap_or(self.step);
+        let name = crate::seccomp::call_name(r.syscall)
+            .map_or_else(|| format!("syscall {}", r.syscall), str::to_string);
+        self.emit(
+            out,
+            Decision {
+                cmd: Some(cmd),
+                step,
+                pid: Some(r.pid),
+                comm: r.comm.clone(),
+                exe: r.exe.clone(),
+                operation: "syscall (seccomp)".into(),
+                target: Target::Syscall { name },
+                grant: None,
+                nearest: None,
+                mechanism: Mechanism::Seccomp,
+                audit_serial: Some(r.serial),
+            },
+        );
+    }
+
+    fn on_denial(&mut self, d: &Denial, out: &mut Vec<Notice>) {
+        let Some(&cmd) = self.cmds.by_domain.get(&d.domain) else {
+            return; // another program's Landlock domain
+        };
+        let step = self.cmds.step_of(cmd).unwrap_or(self.step);
+        for b in &d.blockers {
+            let (operation, target, nearest) = self.denied(d, b, step);
+            self.emit(
+                out,
+                Decision {
+                    cmd: Some(cmd),
+                    step,
+                    pid: d.pid,
+                    comm: d.comm.clone().unwrap_or_else(|| "?".into()),
+                    exe: d.exe.clone(),
+                    operation,
+                    target,
+                    grant: None,
+                    nearest,
+                    mechanism: Mechanism::Landlock,
+                    audit_serial: Some(d.serial),
+                },
+            );
+        }
+    }
+
+    /// What one blocker of a Landlock denial refused, and the nearest grant.
+    fn denied(&mut self, d: &Denial, blocker: &str, step: u32) -> (String, Target, Nearest) {
+        let get = |k: &str| d.get(k).map(str::to_string);
+        if let Some(r) = blocker.strip_prefix("fs.") {
+            let target = Target::Path {
+                path: get("path"),
+                dev: get("dev"),
+                ino: get("ino").and_then(|i| i.parse().ok()),
+            };
+            let bit = access::from_name(r).unwrap_or(0);
+            let op = match right_of_access(bit) {
+                Some((DfaKind::Exec, _)) => "exec",
+                Some((DfaKind::Fs, c)) => FsRight::ALL.get(c).map_or("fs", |r| r.as_str()),
+                None => r,
+            };
+            let shown = target.to_string();
+            let near = self.nearest_fs_cached(step, &unescape_bytes(&shown), bit);
+            return (format!("{op} ({r})"), target, near);
+        }
+        if let Some(r) = blocker.strip_prefix("net.") {
+            let bind = r.starts_with("bind");
+            let (a, p) = if bind {
+                ("saddr", "src")
+            } else {
+                ("daddr", "dest")
+            };
+            let port: u16 = get(p).and_then(|v| v.parse().ok()).unwrap_or(0);
+            let address: Option<IpAddr> = get(a)
+                .and_then(|v| v.parse().ok())
+                .map(kapl_image::bpf::normalize);
+            let op = if bind { NetOp::Bind } else { NetOp::Connect };
+            let near =
+                address.and_then(|a| attribution::nearest_net(self.plan(), step, op, a, port));
+            let target = Target::Endpoint {
+                address,
+                port,
+                protocol: Protocol::Tcp,
+            };
+            return (op.as_str().to_string(), target, near);
+        }
+        // Landlock's scopes (ptrace, signals, abstract sockets) name the
+        // other process, or the socket's path.
+        let process = || {
+            let pid = get("opid")?.parse().ok()?;
+            Some(Target::Process {
+                pid,
+                comm: get("ocomm").unwrap_or_default(),
+            })
+        };
+        let other = || Target::Other {
+            text: String::new(),
+        };
+        if blocker == "ptrace" {
+            return (
+                "ptrace (scope)".into(),
+                process().unwrap_or_else(other),
+                None,
+            );
+        }
+        if let Some(r) = blocker.strip_prefix("scope.") {
+            let target = process()
+                .or_else(|| {
+                    get("path").map(|p| Target::Path {
+                        path: Some(p),
+                        dev: None,
+                        ino: None,
+                    })
+                })
+                .unwrap_or_else(other);
+            return (format!("{r} (scope)"), target, None);
+        }
+        (blocker.to_string(), other(), None)
+    }
+
+    fn on_net(&mut self, n: &NetEvent, out: &mut Vec<Notice>) {
+        let (cmd, step) = self.origin(&n.head);
+        let addr: IpAddr = match n.addr.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(n.addr),
+        };
+        let protocol = match (n.sotype, n.proto) {
+            (_, 6) | (1, 0) => Protocol::Tcp,
+            (_, 17) | (2, 0) => Protocol::Udp,
+            _ => Protocol::Other,
+        };
+        let (target, nearest) = if n.op == EventOp::Socket {
+            let t = Target::Socket {
+                family: n.family,
+                sotype: n.sotype,
+                protocol: n.proto,
+            };
+            (t, None)
+        } else {
+            let op = if n.op == EventOp::Bind {
+                NetOp::Bind
+            } else {
+                NetOp::Connect
+            };
+            let near = if n.allowed {
+                None
+            } else {
+                attribution::nearest_net(self.plan(), step, op, addr, n.port)
+            };
+            let t = Target::Endpoint {
+                address: Some(addr),
+                port: n.port,
+                protocol,
+            };
+            (t, near)
+        };
+        let d = Decision {
+            cmd,
+            step,
+            pid: i32::try_from(n.head.tgid).ok(),
+            comm: n.comm.clone(),
+            exe: self.exe_of(n.head.tgid),
+            operation: n.op.as_str().to_string(),
+            target,
+            grant: (n.allowed && n.grant != NO_GRANT).then_some(n.grant),
+            nearest,
+            mechanism: Mechanism::Bpf,
+            audit_serial: None,
+        };
+        self.emit(out, d);
+    }
+
+    /// A pathname UNIX connect/send: allowed by the step's `fs write` grant
+    /// on the socket path, or refused (see src/unix.rs for why a granted
+    /// path can still be refused).
+    fn on_unix(&mut self, u: &UnixEvent, out: &mut Vec<Notice>) {
+        let (cmd, step) = self.origin(&u.head);
+        let written = attribution::fs_grant(self.plan(), step, &u.path, access::WRITE_FILE);
+        let why = |w: &str| written.map(|g| (g, w.to_string()));
+        let nearest = match u.reason {
+            Reason::Granted | Reason::Tables => None,
+            Reason::NoGrant => {
+                attribution::nearest_fs(self.plan(), step, &u.path, access::WRITE_FILE)
+            }
+            Reason::Creatable => why(
+                "it grants write on this path, but the path or a directory on it is a name a step may create (a symbolic link planted there would redirect the connection); UNIX socket paths are decided as written",
+            ),
+            Reason::Relative => why("the path is relative: socket paths must be absolute"),
+            Reason::NotNormal => why("the path has an empty, `.` or `..` segment"),
+            Reason::MagicLink => why(
+                "the path is under /proc or /dev/fd, whose magic links resolve to any open descriptor",
+            ),
+        };
+        // Programs probe for optional services that are not there (glibc
+        // tries nscd's socket on every user lookup): such a refusal is
+        // recorded in the audit file but not shown on the command's
+        // stderr; the connect would have failed anyway.
+        let absent = !u.allowed
+            && u.path.first() == Some(&b'/')
+            && std::fs::symlink_metadata(std::ffi::OsStr::from_bytes(&u.path))
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound);
+        let d = Decision {
+            cmd,
+            step,
+            pid: i32::try_from(u.head.tgid).ok(),
+            comm: u.comm.clone(),
+            exe: self.exe_of(u.head.tgid),
+            operation: if u.send { "send" } else { "connect" }.into(),
+            target: Target::UnixSocket {
+                path: String::from_utf8_lossy(&u.path).into_owned(),
+            },
+            grant: (u.allowed && u.grant != NO_GRANT).then_some(u.grant),
+            nearest,
+            mechanism: Mechanism::Bpf,
+            audit_serial: None,
+        };
+        let mut hidden = Vec::new();
+        self.emit(if absent { &mut hidden } else { out }, d);
+    }
+
+    fn on_exec(&mut self, x: &ExecEvent, out: &mut Vec<Notice>) {
+        let cmd = self.cmds.by_cgroup.get(&x.head.cgroup).copied();
+        let mut path = x.path.clone();
+        // The tracepoint copies at most EXEC_PATH - 1 bytes of the path: a
+        // path that fills them may be cut short, and a prefix must never be
+        // attributed to a grant.
+        let truncated = path.len() >= crate::bpf::EXEC_PATH_MAX - 1;
+        let mut resolved = !truncated;
+        if (path.first() != Some(&b'/') || truncated)
+            && let Ok(p) = std::fs::read_link(format!("/proc/{}/exe", x.head.tgid))
+        {
+            path = p.as_os_str().as_bytes().to_vec();
+            resolved = true;
+        }
+        let step = x.head.step;
+        let grant = if resolved {
+            attribution::fs_grant(self.plan(), step, &path, access::EXECUTE)
+        } else {
+            None
+        };
+        let target = Target::Program {
+            path: escape_bytes(&path),
+            truncated: !resolved,
+        };
+        let object = target.to_string();
+        self.cmds
+            .exe_seen
+            .insert(x.head.tgid, (cmd, object.clone()));
+        let pid = i32::try_from(x.head.tgid).unwrap_or(i32::MAX);
+        let Some(grant) = grant else {
+            // Not attributable: recorded as allowed by the kernel, without
+            // a grant (reached through a link, or as an interpreter).
+            let now = std::time::SystemTime::now();
+            let rec = self
+                .reporter
+                .unattributed_exec(&self.image, step, pid, &x.comm, target, now);
+            self.write_record(out, &AuditRecord::Decision(Box::new(rec)));
+            return;
+        };
+        let d = Decision {
+            cmd,
+            step,
+            pid: Some(pid),
+            comm: x.comm.clone(),
+            exe: Some(object),
+            operation: "exec".into(),
+            target,
+            grant: Some(grant),
+            nearest: None,
+            mechanism: Mechanism::Tracepoint,
+            audit_serial: None,
+        };
+        self.emit(out, d);
+    }
+}

@@ -1,0 +1,278 @@
+//! A session: one plan's steps enforced on the real kernel (stage:
+//! runtime). Where to look:
+//!
+//! - how a step starts: [`Session::start`] and [`Session::switch`] here,
+//!   its Landlock ruleset in [`step_domain`], its cgroup and BPF links in
+//!   [`kernel`];
+//! - commands: [`commands`] (started under the current step, reaped,
+//!   ended with their step);
+//! - where a decision is made: in the kernel (Landlock, the cgroup BPF
+//!   programs, seccomp); [`events`] reads what the kernel reports and
+//!   attributes each decision to the step and grant behind it;
+//! - where it is reported: [`sink`] (the audit file and the lines for the
+//!   commands' stderr), with the record built by `kapl_runtime::report`.
+//!
+//! Single-threaded: the caller polls [`Session::event_fds`] and calls
+//! [`Session::pump`]; no locks, no shared state.
+
+pub mod commands;
+pub mod events;
+pub mod kernel;
+pub mod sink;
+pub mod step_domain;
+
+use crate::domain::{self, StepDomain};
+use crate::error::{RunError, SessionError};
+use crate::seccomp::{self, SockFilter};
+use crate::sys;
+use commands::Commands;
+use kapl_image::{Image, Plan};
+use kapl_runtime::auditlog::Record;
+use kapl_runtime::losses::Losses;
+use kapl_runtime::precision::{self, Findings};
+pub use kapl_runtime::report::Notice;
+use kapl_runtime::report::{Origin, Reporter};
+use kapl_runtime::step;
+use kernel::Kernel;
+use sink::Sink;
+use std::path::Path;
+use std::time::Instant;
+
+/// How the session enforces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Landlock + cgroup BPF + audit (root).
+    Full,
+    /// Landlock alone.
+    Unprivileged,
+}
+
+/// What a session starts with.
+#[derive(Clone, Copy, Debug)]
+pub struct StartOptions<'a> {
+    /// The plan's name.
+    pub plan: &'a str,
+    /// The start step (else the plan's only start step).
+    pub step: Option<&'a str>,
+    /// Where to append decision records.
+    pub audit: Option<&'a Path>,
+    /// How to enforce.
+    pub mode: Mode,
+    /// The session id.
+    pub id: &'a str,
+}
+
+/// A running session.
+pub struct Session {
+    image: Image,
+    plan: u32,
+    step: u32,
+    visited: Vec<bool>,
+    kern: Option<Kernel>,
+    domain: StepDomain,
+    filter: Vec<SockFilter>,
+    cmds: Commands,
+    reporter: Reporter,
+    sink: Sink,
+    started: Instant,
+    id: String,
+    pending_records: Vec<Record>,
+    nearest: events::NearestCache,
+}
+
+/// The host's name, for records (empty if the kernel does not say).
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+impl Session {
+    /// Checks the kernel, loads the programs and enters the start step.
+    /// A refusal leaves nothing behind: the step is checked and its ruleset
+    /// built before any kernel object exists.
+    pub fn start(image: Image, o: StartOptions<'_>) -> Result<Session, RunError> {
+        let (plan_idx, plan) = step::plan(&image, o.plan)?;
+        let start = step::start(plan, o.step)?;
+        kernel::simulated_landlock()?;
+        domain::preflight()?;
+        let domain = step_domain::build(plan, start)?;
+        let kern = match o.mode {
+            Mode::Unprivileged => None,
+            Mode::Full => Some(Kernel::set_up(plan, o.id)?),
+        };
+        let sink = match o.audit {
+            Some(p) => Sink::open(p).map_err(|source| SessionError::AuditFile {
+                path: p.to_path_buf(),
+                source,
+            })?,
+            None => Sink::none(),
+        };
+        let origin = Origin {
+            session: o.id.to_string(),
+            host: host_name(),
+            uid: sys::getuid(),
+        };
+        let mut visited = vec![false; plan.steps.len()];
+        visited[start as usize] = true;
+        let mut s = Session {
+            image,
+            plan: plan_idx,
+            step: start,
+            visited,
+            kern,
+            domain,
+            filter: seccomp::filter(),
+            cmds: Commands::default(),
+            reporter: Reporter::new(origin, plan_idx),
+            sink,
+            started: Instant::now(),
+            id: o.id.to_string(),
+            pending_records: Vec::new(),
+            nearest: events::NearestCache::default(),
+        };
+        s.attach_step()?;
+        Ok(s)
+    }
+
+    fn plan(&self) -> &Plan {
+        &self.image.plans[self.plan as usize]
+    }
+
+    /// The session id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The current step's name.
+    pub fn step_name(&self) -> &str {
+        self.plan()
+            .steps
+            .get(self.step as usize)
+            .map_or("?", |s| s.name.as_str())
+    }
+
+    /// The plan's name.
+    pub fn plan_name(&self) -> &str {
+        &self.plan().name
+    }
+
+    /// The enforcement mode.
+    pub fn mode(&self) -> Mode {
+        if self.kern.is_some() {
+            Mode::Full
+        } else {
+            Mode::Unprivileged
+        }
+    }
+
+    /// Denials reported so far.
+    pub fn denies(&self) -> u64 {
+        self.reporter.denies
+    }
+
+    /// The precision report of the current step: where enforcement is
+    /// narrower than the grants as written (`KAPL_VERBOSE` lists the
+    /// standard library's narrowings one by one).
+    pub fn precision(&self) -> Vec<String> {
+        let found = Findings {
+            notes: self.domain.notes.clone(),
+            counts: self.domain.counts.clone(),
+        };
+        let verbose = std::env::var_os("KAPL_VERBOSE").is_some();
+        precision::lines(&self.image, self.plan, self.step, &found, verbose)
+    }
+
+    /// The current step's Landlock rules, readable.
+    pub fn rule_list(&self) -> Vec<String> {
+        self.domain
+            .rules
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} {} [{}]",
+                    if r.subtree { "beneath" } else { "file" },
+                    r.path.display(),
+                    domain::access::names(r.access).join(",")
+                )
+            })
+            .collect()
+    }
+
+    /// Moves to step `name`, ending the previous step's commands. Returns
+    /// how many processes were ended. A refused move changes nothing: the
+    /// move is checked and the new ruleset built first.
+    pub fn switch(&mut self, name: &str) -> Result<usize, RunError> {
+        let i = step::check_move(self.plan(), self.step, &self.visited, name)?;
+        let dom = step_domain::build(self.plan(), i)?;
+        let ended = self.end_step_processes()?;
+        self.step = i;
+        self.visited[i as usize] = true;
+        self.domain = dom;
+        self.attach_step()?;
+        Ok(ended)
+    }
+
+    /// Decision events lost so far, in total.
+    pub fn lost(&self) -> u64 {
+        self.losses().total()
+    }
+
+    /// Losses by channel. A counter that cannot be read counts as
+    /// `u64::MAX`: never a silent 0.
+    pub fn losses(&self) -> Losses {
+        let mut l = self
+            .kern
+            .as_ref()
+            .map_or_else(Losses::default, Kernel::losses);
+        l.audit_file = self.sink.unwritten();
+        l
+    }
+
+    /// How many times a killed watchdog was replaced.
+    pub fn watchdog_restarts(&self) -> u64 {
+        self.kern.as_ref().map_or(0, |k| k.watchdog_restarts)
+    }
+
+    /// One line describing the session (`kapl-run status`).
+    pub fn status(&self) -> String {
+        format!(
+            "session {}: plan {}, step {}, {} denials, {}, watchdog restarted {} times",
+            self.id,
+            self.plan_name(),
+            self.step_name(),
+            self.reporter.denies,
+            self.losses(),
+            self.watchdog_restarts()
+        )
+    }
+
+    /// Ends everything: kills the session's processes, detaches the
+    /// programs, removes the cgroups, restores audit. Returns a summary.
+    pub fn stop(mut self) -> String {
+        // Every record queued so far is read (and written) before the end.
+        let _ = self.sync();
+        let ended = self.end_step_processes().unwrap_or(0);
+        let losses = self.losses();
+        if losses.total() > 0 {
+            // The audit file says itself that it is incomplete (written if
+            // it can be; the summary below carries the counts).
+            let rec = self.reporter.lost(losses, std::time::SystemTime::now());
+            let _ = self.sink.write(&rec);
+        }
+        if let Some(k) = self.kern.take() {
+            k.tear_down();
+        }
+        format!(
+            "session {} ended: plan {}, last step {}, {} processes ended, {} denials, {} first allows reported, {}, {:.1}s",
+            self.id,
+            self.plan_name(),
+            self.step_name(),
+            ended,
+            self.reporter.denies,
+            self.reporter.allows,
+            losses,
+            self.started.elapsed().as_secs_f64()
+        )
+    }
+}

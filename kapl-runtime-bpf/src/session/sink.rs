@@ -1,0 +1,98 @@
+//! Where decisions are reported: the `--audit` file (one JSON record per
+//! line) and the lines for the commands' stderr (stage: runtime, decision
+//! reporting). The record and the line are built by
+//! `kapl_runtime::report`; this module writes them.
+
+use super::Session;
+use kapl_runtime::record::AuditRecord;
+use kapl_runtime::report::{Decision, Notice};
+use serde::Serialize;
+use std::fs::File;
+use std::io::Write;
+use std::path::Path;
+
+/// The `--audit` file. A record that cannot be written (disk full, I/O
+/// error) is counted (reported with the session's losses) and any part of
+/// it written is cut off again, so the file stays whole lines.
+pub struct Sink {
+    file: Option<File>,
+    /// Length after the last whole record.
+    len: u64,
+    /// Records not written.
+    unwritten: u64,
+}
+
+impl Sink {
+    /// No audit file.
+    pub fn none() -> Sink {
+        Sink {
+            file: None,
+            len: 0,
+            unwritten: 0,
+        }
+    }
+
+    /// Appends to `p` (created if missing).
+    pub fn open(p: &Path) -> std::io::Result<Sink> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)?;
+        let len = file.metadata()?.len();
+        Ok(Sink {
+            file: Some(file),
+            len,
+            unwritten: 0,
+        })
+    }
+
+    /// Records that could not be written.
+    pub fn unwritten(&self) -> u64 {
+        self.unwritten
+    }
+
+    /// Appends `rec` as one line; on the first failure, the notice that
+    /// says so.
+    pub fn write(&mut self, rec: &impl Serialize) -> Option<String> {
+        let file = self.file.as_mut()?;
+        let mut line = serde_json::to_vec(rec).unwrap_or_default();
+        line.push(b'\n');
+        match file.write_all(&line) {
+            Ok(()) => {
+                self.len += line.len() as u64;
+                None
+            }
+            Err(e) => {
+                let _ = file.set_len(self.len);
+                self.unwritten += 1;
+                (self.unwritten == 1).then(|| {
+                    format!("kapl-run: the audit file cannot be written ({e}): decision records are being lost; the session summary counts them")
+                })
+            }
+        }
+    }
+}
+
+impl Session {
+    /// Reports one decision: its record to the audit file, its line to
+    /// `out` (a first write failure adds a session-wide notice).
+    pub(super) fn emit(&mut self, out: &mut Vec<Notice>, d: Decision) {
+        let now = std::time::SystemTime::now();
+        let Some(r) = self.reporter.report(&self.image, d, now) else {
+            return;
+        };
+        self.write_record(out, &AuditRecord::Decision(Box::new(r.record)));
+        out.push(r.notice);
+    }
+
+    /// Writes a record; a first failure is said to every command.
+    pub(super) fn write_record(&mut self, out: &mut Vec<Notice>, rec: &AuditRecord) {
+        if let Some(line) = self.sink.write(rec) {
+            out.push(Notice {
+                cmd: None,
+                line,
+                deny: true,
+            });
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! Building a step's Landlock ruleset: the walk of the step's automata
+//! over the live file system, the rules, the TCP wall, and the guard that
+//! refuses a step whose rules would reach what the runtime stands on
+//! (stage: runtime, step set-up).
+
+use crate::domain::{self, StepDomain, WalkLimits, access};
+use crate::error::RunError;
+use kapl_image::{DfaKind, Plan};
+use kapl_runtime::attribution;
+use kapl_runtime::automaton::{self, PathAutomaton, StepAutomaton};
+use kapl_runtime::step::StepError;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+
+/// Builds the Landlock ruleset of `step` (walk + rules + TCP wall).
+pub fn build(plan: &Plan, step: u32) -> Result<StepDomain, RunError> {
+    let fs_a = StepAutomaton::new(&plan.fs, step).with_plan_fs(&plan.fs);
+    let ex_a = StepAutomaton::new(&plan.exec, step).with_plan_fs(&plan.fs);
+    let mut w = domain::Walk::default();
+    for (a, kind) in [(&fs_a, DfaKind::Fs), (&ex_a, DfaKind::Exec)] {
+        let prefixes = automaton::prefixes(plan, step, kind);
+        domain::walk_into(a, &mut w, &prefixes, WalkLimits::default())?;
+    }
+    runtime_state_guard(plan, step, &w.rules)?;
+    let mut d = domain::build_walked(
+        std::mem::take(&mut w.rules),
+        &automaton::tcp_ports(plan, step),
+        &|p| fs_a.creatable(p),
+    )?;
+    for p in &d.refused_links {
+        w.refused_link(&fs_a, p);
+        w.refused_link(&ex_a, p);
+    }
+    d.notes = w.narrowed.into_iter().collect();
+    d.counts = w.counts;
+    Ok(d)
+}
+
+/// Refuses a step whose Landlock rules would let its commands change what
+/// the runtime stands on, which Landlock cannot except from a rule above
+/// it: write access to a cgroup file system (writing a pid to a
+/// `cgroup.procs` outside the session moves a command out of its cgroup,
+/// its network hooks and its step's end), and write, create or delete
+/// access to kapl-run's state directory (the session registry and the
+/// audit state shared by sessions).
+fn runtime_state_guard(
+    plan: &Plan,
+    step: u32,
+    rules: &[domain::AddedRule],
+) -> Result<(), StepError> {
+    const WRITE: u64 = access::WRITE_FILE | access::TRUNCATE;
+    let changes = WRITE
+        | access::MAKE_REG
+        | access::MAKE_DIR
+        | access::MAKE_SYM
+        | access::REMOVE_FILE
+        | access::REMOVE_DIR
+        | access::REFER;
+    let mut guarded: Vec<(PathBuf, u64, &str)> = crate::cgroup::cgroup_mounts()
+        .into_iter()
+        .map(|m| {
+            (
+                m,
+                WRITE,
+                "the cgroup file system mounted at {}, where a command could move itself out of its cgroup (and so out of its network hooks and its step's end)",
+            )
+        })
+        .collect();
+    guarded.push((
+        crate::control::state_dir(),
+        changes,
+        "kapl-run's state directory {} (the session registry and the audit state every session shares)",
+    ));
+    for r in rules {
+        let hit = guarded.iter().find(|(m, rights, _)| {
+            r.access & rights != 0
+                && (r.path.starts_with(m) || (r.subtree && m.starts_with(&r.path)))
+        });
+        if let Some((m, rights, what)) = hit {
+            let path = r.path.as_os_str().as_bytes();
+            let bit = 1u64 << (r.access & rights).trailing_zeros();
+            let grant = attribution::fs_grant(plan, step, path, bit)
+                .map_or_else(String::new, |g| format!(" (grant {g})"));
+            let name = plan
+                .steps
+                .get(step as usize)
+                .map_or("?", |s| s.name.as_str());
+            return Err(StepError::Unsafe {
+                step: name.to_string(),
+                reason: format!(
+                    "its write access to {}{grant} reaches {}; narrow the grant, e.g. `except \"{}/**\"`",
+                    r.path.display(),
+                    what.replace("{}", &m.display().to_string()),
+                    m.display()
+                ),
+            });
+        }
+    }
+    Ok(())
+}
