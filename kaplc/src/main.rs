@@ -7,12 +7,14 @@
 
 mod build;
 mod check;
+mod completions;
 mod diff;
 mod fmt;
 mod fs_loader;
 mod graph;
 mod inspect;
 mod lsp;
+mod man;
 mod output;
 mod render;
 mod sarif;
@@ -45,6 +47,11 @@ enum Command {
     Graph(graph::Args),
     /// Run the language server (LSP 3.17) on stdin/stdout, for editors.
     Lsp(lsp::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish,
+    /// powershell).
+    Completions(completions::Args),
+    /// Write the manual pages (`kaplc.1`, `kaplc-check.1`, ...).
+    Man(man::Args),
 }
 
 fn main() -> ExitCode {
@@ -65,5 +72,7 @@ fn main() -> ExitCode {
         Command::Fmt(args) => fmt::run(&args),
         Command::Graph(args) => graph::run(&args),
         Command::Lsp(args) => lsp::run(&args),
+        Command::Completions(args) => completions::run(&args),
+        Command::Man(args) => man::run(&args),
     }
 }
