@@ -17,7 +17,9 @@ mod lsp;
 mod man;
 mod output;
 mod render;
+mod report;
 mod sarif;
+mod schema;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -52,6 +54,8 @@ enum Command {
     Completions(completions::Args),
     /// Write the manual pages (`kaplc.1`, `kaplc-check.1`, ...).
     Man(man::Args),
+    /// Print the JSON Schema of a JSON output (`check`, `diff`, `inspect`).
+    Schema(schema::Args),
 }
 
 fn main() -> ExitCode {
@@ -74,5 +78,6 @@ fn main() -> ExitCode {
         Command::Lsp(args) => lsp::run(&args),
         Command::Completions(args) => completions::run(&args),
         Command::Man(args) => man::run(&args),
+        Command::Schema(args) => schema::run(&args),
     }
 }
