@@ -6,17 +6,20 @@
 //! it widens one (or when a solver query gave up: fail closed), 2 when a
 //! file cannot be read or does not check (its diagnostics go to stderr).
 //!
-//! JSON: `{"widens": bool, "changes": [{"plan": "p", "step": "s"|null,
-//! "change": "added"|"removed", "witness": {...}, "grant": {"file", "line",
-//! "column"}|null}], "unknown": ["..."]}`.
+//! JSON: a [`DiffReport`] (`report.rs`; schema `schemas/diff.schema.json`):
+//! `{"schema_version": 1, "changes": [{"change": "added"|"removed",
+//! "grant": {"column", "file", "line"}|null, "plan": "p", "step": "s"|null,
+//! "witness": {...}}], "unknown": ["..."], "widens": bool}`.
 
 use crate::fs_loader::FsLoader;
 use crate::output::ColorChoice;
 use crate::render;
+use crate::report::{
+    self, ChangeKind, ChangeReport, DiffReport, PositionReport, Version, WitnessReport,
+};
 use kapl_check::FrontEnd;
 use kapl_check::diff::{Change, Direction, diff};
 use kapl_syntax::SourceMap;
-use serde_json::{Value, json};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -70,6 +73,26 @@ fn position(sources: &SourceMap, span: kapl_syntax::Span) -> Option<(String, u32
     Some((f.display_name(), line, col))
 }
 
+/// One change as JSON; its grant is placed in NEW when added, OLD when
+/// removed.
+fn change_report(c: &Change, old: &FrontEnd, new: &FrontEnd) -> ChangeReport {
+    let (change, side) = match c.direction {
+        Direction::Added => (ChangeKind::Added, new),
+        Direction::Removed => (ChangeKind::Removed, old),
+    };
+    ChangeReport {
+        change,
+        grant: grant_position(side, c).map(|(file, line, column)| PositionReport {
+            column,
+            file,
+            line,
+        }),
+        plan: c.plan.clone(),
+        step: c.step.clone(),
+        witness: WitnessReport::from(&c.witness.to_witness()),
+    }
+}
+
 /// Runs `kaplc diff`.
 pub fn run(args: &Args) -> ExitCode {
     let old = load(&args.old);
@@ -94,23 +117,18 @@ pub fn run(args: &Args) -> ExitCode {
     let mut out = std::io::stdout().lock();
     match args.format {
         DiffFormat::Json => {
-            let changes: Vec<Value> = d
+            let changes = d
                 .changes
                 .iter()
-                .map(|c| {
-                    let side = if c.direction == Direction::Added { &new } else { &old };
-                    json!({
-                        "plan": c.plan,
-                        "step": c.step,
-                        "change": if c.direction == Direction::Added { "added" } else { "removed" },
-                        "witness": c.witness.to_witness(),
-                        "grant": grant_position(side, c).map(|(file, line, column)| json!({"file": file, "line": line, "column": column})),
-                    })
-                })
+                .map(|c| change_report(c, &old, &new))
                 .collect();
-            let doc = json!({"widens": widens, "changes": changes, "unknown": d.unknown});
-            let text = serde_json::to_string_pretty(&doc).unwrap_or_else(|_| "{}".to_string());
-            let _ = writeln!(out, "{text}");
+            let doc = DiffReport {
+                schema_version: Version,
+                changes,
+                unknown: d.unknown.clone(),
+                widens,
+            };
+            let _ = writeln!(out, "{}", report::to_text(&doc));
         }
         DiffFormat::Human => {
             for c in &d.changes {

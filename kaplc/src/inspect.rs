@@ -2,11 +2,16 @@
 //!
 //! Input: an image file. Output: its plans, steps (by name, with `after`
 //! edges and start steps), grants with provenance, table sizes, Landlock
-//! plans and precision notes; as text or JSON. Exit 0, or 2 when the file
-//! cannot be read or fails verification (the error names its KAPL07xx code).
+//! plans and precision notes; as text or JSON (an [`InspectReport`], typed
+//! in `report.rs`, schema `schemas/inspect.schema.json`). Exit 0, or 2 when
+//! the file cannot be read or fails verification (the error names its
+//! KAPL07xx code).
 
+use crate::report::{
+    self, DfaReport, DfaSizeReport, GrantReport, InspectReport, IntentReport, LandlockReport,
+    ObjectiveReport, PlanReport, PrecisionReport, StepReport, TablesReport, Version, WalkReport,
+};
 use kapl_image::{DfaKind, GrantKind, Image, NetEntry, Plan, PortGrant, access};
-use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -53,11 +58,7 @@ pub fn run(args: &Args) -> ExitCode {
             "{}",
             text(&image, &args.image.display().to_string(), bytes.len())
         ),
-        Format::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&to_json(&image, bytes.len()))
-                .unwrap_or_else(|_| "{}".into())
-        ),
+        Format::Json => println!("{}", report::to_text(&to_json(&image, bytes.len()))),
     }
     ExitCode::SUCCESS
 }
@@ -281,83 +282,140 @@ fn grant_line(o: &mut String, image: &Image, g: u32, indent: &str) {
     }
 }
 
-/// The JSON rendering.
-pub fn to_json(image: &Image, size: usize) -> Value {
-    let grants: Vec<Value> = image
+fn dfa_report(d: &kapl_image::Dfa) -> DfaSizeReport {
+    DfaSizeReport {
+        accept_rows: d.row_count(),
+        classes: d.class_count,
+        states: d.states(),
+        transition_bytes: d.transition_bytes(),
+    }
+}
+
+fn step_report(p: &Plan, si: usize) -> Option<StepReport> {
+    let s = p.steps.get(si)?;
+    let l = &s.landlock;
+    Some(StepReport {
+        about: s.about.clone(),
+        after: s
+            .after
+            .iter()
+            .filter_map(|&a| p.steps.get(a as usize).map(|x| x.name.clone()))
+            .collect(),
+        grants: s.grants.clone(),
+        landlock: LandlockReport {
+            abi: l.abi,
+            handled_fs: l.handled_fs,
+            handled_net: l.handled_net,
+            precision: l
+                .precision
+                .iter()
+                .map(|x| PrecisionReport {
+                    grant: x.grant,
+                    note: x.note.clone(),
+                })
+                .collect(),
+            tcp_bind: ports_text(&l.tcp_bind),
+            tcp_connect: ports_text(&l.tcp_connect),
+            walks: l
+                .walks
+                .iter()
+                .map(|w| WalkReport {
+                    access: access_text(w.access),
+                    dfa: match w.dfa {
+                        DfaKind::Fs => DfaReport::Fs,
+                        DfaKind::Exec => DfaReport::Exec,
+                    },
+                    grant: w.grant,
+                    prefixes: w
+                        .prefixes
+                        .iter()
+                        .map(|x| String::from_utf8_lossy(x).into_owned())
+                        .collect(),
+                })
+                .collect(),
+        },
+        name: s.name.clone(),
+        net: p
+            .net
+            .iter()
+            .filter(|e| e.step as usize == si)
+            .map(net_text)
+            .collect(),
+        start: s.after.is_empty(),
+    })
+}
+
+/// The JSON rendering: an [`InspectReport`] (shape and schema in
+/// `report.rs`).
+pub fn to_json(image: &Image, size: usize) -> InspectReport {
+    let objective_name = |o: u32| image.objectives.get(o as usize).map(|o| o.name.clone());
+    let grants = image
         .grants
         .iter()
         .map(|g| {
             let plan = image.plans.get(g.plan as usize);
-            json!({
-                "id": g.id,
-                "plan": plan.map(|p| p.name.clone()),
-                "step": g.step.and_then(|s| plan.and_then(|p| p.steps.get(s as usize)).map(|s| s.name.clone())),
-                "kind": rights_text(g.kind),
-                "text": g.text,
-                "file": image.meta.sources.get(g.source.file as usize),
-                "line": g.source.line,
-                "column": g.source.column,
-            })
+            GrantReport {
+                column: g.source.column,
+                file: image.meta.sources.get(g.source.file as usize).cloned(),
+                id: g.id,
+                kind: rights_text(g.kind),
+                line: g.source.line,
+                plan: plan.map(|p| p.name.clone()),
+                step: g.step.and_then(|s| {
+                    plan.and_then(|p| p.steps.get(s as usize))
+                        .map(|s| s.name.clone())
+                }),
+                text: g.text.clone(),
+            }
         })
         .collect();
-    let plans: Vec<Value> = image
+    let plans = image
         .plans
         .iter()
-        .map(|p| {
-            let steps: Vec<Value> = p
-                .steps
-                .iter()
-                .enumerate()
-                .map(|(si, s)| {
-                    let l = &s.landlock;
-                    json!({
-                        "name": s.name,
-                        "about": s.about,
-                        "start": s.after.is_empty(),
-                        "after": s.after.iter().filter_map(|&a| p.steps.get(a as usize).map(|x| x.name.clone())).collect::<Vec<_>>(),
-                        "grants": s.grants,
-                        "landlock": {
-                            "abi": l.abi,
-                            "handled_fs": l.handled_fs,
-                            "handled_net": l.handled_net,
-                            "walks": l.walks.iter().map(|w| json!({
-                                "grant": w.grant,
-                                "dfa": match w.dfa { DfaKind::Fs => "fs", DfaKind::Exec => "exec" },
-                                "access": access_text(w.access),
-                                "prefixes": w.prefixes.iter().map(|x| String::from_utf8_lossy(x).into_owned()).collect::<Vec<_>>(),
-                            })).collect::<Vec<_>>(),
-                            "tcp_connect": ports_text(&l.tcp_connect),
-                            "tcp_bind": ports_text(&l.tcp_bind),
-                            "precision": l.precision.iter().map(|x| json!({"grant": x.grant, "note": x.note})).collect::<Vec<_>>(),
-                        },
-                        "net": p.net.iter().filter(|e| e.step == si as u32).map(net_text).collect::<Vec<_>>(),
-                    })
-                })
-                .collect();
-            json!({
-                "name": p.name,
-                "about": p.about,
-                "objective": image.objectives.get(p.objective as usize).map(|o| o.name.clone()),
-                "intent": p.intent.and_then(|i| image.intents.get(i as usize)).map(|i| i.name.clone()),
-                "grants": p.grants,
-                "steps": steps,
-                "tables": {
-                    "fs": {"states": p.fs.states(), "classes": p.fs.class_count, "transition_bytes": p.fs.transition_bytes(), "accept_rows": p.fs.row_count()},
-                    "exec": {"states": p.exec.states(), "classes": p.exec.class_count, "transition_bytes": p.exec.transition_bytes(), "accept_rows": p.exec.row_count()},
-                    "lpm_entries": p.net.len(),
-                },
-            })
+        .map(|p| PlanReport {
+            about: p.about.clone(),
+            grants: p.grants.clone(),
+            intent: p
+                .intent
+                .and_then(|i| image.intents.get(i as usize))
+                .map(|i| i.name.clone()),
+            name: p.name.clone(),
+            objective: objective_name(p.objective),
+            steps: (0..p.steps.len())
+                .filter_map(|si| step_report(p, si))
+                .collect(),
+            tables: TablesReport {
+                exec: dfa_report(&p.exec),
+                fs: dfa_report(&p.fs),
+                lpm_entries: p.net.len(),
+            },
         })
         .collect();
-    json!({
-        "policy": image.meta.policy,
-        "format": kapl_image::FORMAT_VERSION,
-        "compiler": image.meta.compiler,
-        "size": size,
-        "sources": image.meta.sources,
-        "objectives": image.objectives.iter().map(|o| json!({"name": o.name, "about": o.about})).collect::<Vec<_>>(),
-        "intents": image.intents.iter().map(|i| json!({"name": i.name, "about": i.about, "objective": image.objectives.get(i.objective as usize).map(|o| o.name.clone())})).collect::<Vec<_>>(),
-        "plans": plans,
-        "grants": grants,
-    })
+    InspectReport {
+        schema_version: Version,
+        compiler: image.meta.compiler.clone(),
+        format: kapl_image::FORMAT_VERSION,
+        grants,
+        intents: image
+            .intents
+            .iter()
+            .map(|i| IntentReport {
+                about: i.about.clone(),
+                name: i.name.clone(),
+                objective: objective_name(i.objective),
+            })
+            .collect(),
+        objectives: image
+            .objectives
+            .iter()
+            .map(|o| ObjectiveReport {
+                about: o.about.clone(),
+                name: o.name.clone(),
+            })
+            .collect(),
+        plans,
+        policy: image.meta.policy.clone(),
+        size,
+        sources: image.meta.sources.clone(),
+    }
 }

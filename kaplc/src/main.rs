@@ -7,15 +7,19 @@
 
 mod build;
 mod check;
+mod completions;
 mod diff;
 mod fmt;
 mod fs_loader;
 mod graph;
 mod inspect;
 mod lsp;
+mod man;
 mod output;
 mod render;
+mod report;
 mod sarif;
+mod schema;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -45,6 +49,13 @@ enum Command {
     Graph(graph::Args),
     /// Run the language server (LSP 3.17) on stdin/stdout, for editors.
     Lsp(lsp::Args),
+    /// Print a shell completion script (bash, zsh, fish, elvish,
+    /// powershell).
+    Completions(completions::Args),
+    /// Write the manual pages (`kaplc.1`, `kaplc-check.1`, ...).
+    Man(man::Args),
+    /// Print the JSON Schema of a JSON output (`check`, `diff`, `inspect`).
+    Schema(schema::Args),
 }
 
 fn main() -> ExitCode {
@@ -65,5 +76,8 @@ fn main() -> ExitCode {
         Command::Fmt(args) => fmt::run(&args),
         Command::Graph(args) => graph::run(&args),
         Command::Lsp(args) => lsp::run(&args),
+        Command::Completions(args) => completions::run(&args),
+        Command::Man(args) => man::run(&args),
+        Command::Schema(args) => schema::run(&args),
     }
 }

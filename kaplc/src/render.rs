@@ -3,13 +3,15 @@
 //! Input: [`Diagnostic`]s and the [`SourceMap`] their spans point into.
 //! Output: text. Human output shows each finding as `error[KAPL0301]: ...`
 //! with the source lines, the primary label (what), secondary labels (why),
-//! notes and `help:`. JSON output is the one documented shape (see the book),
-//! with 1-based lines and columns and exclusive ends.
+//! notes and `help:`. JSON output is a [`CheckReport`] (its shape and schema
+//! are in `report.rs`), with 1-based lines and columns and exclusive ends.
 
 use crate::output::Format;
+use crate::report::{
+    CheckReport, DiagnosticReport, LabelReport, SeverityReport, Version, WitnessReport,
+};
 use ariadne::{Color, Config, IndexType, Label, Report, ReportKind, Source};
 use kapl_syntax::{Diagnostic, FileId, Severity, SourceMap, Span};
-use serde::Serialize;
 use std::collections::HashMap;
 use std::fmt;
 
@@ -226,39 +228,6 @@ pub fn human(diags: &[Diagnostic], sources: &SourceMap, color: bool) -> String {
     out
 }
 
-/// A position in the JSON output.
-#[derive(Serialize)]
-struct JsonLabel {
-    file: String,
-    line: u32,
-    column: u32,
-    end_line: u32,
-    end_column: u32,
-    message: String,
-}
-
-#[derive(Serialize)]
-struct JsonDiagnostic<'a> {
-    severity: Severity,
-    code: &'a str,
-    message: &'a str,
-    file: String,
-    line: u32,
-    column: u32,
-    end_line: u32,
-    end_column: u32,
-    labels: Vec<JsonLabel>,
-    help: Option<&'a str>,
-    witness: Option<&'a kapl_syntax::Witness>,
-}
-
-/// The whole JSON document.
-#[derive(Serialize)]
-struct JsonOutput<'a> {
-    ok: bool,
-    diagnostics: Vec<JsonDiagnostic<'a>>,
-}
-
 fn position(sources: &SourceMap, span: Span) -> (String, u32, u32, u32, u32) {
     match sources.get(span.file) {
         Some(f) => {
@@ -289,8 +258,9 @@ pub fn machine(format: Format, batches: &[Batch<'_>], failed: bool) -> Option<St
     }
 }
 
-/// Renders every batch as one JSON document (`ok` is false when any
-/// diagnostic is an error, or when `failed` says an input could not be read).
+/// Renders every batch as one JSON document, a [`CheckReport`] (`ok` is
+/// false when any diagnostic is an error, or when `failed` says an input
+/// could not be read).
 pub fn json(batches: &[Batch<'_>], failed: bool) -> String {
     let mut all = Vec::new();
     for b in batches {
@@ -305,7 +275,7 @@ pub fn json(batches: &[Batch<'_>], failed: bool) -> String {
                 .iter()
                 .map(|l| {
                     let (file, line, column, end_line, end_column) = position(b.sources, l.span);
-                    JsonLabel {
+                    LabelReport {
                         file,
                         line,
                         column,
@@ -315,8 +285,8 @@ pub fn json(batches: &[Batch<'_>], failed: bool) -> String {
                     }
                 })
                 .collect();
-            all.push(JsonDiagnostic {
-                severity: d.severity,
+            all.push(DiagnosticReport {
+                severity: d.severity.into(),
                 code: d.code,
                 message: &d.message,
                 file,
@@ -326,18 +296,19 @@ pub fn json(batches: &[Batch<'_>], failed: bool) -> String {
                 end_column,
                 labels,
                 help: d.help.as_deref(),
-                witness: d.witness.as_ref(),
+                witness: d.witness.as_ref().map(WitnessReport::from),
             });
         }
     }
-    let ok = !failed && !all.iter().any(|d| d.severity == Severity::Error);
-    let doc = JsonOutput {
+    let ok = !failed && !all.iter().any(|d| d.severity == SeverityReport::Error);
+    let doc = CheckReport {
+        schema_version: Version,
         ok,
         diagnostics: all,
     };
     serde_json::to_string_pretty(&doc).unwrap_or_else(|e| {
         format!(
-            "{{\"ok\": false, \"diagnostics\": [], \"internal_error\": {:?}}}",
+            "{{\"schema_version\": 1, \"ok\": false, \"diagnostics\": [], \"internal_error\": {:?}}}",
             e.to_string()
         )
     })

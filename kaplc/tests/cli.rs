@@ -71,7 +71,15 @@ fn json_shape_is_exact() {
     assert_eq!(c, 1);
     assert_eq!(v["ok"], Value::Bool(false));
     let obj = v.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>());
-    assert_eq!(obj, Some(vec!["diagnostics".to_string(), "ok".to_string()]));
+    assert_eq!(
+        obj,
+        Some(vec![
+            "diagnostics".to_string(),
+            "ok".to_string(),
+            "schema_version".to_string()
+        ])
+    );
+    assert_eq!(v["schema_version"], 1);
     let diags = v["diagnostics"].as_array().cloned().unwrap_or_default();
     assert_eq!(diags.len(), 8);
     let mut keys: Vec<String> = diags[0]
