@@ -6,11 +6,14 @@
 //! call named, as aya does) where one function makes several.
 //!
 //! Every system call of the runtime goes through this module. Most go
-//! through `rustix` (safe wrappers, raw system calls on Linux, no `errno`);
-//! what rustix lacks is called here through `libc`, each `unsafe` block in
-//! one small function that says why it is sound: `bpf(2)`,
-//! `landlock_restrict_self`, seccomp, `SO_MEMINFO`, `close_range`, `fork`,
-//! `execve`, `_exit`, the clone child's stack and signal mask. The one
+//! through `rustix` (safe wrappers, raw system calls on Linux, no `errno`;
+//! features `event`, `fs`, `net`, `pipe`, `process`, `stdio`, `thread`);
+//! what rustix lacks, or gets wrong for us (`SO_PEERCRED`'s pid may be 0),
+//! is called here through `libc`, each `unsafe` block in one small
+//! function that says why it is sound: `bpf(2)`, `landlock_restrict_self`,
+//! seccomp, `SO_MEMINFO`, `SO_PEERCRED`, `close_range`, `fork`, `execve`,
+//! `_exit`, `poll` over raw descriptor numbers, the clone child's stack,
+//! signal dispositions and signal mask. The one
 //! exception is the `clone3` call itself and the child it starts, in
 //! [`crate::spawn`] (see its INVARIANT); the functions that child uses are
 //! marked "no allocation" here: they make raw system calls on the memory
@@ -434,10 +437,33 @@ pub fn accept(sock: impl AsFd) -> io::Result<OwnedFd> {
 }
 
 /// The peer's (pid, uid) (`SO_PEERCRED`: as they were at `connect` or
-/// `listen`).
+/// `listen`). The pid is 0 when the peer's process is not visible in our
+/// pid namespace.
 pub fn peer_credentials(sock: impl AsFd) -> io::Result<(i32, u32)> {
-    let c = rustix::net::sockopt::socket_peercred(sock)?;
-    Ok((c.pid.as_raw_nonzero().get(), c.uid.as_raw()))
+    // Not rustix's `socket_peercred`: its `UCred` holds the pid as a
+    // non-zero `Pid`, and the kernel answers 0 for a peer outside our pid
+    // namespace.
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into our ucred of that
+    // size.
+    let r = unsafe {
+        libc::getsockopt(
+            sock.as_fd().as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            std::ptr::addr_of_mut!(cred).cast(),
+            &mut len,
+        )
+    };
+    if r != 0 {
+        return Err(last_error());
+    }
+    Ok((cred.pid, cred.uid))
 }
 
 /// The most descriptors one message carries.
