@@ -73,12 +73,25 @@ fn fs_read_allowed_and_denied_with_audit_record() {
     let mut d = d.clone();
     let pid = d["pid"].as_i64().expect("pid");
     assert!(pid > 0);
-    for k in ["time", "pid", "session"] {
+    // The kernel's audit serial (to join with `ausearch -a`), the host, and
+    // the file's device and inode come with the record.
+    assert!(d["audit_serial"].as_u64().is_some_and(|s| s > 0), "{d:#}");
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_eq!(d["host"], host.trim());
+    assert!(d["target"]["ino"].as_u64().is_some_and(|i| i > 0), "{d:#}");
+    assert!(d["target"]["dev"].is_string(), "{d:#}");
+    for k in ["time", "pid", "session", "audit_serial", "host"] {
         d.as_object_mut().unwrap().remove(k);
+    }
+    for k in ["ino", "dev"] {
+        d["target"].as_object_mut().unwrap().remove(k);
     }
     assert_eq!(
         d,
         json!({
+            "schema_version": 1,
+            "uid": 0,
+            "target": {"kind": "path", "path": b},
             "comm": "cat",
             "exe": "/usr/bin/cat",
             "operation": "read (read_file)",
