@@ -14,7 +14,7 @@ use crate::fs_loader::FsLoader;
 use crate::output::ColorChoice;
 use crate::render;
 use kapl_check::FrontEnd;
-use kapl_check::diff::{Change, Direction, diff};
+use kapl_prove::diff::{Change, Direction, diff};
 use kapl_syntax::SourceMap;
 use serde_json::{Value, json};
 use std::io::Write;
