@@ -1,5 +1,5 @@
 //! Link-time set-up: the server and its tests link libz3 (through
-//! kapl-check), which lives in `.z3/z3/lib` (see `.cargo/config.toml`);
+//! kapl-prove), which lives in `.z3/z3/lib` (see `.cargo/config.toml`);
 //! embed it as an rpath so they run without `LD_LIBRARY_PATH`.
 
 fn main() {

@@ -1,5 +1,5 @@
 //! Build set-up for kaplc:
-//! - link-time: kaplc and its tests link libz3 (through kapl-check), which
+//! - link-time: kaplc and its tests link libz3 (through kapl-prove), which
 //!   lives in `.z3/z3/lib` (see `.cargo/config.toml`); embed it as an rpath
 //!   so they run without `LD_LIBRARY_PATH`;
 //! - tests: generate one test per policy in `tests/malformed/` (see

@@ -101,45 +101,10 @@ pub fn readability_rank(b: u8) -> u16 {
     }
 }
 
-/// A small, fast, non-cryptographic hasher for the automata's internal
-/// tables (keys are state sets and signatures built by this crate).
-#[derive(Default, Clone, Copy)]
-pub(crate) struct Fx(u64);
-
-impl std::hash::Hasher for Fx {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(c);
-            self.write_u64(u64::from_le_bytes(b));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut b = [0u8; 8];
-            b[..rest.len()].copy_from_slice(rest);
-            self.write_u64(u64::from_le_bytes(b));
-        }
-    }
-    fn write_u64(&mut self, x: u64) {
-        self.0 = (self.0.rotate_left(5) ^ x).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-    fn write_u32(&mut self, x: u32) {
-        self.write_u64(u64::from(x));
-    }
-    fn write_u8(&mut self, x: u8) {
-        self.write_u64(u64::from(x));
-    }
-    fn write_usize(&mut self, x: usize) {
-        self.write_u64(x as u64);
-    }
-}
-
-/// A hash map with [`Fx`].
-pub(crate) type HashMap<K, V> = std::collections::HashMap<K, V, std::hash::BuildHasherDefault<Fx>>;
+/// A hash map with rustc's fast, non-cryptographic hasher, for the
+/// automata's internal tables (keys are state sets and signatures built by
+/// this crate; nothing iterates over them, so the order never shows).
+pub(crate) type HashMap<K, V> = rustc_hash::FxHashMap<K, V>;
 
 /// A partition of the byte values into numbered classes.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

@@ -1,22 +1,25 @@
-//! KAPL checker: from parsed files to a resolved, proved policy.
+//! KAPL checker: from parsed files to a resolved policy and its automata.
 //!
 //! ```text
-//! ast::File ─► load (use std.X / "./f.kapl") ─► resolve ─► ir::Policy ─► prove
+//! ast::File ─► load (use std.X / "./f.kapl") ─► resolve ─► lower ─► ir::Policy
+//!                                                  compiled::GrantAutomata ◄─┘
 //! ```
 //!
-//! Pure: files come in through the [`load::Loader`] trait; the solver is the
-//! only outside dependency.
+//! Pure: files come in through the [`load::Loader`] trait; no solver. The
+//! proofs (Z3) are in `kapl-prove`, on top of this crate, so that only the
+//! binaries that prove (kaplc, kapl-lsp) link Z3; code generation reads the
+//! IR and the [`GrantAutomata`] only.
 
-pub mod diff;
+pub mod compiled;
 pub mod graph;
 pub mod ir;
 pub mod load;
 pub mod lower;
-pub mod prove;
 pub mod resolve;
 pub mod semantics;
 pub mod stdlib;
 
+pub use compiled::GrantAutomata;
 pub use load::{LoadError, LoadedFile, Loader, MemoryLoader};
 
 use kapl_syntax::{Diagnostic, SourceMap, ast, codes};
@@ -34,8 +37,8 @@ pub struct FrontEnd {
     /// problem of the policy (the CLI exits 2).
     pub root_unreadable: bool,
     /// The prover's per-grant automata, once the prover has run on
-    /// `policy` ([`prove::prove_front_end`]); code generation reuses them.
-    pub automata: Option<prove::GrantAutomata>,
+    /// `policy` (`kapl_prove::prove_front_end`); code generation reuses them.
+    pub automata: Option<GrantAutomata>,
 }
 
 /// Loads, parses, resolves and lowers the policy rooted at `root`, with a

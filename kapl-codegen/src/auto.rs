@@ -8,41 +8,11 @@
 //! tables against the same prover automata with its own product walk.
 
 use kapl_automata::Dfa;
-use std::collections::HashMap as StdMap;
-use std::hash::{BuildHasherDefault, Hasher};
 
-/// A small, fast, non-cryptographic hasher for the compiler's internal
-/// tables (keys are state sets and rows built by the compiler itself).
-#[derive(Default, Clone, Copy)]
-pub(crate) struct Fx(u64);
-
-impl Hasher for Fx {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut b = [0u8; 8];
-            b[..chunk.len()].copy_from_slice(chunk);
-            self.write_u64(u64::from_le_bytes(b));
-        }
-    }
-    fn write_u64(&mut self, x: u64) {
-        self.0 = (self.0.rotate_left(5) ^ x).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-    fn write_u32(&mut self, x: u32) {
-        self.write_u64(u64::from(x));
-    }
-    fn write_u8(&mut self, x: u8) {
-        self.write_u64(u64::from(x));
-    }
-    fn write_usize(&mut self, x: usize) {
-        self.write_u64(x as u64);
-    }
-}
-
-/// A hash map with [`Fx`].
-pub(crate) type HashMap<K, V> = StdMap<K, V, BuildHasherDefault<Fx>>;
+/// A hash map with rustc's fast, non-cryptographic hasher, for the
+/// compiler's internal tables (keys are state sets and rows built by the
+/// compiler itself; nothing iterates over them, so the order never shows).
+pub(crate) type HashMap<K, V> = rustc_hash::FxHashMap<K, V>;
 
 /// A DFA whose states are tuples of component states, with one label per
 /// state (not minimized; state 0 is the dead state).

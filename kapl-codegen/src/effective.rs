@@ -9,8 +9,8 @@
 
 use crate::auto::{self, HashMap};
 use crate::codes;
+use kapl_check::GrantAutomata;
 use kapl_check::ir::{self, Policy, RuleKind};
-use kapl_check::prove::GrantAutomata;
 use kapl_image::{FsRight, NO_GRANT};
 use kapl_syntax::{Diagnostic, Witness};
 

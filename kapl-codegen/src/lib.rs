@@ -24,8 +24,8 @@ mod net;
 pub mod translate;
 
 use auto::HashMap;
+use kapl_check::GrantAutomata;
 use kapl_check::ir::{self, Policy, RuleKind};
-use kapl_check::prove::GrantAutomata;
 use kapl_image::{
     BENEATH_ALL, BENEATH_SELF, BENEATH_SOME, Cell, Dfa, DfaKind, GrantKind, Image, ImageError,
     Intent, Meta, NO_GRANT, NetOp, Objective, RightSet, SourceLoc, Step,

@@ -24,8 +24,8 @@
 
 use crate::codes;
 use kapl_automata::Dfa as PDfa;
+use kapl_check::GrantAutomata;
 use kapl_check::ir::{self, Policy, RuleKind};
-use kapl_check::prove::GrantAutomata;
 use kapl_check::semantics as sem;
 use kapl_image::bpf::{NetMaps, normalize};
 use kapl_image::{BENEATH_ALL, BENEATH_SELF, Dfa, DfaKind, NO_GRANT, NetOp, Proto};

@@ -3,8 +3,74 @@
 //! Input: an [`Image`] (write) or untrusted bytes (read).
 //! Output: bytes, or a validated [`Image`] / an [`ImageError`]. The decoder
 //! never panics and never allocates more than the input can justify: every
-//! count is checked against the bytes left before anything is reserved.
-//! The layout is documented in the crate docs.
+//! count is checked against the bytes left before anything is reserved,
+//! with the record sizes named below the layout. There is one writer and
+//! one reader function per section, in file order.
+//!
+//! # Binary format, version 1
+//!
+//! Little-endian throughout. A file is a 64-byte header, a section table,
+//! then the sections, each starting at an 8-byte aligned offset (zero
+//! padding between).
+//!
+//! | offset | size | field |
+//! |---|---|---|
+//! | 0 | 8 | magic `KAPLIMG\0` |
+//! | 8 | 2 | format version (`1`) |
+//! | 10 | 2 | header length (`64`) |
+//! | 12 | 4 | section count (`7`) |
+//! | 16 | 8 | total file length |
+//! | 24 | 32 | SHA-256 of the whole file with these 32 bytes zeroed |
+//! | 56 | 8 | reserved, zero |
+//! | 64 | 24 × n | section table: `u32 kind, u32 reserved, u64 offset, u64 length` |
+//!
+//! The layout is canonical: every section starts at the first 8-byte
+//! boundary after the previous one (the first after the table), padding
+//! is zero, and the file ends at the boundary after the last section, so
+//! an image has exactly one encoding. Sections appear once each, in this
+//! order:
+//! 1 `meta`, 2 `chain`, 3 `grants`, 4 `plans`, 5 `dfas`, 6 `net`,
+//! 7 `landlock`. Encodings: `str` = `u32 len` + UTF-8 bytes; `bytes` =
+//! `u32 len` + bytes; `opt str` = `u8 0` or `u8 1` + `str`; `opt u32` =
+//! `u32` with `0xffffffff` for none; `list<T>` = `u32 count` + items;
+//! `loc` = 5 × `u32` (file index, line, column, end line, end column);
+//! `ports` = `list<u16 lo, u16 hi, u32 grant>`.
+//!
+//! - `meta`: `str policy`, `str compiler`, `list<str> sources`.
+//! - `chain`: `list<str name, opt str about>` objectives;
+//!   `list<str name, opt str about, u32 objective>` intents.
+//! - `grants`: `list<u32 id, u32 plan, opt u32 step, u8 kind (0 fs, 1 exec,
+//!   2 net), u8 arg (fs: rights bits read=1 write=2 create=4 delete=8; net:
+//!   0 connect, 1 bind), loc source, loc site, str text>`.
+//! - `plans`: `list<str name, opt str about, u32 objective, opt u32 intent,
+//!   list<u32> plan-wide grants, list<str name, opt str about, list<u32>
+//!   after, list<u32> grants> steps>`.
+//! - `dfas`: `u32 plan count`, then per plan the fs DFA then the exec DFA,
+//!   each: `u8 kind (0 fs, 1 exec), u8 0, u16 class_count, u32 steps, u32
+//!   start, u8 classes[256], u32 states, u32 transitions[states ×
+//!   class_count], u32 state_row[states], u32 rows, u32 grant[rows × steps ×
+//!   R], u8 beneath[rows × steps × R]` (R = 4 for fs, 1 for exec).
+//! - `net`: `u32 plan count`, per plan `list<u32 step, u8 op, u8 proto (6
+//!   tcp, 17 udp), u8 family (4, 6), u8 prefix, u8 addr[16] (IPv4 in the
+//!   first 4, rest zero), ports>`.
+//! - `landlock`: `u32 plan count`, per plan `u32 step count`, per step:
+//!   `u8 abi, u64 handled_fs, u64 handled_net, list<u32 grant, u8 dfa, u8
+//!   rights, u64 access, list<bytes> prefixes> walks, ports tcp_bind, ports
+//!   tcp_connect, list<u32 grant, str note> precision`.
+//!
+//! The reader checks, in order: length ≥ 8 and magic (KAPL0702, or
+//! KAPL0701 for a prefix of the magic), length ≥ 64 (KAPL0701), version
+//! (KAPL0703), header length (KAPL0706), declared length vs actual
+//! (KAPL0701 truncated, KAPL0705 trailing bytes), checksum (KAPL0704),
+//! section table (KAPL0707), each section's encoding and exact length
+//! (KAPL0708), then [`Image::validate`]: indices, DFA totality, grant
+//! ownership, acyclic `after`, sorted ports and entries (KAPL0709), and
+//! the [`limits`](crate::limits) (KAPL0710).
+//!
+//! The reader bounds every count by the fewest bytes an item can take
+//! (the record sizes below, a `str`, `bytes` or list counted as its `u32`
+//! length), so a count the section cannot hold is refused before anything
+//! is reserved.
 
 use crate::error::ImageError;
 use crate::model::*;
@@ -19,6 +85,87 @@ pub const FORMAT_VERSION: u16 = 1;
 pub const HEADER_LEN: usize = 64;
 /// Size of one section-table entry.
 pub const SECTION_ENTRY_LEN: usize = 24;
+
+// Record sizes of the layout above: the fewest bytes each item of a list
+// can take. Variable parts count at their least: a `str`, `bytes` or list
+// as its `u32` length, an `opt str` as its tag.
+
+/// A `u32` (one item of a `list<u32>`).
+const U32_LEN: usize = 4;
+/// A `u64`.
+const U64_LEN: usize = 8;
+/// A `u32` length: an empty `str`, `bytes` or list.
+const LEN_LEN: usize = 4;
+/// One item of `bytes`.
+const BYTE_LEN: usize = 1;
+/// An `opt str` that is none: its `u8` tag.
+const OPT_STR_MIN: usize = 1;
+/// An `opt u32`.
+const OPT_U32_LEN: usize = 4;
+/// A `loc`: 5 × `u32`.
+const LOC_LEN: usize = 5 * U32_LEN;
+/// One `ports` item: `u16 lo, u16 hi, u32 grant`.
+const PORT_LEN: usize = 2 + 2 + U32_LEN;
+/// `meta` source: `str`.
+const SOURCE_MIN: usize = LEN_LEN;
+/// `chain` objective: `str name, opt str about`.
+const OBJECTIVE_MIN: usize = LEN_LEN + OPT_STR_MIN;
+/// `chain` intent: `str name, opt str about, u32 objective`.
+const INTENT_MIN: usize = LEN_LEN + OPT_STR_MIN + U32_LEN;
+/// `grants` record: `u32 id, u32 plan, opt u32 step, u8 kind, u8 arg, loc
+/// source, loc site, str text` (58).
+const GRANT_MIN: usize = 2 * U32_LEN + OPT_U32_LEN + 1 + 1 + 2 * LOC_LEN + LEN_LEN;
+/// `plans` record as the plan count is bounded: `str name, opt str about,
+/// u32 objective, opt u32 intent, list<u32> grants` (17; the `steps` count
+/// after them is bounded on its own).
+const PLAN_MIN: usize = LEN_LEN + OPT_STR_MIN + U32_LEN + OPT_U32_LEN + LEN_LEN;
+/// `plans` step: `str name, opt str about, list<u32> after, list<u32>
+/// grants`.
+const STEP_MIN: usize = LEN_LEN + OPT_STR_MIN + LEN_LEN + LEN_LEN;
+/// `dfas` plan count: bounded by one byte per plan (it must equal the
+/// plan count; each plan's two DFAs are bounded when they are read).
+const DFA_PLAN_MIN: usize = 1;
+/// A DFA's byte → class table.
+const CLASS_MAP_LEN: usize = 256;
+/// One accept-row cell: `u32 grant` + `u8 beneath`.
+const CELL_LEN: usize = U32_LEN + 1;
+/// `net` and `landlock` plan count: each plan's part starts with a `u32`
+/// count.
+const PLAN_TABLE_MIN: usize = LEN_LEN;
+/// `net` entry: `u32 step, u8 op, u8 proto, u8 family, u8 prefix, u8
+/// addr[16], ports`.
+const NET_ENTRY_MIN: usize = U32_LEN + 4 + 16 + LEN_LEN;
+/// `landlock` step as the step count is bounded: `u8 abi, u64 handled_fs,
+/// u64 handled_net` (17; the four lists after them are bounded on their
+/// own).
+const LANDLOCK_STEP_MIN: usize = 1 + U64_LEN + U64_LEN;
+/// `landlock` walk: `u32 grant, u8 dfa, u8 rights, u64 access,
+/// list<bytes> prefixes`.
+const WALK_MIN: usize = U32_LEN + 1 + 1 + U64_LEN + LEN_LEN;
+/// `landlock` walk prefix: `bytes`.
+const PREFIX_MIN: usize = LEN_LEN;
+/// `landlock` precision note: `u32 grant, str note`.
+const PRECISION_MIN: usize = U32_LEN + LEN_LEN;
+
+// The sums, spelled out: a change to the layout must show here.
+const _: () = assert!(
+    PORT_LEN == 8
+        && OBJECTIVE_MIN == 5
+        && INTENT_MIN == 9
+        && GRANT_MIN == 58
+        && PLAN_MIN == 17
+        && STEP_MIN == 13
+        && NET_ENTRY_MIN == 28
+        && LANDLOCK_STEP_MIN == 17
+        && WALK_MIN == 18
+        && PRECISION_MIN == 8
+);
+
+/// One DFA state: its row of `class_count` transitions and its
+/// `state_row` entry, each a `u32`.
+fn dfa_state_len(class_count: u16) -> usize {
+    U32_LEN * (usize::from(class_count) + 1)
+}
 
 /// Section kinds, in the order they are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -414,7 +561,7 @@ impl<'a> In<'a> {
         Ok(n)
     }
     fn bytes(&mut self) -> Result<Vec<u8>, ImageError> {
-        let n = self.count(1)?;
+        let n = self.count(BYTE_LEN)?;
         Ok(self.take(n)?.to_vec())
     }
     fn str(&mut self) -> Result<String, ImageError> {
@@ -433,7 +580,7 @@ impl<'a> In<'a> {
         Ok((v != u32::MAX).then_some(v))
     }
     fn u32s(&mut self) -> Result<Vec<u32>, ImageError> {
-        let n = self.count(4)?;
+        let n = self.count(U32_LEN)?;
         let mut v = Vec::with_capacity(n);
         for _ in 0..n {
             v.push(self.u32()?);
@@ -450,7 +597,7 @@ impl<'a> In<'a> {
         })
     }
     fn ports(&mut self) -> Result<Vec<PortGrant>, ImageError> {
-        let n = self.count(8)?;
+        let n = self.count(PORT_LEN)?;
         let mut v = Vec::with_capacity(n);
         for _ in 0..n {
             v.push(PortGrant {
@@ -550,6 +697,12 @@ fn verify_header(bytes: &[u8]) -> Result<Vec<(u32, usize, usize)>, ImageError> {
             "reserved header bytes are not zero".into(),
         ));
     }
+    section_table(bytes)
+}
+
+/// Reads the section table of an image whose header is verified, as (kind,
+/// offset, length), and checks the canonical layout of the sections.
+fn section_table(bytes: &[u8]) -> Result<Vec<(u32, usize, usize)>, ImageError> {
     let count = rd_u32(bytes, 12) as usize;
     let table_end = count
         .checked_mul(SECTION_ENTRY_LEN)
@@ -602,6 +755,33 @@ fn verify_header(bytes: &[u8]) -> Result<Vec<(u32, usize, usize)>, ImageError> {
 /// [`Image::validate`]. Never panics.
 pub fn read(bytes: &[u8]) -> Result<Image, ImageError> {
     let table = verify_header(bytes)?;
+    let bodies = section_bodies(bytes, &table)?;
+    let meta = decode(&bodies, SectionKind::Meta, read_meta)?;
+    let (objectives, intents) = decode(&bodies, SectionKind::Chain, read_chain)?;
+    let grants = decode(&bodies, SectionKind::Grants, read_grants)?;
+    let mut plans = decode(&bodies, SectionKind::Plans, read_plans)?;
+    decode(&bodies, SectionKind::Dfas, |s| read_dfas(s, &mut plans))?;
+    decode(&bodies, SectionKind::Net, |s| read_net(s, &mut plans))?;
+    decode(&bodies, SectionKind::Landlock, |s| {
+        read_landlock(s, &mut plans)
+    })?;
+    let image = Image {
+        meta,
+        objectives,
+        intents,
+        plans,
+        grants,
+    };
+    image.validate()?;
+    Ok(image)
+}
+
+/// The body of every section, in [`SectionKind::ALL`] order, once the table
+/// is known to list each kind once, in order.
+fn section_bodies<'a>(
+    bytes: &'a [u8],
+    table: &[(u32, usize, usize)],
+) -> Result<Vec<&'a [u8]>, ImageError> {
     let mut bodies: Vec<&[u8]> = Vec::new();
     for (i, kind) in SectionKind::ALL.iter().enumerate() {
         let Some(&(k, off, len)) = table.get(i) else {
@@ -626,29 +806,43 @@ pub fn read(bytes: &[u8]) -> Result<Image, ImageError> {
             SectionKind::ALL.len()
         )));
     }
-    let inp = |i: usize| In {
-        section: SectionKind::ALL[i],
-        data: bodies.get(i).copied().unwrap_or(&[]),
+    Ok(bodies)
+}
+
+/// Decodes the section `kind` with `f`, which must use up its body exactly.
+fn decode<'a, T>(
+    bodies: &[&'a [u8]],
+    kind: SectionKind,
+    f: impl FnOnce(&mut In<'a>) -> Result<T, ImageError>,
+) -> Result<T, ImageError> {
+    let at = SectionKind::ALL.iter().position(|k| *k == kind);
+    let mut s = In {
+        section: kind,
+        data: at.and_then(|i| bodies.get(i)).copied().unwrap_or(&[]),
         pos: 0,
     };
+    let v = f(&mut s)?;
+    s.end()?;
+    Ok(v)
+}
 
-    let mut s = inp(0);
-    let meta = Meta {
+fn read_meta(s: &mut In<'_>) -> Result<Meta, ImageError> {
+    Ok(Meta {
         policy: s.str()?,
         compiler: s.str()?,
         sources: {
-            let n = s.count(4)?;
+            let n = s.count(SOURCE_MIN)?;
             let mut v = Vec::with_capacity(n);
             for _ in 0..n {
                 v.push(s.str()?);
             }
             v
         },
-    };
-    s.end()?;
+    })
+}
 
-    let mut s = inp(1);
-    let n = s.count(5)?;
+fn read_chain(s: &mut In<'_>) -> Result<(Vec<Objective>, Vec<Intent>), ImageError> {
+    let n = s.count(OBJECTIVE_MIN)?;
     let mut objectives = Vec::with_capacity(n);
     for _ in 0..n {
         objectives.push(Objective {
@@ -656,7 +850,7 @@ pub fn read(bytes: &[u8]) -> Result<Image, ImageError> {
             about: s.opt_str()?,
         });
     }
-    let n = s.count(9)?;
+    let n = s.count(INTENT_MIN)?;
     let mut intents = Vec::with_capacity(n);
     for _ in 0..n {
         intents.push(Intent {
@@ -665,10 +859,11 @@ pub fn read(bytes: &[u8]) -> Result<Image, ImageError> {
             objective: s.u32()?,
         });
     }
-    s.end()?;
+    Ok((objectives, intents))
+}
 
-    let mut s = inp(2);
-    let n = s.count(58)?;
+fn read_grants(s: &mut In<'_>) -> Result<Vec<Grant>, ImageError> {
+    let n = s.count(GRANT_MIN)?;
     let mut grants = Vec::with_capacity(n);
     for _ in 0..n {
         let id = s.u32()?;
@@ -693,10 +888,13 @@ pub fn read(bytes: &[u8]) -> Result<Image, ImageError> {
             text: s.str()?,
         });
     }
-    s.end()?;
+    Ok(grants)
+}
 
-    let mut s = inp(3);
-    let n = s.count(17)?;
+/// The `plans` section: plans with their step graphs; their DFAs, network
+/// entries and Landlock plans come from the later sections.
+fn read_plans(s: &mut In<'_>) -> Result<Vec<Plan>, ImageError> {
+    let n = s.count(PLAN_MIN)?;
     let mut plans = Vec::with_capacity(n);
     for _ in 0..n {
         let name = s.str()?;
@@ -704,7 +902,7 @@ pub fn read(bytes: &[u8]) -> Result<Image, ImageError> {
         let objective = s.u32()?;
         let intent = s.opt_u32()?;
         let pgrants = s.u32s()?;
-        let ns = s.count(13)?;
+        let ns = s.count(STEP_MIN)?;
         let mut steps = Vec::with_capacity(ns);
         for _ in 0..ns {
             steps.push(Step {
@@ -727,135 +925,18 @@ pub fn read(bytes: &[u8]) -> Result<Image, ImageError> {
             net: Vec::new(),
         });
     }
-    s.end()?;
+    Ok(plans)
+}
 
-    let mut s = inp(4);
-    if s.count(1)? != plans.len() {
+fn read_dfas(s: &mut In<'_>, plans: &mut [Plan]) -> Result<(), ImageError> {
+    if s.count(DFA_PLAN_MIN)? != plans.len() {
         return Err(s.err("DFA count differs from the plan count"));
     }
-    for p in &mut plans {
-        p.fs = read_dfa(&mut s, DfaKind::Fs)?;
-        p.exec = read_dfa(&mut s, DfaKind::Exec)?;
+    for p in plans {
+        p.fs = read_dfa(s, DfaKind::Fs)?;
+        p.exec = read_dfa(s, DfaKind::Exec)?;
     }
-    s.end()?;
-
-    let mut s = inp(5);
-    if s.count(4)? != plans.len() {
-        return Err(s.err("net table count differs from the plan count"));
-    }
-    for p in &mut plans {
-        let n = s.count(28)?;
-        let mut v = Vec::with_capacity(n);
-        for _ in 0..n {
-            let step = s.u32()?;
-            let op = match s.u8()? {
-                0 => NetOp::Connect,
-                1 => NetOp::Bind,
-                x => return Err(s.err(format!("bad net op {x}"))),
-            };
-            let proto = match s.u8()? {
-                6 => Proto::Tcp,
-                17 => Proto::Udp,
-                x => return Err(s.err(format!("bad protocol {x}"))),
-            };
-            let family = match s.u8()? {
-                4 => Family::V4,
-                6 => Family::V6,
-                x => return Err(s.err(format!("bad address family {x}"))),
-            };
-            let prefix = s.u8()?;
-            let a: [u8; 16] = s.arr()?;
-            let addr = match family {
-                Family::V4 => {
-                    if a[4..].iter().any(|&b| b != 0) {
-                        return Err(s.err("IPv4 entry with stray address bytes"));
-                    }
-                    IpAddr::V4(Ipv4Addr::new(a[0], a[1], a[2], a[3]))
-                }
-                Family::V6 => IpAddr::V6(Ipv6Addr::from(a)),
-            };
-            v.push(NetEntry {
-                step,
-                op,
-                proto,
-                family,
-                addr,
-                prefix,
-                ports: s.ports()?,
-            });
-        }
-        p.net = v;
-    }
-    s.end()?;
-
-    let mut s = inp(6);
-    if s.count(4)? != plans.len() {
-        return Err(s.err("Landlock table count differs from the plan count"));
-    }
-    for p in &mut plans {
-        if s.count(17)? != p.steps.len() {
-            return Err(s.err("Landlock step count differs from the plan's steps"));
-        }
-        for st in &mut p.steps {
-            let abi = s.u8()?;
-            let handled_fs = s.u64()?;
-            let handled_net = s.u64()?;
-            let nw = s.count(18)?;
-            let mut walks = Vec::with_capacity(nw);
-            for _ in 0..nw {
-                let grant = s.u32()?;
-                let dfa = match s.u8()? {
-                    0 => DfaKind::Fs,
-                    1 => DfaKind::Exec,
-                    x => return Err(s.err(format!("bad DFA kind {x}"))),
-                };
-                let rights = RightSet(s.u8()?);
-                let access = s.u64()?;
-                let np = s.count(4)?;
-                let mut prefixes = Vec::with_capacity(np);
-                for _ in 0..np {
-                    prefixes.push(s.bytes()?);
-                }
-                walks.push(Walk {
-                    grant,
-                    dfa,
-                    rights,
-                    access,
-                    prefixes,
-                });
-            }
-            let tcp_bind = s.ports()?;
-            let tcp_connect = s.ports()?;
-            let nprec = s.count(8)?;
-            let mut precision = Vec::with_capacity(nprec);
-            for _ in 0..nprec {
-                precision.push(Precision {
-                    grant: s.u32()?,
-                    note: s.str()?,
-                });
-            }
-            st.landlock = Landlock {
-                abi,
-                handled_fs,
-                handled_net,
-                walks,
-                tcp_bind,
-                tcp_connect,
-                precision,
-            };
-        }
-    }
-    s.end()?;
-
-    let image = Image {
-        meta,
-        objectives,
-        intents,
-        plans,
-        grants,
-    };
-    image.validate()?;
-    Ok(image)
+    Ok(())
 }
 
 fn read_dfa(s: &mut In<'_>, want: DfaKind) -> Result<Dfa, ImageError> {
@@ -876,8 +957,8 @@ fn read_dfa(s: &mut In<'_>, want: DfaKind) -> Result<Dfa, ImageError> {
     }
     let steps = s.u32()?;
     let start = s.u32()?;
-    let classes = s.take(256)?.to_vec();
-    let states = s.count(4 * (class_count as usize + 1))?;
+    let classes = s.take(CLASS_MAP_LEN)?.to_vec();
+    let states = s.count(dfa_state_len(class_count))?;
     if states == 0 {
         return Err(s.err("a DFA with no states"));
     }
@@ -890,7 +971,7 @@ fn read_dfa(s: &mut In<'_>, want: DfaKind) -> Result<Dfa, ImageError> {
         state_row.push(s.u32()?);
     }
     let width = (steps as usize).saturating_mul(kind.rights());
-    let nrows = s.count(width.saturating_mul(5))?;
+    let nrows = s.count(width.saturating_mul(CELL_LEN))?;
     let cells = nrows.saturating_mul(width);
     let mut rows = Vec::with_capacity(cells);
     for _ in 0..cells {
@@ -911,5 +992,127 @@ fn read_dfa(s: &mut In<'_>, want: DfaKind) -> Result<Dfa, ImageError> {
         transitions,
         state_row,
         rows,
+    })
+}
+
+fn read_net(s: &mut In<'_>, plans: &mut [Plan]) -> Result<(), ImageError> {
+    if s.count(PLAN_TABLE_MIN)? != plans.len() {
+        return Err(s.err("net table count differs from the plan count"));
+    }
+    for p in plans {
+        let n = s.count(NET_ENTRY_MIN)?;
+        let mut v = Vec::with_capacity(n);
+        for _ in 0..n {
+            v.push(read_net_entry(s)?);
+        }
+        p.net = v;
+    }
+    Ok(())
+}
+
+fn read_net_entry(s: &mut In<'_>) -> Result<NetEntry, ImageError> {
+    let step = s.u32()?;
+    let op = match s.u8()? {
+        0 => NetOp::Connect,
+        1 => NetOp::Bind,
+        x => return Err(s.err(format!("bad net op {x}"))),
+    };
+    let proto = match s.u8()? {
+        6 => Proto::Tcp,
+        17 => Proto::Udp,
+        x => return Err(s.err(format!("bad protocol {x}"))),
+    };
+    let family = match s.u8()? {
+        4 => Family::V4,
+        6 => Family::V6,
+        x => return Err(s.err(format!("bad address family {x}"))),
+    };
+    let prefix = s.u8()?;
+    let a: [u8; 16] = s.arr()?;
+    let addr = match family {
+        Family::V4 => {
+            if a[4..].iter().any(|&b| b != 0) {
+                return Err(s.err("IPv4 entry with stray address bytes"));
+            }
+            IpAddr::V4(Ipv4Addr::new(a[0], a[1], a[2], a[3]))
+        }
+        Family::V6 => IpAddr::V6(Ipv6Addr::from(a)),
+    };
+    Ok(NetEntry {
+        step,
+        op,
+        proto,
+        family,
+        addr,
+        prefix,
+        ports: s.ports()?,
+    })
+}
+
+fn read_landlock(s: &mut In<'_>, plans: &mut [Plan]) -> Result<(), ImageError> {
+    if s.count(PLAN_TABLE_MIN)? != plans.len() {
+        return Err(s.err("Landlock table count differs from the plan count"));
+    }
+    for p in plans {
+        if s.count(LANDLOCK_STEP_MIN)? != p.steps.len() {
+            return Err(s.err("Landlock step count differs from the plan's steps"));
+        }
+        for st in &mut p.steps {
+            st.landlock = read_landlock_step(s)?;
+        }
+    }
+    Ok(())
+}
+
+fn read_landlock_step(s: &mut In<'_>) -> Result<Landlock, ImageError> {
+    let abi = s.u8()?;
+    let handled_fs = s.u64()?;
+    let handled_net = s.u64()?;
+    let nw = s.count(WALK_MIN)?;
+    let mut walks = Vec::with_capacity(nw);
+    for _ in 0..nw {
+        walks.push(read_walk(s)?);
+    }
+    let tcp_bind = s.ports()?;
+    let tcp_connect = s.ports()?;
+    let nprec = s.count(PRECISION_MIN)?;
+    let mut precision = Vec::with_capacity(nprec);
+    for _ in 0..nprec {
+        precision.push(Precision {
+            grant: s.u32()?,
+            note: s.str()?,
+        });
+    }
+    Ok(Landlock {
+        abi,
+        handled_fs,
+        handled_net,
+        walks,
+        tcp_bind,
+        tcp_connect,
+        precision,
+    })
+}
+
+fn read_walk(s: &mut In<'_>) -> Result<Walk, ImageError> {
+    let grant = s.u32()?;
+    let dfa = match s.u8()? {
+        0 => DfaKind::Fs,
+        1 => DfaKind::Exec,
+        x => return Err(s.err(format!("bad DFA kind {x}"))),
+    };
+    let rights = RightSet(s.u8()?);
+    let access = s.u64()?;
+    let np = s.count(PREFIX_MIN)?;
+    let mut prefixes = Vec::with_capacity(np);
+    for _ in 0..np {
+        prefixes.push(s.bytes()?);
+    }
+    Ok(Walk {
+        grant,
+        dfa,
+        rights,
+        access,
+        prefixes,
     })
 }

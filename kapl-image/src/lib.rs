@@ -77,70 +77,16 @@
 //!
 //! # Binary format, version 1
 //!
-//! Little-endian throughout. A file is a 64-byte header, a section table,
-//! then the sections, each starting at an 8-byte aligned offset (zero
-//! padding between).
-//!
-//! | offset | size | field |
-//! |---|---|---|
-//! | 0 | 8 | magic `KAPLIMG\0` |
-//! | 8 | 2 | format version (`1`) |
-//! | 10 | 2 | header length (`64`) |
-//! | 12 | 4 | section count (`7`) |
-//! | 16 | 8 | total file length |
-//! | 24 | 32 | SHA-256 of the whole file with these 32 bytes zeroed |
-//! | 56 | 8 | reserved, zero |
-//! | 64 | 24 × n | section table: `u32 kind, u32 reserved, u64 offset, u64 length` |
-//!
-//! The layout is canonical: every section starts at the first 8-byte
-//! boundary after the previous one (the first after the table), padding
-//! is zero, and the file ends at the boundary after the last section, so
-//! an image has exactly one encoding. Sections appear once each, in this
-//! order:
-//! 1 `meta`, 2 `chain`, 3 `grants`, 4 `plans`, 5 `dfas`, 6 `net`,
-//! 7 `landlock`. Encodings: `str` = `u32 len` + UTF-8 bytes; `bytes` =
-//! `u32 len` + bytes; `opt str` = `u8 0` or `u8 1` + `str`; `opt u32` =
-//! `u32` with `0xffffffff` for none; `list<T>` = `u32 count` + items;
-//! `loc` = 5 × `u32` (file index, line, column, end line, end column);
-//! `ports` = `list<u16 lo, u16 hi, u32 grant>`.
-//!
-//! - `meta`: `str policy`, `str compiler`, `list<str> sources`.
-//! - `chain`: `list<str name, opt str about>` objectives;
-//!   `list<str name, opt str about, u32 objective>` intents.
-//! - `grants`: `list<u32 id, u32 plan, opt u32 step, u8 kind (0 fs, 1 exec,
-//!   2 net), u8 arg (fs: rights bits read=1 write=2 create=4 delete=8; net:
-//!   0 connect, 1 bind), loc source, loc site, str text>`.
-//! - `plans`: `list<str name, opt str about, u32 objective, opt u32 intent,
-//!   list<u32> plan-wide grants, list<str name, opt str about, list<u32>
-//!   after, list<u32> grants> steps>`.
-//! - `dfas`: `u32 plan count`, then per plan the fs DFA then the exec DFA,
-//!   each: `u8 kind (0 fs, 1 exec), u8 0, u16 class_count, u32 steps, u32
-//!   start, u8 classes[256], u32 states, u32 transitions[states ×
-//!   class_count], u32 state_row[states], u32 rows, u32 grant[rows × steps ×
-//!   R], u8 beneath[rows × steps × R]` (R = 4 for fs, 1 for exec).
-//! - `net`: `u32 plan count`, per plan `list<u32 step, u8 op, u8 proto (6
-//!   tcp, 17 udp), u8 family (4, 6), u8 prefix, u8 addr[16] (IPv4 in the
-//!   first 4, rest zero), ports>`.
-//! - `landlock`: `u32 plan count`, per plan `u32 step count`, per step:
-//!   `u8 abi, u64 handled_fs, u64 handled_net, list<u32 grant, u8 dfa, u8
-//!   rights, u64 access, list<bytes> prefixes> walks, ports tcp_bind, ports
-//!   tcp_connect, list<u32 grant, str note> precision`.
-//!
-//! The reader checks, in order: length ≥ 8 and magic (KAPL0702, or
-//! KAPL0701 for a prefix of the magic), length ≥ 64 (KAPL0701), version
-//! (KAPL0703), header length (KAPL0706), declared length vs actual
-//! (KAPL0701 truncated, KAPL0705 trailing bytes), checksum (KAPL0704),
-//! section table (KAPL0707), each section's encoding and exact length
-//! (KAPL0708), then [`Image::validate`]: indices, DFA totality, grant
-//! ownership, acyclic `after`, sorted ports and entries (KAPL0709), and
-//! the [`limits`] (KAPL0710).
+//! The byte layout, the record sizes and the order of the reader's checks
+//! are documented beside the code that writes and reads them, in
+//! [`format`](mod@format).
 //!
 //! BPF map layouts for the runtime are in [`bpf`].
 
 pub mod bpf;
 mod error;
 pub mod eval;
-mod format;
+pub mod format;
 mod model;
 mod validate;
 

@@ -131,7 +131,7 @@ pub fn front(job: &Job) -> Option<Analysis> {
 pub fn prove(front: &Analysis) -> Analysis {
     let mut diagnostics = front.diagnostics.clone();
     if let Some(policy) = &front.policy {
-        diagnostics.extend(kapl_check::prove::prove(policy, &front.sources));
+        diagnostics.extend(kapl_prove::prove(policy, &front.sources));
         kapl_syntax::diag::sort(&mut diagnostics);
     }
     Analysis {

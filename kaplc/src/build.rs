@@ -139,7 +139,7 @@ pub fn run(args: &Args) -> ExitCode {
     // The prover's automata, reused by codegen and translation validation.
     let automata = match &fe.automata {
         Some(a) => std::borrow::Cow::Borrowed(a),
-        None => std::borrow::Cow::Owned(kapl_check::prove::GrantAutomata::new(policy)),
+        None => std::borrow::Cow::Owned(kapl_check::GrantAutomata::new(policy)),
     };
     let out = match compile_with(policy, &automata, &fe.sources, &opts) {
         Ok(o) => o,

@@ -33,7 +33,7 @@ pub struct Args {
 pub fn check_file(path: &str) -> FrontEnd {
     let mut loader = FsLoader;
     let mut fe = kapl_check::check_front(&mut loader, path);
-    kapl_check::prove::prove_front_end(&mut fe);
+    kapl_prove::prove_front_end(&mut fe);
     fe
 }
 

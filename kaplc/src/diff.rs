@@ -18,7 +18,7 @@ use crate::report::{
     self, ChangeKind, ChangeReport, DiffReport, PositionReport, Version, WitnessReport,
 };
 use kapl_check::FrontEnd;
-use kapl_check::diff::{Change, Direction, diff};
+use kapl_prove::diff::{Change, Direction, diff};
 use kapl_syntax::SourceMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};

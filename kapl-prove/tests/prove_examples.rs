@@ -5,9 +5,9 @@
 
 #![allow(clippy::panic, reason = "tests fail by panicking")]
 
-use kapl_check::prove::{Breach, Options, Subject, Verdict, prove_front_end, prove_with};
 use kapl_check::semantics::{Request, rule_covers, rules_cover};
 use kapl_check::{FrontEnd, MemoryLoader, check_front};
+use kapl_prove::{Breach, Options, Subject, Verdict, prove_front_end, prove_with};
 use kapl_syntax::{Severity, Witness, codes};
 
 const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/examples");
@@ -239,10 +239,8 @@ fn overreach_witnesses_replay() {
                 Breach::OutsideBound => assert!(!rules_cover(bound, &f.witness)),
                 Breach::Never { level, rule } => {
                     let nevers = match level {
-                        kapl_check::prove::Level::Objective(o) => {
-                            &policy.objectives[o.0 as usize].never
-                        }
-                        kapl_check::prove::Level::Intent(i) => &policy.intents[i.0 as usize].never,
+                        kapl_prove::Level::Objective(o) => &policy.objectives[o.0 as usize].never,
+                        kapl_prove::Level::Intent(i) => &policy.intents[i.0 as usize].never,
                     };
                     assert!(rule_covers(&nevers[rule].kind, &f.witness));
                 }
@@ -265,7 +263,7 @@ fn good_examples_stay_clean() {
 
 #[test]
 fn unknown_is_an_error_never_a_proof() {
-    use kapl_check::prove::Limits;
+    use kapl_prove::Limits;
     let text = std::fs::read_to_string(format!("{EXAMPLES}/deploy.kapl")).unwrap_or_default();
     let mut loader = MemoryLoader::new().with("deploy.kapl", text);
     let fe = check_front(&mut loader, "deploy.kapl");

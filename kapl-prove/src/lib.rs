@@ -1,7 +1,16 @@
 //! The prover: every grant stays inside its bounds, or a concrete witness.
 //!
+//! ```text
+//! ir::Policy ─► compiled rules (automata) ─► obligations ─► Z3 ─► replay ─► Diagnostic
+//!                         └─► GrantAutomata (reused by codegen)
+//! ```
+//!
 //! Input: a resolved [`Policy`] (and its [`SourceMap`], for help texts).
 //! Output: one verdict per obligation and the diagnostics for them.
+//!
+//! This crate is the only one that links Z3: kapl-check keeps the pure
+//! front end and the automata, kapl-codegen reads those, and only the
+//! binaries that prove (kaplc, kapl-lsp) depend on this crate.
 //!
 //! Obligations:
 //! - every rule of an intent's bound lies inside its objective's bound;
@@ -9,29 +18,32 @@
 //!   bound and outside every `never` rule above it (the objective's, and
 //!   the intent's when the parent is an intent), after its own `except`.
 //!
-//! Path questions are decided on automata (`kapl-automata`); Z3 decides the
-//! combination of rights, path classes, addresses and ports as small
-//! quantifier-free queries with a timeout and a resource limit (see
-//! `solver`). Every violation yields a concrete request that is replayed
-//! through [`crate::semantics`]; a witness that does not replay is an
-//! internal error (`KAPL0405`), never a pass, and an `unknown` from Z3 is an
-//! error (`KAPL0404`), never a proof. Obligations run in parallel, one
-//! thread per core, each thread with its own Z3 context.
+//! Path questions are decided on automata (`kapl-automata`, compiled by
+//! [`kapl_check::compiled`]); Z3 decides the combination of rights, path
+//! classes, addresses and ports as small quantifier-free queries with a
+//! timeout and a resource limit (see `solver`). Every violation yields a
+//! concrete request that is replayed through [`kapl_check::semantics`]; a
+//! witness that does not replay is an internal error (`KAPL0405`), never a
+//! pass, and an `unknown` from Z3 is an error (`KAPL0404`), never a proof.
+//! Obligations run in parallel, one thread per core, each thread with its
+//! own Z3 context.
+//!
+//! [`diff`] compares the authority of two versions of a policy with the
+//! same automata and Z3 queries.
 
-pub(crate) mod compiled;
+pub mod diff;
 mod lint;
 mod report;
-pub(crate) mod solver;
+mod solver;
 
-use crate::ir::{Cidr, GrantId, IntentId, ObjectiveId, Parent, Policy, PortRange, Rule};
-use crate::semantics::{self, Request};
-use compiled::{CRule, Level as CLevel, NetRule, PathRule};
 use kapl_automata::Dfa;
+use kapl_check::compiled::{self, CRule, Level as CLevel, NetRule, PathRule, par_map};
+use kapl_check::ir::{Cidr, GrantId, IntentId, ObjectiveId, Parent, Policy, PortRange, Rule};
+use kapl_check::semantics::{self, Request};
+use kapl_check::{FrontEnd, GrantAutomata};
 use kapl_syntax::ast::Right;
 use kapl_syntax::{Diagnostic, SourceMap};
 use solver::Answer;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub use lint::lint;
 
@@ -179,50 +191,6 @@ pub struct Report {
     pub automata: Option<GrantAutomata>,
 }
 
-/// The prover's path automaton of every grant, indexed by grant id: for an
-/// `fs` grant its patterns minus its `except`, for an `exec` grant its
-/// patterns, `None` for a network grant. The prover builds them once;
-/// code generation compiles them into the image and translation validation
-/// checks the image against them, so what is proved is what is loaded.
-#[derive(Clone, Debug, Default)]
-pub struct GrantAutomata {
-    paths: Vec<Option<Dfa>>,
-}
-
-impl GrantAutomata {
-    /// Builds the automata of every grant of `policy` (in parallel).
-    pub fn new(policy: &Policy) -> GrantAutomata {
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let compiled = par_map(&policy.grants, threads, |g| {
-            compiled::compile(&g.rule.kind, None)
-        });
-        GrantAutomata::from_compiled(compiled)
-    }
-
-    fn from_compiled(grants: Vec<CRule>) -> GrantAutomata {
-        GrantAutomata {
-            paths: grants
-                .into_iter()
-                .map(|c| match c {
-                    CRule::Fs(p) | CRule::Exec(p) => Some(p.dfa),
-                    CRule::Net(_) => None,
-                })
-                .collect(),
-        }
-    }
-
-    /// The automaton of grant `g` (`None` for a network grant or an id
-    /// out of range).
-    pub fn get(&self, g: GrantId) -> Option<&Dfa> {
-        self.paths.get(g.0 as usize).and_then(Option::as_ref)
-    }
-
-    /// Whether these automata were built for `policy` (one per grant).
-    pub fn fits(&self, policy: &Policy) -> bool {
-        self.paths.len() == policy.grants.len()
-    }
-}
-
 /// Proves every obligation of `policy` with default options.
 pub fn prove(policy: &Policy, sources: &SourceMap) -> Vec<Diagnostic> {
     prove_with(policy, sources, &Options::default()).diagnostics
@@ -230,50 +198,18 @@ pub fn prove(policy: &Policy, sources: &SourceMap) -> Vec<Diagnostic> {
 
 /// Runs the prover on a front end's policy (when the front end produced
 /// one, i.e. found no errors) and adds its findings to the diagnostics.
-pub fn prove_front_end(fe: &mut crate::FrontEnd) {
+pub fn prove_front_end(fe: &mut FrontEnd) {
     prove_front_end_with(fe, &Options::default());
 }
 
 /// [`prove_front_end`] with options.
-pub fn prove_front_end_with(fe: &mut crate::FrontEnd, opts: &Options) {
+pub fn prove_front_end_with(fe: &mut FrontEnd, opts: &Options) {
     if let Some(policy) = &fe.policy {
         let report = prove_with(policy, &fe.sources, opts);
         fe.diagnostics.extend(report.diagnostics);
         kapl_syntax::diag::sort(&mut fe.diagnostics);
         fe.automata = report.automata;
     }
-}
-
-/// Maps `f` over `items` on `threads` scoped threads, keeping order.
-pub(crate) fn par_map<T: Sync, R: Send>(
-    items: &[T],
-    threads: usize,
-    f: impl Fn(&T) -> R + Sync,
-) -> Vec<R> {
-    let threads = threads.clamp(1, items.len().max(1));
-    if threads == 1 {
-        return items.iter().map(f).collect();
-    }
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<(usize, R)>> = Mutex::new(Vec::with_capacity(items.len()));
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| {
-                let mut local = Vec::new();
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(item) = items.get(i) else { break };
-                    local.push((i, f(item)));
-                }
-                if let Ok(mut r) = results.lock() {
-                    r.extend(local);
-                }
-            });
-        }
-    });
-    let mut all = results.into_inner().unwrap_or_else(|e| e.into_inner());
-    all.sort_by_key(|(i, _)| *i);
-    all.into_iter().map(|(_, r)| r).collect()
 }
 
 /// The compiled policy shared by all workers.
@@ -402,7 +338,7 @@ fn container<'a>(
     policy: &'a Policy,
     c: &'a Compiled,
     subject: Subject,
-) -> Option<(&'a CRule, &'a crate::ir::RuleKind, Container<'a>)> {
+) -> Option<(&'a CRule, &'a kapl_check::ir::RuleKind, Container<'a>)> {
     match subject {
         Subject::IntentBound { intent, rule } => {
             let i = policy.intents.get(intent.0 as usize)?;
@@ -602,7 +538,7 @@ fn never_rules_of(policy: &Policy, level: Level) -> &[Rule] {
 fn replay(
     policy: &Policy,
     subject: Subject,
-    kind: &crate::ir::RuleKind,
+    kind: &kapl_check::ir::RuleKind,
     bound: &[Rule],
     opts: &Options,
     verdict: Verdict,

@@ -2,7 +2,7 @@
 //!
 //! Input: the OLD and NEW [`Policy`]. Output: per plan and step, the
 //! authority NEW adds and the authority it removes, each with a concrete
-//! witness request (replayed through [`crate::semantics`]), and whether NEW
+//! witness request (replayed through [`kapl_check::semantics`]), and whether NEW
 //! widens any plan.
 //!
 //! A step's authority is what a session may do while the step is current:
@@ -16,12 +16,12 @@
 //! Paths are compared on automata (per right, and for `exec`); addresses
 //! and ports with the same Z3 queries the prover uses.
 
-use crate::ir::{GrantId, Plan, Policy, Rule};
-use crate::prove::Limits;
-use crate::prove::compiled::{self, CRule, NetRule};
-use crate::prove::solver;
-use crate::semantics::{self, Request};
+use crate::Limits;
+use crate::solver;
 use kapl_automata::Dfa;
+use kapl_check::compiled::{self, CRule, NetRule};
+use kapl_check::ir::{GrantId, Plan, Policy, Rule};
+use kapl_check::semantics::{self, Request};
 use kapl_syntax::ast::{NetOp, Right};
 
 /// Added or removed.

@@ -19,10 +19,10 @@
 //! context and scopes every obligation in `push`/`pop`, so parallel
 //! obligations never share solver state and no query pays for solver set-up.
 
-use super::Limits;
-use super::compiled::{NetRule, PathRule};
-use crate::semantics::{Proto, Request, addr_of_canonical};
+use crate::Limits;
 use kapl_automata::Dfa;
+use kapl_check::compiled::{NetRule, PathRule};
+use kapl_check::semantics::{Proto, Request, addr_of_canonical};
 use std::cell::RefCell;
 use z3::ast::{BV, Bool};
 use z3::{Params, SatResult, Solver};

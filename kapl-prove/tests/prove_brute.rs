@@ -10,8 +10,8 @@
 
 use kapl_automata::Dfa;
 use kapl_check::ir::*;
-use kapl_check::prove::{Breach, Options, Subject, Universe, Verdict, prove_with};
 use kapl_check::semantics::{Proto, Request, rule_covers};
+use kapl_prove::{Breach, Options, Subject, Universe, Verdict, prove_with};
 use kapl_syntax::ast::{NetOp, Right};
 use kapl_syntax::glob::{Atom, Branch, Glob, Segment};
 use kapl_syntax::{FileId, SourceMap, Span};

@@ -5,10 +5,10 @@
 //! Input: an [`Outcome`] and the policy it is about. Output: at most one
 //! [`Diagnostic`] per outcome.
 
-use super::compiled::CRule;
-use super::{Breach, Compiled, Finding, Level, Outcome, Subject, Verdict};
-use crate::ir::{Parent, Policy, Rule, RuleKind};
-use crate::semantics::{Request, cidr_contains, paths_cover, patterns_match};
+use crate::{Breach, Compiled, Finding, Level, Outcome, Subject, Verdict};
+use kapl_check::compiled::CRule;
+use kapl_check::ir::{Parent, Policy, Rule, RuleKind};
+use kapl_check::semantics::{Request, cidr_contains, paths_cover, patterns_match};
 use kapl_syntax::{Diagnostic, SourceMap, Span, codes};
 
 /// Who a subject is, in words: "step `s` of plan `p`", "plan `p`",
@@ -112,7 +112,7 @@ fn level_rules(policy: &Policy, level: Level, never: bool) -> &[Rule] {
     }
 }
 
-fn compiled_bound(c: &Compiled, level: Level) -> Option<&super::compiled::Level> {
+fn compiled_bound(c: &Compiled, level: Level) -> Option<&kapl_check::compiled::Level> {
     match level {
         Level::Objective(o) => c.objective_bound.get(o.0 as usize),
         Level::Intent(i) => c.intent_bound.get(i.0 as usize),

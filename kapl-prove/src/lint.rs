@@ -18,10 +18,10 @@
 //! Redundancy is judged only against grants whose own obligation holds: a
 //! grant inside an erroneous one is not reported until that one is fixed.
 
-use super::compiled::{CRule, NetRule};
-use super::report::{level_name, who};
-use super::{Compiled, Level, Subject, par_map};
-use crate::ir::{GrantId, IntentId, ObjectiveId, Policy, Rule};
+use crate::report::{level_name, who};
+use crate::{Compiled, Level, Subject};
+use kapl_check::compiled::{CRule, NetRule, par_map};
+use kapl_check::ir::{GrantId, IntentId, ObjectiveId, Policy, Rule};
 use kapl_syntax::{Diagnostic, Span, codes};
 use std::collections::HashSet;
 
@@ -117,7 +117,7 @@ pub(crate) fn lint_compiled(
         let Some(site) = grant_site(policy, grant.id) else {
             continue;
         };
-        let has_except = matches!(&grant.rule.kind, crate::ir::RuleKind::Fs { except, .. } if !except.is_empty());
+        let has_except = matches!(&grant.rule.kind, kapl_check::ir::RuleKind::Fs { except, .. } if !except.is_empty());
         let help = if has_except {
             "its `except` removes every path it names: fix the patterns or remove the grant"
         } else {

@@ -3,7 +3,7 @@
 //! translation validation), with DFA states, transition-table bytes and
 //! image size, and whether the image fits the documented map limits.
 //!
-//! Run: `cargo bench -p kapl-codegen --bench build`. Targets: 1,000 grants
+//! Run: `cargo bench -p kaplc --bench build`. Targets: 1,000 grants
 //! build (proofs included) in ≤ 1 s; 10,000 grants fit the limits.
 
 #![allow(
@@ -102,7 +102,7 @@ fn run(n: usize, per_plan: usize) -> Row {
     let t0 = Instant::now();
     let mut loader = MemoryLoader::new().with("bench.kapl", text.into_bytes());
     let mut fe = kapl_check::check_front(&mut loader, "bench.kapl");
-    kapl_check::prove::prove_front_end(&mut fe);
+    kapl_prove::prove_front_end(&mut fe);
     let errors: Vec<_> = fe.diagnostics.iter().filter(|d| d.is_error()).collect();
     assert!(
         errors.is_empty(),
@@ -178,7 +178,7 @@ fn main() {
     );
     println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
     let mut thousand = None;
-    // `cargo bench -p kapl-codegen --bench build -- 1000` runs one size.
+    // `cargo bench -p kaplc --bench build -- 1000` runs one size.
     let only: Vec<usize> = std::env::args()
         .skip(1)
         .filter_map(|a| a.parse().ok())

@@ -2,12 +2,12 @@
 //! grants at realistic path depths; prints total check time, median and p95
 //! time per obligation, and the number of unknowns.
 //!
-//! Run: `cargo bench -p kapl-check --bench prove` (add `-- --quick` to skip
+//! Run: `cargo bench -p kapl-prove --bench prove` (add `-- --quick` to skip
 //! the 10,000-grant policy). Targets: median ≤ 5 ms per obligation,
 //! 1,000 grants in ≤ 2 s, 0 unknowns.
 
 use kapl_check::ir::*;
-use kapl_check::prove::{Options, Verdict, prove_with};
+use kapl_prove::{Options, Verdict, prove_with};
 use kapl_syntax::ast::{NetOp, Right};
 use kapl_syntax::glob::parse_glob;
 use kapl_syntax::{FileId, SourceMap, Span};
