@@ -401,10 +401,21 @@ impl Drop for SessionGuard {
     }
 }
 
-/// The probe binary (`kapl-probe`): each of its subcommands tries one
-/// action and prints its outcome.
+/// The probe binary (`kapl-probe`, its own crate: the attacker is not part
+/// of the shipped runtime): each of its subcommands tries one action and
+/// prints its outcome. It is built beside kapl-run (`scripts/test` builds it
+/// first); a test that finds it missing fails and says how to build it.
 pub fn probe_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_kapl-probe")
+    static PROBE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PROBE.get_or_init(|| {
+        let p = Path::new(kapl_run()).with_file_name("kapl-probe");
+        assert!(
+            p.is_file(),
+            "the escape suite's attacker {} is missing: build it with `cargo build -p kapl-probe` (scripts/test does) before `cargo test -p kapl-runtime-bpf`",
+            p.display()
+        );
+        p.display().to_string()
+    })
 }
 
 /// The grant that lets a step run the probe.
