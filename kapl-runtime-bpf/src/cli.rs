@@ -60,6 +60,8 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Write man pages (kapl-run.1 and one per subcommand).
     Man(ManArgs),
+    /// Print the JSON Schema of an audit record or a control message.
+    Schema(SchemaArgs),
 }
 
 /// `session start` / `session stop`.
@@ -161,6 +163,24 @@ pub struct CompletionsArgs {
 #[derive(Debug, Args)]
 pub struct ManArgs {
     /// Write the pages into DIR (else print kapl-run.1 to stdout).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+/// `schema`.
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    /// `audit-record`, `control-request` or `control-reply`.
+    #[arg(
+        value_name = "NAME",
+        required_unless_present = "all",
+        conflicts_with = "all"
+    )]
+    pub name: Option<String>,
+    /// Every schema, as `NAME.schema.json` files in `--out DIR`.
+    #[arg(long, requires = "out")]
+    pub all: bool,
+    /// Write into DIR instead of printing.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 }

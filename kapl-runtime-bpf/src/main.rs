@@ -63,7 +63,39 @@ fn run(command: Command, fmt: ErrorFormat) -> Result<i32, RunError> {
             Ok(0)
         }
         Command::Man(a) => man(a.out.as_deref()),
+        Command::Schema(a) => schema(&a),
     }
+}
+
+/// `kapl-run schema`: one schema to stdout (or DIR), or `--all` into DIR.
+fn schema(a: &cli::SchemaArgs) -> Result<i32, RunError> {
+    use kapl_runtime::schemas::Document;
+    let io = |source| kapl_runtime_bpf::error::SessionError::Io {
+        what: "schema",
+        source,
+    };
+    let docs: Vec<Document> = match &a.name {
+        Some(n) => vec![Document::by_name(n).ok_or_else(|| {
+            RunError::Usage(format!(
+                "no schema `{n}` (schemas: audit-record, control-request, control-reply)"
+            ))
+        })?],
+        None => Document::ALL.to_vec(),
+    };
+    match &a.out {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(io)?;
+            for d in docs {
+                std::fs::write(
+                    dir.join(format!("{}.schema.json", d.name())),
+                    d.schema_text(),
+                )
+                .map_err(io)?;
+            }
+        }
+        None => docs.iter().for_each(|d| print!("{}", d.schema_text())),
+    }
+    Ok(0)
 }
 
 /// `kapl-run man`: the pages into DIR, or kapl-run.1 to stdout.

@@ -19,7 +19,8 @@
 //!   grant as written, and the report that says so;
 //! - [`proc_cgroup`]: reading `/proc/PID/cgroup` (whose session a process
 //!   is in);
-//! - [`losses`]: decision events that could not be reported.
+//! - [`losses`]: decision events that could not be reported;
+//! - [`schemas`]: the JSON Schemas of the records and the protocol.
 //!
 //! The kernel crate (`kapl-runtime-bpf`) feeds it bytes and kernel events
 //! and carries out what it decides.
@@ -35,4 +36,5 @@ pub mod proc_cgroup;
 pub mod protocol;
 pub mod record;
 pub mod report;
+pub mod schemas;
 pub mod step;

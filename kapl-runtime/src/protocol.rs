@@ -18,6 +18,7 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// A request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "op", rename_all = "snake_case")]
+#[schemars(title = "kapl-run control request (one line, client to supervisor)")]
 pub enum Request {
     /// Run a command under the current step.
     Exec {
@@ -52,6 +53,7 @@ impl Request {
 /// A reply line.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[schemars(title = "kapl-run control reply (one line, supervisor to client)")]
 pub enum Reply {
     /// A line for stderr.
     Notice {

@@ -19,6 +19,7 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// One line of an audit file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
+#[schemars(title = "kapl-run audit record (one line of an --audit file)")]
 pub enum AuditRecord {
     /// A decision.
     Decision(Box<DecisionRecord>),
@@ -230,6 +231,7 @@ pub struct NearestRef {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct DecisionRecord {
     /// [`SCHEMA_VERSION`].
+    #[schemars(extend("const" = 1))]
     pub schema_version: u32,
     /// When the runtime reported it (RFC 3339, UTC, milliseconds).
     pub time: String,
@@ -290,6 +292,7 @@ pub enum LostVerdict {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct LostRecord {
     /// [`SCHEMA_VERSION`].
+    #[schemars(extend("const" = 1))]
     pub schema_version: u32,
     /// When (RFC 3339, UTC).
     pub time: String,

@@ -313,11 +313,29 @@ pub fn one_shot(img: &Path, plan: &str, step: Option<&str>, audit: &Path, cmd: &
     c.output().expect("run kapl-run")
 }
 
+/// The records of an audit file, each checked against the committed
+/// schema (`schemas/audit-record.schema.json`): every kernel test that
+/// reads records validates the runtime's real output.
 pub fn records(audit: &Path) -> Vec<serde_json::Value> {
+    static SCHEMA: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
+    let schema = SCHEMA.get_or_init(|| {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas/audit-record.schema.json");
+        let text = std::fs::read_to_string(&p).expect("schemas/audit-record.schema.json");
+        let v: serde_json::Value = serde_json::from_str(&text).expect("schema is JSON");
+        jsonschema::validator_for(&v).expect("schema compiles")
+    });
     std::fs::read_to_string(audit)
         .unwrap_or_default()
         .lines()
-        .map(|l| serde_json::from_str(l).expect("json line"))
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("json line");
+            let errors: Vec<String> = schema.iter_errors(&v).map(|e| e.to_string()).collect();
+            assert!(
+                errors.is_empty(),
+                "audit record fails its schema: {errors:?}\n{l}"
+            );
+            v
+        })
         .collect()
 }
 
