@@ -248,44 +248,7 @@ impl UnixHooks {
             fds.push((name.clone(), data.fd().as_fd().as_raw_fd()));
             owned.push((name.clone(), data));
         }
-        let mut maps = Vec::new();
-        for (name, data) in owned {
-            let mut map = Map::Array(data);
-            match name.as_str() {
-                "unix_meta" => {
-                    let mut a: Array<&mut MapData, Meta> =
-                        Array::try_from(&mut map).map_err(|e| err(&name, e))?;
-                    let m = Meta {
-                        start: t.start,
-                        classes: t.class_count,
-                        steps: t.steps,
-                        states,
-                    };
-                    a.set(0, m, 0).map_err(|e| err(&name, e))?;
-                }
-                "unix_classes" => {
-                    let mut a: Array<&mut MapData, [u8; 256]> =
-                        Array::try_from(&mut map).map_err(|e| err(&name, e))?;
-                    let mut c = [0u8; 256];
-                    c.copy_from_slice(&t.classes);
-                    a.set(0, c, 0).map_err(|e| err(&name, e))?;
-                }
-                "unix_next" | "unix_write" | "unix_create" => {
-                    let v = match name.as_str() {
-                        "unix_next" => &t.next,
-                        "unix_write" => &t.write,
-                        _ => &t.create,
-                    };
-                    let mut a: Array<&mut MapData, u32> =
-                        Array::try_from(&mut map).map_err(|e| err(&name, e))?;
-                    for (i, x) in v.iter().enumerate() {
-                        a.set(i as u32, *x, 0).map_err(|e| err(&name, e))?;
-                    }
-                }
-                _ => {}
-            }
-            maps.push(map);
-        }
+        let maps = fill_maps(owned, t, states)?;
         let text: HashSet<usize> = obj.functions.keys().map(|(s, _)| *s).collect();
         let defs: Vec<(String, RawFd, aya_obj::Map)> = fds
             .iter()
@@ -326,6 +289,55 @@ impl UnixHooks {
         }
         Ok(links)
     }
+}
+
+/// Fills the maps created for the hooks (`unix_meta`, `unix_classes`,
+/// `unix_next`, `unix_write`, `unix_create`) from `t`; the others are left
+/// as created.
+fn fill_maps(
+    owned: Vec<(String, MapData)>,
+    t: &UnixTables,
+    states: u32,
+) -> Result<Vec<Map>, String> {
+    let mut maps = Vec::new();
+    for (name, data) in owned {
+        let mut map = Map::Array(data);
+        match name.as_str() {
+            "unix_meta" => {
+                let mut a: Array<&mut MapData, Meta> =
+                    Array::try_from(&mut map).map_err(|e| err(&name, e))?;
+                let m = Meta {
+                    start: t.start,
+                    classes: t.class_count,
+                    steps: t.steps,
+                    states,
+                };
+                a.set(0, m, 0).map_err(|e| err(&name, e))?;
+            }
+            "unix_classes" => {
+                let mut a: Array<&mut MapData, [u8; 256]> =
+                    Array::try_from(&mut map).map_err(|e| err(&name, e))?;
+                let mut c = [0u8; 256];
+                c.copy_from_slice(&t.classes);
+                a.set(0, c, 0).map_err(|e| err(&name, e))?;
+            }
+            "unix_next" | "unix_write" | "unix_create" => {
+                let v = match name.as_str() {
+                    "unix_next" => &t.next,
+                    "unix_write" => &t.write,
+                    _ => &t.create,
+                };
+                let mut a: Array<&mut MapData, u32> =
+                    Array::try_from(&mut map).map_err(|e| err(&name, e))?;
+                for (i, x) in v.iter().enumerate() {
+                    a.set(i as u32, *x, 0).map_err(|e| err(&name, e))?;
+                }
+            }
+            _ => {}
+        }
+        maps.push(map);
+    }
+    Ok(maps)
 }
 
 fn load_prog(

@@ -1,0 +1,257 @@
+//! The ruleset (stage: runtime, file-system wall): a step's Landlock
+//! ruleset built from walked rules and TCP ports.
+//!
+//! Input: [`AddedRule`]s (from a [`Walk`](super::Walk), or given) and
+//! [`TcpPorts`]. Output: a [`StepDomain`]: the created ruleset (ABI 7 as a
+//! hard requirement) and the rules it holds. Each rule's object is opened
+//! without following any symbolic link on the whole path and checked again
+//! (still a directory for a subtree rule; for a file rule not a link, and
+//! a hard-linked file only where [`linked_file_ok`] allows it), so an
+//! object swapped since the walk gets no rule.
+
+use super::{AddedRule, DomainError, Narrowing, NarrowingKind, TcpPorts};
+use landlock::{
+    ABI, Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, PathBeneath,
+    Ruleset, RulesetAttr, RulesetCreated, RulesetCreatedAttr, Scope,
+};
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+/// A step's ruleset, created once and applied in every command's child.
+pub struct StepDomain {
+    /// The ruleset fd (`landlock_restrict_self` in the child).
+    pub fd: OwnedFd,
+    /// The rules the walk produced (those in [`Self::refused_links`], and
+    /// any whose object vanished or changed kind, were not added).
+    pub rules: Vec<AddedRule>,
+    /// Files that got no rule because they are hard-linked (see
+    /// [`build_walked`]).
+    pub refused_links: Vec<PathBuf>,
+    /// Narrowings found by the walk, per grant (filled by the caller).
+    pub notes: Vec<(u32, Vec<Narrowing>)>,
+    /// Narrowing counts per (grant, kind) (filled by the caller).
+    pub counts: BTreeMap<(u32, NarrowingKind), usize>,
+}
+
+fn ll_err(e: impl std::fmt::Display) -> DomainError {
+    DomainError::Ruleset(e.to_string())
+}
+
+/// Checks that the kernel provides Landlock ABI 7.
+pub fn preflight() -> Result<(), DomainError> {
+    let r = Ruleset::default()
+        .set_compatibility(CompatLevel::HardRequirement)
+        .handle_access(AccessFs::from_all(ABI::V7))
+        .and_then(|r| r.handle_access(AccessNet::from_all(ABI::V7)))
+        .and_then(|r| r.scope(Scope::from_all(ABI::V7)))
+        .and_then(|r| r.create());
+    match r {
+        Ok(_) => Ok(()),
+        Err(e) => Err(DomainError::Unsupported(e.to_string())),
+    }
+}
+
+/// Creates the ruleset for a step from walked rules and TCP ports; a file
+/// rule whose object is hard-linked when the ruleset is built must pass
+/// [`linked_file_ok`].
+pub fn build(rules: Vec<AddedRule>, tcp: &TcpPorts) -> Result<StepDomain, DomainError> {
+    build_inner(rules, tcp, None)
+}
+
+/// Whether some step of the plan may create at a path.
+pub type Creatable<'a> = dyn Fn(&[u8]) -> bool + 'a;
+
+/// [`build`] for the rules of a [`Walk`](super::Walk). Whether a file is hard-linked is
+/// decided here, on the object the rule will name (one `fstat` of the
+/// descriptor opened for it; the walk itself does not `stat` entries): a
+/// hard-linked file gets a rule only if [`linked_file_ok`] allows it and no
+/// step of the plan may create at its path (`creatable`); the others are
+/// listed in [`StepDomain::refused_links`] for the precision report
+/// ([`Walk::refused_link`](super::Walk::refused_link)).
+pub fn build_walked(
+    rules: Vec<AddedRule>,
+    tcp: &TcpPorts,
+    creatable: &Creatable<'_>,
+) -> Result<StepDomain, DomainError> {
+    build_inner(rules, tcp, Some(creatable))
+}
+
+fn build_inner(
+    rules: Vec<AddedRule>,
+    tcp: &TcpPorts,
+    creatable: Option<&Creatable<'_>>,
+) -> Result<StepDomain, DomainError> {
+    let mut net: BitFlags<AccessNet> = BitFlags::empty();
+    if tcp.bind.is_some() {
+        net |= AccessNet::BindTcp;
+    }
+    if tcp.connect.is_some() {
+        net |= AccessNet::ConnectTcp;
+    }
+    let mut rs = Ruleset::default()
+        .set_compatibility(CompatLevel::HardRequirement)
+        .handle_access(AccessFs::from_all(ABI::V7))
+        .map_err(|e| DomainError::Unsupported(e.to_string()))?
+        .scope(Scope::from_all(ABI::V7))
+        .map_err(|e| DomainError::Unsupported(e.to_string()))?;
+    if !net.is_empty() {
+        rs = rs
+            .handle_access(net)
+            .map_err(|e| DomainError::Unsupported(e.to_string()))?;
+    }
+    let mut created: RulesetCreated = rs
+        .create()
+        .map_err(|e| DomainError::Unsupported(e.to_string()))?;
+    let mut parent: Option<(PathBuf, Option<OwnedFd>)> = None;
+    let mut refused_links = Vec::new();
+    for r in &rules {
+        // O_PATH | O_NOFOLLOW: the object itself, never a link's target.
+        let opened = if r.subtree {
+            open_nofollow(&r.path)
+        } else {
+            open_entry_nofollow(&mut parent, &r.path)
+        };
+        let fd = match opened {
+            Ok(fd) => fd,
+            // Vanished (or became a link) since the walk: nothing to grant.
+            Err(_) => continue,
+        };
+        match still_what_was_walked(&fd, r, creatable) {
+            Object::Fine => {}
+            Object::Changed => continue,
+            Object::HardLinked => {
+                refused_links.push(r.path.clone());
+                continue;
+            }
+        }
+        let acc = BitFlags::<AccessFs>::from_bits_truncate(r.access);
+        created = created
+            .add_rule(PathBeneath::new(fd, acc).set_compatibility(CompatLevel::HardRequirement))
+            .map_err(ll_err)?;
+    }
+    if let Some(ports) = &tcp.bind {
+        for p in ports {
+            created = created
+                .add_rule(NetPort::new(*p, AccessNet::BindTcp))
+                .map_err(ll_err)?;
+        }
+    }
+    if let Some(ports) = &tcp.connect {
+        for p in ports {
+            created = created
+                .add_rule(NetPort::new(*p, AccessNet::ConnectTcp))
+                .map_err(ll_err)?;
+        }
+    }
+    let fd: Option<OwnedFd> = created.into();
+    let fd = fd.ok_or_else(|| DomainError::Unsupported("ruleset not created".into()))?;
+    Ok(StepDomain {
+        fd,
+        rules,
+        refused_links,
+        notes: Vec::new(),
+        counts: BTreeMap::new(),
+    })
+}
+
+/// Opens the object itself: `O_PATH`, and no symbolic link followed
+/// anywhere on the path (a parent swapped for a link since the walk fails).
+fn open_nofollow(p: &Path) -> std::io::Result<OwnedFd> {
+    openat2(
+        p,
+        (libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC) as u64,
+        libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS,
+    )
+}
+
+/// `openat2(AT_FDCWD, path, {flags, mode 0, resolve})`.
+pub fn openat2(path: &Path, flags: u64, resolve: u64) -> std::io::Result<OwnedFd> {
+    crate::sys::openat2_cwd(path, flags, resolve)
+}
+
+/// [`open_nofollow`] for a file rule: its directory is opened that way
+/// once for all its entries (per-entry rules come in directory order), then
+/// the entry's name alone, `O_NOFOLLOW`.
+fn open_entry_nofollow(
+    parent: &mut Option<(PathBuf, Option<OwnedFd>)>,
+    p: &Path,
+) -> std::io::Result<OwnedFd> {
+    let (Some(dir), Some(name)) = (p.parent(), p.file_name()) else {
+        return open_nofollow(p);
+    };
+    if parent.as_ref().is_none_or(|(d, _)| d != dir) {
+        *parent = Some((dir.to_path_buf(), open_nofollow(dir).ok()));
+    }
+    let Some((_, Some(dfd))) = parent.as_ref() else {
+        return Err(std::io::Error::from_raw_os_error(libc::ENOENT));
+    };
+    crate::sys::open_path_nofollow_at(dfd, name)
+}
+
+/// Whether a file rule may be put on `path`: a rule on a file attaches to its
+/// inode and so grants every name of it. A file with one name is fine; a
+/// hard-linked one only when nobody but root could have planted the link
+/// (file and directory owned by root, neither group- nor world-writable:
+/// system files such as a dynamic loader with a second name). The build
+/// also refuses a hard-linked file wherever the plan may create files
+/// ([`PathAutomaton::creatable`](super::PathAutomaton::creatable)): commands run as uid 0 without
+/// capabilities, so an earlier step could have linked a root-owned file
+/// there. Fails closed when the metadata cannot be read.
+pub fn linked_file_ok(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(m) = fs::symlink_metadata(path) else {
+        return false;
+    };
+    if m.is_dir() || m.nlink() <= 1 {
+        return true;
+    }
+    let Some(parent) = path.parent() else {
+        return false;
+    };
+    let Ok(d) = fs::symlink_metadata(parent) else {
+        return false;
+    };
+    m.uid() == 0 && m.mode() & 0o022 == 0 && d.uid() == 0 && d.mode() & 0o022 == 0
+}
+
+/// What the object a rule was opened on turned out to be.
+enum Object {
+    /// What the walk saw: add the rule.
+    Fine,
+    /// Gone, or of another kind than the walk saw: no rule.
+    Changed,
+    /// A file with more than one name that may not get a rule.
+    HardLinked,
+}
+
+/// The object behind `fd` is still what the walk saw: a directory for a
+/// subtree rule; for a file rule, not a directory or a link, and, when
+/// hard-linked, allowed by [`linked_file_ok`] (with the same inode at
+/// `r.path`) at a path no step may create at (`creatable`; not asked for
+/// rules that come from no walk).
+fn still_what_was_walked(fd: &OwnedFd, r: &AddedRule, creatable: Option<&Creatable<'_>>) -> Object {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(st) = crate::sys::fstat(fd) else {
+        return Object::Changed;
+    };
+    if r.subtree {
+        return if st.is_dir() {
+            Object::Fine
+        } else {
+            Object::Changed
+        };
+    }
+    if st.is_dir() || st.is_symlink() {
+        return Object::Changed;
+    }
+    if st.nlink <= 1 {
+        return Object::Fine;
+    }
+    let ok = creatable.is_none_or(|c| !c(r.path.as_os_str().as_bytes()))
+        && linked_file_ok(&r.path)
+        && fs::symlink_metadata(&r.path).is_ok_and(|m| m.ino() == st.ino && m.dev() == st.dev);
+    if ok { Object::Fine } else { Object::HardLinked }
+}

@@ -1,0 +1,557 @@
+//! The walk (stage: runtime, file-system wall): path automata run over the
+//! live file system, never through a symbolic link.
+//!
+//! Input: a [`PathAutomaton`] (rights per state, grants per right), the
+//! literal prefixes to start from and [`WalkLimits`]. Output: a [`Walk`]:
+//! the rules found (a subtree rule on a directory whose whole subtree is
+//! granted rights, else one rule per existing entry), each re-checked
+//! against the automaton from the start state, and the narrowings (where
+//! the result is narrower than the grant as written, per grant).
+
+use super::{AddedRule, DomainError, Narrowing, NarrowingKind, PathAutomaton, access, run};
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+/// Limits of a walk.
+#[derive(Clone, Copy, Debug)]
+pub struct WalkLimits {
+    /// Deepest directory level walked.
+    pub max_depth: usize,
+    /// Most rules added in one step.
+    pub max_rules: usize,
+}
+
+impl Default for WalkLimits {
+    fn default() -> Self {
+        WalkLimits {
+            max_depth: 64,
+            max_rules: 1_000_000,
+        }
+    }
+}
+
+/// The rules a walk produced.
+#[derive(Debug, Default)]
+pub struct Walk {
+    /// Rules in the order found.
+    pub rules: Vec<AddedRule>,
+    /// Narrowings per grant id (the first three of each kind).
+    pub narrowed: BTreeMap<u32, Vec<Narrowing>>,
+    /// How many narrowings of each kind per grant.
+    pub counts: BTreeMap<(u32, NarrowingKind), usize>,
+}
+
+impl Walk {
+    /// Records that the file at `path` got no rule because it is
+    /// hard-linked (found by [`build_walked`](super::build_walked)), against
+    /// the grants of `a`
+    /// that cover it.
+    pub fn refused_link(&mut self, a: &dyn PathAutomaton, path: &Path) {
+        let s = run(a, path.as_os_str().as_bytes());
+        let bits = a.accept(s) & access::FILE;
+        if bits != 0 {
+            self.narrow(a.grants(s, bits), Narrowing::HardLink(path.to_path_buf()));
+        }
+    }
+
+    fn narrow(&mut self, grants: Vec<u32>, n: Narrowing) {
+        let kind = n.kind();
+        for g in grants {
+            let c = self.counts.entry((g, kind)).or_insert(0);
+            *c += 1;
+            if *c <= 3 {
+                let v = self.narrowed.entry(g).or_default();
+                if !v.contains(&n) {
+                    v.push(n.clone());
+                }
+            }
+        }
+    }
+}
+
+/// Walks `a` over the file system from `/`.
+pub fn walk(a: &dyn PathAutomaton, limits: WalkLimits) -> Result<Walk, DomainError> {
+    let mut w = Walk::default();
+    walk_into(a, &mut w, &[b"/".to_vec()], limits)?;
+    Ok(w)
+}
+
+/// Walks `a` from each literal prefix (absolute, normalized); prefixes
+/// beneath another one are found by walking that one. A prefix reached
+/// through a symbolic link is not followed.
+pub fn walk_into(
+    a: &dyn PathAutomaton,
+    w: &mut Walk,
+    prefixes: &[Vec<u8>],
+    limits: WalkLimits,
+) -> Result<(), DomainError> {
+    let mut ps: Vec<&Vec<u8>> = prefixes.iter().collect();
+    ps.sort();
+    ps.dedup();
+    let mut kept: Vec<&Vec<u8>> = Vec::new();
+    for p in ps {
+        let beneath_kept = kept
+            .iter()
+            .any(|k| k.as_slice() == b"/" || (p.starts_with(k) && p.get(k.len()) == Some(&b'/')));
+        if !beneath_kept {
+            kept.push(p);
+        }
+    }
+    for p in kept {
+        if p.first() != Some(&b'/') {
+            continue;
+        }
+        let s = run(a, p);
+        if a.live(s) == 0 {
+            continue;
+        }
+        // Never through a symlink: check every component.
+        let mut ok = true;
+        let mut cur = Vec::new();
+        for comp in p.split(|b| *b == b'/').filter(|c| !c.is_empty()) {
+            cur.push(b'/');
+            cur.extend_from_slice(comp);
+            match fs::symlink_metadata(OsStr::from_bytes(&cur)) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    let t = run(a, &cur);
+                    w.narrow(
+                        a.grants_any(t, a.live(t)),
+                        Narrowing::Symlink(PathBuf::from(OsStr::from_bytes(&cur))),
+                    );
+                    ok = false;
+                    break;
+                }
+                Ok(_) => {}
+                Err(_) => {
+                    ok = false;
+                    break;
+                }
+            }
+        }
+        if !ok {
+            continue;
+        }
+        let is_dir = fs::symlink_metadata(OsStr::from_bytes(p)).is_ok_and(|m| m.is_dir());
+        if is_dir {
+            let u = if p.as_slice() == b"/" {
+                s
+            } else {
+                a.next(s, b'/')
+            };
+            let dir = Dir {
+                path: p,
+                s,
+                u,
+                covered: 0,
+                depth: 0,
+            };
+            walk_dir(a, w, dir, limits)?;
+        } else {
+            let bits = a.accept(s) & access::FILE;
+            let path = PathBuf::from(OsStr::from_bytes(p));
+            if bits != 0 && w.rules.len() >= limits.max_rules {
+                w.narrow(a.grants(s, bits), Narrowing::TooMany(path));
+                continue;
+            }
+            if bits != 0 {
+                check_rule(a, p, bits, false)?;
+                w.rules.push(AddedRule {
+                    path,
+                    access: bits,
+                    subtree: false,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A directory the walk is in: its path, the automaton's state after the
+/// path (`s`) and after its trailing `/` (`u`; the same state for the
+/// root), the rights a subtree rule above it already grants, and how deep
+/// it is.
+#[derive(Clone, Copy)]
+struct Dir<'p> {
+    path: &'p [u8],
+    s: u32,
+    u: u32,
+    covered: u64,
+    depth: usize,
+}
+
+/// Walks one directory: its subtree rule, then each entry worth looking
+/// at ([`walk_entry`]).
+fn walk_dir(
+    a: &dyn PathAutomaton,
+    w: &mut Walk,
+    dir: Dir<'_>,
+    limits: WalkLimits,
+) -> Result<(), DomainError> {
+    let fs_path = Path::new(OsStr::from_bytes(dir.path));
+    let Some(rule) = subtree_rule(a, w, &dir, limits)? else {
+        return Ok(());
+    };
+    let dir = Dir {
+        covered: dir.covered | rule,
+        ..dir
+    };
+    let (u, covered) = (dir.u, dir.covered);
+    // Creation/removal granted for only some names below cannot be
+    // expressed (Landlock checks them on the parent directory).
+    let below = a.live(u);
+    let partial_parent = below & access::PARENT & !covered;
+    if partial_parent != 0 {
+        w.narrow(
+            a.grants_any(u, partial_parent),
+            Narrowing::ParentRight(fs_path.to_path_buf(), partial_parent),
+        );
+    }
+    if below & !covered & (access::FILE | access::READ_DIR) == 0 {
+        return Ok(());
+    }
+    if dir.depth >= limits.max_depth {
+        // Fail closed: nothing deeper gets a rule; say so.
+        w.narrow(
+            a.grants_any(u, below & !covered & (access::FILE | access::READ_DIR)),
+            Narrowing::TooDeep(fs_path.to_path_buf()),
+        );
+        return Ok(());
+    }
+    let mut per_entry = false;
+    for (name, kind) in entries(a, u, fs_path) {
+        per_entry |= walk_entry(a, w, &dir, &name, kind, limits)?;
+    }
+    if per_entry {
+        let g = a.grants_any(u, below & access::FILE & !covered);
+        w.narrow(g, Narrowing::PerEntry(fs_path.to_path_buf()));
+    }
+    Ok(())
+}
+
+/// The rule on `dir` for its whole subtree (0: none), added to `w`; `None`
+/// when the rule bound is reached (fail closed: no rule, and nothing below
+/// is walked).
+fn subtree_rule(
+    a: &dyn PathAutomaton,
+    w: &mut Walk,
+    dir: &Dir<'_>,
+    limits: WalkLimits,
+) -> Result<Option<u64>, DomainError> {
+    let (s_self, covered) = (dir.s, dir.covered);
+    let fs_path = Path::new(OsStr::from_bytes(dir.path));
+    let beneath = a.beneath_all(s_self);
+    let mut rule = beneath & !covered & (access::FILE | access::PARENT);
+    rule |= beneath & a.accept(s_self) & access::READ_DIR & !covered;
+    // Refer (moving or linking a file from one directory to another) only
+    // where the step may also read every file beneath: a step that may
+    // delete and create but not read could otherwise move or hard-link a
+    // file it cannot read to where a later step reads it.
+    if rule & access::REFER != 0 && beneath & access::READ_FILE == 0 {
+        rule &= !access::REFER;
+        w.narrow(
+            a.grants(s_self, access::REMOVE_FILE),
+            Narrowing::NoRefer(fs_path.to_path_buf()),
+        );
+    }
+    if rule != 0 && w.rules.len() >= limits.max_rules {
+        w.narrow(
+            a.grants_any(s_self, rule),
+            Narrowing::TooMany(fs_path.to_path_buf()),
+        );
+        return Ok(None);
+    }
+    if rule != 0 {
+        check_rule(a, dir.path, rule, true)?;
+        w.rules.push(AddedRule {
+            path: fs_path.to_path_buf(),
+            access: rule,
+            subtree: true,
+        });
+    }
+    Ok(Some(rule))
+}
+
+/// The entry `name` (of `kind`) of `dir`, whose `covered` includes the
+/// directory's own rule: a directory is walked, a symbolic link is only
+/// reported, any other file gets a per-entry rule for the file rights
+/// granted to it. Whether it got one.
+fn walk_entry(
+    a: &dyn PathAutomaton,
+    w: &mut Walk,
+    dir: &Dir<'_>,
+    name: &OsStr,
+    kind: Kind,
+    limits: WalkLimits,
+) -> Result<bool, DomainError> {
+    let covered = dir.covered;
+    let mut t = dir.u;
+    for b in name.as_bytes() {
+        t = a.next(t, *b);
+    }
+    let want = a.live(t) & !covered & (access::FILE | access::READ_DIR);
+    if want == 0 {
+        return Ok(false);
+    }
+    let mut child = dir.path.to_vec();
+    if dir.path != b"/" {
+        child.push(b'/');
+    }
+    child.extend_from_slice(name.as_bytes());
+    let child_fs = PathBuf::from(OsStr::from_bytes(&child));
+    match kind {
+        Kind::Dir => {
+            let sub = Dir {
+                path: &child,
+                s: t,
+                u: a.next(t, b'/'),
+                covered,
+                depth: dir.depth + 1,
+            };
+            walk_dir(a, w, sub, limits)?;
+            if a.accept(t) & access::READ_DIR & !covered != 0
+                && a.beneath_all(t) & access::READ_DIR == 0
+            {
+                // Listing this directory alone cannot be granted without
+                // its subdirectories.
+                w.narrow(
+                    a.grants(t, access::READ_DIR),
+                    Narrowing::PerEntry(child_fs.clone()),
+                );
+            }
+        }
+        Kind::Symlink => {
+            if a.accept(t) & !covered != 0 {
+                w.narrow(
+                    a.grants(t, a.accept(t)),
+                    Narrowing::Symlink(child_fs.clone()),
+                );
+            }
+        }
+        Kind::Other => {
+            let bits = a.accept(t) & !covered & access::FILE;
+            if bits != 0 && w.rules.len() >= limits.max_rules {
+                w.narrow(a.grants(t, bits), Narrowing::TooMany(child_fs));
+                return Ok(false);
+            }
+            if bits != 0 {
+                check_rule(a, &child, bits, false)?;
+                w.rules.push(AddedRule {
+                    path: child_fs,
+                    access: bits,
+                    subtree: false,
+                });
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
+}
+
+trait GrantsAny {
+    fn grants_any(&self, state: u32, rights: u64) -> Vec<u32>;
+}
+
+impl<T: PathAutomaton + ?Sized> GrantsAny for T {
+    /// Grants with `rights` in any state reachable from `state` (bounded
+    /// breadth-first search).
+    fn grants_any(&self, state: u32, rights: u64) -> Vec<u32> {
+        let mut seen = std::collections::HashSet::new();
+        let mut queue = vec![state];
+        let mut out = Vec::new();
+        while let Some(s) = queue.pop() {
+            if !seen.insert(s) || seen.len() > 4096 {
+                continue;
+            }
+            for g in self.grants(s, rights) {
+                if !out.contains(&g) {
+                    out.push(g);
+                }
+            }
+            for b in 0..=255u8 {
+                let t = self.next(s, b);
+                if self.live(t) & rights != 0 {
+                    queue.push(t);
+                }
+            }
+        }
+        out
+    }
+}
+
+enum Kind {
+    Dir,
+    Symlink,
+    Other,
+}
+
+/// The entries of `dir` worth looking at from state `u`: when the automaton
+/// admits a single literal name, that name alone (lstat, no readdir).
+fn entries(a: &dyn PathAutomaton, u: u32, dir: &Path) -> Vec<(std::ffi::OsString, Kind)> {
+    let kind_of = |p: &Path| -> Option<Kind> {
+        let m = fs::symlink_metadata(p).ok()?;
+        let ft = m.file_type();
+        Some(if ft.is_symlink() {
+            Kind::Symlink
+        } else if ft.is_dir() {
+            Kind::Dir
+        } else {
+            Kind::Other
+        })
+    };
+    if let Some(lit) = literal_name(a, u) {
+        let name = OsStr::from_bytes(&lit).to_os_string();
+        return match kind_of(&dir.join(&name)) {
+            Some(k) => vec![(name, k)],
+            None => Vec::new(),
+        };
+    }
+    let Ok(rd) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for e in rd.flatten() {
+        let Ok(ft) = e.file_type() else { continue };
+        let k = if ft.is_symlink() {
+            Kind::Symlink
+        } else if ft.is_dir() {
+            Kind::Dir
+        } else {
+            Kind::Other
+        };
+        out.push((e.file_name(), k));
+    }
+    out.sort_by(|x, y| x.0.cmp(&y.0));
+    out
+}
+
+/// If every live continuation from `u` starts with the same non-empty name
+/// followed by `/` or the end, that name.
+fn literal_name(a: &dyn PathAutomaton, u: u32) -> Option<Vec<u8>> {
+    let mut name = Vec::new();
+    let mut s = u;
+    loop {
+        let live: Vec<u8> = (0..=255u8).filter(|b| a.live(a.next(s, *b)) != 0).collect();
+        let ends_here = !name.is_empty() && a.accept(s) != 0;
+        match live.as_slice() {
+            [b'/'] if !name.is_empty() => return Some(name),
+            [] if ends_here => return Some(name),
+            [b] if *b != b'/' && !ends_here && name.len() < 255 => {
+                name.push(*b);
+                s = a.next(s, *b);
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// Re-checks a rule against the automaton from the start state.
+fn check_rule(
+    a: &dyn PathAutomaton,
+    path: &[u8],
+    access: u64,
+    subtree: bool,
+) -> Result<(), DomainError> {
+    let s = run(a, path);
+    let ok = if subtree {
+        let beneath = a.beneath_all(s);
+        access & !(beneath & (access::FILE | access::PARENT | access::READ_DIR)) == 0
+            && (access & access::READ_DIR == 0 || a.accept(s) & access::READ_DIR != 0)
+    } else {
+        access & !(a.accept(s) & access::FILE) == 0
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(DomainError::Wider {
+            path: PathBuf::from(OsStr::from_bytes(path)),
+            access,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    /// Grants read_file to every path ending in `.txt` (per-entry rules
+    /// only: nothing is granted to a whole subtree).
+    struct Txt;
+    impl PathAutomaton for Txt {
+        fn start(&self) -> u32 {
+            0
+        }
+        fn next(&self, s: u32, b: u8) -> u32 {
+            match (s, b) {
+                (_, b'.') => 1,
+                (1, b't') => 2,
+                (2, b'x') => 3,
+                (3, b't') => 4,
+                _ => 0,
+            }
+        }
+        fn accept(&self, s: u32) -> u64 {
+            if s == 4 { access::READ_FILE } else { 0 }
+        }
+        fn beneath_all(&self, _: u32) -> u64 {
+            0
+        }
+        fn live(&self, _: u32) -> u64 {
+            access::READ_FILE
+        }
+        fn grants(&self, s: u32, _: u64) -> Vec<u32> {
+            if s == 4 { vec![7] } else { Vec::new() }
+        }
+    }
+
+    fn tree(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("kapl-domain-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(d.join("a/b/c")).unwrap();
+        for f in ["1.txt", "2.txt", "3.txt", "a/b/c/deep.txt"] {
+            fs::write(d.join(f), "x").unwrap();
+        }
+        d
+    }
+
+    #[test]
+    fn walk_bounds_fail_closed_and_are_reported() {
+        let d = tree("bounds");
+        let prefix = d.as_os_str().as_bytes().to_vec();
+        // Rule bound: two rules, the third file is reported, not granted.
+        let mut w = Walk::default();
+        let lim = WalkLimits {
+            max_depth: 64,
+            max_rules: 2,
+        };
+        walk_into(&Txt, &mut w, std::slice::from_ref(&prefix), lim).unwrap();
+        assert_eq!(w.rules.len(), 2, "{:?}", w.rules);
+        assert_eq!(
+            w.counts.get(&(7, NarrowingKind::TooMany)),
+            Some(&2),
+            "{:?}",
+            w.narrowed
+        );
+        // Depth bound: the file three levels down is reported, not granted.
+        let mut w = Walk::default();
+        let lim = WalkLimits {
+            max_depth: 1,
+            max_rules: 100,
+        };
+        walk_into(&Txt, &mut w, &[prefix], lim).unwrap();
+        assert_eq!(w.rules.len(), 3, "{:?}", w.rules);
+        assert!(w.rules.iter().all(|r| !r.path.ends_with("deep.txt")));
+        assert!(
+            w.narrowed
+                .values()
+                .flatten()
+                .any(|n| matches!(n, Narrowing::TooDeep(p) if p == &d.join("a"))),
+            "{:?}",
+            w.narrowed
+        );
+        let _ = fs::remove_dir_all(&d);
+    }
+}

@@ -1,0 +1,83 @@
+//! Raw `bpf(2)` (stage: runtime, cgroup BPF): loading and attaching the
+//! programs aya cannot load (`cgroup/connect_unix`, `cgroup/sendmsg_unix`).
+//!
+//! Input: instructions, license, name and attach types; a program and a
+//! cgroup descriptor. Output: the program or link descriptor, or the
+//! kernel's error (`io::Result`).
+
+use super::last_error;
+use std::ffi::CStr;
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+const BPF_PROG_LOAD: u32 = 5;
+const BPF_LINK_CREATE: u32 = 28;
+
+/// `bpf(cmd, attr, 128)` for a command that returns a new descriptor.
+///
+/// # Safety
+/// Every pointer in `attr` must be valid for what `cmd` makes the kernel
+/// read or write.
+unsafe fn bpf_fd(cmd: u32, attr: &mut [u64; 16]) -> io::Result<OwnedFd> {
+    // SAFETY: the attribute buffer is ours and 128 bytes long (zero
+    // padded); the pointers in it are the caller's contract. On success
+    // the kernel returns a new descriptor that nobody else owns.
+    unsafe {
+        let r = libc::syscall(libc::SYS_bpf, cmd, attr.as_mut_ptr(), 128u32);
+        if r < 0 {
+            return Err(last_error());
+        }
+        Ok(OwnedFd::from_raw_fd(r as RawFd))
+    }
+}
+
+/// `BPF_PROG_LOAD` of `insns` as a program of `prog_type` for
+/// `expected_attach_type`, named `name` (at most 15 bytes kept); with
+/// `log`, the verifier writes its log there at `log_level`.
+pub fn bpf_prog_load(
+    prog_type: u32,
+    expected_attach_type: u32,
+    insns: &[aya_obj::generated::bpf_insn],
+    license: &CStr,
+    name: &str,
+    log: Option<(&mut [u8], u32)>,
+) -> io::Result<OwnedFd> {
+    let mut pname = [0u8; 16];
+    for (d, s) in pname.iter_mut().zip(name.bytes().take(15)) {
+        *d = s;
+    }
+    let mut attr = [0u64; 16];
+    attr[0] = u64::from(prog_type) | ((insns.len() as u64) << 32);
+    attr[1] = insns.as_ptr() as u64;
+    attr[2] = license.as_ptr() as u64;
+    if let Some((buf, level)) = log {
+        let size = u32::try_from(buf.len()).map_err(|_| io::ErrorKind::InvalidInput)?;
+        // log_level | log_size << 32; log_buf.
+        attr[3] = u64::from(level) | (u64::from(size) << 32);
+        attr[4] = buf.as_mut_ptr() as u64;
+    }
+    let (lo, hi) = pname.split_at(8);
+    attr[6] = u64::from_ne_bytes(lo.try_into().unwrap_or([0; 8]));
+    attr[7] = u64::from_ne_bytes(hi.try_into().unwrap_or([0; 8]));
+    // prog_ifindex (0) | expected_attach_type << 32.
+    attr[8] = u64::from(expected_attach_type) << 32;
+    // SAFETY: the pointers in `attr` are `insns` (read, `insns.len()`
+    // instructions), `license` (a C string) and the log buffer (written,
+    // at most its length): all borrowed for this call.
+    unsafe { bpf_fd(BPF_PROG_LOAD, &mut attr) }
+}
+
+/// `BPF_LINK_CREATE`: attaches `prog` to `target` (a cgroup) as
+/// `attach_type`; dropping the link detaches it.
+pub fn bpf_link_create(
+    prog: BorrowedFd<'_>,
+    target: BorrowedFd<'_>,
+    attach_type: u32,
+) -> io::Result<OwnedFd> {
+    let mut attr = [0u64; 16];
+    // prog_fd | target_fd << 32; attach_type | flags << 32.
+    attr[0] = prog.as_raw_fd() as u32 as u64 | ((target.as_raw_fd() as u32 as u64) << 32);
+    attr[1] = u64::from(attach_type);
+    // SAFETY: a link_create attribute holds no pointer.
+    unsafe { bpf_fd(BPF_LINK_CREATE, &mut attr) }
+}
