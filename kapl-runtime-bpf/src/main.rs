@@ -15,14 +15,31 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let args = cli::normalize(std::env::args_os().collect());
+    let json = args.iter().any(|a| a == "--error-format=json")
+        || args.windows(2).any(|w| w[0] == "--error-format" && w[1] == "json");
     let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
-        Err(e) => {
-            // Help and version go to stdout with exit 0; usage errors are
-            // refusals before any command ran.
-            let code = if e.use_stderr() { EXIT_REFUSED } else { 0 };
+        // Help and version go to stdout with exit 0.
+        Err(e) if !e.use_stderr() => {
             let _ = e.print();
-            return ExitCode::from(code);
+            return ExitCode::SUCCESS;
+        }
+        // Usage errors are refusals before any command ran (KAPL0809).
+        Err(e) => {
+            let text = e.render().to_string();
+            if json {
+                let message = text.lines().next().unwrap_or_default();
+                let message = message.strip_prefix("error: ").unwrap_or(message);
+                let err = RunError::Usage(message.to_string());
+                eprintln!("{}", serde_json::to_string(&err.to_json()).unwrap_or_default());
+            } else {
+                let code = kapl_codes::RUN_USAGE;
+                match text.strip_prefix("error:") {
+                    Some(rest) => eprint!("error[{code}]:{rest}"),
+                    None => eprint!("{text}"),
+                }
+            }
+            return ExitCode::from(EXIT_REFUSED);
         }
     };
     let fmt = cli.error_format;
