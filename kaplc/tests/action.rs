@@ -329,3 +329,65 @@ fn no_base_revision_is_a_usage_error() {
         explain(&r)
     );
 }
+
+/// With a token the summary becomes a pull-request comment through `gh`
+/// (here a stand-in on PATH that records its calls: no network). The first
+/// run has no comment of its own to edit, so `--edit-last` fails and a new
+/// comment is added.
+#[test]
+fn with_a_token_the_summary_is_posted_through_gh() {
+    let repo = repo();
+    let bin = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let log = bin.path().join("gh.log");
+    let gh = bin.path().join("gh");
+    std::fs::write(
+        &gh,
+        "#!/bin/sh\n\
+         echo \"$* GH_TOKEN=$GH_TOKEN GH_REPO=$GH_REPO\" >> \"$FAKE_GH_LOG\"\n\
+         edit=0\n\
+         while [ $# -gt 0 ]; do\n\
+           [ \"$1\" = --edit-last ] && edit=1\n\
+           [ \"$1\" = --body-file ] && cat \"$2\" > \"$FAKE_GH_LOG.body\"\n\
+           shift\n\
+         done\n\
+         exit $edit\n",
+    )
+    .unwrap_or_else(|e| panic!("{}: {e}", gh.display()));
+    let chmod = Command::new("chmod")
+        .arg("+x")
+        .arg(&gh)
+        .status()
+        .unwrap_or_else(|e| panic!("chmod: {e}"));
+    assert!(chmod.success());
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let log_s = log.display().to_string();
+    let r = review(
+        &repo,
+        &repo.widen,
+        &[
+            ("PATH", path.as_str()),
+            ("GH_TOKEN", "t0ken"),
+            ("GH_REPO", "example/policies"),
+            ("FAKE_GH_LOG", log_s.as_str()),
+        ],
+    );
+    assert_eq!(r.code(), 1, "{}", explain(&r));
+    let calls = std::fs::read_to_string(&log).unwrap_or_default();
+    let lines: Vec<&str> = calls.lines().collect();
+    assert_eq!(lines.len(), 2, "{calls}");
+    assert!(
+        lines[0].starts_with("pr comment 7 --edit-last --body-file "),
+        "{calls}"
+    );
+    assert!(lines[1].starts_with("pr comment 7 --body-file "), "{calls}");
+    assert!(
+        lines[1].ends_with("GH_TOKEN=t0ken GH_REPO=example/policies"),
+        "{calls}"
+    );
+    let body = std::fs::read_to_string(format!("{log_s}.body")).unwrap_or_default();
+    assert_eq!(body, r.summary, "the comment is the step summary");
+}
