@@ -124,7 +124,7 @@ for f in "${changed[@]}"; do
   fi
   args=(diff --color never)
   [ "$format" = markdown ] && args+=(--format markdown)
-  (cd "$work" && "$kaplc" "${args[@]}" "base/$f" "head/$f") >"$work/diff.txt" 2>&1
+  (cd "$work" && "$kaplc" "${args[@]}" "base/$f" "head/$f") >"$work/diff.txt" 2>"$work/diff.err"
   status=$?
   case $status in
     0) verdict="does not widen" ;;
@@ -146,8 +146,9 @@ for f in "${changed[@]}"; do
     if [ "$format" = markdown ] && [ "$status" -le 1 ]; then
       cat "$work/diff.txt"
       printf '\n'
+      [ -s "$work/diff.err" ] && printf '```text\n%s\n```\n' "$(cat "$work/diff.err")"
     else
-      printf '`kaplc diff`:\n\n```text\n%s\n```\n' "$(cat "$work/diff.txt")"
+      printf '`kaplc diff`:\n\n```text\n%s\n```\n' "$(cat "$work/diff.txt" "$work/diff.err")"
     fi
   } >>"$details"
 done
@@ -190,6 +191,12 @@ cat "$summary"
 [ -n "${KAPL_SUMMARY:-}" ] && cp "$summary" "$KAPL_SUMMARY"
 
 if [ -n "${GH_TOKEN:-}" ] && [ -n "${KAPL_PR_NUMBER:-}" ]; then
+  # GitHub refuses comments over 65536 characters: cut long summaries.
+  if [ "$(wc -c <"$summary")" -gt 60000 ]; then
+    head -c 60000 "$summary" >"$work/comment.md"
+    printf '\n\n(cut: the whole review is in the job summary)\n' >>"$work/comment.md"
+    mv "$work/comment.md" "$summary"
+  fi
   # Edit the token user's last comment, else add one: reruns do not pile up.
   if ! gh pr comment "$KAPL_PR_NUMBER" --edit-last --body-file "$summary" >/dev/null 2>&1 &&
     ! gh pr comment "$KAPL_PR_NUMBER" --body-file "$summary" >/dev/null; then
