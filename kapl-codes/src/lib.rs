@@ -226,3 +226,125 @@ pub const RUN_SESSION: &str = "KAPL0808";
 pub const RUN_USAGE: &str = "KAPL0809";
 /// The command's program was not found (exit status 127).
 pub const RUN_NOT_FOUND: &str = "KAPL0810";
+
+// ---------------------------------------------------------------- the table
+// Built from this file by `build.rs`: every constant above, with its doc
+// comment, so descriptions (SARIF rules, the book) cannot drift.
+
+/// One code of the registry with its description.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CodeDoc {
+    /// The code, `KAPL` and four digits.
+    pub code: &'static str,
+    /// The constant's name in this crate (`UNEXPECTED_TOKEN`).
+    pub name: &'static str,
+    /// Its doc comment, lines joined by spaces (markdown).
+    pub doc: &'static str,
+}
+
+/// Every code in this file, in the order of the file.
+pub const DOCS: &[CodeDoc] = include!(concat!(env!("OUT_DIR"), "/docs.rs"));
+
+/// The registry entry of a code.
+#[must_use]
+pub fn doc(code: &str) -> Option<&'static CodeDoc> {
+    DOCS.iter().find(|d| d.code == code)
+}
+
+/// Where the book is published; the codes page is `codes.html` under it,
+/// with one anchor per code (`#kapl0101`). Set `KAPL_BOOK_URL` when
+/// building to point at another copy of the book.
+pub const BOOK_URL: &str = match option_env!("KAPL_BOOK_URL") {
+    Some(url) => url,
+    None => "https://kapl-lang.github.io/kapl/",
+};
+
+impl CodeDoc {
+    /// The first sentence of the description (a period outside
+    /// parentheses and code spans, followed by a space or the end).
+    #[must_use]
+    pub fn summary(&self) -> &'static str {
+        let doc = self.doc;
+        let bytes = doc.as_bytes();
+        let (mut depth, mut code) = (0usize, false);
+        for (i, &b) in bytes.iter().enumerate() {
+            match b {
+                b'`' => code = !code,
+                b'(' if !code => depth += 1,
+                b')' if !code => depth = depth.saturating_sub(1),
+                b'.' if !code && depth == 0 && bytes.get(i + 1).is_none_or(|&n| n == b' ') => {
+                    return &doc[..=i];
+                }
+                _ => {}
+            }
+        }
+        doc
+    }
+
+    /// The anchor of this code on the book's codes page (`kapl0101`).
+    #[must_use]
+    pub fn anchor(&self) -> String {
+        self.code.to_ascii_lowercase()
+    }
+
+    /// The address of this code's entry in the book.
+    #[must_use]
+    pub fn help_uri(&self) -> String {
+        let base = BOOK_URL.trim_end_matches('/');
+        format!("{base}/codes.html#{}", self.anchor())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{DOCS, doc};
+
+    #[test]
+    fn every_code_is_in_the_table_once_with_a_description() {
+        assert!(DOCS.len() > 80, "{}", DOCS.len());
+        for d in DOCS {
+            assert!(d.code.len() == 8 && d.code.starts_with("KAPL"), "{d:?}");
+            assert!(
+                !d.doc.is_empty() && d.summary().len() <= d.doc.len(),
+                "{d:?}"
+            );
+            assert_eq!(DOCS.iter().filter(|e| e.code == d.code).count(), 1, "{d:?}");
+        }
+        let eof = doc("KAPL0102").map(|d| (d.name, d.doc));
+        assert_eq!(
+            eof,
+            Some(("UNEXPECTED_EOF", "The file ends in the middle of an item."))
+        );
+    }
+
+    #[test]
+    fn summaries_stop_at_the_first_sentence_outside_parentheses() {
+        let s = |c| doc(c).map(|d| d.summary());
+        assert_eq!(
+            s("KAPL0501"),
+            Some("A grant can never match anything (e.g. its `except` removes every path).")
+        );
+        assert_eq!(
+            s("KAPL0405"),
+            Some(
+                "Internal prover error: a witness did not replay through the reference \
+                 semantics, or the solver failed (a bug; the policy is not accepted)."
+            )
+        );
+        assert_eq!(
+            s("KAPL0601").map(|x| x.ends_with("(a compiler bug; nothing is written).")),
+            Some(true)
+        );
+    }
+
+    #[test]
+    fn help_uris_point_into_the_books_codes_page() {
+        let u = doc("KAPL0403").map(super::CodeDoc::help_uri);
+        assert!(
+            u.as_deref().is_some_and(|u| u.starts_with("https://")
+                && u.ends_with("/codes.html#kapl0403")
+                && !u.contains("example.invalid")),
+            "{u:?}"
+        );
+    }
+}

@@ -9,7 +9,7 @@
 //! Unicode code points (`columnKind`), as the other outputs do.
 
 use crate::render::Batch;
-use kapl_syntax::{Diagnostic, Origin, Severity, SourceMap, Span};
+use kapl_syntax::{Diagnostic, Origin, Severity, SourceMap, Span, codes};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 
@@ -100,6 +100,47 @@ fn result(d: &Diagnostic, sources: &SourceMap) -> Value {
     r
 }
 
+/// The reporting descriptor of a code: its descriptions are the code's doc
+/// comment in the registry (`kapl_codes::DOCS`, built from the source), its
+/// `helpUri` the code's anchor on the book's codes page.
+fn rule(code: &str) -> Value {
+    let Some(d) = codes::doc(code) else {
+        // INVARIANT: every code a diagnostic carries is a registry constant;
+        // a stray one still gets a rule that names it.
+        return json!({"id": code, "name": code, "shortDescription": {"text": code}});
+    };
+    let uri = d.help_uri();
+    json!({
+        "id": d.code,
+        "name": pascal_case(d.name),
+        "shortDescription": {"text": plain(d.summary()), "markdown": d.summary()},
+        "fullDescription": {"text": plain(d.doc), "markdown": d.doc},
+        "help": {
+            "text": format!("{} ({}; see {uri})", plain(d.doc), d.code),
+            "markdown": format!("{}\n\nSee [{}]({uri}) in the KAPL book.", d.doc, d.code),
+        },
+        "helpUri": uri,
+    })
+}
+
+/// `UNEXPECTED_TOKEN` as `UnexpectedToken` (SARIF rule names are
+/// identifiers meant for people).
+fn pascal_case(name: &str) -> String {
+    name.split('_')
+        .map(|w| {
+            let mut cs = w.chars();
+            cs.next().map_or_else(String::new, |f| {
+                f.to_string() + &cs.as_str().to_ascii_lowercase()
+            })
+        })
+        .collect()
+}
+
+/// Markdown without its code-span backticks, for the `text` forms.
+fn plain(md: &str) -> String {
+    md.replace('`', "")
+}
+
 /// The SARIF log for every batch.
 pub fn sarif(batches: &[Batch<'_>], failed: bool) -> String {
     let mut results = Vec::new();
@@ -110,7 +151,7 @@ pub fn sarif(batches: &[Batch<'_>], failed: bool) -> String {
             results.push(result(d, b.sources));
         }
     }
-    let rules: Vec<Value> = codes.iter().map(|c| json!({"id": c, "name": c})).collect();
+    let rules: Vec<Value> = codes.iter().map(|c| rule(c)).collect();
     let ok = !failed
         && !batches
             .iter()
@@ -122,7 +163,7 @@ pub fn sarif(batches: &[Batch<'_>], failed: bool) -> String {
             "tool": {"driver": {
                 "name": "kaplc",
                 "version": env!("CARGO_PKG_VERSION"),
-                "informationUri": "https://example.invalid/kapl",
+                "informationUri": codes::BOOK_URL,
                 "rules": rules,
             }},
             "originalUriBaseIds": {"KAPL_STDLIB": {"description": {"text": "kaplc's embedded standard library"}}},
@@ -137,11 +178,28 @@ pub fn sarif(batches: &[Batch<'_>], failed: bool) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::uri_of;
+    use super::{pascal_case, rule, uri_of};
 
     #[test]
     fn uris_are_escaped() {
         assert_eq!(uri_of("tests/a b.kapl"), "tests/a%20b.kapl");
         assert_eq!(uri_of("/srv/x.kapl"), "file:///srv/x.kapl");
+    }
+
+    #[test]
+    fn rules_carry_the_registry_descriptions() {
+        assert_eq!(pascal_case("GRANT_REACHES_NEVER"), "GrantReachesNever");
+        let r = rule("KAPL0403");
+        assert_eq!(r["name"], "GrantReachesNever");
+        assert_eq!(
+            r["shortDescription"]["text"],
+            "A grant reaches a never rule above it (fix: except on the grant)."
+        );
+        assert!(
+            r["helpUri"]
+                .as_str()
+                .is_some_and(|u| u.ends_with("/codes.html#kapl0403")),
+            "{r}"
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! The book says only what the toolchain does: its KAPL snippets parse, its
 //! glob table agrees with the reference matcher, and the graph it shows is
-//! what `kaplc graph` prints. (The codes page includes `codes.rs` itself
-//! when the book is built.)
+//! what `kaplc graph` prints; the codes page's table is the registry
+//! (`kapl_codes::DOCS`, the doc comments of `kapl-codes/src/lib.rs`).
 
 #![allow(clippy::panic, reason = "tests fail loudly")]
 
@@ -174,5 +174,48 @@ fn every_code_the_book_names_exists() {
     assert!(
         missing.is_empty(),
         "codes named in the book but not in codes.rs: {missing:?}"
+    );
+}
+
+/// The codes page's table, generated from the registry (`kapl_codes::DOCS`):
+/// one row per code with the anchor SARIF `helpUri`s point at.
+fn codes_table() -> String {
+    let mut docs: Vec<_> = kapl_syntax::codes::DOCS.to_vec();
+    docs.sort_by_key(|d| d.code);
+    let mut out = String::from("| code | constant | meaning |\n|---|---|---|\n");
+    for d in docs {
+        out.push_str(&format!(
+            "| <a id=\"{}\"></a>`{}` | `{}` | {} |\n",
+            d.anchor(),
+            d.code,
+            d.name,
+            d.doc.replace('|', "\\|")
+        ));
+    }
+    out
+}
+
+#[test]
+fn the_codes_page_lists_every_code_with_its_anchor() {
+    const BEGIN: &str = "<!-- codes:begin -->\n";
+    const END: &str = "<!-- codes:end -->";
+    let path = root().join("book/src/codes.md");
+    let page = read("book/src/codes.md");
+    let (Some(b), Some(e)) = (page.find(BEGIN), page.find(END)) else {
+        panic!("book/src/codes.md lacks the {BEGIN:?} … {END:?} markers");
+    };
+    let want = codes_table();
+    let have = &page[b + BEGIN.len()..e];
+    if have == want {
+        return;
+    }
+    if std::env::var_os("KAPL_UPDATE_BOOK").is_some() {
+        let new = format!("{}{want}{}", &page[..b + BEGIN.len()], &page[e..]);
+        std::fs::write(&path, new).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        return;
+    }
+    panic!(
+        "book/src/codes.md's table is stale; regenerate it from kapl-codes/src/lib.rs:\n  \
+         KAPL_UPDATE_BOOK=1 cargo test -p kaplc --test book the_codes_page"
     );
 }

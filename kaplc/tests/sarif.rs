@@ -50,11 +50,65 @@ fn assert_valid(v: &Value) {
     );
 }
 
+/// Every rule a result uses has a short and a full description and help
+/// (text and markdown) from the registry, and a `helpUri` to the code's
+/// anchor on the book's codes page, which the page has.
+fn assert_rules_have_help(v: &Value) {
+    let driver = &v["runs"][0]["tool"]["driver"];
+    let info = driver["informationUri"].as_str().unwrap_or_default();
+    assert!(
+        info.starts_with("https://") && !info.contains("example.invalid"),
+        "informationUri: {info}"
+    );
+    let page = std::fs::read_to_string(root().join("book/src/codes.md"))
+        .unwrap_or_else(|e| panic!("book/src/codes.md: {e}"));
+    let rules = driver["rules"].as_array().cloned().unwrap_or_default();
+    let results = v["runs"][0]["results"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for r in &results {
+        let id = r["ruleId"].as_str().unwrap_or_default();
+        let rule = rules
+            .iter()
+            .find(|x| x["id"] == id)
+            .unwrap_or_else(|| panic!("no rule for {id}"));
+        let doc = kapl_syntax::codes::doc(id).unwrap_or_else(|| panic!("{id} not in the registry"));
+        let text = |k: &str, f: &str| rule[k][f].as_str().unwrap_or_default().to_string();
+        assert_eq!(text("fullDescription", "markdown"), doc.doc, "{rule}");
+        assert_eq!(
+            text("shortDescription", "markdown"),
+            doc.summary(),
+            "{rule}"
+        );
+        for (k, f) in [
+            ("shortDescription", "text"),
+            ("fullDescription", "text"),
+            ("help", "text"),
+            ("help", "markdown"),
+        ] {
+            assert!(!text(k, f).is_empty(), "{id}: no {k}.{f}: {rule}");
+        }
+        let anchor = id.to_ascii_lowercase();
+        let uri = rule["helpUri"].as_str().unwrap_or_default();
+        assert!(
+            uri.starts_with(info.trim_end_matches('/'))
+                && uri.ends_with(&format!("/codes.html#{anchor}")),
+            "{id}: helpUri {uri}"
+        );
+        assert!(
+            page.contains(&format!("<a id=\"{anchor}\"></a>")),
+            "book/src/codes.md has no anchor for {id}"
+        );
+    }
+}
+
 #[test]
 fn overreach_sarif_validates_and_carries_findings() {
     let (code, v) = sarif(&["tests/examples/overreach.kapl"]);
     assert_eq!(code, 1);
     assert_valid(&v);
+    assert_rules_have_help(&v);
     assert_eq!(v["version"], "2.1.0");
     let results = v["runs"][0]["results"]
         .as_array()
@@ -111,6 +165,7 @@ fn clean_and_broken_policies_validate() {
     ]);
     assert_eq!(code, 1);
     assert_valid(&v);
+    assert_rules_have_help(&v);
     assert!(
         v["runs"][0]["results"]
             .as_array()
