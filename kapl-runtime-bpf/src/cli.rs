@@ -96,6 +96,11 @@ pub struct PlanArgs {
     /// Landlock alone, without root: TCP ports only, no decision reports.
     #[arg(long)]
     pub unprivileged: bool,
+    /// Also send every decision record to an OpenTelemetry collector
+    /// (OTLP/HTTP, JSON) at URL (`http://HOST[:PORT][/BASE]`; records go
+    /// to URL/v1/logs).
+    #[arg(long, value_name = "URL")]
+    pub otlp: Option<String>,
 }
 
 /// `session start`.

@@ -140,6 +140,7 @@ fn supervise(img: kapl_image::Image, o: &PlanArgs, mode: Mode, id: &str, ready: 
         audit: o.audit.as_deref(),
         mode,
         id,
+        otlp: o.otlp.as_deref(),
     };
     let session = match Session::start(img, opts) {
         Ok(s) => s,

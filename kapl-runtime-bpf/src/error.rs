@@ -133,6 +133,9 @@ pub enum SessionError {
         /// Why.
         source: io::Error,
     },
+    /// The `--otlp` address is not one kapl-run can post to.
+    #[error("--otlp: {0}")]
+    Otlp(String),
     /// `exec` passed the wrong descriptors.
     #[error("exec needs exactly stdin, stdout and stderr, none of them an inet socket")]
     BadStdio,

@@ -16,7 +16,8 @@
 //! - [`cli`]: the command line;
 //! - the kernel pieces: [`domain`] (Landlock), [`cgroup`], [`bpf`] and
 //!   [`unix`] (cgroup BPF), [`audit`] (audit netlink), [`seccomp`],
-//!   [`spawn`], [`control`] (the control socket), [`sys`].
+//!   [`spawn`], [`control`] (the control socket), [`otlp`] (the
+//!   collector export), [`sys`].
 
 pub mod audit;
 pub mod bpf;
@@ -27,6 +28,7 @@ pub mod control;
 pub mod domain;
 pub mod error;
 pub mod oneshot;
+pub mod otlp;
 pub mod seccomp;
 pub mod session;
 pub mod spawn;

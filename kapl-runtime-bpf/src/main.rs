@@ -16,7 +16,9 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let args = cli::normalize(std::env::args_os().collect());
     let json = args.iter().any(|a| a == "--error-format=json")
-        || args.windows(2).any(|w| w[0] == "--error-format" && w[1] == "json");
+        || args
+            .windows(2)
+            .any(|w| w[0] == "--error-format" && w[1] == "json");
     let cli = match Cli::try_parse_from(args) {
         Ok(c) => c,
         // Help and version go to stdout with exit 0.
@@ -31,7 +33,10 @@ fn main() -> ExitCode {
                 let message = text.lines().next().unwrap_or_default();
                 let message = message.strip_prefix("error: ").unwrap_or(message);
                 let err = RunError::Usage(message.to_string());
-                eprintln!("{}", serde_json::to_string(&err.to_json()).unwrap_or_default());
+                eprintln!(
+                    "{}",
+                    serde_json::to_string(&err.to_json()).unwrap_or_default()
+                );
             } else {
                 let code = kapl_codes::RUN_USAGE;
                 match text.strip_prefix("error:") {

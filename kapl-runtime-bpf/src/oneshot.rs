@@ -29,6 +29,7 @@ pub fn run(a: &RunArgs) -> Result<i32, RunError> {
         audit: a.plan.audit.as_deref(),
         mode,
         id: &id,
+        otlp: a.plan.otlp.as_deref(),
     };
     let mut s = Session::start(img, opts)?;
     eprintln!("kapl-run: plan {}, step {}", s.plan_name(), s.step_name());

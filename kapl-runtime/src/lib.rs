@@ -20,7 +20,8 @@
 //! - [`proc_cgroup`]: reading `/proc/PID/cgroup` (whose session a process
 //!   is in);
 //! - [`losses`]: decision events that could not be reported;
-//! - [`schemas`]: the JSON Schemas of the records and the protocol.
+//! - [`schemas`]: the JSON Schemas of the records and the protocol;
+//! - [`otlp`]: decision records as OpenTelemetry log records.
 //!
 //! The kernel crate (`kapl-runtime-bpf`) feeds it bytes and kernel events
 //! and carries out what it decides.
@@ -31,6 +32,7 @@ pub mod auditlog;
 pub mod automaton;
 pub mod losses;
 pub mod narrowing;
+pub mod otlp;
 pub mod precision;
 pub mod proc_cgroup;
 pub mod protocol;

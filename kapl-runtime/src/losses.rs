@@ -22,6 +22,11 @@ pub struct Losses {
     /// (exact; e.g. the disk is full).
     #[serde(rename = "audit_file_records")]
     pub audit_file: u64,
+    /// Decision records the runtime could not deliver to the OTLP collector
+    /// (`--otlp`; exact: queue full, or the collector refused or did not
+    /// answer after the retries).
+    #[serde(rename = "otlp_records", default)]
+    pub otlp: u64,
 }
 
 impl Losses {
@@ -32,6 +37,7 @@ impl Losses {
             .saturating_add(self.audit_socket)
             .saturating_add(self.audit_kernel)
             .saturating_add(self.audit_file)
+            .saturating_add(self.otlp)
     }
 }
 
@@ -56,6 +62,13 @@ impl std::fmt::Display for Losses {
                 self.audit_file
             )?;
         }
+        if self.otlp > 0 {
+            write!(
+                f,
+                ", {} records not delivered to the OTLP collector",
+                self.otlp
+            )?;
+        }
         Ok(())
     }
 }
@@ -66,7 +79,7 @@ impl std::fmt::Display for Losses {
 pub fn loss_notice(before: u64, now: u64) -> Option<String> {
     (now > before).then(|| {
         format!(
-            "kapl-run: {} decision events were lost while this command ran (kernel buffers full, or the audit file could not be written; a denial is up to 4 audit records); the denials above and in the audit file are incomplete",
+            "kapl-run: {} decision events were lost while this command ran (kernel buffers full, or the audit file or OTLP collector could not take them; a denial is up to 4 audit records); the denials above and in the audit file are incomplete",
             now - before
         )
     })
@@ -89,6 +102,7 @@ mod tests {
             audit_socket: 3,
             audit_kernel: 4,
             audit_file: 0,
+            otlp: 0,
         };
         assert_eq!(
             l.to_string(),

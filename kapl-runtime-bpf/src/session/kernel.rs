@@ -87,6 +87,7 @@ impl Kernel {
             audit_socket: self.audit.dropped().unwrap_or(u64::MAX),
             audit_kernel: self.audit.kernel_lost().unwrap_or(u64::MAX),
             audit_file: 0,
+            otlp: 0,
         }
     }
 

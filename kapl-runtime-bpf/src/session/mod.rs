@@ -60,6 +60,8 @@ pub struct StartOptions<'a> {
     pub mode: Mode,
     /// The session id.
     pub id: &'a str,
+    /// An OpenTelemetry collector to send decision records to.
+    pub otlp: Option<&'a str>,
 }
 
 /// A running session.
@@ -97,11 +99,7 @@ impl Session {
         kernel::simulated_landlock()?;
         domain::preflight()?;
         let domain = step_domain::build(plan, start)?;
-        let kern = match o.mode {
-            Mode::Unprivileged => None,
-            Mode::Full => Some(Kernel::set_up(plan, o.id)?),
-        };
-        let sink = match o.audit {
+        let mut sink = match o.audit {
             Some(p) => Sink::open(p).map_err(|source| SessionError::AuditFile {
                 path: p.to_path_buf(),
                 source,
@@ -112,6 +110,14 @@ impl Session {
             session: o.id.to_string(),
             host: host_name(),
             uid: sys::getuid(),
+        };
+        if let Some(url) = o.otlp {
+            sink.otlp = Some(crate::otlp::Exporter::start(url, &origin)?);
+        }
+        // The kernel objects last: a refusal above leaves none behind.
+        let kern = match o.mode {
+            Mode::Unprivileged => None,
+            Mode::Full => Some(Kernel::set_up(plan, o.id)?),
         };
         let mut visited = vec![false; plan.steps.len()];
         visited[start as usize] = true;
@@ -226,6 +232,7 @@ impl Session {
             .as_ref()
             .map_or_else(Losses::default, Kernel::losses);
         l.audit_file = self.sink.unwritten();
+        l.otlp = self.sink.undelivered();
         l
     }
 
@@ -253,7 +260,11 @@ impl Session {
         // Every record queued so far is read (and written) before the end.
         let _ = self.sync();
         let ended = self.end_step_processes().unwrap_or(0);
-        let losses = self.losses();
+        // The exporter's last batch goes out (bounded wait) before the
+        // counts are taken.
+        let undelivered = self.sink.otlp.take().map(crate::otlp::Exporter::finish);
+        let mut losses = self.losses();
+        losses.otlp = undelivered.unwrap_or(0);
         if losses.total() > 0 {
             // The audit file says itself that it is incomplete (written if
             // it can be; the summary below carries the counts).

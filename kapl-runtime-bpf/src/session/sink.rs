@@ -16,6 +16,8 @@ use std::path::Path;
 /// it written is cut off again, so the file stays whole lines.
 pub struct Sink {
     file: Option<File>,
+    /// The OTLP exporter (`--otlp`).
+    pub(super) otlp: Option<crate::otlp::Exporter>,
     /// Length after the last whole record.
     len: u64,
     /// Records not written.
@@ -27,6 +29,7 @@ impl Sink {
     pub fn none() -> Sink {
         Sink {
             file: None,
+            otlp: None,
             len: 0,
             unwritten: 0,
         }
@@ -41,6 +44,7 @@ impl Sink {
         let len = file.metadata()?.len();
         Ok(Sink {
             file: Some(file),
+            otlp: None,
             len,
             unwritten: 0,
         })
@@ -49,6 +53,13 @@ impl Sink {
     /// Records that could not be written.
     pub fn unwritten(&self) -> u64 {
         self.unwritten
+    }
+
+    /// Records not delivered to the OTLP collector.
+    pub fn undelivered(&self) -> u64 {
+        self.otlp
+            .as_ref()
+            .map_or(0, crate::otlp::Exporter::undelivered)
     }
 
     /// Appends `rec` as one line; on the first failure, the notice that
@@ -81,6 +92,9 @@ impl Session {
         let Some(r) = self.reporter.report(&self.image, d, now) else {
             return;
         };
+        if let Some(x) = self.sink.otlp.as_mut() {
+            x.send(&r.record);
+        }
         self.write_record(out, &AuditRecord::Decision(Box::new(r.record)));
         out.push(r.notice);
     }

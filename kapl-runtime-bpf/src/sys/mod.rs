@@ -58,7 +58,8 @@ pub use process::{
 };
 pub use socket::{
     MAX_PASSED_FDS, accept, bind_abstract, connect_abstract, listen, peer_credentials,
-    recv_with_fds, send_with_fds, socket_domain, unix_stream_socket,
+    recv_with_fds, send_nonblocking, send_with_fds, seqpacket_pair, shutdown_write, socket_domain,
+    unix_stream_socket,
 };
 
 use std::io;

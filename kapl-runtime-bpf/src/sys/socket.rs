@@ -128,6 +128,34 @@ pub fn socket_domain(sock: impl AsFd) -> io::Result<i32> {
     ))
 }
 
+/// `socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC)`: two connected
+/// ends that keep message boundaries.
+pub fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    Ok(rustix::net::socketpair(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
+        None,
+    )?)
+}
+
+/// Sends one message without blocking (`MSG_DONTWAIT | MSG_NOSIGNAL`):
+/// a full queue is `WouldBlock`, a closed peer `BrokenPipe`.
+pub fn send_nonblocking(sock: impl AsFd, data: &[u8]) -> io::Result<usize> {
+    loop {
+        match rustix::net::send(&sock, data, SendFlags::DONTWAIT | SendFlags::NOSIGNAL) {
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+            Ok(n) => return Ok(n),
+        }
+    }
+}
+
+/// `shutdown(SHUT_WR)`: the peer reads end-of-file.
+pub fn shutdown_write(sock: impl AsFd) -> io::Result<()> {
+    Ok(rustix::net::shutdown(&sock, rustix::net::Shutdown::Write)?)
+}
+
 #[cfg(test)]
 mod tests {
     //! UNIX sockets on this machine's kernel, as any user (no root).
