@@ -341,3 +341,29 @@ fn a_policy_that_does_not_check_exits_2() {
     let missing = dir.path().join("missing.kapl");
     assert_eq!(kaplc(&[&old, &missing], false).status.code(), Some(2));
 }
+
+// ------------------------------------------------------------------ book
+
+/// The text of `book/src/cli.md` between `start` (exclusive) and the next
+/// code fence.
+fn book_block(start: &str) -> String {
+    let p = common::root().join("book/src/cli.md");
+    let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    let from = text
+        .find(start)
+        .map(|i| i + start.len())
+        .unwrap_or_else(|| panic!("cli.md has no `{start}`"));
+    let rest = &text[from..];
+    let to = rest.find("```\n").unwrap_or(rest.len());
+    rest[..to].to_string()
+}
+
+#[test]
+fn the_book_shows_what_kaplc_diff_prints() {
+    let human = book_block(
+        "```console\n$ kaplc diff tests/diff/review.old.kapl tests/diff/review.new.kapl\n",
+    );
+    assert_eq!(human, stdout(&pair("review", None)));
+    let markdown = book_block("```markdown\n");
+    assert_eq!(markdown, stdout(&pair("review", Some("markdown"))));
+}

@@ -247,5 +247,8 @@ pub fn markdown(d: &DiffReport) -> String {
     if d.changes.is_empty() {
         out.push_str("No change in authority.\n");
     }
+    while out.ends_with("\n\n") {
+        out.pop();
+    }
     out
 }
