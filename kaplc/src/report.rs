@@ -325,7 +325,8 @@ pub struct PathSetReport {
     pub listed: bool,
 }
 
-/// A glob and what is carved out of it.
+/// A glob and what selects and carves: the paths that match `glob`, one
+/// of `matching` (when not empty) and none of `except`.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct GlobReport {
     /// Globs carved out.

@@ -193,4 +193,40 @@ mod tests {
             vec!["10.0.0.1/32", "10.0.0.2/31", "10.0.0.4/31", "10.0.0.6/32"]
         );
     }
+
+    /// The difference against brute force on a small universe (addresses
+    /// 0..24, ports 0..12): the same members, disjoint boxes.
+    #[test]
+    fn minus_agrees_with_brute_force() {
+        let mut rng = kapl_testkit::Rng(0x5eed_d1ff);
+        let random_box = |rng: &mut kapl_testkit::Rng| {
+            let (a, b) = (rng.below(24) as u128, rng.below(24) as u128);
+            let (p, q) = (rng.below(12) as u16, rng.below(12) as u16);
+            NetBox {
+                first: a.min(b),
+                last: a.max(b),
+                lo: p.min(q),
+                hi: p.max(q),
+            }
+        };
+        for _ in 0..300 {
+            let plus: Vec<NetBox> = (0..1 + rng.below(3))
+                .map(|_| random_box(&mut rng))
+                .collect();
+            let sub: Vec<NetBox> = (0..rng.below(4)).map(|_| random_box(&mut rng)).collect();
+            let d = minus(&plus, &sub);
+            for addr in 0..26u128 {
+                for port in 0..14u32 {
+                    let want = plus.iter().any(|b| b.holds(addr, port))
+                        && !sub.iter().any(|b| b.holds(addr, port));
+                    let n = d.iter().filter(|b| b.holds(addr, port)).count();
+                    assert_eq!(
+                        n,
+                        usize::from(want),
+                        "{plus:?} - {sub:?} = {d:?} at {addr} {port}"
+                    );
+                }
+            }
+        }
+    }
 }

@@ -12,7 +12,7 @@
 //!   pattern itself; the pattern `except` the subtracted patterns that
 //!   meet it; the pattern's paths `matching` the `except` patterns of the
 //!   subtracted rules (what an `except` kept out and no longer does, or
-//!   now does). The pieces' union is the set when every piece is exact
+//!   now does); those paths `except` the subtracted patterns. The pieces' union is the set when every piece is exact
 //!   (`exact`); else a piece names the glob the paths lie inside.
 //! - Every set comes with up to [`EXAMPLES`] shortest members.
 
@@ -101,11 +101,12 @@ pub fn describe<'a>(
     }
     let subtracted = automata(subtracted);
     let kept_out = automata(kept_out);
-    let meeting = |list: &'_ [(&'a str, Dfa)], d: &Dfa| -> (Vec<String>, Dfa) {
-        let hit: Vec<&(&str, Dfa)> = list.iter().filter(|(_, h)| h.intersects(d)).collect();
+    // The texts and union of the patterns of `list` that pass `keep`.
+    let pick = |list: &[(&'a str, Dfa)], keep: &dyn Fn(&Dfa) -> bool| -> (Vec<String>, Dfa) {
+        let hit: Vec<&(&str, Dfa)> = list.iter().filter(|(_, d)| keep(d)).collect();
         (
             hit.iter().map(|(t, _)| t.to_string()).collect(),
-            Dfa::union_all(hit.iter().map(|(_, h)| h)),
+            Dfa::union_all(hit.iter().map(|(_, d)| d)),
         )
     };
     let mut pieces = Vec::new();
@@ -121,12 +122,22 @@ pub fn describe<'a>(
             matching: Vec::new(),
         };
         if !inside.equivalent(&dfa) {
-            let (holes, h) = meeting(&subtracted, &dfa);
-            let (only, o) = meeting(&kept_out, &dfa);
+            // Only a hole that takes nothing of the set can be carved out;
+            // only a pattern that adds nothing outside it can select.
+            let (holes, h) = pick(&subtracted, &|d| {
+                d.intersects(&dfa) && !d.intersects(&inside)
+            });
+            let (only, o) = pick(&kept_out, &|d| {
+                d.intersects(&inside) && d.intersection(&dfa).is_subset_of(&inside)
+            });
+            let (some, k) = pick(&kept_out, &|d| d.intersects(&inside));
             if dfa.difference(&h).equivalent(&inside) {
                 piece.except = holes;
             } else if !only.is_empty() && dfa.intersection(&o).equivalent(&inside) {
                 piece.matching = only;
+            } else if !some.is_empty() && dfa.intersection(&k).difference(&h).equivalent(&inside) {
+                piece.matching = some;
+                piece.except = holes;
             } else {
                 exact = false;
             }

@@ -57,11 +57,11 @@ fn paths(p: &PathSetReport) -> (String, String) {
         .iter()
         .map(|g| {
             let mut s = format!("`{}`", g.glob);
-            if !g.except.is_empty() {
-                let _ = write!(s, " except {}", quoted(&g.except));
-            }
             if !g.matching.is_empty() {
                 let _ = write!(s, " matching {}", quoted(&g.matching));
+            }
+            if !g.except.is_empty() {
+                let _ = write!(s, " except {}", quoted(&g.except));
             }
             s
         })
