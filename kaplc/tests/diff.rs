@@ -168,7 +168,7 @@ fn a_network_widening_lists_the_added_ranges() {
     let text = stdout(&o);
     assert!(
         text.contains(
-            "plan `p`: adds connect `10.1.0.0/16` port 80 (tcp, udp), `10.2.0.0/15` port 443 (tcp, udp)"
+            "plan `p`: adds connect `10.1.0.0/16` port 80; `10.2.0.0/15` port 443 (tcp, udp)"
         ),
         "{text}"
     );

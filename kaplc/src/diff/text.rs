@@ -74,18 +74,46 @@ fn paths(p: &PathSetReport) -> (String, String) {
     (globs, quoted(&p.examples))
 }
 
-fn range(r: &NetRangeReport) -> String {
-    let addrs = if r.cidrs.len() <= 4 {
-        quoted(&r.cidrs)
-    } else {
-        format!("`{}` to `{}`", r.first, r.last)
-    };
-    let ports = match (r.port_lo, r.port_hi) {
+fn ports(lo: u16, hi: u16) -> String {
+    match (lo, hi) {
         (0, u16::MAX) => "any port".to_string(),
-        (lo, hi) if lo == hi => format!("port {lo}"),
-        (lo, hi) => format!("ports {lo}-{hi}"),
-    };
-    format!("{addrs} {ports} ({})", r.protocols.join(", "))
+        (lo, hi) if lo == hi => lo.to_string(),
+        (lo, hi) => format!("{lo}-{hi}"),
+    }
+}
+
+/// Network ranges: one group per address range with its ports (the boxes
+/// come sorted by address, then port), the protocols once at the end.
+fn ranges(rs: &[NetRangeReport]) -> String {
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    for r in rs {
+        let addrs = if r.cidrs.len() <= 4 {
+            quoted(&r.cidrs)
+        } else {
+            format!("`{}` to `{}`", r.first, r.last)
+        };
+        let p = ports(r.port_lo, r.port_hi);
+        match groups.last_mut() {
+            Some((a, ps)) if *a == addrs => ps.push(p),
+            _ => groups.push((addrs, vec![p])),
+        }
+    }
+    let text: Vec<String> = groups
+        .into_iter()
+        .map(|(addrs, ps)| {
+            let word = match ps.as_slice() {
+                [one] if one == "any port" => return format!("{addrs} any port"),
+                [one] if !one.contains('-') => "port",
+                _ => "ports",
+            };
+            format!("{addrs} {word} {}", ps.join(", "))
+        })
+        .collect();
+    let protocols = rs
+        .first()
+        .map(|r| r.protocols.join(", "))
+        .unwrap_or_default();
+    format!("{} ({protocols})", text.join("; "))
 }
 
 /// The kind ("read", "run", "connect") and the set, and its examples.
@@ -99,11 +127,7 @@ fn set(a: &AuthorityReport) -> (String, String, String) {
             let (s, e) = paths(programs);
             ("run".into(), s, e)
         }
-        AuthorityReport::Net { op, ranges } => (
-            op.clone(),
-            ranges.iter().map(range).collect::<Vec<_>>().join(", "),
-            String::new(),
-        ),
+        AuthorityReport::Net { op, ranges: rs } => (op.clone(), ranges(rs), String::new()),
     }
 }
 
