@@ -42,6 +42,7 @@ use kapl_syntax::Span;
 use kapl_syntax::ast::{NetOp, Right};
 use net::NetBox;
 use paths::PathSet;
+use std::cell::OnceCell;
 
 /// What kind of level a change is at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -175,11 +176,19 @@ impl Diff {
     }
 }
 
-/// A rule with where a change it holds is reported, compiled.
+/// A rule with where a change it holds is reported, compiled when first
+/// needed (most rules of an unchanged level never are).
 struct Sited<'a> {
     rule: &'a Rule,
     site: Span,
-    compiled: CRule,
+    compiled: OnceCell<CRule>,
+}
+
+impl Sited<'_> {
+    fn compiled(&self) -> &CRule {
+        self.compiled
+            .get_or_init(|| compiled::compile(&self.rule.kind, None))
+    }
 }
 
 fn sited_rules(rules: &[Rule]) -> Vec<Sited<'_>> {
@@ -188,7 +197,7 @@ fn sited_rules(rules: &[Rule]) -> Vec<Sited<'_>> {
         .map(|r| Sited {
             rule: r,
             site: r.via.first().copied().unwrap_or(r.span),
-            compiled: compiled::compile(&r.kind, None),
+            compiled: OnceCell::new(),
         })
         .collect()
 }
@@ -203,7 +212,7 @@ fn sited_grants<'a>(policy: &'a Policy, ids: &[GrantId]) -> Vec<Sited<'a>> {
             } else {
                 g.site
             },
-            compiled: compiled::compile(&g.rule.kind, None),
+            compiled: OnceCell::new(),
         })
         .collect()
 }
@@ -227,7 +236,7 @@ fn path_rules<'s, 'a>(rules: &'s [&'s Sited<'a>], bit: Option<u8>) -> Vec<&'s Si
     rules
         .iter()
         .copied()
-        .filter(|s| match (bit, &s.compiled) {
+        .filter(|s| match (bit, s.compiled()) {
             (Some(b), CRule::Fs(p)) => p.rights & b != 0,
             (None, CRule::Exec(_)) => true,
             _ => false,
@@ -236,7 +245,7 @@ fn path_rules<'s, 'a>(rules: &'s [&'s Sited<'a>], bit: Option<u8>) -> Vec<&'s Si
 }
 
 fn dfa_of<'s>(s: &'s Sited<'_>) -> Option<&'s Dfa> {
-    match &s.compiled {
+    match s.compiled() {
         CRule::Fs(p) | CRule::Exec(p) => Some(&p.dfa),
         CRule::Net(_) => None,
     }
@@ -290,6 +299,17 @@ fn sets(
     unknown: &mut Vec<String>,
 ) -> Vec<(Authority, Vec<Span>)> {
     let mut out = Vec::new();
+    // A rule said the same way on the other side adds nothing: skip it
+    // (an unchanged level costs no automaton at all).
+    let plus: Vec<&Sited> = plus
+        .iter()
+        .copied()
+        .filter(|p| !minus.iter().any(|m| m.rule.kind == p.rule.kind))
+        .collect();
+    if plus.is_empty() {
+        return out;
+    }
+    let plus = plus.as_slice();
     let kinds = Right::ALL
         .iter()
         .enumerate()
@@ -297,6 +317,9 @@ fn sets(
         .chain([(None, None)]);
     for (right, bit) in kinds {
         let p = path_rules(plus, bit);
+        if p.is_empty() {
+            continue;
+        }
         let m = path_rules(minus, bit);
         let set = Dfa::union_all(p.iter().filter_map(|s| dfa_of(s)))
             .difference(&Dfa::union_all(m.iter().filter_map(|s| dfa_of(s))));

@@ -18,6 +18,7 @@
 
 use kapl_automata::Dfa;
 use kapl_check::ir::PatternRef;
+use std::cell::OnceCell;
 
 /// Sets of at most this many paths are listed path by path.
 pub const LISTED: usize = 8;
@@ -99,8 +100,11 @@ pub fn describe<'a>(
             examples,
         };
     }
-    let subtracted = automata(subtracted);
-    let kept_out = automata(kept_out);
+    // Their automata are built only when a piece needs them (most pieces
+    // are whole globs).
+    let subtracted: Vec<&PatternRef> = subtracted.into_iter().collect();
+    let kept_out: Vec<&PatternRef> = kept_out.into_iter().collect();
+    let (subtracted_dfas, kept_out_dfas) = (OnceCell::new(), OnceCell::new());
     // The texts and union of the patterns of `list` that pass `keep`.
     let pick = |list: &[(&'a str, Dfa)], keep: &dyn Fn(&Dfa) -> bool| -> (Vec<String>, Dfa) {
         let hit: Vec<&(&str, Dfa)> = list.iter().filter(|(_, d)| keep(d)).collect();
@@ -124,13 +128,15 @@ pub fn describe<'a>(
         if !inside.equivalent(&dfa) {
             // Only a hole that takes nothing of the set can be carved out;
             // only a pattern that adds nothing outside it can select.
-            let (holes, h) = pick(&subtracted, &|d| {
+            let subtracted = subtracted_dfas.get_or_init(|| automata(subtracted.iter().copied()));
+            let kept_out = kept_out_dfas.get_or_init(|| automata(kept_out.iter().copied()));
+            let (holes, h) = pick(subtracted, &|d| {
                 d.intersects(&dfa) && !d.intersects(&inside)
             });
-            let (only, o) = pick(&kept_out, &|d| {
+            let (only, o) = pick(kept_out, &|d| {
                 d.intersects(&inside) && d.intersection(&dfa).is_subset_of(&inside)
             });
-            let (some, k) = pick(&kept_out, &|d| d.intersects(&inside));
+            let (some, k) = pick(kept_out, &|d| d.intersects(&inside));
             if dfa.difference(&h).equivalent(&inside) {
                 piece.except = holes;
             } else if !only.is_empty() && dfa.intersection(&o).equivalent(&inside) {
