@@ -28,8 +28,9 @@
 //! Obligations run in parallel, one thread per core, each thread with its
 //! own Z3 context.
 //!
-//! [`diff`] compares the authority of two versions of a policy with the
-//! same automata and Z3 queries.
+//! [`diff`] compares the authority of two versions of a policy at every
+//! level, as sets: the same path automata, and exact interval differences
+//! for addresses and ports.
 
 pub mod diff;
 mod lint;

@@ -188,46 +188,171 @@ impl From<&kapl_syntax::Witness> for WitnessReport {
 // ------------------------------------------------------------------- diff
 
 /// The JSON document of `kaplc diff --format json`: the authority NEW adds
-/// and removes, per plan and step.
+/// and takes away at every level, as sets.
 #[derive(Debug, Serialize, JsonSchema)]
 #[schemars(title = "kaplc diff --format json")]
 pub struct DiffReport {
     /// The version of this document's shape (see `schemas/README.md`).
-    pub schema_version: Version<1>,
-    /// Every change, each with a witness request.
+    pub schema_version: Version<2>,
+    /// Every change as a set: widenings first, then narrowings.
     pub changes: Vec<ChangeReport>,
-    /// Solver queries that gave up (then `widens` is true: fail closed).
+    /// Changes that neither widen nor narrow (a plan or intent moved under
+    /// another parent).
+    pub notes: Vec<String>,
+    /// Examples that did not replay through the reference semantics (then
+    /// `widens` is true: fail closed).
     pub unknown: Vec<String>,
-    /// True when NEW allows something OLD did not in some plan (or a query
-    /// gave up); kaplc exits 1 then.
+    /// True when NEW allows more than OLD at some level (or `unknown` is not
+    /// empty); kaplc exits 1 then.
     pub widens: bool,
 }
 
-/// One change of one plan or step.
+/// One change: a set of authority of one kind that one list of rules of
+/// one level gained or lost.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct ChangeReport {
-    /// Whether NEW allows the witness and OLD did not (`added`), or the
-    /// other way round (`removed`).
-    pub change: ChangeKind,
-    /// The grant that allows the witness (in NEW for `added`, in OLD for
-    /// `removed`), or null when it cannot be placed.
-    pub grant: Option<PositionReport>,
-    /// The plan, by name.
-    pub plan: String,
-    /// The step, by name; null for a plan without steps.
-    pub step: Option<String>,
-    /// A request one side allows and the other does not.
-    pub witness: WitnessReport,
+    /// The set that changed.
+    pub authority: AuthorityReport,
+    /// `widening`: NEW allows more (a bound or grants that cover more, a
+    /// `never` that forbids less); `narrowing`: less.
+    pub effect: EffectKind,
+    /// The kind of level.
+    pub level: LevelKind,
+    /// The level's name.
+    pub name: String,
+    /// Which list of rules: `bound` or `never` (objectives, intents),
+    /// `grants` (a plan's plan-wide grants, a step's own).
+    pub part: PartKind,
+    /// For a step, its plan; null otherwise.
+    pub plan: Option<String>,
+    /// `both`, or the one side that has the level (`new`: it appears,
+    /// `old`: it disappears).
+    pub presence: SideKind,
+    /// The policy whose rules hold the set: `new` for what a bound or grant
+    /// adds and what a `never` newly forbids, `old` otherwise.
+    pub side: SideKind,
+    /// The rules in `side` that hold part of the set (the `use` site for a
+    /// rule brought in by `use`).
+    pub sites: Vec<PositionReport>,
 }
 
 /// The direction of a change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
-pub enum ChangeKind {
-    /// NEW allows it, OLD did not (widening).
-    Added,
-    /// OLD allowed it, NEW does not.
-    Removed,
+pub enum EffectKind {
+    /// NEW allows more.
+    Widening,
+    /// NEW allows less.
+    Narrowing,
+}
+
+/// A kind of level.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LevelKind {
+    /// An objective.
+    Objective,
+    /// An intent.
+    Intent,
+    /// A plan (its plan-wide grants).
+    Plan,
+    /// A step (its own grants).
+    Step,
+}
+
+/// A list of rules of a level.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PartKind {
+    /// A bound.
+    Bound,
+    /// `never` rules.
+    Never,
+    /// Grants.
+    Grants,
+}
+
+/// One side, or both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SideKind {
+    /// OLD and NEW.
+    Both,
+    /// OLD.
+    Old,
+    /// NEW.
+    New,
+}
+
+/// A set of authority of one kind.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum AuthorityReport {
+    /// Paths, for one right.
+    Fs {
+        /// The paths.
+        paths: PathSetReport,
+        /// `read`, `write`, `create` or `delete`.
+        right: String,
+    },
+    /// Programs.
+    Exec {
+        /// The programs' paths.
+        programs: PathSetReport,
+    },
+    /// Network access for one operation.
+    Net {
+        /// `connect` or `bind`.
+        op: String,
+        /// Disjoint address range × port range boxes.
+        ranges: Vec<NetRangeReport>,
+    },
+}
+
+/// A set of paths.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct PathSetReport {
+    /// Whether `globs` describe the set exactly; when false, each glob is
+    /// one the set lies partly inside, and `examples` are members.
+    pub exact: bool,
+    /// Up to three shortest members.
+    pub examples: Vec<String>,
+    /// Globs (each with the globs carved out of it, or only its paths
+    /// matching others) whose union is the set when `exact`.
+    pub globs: Vec<GlobReport>,
+    /// Whether `globs` are the set's members, every one listed (a set of at
+    /// most eight paths).
+    pub listed: bool,
+}
+
+/// A glob and what selects and carves: the paths that match `glob`, one
+/// of `matching` (when not empty) and none of `except`.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct GlobReport {
+    /// Globs carved out.
+    pub except: Vec<String>,
+    /// The glob (or a literal path).
+    pub glob: String,
+    /// When not empty: only the glob's paths that match one of these (what
+    /// an `except` kept out and no longer does, or now does).
+    pub matching: Vec<String>,
+}
+
+/// An address range × port range box (TCP and UDP alike).
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct NetRangeReport {
+    /// The address range as the fewest CIDR blocks.
+    pub cidrs: Vec<String>,
+    /// First address of the range.
+    pub first: String,
+    /// Last address of the range.
+    pub last: String,
+    /// High port (inclusive).
+    pub port_hi: u16,
+    /// Low port (inclusive).
+    pub port_lo: u16,
+    /// The protocols: `net` rules cover `tcp` and `udp` alike.
+    pub protocols: Vec<String>,
 }
 
 /// Where a grant starts.
@@ -521,7 +646,11 @@ mod tests {
         for d in Document::ALL {
             let text = d.schema_text();
             let v: Value = serde_json::from_str(&text).unwrap_or_default();
-            assert_eq!(v["properties"]["schema_version"]["const"], 1, "{text}");
+            let version = if d == Document::Diff { 2 } else { 1 };
+            assert_eq!(
+                v["properties"]["schema_version"]["const"], version,
+                "{text}"
+            );
             assert_eq!(text, {
                 let mut t = serde_json::to_string_pretty(&sorted(v)).unwrap_or_default();
                 t.push('\n');
