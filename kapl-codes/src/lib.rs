@@ -96,6 +96,16 @@ pub const GRANT_MATCHES_NOTHING: &str = "KAPL0501";
 pub const GRANT_REDUNDANT: &str = "KAPL0502";
 /// A `never` rule that no bound at or below its level reaches.
 pub const NEVER_UNREACHED: &str = "KAPL0503";
+/// `kaplc diff`: NEW allows more than OLD at this level: a wider bound or
+/// grant, or a `never` that forbids less (`--format sarif` result).
+pub const DIFF_WIDENS: &str = "KAPL0510";
+/// `kaplc diff`: NEW allows less than OLD at this level (`--format sarif`
+/// result).
+pub const DIFF_NARROWS: &str = "KAPL0511";
+/// `kaplc diff`: an example request did not replay through the reference
+/// semantics, so the comparison is undecided and counts as a widening
+/// (`--format sarif` result).
+pub const DIFF_UNDECIDED: &str = "KAPL0512";
 
 // ---- KAPL00xx: input, loading, CLI (owner: check) ----
 

@@ -151,11 +151,23 @@ pub fn sarif(batches: &[Batch<'_>], failed: bool) -> String {
             results.push(result(d, b.sources));
         }
     }
-    let rules: Vec<Value> = codes.iter().map(|c| rule(c)).collect();
     let ok = !failed
         && !batches
             .iter()
             .any(|b| b.diagnostics.iter().any(Diagnostic::is_error));
+    log(results, &codes, ok, !failed)
+}
+
+/// One SARIF log of kaplc's run: `results`, a rule for each code in
+/// `codes`, whether the input was fine (`ok`) and whether kaplc could do
+/// its work (`successful`).
+pub fn log(
+    results: Vec<Value>,
+    codes: &BTreeSet<&'static str>,
+    ok: bool,
+    successful: bool,
+) -> String {
+    let rules: Vec<Value> = codes.iter().map(|c| rule(c)).collect();
     let doc = json!({
         "$schema": "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json",
         "version": "2.1.0",
@@ -168,12 +180,20 @@ pub fn sarif(batches: &[Batch<'_>], failed: bool) -> String {
             }},
             "originalUriBaseIds": {"KAPL_STDLIB": {"description": {"text": "kaplc's embedded standard library"}}},
             "columnKind": "unicodeCodePoints",
-            "invocations": [{"executionSuccessful": !failed}],
+            "invocations": [{"executionSuccessful": successful}],
             "properties": {"ok": ok},
             "results": results,
         }],
     });
     serde_json::to_string_pretty(&doc).unwrap_or_else(|_| "{}".to_string())
+}
+
+/// A location in a file by its display name, line and column (1-based).
+pub fn point(file: &str, line: u32, column: u32) -> Value {
+    json!({"physicalLocation": {
+        "artifactLocation": {"uri": uri_of(file)},
+        "region": {"startLine": line.max(1), "startColumn": column.max(1)},
+    }})
 }
 
 #[cfg(test)]

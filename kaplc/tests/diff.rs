@@ -367,3 +367,83 @@ fn the_book_shows_what_kaplc_diff_prints() {
     let markdown = book_block("```markdown\n");
     assert_eq!(markdown, stdout(&pair("review", Some("markdown"))));
 }
+
+/// The official SARIF 2.1.0 schema (the copy `tests/sarif.rs` uses).
+fn sarif_schema() -> jsonschema::Validator {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sarif-schema-2.1.0.json"),
+    )
+    .unwrap_or_else(|e| panic!("schema missing: {e}"));
+    let schema: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+    jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft4)
+        .build(&schema)
+        .unwrap_or_else(|e| panic!("schema does not compile: {e}"))
+}
+
+#[test]
+fn sarif_results_are_located_in_new_with_their_rules() {
+    let o = pair("review", Some("sarif"));
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "a widening exits 1 in every format"
+    );
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}"));
+    let errors: Vec<String> = sarif_schema()
+        .iter_errors(&v)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    let run = &v["runs"][0];
+    let results = run["results"].as_array().unwrap_or_else(|| panic!("{v:#}"));
+    let json = json_of(&pair("review", Some("json")));
+    let changes = json["changes"].as_array().map_or(0, Vec::len);
+    assert_eq!(results.len(), changes, "one result per change");
+    for r in results {
+        let uri = &r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"];
+        assert_eq!(uri, "tests/diff/review.new.kapl", "located in NEW: {r:#}");
+        assert!(r["locations"][0]["physicalLocation"]["region"]["startLine"].as_u64() > Some(0));
+    }
+    let by = |rule: &str| results.iter().filter(|r| r["ruleId"] == rule).count();
+    assert_eq!(by("KAPL0510"), 4, "widenings");
+    assert_eq!(by("KAPL0511"), 2, "narrowings");
+    // A `never` that no longer forbids is written in OLD: located at the
+    // objective's name in NEW, with the OLD rule as a related location.
+    let never = results
+        .iter()
+        .find(|r| {
+            r["message"]["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("no longer forbids"))
+        })
+        .unwrap_or_else(|| panic!("{results:#?}"));
+    assert_eq!(
+        never["relatedLocations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+        "tests/diff/review.old.kapl"
+    );
+    let rules = run["tool"]["driver"]["rules"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{v:#}"));
+    for rule in rules {
+        assert!(
+            rule["helpUri"]
+                .as_str()
+                .is_some_and(|u| u.contains("codes.html#kapl051")),
+            "{rule:#}"
+        );
+        assert!(rule["fullDescription"]["text"].is_string(), "{rule:#}");
+    }
+    // A pure narrowing: exit 0, only notes.
+    let o = pair("narrowing", Some("sarif"));
+    assert_eq!(o.status.code(), Some(0));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}"));
+    let results = v["runs"][0]["results"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{v:#}"));
+    assert!(
+        !results.is_empty() && results.iter().all(|r| r["level"] == "note"),
+        "{v:#}"
+    );
+    assert_eq!(v["runs"][0]["properties"]["ok"], true);
+}

@@ -2,7 +2,7 @@
 //! every level (objectives, intents, plans, steps), as sets with examples.
 //!
 //! Input: two policy files. Output: the changes (human text, a JSON
-//! [`DiffReport`], or a Markdown pull-request comment on stdout) and the
+//! [`DiffReport`], a Markdown pull-request comment, or SARIF on stdout) and the
 //! exit code: 0 when NEW widens nothing, 1 when it widens something (or an
 //! example did not replay: fail closed), 2 when a file cannot be read or
 //! does not check (its diagnostics go to stderr).
@@ -10,6 +10,7 @@
 //! The comparison is `kapl_prove::diff`; this module places its sites in
 //! the sources and builds the report ([`text`] renders it).
 
+mod sarif;
 mod text;
 
 use crate::fs_loader::FsLoader;
@@ -36,6 +37,9 @@ pub enum DiffFormat {
     Json,
     /// A pull-request comment: a table per level, widenings first.
     Markdown,
+    /// SARIF 2.1.0 for code scanning: one result per change, located in
+    /// NEW.
+    Sarif,
 }
 
 /// Arguments of `kaplc diff`.
@@ -197,6 +201,10 @@ pub fn run(args: &Args) -> ExitCode {
         DiffFormat::Json => format!("{}\n", report::to_text(&doc)),
         DiffFormat::Human => text::human(&doc),
         DiffFormat::Markdown => text::markdown(&doc),
+        DiffFormat::Sarif => format!(
+            "{}\n",
+            sarif::sarif(&doc, &new, &args.new.to_string_lossy())
+        ),
     };
     let _ = std::io::stdout().lock().write_all(out.as_bytes());
     if doc.widens {

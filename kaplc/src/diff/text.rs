@@ -162,20 +162,26 @@ fn verdict(d: &DiffReport) -> String {
     )
 }
 
+/// One change as the human text says it (without a newline).
+pub fn line(c: &ChangeReport) -> String {
+    let (kind, s, e) = set(&c.authority);
+    let mut out = format!("{}: {} {kind} {s}", place(c), verb(c));
+    if !e.is_empty() {
+        let _ = write!(out, " (e.g. {e})");
+    }
+    let at = sites(c);
+    if !at.is_empty() {
+        let _ = write!(out, " (at {at})");
+    }
+    out
+}
+
 /// The human text: one line per change, notes, undecided examples, the
 /// verdict.
 pub fn human(d: &DiffReport) -> String {
     let mut out = String::new();
     for c in &d.changes {
-        let (kind, s, e) = set(&c.authority);
-        let _ = write!(out, "{}: {} {kind} {s}", place(c), verb(c));
-        if !e.is_empty() {
-            let _ = write!(out, " (e.g. {e})");
-        }
-        let at = sites(c);
-        if !at.is_empty() {
-            let _ = write!(out, " (at {at})");
-        }
+        out.push_str(&line(c));
         out.push('\n');
     }
     for n in &d.notes {
