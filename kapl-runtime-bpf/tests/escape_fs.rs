@@ -42,8 +42,24 @@ fn check_chain(r: &serde_json::Value, mechanism: &str) {
     assert_eq!(r["step"], "work", "{r}");
     assert_eq!(r["plan"], "p");
     assert_eq!(r["objective"], "o");
+    // The reason tells the truth: no grant of the step covers the object,
+    // or one does (`covering`) and enforcement is narrower there, and why.
+    let reason = r["reason"].as_str().unwrap_or("");
+    if r["covering"].is_object() {
+        assert!(r["covering"]["id"].is_u64(), "{r}");
+        assert!(
+            reason.contains(" covers it; narrowed when step work started: "),
+            "{r}"
+        );
+        assert!(
+            r["nearest"].is_null(),
+            "the covering grant, not a nearest one: {r}"
+        );
+        assert_eq!(r["mechanism"], mechanism, "{r}");
+        return;
+    }
     assert_eq!(
-        r["reason"],
+        reason,
         "no grant of step work (plan p, objective o) covers it"
     );
     // A nearest grant wherever a grant could cover the object: not for

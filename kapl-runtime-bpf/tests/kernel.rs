@@ -717,3 +717,82 @@ fn audit_file_write_failures_are_counted_and_said() {
         "{summary}"
     );
 }
+
+/// Denials tell the truth (issue 13, item 5): a path a grant of the step
+/// covers, refused because enforcement is narrower there, names that
+/// grant and why; an exec grant that names a symbolic link is refused as
+/// a denial (exit 126) that says so, with an audit record.
+#[test]
+fn denials_of_covered_paths_name_the_grant_and_why() {
+    let t = Tmp::new("truth");
+    t.write("d/a.txt", "a\n");
+    std::fs::create_dir_all(t.path("bin")).unwrap();
+    std::os::unix::fs::symlink("/usr/bin/true", t.path("bin/tool")).unwrap();
+    let s = Session::of_spec(
+        &t,
+        one_step(
+            vec![],
+            "look",
+            vec![
+                G::Fs(
+                    &[Right::Read],
+                    vec![format!("{}/d/*.txt", t.0.display())],
+                    vec![],
+                ),
+                G::Exec(vec!["/usr/bin/cat".into(), t.path("bin/tool")]),
+            ],
+        ),
+    );
+    // Created after the step started: the glob covers it, no rule does.
+    t.write("d/b.txt", "b\n");
+    let o = s.exec(&["cat", &t.path("d/a.txt")]);
+    assert_eq!(text(&o).0, "a\n", "{}", text(&o).1);
+    let o = s.exec(&["cat", &t.path("d/b.txt")]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    let b = t.path("d/b.txt");
+    assert!(
+        err.contains(&format!("denied: cat read (read_file) {b} — grant ")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "covers it; narrowed when step look started: only the entries of {} that existed then",
+            t.path("d")
+        )),
+        "{err}"
+    );
+    assert!(
+        err.lines()
+            .filter(|l| l.contains(b.as_str()))
+            .all(|l| !l.contains("no grant of step")),
+        "{err}"
+    );
+    // The symlinked program: a denial, exit 126, saying where it leads.
+    let o = s.exec(&[&t.path("bin/tool")]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(126), "{err}");
+    assert!(
+        err.contains(
+            "is a symbolic link, which the rule builder does not follow, to /usr/bin/true"
+        ),
+        "{err}"
+    );
+    let recs = s.records();
+    let r = recs
+        .iter()
+        .find(|r| r["verdict"] == "deny" && r["object"] == b.as_str())
+        .unwrap_or_else(|| panic!("{recs:#?}"));
+    assert_eq!(
+        r["covering"]["text"],
+        format!("fs read \"{}/d/*.txt\"", t.0.display())
+    );
+    assert!(r["nearest"].is_null(), "{r:#}");
+    let r = recs
+        .iter()
+        .find(|r| r["verdict"] == "deny" && r["operation"] == "exec (execute)")
+        .unwrap_or_else(|| panic!("{recs:#?}"));
+    assert!(r["covering"]["id"].is_u64(), "{r:#}");
+    drop(s);
+    assert_no_leftover_cgroups();
+}

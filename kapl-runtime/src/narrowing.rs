@@ -103,6 +103,49 @@ impl Narrowing {
     }
 }
 
+/// Why a grant that covers `path` was enforced narrower there, from what
+/// the rule builder found for that grant (`found`: its example
+/// narrowings); `None` when none of them is about this path. A narrowing
+/// of the path itself says more than one of a directory above it, and a
+/// nearer directory more than a farther one.
+pub fn explain(found: &[Narrowing], path: &Path) -> Option<String> {
+    let about = |n: &&Narrowing| {
+        let at = n.path();
+        match n {
+            Narrowing::PerEntry(_) | Narrowing::ParentRight(..) => path.parent() == Some(at),
+            Narrowing::HardLink(_) => at == path,
+            _ => path.starts_with(at),
+        }
+    };
+    let best = found
+        .iter()
+        .filter(about)
+        .max_by_key(|n| (n.path() == path, n.path().components().count()))?;
+    let d = best.path().display();
+    let p = path.display();
+    Some(match best {
+        Narrowing::PerEntry(_) => format!(
+            "only the entries of {d} that existed then (neither symbolic nor hard links) got rules, and `{p}` has none"
+        ),
+        Narrowing::Symlink(_) => {
+            format!("{d} is a symbolic link, which the rule builder does not follow")
+        }
+        Narrowing::HardLink(_) => {
+            format!("{d} is hard-linked, and a rule on it would grant its other names too")
+        }
+        Narrowing::ParentRight(..) => {
+            format!("creation and removal cannot be granted for only some names in {d}")
+        }
+        Narrowing::TooDeep(_) => format!("{d} is deeper than the rule builder's walk bound"),
+        Narrowing::TooMany(_) => {
+            format!("the step reached the rule builder's limit of rules before {d}")
+        }
+        Narrowing::NoRefer(_) => format!(
+            "files cannot be moved or linked in {d}, where the step may delete but not read"
+        ),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,5 +157,28 @@ mod tests {
         assert_eq!(n.path(), Path::new("/srv/a"));
         assert!(n.kind().describe().starts_with("creation/removal"));
         assert!(NarrowingKind::PerEntry < NarrowingKind::NoRefer);
+    }
+
+    #[test]
+    fn a_narrowing_explains_the_paths_it_is_about_only() {
+        let found = [
+            Narrowing::PerEntry(PathBuf::from("/srv/a")),
+            Narrowing::Symlink(PathBuf::from("/srv/link")),
+        ];
+        let why = |p: &str| explain(&found, Path::new(p));
+        assert!(
+            why("/srv/a/new.txt")
+                .is_some_and(|w| { w.starts_with("only the entries of /srv/a that existed then") })
+        );
+        assert!(why("/srv/link/x").is_some_and(|w| w.contains("symbolic link")));
+        assert_eq!(why("/srv/b/x"), None);
+        let found = [
+            Narrowing::PerEntry(PathBuf::from("/srv/a")),
+            Narrowing::HardLink(PathBuf::from("/srv/a/hl")),
+        ];
+        assert!(
+            explain(&found, Path::new("/srv/a/hl")).is_some_and(|w| w.contains("hard-linked")),
+            "the path's own narrowing first"
+        );
     }
 }

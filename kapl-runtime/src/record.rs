@@ -258,6 +258,10 @@ pub struct DecisionRecord {
     /// The grant that allowed it (`None` for a denial, or an exec no grant
     /// names).
     pub grant: Option<GrantRef>,
+    /// For a denial of what a grant of the step covers (enforcement is
+    /// narrower than the grant there, see `reason`): that grant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub covering: Option<GrantRef>,
     /// The step whose authority the process held.
     pub step: String,
     /// The plan.

@@ -49,6 +49,9 @@ pub struct Decision {
     pub grant: Option<u32>,
     /// For a denial, the nearest grant.
     pub nearest: Nearest,
+    /// For a denial of what a grant of the step covers: that grant, and why
+    /// enforcement is narrower than it there.
+    pub narrowed: Option<(u32, String)>,
     /// Which mechanism decided.
     pub mechanism: Mechanism,
     /// The kernel audit serial, where the decision came from audit.
@@ -164,6 +167,18 @@ pub fn grant_brief(image: &Image, g: u32) -> String {
     }
 }
 
+/// A nearest grant in a line: as [`grant_brief`], and the step it belongs
+/// to when that is another step than `current` and `why` does not say so.
+fn nearest_brief(image: &Image, g: u32, current: &str, why: &str) -> String {
+    let brief = grant_brief(image, g);
+    match image.provenance(g).and_then(|p| p.step) {
+        Some(s) if s.name != current && !why.contains(&format!("step {}", s.name)) => {
+            format!("{brief} of step {}", s.name)
+        }
+        _ => brief,
+    }
+}
+
 /// Reports the decisions of one session's plan.
 #[derive(Debug)]
 pub struct Reporter {
@@ -211,7 +226,20 @@ impl Reporter {
             }
             self.allows += 1;
         }
-        let reason = deny.then(|| chain.no_grant());
+        let reason = deny.then(|| match &d.narrowed {
+            Some((g, why)) => format!(
+                "{} covers it; narrowed when step {} started: {why}",
+                grant_brief(image, *g),
+                chain.step
+            ),
+            None => chain.no_grant(),
+        });
+        // The covering grant says more than a nearest one.
+        let nearest_of = if d.narrowed.is_some() {
+            None
+        } else {
+            d.nearest.clone()
+        };
         let line = match (deny, d.grant) {
             (false, Some(g)) => format!(
                 "allowed: {} {} {object} — {}, step {}, plan {}{}, objective {}",
@@ -230,13 +258,16 @@ impl Reporter {
                     d.operation,
                     reason.as_deref().unwrap_or_default()
                 );
-                if let Some((g, w)) = &d.nearest {
-                    l.push_str(&format!("; nearest: {} — {w}", grant_brief(image, *g)));
+                if let Some((g, w)) = &nearest_of {
+                    l.push_str(&format!(
+                        "; nearest: {} — {w}",
+                        nearest_brief(image, *g, &chain.step, w)
+                    ));
                 }
                 l
             }
         };
-        let nearest = d.nearest.as_ref().and_then(|(g, why)| {
+        let nearest = nearest_of.as_ref().and_then(|(g, why)| {
             Some(NearestRef {
                 grant: grant_ref(image, *g)?,
                 why: why.clone(),
@@ -256,6 +287,7 @@ impl Reporter {
             target: d.target,
             verdict: if deny { Verdict::Deny } else { Verdict::Allow },
             grant: d.grant.and_then(|g| grant_ref(image, g)),
+            covering: d.narrowed.as_ref().and_then(|(g, _)| grant_ref(image, *g)),
             step: chain.step,
             plan: chain.plan,
             intent: chain.intent,
@@ -303,6 +335,7 @@ impl Reporter {
             target,
             verdict: Verdict::Allow,
             grant: None,
+            covering: None,
             step: chain.step,
             plan: chain.plan,
             intent: chain.intent,

@@ -79,6 +79,7 @@ fn decision(
         nearest,
         mechanism: Mechanism::Landlock,
         audit_serial: Some(7),
+        narrowed: None,
     }
 }
 

@@ -89,6 +89,23 @@ impl Commands {
     }
 }
 
+/// Why the kernel refused to execute `program` although an exec grant of
+/// the step names it.
+fn exec_refused_why(program: &[u8]) -> String {
+    let p = Path::new(OsStr::from_bytes(program));
+    match std::fs::read_link(p) {
+        Ok(_) => {
+            let to = std::fs::canonicalize(p)
+                .map_or_else(|_| "a file that does not exist".to_string(), |t| t.display().to_string());
+            format!(
+                "{} is a symbolic link, which the rule builder does not follow, to {to}, which no exec grant of the step names; grant the file it resolves to",
+                p.display()
+            )
+        }
+        Err(_) => "the kernel refused it although the grant names it: its ELF loader or script interpreter may have no exec grant in this step (Landlock checks those too; `use runtime.loader` grants the loader)".to_string(),
+    }
+}
+
 /// Finds the program like execvp: a name with a slash is taken as is
 /// (relative to `cwd`), else searched in the command's PATH.
 pub fn resolve(arg0: &[u8], env: &[Vec<u8>], cwd: Option<&[u8]>) -> Option<Vec<u8>> {
@@ -174,9 +191,12 @@ impl Session {
         Ok(id)
     }
 
-    /// A refused `execve` of a program no exec grant of the step names is a
-    /// denial like any other (reported with its nearest grant); any other
-    /// failure is an error.
+    /// A refused `execve` is a denial like any other, exit status 126:
+    /// reported with its nearest grant when no exec grant of the step names
+    /// the program, and with the grant that does and why the kernel still
+    /// refused when one does (a symbolic link the rule builder does not
+    /// follow, or a loader or interpreter the step may not execute). Any
+    /// other failure is an error.
     fn spawn_failed(
         &mut self,
         step: u32,
@@ -189,14 +209,15 @@ impl Session {
             SpawnError::Child { stage: ChildStage::Exec, source }
                 if matches!(source.raw_os_error(), Some(libc::EACCES | libc::EPERM))
         );
-        if !refused || attribution::fs_grant(self.plan(), step, program, access::EXECUTE).is_some()
-        {
+        if !refused {
             return CommandError::Spawn {
                 program: shown,
                 source: e,
             }
             .into();
         }
+        let narrowed = attribution::fs_grant(self.plan(), step, program, access::EXECUTE)
+            .map(|g| (g, exec_refused_why(program)));
         let path = String::from_utf8_lossy(program).into_owned();
         let comm = path.rsplit('/').next().unwrap_or("").to_string();
         let d = Decision {
@@ -214,6 +235,7 @@ impl Session {
             nearest: attribution::nearest_fs(self.plan(), step, program, access::EXECUTE),
             mechanism: Mechanism::Landlock,
             audit_serial: None,
+            narrowed,
         };
         let mut notes = Vec::new();
         self.emit(&mut notes, d);

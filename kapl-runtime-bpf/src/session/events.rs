@@ -16,6 +16,7 @@ use kapl_image::{DfaKind, FsRight, NetOp};
 use kapl_runtime::attribution::{self, Nearest};
 use kapl_runtime::auditlog::{Denial, Record, SeccompRecord, escape_bytes, unescape_bytes};
 use kapl_runtime::automaton::right_of_access;
+use kapl_runtime::narrowing::{Narrowing, explain};
 use kapl_runtime::record::{AuditRecord, Mechanism, Protocol, Target};
 use kapl_runtime::report::{Decision, Notice};
 use std::collections::HashMap;
@@ -24,6 +25,9 @@ use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
+
+/// A covering grant and why enforcement is narrower than it.
+type Narrowed = Option<(u32, String)>;
 
 /// Entries of the nearest-grant cache before it is emptied.
 const NEAREST_CACHE: usize = 4096;
@@ -145,6 +149,26 @@ impl Session {
         n
     }
 
+    /// A grant of `step` that covers `path` for `bit` although the kernel
+    /// refused it, and why (the rule builder's narrowings of that grant,
+    /// when the denial is in the current step).
+    fn narrowed(&self, step: u32, path: &[u8], bit: u64) -> Narrowed {
+        let g = attribution::fs_grant(self.plan(), step, path, bit)?;
+        let found: Vec<Narrowing> = self
+            .domain
+            .notes
+            .iter()
+            .filter(|(x, _)| *x == g && step == self.step)
+            .flat_map(|(_, ns)| ns.iter().cloned())
+            .collect();
+        let p = std::path::Path::new(std::ffi::OsStr::from_bytes(path));
+        let why = explain(&found, p).unwrap_or_else(|| {
+            "the rule builder narrowed it (`kapl-run status` and the precision report say where)"
+                .to_string()
+        });
+        Some((g, why))
+    }
+
     fn on_seccomp(&mut self, r: &SeccompRecord, out: &mut Vec<Notice>) {
         let Some(cmd) = self.cmd_of_pid(r.pid) else {
             return; // another program's seccomp log
@@ -166,6 +190,7 @@ impl Session {
                 nearest: None,
                 mechanism: Mechanism::Seccomp,
                 audit_serial: Some(r.serial),
+                narrowed: None,
             },
         );
     }
@@ -176,7 +201,7 @@ impl Session {
         };
         let step = self.cmds.step_of(cmd).unwrap_or(self.step);
         for b in &d.blockers {
-            let (operation, target, nearest) = self.denied(d, b, step);
+            let (operation, target, nearest, narrowed) = self.denied(d, b, step);
             self.emit(
                 out,
                 Decision {
@@ -191,13 +216,21 @@ impl Session {
                     nearest,
                     mechanism: Mechanism::Landlock,
                     audit_serial: Some(d.serial),
+                    narrowed,
                 },
             );
         }
     }
 
-    /// What one blocker of a Landlock denial refused, and the nearest grant.
-    fn denied(&mut self, d: &Denial, blocker: &str, step: u32) -> (String, Target, Nearest) {
+    /// What one blocker of a Landlock denial refused, the nearest grant,
+    /// and, when a grant of the step covers it, that grant and why
+    /// enforcement is narrower there.
+    fn denied(
+        &mut self,
+        d: &Denial,
+        blocker: &str,
+        step: u32,
+    ) -> (String, Target, Nearest, Narrowed) {
         let get = |k: &str| d.get(k).map(str::to_string);
         if let Some(r) = blocker.strip_prefix("fs.") {
             let target = Target::Path {
@@ -212,8 +245,10 @@ impl Session {
                 None => r,
             };
             let shown = target.to_string();
-            let near = self.nearest_fs_cached(step, &unescape_bytes(&shown), bit);
-            return (format!("{op} ({r})"), target, near);
+            let bytes = unescape_bytes(&shown);
+            let narrowed = self.narrowed(step, &bytes, bit);
+            let near = self.nearest_fs_cached(step, &bytes, bit);
+            return (format!("{op} ({r})"), target, near, narrowed);
         }
         if let Some(r) = blocker.strip_prefix("net.") {
             let bind = r.starts_with("bind");
@@ -234,7 +269,7 @@ impl Session {
                 port,
                 protocol: Protocol::Tcp,
             };
-            return (op.as_str().to_string(), target, near);
+            return (op.as_str().to_string(), target, near, None);
         }
         // Landlock's scopes (ptrace, signals, abstract sockets) name the
         // other process, or the socket's path.
@@ -253,6 +288,7 @@ impl Session {
                 "ptrace (scope)".into(),
                 process().unwrap_or_else(other),
                 None,
+                None,
             );
         }
         if let Some(r) = blocker.strip_prefix("scope.") {
@@ -265,9 +301,9 @@ impl Session {
                     })
                 })
                 .unwrap_or_else(other);
-            return (format!("{r} (scope)"), target, None);
+            return (format!("{r} (scope)"), target, None, None);
         }
-        (blocker.to_string(), other(), None)
+        (blocker.to_string(), other(), None, None)
     }
 
     fn on_net(&mut self, n: &NetEvent, out: &mut Vec<Notice>) {
@@ -318,6 +354,7 @@ impl Session {
             nearest,
             mechanism: Mechanism::Bpf,
             audit_serial: None,
+            narrowed: None,
         };
         self.emit(out, d);
     }
@@ -365,6 +402,7 @@ impl Session {
             nearest,
             mechanism: Mechanism::Bpf,
             audit_serial: None,
+            narrowed: None,
         };
         let mut hidden = Vec::new();
         self.emit(if absent { &mut hidden } else { out }, d);
@@ -421,6 +459,7 @@ impl Session {
             nearest: None,
             mechanism: Mechanism::Tracepoint,
             audit_serial: None,
+            narrowed: None,
         };
         self.emit(out, d);
     }
