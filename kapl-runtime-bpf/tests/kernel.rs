@@ -18,18 +18,7 @@ fn fs_read_allowed_and_denied_with_audit_record() {
     let img = write_image(
         &t,
         "p.kapi",
-        one_step(
-            vec![],
-            "look",
-            vec![
-                G::Fs(
-                    &[Right::Read],
-                    vec![format!("{}/granted/**", t.0.display())],
-                    vec![],
-                ),
-                G::Exec(vec!["/usr/bin/cat".into()]),
-            ],
-        ),
+        read_step(format!("{}/granted/**", t.0.display()), &["/usr/bin/cat"]),
     );
     let audit = t.0.join("audit.jsonl");
     let ok = one_shot(
@@ -730,17 +719,9 @@ fn denials_of_covered_paths_name_the_grant_and_why() {
     std::os::unix::fs::symlink("/usr/bin/true", t.path("bin/tool")).unwrap();
     let s = Session::of_spec(
         &t,
-        one_step(
-            vec![],
-            "look",
-            vec![
-                G::Fs(
-                    &[Right::Read],
-                    vec![format!("{}/d/*.txt", t.0.display())],
-                    vec![],
-                ),
-                G::Exec(vec!["/usr/bin/cat".into(), t.path("bin/tool")]),
-            ],
+        read_step(
+            format!("{}/d/*.txt", t.0.display()),
+            &["/usr/bin/cat", &t.path("bin/tool")],
         ),
     );
     // Created after the step started: the glob covers it, no rule does.

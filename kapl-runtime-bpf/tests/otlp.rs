@@ -7,7 +7,6 @@
 
 mod common;
 use common::*;
-use kapl_syntax::ast::Right;
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -59,18 +58,7 @@ fn policy(t: &Tmp) -> String {
     write_image(
         t,
         "p.kapi",
-        one_step(
-            vec![],
-            "look",
-            vec![
-                G::Fs(
-                    &[Right::Read],
-                    vec![format!("{}/granted/**", t.0.display())],
-                    vec![],
-                ),
-                G::Exec(vec!["/usr/bin/cat".into()]),
-            ],
-        ),
+        read_step(format!("{}/granted/**", t.0.display()), &["/usr/bin/cat"]),
     )
 }
 

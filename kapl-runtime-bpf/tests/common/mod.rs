@@ -419,6 +419,19 @@ impl Drop for SessionGuard {
     }
 }
 
+/// One step `look` that may read `glob` and run `programs`: the policy of
+/// the tests that read files with `cat`.
+pub fn read_step(glob: String, programs: &[&str]) -> PolicySpec {
+    one_step(
+        vec![],
+        "look",
+        vec![
+            G::Fs(&[Right::Read], vec![glob], vec![]),
+            G::Exec(programs.iter().map(|p| p.to_string()).collect()),
+        ],
+    )
+}
+
 /// The probe binary (`kapl-probe`, its own crate: the attacker is not part
 /// of the shipped runtime): each of its subcommands tries one action and
 /// prints its outcome. It is built beside kapl-run (`scripts/test` builds it
