@@ -163,8 +163,18 @@ impl Session {
             .collect();
         let p = std::path::Path::new(std::ffi::OsStr::from_bytes(path));
         let why = explain(&found, p).unwrap_or_else(|| {
-            "the rule builder narrowed it (`kapl-run status` and the precision report say where)"
-                .to_string()
+            if bit == access::READ_DIR {
+                // Landlock grants listing per subtree: a rule that lets
+                // this directory be listed lets every directory below it
+                // be listed too, and the grant does not cover all of them.
+                format!(
+                    "Landlock can only let {} be listed together with every directory below it, and the grant does not cover everything below it (an `except`, or a pattern that names only some entries), so it got rules per entry instead",
+                    p.display()
+                )
+            } else {
+                "the rule builder narrowed it (the precision report at the step's start says where)"
+                    .to_string()
+            }
         });
         Some((g, why))
     }
