@@ -197,15 +197,18 @@ fn is_known(first: &OsString) -> bool {
         return false;
     };
     let cmd = Cli::command();
+    if let Some(long) = f.strip_prefix("--") {
+        // An option of `run` starts the shorthand; any other is kapl-run's.
+        let long = long.split('=').next().unwrap_or(long);
+        return !cmd
+            .find_subcommand("run")
+            .is_some_and(|r| r.get_arguments().any(|a| a.get_long() == Some(long)));
+    }
     f.starts_with('-')
-        && !matches!(
-            f,
-            "--plan" | "--step" | "--audit" | "--unprivileged" | "--show-allows"
-        )
+        || f == "help"
         || cmd
             .get_subcommands()
             .any(|s| s.get_name() == f || s.get_all_aliases().any(|a| a == f))
-        || f == "help"
 }
 
 /// The arguments with `run` put back in front of the one-shot shorthand
@@ -276,6 +279,16 @@ mod tests {
         );
         let n = normalize(args(&["kapl-run", "--plan", "p", "p.kapi", "--", "true"]));
         assert_eq!(n[1], "run");
+        let n = normalize(args(&[
+            "kapl-run",
+            "--otlp=http://c",
+            "p.kapi",
+            "--plan",
+            "p",
+            "--",
+            "true",
+        ]));
+        assert_eq!(n[1], "run", "every option of `run` starts the shorthand");
         let n = normalize(args(&[
             "kapl-run",
             "--error-format",

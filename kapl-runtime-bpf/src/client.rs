@@ -4,7 +4,7 @@
 
 use crate::cli::{ErrorFormat, PlanArgs};
 use crate::control::{self, LineReader, Reply, Request};
-use crate::error::{RunError, SessionError, render_human};
+use crate::error::{ErrorJson, RunError, SessionError};
 use crate::session::{Mode, Session, StartOptions};
 use crate::{supervisor, sys};
 use kapl_runtime::proc_cgroup;
@@ -13,17 +13,6 @@ use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStringExt;
 use std::path::Path;
-
-/// Prints a reply's error as the client's own, in `fmt`.
-pub fn print_error(fmt: ErrorFormat, code: &str, message: &str, help: Option<&str>, exit: i32) {
-    match fmt {
-        ErrorFormat::Human => eprintln!("{}", render_human(code, message, help)),
-        ErrorFormat::Json => eprintln!(
-            "{}",
-            serde_json::json!({"code": code, "message": message, "help": help, "exit": exit})
-        ),
-    }
-}
 
 /// Loads and verifies an image file.
 pub fn load_image(path: &Path) -> Result<kapl_image::Image, RunError> {
@@ -106,20 +95,14 @@ pub fn start(image: &Path, o: &PlanArgs, fmt: ErrorFormat) -> Result<i32, RunErr
         return Ok(0);
     }
     // The supervisor could not start: its error, as JSON.
-    let e: serde_json::Value = serde_json::from_str(text.trim()).unwrap_or_default();
-    let s = |k: &str| e[k].as_str().map(str::to_string);
-    let exit = e["exit"]
-        .as_i64()
-        .and_then(|x| i32::try_from(x).ok())
-        .unwrap_or(125);
-    print_error(
-        fmt,
-        &s("code").unwrap_or_default(),
-        &s("message").unwrap_or_else(|| "the supervisor ended before it could serve".into()),
-        s("help").as_deref(),
-        exit,
-    );
-    Ok(exit)
+    let e = serde_json::from_str::<ErrorJson>(text.trim()).unwrap_or_else(|_| {
+        RunError::from(SessionError::Protocol(
+            "the supervisor ended before it could serve".into(),
+        ))
+        .to_json()
+    });
+    e.print(fmt);
+    Ok(e.exit)
 }
 
 /// The forked supervisor: starts the session, says `ok` (or the error as
@@ -260,8 +243,14 @@ fn read_replies(fd: &OwnedFd, fmt: ErrorFormat) -> Result<i32, RunError> {
                     help,
                     exit,
                 } => {
-                    print_error(fmt, &code, &message, help.as_deref(), exit);
-                    return Ok(exit);
+                    let e = ErrorJson {
+                        code: Some(code),
+                        message,
+                        help,
+                        exit,
+                    };
+                    e.print(fmt);
+                    return Ok(e.exit);
                 }
             }
         }

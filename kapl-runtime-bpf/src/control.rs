@@ -12,7 +12,7 @@
 //! SCM_RIGHTS (never an inet socket: those would carry another cgroup).
 
 use crate::sys;
-use kapl_runtime::protocol::LineBuffer;
+use kapl_runtime::protocol::{self, LineBuffer};
 pub use kapl_runtime::protocol::{MAX_LINE, Reply, Request, socket_name};
 use serde::Serialize;
 use std::io;
@@ -46,8 +46,7 @@ pub fn peer(fd: &OwnedFd) -> io::Result<(i32, u32)> {
 
 /// Sends one JSON line, with `fds` passed alongside its first byte.
 pub fn send(sock: impl AsFd, msg: &impl Serialize, fds: &[BorrowedFd<'_>]) -> io::Result<()> {
-    let mut data = serde_json::to_vec(msg).map_err(io::Error::other)?;
-    data.push(b'\n');
+    let data = protocol::line(msg).map_err(io::Error::other)?;
     let mut sent = 0;
     while sent < data.len() {
         // The fds go with the first byte.

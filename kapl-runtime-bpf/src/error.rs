@@ -10,11 +10,12 @@
 use crate::audit::AuditError;
 use crate::bpf::BpfError;
 use crate::cgroup::CgroupError;
+use crate::cli::ErrorFormat;
 use crate::domain::DomainError;
 use crate::spawn::SpawnError;
 use kapl_codes as codes;
 use kapl_runtime::step::StepError;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::io;
 use std::path::PathBuf;
 
@@ -234,10 +235,7 @@ impl RunError {
     /// As kaplc renders a diagnostic: `error[CODE]: message`, then
     /// `  = help: ...` (a denial is its own line).
     pub fn render(&self) -> String {
-        let Some(code) = self.code() else {
-            return self.to_string();
-        };
-        render_human(code, &self.to_string(), self.help().as_deref())
+        self.to_json().human()
     }
 
     /// The machine form.
@@ -251,17 +249,9 @@ impl RunError {
     }
 }
 
-/// `error[CODE]: message` and its help line, as kaplc prints them.
-pub fn render_human(code: &str, message: &str, help: Option<&str>) -> String {
-    let mut out = format!("error[{code}]: {message}");
-    if let Some(h) = help {
-        out.push_str(&format!("\n  = help: {h}"));
-    }
-    out
-}
-
-/// An error as JSON (`kapl-run --error-format json`).
-#[derive(Debug, Serialize)]
+/// An error as data: printed as kaplc prints a diagnostic, or as JSON
+/// (`kapl-run --error-format json`); what a supervisor sends its client.
+#[derive(Debug, Serialize, Deserialize)]
 pub struct ErrorJson {
     /// The stable code (absent for a denial).
     pub code: Option<String>,
@@ -271,6 +261,29 @@ pub struct ErrorJson {
     pub help: Option<String>,
     /// The exit status.
     pub exit: i32,
+}
+
+impl ErrorJson {
+    /// `error[CODE]: message` and its help line, as kaplc prints them (a
+    /// denial, which has no code, is its own line).
+    pub fn human(&self) -> String {
+        let Some(code) = &self.code else {
+            return self.message.clone();
+        };
+        let mut out = format!("error[{code}]: {}", self.message);
+        if let Some(h) = &self.help {
+            out.push_str(&format!("\n  = help: {h}"));
+        }
+        out
+    }
+
+    /// Prints it on stderr in `fmt`.
+    pub fn print(&self, fmt: ErrorFormat) {
+        match fmt {
+            ErrorFormat::Human => eprintln!("{}", self.human()),
+            ErrorFormat::Json => eprintln!("{}", serde_json::to_string(self).unwrap_or_default()),
+        }
+    }
 }
 
 #[cfg(test)]

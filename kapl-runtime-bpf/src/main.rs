@@ -32,11 +32,9 @@ fn main() -> ExitCode {
             if json {
                 let message = text.lines().next().unwrap_or_default();
                 let message = message.strip_prefix("error: ").unwrap_or(message);
-                let err = RunError::Usage(message.to_string());
-                eprintln!(
-                    "{}",
-                    serde_json::to_string(&err.to_json()).unwrap_or_default()
-                );
+                RunError::Usage(message.to_string())
+                    .to_json()
+                    .print(ErrorFormat::Json);
             } else {
                 let code = kapl_codes::RUN_USAGE;
                 match text.strip_prefix("error:") {
@@ -51,13 +49,7 @@ fn main() -> ExitCode {
     match run(cli.command, fmt) {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         Err(e) => {
-            match fmt {
-                ErrorFormat::Human => eprintln!("{}", e.render()),
-                ErrorFormat::Json => eprintln!(
-                    "{}",
-                    serde_json::to_string(&e.to_json()).unwrap_or_default()
-                ),
-            }
+            e.to_json().print(fmt);
             ExitCode::from(e.exit_status())
         }
     }

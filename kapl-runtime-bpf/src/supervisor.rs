@@ -16,7 +16,7 @@ use crate::sys;
 use kapl_runtime::losses::loss_notice;
 use kapl_runtime::proc_cgroup;
 use std::collections::HashMap;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 
 /// What the supervisor asks of a session.
@@ -355,11 +355,6 @@ pub fn detach_stdio() {
     {
         let _ = sys::dup2_onto_stdio(&null);
     }
-}
-
-/// Borrowed views of fds (for sending stdio).
-pub fn borrowed(fds: &[OwnedFd]) -> Vec<BorrowedFd<'_>> {
-    fds.iter().map(AsFd::as_fd).collect()
 }
 
 #[cfg(test)]

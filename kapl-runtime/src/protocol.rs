@@ -11,10 +11,6 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// The version of the control protocol's messages (a supervisor and its
-/// clients come from the same `kapl-run`).
-pub const PROTOCOL_VERSION: u32 = 1;
-
 /// A request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -85,13 +81,11 @@ pub enum Reply {
     },
 }
 
-impl Reply {
-    /// Serialized as one line (with its newline).
-    pub fn to_line(&self) -> Vec<u8> {
-        let mut v = serde_json::to_vec(self).unwrap_or_default();
-        v.push(b'\n');
-        v
-    }
+/// A message as one line of the protocol (with its newline).
+pub fn line(msg: &impl Serialize) -> Result<Vec<u8>, serde_json::Error> {
+    let mut v = serde_json::to_vec(msg)?;
+    v.push(b'\n');
+    Ok(v)
 }
 
 /// The abstract socket name of session `id` of user `uid`.
@@ -181,7 +175,7 @@ mod tests {
             help: None,
             exit: 125,
         };
-        let line = r.to_line();
+        let line = line(&r).unwrap_or_default();
         assert!(line.ends_with(b"\n"));
         let back: Option<Reply> = serde_json::from_slice(&line[..line.len() - 1]).ok();
         assert_eq!(back, Some(r));

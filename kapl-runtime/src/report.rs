@@ -273,37 +273,14 @@ impl Reporter {
                 why: why.clone(),
             })
         });
-        let record = DecisionRecord {
-            schema_version: SCHEMA_VERSION,
-            time: rfc3339(now),
-            session: self.origin.session.clone(),
-            host: self.origin.host.clone(),
-            uid: self.origin.uid,
-            pid: d.pid,
-            comm: d.comm,
-            exe: d.exe,
-            operation: d.operation,
-            object,
-            target: d.target,
-            verdict: if deny { Verdict::Deny } else { Verdict::Allow },
-            grant: d.grant.and_then(|g| grant_ref(image, g)),
-            covering: d.narrowed.as_ref().and_then(|(g, _)| grant_ref(image, *g)),
-            step: chain.step,
-            plan: chain.plan,
-            intent: chain.intent,
-            objective: chain.objective,
-            reason,
-            nearest,
-            mechanism: d.mechanism,
-            audit_serial: d.audit_serial,
-        };
+        let cmd = d.cmd;
+        let mut record = self.base(image, chain, d, object, now);
+        record.verdict = if deny { Verdict::Deny } else { Verdict::Allow };
+        record.reason = reason;
+        record.nearest = nearest;
         Some(Report {
             record,
-            notice: Notice {
-                cmd: d.cmd,
-                line,
-                deny,
-            },
+            notice: Notice { cmd, line, deny },
         })
     }
 
@@ -321,32 +298,61 @@ impl Reporter {
     ) -> DecisionRecord {
         let chain = Chain::of(image, self.plan, step);
         let object = target.to_string();
+        let d = Decision {
+            cmd: None,
+            step,
+            pid: Some(pid),
+            comm: comm.to_string(),
+            exe: Some(object.clone()),
+            operation: "exec".into(),
+            target,
+            grant: None,
+            nearest: None,
+            narrowed: None,
+            mechanism: Mechanism::Tracepoint,
+            audit_serial: None,
+        };
+        let mut record = self.base(image, chain, d, object, now);
+        record.reason = Some(
+            "executed; no exec grant names this path (reached through a link or as an interpreter)"
+                .into(),
+        );
+        record
+    }
+
+    /// The record of `d` in `chain`, as an allow without reason or nearest
+    /// grant (the callers set those).
+    fn base(
+        &self,
+        image: &Image,
+        chain: Chain,
+        d: Decision,
+        object: String,
+        now: SystemTime,
+    ) -> DecisionRecord {
         DecisionRecord {
             schema_version: SCHEMA_VERSION,
             time: rfc3339(now),
             session: self.origin.session.clone(),
             host: self.origin.host.clone(),
             uid: self.origin.uid,
-            pid: Some(pid),
-            comm: comm.to_string(),
-            exe: Some(object.clone()),
-            operation: "exec".into(),
+            pid: d.pid,
+            comm: d.comm,
+            exe: d.exe,
+            operation: d.operation,
             object,
-            target,
+            target: d.target,
             verdict: Verdict::Allow,
-            grant: None,
-            covering: None,
+            grant: d.grant.and_then(|g| grant_ref(image, g)),
+            covering: d.narrowed.as_ref().and_then(|(g, _)| grant_ref(image, *g)),
             step: chain.step,
             plan: chain.plan,
             intent: chain.intent,
             objective: chain.objective,
-            reason: Some(
-                "executed; no exec grant names this path (reached through a link or as an interpreter)"
-                    .into(),
-            ),
+            reason: None,
             nearest: None,
-            mechanism: Mechanism::Tracepoint,
-            audit_serial: None,
+            mechanism: d.mechanism,
+            audit_serial: d.audit_serial,
         }
     }
 

@@ -9,12 +9,12 @@
 //! a hard-linked file only where [`linked_file_ok`] allows it), so an
 //! object swapped since the walk gets no rule.
 
-use super::{AddedRule, DomainError, Narrowing, NarrowingKind, TcpPorts};
+use super::{AddedRule, DomainError, TcpPorts};
+use kapl_runtime::precision::Findings;
 use landlock::{
     ABI, Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, PathBeneath,
     Ruleset, RulesetAttr, RulesetCreated, RulesetCreatedAttr, Scope,
 };
-use std::collections::BTreeMap;
 use std::fs;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
@@ -30,10 +30,8 @@ pub struct StepDomain {
     /// Files that got no rule because they are hard-linked (see
     /// [`build_walked`]).
     pub refused_links: Vec<PathBuf>,
-    /// Narrowings found by the walk, per grant (filled by the caller).
-    pub notes: Vec<(u32, Vec<Narrowing>)>,
-    /// Narrowing counts per (grant, kind) (filled by the caller).
-    pub counts: BTreeMap<(u32, NarrowingKind), usize>,
+    /// What the walk narrowed, per grant (filled by the caller).
+    pub findings: Findings,
 }
 
 fn ll_err(e: impl std::fmt::Display) -> DomainError {
@@ -152,8 +150,7 @@ fn build_inner(
         fd,
         rules,
         refused_links,
-        notes: Vec::new(),
-        counts: BTreeMap::new(),
+        findings: Findings::default(),
     })
 }
 

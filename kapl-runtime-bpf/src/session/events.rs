@@ -16,7 +16,7 @@ use kapl_image::{DfaKind, FsRight, NetOp};
 use kapl_runtime::attribution::{self, Nearest};
 use kapl_runtime::auditlog::{Denial, Record, SeccompRecord, escape_bytes, unescape_bytes};
 use kapl_runtime::automaton::right_of_access;
-use kapl_runtime::narrowing::{Narrowing, explain};
+use kapl_runtime::narrowing::explain;
 use kapl_runtime::record::{AuditRecord, Mechanism, Protocol, Target};
 use kapl_runtime::report::{Decision, Notice};
 use std::collections::HashMap;
@@ -154,15 +154,13 @@ impl Session {
     /// when the denial is in the current step).
     fn narrowed(&self, step: u32, path: &[u8], bit: u64) -> Narrowed {
         let g = attribution::fs_grant(self.plan(), step, path, bit)?;
-        let found: Vec<Narrowing> = self
-            .domain
-            .notes
-            .iter()
-            .filter(|(x, _)| *x == g && step == self.step)
-            .flat_map(|(_, ns)| ns.iter().cloned())
-            .collect();
+        // The findings are the current step's (one entry per grant).
+        let found = (step == self.step)
+            .then(|| self.domain.findings.notes.iter().find(|(x, _)| *x == g))
+            .flatten()
+            .map_or(&[][..], |(_, ns)| ns.as_slice());
         let p = std::path::Path::new(std::ffi::OsStr::from_bytes(path));
-        let why = explain(&found, p).unwrap_or_else(|| {
+        let why = explain(found, p).unwrap_or_else(|| {
             if bit == access::READ_DIR {
                 // Landlock grants listing per subtree: a rule that lets
                 // this directory be listed lets every directory below it

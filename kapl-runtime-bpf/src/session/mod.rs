@@ -29,7 +29,7 @@ use commands::Commands;
 use kapl_image::{Image, Plan};
 use kapl_runtime::auditlog::Record;
 use kapl_runtime::losses::Losses;
-use kapl_runtime::precision::{self, Findings};
+use kapl_runtime::precision;
 pub use kapl_runtime::report::Notice;
 use kapl_runtime::report::{Origin, Reporter};
 use kapl_runtime::step;
@@ -181,12 +181,14 @@ impl Session {
     /// narrower than the grants as written (`KAPL_VERBOSE` lists the
     /// standard library's narrowings one by one).
     pub fn precision(&self) -> Vec<String> {
-        let found = Findings {
-            notes: self.domain.notes.clone(),
-            counts: self.domain.counts.clone(),
-        };
         let verbose = std::env::var_os("KAPL_VERBOSE").is_some();
-        precision::lines(&self.image, self.plan, self.step, &found, verbose)
+        precision::lines(
+            &self.image,
+            self.plan,
+            self.step,
+            &self.domain.findings,
+            verbose,
+        )
     }
 
     /// The current step's Landlock rules, readable.

@@ -8,6 +8,7 @@ use crate::error::RunError;
 use kapl_image::{DfaKind, Plan};
 use kapl_runtime::attribution;
 use kapl_runtime::automaton::{self, PathAutomaton, StepAutomaton};
+use kapl_runtime::precision::Findings;
 use kapl_runtime::step::StepError;
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
@@ -31,8 +32,10 @@ pub fn build(plan: &Plan, step: u32) -> Result<StepDomain, RunError> {
         w.refused_link(&fs_a, p);
         w.refused_link(&ex_a, p);
     }
-    d.notes = w.narrowed.into_iter().collect();
-    d.counts = w.counts;
+    d.findings = Findings {
+        notes: w.narrowed.into_iter().collect(),
+        counts: w.counts,
+    };
     Ok(d)
 }
 
