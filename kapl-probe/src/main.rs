@@ -19,6 +19,7 @@ mod basic;
 mod exec;
 mod fs;
 mod load;
+mod meta;
 mod net;
 mod ns;
 mod report;
@@ -38,6 +39,7 @@ const FAMILIES: &[Family] = &[
     uring::run,
     tamper::run,
     load::run,
+    meta::run,
 ];
 
 fn main() -> ExitCode {

@@ -10,7 +10,8 @@
 //! every set (bounding, ambient, inheritable, permitted, effective, with the
 //! securebits locked), set no_new_privs, entered the step's Landlock domain
 //! (`landlock_restrict_self` called in the child itself so the kernel's
-//! domain record names the child's pid), and installed the seccomp filter.
+//! domain record names the child's pid), installed the seccomp filters,
+//! and handed the supervised layer's listener to the supervisor.
 //!
 //! On x86_64 the child shares the supervisor's memory until `execve`
 //! (`CLONE_VM | CLONE_VFORK` on a stack of its own, as `posix_spawn` does):
@@ -87,6 +88,9 @@ pub enum ChildStage {
     Landlock,
     /// Installing the seccomp filter.
     Seccomp,
+    /// Installing the supervised layer's filter and handing its listener
+    /// to the supervisor.
+    Supervised,
     /// `execve` itself.
     Exec,
 }
@@ -102,6 +106,7 @@ impl ChildStage {
             ChildStage::Seccomp => 6,
             ChildStage::Exec => 7,
             ChildStage::CgroupNamespace => 8,
+            ChildStage::Supervised => 9,
         }
     }
     fn from_code(c: u8) -> Option<ChildStage> {
@@ -114,6 +119,7 @@ impl ChildStage {
             6 => ChildStage::Seccomp,
             7 => ChildStage::Exec,
             8 => ChildStage::CgroupNamespace,
+            9 => ChildStage::Supervised,
             _ => return None,
         })
     }
@@ -128,6 +134,9 @@ impl ChildStage {
             ChildStage::Seccomp => "installing the seccomp filter",
             ChildStage::Exec => "executing the program",
             ChildStage::CgroupNamespace => "entering a cgroup namespace",
+            ChildStage::Supervised => {
+                "installing the supervised layer's seccomp filter (user notification)"
+            }
         }
     }
 }
@@ -188,6 +197,9 @@ pub struct Child {
     pub pid: i32,
     /// A pidfd for it (waitable, signalable without pid reuse races).
     pub pidfd: OwnedFd,
+    /// The listener of its supervised calls (seccomp user notification),
+    /// shared by everything it starts.
+    pub supervised: OwnedFd,
 }
 
 fn cstr(b: &[u8]) -> Result<CString, SpawnError> {
@@ -217,8 +229,13 @@ pub fn spawn(cmd: &Command<'_>) -> Result<Child, SpawnError> {
     let cwd = cmd.cwd.map(cstr).transpose()?;
     // The second, logged filter (refusals reported through audit).
     let logged = crate::seccomp::logged_filter();
+    let notify = crate::seccomp::notify_filter();
     check_filter(cmd.seccomp)?;
     check_filter(&logged)?;
+    check_filter(&notify)?;
+    // The child hands the supervised layer's listener over this pair
+    // (SCM_RIGHTS) before it executes the program.
+    let (listener_rd, listener_wr) = sys::seqpacket_pair().map_err(syscall("socketpair"))?;
 
     // The error pipe: CLOEXEC, so a successful execve closes it and the
     // parent reads EOF.
@@ -243,17 +260,40 @@ pub fn spawn(cmd: &Command<'_>) -> Result<Child, SpawnError> {
         errfd: wr.as_raw_fd(),
         seccomp: cmd.seccomp,
         logged: &logged,
+        notify: &notify,
+        listener_sock: listener_wr.as_raw_fd(),
         privileged: cmd.privileged,
     };
     let pid = clone_child(&mut args, &child_ctx)?;
     drop(wr);
+    drop(listener_wr);
     // SAFETY: clone3 succeeded with CLONE_PIDFD, so the kernel stored a new
     // pidfd for the child in `pidfd`; nothing else owns it.
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
     let mut report = [0u8; 5];
     let got = read_report(rd, &mut report).map_err(syscall("read"))?;
     if got == 0 {
-        return Ok(Child { pid, pidfd });
+        // The child sent the listener before it executed the program; its
+        // end is closed now, so an empty read means it never did: the
+        // command must not run unsupervised (fail closed).
+        let mut fds = Vec::new();
+        let mut byte = [0u8; 1];
+        let _ = sys::recv_with_fds(&listener_rd, &mut byte, &mut fds);
+        return match fds.pop() {
+            Some(supervised) => Ok(Child {
+                pid,
+                pidfd,
+                supervised,
+            }),
+            None => {
+                let _ = sys::pidfd_send_signal(&pidfd, libc::SIGKILL);
+                reap(&pidfd);
+                Err(SpawnError::Child {
+                    stage: ChildStage::Supervised,
+                    source: io::Error::from_raw_os_error(libc::EPROTO),
+                })
+            }
+        };
     }
     // The child failed before exec: reap it and report.
     reap(&pidfd);
@@ -392,6 +432,8 @@ struct ChildCtx<'a> {
     errfd: RawFd,
     seccomp: &'a [SockFilter],
     logged: &'a [SockFilter],
+    notify: &'a [SockFilter],
+    listener_sock: RawFd,
     privileged: bool,
 }
 
@@ -489,6 +531,13 @@ unsafe fn child_main(c: &ChildCtx<'_>) -> ! {
     );
     // Drop the rest: effective, permitted, inheritable.
     step(fail, ChildStage::Capabilities, sys::clear_capabilities());
+    // The supervised layer: its listener goes to the supervisor, and is
+    // closed here below (close-on-exec too): the program never holds it.
+    step(
+        fail,
+        ChildStage::Supervised,
+        sys::install_notify_filter(c.notify).and_then(|l| sys::send_fd_raw(c.listener_sock, l)),
+    );
     // Close everything but stdio and the error pipe (CLOEXEC).
     // SAFETY: we are the cloned child, about to exec or exit (this
     // function's contract): nothing here uses a closed descriptor again.

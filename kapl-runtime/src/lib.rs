@@ -19,6 +19,9 @@
 //!   grant as written, and the report that says so;
 //! - [`proc_cgroup`]: reading `/proc/PID/cgroup` (whose session a process
 //!   is in);
+//! - [`supervised`]: the calls Landlock has no right for (mode, owner,
+//!   times, extended attributes, inotify watches, `listen`), decided
+//!   exactly by the supervisor;
 //! - [`losses`]: decision events that could not be reported;
 //! - [`schemas`]: the JSON Schemas of the records and the protocol;
 //! - [`otlp`]: decision records as OpenTelemetry log records.
@@ -40,3 +43,7 @@ pub mod record;
 pub mod report;
 pub mod schemas;
 pub mod step;
+pub mod supervised;
+
+#[cfg(test)]
+mod tests_support;

@@ -49,6 +49,10 @@ pub enum Mechanism {
     Tracepoint,
     /// The commands' seccomp filter.
     Seccomp,
+    /// The supervisor, deciding a call the seccomp filter sent it (user
+    /// notification): mode, owner, times, extended attributes, inotify
+    /// watches, `listen`.
+    Supervisor,
 }
 
 /// A transport protocol.

@@ -11,6 +11,13 @@
 //! this filter), mounts, module and kexec calls, keyrings, `userfaultfd`,
 //! terminal injection (`TIOCSTI`), and every socket family but UNIX, inet
 //! and netlink-route. Foreign-architecture calls kill the process.
+//!
+//! A third filter ([`notify_filter`]) sends the calls Landlock has no
+//! right for (mode, owner, times, extended attributes, inotify watches,
+//! `listen`) to the supervisor, which decides and performs them
+//! (`crate::session::supervised`).
+
+use kapl_runtime::supervised::Call;
 
 /// One classic BPF instruction (`struct sock_filter`).
 #[repr(C)]
@@ -31,6 +38,7 @@ const BPF_RET_K: u16 = 0x06;
 const RET_ALLOW: u32 = 0x7fff_0000;
 const RET_KILL_PROCESS: u32 = 0x8000_0000;
 const RET_ERRNO: u32 = 0x0005_0000;
+const RET_USER_NOTIF: u32 = 0x7fc0_0000;
 const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
 const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 
@@ -167,6 +175,59 @@ fn logged_cases() -> Vec<(u32, Vec<SockFilter>)> {
     c
 }
 
+/// The calls the supervisor decides (seccomp user notification), by this
+/// architecture's numbers: those Landlock has no right for (see
+/// `kapl_runtime::supervised`).
+const SUPERVISED: &[(libc::c_long, Call)] = &[
+    (libc::SYS_chmod, Call::Chmod),
+    (libc::SYS_fchmod, Call::Fchmod),
+    (libc::SYS_fchmodat, Call::Fchmodat),
+    (libc::SYS_fchmodat2, Call::Fchmodat2),
+    (libc::SYS_chown, Call::Chown),
+    (libc::SYS_fchown, Call::Fchown),
+    (libc::SYS_lchown, Call::Lchown),
+    (libc::SYS_fchownat, Call::Fchownat),
+    (libc::SYS_utime, Call::Utime),
+    (libc::SYS_utimes, Call::Utimes),
+    (libc::SYS_futimesat, Call::Futimesat),
+    (libc::SYS_utimensat, Call::Utimensat),
+    (libc::SYS_setxattr, Call::Setxattr),
+    (libc::SYS_lsetxattr, Call::Lsetxattr),
+    (libc::SYS_fsetxattr, Call::Fsetxattr),
+    (libc::SYS_removexattr, Call::Removexattr),
+    (libc::SYS_lremovexattr, Call::Lremovexattr),
+    (libc::SYS_fremovexattr, Call::Fremovexattr),
+    (libc::SYS_inotify_add_watch, Call::InotifyAddWatch),
+    (libc::SYS_listen, Call::Listen),
+];
+
+/// `setxattrat` and `removexattrat` (Linux 6.13): refused with ENOSYS by
+/// [`filter`], so programs use the calls the supervisor decides.
+const NR_SETXATTRAT: u32 = 463;
+const NR_REMOVEXATTRAT: u32 = 466;
+
+/// The supervised call a notification's number names.
+pub fn supervised_call(nr: i32) -> Option<Call> {
+    SUPERVISED
+        .iter()
+        .find(|(n, _)| i64::from(nr) == *n)
+        .map(|(_, c)| *c)
+}
+
+/// The third filter, installed with `SECCOMP_FILTER_FLAG_NEW_LISTENER`:
+/// every supervised call goes to the supervisor, which decides it and
+/// performs it on the command's behalf. A refusal of [`filter`] or
+/// [`logged_filter`] takes precedence over the notification (the kernel
+/// keeps the most restrictive answer of all filters).
+pub fn notify_filter() -> Vec<SockFilter> {
+    let mut c: Vec<(u32, Vec<SockFilter>)> = SUPERVISED
+        .iter()
+        .map(|(n, _)| (nr(*n), vec![stmt(BPF_RET_K, RET_USER_NOTIF)]))
+        .collect();
+    c.sort_by_key(|(nr, _)| *nr);
+    layout(&c)
+}
+
 /// The name of a call [`logged_filter`] refuses, for reports.
 pub fn call_name(nr: u32) -> Option<&'static str> {
     match nr {
@@ -248,10 +309,9 @@ fn cases() -> Vec<(u32, Vec<SockFilter>)> {
     let eperm = RET_ERRNO | libc::EPERM as u32;
     let eafnosupport = RET_ERRNO | libc::EAFNOSUPPORT as u32;
     let mut c = side_door_cases();
-    c.push((
-        NR_CLONE3,
-        vec![stmt(BPF_RET_K, RET_ERRNO | libc::ENOSYS as u32)],
-    ));
+    for n in [NR_CLONE3, NR_SETXATTRAT, NR_REMOVEXATTRAT] {
+        c.push((n, vec![stmt(BPF_RET_K, RET_ERRNO | libc::ENOSYS as u32)]));
+    }
     c.push((
         NR_IOCTL,
         vec![

@@ -83,9 +83,12 @@ fn linear_filter() -> Vec<SockFilter> {
         p.push(jump(BPF_JEQ_K, *nr, 0, 1));
         p.push(stmt(BPF_RET_K, eperm));
     }
-    // clone3: ENOSYS (libc falls back to clone).
-    p.push(jump(BPF_JEQ_K, NR_CLONE3, 0, 1));
-    p.push(stmt(BPF_RET_K, RET_ERRNO | libc::ENOSYS as u32));
+    // clone3: ENOSYS (libc falls back to clone); setxattrat and
+    // removexattrat: ENOSYS (programs use the supervised calls).
+    for n in [NR_CLONE3, NR_SETXATTRAT, NR_REMOVEXATTRAT] {
+        p.push(jump(BPF_JEQ_K, n, 0, 1));
+        p.push(stmt(BPF_RET_K, RET_ERRNO | libc::ENOSYS as u32));
+    }
     // clone with namespace flags.
     p.push(jump(BPF_JEQ_K, NR_CLONE, 0, 4));
     p.push(stmt(BPF_LD_W_ABS, off_arg_lo(0)));
@@ -350,4 +353,31 @@ fn decisions() {
         run(&p, 0x4000_0000, [0; 6]),
         RET_ERRNO | libc::ENOSYS as u32
     );
+}
+
+/// The notify filter sends exactly the supervised calls to the
+/// supervisor, and each maps back to its call.
+#[test]
+fn notify_filter_sends_exactly_the_supervised_calls() {
+    let p = notify_filter();
+    well_formed(&p);
+    let mut sent = 0;
+    for nr in 0..1100u32 {
+        let r = run(&p, nr, [0; 6]);
+        match supervised_call(nr as i32) {
+            Some(_) => {
+                assert_eq!(r, RET_USER_NOTIF, "syscall {nr}");
+                sent += 1;
+            }
+            None => assert_eq!(r, RET_ALLOW, "syscall {nr}"),
+        }
+    }
+    assert_eq!(sent, Call::ALL.len());
+    for c in Call::ALL {
+        assert!(
+            SUPERVISED.iter().any(|(_, x)| *x == c),
+            "{} has a syscall number",
+            c.name()
+        );
+    }
 }

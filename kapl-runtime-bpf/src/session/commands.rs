@@ -178,6 +178,9 @@ impl Session {
             privileged: self.kern.is_some(),
         })
         .map_err(|source| self.spawn_failed(step, &program, shown, source))?;
+        self.supervised
+            .listeners
+            .push(super::supervised::Listener::new(id, step, child.supervised));
         self.cmds.cmds.insert(
             id,
             Cmd {

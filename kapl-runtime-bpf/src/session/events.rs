@@ -5,7 +5,8 @@
 //! Input: the BPF programs' ring buffer (network, exec and pathname UNIX
 //! socket events, each carrying the step and, when allowed, the grant the
 //! program matched) and the audit log (Landlock denials, seccomp refusals,
-//! Landlock domain records that name the pid that created each domain).
+//! Landlock domain records that name the pid that created each domain),
+//! and the supervised layer's calls ([`super::supervised`]).
 //! Output: [`Decision`]s, reported through [`super::sink`].
 
 use super::Session;
@@ -41,14 +42,22 @@ impl Session {
     /// Fds to poll for decisions (and the watchdog's pidfd: see
     /// [`Session::pump`]).
     pub fn event_fds(&self) -> Vec<RawFd> {
-        match &self.kern {
+        let mut v = match &self.kern {
             Some(k) => {
                 let mut v = vec![k.bpf.events_fd(), k.audit.fd()];
                 v.extend(k.watchdog.as_ref().map(crate::cgroup::Watchdog::fd));
                 v
             }
             None => Vec::new(),
-        }
+        };
+        // The supervised layer's listeners (see [`super::supervised`]).
+        v.extend(
+            self.supervised
+                .listeners
+                .iter()
+                .map(super::supervised::Listener::raw_fd),
+        );
+        v
     }
 
     /// Reads pending decisions, writes them to the audit file, and returns
@@ -56,6 +65,8 @@ impl Session {
     pub fn pump(&mut self, flush: bool) -> Vec<Notice> {
         self.rearm_watchdog();
         let mut out = Vec::new();
+        // First: commands wait on these.
+        self.serve_supervised(&mut out);
         let Some(k) = self.kern.as_mut() else {
             return out;
         };

@@ -20,6 +20,7 @@ pub mod events;
 pub mod kernel;
 pub mod sink;
 pub mod step_domain;
+pub mod supervised;
 
 use crate::domain::{self, StepDomain};
 use crate::error::{RunError, SessionError};
@@ -80,6 +81,7 @@ pub struct Session {
     id: String,
     pending_records: Vec<Record>,
     nearest: events::NearestCache,
+    supervised: supervised::Supervised,
 }
 
 /// The host's name, for records (empty if the kernel does not say).
@@ -136,6 +138,7 @@ impl Session {
             id: o.id.to_string(),
             pending_records: Vec::new(),
             nearest: events::NearestCache::default(),
+            supervised: supervised::Supervised::default(),
         };
         s.attach_step()?;
         Ok(s)

@@ -70,6 +70,34 @@ pub fn poll_raw(fds: &[RawFd], timeout_ms: i32) -> io::Result<Vec<bool>> {
     Ok(p.iter().map(|x| x.revents != 0).collect())
 }
 
+/// Which of `fds` are readable and which hung up, without waiting
+/// (`poll(POLLIN)`, timeout 0).
+pub fn ready_now(fds: &[BorrowedFd<'_>]) -> io::Result<Vec<(bool, bool)>> {
+    use rustix::event::{PollFd, PollFlags, Timespec};
+    let mut p: Vec<PollFd<'_>> = fds
+        .iter()
+        .map(|fd| PollFd::from_borrowed_fd(*fd, PollFlags::IN))
+        .collect();
+    let zero = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    match rustix::event::poll(&mut p, Some(&zero)) {
+        Ok(_) => {}
+        Err(rustix::io::Errno::INTR) => return Ok(vec![(false, false); fds.len()]),
+        Err(e) => return Err(e.into()),
+    }
+    Ok(p.iter()
+        .map(|x| {
+            let r = x.revents();
+            (
+                r.contains(PollFlags::IN),
+                r.intersects(PollFlags::HUP | PollFlags::ERR | PollFlags::NVAL),
+            )
+        })
+        .collect())
+}
+
 /// Closes every descriptor numbered `first` or above except `keep`
 /// (`close_range`, errors ignored). No allocation.
 ///

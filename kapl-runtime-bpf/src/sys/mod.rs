@@ -26,6 +26,8 @@
 //!   `O_NOFOLLOW` opens, `flock`;
 //! - `socket`: the UNIX control socket, `SCM_RIGHTS`, peer credentials;
 //! - `netlink`: the audit netlink socket;
+//! - `notify`: the supervised layer (seccomp user notifications, a
+//!   command's memory and descriptors, the calls made on its behalf);
 //! - `bpf`: raw `bpf(2)`;
 //! - `child`: the clone child's steps (capabilities, securebits,
 //!   no_new_privs, Landlock, seccomp, `execve`, signals, its stack).
@@ -36,6 +38,7 @@ mod bpf;
 mod child;
 mod fd;
 mod netlink;
+mod notify;
 mod process;
 mod socket;
 
@@ -47,10 +50,16 @@ pub use child::{
 };
 pub use fd::{
     FileInfo, close_from_except, dup2_inheritable, dup2_onto_stdio, fstat, lock_exclusive,
-    open_path_nofollow_at, openat2_cwd, pipe_cloexec, poll, poll_raw,
+    open_path_nofollow_at, openat2_cwd, pipe_cloexec, poll, poll_raw, ready_now,
 };
 pub use netlink::{
     audit_netlink_socket, recv, send_to_kernel, set_recv_buffer_force, socket_drops,
+};
+pub use notify::{
+    Answer, CapsDropped, Notif, chmod_fd, chown_fd, drop_effective_caps, fd_path, inotify_watch_fd,
+    install_notify_filter, notif_id_valid, notif_recv, notif_send, open_object_at,
+    open_proc_object, pidfd_getfd, read_memory, removexattr_fd, send_fd_raw, setxattr_fd,
+    socket_port, utimens_fd,
 };
 pub use process::{
     Exit, Forked, exit_now, fork, geteuid, getuid, pidfd_open, pidfd_send_signal, process_exists,
