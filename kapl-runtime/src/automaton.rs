@@ -33,6 +33,41 @@ pub trait PathAutomaton {
     }
 }
 
+/// An automaton whose rights exclude `mask`: the step's Landlock view when
+/// the supervised layer decides making, removing and moving names
+/// ([`access::PARENT`]), so the rule builder neither grants those rights
+/// nor narrows grants for them.
+pub struct Without<'a> {
+    /// The automaton.
+    pub inner: &'a dyn PathAutomaton,
+    /// The rights left out.
+    pub mask: u64,
+}
+
+impl PathAutomaton for Without<'_> {
+    fn start(&self) -> u32 {
+        self.inner.start()
+    }
+    fn next(&self, state: u32, byte: u8) -> u32 {
+        self.inner.next(state, byte)
+    }
+    fn accept(&self, state: u32) -> u64 {
+        self.inner.accept(state) & !self.mask
+    }
+    fn beneath_all(&self, state: u32) -> u64 {
+        self.inner.beneath_all(state) & !self.mask
+    }
+    fn live(&self, state: u32) -> u64 {
+        self.inner.live(state) & !self.mask
+    }
+    fn grants(&self, state: u32, rights: u64) -> Vec<u32> {
+        self.inner.grants(state, rights & !self.mask)
+    }
+    fn creatable(&self, path: &[u8]) -> bool {
+        self.inner.creatable(path)
+    }
+}
+
 /// Runs the automaton over `path` from its start.
 pub fn run(a: &dyn PathAutomaton, path: &[u8]) -> u32 {
     path.iter().fold(a.start(), |s, b| a.next(s, *b))

@@ -52,6 +52,10 @@ pub struct Decision {
     /// For a denial of what a grant of the step covers: that grant, and why
     /// enforcement is narrower than it there.
     pub narrowed: Option<(u32, String)>,
+    /// For a denial the kernel's rights cannot express, decided by the
+    /// supervisor although grants cover each part (a rename or link that
+    /// would change what the step may do with the object): why.
+    pub why: Option<String>,
     /// Which mechanism decided.
     pub mechanism: Mechanism,
     /// The kernel audit serial, where the decision came from audit.
@@ -226,13 +230,14 @@ impl Reporter {
             }
             self.allows += 1;
         }
-        let reason = deny.then(|| match &d.narrowed {
-            Some((g, why)) => format!(
+        let reason = deny.then(|| match (&d.why, &d.narrowed) {
+            (Some(why), _) => why.clone(),
+            (None, Some((g, why))) => format!(
                 "{} covers it; narrowed when step {} started: {why}",
                 grant_brief(image, *g),
                 chain.step
             ),
-            None => chain.no_grant(),
+            (None, None) => chain.no_grant(),
         });
         // The covering grant says more than a nearest one.
         let nearest_of = if d.narrowed.is_some() {
@@ -309,6 +314,7 @@ impl Reporter {
             grant: None,
             nearest: None,
             narrowed: None,
+            why: None,
             mechanism: Mechanism::Tracepoint,
             audit_serial: None,
         };

@@ -79,6 +79,44 @@ pub enum Call {
     InotifyAddWatch,
     /// `listen(fd, backlog)`.
     Listen,
+    /// `open(path, flags, mode)` with `O_CREAT`.
+    Open,
+    /// `openat(dirfd, path, flags, mode)` with `O_CREAT`.
+    Openat,
+    /// `creat(path, mode)`.
+    Creat,
+    /// `openat2(dirfd, path, how, size)` (its flags are in memory).
+    Openat2,
+    /// `mknod(path, mode, dev)`.
+    Mknod,
+    /// `mknodat(dirfd, path, mode, dev)`.
+    Mknodat,
+    /// `mkdir(path, mode)`.
+    Mkdir,
+    /// `mkdirat(dirfd, path, mode)`.
+    Mkdirat,
+    /// `symlink(target, path)`.
+    Symlink,
+    /// `symlinkat(target, dirfd, path)`.
+    Symlinkat,
+    /// `link(old, new)`.
+    Link,
+    /// `linkat(olddirfd, old, newdirfd, new, flags)`.
+    Linkat,
+    /// `unlink(path)`.
+    Unlink,
+    /// `unlinkat(dirfd, path, flags)`.
+    Unlinkat,
+    /// `rmdir(path)`.
+    Rmdir,
+    /// `rename(old, new)`.
+    Rename,
+    /// `renameat(olddirfd, old, newdirfd, new)`.
+    Renameat,
+    /// `renameat2(olddirfd, old, newdirfd, new, flags)`.
+    Renameat2,
+    /// `bind(fd, addr, len)` (a pathname UNIX socket makes a file).
+    Bind,
 }
 
 /// What a call changes or observes: the right it needs and its name in
@@ -99,6 +137,17 @@ pub enum Family {
     Watch,
     /// Listening on a socket.
     Listen,
+    /// Making a new name (file, directory, node, symbolic link, socket
+    /// file); an open with `O_CREAT` of an existing name is the kernel's.
+    Create,
+    /// Removing a name.
+    Delete,
+    /// Moving a name (and what is below it).
+    Move,
+    /// A new name for an existing file.
+    HardLink,
+    /// Binding a socket (a pathname UNIX socket makes a file).
+    Bind,
 }
 
 /// Where a call's object comes from, read from its arguments.
@@ -122,6 +171,37 @@ pub enum Object {
     },
 }
 
+/// A name: a path in the command's memory, relative to `dirfd`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Name {
+    /// The directory descriptor ([`AT_FDCWD`]: the working directory).
+    pub dirfd: i32,
+    /// The path's address.
+    pub path: u64,
+}
+
+/// `O_WRONLY`, `O_RDWR`, `O_CREAT`, `O_EXCL`, `O_TRUNC`, `O_PATH`,
+/// `O_CLOEXEC`, `O_ACCMODE` (x86_64 and the generic ABI).
+pub const O_WRONLY: u64 = 0o1;
+/// See [`O_WRONLY`].
+pub const O_RDWR: u64 = 0o2;
+/// See [`O_WRONLY`].
+pub const O_ACCMODE: u64 = 0o3;
+/// See [`O_WRONLY`].
+pub const O_CREAT: u64 = 0o100;
+/// See [`O_WRONLY`].
+pub const O_EXCL: u64 = 0o200;
+/// See [`O_WRONLY`].
+pub const O_TRUNC: u64 = 0o1000;
+/// See [`O_WRONLY`].
+pub const O_CLOEXEC: u64 = 0o2_000_000;
+/// See [`O_WRONLY`].
+pub const O_PATH: u64 = 0o10_000_000;
+/// `AT_REMOVEDIR`.
+pub const AT_REMOVEDIR: u64 = 0x200;
+/// `AT_SYMLINK_FOLLOW`.
+pub const AT_SYMLINK_FOLLOW: u64 = 0x400;
+
 /// Low 32 bits of an argument as the `int` the kernel sees.
 fn int(a: u64) -> i32 {
     a as u32 as i32
@@ -129,7 +209,7 @@ fn int(a: u64) -> i32 {
 
 impl Call {
     /// Every supervised call.
-    pub const ALL: [Call; 20] = [
+    pub const ALL: [Call; 39] = [
         Call::Chmod,
         Call::Fchmod,
         Call::Fchmodat,
@@ -150,6 +230,25 @@ impl Call {
         Call::Fremovexattr,
         Call::InotifyAddWatch,
         Call::Listen,
+        Call::Open,
+        Call::Openat,
+        Call::Creat,
+        Call::Openat2,
+        Call::Mknod,
+        Call::Mknodat,
+        Call::Mkdir,
+        Call::Mkdirat,
+        Call::Symlink,
+        Call::Symlinkat,
+        Call::Link,
+        Call::Linkat,
+        Call::Unlink,
+        Call::Unlinkat,
+        Call::Rmdir,
+        Call::Rename,
+        Call::Renameat,
+        Call::Renameat2,
+        Call::Bind,
     ];
 
     /// Its name, as in `syscalls(2)`.
@@ -175,6 +274,25 @@ impl Call {
             Call::Fremovexattr => "fremovexattr",
             Call::InotifyAddWatch => "inotify_add_watch",
             Call::Listen => "listen",
+            Call::Open => "open",
+            Call::Openat => "openat",
+            Call::Creat => "creat",
+            Call::Openat2 => "openat2",
+            Call::Mknod => "mknod",
+            Call::Mknodat => "mknodat",
+            Call::Mkdir => "mkdir",
+            Call::Mkdirat => "mkdirat",
+            Call::Symlink => "symlink",
+            Call::Symlinkat => "symlinkat",
+            Call::Link => "link",
+            Call::Linkat => "linkat",
+            Call::Unlink => "unlink",
+            Call::Unlinkat => "unlinkat",
+            Call::Rmdir => "rmdir",
+            Call::Rename => "rename",
+            Call::Renameat => "renameat",
+            Call::Renameat2 => "renameat2",
+            Call::Bind => "bind",
         }
     }
 
@@ -188,6 +306,20 @@ impl Call {
             Call::Removexattr | Call::Lremovexattr | Call::Fremovexattr => Family::RemoveXattr,
             Call::InotifyAddWatch => Family::Watch,
             Call::Listen => Family::Listen,
+            Call::Open
+            | Call::Openat
+            | Call::Creat
+            | Call::Openat2
+            | Call::Mknod
+            | Call::Mknodat
+            | Call::Mkdir
+            | Call::Mkdirat
+            | Call::Symlink
+            | Call::Symlinkat => Family::Create,
+            Call::Unlink | Call::Unlinkat | Call::Rmdir => Family::Delete,
+            Call::Rename | Call::Renameat | Call::Renameat2 => Family::Move,
+            Call::Link | Call::Linkat => Family::HardLink,
+            Call::Bind => Family::Bind,
         }
     }
 
@@ -237,8 +369,58 @@ impl Call {
                 follow: args[2] & IN_DONT_FOLLOW == 0,
                 empty_ok: false,
             },
-            Call::Listen => return None,
+            _ => return None,
         })
+    }
+
+    /// The name a creating, removing or moving call makes or removes
+    /// (for a move or link: the new name), and for a move or link the
+    /// old one; a symbolic link at the end of either is not followed.
+    pub fn names(self, args: &[u64; 6]) -> Option<(Name, Option<Name>)> {
+        let cwd = |path| Name {
+            dirfd: AT_FDCWD,
+            path,
+        };
+        let at = |dirfd, path| Name {
+            dirfd: int(dirfd),
+            path,
+        };
+        Some(match self {
+            Call::Open | Call::Creat | Call::Mknod | Call::Mkdir | Call::Unlink | Call::Rmdir => {
+                (cwd(args[0]), None)
+            }
+            Call::Openat | Call::Openat2 | Call::Mknodat | Call::Mkdirat | Call::Unlinkat => {
+                (at(args[0], args[1]), None)
+            }
+            Call::Symlink => (cwd(args[1]), None),
+            Call::Symlinkat => (at(args[1], args[2]), None),
+            Call::Link | Call::Rename => (cwd(args[1]), Some(cwd(args[0]))),
+            Call::Linkat | Call::Renameat | Call::Renameat2 => {
+                (at(args[2], args[3]), Some(at(args[0], args[1])))
+            }
+            _ => return None,
+        })
+    }
+
+    /// The open flags of `open`, `openat` and `creat` (`openat2`'s are in
+    /// memory).
+    pub fn open_flags(self, args: &[u64; 6]) -> Option<u64> {
+        match self {
+            Call::Open => Some(args[1]),
+            Call::Openat => Some(args[2]),
+            Call::Creat => Some(O_CREAT | O_WRONLY | O_TRUNC),
+            _ => None,
+        }
+    }
+
+    /// The mode argument of a creating call.
+    pub fn mode(self, args: &[u64; 6]) -> u32 {
+        (match self {
+            Call::Creat | Call::Mknod | Call::Mkdir => args[1],
+            Call::Open | Call::Mknodat | Call::Mkdirat => args[2],
+            Call::Openat => args[3],
+            _ => 0,
+        } & 0o177_777) as u32
     }
 
     /// The socket `listen` acts on.
@@ -268,8 +450,145 @@ impl Family {
             Family::RemoveXattr => "removexattr (write)",
             Family::Watch => "inotify watch (read)",
             Family::Listen => "listen on an unbound socket (implicit bind)",
+            Family::Create => "create",
+            Family::Delete => "delete",
+            Family::Move => "rename",
+            Family::HardLink => "link",
+            Family::Bind => "bind (create)",
         }
     }
+}
+
+/// The rights (Landlock-style bits, one per image column) an open needs
+/// on the file it creates, besides creating it: read and write by its
+/// access mode.
+pub fn open_rights(flags: u64) -> u64 {
+    match flags & O_ACCMODE {
+        0 => access::READ_FILE,
+        O_WRONLY => access::WRITE_FILE,
+        _ => access::READ_FILE | access::WRITE_FILE,
+    }
+}
+
+/// Decides a call that needs every right of `bits` on `path` (each bit
+/// one column of the image: read, write, create, delete): allowed with the
+/// grant of the first, or refused with the nearest grant of the first
+/// right no grant gives.
+pub fn decide_all(plan: &Plan, step: u32, path: &[u8], bits: &[u64]) -> Verdict {
+    let mut first = None;
+    for &bit in bits {
+        match attribution::fs_grant(plan, step, path, bit) {
+            Some(g) => {
+                first.get_or_insert(g);
+            }
+            None => {
+                return Verdict::Deny {
+                    nearest: attribution::nearest_fs(plan, step, path, bit),
+                };
+            }
+        }
+    }
+    match first {
+        Some(grant) => Verdict::Allow { grant },
+        None => Verdict::Deny { nearest: None },
+    }
+}
+
+/// Why moving (or linking) `from` to `to` would change what the plan may
+/// do with the object — in every step (the new name outlives this one),
+/// the rights at its new name (and, for a directory, at every path below
+/// it) must be exactly those at its old name: more would hand a step an
+/// object its grants keep from it at the old name (a secret moved or
+/// linked into a directory some step may read), less would leave the
+/// kernel's rules on the object (they follow the inode) wider than the
+/// grants at its new name. `None`: the same everywhere.
+pub fn authority_change(plan: &Plan, from: &[u8], to: &[u8], dir: bool) -> Option<String> {
+    use kapl_image::{FsRight, NO_GRANT};
+    let d = &plan.fs;
+    let steps = d.steps;
+    let rights = |s: u32| -> Vec<bool> {
+        (0..steps)
+            .flat_map(|st| (0..FsRight::ALL.len()).map(move |c| (st, c)))
+            .map(|(st, c)| d.cell(s, st, c).grant != NO_GRANT)
+            .collect()
+    };
+    let columns = FsRight::ALL.len();
+    let step_name = |i: usize| {
+        plan.steps
+            .get(i / columns)
+            .map_or_else(|| "?".to_string(), |s| s.name.clone())
+    };
+    let differ = |a: u32, b: u32| -> Option<String> {
+        let (ra, rb) = (rights(a), rights(b));
+        // The first step where they differ, and how.
+        let i = (0..ra.len()).find(|i| ra[*i] != rb[*i])?;
+        let first = (i / columns) * columns;
+        let names = |f: &dyn Fn(usize) -> bool| -> Vec<&'static str> {
+            FsRight::ALL
+                .iter()
+                .enumerate()
+                .filter(|(c, _)| f(first + *c))
+                .map(|(_, r)| r.as_str())
+                .collect()
+        };
+        let gained = names(&|c| rb[c] && !ra[c]);
+        let lost = names(&|c| ra[c] && !rb[c]);
+        let step = step_name(i);
+        Some(if gained.is_empty() {
+            format!("loses {} in step {step}", lost.join(", "))
+        } else {
+            format!("gains {} in step {step}", gained.join(", "))
+        })
+    };
+    let (a, b) = (d.walk(from), d.walk(to));
+    let shown = |p: &[u8]| String::from_utf8_lossy(p).into_owned();
+    if let Some(w) = differ(a, b) {
+        return Some(format!(
+            "{} would change what the plan may do with it: at {} it {w}; the plan's grants must give the same rights at both names in every step",
+            shown(from),
+            shown(to)
+        ));
+    }
+    if !dir {
+        return None;
+    }
+    // Every path below: the pairs of states the same suffix reaches, one
+    // representative byte per class of the DFA's alphabet (never NUL).
+    let mut reps: Vec<u8> = Vec::new();
+    let mut classes_seen = std::collections::HashSet::new();
+    for byte in 1..=255u8 {
+        if classes_seen.insert(d.classes.get(byte as usize).copied()) {
+            reps.push(byte);
+        }
+    }
+    let start = (d.next(a, b'/'), d.next(b, b'/'));
+    let mut seen = std::collections::HashSet::from([start]);
+    let mut work = vec![(start, Vec::new())];
+    while let Some(((sa, sb), suffix)) = work.pop() {
+        if let Some(w) = differ(sa, sb) {
+            let sfx = if suffix.is_empty() {
+                "…".to_string()
+            } else {
+                format!("{}…", shown(&suffix))
+            };
+            return Some(format!(
+                "moving the directory {} would change what the plan may do below it: at {}/{sfx} it {w}; the plan's grants must give the same rights below both names in every step",
+                shown(from),
+                shown(to)
+            ));
+        }
+        for &byte in &reps {
+            let next = (d.next(sa, byte), d.next(sb, byte));
+            if seen.insert(next) {
+                let mut s = suffix.clone();
+                if s.len() < 64 {
+                    s.push(byte);
+                }
+                work.push((next, s));
+            }
+        }
+    }
+    None
 }
 
 /// The supervisor's verdict on one supervised call.
@@ -451,6 +770,96 @@ mod tests {
         assert!(listen_refusal(10, Some(0)).is_some());
         assert!(listen_refusal(2, Some(8080)).is_none());
         assert!(listen_refusal(1, None).is_none());
+    }
+
+    #[test]
+    fn moves_keep_the_authority_of_the_object_and_what_is_below_it() {
+        let src = r#"
+objective o {
+  bound { fs read, write, create, delete "/p/**" }
+}
+plan p under o {
+  step s {
+    grant fs read, write, create, delete "/p/**" except "/p/secret/**", "/p/b/keep/**"
+    grant fs read "/p/secret/**", "/p/b/keep/**"
+  }
+}
+"#;
+        let img = crate::tests_support::image(src);
+        let plan = &img.plans[0];
+        // Within the uniformly granted tree: the same everywhere.
+        assert_eq!(authority_change(plan, b"/p/a", b"/p/c", true), None);
+        assert_eq!(
+            authority_change(plan, b"/p/x/a.txt", b"/p/y.txt", false),
+            None
+        );
+        // A file moved into the read-only directory loses rights.
+        let w = authority_change(plan, b"/p/a.txt", b"/p/secret/a.txt", false);
+        assert!(
+            w.as_deref().is_some_and(|w| w.contains("loses write")),
+            "{w:?}"
+        );
+        // Out of it, it gains them.
+        let w = authority_change(plan, b"/p/secret/k", b"/p/k", false);
+        assert!(
+            w.as_deref().is_some_and(|w| w.contains("gains write")),
+            "{w:?}"
+        );
+        // A directory moved over the read-only one: what is below changes.
+        assert_eq!(authority_change(plan, b"/p/a", b"/p/b", false), None);
+        let w = authority_change(plan, b"/p/a", b"/p/b", true);
+        assert!(
+            w.as_deref().is_some_and(|w| w.contains("below it")),
+            "{w:?}"
+        );
+        // Rights by access mode.
+        assert_eq!(open_rights(0), access::READ_FILE);
+        assert_eq!(open_rights(O_WRONLY | O_CREAT), access::WRITE_FILE);
+        assert_eq!(open_rights(O_RDWR), access::READ_FILE | access::WRITE_FILE);
+        assert!(matches!(
+            decide_all(plan, 0, b"/p/new", &[access::MAKE_REG, access::WRITE_FILE]),
+            Verdict::Allow { .. }
+        ));
+        assert!(matches!(
+            decide_all(plan, 0, b"/p/secret/new", &[access::MAKE_REG]),
+            Verdict::Deny { nearest: Some(_) }
+        ));
+    }
+
+    #[test]
+    fn names_follow_the_calls_argument_layouts() {
+        let n = |dirfd, path| Name { dirfd, path };
+        assert_eq!(
+            Call::Mkdir.names(&args(&[0x10, 0o755])),
+            Some((n(AT_FDCWD, 0x10), None))
+        );
+        assert_eq!(Call::Mkdir.mode(&args(&[0x10, 0o755])), 0o755);
+        assert_eq!(
+            Call::Openat.names(&args(&[3, 0x20, 0o101, 0o644])),
+            Some((n(3, 0x20), None))
+        );
+        assert_eq!(
+            Call::Openat.open_flags(&args(&[3, 0x20, 0o101, 0o644])),
+            Some(0o101)
+        );
+        assert_eq!(Call::Openat.mode(&args(&[3, 0x20, 0o101, 0o644])), 0o644);
+        assert_eq!(
+            Call::Symlinkat.names(&args(&[0x1, 4, 0x30])),
+            Some((n(4, 0x30), None))
+        );
+        assert_eq!(
+            Call::Renameat2.names(&args(&[3, 0x40, 5, 0x50, 1])),
+            Some((n(5, 0x50), Some(n(3, 0x40))))
+        );
+        assert_eq!(
+            Call::Link.names(&args(&[0x60, 0x70])),
+            Some((n(AT_FDCWD, 0x70), Some(n(AT_FDCWD, 0x60))))
+        );
+        assert_eq!(Call::Bind.names(&args(&[3, 0x80, 20])), None);
+        assert_eq!(
+            Call::Creat.open_flags(&args(&[0x10, 0o600])),
+            Some(O_CREAT | O_WRONLY | O_TRUNC)
+        );
     }
 
     #[test]

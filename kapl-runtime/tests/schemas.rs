@@ -80,6 +80,7 @@ fn decision(
         mechanism: Mechanism::Landlock,
         audit_serial: Some(7),
         narrowed: None,
+        why: None,
     }
 }
 

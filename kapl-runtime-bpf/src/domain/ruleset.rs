@@ -9,7 +9,7 @@
 //! a hard-linked file only where [`linked_file_ok`] allows it), so an
 //! object swapped since the walk gets no rule.
 
-use super::{AddedRule, DomainError, TcpPorts};
+use super::{AddedRule, DomainError, TcpPorts, access};
 use kapl_runtime::precision::Findings;
 use landlock::{
     ABI, Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, PathBeneath,
@@ -125,7 +125,14 @@ fn build_inner(
                 continue;
             }
         }
-        let acc = BitFlags::<AccessFs>::from_bits_truncate(r.access);
+        // Making, removing and moving names is the supervised layer's
+        // (decided exactly, per name): the domain handles those rights and
+        // grants none of them, so no call the seccomp filter does not send
+        // to the supervisor can make, remove or move a name.
+        let acc = BitFlags::<AccessFs>::from_bits_truncate(r.access & !access::PARENT);
+        if acc.is_empty() {
+            continue;
+        }
         created = created
             .add_rule(PathBeneath::new(fd, acc).set_compatibility(CompatLevel::HardRequirement))
             .map_err(ll_err)?;

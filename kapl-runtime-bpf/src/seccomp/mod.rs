@@ -199,7 +199,30 @@ const SUPERVISED: &[(libc::c_long, Call)] = &[
     (libc::SYS_fremovexattr, Call::Fremovexattr),
     (libc::SYS_inotify_add_watch, Call::InotifyAddWatch),
     (libc::SYS_listen, Call::Listen),
+    (libc::SYS_open, Call::Open),
+    (libc::SYS_openat, Call::Openat),
+    (libc::SYS_creat, Call::Creat),
+    (libc::SYS_openat2, Call::Openat2),
+    (libc::SYS_mknod, Call::Mknod),
+    (libc::SYS_mknodat, Call::Mknodat),
+    (libc::SYS_mkdir, Call::Mkdir),
+    (libc::SYS_mkdirat, Call::Mkdirat),
+    (libc::SYS_symlink, Call::Symlink),
+    (libc::SYS_symlinkat, Call::Symlinkat),
+    (libc::SYS_link, Call::Link),
+    (libc::SYS_linkat, Call::Linkat),
+    (libc::SYS_unlink, Call::Unlink),
+    (libc::SYS_unlinkat, Call::Unlinkat),
+    (libc::SYS_rmdir, Call::Rmdir),
+    (libc::SYS_rename, Call::Rename),
+    (libc::SYS_renameat, Call::Renameat),
+    (libc::SYS_renameat2, Call::Renameat2),
+    (libc::SYS_bind, Call::Bind),
 ];
+
+/// `O_CREAT`: `open` and `openat` go to the supervisor only with it (a
+/// plain open is Landlock's, the hot path).
+const O_CREAT: u32 = 0o100;
 
 /// `setxattrat` and `removexattrat` (Linux 6.13): refused with ENOSYS by
 /// [`filter`], so programs use the calls the supervisor decides.
@@ -220,9 +243,24 @@ pub fn supervised_call(nr: i32) -> Option<Call> {
 /// [`logged_filter`] takes precedence over the notification (the kernel
 /// keeps the most restrictive answer of all filters).
 pub fn notify_filter() -> Vec<SockFilter> {
+    let when_creating = |arg: u32| {
+        vec![
+            stmt(BPF_LD_W_ABS, off_arg_lo(arg)),
+            jump(BPF_JSET_K, O_CREAT, 0, 1),
+            stmt(BPF_RET_K, RET_USER_NOTIF),
+            stmt(BPF_RET_K, RET_ALLOW),
+        ]
+    };
     let mut c: Vec<(u32, Vec<SockFilter>)> = SUPERVISED
         .iter()
-        .map(|(n, _)| (nr(*n), vec![stmt(BPF_RET_K, RET_USER_NOTIF)]))
+        .map(|(n, call)| {
+            let body = match call {
+                Call::Open => when_creating(1),
+                Call::Openat => when_creating(2),
+                _ => vec![stmt(BPF_RET_K, RET_USER_NOTIF)],
+            };
+            (nr(*n), body)
+        })
         .collect();
     c.sort_by_key(|(nr, _)| *nr);
     layout(&c)

@@ -239,6 +239,7 @@ impl Session {
             mechanism: Mechanism::Landlock,
             audit_serial: None,
             narrowed,
+            why: None,
         };
         let mut notes = Vec::new();
         self.emit(&mut notes, d);

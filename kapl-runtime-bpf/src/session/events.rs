@@ -210,6 +210,7 @@ impl Session {
                 mechanism: Mechanism::Seccomp,
                 audit_serial: Some(r.serial),
                 narrowed: None,
+                why: None,
             },
         );
     }
@@ -236,6 +237,7 @@ impl Session {
                     mechanism: Mechanism::Landlock,
                     audit_serial: Some(d.serial),
                     narrowed,
+                    why: None,
                 },
             );
         }
@@ -374,6 +376,7 @@ impl Session {
             mechanism: Mechanism::Bpf,
             audit_serial: None,
             narrowed: None,
+            why: None,
         };
         self.emit(out, d);
     }
@@ -422,6 +425,7 @@ impl Session {
             mechanism: Mechanism::Bpf,
             audit_serial: None,
             narrowed: None,
+            why: None,
         };
         let mut hidden = Vec::new();
         self.emit(if absent { &mut hidden } else { out }, d);
@@ -479,6 +483,7 @@ impl Session {
             mechanism: Mechanism::Tracepoint,
             audit_serial: None,
             narrowed: None,
+            why: None,
         };
         self.emit(out, d);
     }

@@ -7,7 +7,7 @@ use crate::domain::{self, StepDomain, WalkLimits, access};
 use crate::error::RunError;
 use kapl_image::{DfaKind, Plan};
 use kapl_runtime::attribution;
-use kapl_runtime::automaton::{self, PathAutomaton, StepAutomaton};
+use kapl_runtime::automaton::{self, PathAutomaton, StepAutomaton, Without};
 use kapl_runtime::precision::Findings;
 use kapl_runtime::step::StepError;
 use std::os::unix::ffi::OsStrExt;
@@ -15,14 +15,24 @@ use std::path::PathBuf;
 
 /// Builds the Landlock ruleset of `step` (walk + rules + TCP wall).
 pub fn build(plan: &Plan, step: u32) -> Result<StepDomain, RunError> {
-    let fs_a = StepAutomaton::new(&plan.fs, step).with_plan_fs(&plan.fs);
-    let ex_a = StepAutomaton::new(&plan.exec, step).with_plan_fs(&plan.fs);
+    let fs_full = StepAutomaton::new(&plan.fs, step).with_plan_fs(&plan.fs);
+    let ex_full = StepAutomaton::new(&plan.exec, step).with_plan_fs(&plan.fs);
+    // Making, removing and moving names is the supervised layer's: the
+    // rules carry no right for it (see `session::supervised`).
+    let fs_a = Without {
+        inner: &fs_full,
+        mask: access::PARENT,
+    };
+    let ex_a = Without {
+        inner: &ex_full,
+        mask: access::PARENT,
+    };
     let mut w = domain::Walk::default();
     for (a, kind) in [(&fs_a, DfaKind::Fs), (&ex_a, DfaKind::Exec)] {
         let prefixes = automaton::prefixes(plan, step, kind);
         domain::walk_into(a, &mut w, &prefixes, WalkLimits::default())?;
     }
-    runtime_state_guard(plan, step, &w.rules)?;
+    runtime_state_guard(plan, step, &w.rules, &fs_full)?;
     let mut d = domain::build_walked(
         std::mem::take(&mut w.rules),
         &automaton::tcp_ports(plan, step),
@@ -50,6 +60,7 @@ fn runtime_state_guard(
     plan: &Plan,
     step: u32,
     rules: &[domain::AddedRule],
+    fs: &dyn PathAutomaton,
 ) -> Result<(), StepError> {
     const WRITE: u64 = access::WRITE_FILE | access::TRUNCATE;
     let changes = WRITE
@@ -93,6 +104,30 @@ fn runtime_state_guard(
                 reason: format!(
                     "its write access to {}{grant} reaches {}; narrow the grant, e.g. `except \"{}/**\"`",
                     r.path.display(),
+                    what.replace("{}", &m.display().to_string()),
+                    m.display()
+                ),
+            });
+        }
+    }
+    // Names are made and removed by the supervisor, not through rules:
+    // the grants themselves must not reach a guarded directory.
+    for (m, rights, what) in &guarded {
+        let names = rights & access::PARENT;
+        if names == 0 {
+            continue;
+        }
+        let at = automaton::run(fs, m.as_os_str().as_bytes());
+        let below = fs.next(at, b'/');
+        if (fs.accept(at) | fs.live(below)) & names != 0 {
+            let name = plan
+                .steps
+                .get(step as usize)
+                .map_or("?", |s| s.name.as_str());
+            return Err(StepError::Unsafe {
+                step: name.to_string(),
+                reason: format!(
+                    "its create or delete grants reach {}; narrow them, e.g. `except \"{}/**\"`",
                     what.replace("{}", &m.display().to_string()),
                     m.display()
                 ),

@@ -89,7 +89,7 @@ pub fn notif_recv(listener: impl AsFd) -> io::Result<Notif> {
 }
 
 /// How to answer a notification.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Answer {
     /// The call returns `val` (the supervisor performed it).
     Value(i64),
@@ -98,6 +98,14 @@ pub enum Answer {
     /// The kernel runs the call itself (only where its arguments cannot
     /// change the outcome after the decision).
     Continue,
+    /// The call returns a new descriptor: a copy of this one, installed
+    /// in the caller (close-on-exec when `cloexec`).
+    Fd {
+        /// The supervisor's descriptor.
+        fd: OwnedFd,
+        /// `O_CLOEXEC` on the caller's copy.
+        cloexec: bool,
+    },
 }
 
 /// `SECCOMP_IOCTL_NOTIF_SEND`: answers notification `id` (ENOENT: its
@@ -107,6 +115,9 @@ pub fn notif_send(listener: impl AsFd, id: u64, a: Answer) -> io::Result<()> {
         Answer::Value(v) => (v, 0, 0),
         Answer::Errno(e) => (0, -e, 0),
         Answer::Continue => (0, 0, libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32),
+        Answer::Fd { fd, cloexec } => {
+            return notif_addfd_send(listener, id, &fd, cloexec).map(drop);
+        }
     };
     let mut resp = libc::seccomp_notif_resp {
         id,
@@ -328,4 +339,173 @@ pub fn socket_port(sock: impl AsFd) -> io::Result<(i32, Option<u16>)> {
         Err(_) => None,
     };
     Ok((family, port))
+}
+
+/// `SECCOMP_IOCTL_NOTIF_ADDFD` with `SECCOMP_ADDFD_FLAG_SEND`: installs a
+/// copy of `fd` in the caller of notification `id` (close-on-exec when
+/// `cloexec`) and answers the call with its number, atomically.
+pub fn notif_addfd_send(
+    listener: impl AsFd,
+    id: u64,
+    fd: impl AsFd,
+    cloexec: bool,
+) -> io::Result<i32> {
+    let mut a = libc::seccomp_notif_addfd {
+        id,
+        flags: libc::SECCOMP_ADDFD_FLAG_SEND as u32,
+        srcfd: u32::try_from(fd.as_fd().as_raw_fd())
+            .map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?,
+        newfd: 0,
+        newfd_flags: if cloexec { libc::O_CLOEXEC as u32 } else { 0 },
+    };
+    // SAFETY: the ioctl reads one `seccomp_notif_addfd` from `a`.
+    let r = unsafe {
+        libc::ioctl(
+            listener.as_fd().as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_ADDFD,
+            std::ptr::from_mut(&mut a),
+        )
+    };
+    if r < 0 {
+        return Err(last_error());
+    }
+    Ok(r)
+}
+
+/// Gives the calling thread its own working directory, root and umask
+/// (`unshare(CLONE_FS)`), and drops every capability it has for good:
+/// the supervised layer's creating thread, which sets each command's
+/// umask before it creates on its behalf.
+pub fn become_creator_thread() -> io::Result<()> {
+    // SAFETY: CLONE_FS only separates this thread's cwd, root and umask;
+    // no other thread relies on sharing them with it, and it never
+    // changes its cwd or root.
+    unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::FS) }?;
+    super::clear_capabilities()
+}
+
+/// `umask(mask)` of the calling thread's file-system context.
+pub fn set_umask(mask: u32) {
+    rustix::process::umask(rustix::fs::Mode::from_bits_truncate(mask & 0o777));
+}
+
+/// `openat2(dir, path, O_PATH | O_DIRECTORY | O_CLOEXEC, resolve |
+/// RESOLVE_NO_MAGICLINKS)`: the directory a name is made or removed in.
+pub fn open_dir_at(dir: impl AsFd, path: &CStr, resolve: u64) -> io::Result<OwnedFd> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    Ok(rustix::fs::openat2(
+        dir,
+        path,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::from_bits_retain(resolve) | ResolveFlags::NO_MAGICLINKS,
+    )?)
+}
+
+/// What `fstatat(dir, name, AT_SYMLINK_NOFOLLOW)` says: `None` when there
+/// is no such name.
+pub fn lookup_at(dir: impl AsFd, name: &CStr) -> io::Result<Option<super::FileInfo>> {
+    match rustix::fs::statat(dir, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) => Ok(Some(super::FileInfo {
+            mode: st.st_mode,
+            nlink: st.st_nlink,
+            ino: st.st_ino,
+            dev: st.st_dev,
+        })),
+        Err(rustix::io::Errno::NOENT) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `openat(dir, name, flags | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+/// mode)`: a new file, never an existing name.
+pub fn create_file_at(dir: impl AsFd, name: &CStr, flags: u32, mode: u32) -> io::Result<OwnedFd> {
+    use rustix::fs::{Mode, OFlags};
+    let f = OFlags::from_bits_retain(flags)
+        | OFlags::CREATE
+        | OFlags::EXCL
+        | OFlags::NOFOLLOW
+        | OFlags::CLOEXEC;
+    Ok(rustix::fs::openat(
+        dir,
+        name,
+        f,
+        Mode::from_bits_truncate(mode),
+    )?)
+}
+
+/// `mkdirat(dir, name, mode)`.
+pub fn mkdir_at(dir: impl AsFd, name: &CStr, mode: u32) -> io::Result<()> {
+    Ok(rustix::fs::mkdirat(
+        dir,
+        name,
+        rustix::fs::Mode::from_bits_truncate(mode),
+    )?)
+}
+
+/// `mknodat(dir, name, mode, dev)` (`mode` carries the file type).
+pub fn mknod_at(dir: impl AsFd, name: &CStr, mode: u32, dev: u64) -> io::Result<()> {
+    use rustix::fs::{FileType, Mode};
+    let kind = if mode & 0o170_000 == 0 {
+        FileType::RegularFile
+    } else {
+        FileType::from_raw_mode(mode)
+    };
+    Ok(rustix::fs::mknodat(
+        dir,
+        name,
+        kind,
+        Mode::from_bits_truncate(mode),
+        dev,
+    )?)
+}
+
+/// `symlinkat(target, dir, name)`.
+pub fn symlink_at(target: &CStr, dir: impl AsFd, name: &CStr) -> io::Result<()> {
+    Ok(rustix::fs::symlinkat(target, dir, name)?)
+}
+
+/// `linkat(old_dir, old, new_dir, new, 0)`: a new name for the file
+/// `old` names (a symbolic link itself, not followed).
+pub fn link_at(old_dir: impl AsFd, old: &CStr, new_dir: impl AsFd, new: &CStr) -> io::Result<()> {
+    Ok(rustix::fs::linkat(
+        old_dir,
+        old,
+        new_dir,
+        new,
+        rustix::fs::AtFlags::empty(),
+    )?)
+}
+
+/// `unlinkat(dir, name, flags)` (`AT_REMOVEDIR` for a directory).
+pub fn unlink_at(dir: impl AsFd, name: &CStr, remove_dir: bool) -> io::Result<()> {
+    let f = if remove_dir {
+        rustix::fs::AtFlags::REMOVEDIR
+    } else {
+        rustix::fs::AtFlags::empty()
+    };
+    Ok(rustix::fs::unlinkat(dir, name, f)?)
+}
+
+/// `renameat2(old_dir, old, new_dir, new, flags)`.
+pub fn rename_at(
+    old_dir: impl AsFd,
+    old: &CStr,
+    new_dir: impl AsFd,
+    new: &CStr,
+    flags: u32,
+) -> io::Result<()> {
+    Ok(rustix::fs::renameat_with(
+        old_dir,
+        old,
+        new_dir,
+        new,
+        rustix::fs::RenameFlags::from_bits_retain(flags),
+    )?)
+}
+
+/// `bind(sock, path)` for a pathname UNIX socket.
+pub fn bind_unix(sock: impl AsFd, path: &[u8]) -> io::Result<()> {
+    let a = rustix::net::SocketAddrUnix::new(path)?;
+    Ok(rustix::net::bind(sock, &a)?)
 }

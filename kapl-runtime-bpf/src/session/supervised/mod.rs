@@ -24,6 +24,9 @@
 //! reaching into the command (`/proc/TID`, its memory, `pidfd_getfd`)
 //! keeps them, as a debugger would.
 
+mod creator;
+mod names;
+
 use super::Session;
 use crate::seccomp;
 use crate::sys::{self, Answer, Notif};
@@ -33,7 +36,6 @@ use kapl_runtime::auditlog::escape_bytes;
 use kapl_runtime::record::{Mechanism, Protocol, Target};
 use kapl_runtime::report::{Decision, Notice};
 use kapl_runtime::supervised::{self, AT_FDCWD, Call, Family, IN_DONT_FOLLOW, Object, Verdict};
-use std::collections::HashSet;
 use std::ffi::CString;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
@@ -47,8 +49,6 @@ const XATTR_SIZE_MAX: u64 = 65536;
 /// Notifications served per listener per pump (the rest wait for the
 /// next round, so one busy command cannot starve the others).
 const BATCH: usize = 64;
-/// Allows remembered before the set is emptied.
-const SEEN_MAX: usize = 4096;
 
 /// One command's listener.
 pub struct Listener {
@@ -71,13 +71,15 @@ impl Listener {
     }
 }
 
-/// The listeners and what was reported already.
+/// The listeners, and the thread that makes names on the commands'
+/// behalf.
 #[derive(Default)]
 pub struct Supervised {
     /// Listeners of commands whose processes may still call.
     pub listeners: Vec<Listener>,
-    /// (grant, family, object) allowed and reported once.
-    seen: HashSet<(u32, Family, Vec<u8>)>,
+    /// Started with the first creating call; an error after it failed to
+    /// start (every creating call is then refused).
+    creator: Option<Result<creator::Creator, ()>>,
 }
 
 /// What serving one notification produced.
@@ -87,6 +89,12 @@ struct Served {
 }
 
 impl Served {
+    fn answer(answer: Answer) -> Served {
+        Served {
+            answer,
+            decision: None,
+        }
+    }
     fn errno(e: i32) -> Served {
         Served {
             answer: Answer::Errno(e),
@@ -184,6 +192,12 @@ impl Session {
         if let Some(sock) = call.socket_fd(&n.args) {
             return self.listen(i, n, sock, cmd, step);
         }
+        if matches!(
+            family,
+            Family::Create | Family::Delete | Family::Move | Family::HardLink | Family::Bind
+        ) {
+            return self.serve_name(i, n, call, cmd, step);
+        }
         let Some(obj) = call.object(&n.args) else {
             return Served::errno(libc::ENOSYS);
         };
@@ -225,6 +239,7 @@ impl Session {
             grant,
             nearest,
             narrowed: None,
+            why: None,
             mechanism: Mechanism::Supervisor,
             audit_serial: None,
         };
@@ -233,18 +248,11 @@ impl Session {
                 answer: Answer::Errno(libc::EACCES),
                 decision: Some(decision(None, nearest)),
             },
-            Verdict::Allow { grant } => {
-                let answer = perform_as_command(n, call, &r);
-                let first = self.supervised.seen.len() < SEEN_MAX || {
-                    self.supervised.seen.clear();
-                    true
-                };
-                let new = first && self.supervised.seen.insert((grant, family, path.clone()));
-                Served {
-                    answer,
-                    decision: new.then(|| decision(Some(grant), None)),
-                }
-            }
+            // The reporter keeps the first allow per grant and object.
+            Verdict::Allow { grant } => Served {
+                answer: perform_as_command(n, call, &r),
+                decision: Some(decision(Some(grant), None)),
+            },
         }
     }
 
@@ -303,6 +311,7 @@ impl Session {
                 grant: None,
                 nearest,
                 narrowed: None,
+                why: None,
                 mechanism: Mechanism::Supervisor,
                 audit_serial: None,
             }),
@@ -542,7 +551,13 @@ fn perform(n: &Notif, call: Call, r: &Resolved, inotify: Option<&OwnedFd>) -> An
                 None => Err(io::Error::from_raw_os_error(libc::EBADF)),
             }
         }
-        Family::Listen => Err(io::Error::from_raw_os_error(libc::ENOSYS)),
+        // Served by `names` and `listen`, never here.
+        Family::Listen
+        | Family::Create
+        | Family::Delete
+        | Family::Move
+        | Family::HardLink
+        | Family::Bind => Err(io::Error::from_raw_os_error(libc::ENOSYS)),
     };
     match res {
         Ok(v) => Answer::Value(v),

@@ -1,0 +1,578 @@
+//! Making, removing and moving names on the commands' behalf: `open` with
+//! `O_CREAT` of a new name, `mknod`, `mkdir`, `symlink`, `link`,
+//! `unlink`, `rmdir`, `rename` and `bind` of a pathname UNIX socket
+//! (stage: runtime, supervised calls).
+//!
+//! The step's Landlock domain grants none of the rights these need
+//! (make, remove, refer), so every one of them comes here: the name's
+//! directory is resolved in the command's context and the decision is
+//! made on the directory's real path and the name, exactly against the
+//! step's grants — no per-entry narrowing, so a name that did not exist
+//! when the step started is decided like any other. The creator thread
+//! then acts on that directory descriptor (a rename of a directory on the
+//! way cannot redirect it), with the command's umask and no capability; a
+//! new file's descriptor is installed in the command (`ADDFD`).
+
+use super::{PATH_MAX, Served, creator::Creator, proc_object, read_exact, read_string};
+use crate::session::Session;
+use crate::sys::{self, Answer, FileInfo, Notif};
+use kapl_runtime::access;
+use kapl_runtime::auditlog::escape_bytes;
+use kapl_runtime::record::{Mechanism, Target};
+use kapl_runtime::report::Decision;
+use kapl_runtime::supervised::{
+    self, AT_EMPTY_PATH, AT_REMOVEDIR, AT_SYMLINK_FOLLOW, Call, Family, Name, O_CLOEXEC, O_CREAT,
+    O_EXCL, O_PATH, Verdict,
+};
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+
+/// `__O_TMPFILE`: an unnamed file (refused: it makes no name to decide).
+const O_TMPFILE_BIT: u64 = 0o20_000_000;
+/// `RENAME_EXCHANGE`.
+const RENAME_EXCHANGE: u64 = 2;
+/// `AF_UNIX`.
+const AF_UNIX: u16 = 1;
+/// `S_IFMT` and `S_IFDIR`.
+const S_IFMT: u32 = 0o170_000;
+const S_IFDIR: u32 = 0o040_000;
+
+/// A name resolved in a command's context.
+struct Named {
+    /// Its directory (`O_PATH`).
+    dir: OwnedFd,
+    /// The last component.
+    name: CString,
+    /// The directory's real path and the name: what is decided.
+    path: Vec<u8>,
+    /// What the name is now (`None`: nothing).
+    now: Option<FileInfo>,
+    /// The path ended in `/`.
+    slash: bool,
+}
+
+fn err(e: i32) -> io::Error {
+    io::Error::from_raw_os_error(e)
+}
+
+/// Resolves `n` in thread `tid`'s context: its directory with `openat2`
+/// (`resolve` flags plus no magic links) with no capability, and what the
+/// last component is. `dot` is the errno for a last component `.` or
+/// `..` (the kernel's answer differs by call).
+fn resolve_name(tid: u32, n: Name, resolve: u64, dot: i32) -> io::Result<Named> {
+    let raw = read_string(tid, n.path, PATH_MAX - 1, libc::ENAMETOOLONG)?;
+    named_at(tid, n.dirfd, &raw, resolve, dot)
+}
+
+fn named_at(tid: u32, dirfd: i32, raw: &[u8], resolve: u64, dot: i32) -> io::Result<Named> {
+    if raw.is_empty() {
+        return Err(err(libc::ENOENT));
+    }
+    let trimmed_len = raw.len() - raw.iter().rev().take_while(|b| **b == b'/').count();
+    let slash = trimmed_len < raw.len();
+    let p = &raw[..trimmed_len];
+    if p.is_empty() {
+        // "/" itself.
+        return Err(err(libc::EBUSY));
+    }
+    let (parent, name) = match p.iter().rposition(|b| *b == b'/') {
+        Some(0) => (Some(&b"/"[..]), &p[1..]),
+        Some(i) => (Some(&p[..i]), &p[i + 1..]),
+        None => (None, p),
+    };
+    if name == b"." || name == b".." {
+        return Err(err(dot));
+    }
+    let name = CString::new(name).map_err(|_| err(libc::EINVAL))?;
+    let base = match parent {
+        Some(pp) if pp.first() == Some(&b'/') => None,
+        _ => Some(proc_object(tid, dirfd)?),
+    };
+    let dir = {
+        let _caps = sys::drop_effective_caps().map_err(|_| err(libc::EACCES))?;
+        let rel = CString::new(parent.unwrap_or(b".")).map_err(|_| err(libc::EINVAL))?;
+        match &base {
+            Some(b) => sys::open_dir_at(b, &rel, resolve)?,
+            None => sys::open_dir_at(rustix::fs::CWD, &rel, resolve)?,
+        }
+    };
+    let mut path = sys::fd_path(&dir)?;
+    if path.first() != Some(&b'/') {
+        return Err(err(libc::ENOENT));
+    }
+    if path != b"/" {
+        path.push(b'/');
+    }
+    path.extend_from_slice(name.as_bytes());
+    let now = {
+        let _caps = sys::drop_effective_caps().map_err(|_| err(libc::EACCES))?;
+        sys::lookup_at(&dir, &name)?
+    };
+    Ok(Named {
+        dir,
+        name,
+        path,
+        now,
+        slash,
+    })
+}
+
+/// The command's umask, from `/proc/TID/status`.
+fn umask_of(tid: u32) -> io::Result<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{tid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Umask:"))
+        .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+        .ok_or_else(|| err(libc::ESRCH))
+}
+
+fn is_dir(i: &FileInfo) -> bool {
+    i.mode & S_IFMT == S_IFDIR
+}
+
+/// What one name operation was decided to be.
+enum Plan {
+    /// The kernel runs the call (it makes no new name: Landlock decides).
+    Kernel,
+    /// Refused before any decision (the kernel's own answer).
+    Errno(i32),
+    /// Decided on `path`: perform it (with `grant`), or refuse it.
+    Decided {
+        path: Vec<u8>,
+        operation: String,
+        verdict: Verdict,
+        why: Option<String>,
+        act: Box<dyn FnOnce() -> io::Result<Answer> + Send>,
+    },
+}
+
+impl Session {
+    /// Serves one name-making, name-removing or name-moving call.
+    pub(super) fn serve_name(
+        &mut self,
+        i: usize,
+        n: &Notif,
+        call: Call,
+        cmd: u64,
+        step: u32,
+    ) -> Served {
+        let plan = match self.decide_name(n, call, step) {
+            Ok(p) => p,
+            Err(e) => return Served::from_io(&e),
+        };
+        // The pid still names the caller: what was read was its own.
+        if !sys::notif_id_valid(&self.supervised.listeners[i].fd, n.id) {
+            return Served::errno(libc::ENOENT);
+        }
+        let (path, operation, verdict, why, act) = match plan {
+            Plan::Kernel => return Served::answer(Answer::Continue),
+            Plan::Errno(e) => return Served::errno(e),
+            Plan::Decided {
+                path,
+                operation,
+                verdict,
+                why,
+                act,
+            } => (path, operation, verdict, why, act),
+        };
+        let (answer, grant, nearest) = match verdict {
+            Verdict::Allow { grant } if why.is_none() => {
+                let umask = umask_of(n.pid);
+                let answer = match (self.creator(), umask) {
+                    (Some(c), Ok(m)) => c.run(m, act).unwrap_or_else(|e| {
+                        Answer::Errno(e.raw_os_error().unwrap_or(libc::EACCES))
+                    }),
+                    // Cannot act with the command's authority: refuse.
+                    _ => Answer::Errno(libc::EACCES),
+                };
+                (answer, Some(grant), None)
+            }
+            // Each part granted, the whole not: EXDEV, as Landlock answers
+            // a move it refuses (`mv` then copies, which is decided anew).
+            Verdict::Allow { .. } => (Answer::Errno(libc::EXDEV), None, None),
+            Verdict::Deny { nearest } => (Answer::Errno(libc::EACCES), None, nearest),
+        };
+        let decision = Decision {
+            cmd: Some(cmd),
+            step,
+            pid: i32::try_from(n.pid).ok(),
+            comm: super::comm_of(n.pid),
+            exe: std::fs::read_link(format!("/proc/{}/exe", n.pid))
+                .ok()
+                .map(|p| p.display().to_string()),
+            operation,
+            target: Target::Path {
+                path: Some(escape_bytes(&path)),
+                dev: None,
+                ino: None,
+            },
+            grant,
+            nearest,
+            narrowed: None,
+            why,
+            mechanism: Mechanism::Supervisor,
+            audit_serial: None,
+        };
+        Served {
+            answer,
+            decision: Some(decision),
+        }
+    }
+
+    /// The creator thread, started on first use.
+    fn creator(&mut self) -> Option<&Creator> {
+        let c = self
+            .supervised
+            .creator
+            .get_or_insert_with(|| Creator::start().map_err(drop));
+        c.as_ref().ok()
+    }
+
+    /// Resolves and decides one call; the action to take if allowed.
+    fn decide_name(&self, n: &Notif, call: Call, step: u32) -> io::Result<Plan> {
+        let a = n.args;
+        let tid = n.pid;
+        let plan = self.plan();
+        let create = |path: &[u8], extra: u64| {
+            let mut bits = vec![access::MAKE_REG];
+            if extra != 0 {
+                bits.extend((0..16).map(|b| 1u64 << b).filter(|b| extra & b != 0));
+            }
+            supervised::decide_all(plan, step, path, &bits)
+        };
+        let decided = |t: Named, op: &str, verdict, why, act| Plan::Decided {
+            path: t.path,
+            operation: op.to_string(),
+            verdict,
+            why,
+            act,
+        };
+        Ok(match call.family() {
+            Family::Bind => return self.plan_bind(n, step),
+            Family::Create => {
+                let Some((name, _)) = call.names(&a) else {
+                    return Ok(Plan::Errno(libc::ENOSYS));
+                };
+                match call {
+                    Call::Open | Call::Openat | Call::Creat | Call::Openat2 => {
+                        let (flags, mode, resolve) = match call.open_flags(&a) {
+                            Some(f) => (f, call.mode(&a), 0),
+                            None => {
+                                // openat2: struct open_how {flags, mode, resolve}.
+                                if a[3] < 24 {
+                                    return Ok(Plan::Kernel);
+                                }
+                                let how = read_exact(tid, a[2], 24)?;
+                                let w = |i: usize| {
+                                    let mut b = [0u8; 8];
+                                    b.copy_from_slice(&how[i * 8..i * 8 + 8]);
+                                    u64::from_ne_bytes(b)
+                                };
+                                (w(0), (w(1) & 0o7777) as u32, w(2))
+                            }
+                        };
+                        if flags & O_CREAT == 0 || flags & (O_PATH | O_TMPFILE_BIT) != 0 {
+                            // No new name: Landlock decides (an unnamed
+                            // O_TMPFILE file it refuses: no make right).
+                            return Ok(Plan::Kernel);
+                        }
+                        let t = resolve_name(tid, name, resolve, libc::EISDIR)?;
+                        match (&t.now, flags & O_EXCL != 0) {
+                            (Some(_), true) => return Ok(Plan::Errno(libc::EEXIST)),
+                            // An existing name: an open Landlock decides.
+                            (Some(_), false) => return Ok(Plan::Kernel),
+                            (None, _) if t.slash => return Ok(Plan::Errno(libc::EISDIR)),
+                            (None, _) => {}
+                        }
+                        let verdict = create(&t.path, supervised::open_rights(flags));
+                        let (dir, nm) = (t.dir.try_clone()?, t.name.clone());
+                        let keep = (flags as u32)
+                            & !((O_CREAT | O_EXCL | O_CLOEXEC | libc::O_NOFOLLOW as u64) as u32);
+                        let cloexec = flags & O_CLOEXEC != 0;
+                        decided(
+                            t,
+                            "create (open)",
+                            verdict,
+                            None,
+                            Box::new(move || match sys::create_file_at(&dir, &nm, keep, mode) {
+                                Ok(fd) => Ok(Answer::Fd { fd, cloexec }),
+                                // Made by someone else meanwhile: an open
+                                // of an existing name, Landlock's to decide.
+                                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                                    Ok(Answer::Continue)
+                                }
+                                Err(e) => Err(e),
+                            }),
+                        )
+                    }
+                    Call::Mkdir | Call::Mkdirat => {
+                        let t = resolve_name(tid, name, 0, libc::EEXIST)?;
+                        if t.now.is_some() {
+                            return Ok(Plan::Errno(libc::EEXIST));
+                        }
+                        let verdict =
+                            supervised::decide_all(plan, step, &t.path, &[access::MAKE_DIR]);
+                        let (dir, nm, mode) = (t.dir.try_clone()?, t.name.clone(), call.mode(&a));
+                        decided(
+                            t,
+                            "create (mkdir)",
+                            verdict,
+                            None,
+                            Box::new(move || {
+                                sys::mkdir_at(&dir, &nm, mode).map(|()| Answer::Value(0))
+                            }),
+                        )
+                    }
+                    Call::Mknod | Call::Mknodat => {
+                        let t = resolve_name(tid, name, 0, libc::EEXIST)?;
+                        if t.now.is_some() {
+                            return Ok(Plan::Errno(libc::EEXIST));
+                        }
+                        if t.slash {
+                            return Ok(Plan::Errno(libc::ENOENT));
+                        }
+                        let mode = call.mode(&a);
+                        let dev = if call == Call::Mknod { a[2] } else { a[3] };
+                        let verdict = create(&t.path, 0);
+                        let (dir, nm) = (t.dir.try_clone()?, t.name.clone());
+                        decided(
+                            t,
+                            "create (mknod)",
+                            verdict,
+                            None,
+                            Box::new(move || {
+                                sys::mknod_at(&dir, &nm, mode, dev).map(|()| Answer::Value(0))
+                            }),
+                        )
+                    }
+                    _ => {
+                        // symlink, symlinkat: the target is only text.
+                        let target = read_string(tid, a[0], PATH_MAX - 1, libc::ENAMETOOLONG)?;
+                        if target.is_empty() {
+                            return Ok(Plan::Errno(libc::ENOENT));
+                        }
+                        let target = CString::new(target).map_err(|_| err(libc::EINVAL))?;
+                        let t = resolve_name(tid, name, 0, libc::EEXIST)?;
+                        if t.now.is_some() {
+                            return Ok(Plan::Errno(libc::EEXIST));
+                        }
+                        if t.slash {
+                            return Ok(Plan::Errno(libc::ENOENT));
+                        }
+                        let verdict =
+                            supervised::decide_all(plan, step, &t.path, &[access::MAKE_SYM]);
+                        let (dir, nm) = (t.dir.try_clone()?, t.name.clone());
+                        decided(
+                            t,
+                            "create (symlink)",
+                            verdict,
+                            None,
+                            Box::new(move || {
+                                sys::symlink_at(&target, &dir, &nm).map(|()| Answer::Value(0))
+                            }),
+                        )
+                    }
+                }
+            }
+            Family::Delete => {
+                let Some((name, _)) = call.names(&a) else {
+                    return Ok(Plan::Errno(libc::ENOSYS));
+                };
+                let rmdir =
+                    call == Call::Rmdir || (call == Call::Unlinkat && a[2] & AT_REMOVEDIR != 0);
+                let t = resolve_name(
+                    tid,
+                    name,
+                    0,
+                    if rmdir { libc::EINVAL } else { libc::EISDIR },
+                )?;
+                let Some(now) = t.now else {
+                    return Ok(Plan::Errno(libc::ENOENT));
+                };
+                let bit = if is_dir(&now) {
+                    access::REMOVE_DIR
+                } else {
+                    access::REMOVE_FILE
+                };
+                let verdict = supervised::decide_all(plan, step, &t.path, &[bit]);
+                let (dir, nm) = (t.dir.try_clone()?, t.name.clone());
+                decided(
+                    t,
+                    if rmdir {
+                        "delete (rmdir)"
+                    } else {
+                        "delete (unlink)"
+                    },
+                    verdict,
+                    None,
+                    Box::new(move || sys::unlink_at(&dir, &nm, rmdir).map(|()| Answer::Value(0))),
+                )
+            }
+            Family::Move => {
+                let Some((new, Some(old))) = call.names(&a) else {
+                    return Ok(Plan::Errno(libc::ENOSYS));
+                };
+                let flags = if call == Call::Renameat2 { a[4] } else { 0 };
+                let from = resolve_name(tid, old, 0, libc::EBUSY)?;
+                let to = resolve_name(tid, new, 0, libc::EBUSY)?;
+                let Some(obj) = from.now else {
+                    return Ok(Plan::Errno(libc::ENOENT));
+                };
+                let exchange = flags & RENAME_EXCHANGE != 0;
+                if exchange && to.now.is_none() {
+                    return Ok(Plan::Errno(libc::ENOENT));
+                }
+                let dir = is_dir(&obj);
+                let mk = if dir {
+                    access::MAKE_DIR
+                } else {
+                    access::MAKE_REG
+                };
+                let rm = |i: &FileInfo| {
+                    if is_dir(i) {
+                        access::REMOVE_DIR
+                    } else {
+                        access::REMOVE_FILE
+                    }
+                };
+                let mut verdict = supervised::decide_all(plan, step, &from.path, &[rm(&obj)]);
+                let mut why = None;
+                if let Verdict::Allow { .. } = verdict {
+                    let mut bits = vec![mk];
+                    if let Some(i) = &to.now {
+                        bits.push(rm(i));
+                    }
+                    verdict = supervised::decide_all(plan, step, &to.path, &bits);
+                }
+                if let (Verdict::Allow { .. }, true) = (&verdict, exchange)
+                    && let Some(i) = &to.now
+                {
+                    let back = if is_dir(i) {
+                        access::MAKE_DIR
+                    } else {
+                        access::MAKE_REG
+                    };
+                    verdict = supervised::decide_all(plan, step, &from.path, &[back]);
+                    why = supervised::authority_change(plan, &to.path, &from.path, is_dir(i));
+                }
+                if matches!(verdict, Verdict::Allow { .. }) && why.is_none() {
+                    why = supervised::authority_change(plan, &from.path, &to.path, dir);
+                }
+                let op = format!("rename (to {})", escape_bytes(&to.path));
+                let (od, on) = (from.dir.try_clone()?, from.name.clone());
+                let (nd, nn) = (to.dir, to.name);
+                let f = flags as u32;
+                Plan::Decided {
+                    path: from.path,
+                    operation: op,
+                    verdict,
+                    why,
+                    act: Box::new(move || {
+                        sys::rename_at(&od, &on, &nd, &nn, f).map(|()| Answer::Value(0))
+                    }),
+                }
+            }
+            Family::HardLink => {
+                let Some((new, Some(old))) = call.names(&a) else {
+                    return Ok(Plan::Errno(libc::ENOSYS));
+                };
+                let flags = if call == Call::Linkat { a[4] } else { 0 };
+                if flags & AT_EMPTY_PATH != 0 {
+                    // Needs CAP_DAC_READ_SEARCH, which no command has.
+                    return Ok(Plan::Errno(libc::ENOENT));
+                }
+                // The object: resolved whole (following a last symbolic
+                // link only with AT_SYMLINK_FOLLOW), by the supervisor.
+                let obj = super::resolve(
+                    tid,
+                    supervised::Object::At {
+                        dirfd: old.dirfd,
+                        path: old.path,
+                        follow: flags & AT_SYMLINK_FOLLOW != 0,
+                        empty_ok: false,
+                    },
+                )?;
+                if obj.dir {
+                    return Ok(Plan::Errno(libc::EPERM));
+                }
+                let Some(old_path) = obj.path.clone() else {
+                    return Ok(Plan::Errno(libc::EXDEV));
+                };
+                let to = resolve_name(tid, new, 0, libc::EEXIST)?;
+                if to.now.is_some() {
+                    return Ok(Plan::Errno(libc::EEXIST));
+                }
+                let verdict = supervised::decide_all(plan, step, &to.path, &[access::MAKE_REG]);
+                let why = match verdict {
+                    Verdict::Allow { .. } => {
+                        supervised::authority_change(plan, &old_path, &to.path, false)
+                    }
+                    Verdict::Deny { .. } => None,
+                };
+                let op = format!("link (to {})", escape_bytes(&old_path));
+                let src = CString::new(format!("/proc/self/fd/{}", obj.fd.as_raw_fd()))
+                    .map_err(|_| err(libc::EINVAL))?;
+                let keep = obj.fd;
+                let (nd, nn) = (to.dir.try_clone()?, to.name.clone());
+                decided(
+                    to,
+                    &op,
+                    verdict,
+                    why,
+                    Box::new(move || {
+                        let r = rustix::fs::linkat(
+                            rustix::fs::CWD,
+                            src.as_c_str(),
+                            &nd,
+                            nn.as_c_str(),
+                            rustix::fs::AtFlags::SYMLINK_FOLLOW,
+                        );
+                        drop(keep);
+                        r.map(|()| Answer::Value(0)).map_err(io::Error::from)
+                    }),
+                )
+            }
+            _ => Plan::Errno(libc::ENOSYS),
+        })
+    }
+
+    /// `bind`: a pathname UNIX socket makes a file (decided and bound
+    /// here); any other address is the kernel's (the cgroup hooks and
+    /// Landlock decide it).
+    fn plan_bind(&self, n: &Notif, step: u32) -> io::Result<Plan> {
+        let (tid, a) = (n.pid, n.args);
+        let len = usize::try_from(a[2]).unwrap_or(0).min(110);
+        if len <= 2 {
+            return Ok(Plan::Kernel);
+        }
+        let addr = read_exact(tid, a[1], len)?;
+        if u16::from_ne_bytes([addr[0], addr[1]]) != AF_UNIX || addr[2] == 0 {
+            return Ok(Plan::Kernel);
+        }
+        let raw: Vec<u8> = addr[2..].iter().copied().take_while(|b| *b != 0).collect();
+        let t = named_at(tid, libc::AT_FDCWD, &raw, 0, libc::EINVAL)?;
+        if t.now.is_some() {
+            return Ok(Plan::Errno(libc::EADDRINUSE));
+        }
+        let verdict = supervised::decide_all(self.plan(), step, &t.path, &[access::MAKE_SOCK]);
+        let sock = super::pidfd_of(tid).and_then(|p| sys::pidfd_getfd(&p, a[0] as u32 as i32))?;
+        let dir = t.dir;
+        // The directory by its descriptor (kept open by the action), so
+        // the bind happens where the decision was made.
+        let mut path = format!("/proc/self/fd/{}/", dir.as_raw_fd()).into_bytes();
+        path.extend_from_slice(t.name.as_bytes());
+        Ok(Plan::Decided {
+            path: t.path,
+            operation: "create (bind)".into(),
+            verdict,
+            why: None,
+            act: Box::new(move || {
+                let r = sys::bind_unix(&sock, &path);
+                drop(dir);
+                r.map(|()| Answer::Value(0))
+            }),
+        })
+    }
+}
