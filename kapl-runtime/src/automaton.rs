@@ -31,6 +31,12 @@ pub trait PathAutomaton {
     fn creatable(&self, _path: &[u8]) -> bool {
         true
     }
+    /// Whether the step may make a directory it may not list at some path
+    /// reached from `state` (itself included): a directory made there
+    /// would be listable under a listing rule above it. Default: yes.
+    fn unlistable_dir_below(&self, _state: u32) -> bool {
+        true
+    }
 }
 
 /// An automaton whose rights exclude `mask`: the step's Landlock view when
@@ -65,6 +71,9 @@ impl PathAutomaton for Without<'_> {
     }
     fn creatable(&self, path: &[u8]) -> bool {
         self.inner.creatable(path)
+    }
+    fn unlistable_dir_below(&self, state: u32) -> bool {
+        self.inner.unlistable_dir_below(state)
     }
 }
 
@@ -115,6 +124,9 @@ pub struct StepAutomaton<'a> {
     dfa: &'a Dfa,
     step: u32,
     live: Vec<u64>,
+    /// Per state: a path reached from it may be made a directory the step
+    /// may not list (see [`PathAutomaton::unlistable_dir_below`]).
+    unlistable: Vec<bool>,
     plan_fs: Option<&'a Dfa>,
 }
 
@@ -127,9 +139,19 @@ impl<'a> StepAutomaton<'a> {
             dfa,
             step,
             live: vec![0; n],
+            unlistable: vec![false; n],
             plan_fs: None,
         };
-        let mut live: Vec<u64> = (0..n as u32).map(|s| a.accept(s)).collect();
+        // Bit 63 (no Landlock right uses it) marks "makes a directory it
+        // may not list"; it propagates backwards like the rights.
+        const UNLISTABLE: u64 = 1 << 63;
+        let mut live: Vec<u64> = (0..n as u32)
+            .map(|s| {
+                let acc = a.accept(s);
+                let bad = acc & access::MAKE_DIR != 0 && acc & access::READ_DIR == 0;
+                acc | if bad { UNLISTABLE } else { 0 }
+            })
+            .collect();
         // Reverse edges, then propagate accept bits backwards.
         let mut rev: Vec<Vec<u32>> = vec![Vec::new(); n];
         for s in 0..n {
@@ -153,7 +175,8 @@ impl<'a> StepAutomaton<'a> {
                 }
             }
         }
-        a.live = live;
+        a.unlistable = live.iter().map(|l| l & UNLISTABLE != 0).collect();
+        a.live = live.into_iter().map(|l| l & !UNLISTABLE).collect();
         a
     }
 
@@ -190,6 +213,10 @@ impl PathAutomaton for StepAutomaton<'_> {
     }
     fn live(&self, state: u32) -> u64 {
         self.live.get(state as usize).copied().unwrap_or(0)
+    }
+    fn unlistable_dir_below(&self, state: u32) -> bool {
+        // The exec automaton lists nothing and makes nothing.
+        self.dfa.kind == DfaKind::Fs && self.unlistable.get(state as usize).copied().unwrap_or(true)
     }
     fn creatable(&self, path: &[u8]) -> bool {
         let Some(fs) = self.plan_fs else {

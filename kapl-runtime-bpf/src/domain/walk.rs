@@ -148,7 +148,9 @@ pub fn walk_into(
                 covered: 0,
                 depth: 0,
             };
-            walk_dir(a, w, dir, limits)?;
+            if let Listing::Possible(top) = walk_dir(a, w, dir, limits)? {
+                w.listing_rule(top);
+            }
         } else {
             let bits = a.accept(s) & access::FILE;
             let path = PathBuf::from(OsStr::from_bytes(p));
@@ -189,10 +191,10 @@ fn walk_dir(
     w: &mut Walk,
     dir: Dir<'_>,
     limits: WalkLimits,
-) -> Result<(), DomainError> {
+) -> Result<Listing, DomainError> {
     let fs_path = Path::new(OsStr::from_bytes(dir.path));
     let Some(rule) = subtree_rule(a, w, &dir, limits)? else {
-        return Ok(());
+        return Ok(Listing::No);
     };
     let dir = Dir {
         covered: dir.covered | rule,
@@ -210,7 +212,13 @@ fn walk_dir(
         );
     }
     if below & !covered & (access::FILE | access::READ_DIR) == 0 {
-        return Ok(());
+        // Nothing more to grant beneath: listable with everything beneath
+        // only if a subtree rule already says so.
+        return Ok(if covered & access::READ_DIR != 0 {
+            Listing::Covered
+        } else {
+            Listing::No
+        });
     }
     if dir.depth >= limits.max_depth {
         // Fail closed: nothing deeper gets a rule; say so.
@@ -218,17 +226,76 @@ fn walk_dir(
             a.grants_any(u, below & !covered & (access::FILE | access::READ_DIR)),
             Narrowing::TooDeep(fs_path.to_path_buf()),
         );
-        return Ok(());
+        return Ok(Listing::No);
     }
     let mut per_entry = false;
-    for (name, kind) in entries(a, u, fs_path) {
-        per_entry |= walk_entry(a, w, &dir, &name, kind, limits)?;
+    let (list, whole) = entries(a, u, fs_path);
+    // Directories beneath that could be listed if a rule above them let
+    // every directory beneath be listed.
+    let mut pending: Vec<PathBuf> = Vec::new();
+    let mut all = whole;
+    for (name, kind) in list {
+        let e = walk_entry(a, w, &dir, &name, kind, limits)?;
+        per_entry |= e.rule;
+        match e.listing {
+            Listing::Covered => {}
+            Listing::Possible(p) => pending.push(p),
+            Listing::No => all = false,
+        }
     }
     if per_entry {
         let g = a.grants_any(u, below & access::FILE & !covered);
         w.narrow(g, Narrowing::PerEntry(fs_path.to_path_buf()));
     }
-    Ok(())
+    if covered & access::READ_DIR != 0 {
+        return Ok(Listing::Covered);
+    }
+    // Listable beside what the step may not list: when every directory
+    // beneath that exists may be listed, and the step can make none it may
+    // not list (making and moving names is decided exactly, per name, by
+    // the supervised layer), one listing rule here lets this directory and
+    // everything beneath be listed, and names only what the grants let be
+    // listed. (A directory made beneath by a process outside the session
+    // is listable: the threat model says so.)
+    if all && a.accept(dir.s) & access::READ_DIR != 0 && !a.unlistable_dir_below(u) {
+        return Ok(Listing::Possible(fs_path.to_path_buf()));
+    }
+    for p in pending {
+        w.listing_rule(p);
+    }
+    Ok(Listing::No)
+}
+
+/// Whether a directory and every directory beneath it may be listed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Listing {
+    /// Already, by a subtree rule (or it is no directory).
+    Covered,
+    /// Possible with one listing rule on this directory (its path), which
+    /// an ancestor's may replace.
+    Possible(PathBuf),
+    /// Not every directory beneath may be listed.
+    No,
+}
+
+/// What walking one entry did.
+struct Entry {
+    /// It got a per-entry rule.
+    rule: bool,
+    /// Whether it and everything beneath may be listed.
+    listing: Listing,
+}
+
+impl Walk {
+    /// A rule that lets `dir` and every directory beneath be listed (see
+    /// [`walk_dir`]).
+    fn listing_rule(&mut self, dir: PathBuf) {
+        self.rules.push(AddedRule {
+            path: dir,
+            access: access::READ_DIR,
+            subtree: true,
+        });
+    }
 }
 
 /// The rule on `dir` for its whole subtree (0: none), added to `w`; `None`
@@ -285,15 +352,25 @@ fn walk_entry(
     name: &OsStr,
     kind: Kind,
     limits: WalkLimits,
-) -> Result<bool, DomainError> {
+) -> Result<Entry, DomainError> {
     let covered = dir.covered;
     let mut t = dir.u;
     for b in name.as_bytes() {
         t = a.next(t, *b);
     }
     let want = a.live(t) & !covered & (access::FILE | access::READ_DIR);
+    let none = |listing| Entry {
+        rule: false,
+        listing,
+    };
     if want == 0 {
-        return Ok(false);
+        // A directory the step may not list blocks a listing rule above.
+        let unlisted = matches!(kind, Kind::Dir) && covered & access::READ_DIR == 0;
+        return Ok(none(if unlisted {
+            Listing::No
+        } else {
+            Listing::Covered
+        }));
     }
     let mut child = dir.path.to_vec();
     if dir.path != b"/" {
@@ -310,8 +387,9 @@ fn walk_entry(
                 covered,
                 depth: dir.depth + 1,
             };
-            walk_dir(a, w, sub, limits)?;
-            if a.accept(t) & access::READ_DIR & !covered != 0
+            let listing = walk_dir(a, w, sub, limits)?;
+            if listing == Listing::No
+                && a.accept(t) & access::READ_DIR & !covered != 0
                 && a.beneath_all(t) & access::READ_DIR == 0
             {
                 // Listing this directory alone cannot be granted without
@@ -321,6 +399,7 @@ fn walk_entry(
                     Narrowing::PerEntry(child_fs.clone()),
                 );
             }
+            return Ok(none(listing));
         }
         Kind::Symlink => {
             if a.accept(t) & !covered != 0 {
@@ -334,7 +413,7 @@ fn walk_entry(
             let bits = a.accept(t) & !covered & access::FILE;
             if bits != 0 && w.rules.len() >= limits.max_rules {
                 w.narrow(a.grants(t, bits), Narrowing::TooMany(child_fs));
-                return Ok(false);
+                return Ok(none(Listing::Covered));
             }
             if bits != 0 {
                 check_rule(a, &child, bits, false)?;
@@ -343,11 +422,14 @@ fn walk_entry(
                     access: bits,
                     subtree: false,
                 });
-                return Ok(true);
+                return Ok(Entry {
+                    rule: true,
+                    listing: Listing::Covered,
+                });
             }
         }
     }
-    Ok(false)
+    Ok(none(Listing::Covered))
 }
 
 trait GrantsAny {
@@ -388,8 +470,9 @@ enum Kind {
 }
 
 /// The entries of `dir` worth looking at from state `u`: when the automaton
-/// admits a single literal name, that name alone (lstat, no readdir).
-fn entries(a: &dyn PathAutomaton, u: u32, dir: &Path) -> Vec<(std::ffi::OsString, Kind)> {
+/// admits a single literal name, that name alone (lstat, no readdir); and
+/// whether they are all of its entries (it was read).
+fn entries(a: &dyn PathAutomaton, u: u32, dir: &Path) -> (Vec<(std::ffi::OsString, Kind)>, bool) {
     let kind_of = |p: &Path| -> Option<Kind> {
         let m = fs::symlink_metadata(p).ok()?;
         let ft = m.file_type();
@@ -403,13 +486,14 @@ fn entries(a: &dyn PathAutomaton, u: u32, dir: &Path) -> Vec<(std::ffi::OsString
     };
     if let Some(lit) = literal_name(a, u) {
         let name = OsStr::from_bytes(&lit).to_os_string();
-        return match kind_of(&dir.join(&name)) {
+        let one = match kind_of(&dir.join(&name)) {
             Some(k) => vec![(name, k)],
             None => Vec::new(),
         };
+        return (one, false);
     }
     let Ok(rd) = fs::read_dir(dir) else {
-        return Vec::new();
+        return (Vec::new(), false);
     };
     let mut out = Vec::new();
     for e in rd.flatten() {
@@ -424,7 +508,7 @@ fn entries(a: &dyn PathAutomaton, u: u32, dir: &Path) -> Vec<(std::ffi::OsString
         out.push((e.file_name(), k));
     }
     out.sort_by(|x, y| x.0.cmp(&y.0));
-    out
+    (out, true)
 }
 
 /// If every live continuation from `u` starts with the same non-empty name

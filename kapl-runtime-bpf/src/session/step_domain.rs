@@ -127,7 +127,8 @@ fn runtime_state_guard(
             return Err(StepError::Unsafe {
                 step: name.to_string(),
                 reason: format!(
-                    "its create or delete grants reach {}; narrow them, e.g. `except \"{}/**\"`",
+                    "its write access to {} (making or removing names there) reaches {}; narrow the grant, e.g. `except \"{}/**\"`",
+                    m.display(),
                     what.replace("{}", &m.display().to_string()),
                     m.display()
                 ),
