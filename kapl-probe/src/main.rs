@@ -22,9 +22,11 @@ mod load;
 mod net;
 mod ns;
 mod report;
+mod route;
 mod sys;
 mod tamper;
 mod uring;
+mod watch;
 
 /// A family of probes: `run` returns `None` when it does not know `cmd`.
 type Family = fn(cmd: &str, args: &[String]) -> Option<()>;
@@ -35,9 +37,11 @@ const FAMILIES: &[Family] = &[
     exec::run,
     ns::run,
     net::run,
+    route::run,
     uring::run,
     tamper::run,
     load::run,
+    watch::run,
 ];
 
 fn main() -> ExitCode {

@@ -841,3 +841,111 @@ fn a_write_grant_on_the_runtime_state_is_refused_at_step_start() {
     assert_eq!(out, "read ok\n", "{err}");
     assert_no_leftover_cgroups();
 }
+
+/// The deny records of socket option `object` refused by the setsockopt
+/// hook, each with the chain of step `route`.
+fn option_denials(recs: &[Value], object: &str) -> usize {
+    recs.iter()
+        .filter(|r| {
+            r["verdict"] == "deny"
+                && r["operation"] == "setsockopt"
+                && r["object"] == object
+                && r["mechanism"] == "bpf"
+        })
+        .inspect(|r| {
+            assert_eq!(r["step"], "route", "{r:#}");
+            assert_eq!(r["plan"], "p", "{r:#}");
+            assert_eq!(r["objective"], "o", "{r:#}");
+            assert_eq!(r["comm"], "kapl-probe", "{r:#}");
+        })
+        .count()
+}
+
+/// Socket options that change where a packet goes are refused by the
+/// cgroup setsockopt hook and reported: an IPv6 segment routing header
+/// (`IPV6_RTHDR`, no capability needed) would send a connection or a
+/// datagram addressed to a granted destination to its first segment
+/// (`fd00::2`, this host's own address, which no grant names) while the
+/// address hooks and the record name the granted one; `IP_OPTIONS` is
+/// refused whatever it holds. The same header as ancillary data on
+/// `sendmsg` is refused by this kernel itself (EINVAL: without
+/// CONFIG_IPV6_MIP6 it accepts no routing header there), inside the
+/// session and out; the egress program drops one on kernels that accept
+/// it. Options that do not reroute, and a plain connect, still work.
+#[test]
+fn socket_options_that_reroute_are_refused_and_reported() {
+    let t = Tmp::new("esc-route");
+    let l6 = TcpListener::bind("[::1]:0").expect("IPv6 loopback");
+    let tp6 = l6.local_addr().unwrap().port();
+    let (_l4, tp4) = tcp_any();
+    let u6 = UdpSocket::bind("[::1]:0").unwrap();
+    let up6 = u6.local_addr().unwrap().port();
+    let u4 = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let up4 = u4.local_addr().unwrap().port();
+    let s = Session::of_spec(
+        &t,
+        one_step(
+            vec![probe_exec()],
+            "route",
+            vec![
+                G::Net(
+                    NetOp::Connect,
+                    vec![("::1".into(), 128)],
+                    vec![(tp6, tp6), (up6, up6)],
+                ),
+                G::Net(
+                    NetOp::Connect,
+                    vec![("127.0.0.1".into(), 32)],
+                    vec![(tp4, tp4), (up4, up4)],
+                ),
+            ],
+        ),
+    );
+    let hop = "fd00::2";
+    let (tcp6, udp6) = (format!("[::1]:{tp6}"), format!("[::1]:{up6}"));
+    let (tcp4, udp4) = (format!("127.0.0.1:{tp4}"), format!("127.0.0.1:{up4}"));
+    // The probes work outside the session: a refusal inside is the
+    // sandbox's.
+    for (args, name) in [
+        (vec!["rthdr-connect", tcp6.as_str(), hop], "rthdr-connect"),
+        (vec!["rthdr-sendto", udp6.as_str(), hop], "rthdr-sendto"),
+        (vec!["ip-options", udp4.as_str()], "ip-options"),
+    ] {
+        assert_eq!(outside(&args), format!("{name} ok\n"), "{args:?} outside");
+        s.expect(&args, &format!("{name} refused 1"));
+    }
+    assert_eq!(
+        outside(&["rthdr-cmsg", &udp6, hop]),
+        "rthdr-cmsg refused 22\n",
+        "this kernel accepts no routing header as ancillary data"
+    );
+    s.expect(&["rthdr-cmsg", &udp6, hop], "rthdr-cmsg refused 22");
+    // The twins.
+    s.expect(&["sockopt-benign", &tcp6], "sockopt-benign ok");
+    s.expect(&["sockopt-benign", &tcp4], "sockopt-benign ok");
+    s.expect(&["connect", &tcp6], "connect ok");
+    s.expect(&["udp-sendto", &udp6], "udp-sendto ok");
+    let recs = s.records();
+    assert_eq!(
+        option_denials(&recs, "IPPROTO_IPV6 IPV6_RTHDR"),
+        2,
+        "TCP and UDP: {recs:#?}"
+    );
+    assert_eq!(
+        option_denials(&recs, "IPPROTO_IP IP_OPTIONS"),
+        1,
+        "{recs:#?}"
+    );
+    let d = deny(&recs, "setsockopt", "IPPROTO_IPV6 IPV6_RTHDR", "bpf");
+    assert!(
+        d["nearest"].is_null(),
+        "no grant kind names an option: {d:#}"
+    );
+    assert!(
+        recs.iter().any(|r| r["verdict"] == "allow"
+            && r["operation"] == "connect"
+            && r["object"] == format!("{tcp6} (tcp)")),
+        "{recs:#?}"
+    );
+    assert_nothing_lost(s.stop());
+}
