@@ -557,6 +557,24 @@ impl NetEnforcer {
         })
     }
 
+    /// Runs the egress program once on `packet` (an Ethernet header, then
+    /// the IP packet) through `BPF_PROG_TEST_RUN`, on the real kernel and
+    /// verifier: whether it would pass a session socket's packet. Its
+    /// report of a dropped packet goes to the ring buffer like any other.
+    /// (No session socket can make a packet with a routing header on a
+    /// kernel that refuses them as ancillary data; this is how the drop is
+    /// tested there.)
+    pub fn egress_passes(&self, packet: &[u8]) -> Result<bool, BpfError> {
+        let p = self
+            .ebpf
+            .program(EGRESS_PROG)
+            .ok_or(BpfError::Missing(EGRESS_PROG))?;
+        let fd = p.fd().map_err(load_err(EGRESS_PROG))?;
+        let r = crate::sys::bpf_prog_test_run(fd.as_fd(), packet)
+            .map_err(|e| BpfError::Load(format!("{EGRESS_PROG}: BPF_PROG_TEST_RUN: {e}")))?;
+        Ok(r == 1)
+    }
+
     /// The `cg_step` map (cgroup id -> step).
     fn cg_step(&mut self) -> Result<BpfHashMap<&mut MapData, u64, u32>, BpfError> {
         let map = self
