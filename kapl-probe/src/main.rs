@@ -23,9 +23,11 @@ mod meta;
 mod net;
 mod ns;
 mod report;
+mod route;
 mod sys;
 mod tamper;
 mod uring;
+mod watch;
 
 /// A family of probes: `run` returns `None` when it does not know `cmd`.
 type Family = fn(cmd: &str, args: &[String]) -> Option<()>;
@@ -36,10 +38,12 @@ const FAMILIES: &[Family] = &[
     exec::run,
     ns::run,
     net::run,
+    route::run,
     uring::run,
     tamper::run,
     load::run,
     meta::run,
+    watch::run,
 ];
 
 fn main() -> ExitCode {

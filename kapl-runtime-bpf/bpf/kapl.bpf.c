@@ -13,6 +13,13 @@
 //     the `ports` array, sorted disjoint ranges searched by bisection;
 //   cgroup/sock_create — refuses inet sockets no grant kind needs (raw,
 //     ICMP, SCTP, MPTCP, ...);
+//   cgroup/setsockopt — refuses (EPERM) the socket options that change
+//     where a packet goes or what address it carries (routing headers, IP
+//     options, transparent proxying, marks for policy routing, TCP repair),
+//     which the address hooks above never see;
+//   cgroup_skb/egress — drops an outgoing packet that carries a routing
+//     header (IPv6) or IP options (IPv4) however it was set
+//     (ancillary data on sendmsg included, which no address hook sees);
 //   tp_btf/sched_process_exec — reports execs of the session's processes.
 // Every decision goes to the `events` ring buffer; a reservation that fails
 // is counted in `lost` (never silently dropped).
@@ -39,6 +46,7 @@ char LICENSE[] SEC("license") = "GPL";
 
 #define EV_NET 1
 #define EV_EXEC 2
+#define EV_OPT 4
 
 // Operations in the image's keys.
 #define KEY_OP_CONNECT 0
@@ -87,6 +95,28 @@ struct net_event {
 _Static_assert(sizeof(struct net_event) == 88 &&
 		       __builtin_offsetof(struct net_event, comm) == 68,
 	       "struct net_event is decoded by src/bpf.rs");
+
+// A refused socket option (source OPT_SETSOCKOPT) or a dropped packet that
+// carried one (OPT_PACKET: level/optname name the header, addr is the
+// packet's destination field, the first hop).
+#define OPT_SETSOCKOPT 1
+#define OPT_PACKET 2
+struct opt_event {
+	struct event_head head; // kind EV_OPT
+	__s32 level;
+	__s32 optname;
+	__u32 family;
+	__u32 sotype;
+	__u32 proto;
+	__u8 source;
+	__u8 pad[3];
+	__u8 addr[16];
+	char comm[COMM_LEN];
+};
+_Static_assert(sizeof(struct opt_event) == 88 &&
+		       __builtin_offsetof(struct opt_event, addr) == 56 &&
+		       __builtin_offsetof(struct opt_event, comm) == 72,
+	       "struct opt_event is decoded by src/bpf.rs");
 
 #define EXEC_PATH 256
 struct exec_event {
@@ -281,6 +311,178 @@ int kapl_sock_create(struct bpf_sock *sk)
 		e->proto = proto;
 		bpf_ringbuf_submit(e, 0);
 	}
+	return 0;
+}
+
+// Option levels and names (uapi values; vmlinux.h carries no #defines).
+#define SOL_IP_ 0
+#define SOL_SOCKET_ 1
+#define SOL_TCP_ 6
+#define SOL_IPV6_ 41
+#define IP_OPTIONS_ 4
+#define IP_TRANSPARENT_ 19
+#define SO_MARK_ 36
+#define TCP_REPAIR_ 19
+#define IPV6_2292PKTOPTIONS_ 6
+#define IPV6_HOPOPTS_ 54
+#define IPV6_RTHDRDSTOPTS_ 55
+#define IPV6_RTHDR_ 57
+#define IPV6_DSTOPTS_ 59
+#define IPV6_TRANSPARENT_ 75
+
+// Whether option (level, optname) can change where a packet goes or the
+// address it carries. Some need a capability no command has (the kernel
+// would refuse them too); refusing them here records the attempt.
+static __always_inline int rerouting(int level, int optname)
+{
+	switch (level) {
+	case SOL_IP_: // also reaches the IPv4 half of an IPv6 socket
+		return optname == IP_OPTIONS_ || optname == IP_TRANSPARENT_;
+	case SOL_IPV6_:
+		return optname == IPV6_RTHDR_ || optname == IPV6_2292PKTOPTIONS_ ||
+		       optname == IPV6_HOPOPTS_ || optname == IPV6_DSTOPTS_ ||
+		       optname == IPV6_RTHDRDSTOPTS_ ||
+		       optname == IPV6_TRANSPARENT_;
+	case SOL_SOCKET_:
+		return optname == SO_MARK_;
+	case SOL_TCP_:
+		return optname == TCP_REPAIR_;
+	}
+	return 0;
+}
+
+// Reports a refused option or a dropped packet.
+static __always_inline void report_opt(__u8 source, int level, int optname,
+				       __u32 family, __u32 sotype, __u32 proto,
+				       __u64 cg, const __u8 *addr)
+{
+	__u32 *s = bpf_map_lookup_elem(&cg_step, &cg);
+	__u32 step = s ? *s : NO_STEP;
+	struct opt_event *e = reserve_event(sizeof(*e));
+	if (!e)
+		return;
+	__builtin_memset(e, 0, sizeof(*e));
+	fill_head(&e->head, e->comm, EV_OPT, step, cg);
+	e->level = level;
+	e->optname = optname;
+	e->family = family;
+	e->sotype = sotype;
+	e->proto = proto;
+	e->source = source;
+	if (addr)
+		__builtin_memcpy(e->addr, addr, 16);
+	bpf_ringbuf_submit(e, 0);
+}
+
+// Refuses (EPERM) the options `rerouting` names; every other option goes
+// to the kernel untouched (optlen is left as it is, so option values
+// larger than a page pass too).
+SEC("cgroup/setsockopt")
+int kapl_setsockopt(struct bpf_sockopt *ctx)
+{
+	int level = ctx->level;
+	int optname = ctx->optname;
+	if (!rerouting(level, optname))
+		return 1;
+	struct bpf_sock *sk = ctx->sk;
+	__u32 family = 0, sotype = 0, proto = 0;
+	if (sk) {
+		family = sk->family;
+		sotype = sk->type;
+		proto = sk->protocol;
+	}
+	report_opt(OPT_SETSOCKOPT, level, optname, family, sotype, proto,
+		   bpf_get_current_cgroup_id(), 0);
+	return 0;
+}
+
+#define ETH_P_IP_ 0x0800
+#define ETH_P_IPV6_ 0x86DD
+#define NEXTHDR_HOP 0
+#define NEXTHDR_ROUTING 43
+#define NEXTHDR_FRAGMENT 44
+#define NEXTHDR_AUTH 51
+#define NEXTHDR_DEST 60
+// Extension headers walked before the routing header is looked for no
+// further (the kernel itself puts hop-by-hop, destination options and the
+// routing header first; anything else ends the chain).
+#define MAX_EXT 8
+
+// Whether the IPv6 packet in `skb` carries a routing header.
+static __always_inline int v6_routed(struct __sk_buff *skb)
+{
+	__u8 nh;
+	if (bpf_skb_load_bytes(skb, 6, &nh, 1) < 0)
+		return 0;
+	__u32 off = 40;
+	for (int i = 0; i < MAX_EXT; i++) {
+		if (nh == NEXTHDR_ROUTING)
+			return 1;
+		if (nh != NEXTHDR_HOP && nh != NEXTHDR_DEST &&
+		    nh != NEXTHDR_FRAGMENT && nh != NEXTHDR_AUTH)
+			return 0;
+		__u8 h[2];
+		if (bpf_skb_load_bytes(skb, off, h, 2) < 0)
+			return 0;
+		__u32 len;
+		if (nh == NEXTHDR_FRAGMENT)
+			len = 8;
+		else if (nh == NEXTHDR_AUTH)
+			len = ((__u32)h[1] + 2) * 4;
+		else
+			len = ((__u32)h[1] + 1) * 8;
+		nh = h[0];
+		off += len;
+	}
+	// A chain longer than MAX_EXT headers: refused rather than unread.
+	return 1;
+}
+
+// Whether the IPv4 packet in `skb` carries options. A session socket
+// cannot set IP_OPTIONS (kapl_setsockopt refuses it), so options reach a
+// packet only as ancillary data (IP_RETOPTS on sendmsg), which no hook
+// sees; a source route among them would send the packet elsewhere. They
+// are all refused: walking them option by option in the verifier's budget
+// buys nothing a command needs.
+static __always_inline int v4_routed(struct __sk_buff *skb)
+{
+	__u8 vihl;
+	if (bpf_skb_load_bytes(skb, 0, &vihl, 1) < 0)
+		return 0;
+	return (vihl & 0xf) > 5;
+}
+
+// Drops (EPERM to the sender) a packet of a session socket that carries a
+// routing header or IP options, and reports it; passes every other.
+SEC("cgroup_skb/egress")
+int kapl_egress(struct __sk_buff *skb)
+{
+	__u8 addr[16] = {};
+	int level, optname;
+	__u32 family;
+	if (skb->protocol == bpf_htons(ETH_P_IPV6_)) {
+		if (!v6_routed(skb))
+			return 1;
+		bpf_skb_load_bytes(skb, 24, addr, 16);
+		level = SOL_IPV6_;
+		optname = IPV6_RTHDR_;
+		family = AF_INET6_;
+	} else if (skb->protocol == bpf_htons(ETH_P_IP_)) {
+		if (!v4_routed(skb))
+			return 1;
+		addr[10] = 0xff;
+		addr[11] = 0xff;
+		bpf_skb_load_bytes(skb, 16, &addr[12], 4);
+		level = SOL_IP_;
+		optname = IP_OPTIONS_;
+		family = AF_INET_;
+	} else {
+		return 1;
+	}
+	__u32 proto = 0;
+	bpf_skb_load_bytes(skb, family == AF_INET6_ ? 6 : 9, &proto, 1);
+	report_opt(OPT_PACKET, level, optname, family, 0, proto,
+		   bpf_skb_cgroup_id(skb), addr);
 	return 0;
 }
 

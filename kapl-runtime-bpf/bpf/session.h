@@ -15,8 +15,9 @@
 #define NO_STEP 0xffffffffu
 #define COMM_LEN 16
 
-// The first 32 bytes of every event in `events` (net, exec and unix
-// events alike; src/bpf.rs and src/unix.rs decode them at these offsets:
+// The first 32 bytes of every event in `events` (net, exec, unix and
+// socket option events alike; src/bpf.rs and src/unix.rs decode them at
+// these offsets:
 // kind 0, pid 4, tgid 8, step 12, ts 16, cgroup 24).
 struct event_head {
 	__u32 kind;

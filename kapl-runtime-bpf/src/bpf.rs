@@ -4,7 +4,9 @@
 //! ([`kapl_image::bpf::NetMaps`]: `net4`/`net6` LPM keys and values and the
 //! `ports` ranges, as bytes). Output: the programs of `bpf/kapl.bpf.c`
 //! loaded with aya, those maps filled byte for byte, the exec tracer
-//! attached, and the cgroup hooks attached with bpf links to the session's
+//! attached, and the cgroup hooks (address decisions, socket creation,
+//! rerouting socket options, egress packets carrying a routing header)
+//! attached with bpf links to the session's
 //! step cgroups on request; decision events read from the ring buffer.
 //!
 //! The image's evaluator ([`kapl_image::Evaluator`]) reads the same bytes
@@ -13,10 +15,13 @@
 
 use aya::maps::lpm_trie::Key;
 use aya::maps::{Array, HashMap as BpfHashMap, LpmTrie, MapData, PerCpuArray, RingBuf};
+use aya::programs::cgroup_skb::CgroupSkbLink;
 use aya::programs::cgroup_sock::CgroupSockLink;
 use aya::programs::cgroup_sock_addr::CgroupSockAddrLink;
+use aya::programs::cgroup_sockopt::CgroupSockoptLink;
 use aya::programs::{
-    BtfTracePoint, CgroupAttachMode, CgroupSock, CgroupSockAddr, Program, ProgramError,
+    BtfTracePoint, CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSock, CgroupSockAddr,
+    CgroupSockopt, Program, ProgramError,
 };
 use aya::{Btf, Ebpf, EbpfLoader, Pod};
 use kapl_image::bpf::{NET_VALUE_LEN, NET4_KEY_LEN, NET6_KEY_LEN, NetMaps, PORT_VALUE_LEN};
@@ -35,6 +40,11 @@ pub const NO_STEP: u32 = u32::MAX;
 const SOCK_CREATE_PROG: &str = "kapl_sock_create";
 /// The exec tracer.
 const EXEC_PROG: &str = "kapl_exec";
+/// The `cgroup/setsockopt` program (options that reroute), per step cgroup.
+const SOCKOPT_PROG: &str = "kapl_setsockopt";
+/// The `cgroup_skb/egress` program (packets carrying a routing header or
+/// IP options), per step cgroup.
+const EGRESS_PROG: &str = "kapl_egress";
 
 /// The `cgroup/sock_addr` programs attached per step cgroup.
 const SOCK_ADDR_PROGS: [&str; 6] = [
@@ -135,6 +145,26 @@ impl CgroupHook for CgroupSock {
     type Link = CgroupSockLink;
     fn link(&mut self, cgroup: impl AsFd) -> Result<Self::Link, ProgramError> {
         let id = self.attach(cgroup, CgroupAttachMode::Single)?;
+        self.take_link(id)
+    }
+}
+
+impl CgroupHook for CgroupSockopt {
+    type Link = CgroupSockoptLink;
+    fn link(&mut self, cgroup: impl AsFd) -> Result<Self::Link, ProgramError> {
+        let id = self.attach(cgroup, CgroupAttachMode::Single)?;
+        self.take_link(id)
+    }
+}
+
+impl CgroupHook for CgroupSkb {
+    type Link = CgroupSkbLink;
+    fn link(&mut self, cgroup: impl AsFd) -> Result<Self::Link, ProgramError> {
+        let id = self.attach(
+            cgroup,
+            CgroupSkbAttachType::Egress,
+            CgroupAttachMode::Single,
+        )?;
         self.take_link(id)
     }
 }
@@ -241,6 +271,33 @@ pub enum Event {
     Exec(ExecEvent),
     /// A pathname UNIX connect or send (src/unix.rs).
     Unix(crate::unix::UnixEvent),
+    /// A socket option refused, or a packet dropped for carrying one.
+    Option(OptEvent),
+}
+
+/// A socket option that reroutes: refused by `kapl_setsockopt`, or found
+/// in a packet `kapl_egress` dropped (`struct opt_event`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OptEvent {
+    /// The acting task (for a packet: the task running when it left,
+    /// the sender for a datagram); its cgroup is the socket's.
+    pub head: EventHead,
+    /// The option's level (`SOL_IP`, `SOL_IPV6`, ...).
+    pub level: i32,
+    /// The option.
+    pub optname: i32,
+    /// Socket family (for a packet: of its IP header).
+    pub family: u32,
+    /// Socket type (0 for a packet).
+    pub sotype: u32,
+    /// Protocol (for a packet: the IP header's next header).
+    pub proto: u32,
+    /// Whether a packet was dropped (not a setsockopt refused).
+    pub packet: bool,
+    /// A dropped packet's destination (IPv4 mapped into IPv6).
+    pub addr: Ipv6Addr,
+    /// Task command name.
+    pub comm: String,
 }
 
 /// What every event reports of the acting task (`struct event_head` in
@@ -337,7 +394,9 @@ pub(crate) fn cstr_at(b: &[u8], o: usize, n: usize) -> Vec<u8> {
 /// Decodes one ring buffer record (layouts of `struct net_event`: kind 0,
 /// pid 4, tgid 8, step 12, ts 16, cgroup 24, grant 32, port 36, op 38,
 /// verdict 39, addr 40..56, family 56, type 60, protocol 64, comm 68..84;
-/// and `struct exec_event`: ..., cgroup 24, comm 32..48, path 48..304).
+/// `struct exec_event`: ..., cgroup 24, comm 32..48, path 48..304; and
+/// `struct opt_event`: ..., level 32, optname 36, family 40, type 44,
+/// protocol 48, source 52, addr 56..72, comm 72..88).
 pub fn decode(b: &[u8]) -> Option<Event> {
     match rd_u32(b, 0) {
         1 if b.len() >= 88 => {
@@ -362,6 +421,21 @@ pub fn decode(b: &[u8]) -> Option<Event> {
             }))
         }
         3 => crate::unix::decode(b).map(Event::Unix),
+        4 if b.len() >= 88 => {
+            let mut addr = [0u8; 16];
+            addr.copy_from_slice(&b[56..72]);
+            Some(Event::Option(OptEvent {
+                head: EventHead::decode(b),
+                level: rd_u32(b, 32).cast_signed(),
+                optname: rd_u32(b, 36).cast_signed(),
+                family: rd_u32(b, 40),
+                sotype: rd_u32(b, 44),
+                proto: rd_u32(b, 48),
+                packet: b[52] == 2,
+                addr: Ipv6Addr::from(addr),
+                comm: String::from_utf8_lossy(&cstr_at(b, 72, 16)).into_owned(),
+            }))
+        }
         2 if b.len() >= 48 => Some(Event::Exec(ExecEvent {
             head: EventHead::decode(b),
             comm: String::from_utf8_lossy(&cstr_at(b, 32, 16)).into_owned(),
@@ -375,6 +449,8 @@ pub fn decode(b: &[u8]) -> Option<Event> {
 pub struct StepLinks {
     _addr: Vec<CgroupSockAddrLink>,
     _sock: Vec<CgroupSockLink>,
+    _sockopt: CgroupSockoptLink,
+    _egress: CgroupSkbLink,
     _unix: Vec<OwnedFd>,
 }
 
@@ -430,6 +506,12 @@ impl NetEnforcer {
         program::<CgroupSock>(&mut ebpf, SOCK_CREATE_PROG, load_err(SOCK_CREATE_PROG))?
             .load()
             .map_err(load_err(SOCK_CREATE_PROG))?;
+        program::<CgroupSockopt>(&mut ebpf, SOCKOPT_PROG, load_err(SOCKOPT_PROG))?
+            .load()
+            .map_err(load_err(SOCKOPT_PROG))?;
+        program::<CgroupSkb>(&mut ebpf, EGRESS_PROG, load_err(EGRESS_PROG))?
+            .load()
+            .map_err(load_err(EGRESS_PROG))?;
         let exec_link = {
             let p = program::<BtfTracePoint>(&mut ebpf, EXEC_PROG, load_err(EXEC_PROG))?;
             p.load("sched_process_exec", &btf)
@@ -460,6 +542,8 @@ impl NetEnforcer {
             SOCK_CREATE_PROG,
             cgroup,
         )?];
+        let sockopt = attach_hook::<CgroupSockopt>(&mut self.ebpf, SOCKOPT_PROG, cgroup)?;
+        let egress = attach_hook::<CgroupSkb>(&mut self.ebpf, EGRESS_PROG, cgroup)?;
         let unix = self.unix.attach(cgroup).map_err(|msg| BpfError::Attach {
             prog: "kapl_unix_connect/sendmsg",
             msg,
@@ -467,8 +551,28 @@ impl NetEnforcer {
         Ok(StepLinks {
             _addr: addr,
             _sock: sock,
+            _sockopt: sockopt,
+            _egress: egress,
             _unix: unix,
         })
+    }
+
+    /// Runs the egress program once on `packet` (an Ethernet header, then
+    /// the IP packet) through `BPF_PROG_TEST_RUN`, on the real kernel and
+    /// verifier: whether it would pass a session socket's packet. Its
+    /// report of a dropped packet goes to the ring buffer like any other.
+    /// (No session socket can make a packet with a routing header on a
+    /// kernel that refuses them as ancillary data; this is how the drop is
+    /// tested there.)
+    pub fn egress_passes(&self, packet: &[u8]) -> Result<bool, BpfError> {
+        let p = self
+            .ebpf
+            .program(EGRESS_PROG)
+            .ok_or(BpfError::Missing(EGRESS_PROG))?;
+        let fd = p.fd().map_err(load_err(EGRESS_PROG))?;
+        let r = crate::sys::bpf_prog_test_run(fd.as_fd(), packet)
+            .map_err(|e| BpfError::Load(format!("{EGRESS_PROG}: BPF_PROG_TEST_RUN: {e}")))?;
+        Ok(r == 1)
     }
 
     /// The `cg_step` map (cgroup id -> step).

@@ -1263,3 +1263,37 @@ fn a_read_grant_cannot_truncate_and_a_write_grant_can() {
     assert_eq!(std::fs::read_to_string(t.path("w/g.txt")).unwrap(), "");
     assert_no_leftover_cgroups();
 }
+
+/// An unprivileged fanotify group that reports names (`FAN_REPORT_DFID_NAME`,
+/// no capability needed since Linux 5.13) with a mark on a directory the
+/// step may not read would report every name created there: the seccomp
+/// filter refuses `fanotify_init` (and `fanotify_mark`), and the refusal is
+/// recorded with the chain. Outside the session the same probe works, so
+/// the refusal is the sandbox's.
+#[test]
+fn fanotify_cannot_watch_a_directory_the_step_may_not_read() {
+    let t = Tmp::new("esc-fanotify");
+    t.write("w/ok.txt", "ok\n");
+    t.write("denied/secret.txt", "secret\n");
+    let s = Session::of_spec(
+        &t,
+        spec(vec![G::Fs(&[Right::Read], vec![t.path("w/**")], vec![])]),
+    );
+    let den = t.path("denied");
+    let o = Command::new(probe_bin())
+        .args(["fanotify", &den])
+        .output()
+        .unwrap();
+    expect(&o, &["fanotify ok"]);
+    s.refused_call(
+        &["fanotify", &den],
+        &["fanotify refused 1"],
+        "fanotify_init",
+    );
+    s.refused_call(
+        &["fanotify", &t.path("w")],
+        &["fanotify refused 1"],
+        "fanotify_init",
+    );
+    assert_no_leftover_cgroups();
+}

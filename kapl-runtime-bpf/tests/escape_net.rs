@@ -841,3 +841,213 @@ fn a_write_grant_on_the_runtime_state_is_refused_at_step_start() {
     assert_eq!(out, "read ok\n", "{err}");
     assert_no_leftover_cgroups();
 }
+
+/// The deny records of socket option `object` refused by the setsockopt
+/// hook, each with the chain of step `route`.
+fn option_denials(recs: &[Value], object: &str) -> usize {
+    recs.iter()
+        .filter(|r| {
+            r["verdict"] == "deny"
+                && r["operation"] == "setsockopt"
+                && r["object"] == object
+                && r["mechanism"] == "bpf"
+        })
+        .inspect(|r| {
+            assert_eq!(r["step"], "route", "{r:#}");
+            assert_eq!(r["plan"], "p", "{r:#}");
+            assert_eq!(r["objective"], "o", "{r:#}");
+            assert_eq!(r["comm"], "kapl-probe", "{r:#}");
+        })
+        .count()
+}
+
+/// Socket options that change where a packet goes are refused by the
+/// cgroup setsockopt hook and reported: an IPv6 segment routing header
+/// (`IPV6_RTHDR`, no capability needed) would send a connection or a
+/// datagram addressed to a granted destination to its first segment
+/// (`fd00::2`, this host's own address, which no grant names) while the
+/// address hooks and the record name the granted one; `IP_OPTIONS` is
+/// refused whatever it holds. The same header as ancillary data on
+/// `sendmsg` is refused by this kernel itself (EINVAL: without
+/// CONFIG_IPV6_MIP6 it accepts no routing header there), inside the
+/// session and out; the egress program drops one on kernels that accept
+/// it. Options that do not reroute, and a plain connect, still work.
+#[test]
+fn socket_options_that_reroute_are_refused_and_reported() {
+    let t = Tmp::new("esc-route");
+    let l6 = TcpListener::bind("[::1]:0").expect("IPv6 loopback");
+    let tp6 = l6.local_addr().unwrap().port();
+    let (_l4, tp4) = tcp_any();
+    let u6 = UdpSocket::bind("[::1]:0").unwrap();
+    let up6 = u6.local_addr().unwrap().port();
+    let u4 = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let up4 = u4.local_addr().unwrap().port();
+    let s = Session::of_spec(
+        &t,
+        one_step(
+            vec![probe_exec()],
+            "route",
+            vec![
+                G::Net(
+                    NetOp::Connect,
+                    vec![("::1".into(), 128)],
+                    vec![(tp6, tp6), (up6, up6)],
+                ),
+                G::Net(
+                    NetOp::Connect,
+                    vec![("127.0.0.1".into(), 32)],
+                    vec![(tp4, tp4), (up4, up4)],
+                ),
+            ],
+        ),
+    );
+    let hop = "fd00::2";
+    let (tcp6, udp6) = (format!("[::1]:{tp6}"), format!("[::1]:{up6}"));
+    let (tcp4, udp4) = (format!("127.0.0.1:{tp4}"), format!("127.0.0.1:{up4}"));
+    // The probes work outside the session: a refusal inside is the
+    // sandbox's.
+    for (args, name) in [
+        (vec!["rthdr-connect", tcp6.as_str(), hop], "rthdr-connect"),
+        (vec!["rthdr-sendto", udp6.as_str(), hop], "rthdr-sendto"),
+        (vec!["ip-options", udp4.as_str()], "ip-options"),
+    ] {
+        assert_eq!(outside(&args), format!("{name} ok\n"), "{args:?} outside");
+        s.expect(&args, &format!("{name} refused 1"));
+    }
+    assert_eq!(
+        outside(&["rthdr-cmsg", &udp6, hop]),
+        "rthdr-cmsg refused 22\n",
+        "this kernel accepts no routing header as ancillary data"
+    );
+    s.expect(&["rthdr-cmsg", &udp6, hop], "rthdr-cmsg refused 22");
+    // The twins.
+    s.expect(&["sockopt-benign", &tcp6], "sockopt-benign ok");
+    s.expect(&["sockopt-benign", &tcp4], "sockopt-benign ok");
+    s.expect(&["connect", &tcp6], "connect ok");
+    s.expect(&["udp-sendto", &udp6], "udp-sendto ok");
+    let recs = s.records();
+    assert_eq!(
+        option_denials(&recs, "IPPROTO_IPV6 IPV6_RTHDR"),
+        2,
+        "TCP and UDP: {recs:#?}"
+    );
+    assert_eq!(
+        option_denials(&recs, "IPPROTO_IP IP_OPTIONS"),
+        1,
+        "{recs:#?}"
+    );
+    let d = deny(&recs, "setsockopt", "IPPROTO_IPV6 IPV6_RTHDR", "bpf");
+    assert!(
+        d["nearest"].is_null(),
+        "no grant kind names an option: {d:#}"
+    );
+    assert!(
+        recs.iter().any(|r| r["verdict"] == "allow"
+            && r["operation"] == "connect"
+            && r["object"] == format!("{tcp6} (tcp)")),
+        "{recs:#?}"
+    );
+    assert_nothing_lost(s.stop());
+}
+
+/// An Ethernet header for `ethertype`, then `ip`.
+fn frame(ethertype: u16, ip: &[u8]) -> Vec<u8> {
+    let mut f = vec![0u8; 12];
+    f.extend_from_slice(&ethertype.to_be_bytes());
+    f.extend_from_slice(ip);
+    f
+}
+
+/// An IPv6 packet from ::1 to `dst` whose extension headers are `ext`
+/// (each: its next-header field is filled in) ending in an 8-byte UDP
+/// header; `first` is the IPv6 header's next header.
+fn v6_packet(dst: std::net::Ipv6Addr, first: u8, ext: &[Vec<u8>]) -> Vec<u8> {
+    let mut p = vec![0u8; 40];
+    p[0] = 0x60;
+    p[6] = first;
+    p[7] = 64;
+    p[8..24].copy_from_slice(&std::net::Ipv6Addr::LOCALHOST.octets());
+    p[24..40].copy_from_slice(&dst.octets());
+    for e in ext {
+        p.extend_from_slice(e);
+    }
+    p.extend_from_slice(&[0x30, 0x39, 0x30, 0x39, 0, 8, 0, 0]);
+    let payload = u16::try_from(p.len() - 40).unwrap();
+    p[4..6].copy_from_slice(&payload.to_be_bytes());
+    p
+}
+
+/// The egress program, run by the kernel on crafted packets (this
+/// kernel accepts a routing header only through setsockopt, which the
+/// setsockopt hook refuses, so no session socket can make such a packet
+/// here): it drops an IPv6 packet carrying a routing header, first or
+/// behind other extension headers, a chain too long to walk, and an IPv4
+/// packet with options; it passes plain packets and extension headers
+/// that do not route; each drop is reported with the packet's first hop.
+#[test]
+fn the_egress_hook_drops_packets_that_carry_a_route() {
+    use kapl_runtime_bpf::bpf::{Event, NetEnforcer};
+    let mut bpf = NetEnforcer::load(&kapl_image::bpf::NetMaps::default())
+        .expect("load the BPF programs (root, cgroup BPF)");
+    let hop: std::net::Ipv6Addr = "fd00::2".parse().unwrap();
+    let udp = 17u8;
+    // A segment routing header (type 4) with two segments, then UDP.
+    let mut srh = vec![udp, 4, 4, 1, 1, 0, 0, 0];
+    srh.extend_from_slice(&std::net::Ipv6Addr::LOCALHOST.octets());
+    srh.extend_from_slice(&hop.octets());
+    // Destination options (PadN), next header `nh`.
+    let dst = |nh: u8| vec![nh, 0, 1, 4, 0, 0, 0, 0];
+    let v6 = |first, ext: &[Vec<u8>]| frame(0x86dd, &v6_packet(hop, first, ext));
+    let too_long: Vec<Vec<u8>> = (0..9).map(|_| dst(60)).collect();
+    let mut v4 = vec![
+        0x45u8, 0, 0, 28, 0, 0, 0, 0, 64, udp, 0, 0, 127, 0, 0, 1, 127, 0, 0, 1,
+    ];
+    v4.extend_from_slice(&[0x30, 0x39, 0x30, 0x39, 0, 8, 0, 0]);
+    let mut v4_opts = v4.clone();
+    v4_opts[0] = 0x46;
+    v4_opts[3] = 32;
+    v4_opts.splice(20..20, [7u8, 3, 4, 0]);
+    for (name, packet, passes) in [
+        ("plain IPv6", v6(udp, &[]), true),
+        ("destination options", v6(60, &[dst(udp)]), true),
+        ("routing header", v6(43, &[srh.clone()]), false),
+        (
+            "routing header behind hop-by-hop",
+            v6(0, &[dst(43), srh.clone()]),
+            false,
+        ),
+        ("more than 8 extension headers", v6(60, &too_long), false),
+        ("plain IPv4", frame(0x0800, &v4), true),
+        ("IPv4 options", frame(0x0800, &v4_opts), false),
+    ] {
+        assert_eq!(
+            bpf.egress_passes(&packet).expect("BPF_PROG_TEST_RUN"),
+            passes,
+            "{name}"
+        );
+    }
+    let mut evs = Vec::new();
+    bpf.drain(&mut evs);
+    let drops: Vec<_> = evs
+        .iter()
+        .filter_map(|e| match e {
+            Event::Option(o) if o.packet => Some(o),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(drops.len(), 4, "{evs:#?}");
+    assert!(
+        drops[..3]
+            .iter()
+            .all(|o| o.level == 41 && o.optname == 57 && o.addr == hop),
+        "{drops:#?}"
+    );
+    // The IPv6 header's next header: routing, hop-by-hop, destination.
+    let firsts: Vec<u32> = drops[..3].iter().map(|o| o.proto).collect();
+    assert_eq!(firsts, [43, 0, 60]);
+    assert_eq!((drops[3].level, drops[3].optname), (0, 4), "{drops:#?}");
+    assert_eq!(
+        drops[3].addr.to_ipv4_mapped(),
+        Some("127.0.0.1".parse().unwrap())
+    );
+}

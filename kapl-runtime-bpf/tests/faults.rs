@@ -908,9 +908,10 @@ fn attached(cg: &Path) -> u32 {
     use std::os::fd::AsRawFd;
     let dir = std::fs::File::open(cg).unwrap();
     let mut total = 0;
-    // sock_create, bind4/6, connect4/6, sendmsg4/6 and, where the runtime
-    // attaches them, connect_unix and sendmsg_unix.
-    for ty in [2u32, 8, 9, 10, 11, 14, 15, 49, 50] {
+    // inet egress, sock_create, bind4/6, connect4/6, sendmsg4/6,
+    // setsockopt and, where the runtime attaches them, connect_unix and
+    // sendmsg_unix.
+    for ty in [1u32, 2, 8, 9, 10, 11, 14, 15, 22, 49, 50] {
         let mut a = [0u32; 32];
         a[0] = dir.as_raw_fd() as u32;
         a[1] = ty;

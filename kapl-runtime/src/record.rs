@@ -127,6 +127,20 @@ pub enum Target {
         /// Protocol number.
         protocol: u32,
     },
+    /// A socket option that changes where a packet goes or the address it
+    /// carries (refused by the setsockopt hook), or such a header found in
+    /// an outgoing packet (dropped by the egress hook).
+    SocketOption {
+        /// The option's level (`IPPROTO_IPV6`, `IPPROTO_IP`, `SOL_SOCKET`,
+        /// `IPPROTO_TCP`, or the number).
+        level: String,
+        /// The option (`IPV6_RTHDR`, `IP_OPTIONS`, ..., or the number).
+        option: String,
+        /// For a dropped packet: the destination in its header (the first
+        /// hop of a routing header).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        destination: Option<std::net::IpAddr>,
+    },
     /// Another process (Landlock's scopes).
     Process {
         /// Its pid.
@@ -198,6 +212,17 @@ impl fmt::Display for Target {
                 sotype,
                 protocol,
             } => write!(f, "family={family} type={sotype} protocol={protocol}"),
+            Target::SocketOption {
+                level,
+                option,
+                destination,
+            } => {
+                write!(f, "{level} {option}")?;
+                match destination {
+                    Some(a) => write!(f, " (in a packet to {a})"),
+                    None => Ok(()),
+                }
+            }
             Target::Process { pid, comm } => write!(f, "pid {pid} ({comm})"),
             Target::Syscall { name } => f.write_str(name),
             Target::Other { text } => f.write_str(text),

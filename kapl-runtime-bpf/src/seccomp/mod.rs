@@ -108,6 +108,11 @@ const DENY_EPERM: &[(u32, &str)] = &[
     (nr(libc::SYS_iopl), "iopl"),
     (nr(libc::SYS_process_madvise), "process_madvise"),
     (nr(libc::SYS_process_mrelease), "process_mrelease"),
+    // An unprivileged fanotify group reporting names (FAN_REPORT_DFID_NAME)
+    // watches a directory the step may not read: Landlock does not check
+    // marks.
+    (nr(libc::SYS_fanotify_init), "fanotify_init"),
+    (nr(libc::SYS_fanotify_mark), "fanotify_mark"),
 ];
 const NR_CLONE: u32 = nr(libc::SYS_clone);
 const NR_CLONE3: u32 = nr(libc::SYS_clone3);

@@ -49,6 +49,8 @@ fn syscall_numbers_are_x86_64s() {
         ("iopl", 172),
         ("process_madvise", 440),
         ("process_mrelease", 448),
+        ("fanotify_init", 300),
+        ("fanotify_mark", 301),
     ];
     let table: Vec<(&str, u32)> = DENY_EPERM.iter().map(|(n, name)| (*name, *n)).collect();
     assert_eq!(table, expected);
@@ -304,6 +306,9 @@ fn logged_filter_refuses_side_doors_and_executable_memfds() {
     );
     assert_eq!(run(&p, 0, [0; 6]), RET_ALLOW);
     assert_eq!(call_name(272), Some("unshare"));
+    assert_eq!(run(&p, 300, [0; 6]), eperm, "fanotify_init");
+    assert_eq!(run(&p, 301, [0; 6]), eperm, "fanotify_mark");
+    assert_eq!(call_name(300), Some("fanotify_init"));
 }
 
 #[test]

@@ -10,7 +10,7 @@
 //! Output: [`Decision`]s, reported through [`super::sink`].
 
 use super::Session;
-use crate::bpf::{Event, EventHead, EventOp, ExecEvent, NO_GRANT, NO_STEP, NetEvent};
+use crate::bpf::{Event, EventHead, EventOp, ExecEvent, NO_GRANT, NO_STEP, NetEvent, OptEvent};
 use crate::domain::access;
 use crate::unix::{Reason, UnixEvent};
 use kapl_image::{DfaKind, FsRight, NetOp};
@@ -79,6 +79,7 @@ impl Session {
                 Event::Net(n) => self.on_net(&n, &mut out),
                 Event::Exec(x) => self.on_exec(&x, &mut out),
                 Event::Unix(u) => self.on_unix(&u, &mut out),
+                Event::Option(o) => self.on_option(&o, &mut out),
             }
         }
         for r in recs {
@@ -381,6 +382,38 @@ impl Session {
         self.emit(out, d);
     }
 
+    /// A socket option that reroutes, refused (`setsockopt`), or a packet
+    /// dropped for carrying one (`send`). No grant kind names an option:
+    /// never allowed, so no nearest grant.
+    fn on_option(&mut self, o: &OptEvent, out: &mut Vec<Notice>) {
+        let (cmd, step) = self.origin(&o.head);
+        let (level, option) = option_name(o.level, o.optname);
+        let destination = o.packet.then(|| match o.addr.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(o.addr),
+        });
+        let d = Decision {
+            cmd,
+            step,
+            pid: i32::try_from(o.head.tgid).ok(),
+            comm: o.comm.clone(),
+            exe: self.exe_of(o.head.tgid),
+            operation: if o.packet { "send" } else { "setsockopt" }.into(),
+            target: Target::SocketOption {
+                level,
+                option,
+                destination,
+            },
+            grant: None,
+            nearest: None,
+            mechanism: Mechanism::Bpf,
+            audit_serial: None,
+            narrowed: None,
+            why: None,
+        };
+        self.emit(out, d);
+    }
+
     /// A pathname UNIX connect/send: allowed by the step's `fs write` grant
     /// on the socket path, or refused (see src/unix.rs for why a granted
     /// path can still be refused).
@@ -486,5 +519,57 @@ impl Session {
             why: None,
         };
         self.emit(out, d);
+    }
+}
+
+/// The names of socket option `optname` at `level`, for the options the
+/// setsockopt hook refuses (`rerouting` in bpf/kapl.bpf.c); numbers for
+/// any other.
+fn option_name(level: i32, optname: i32) -> (String, String) {
+    let lvl = match level {
+        libc::SOL_IP => "IPPROTO_IP",
+        libc::SOL_SOCKET => "SOL_SOCKET",
+        libc::SOL_TCP => "IPPROTO_TCP",
+        libc::SOL_IPV6 => "IPPROTO_IPV6",
+        _ => return (level.to_string(), optname.to_string()),
+    };
+    let name = match (level, optname) {
+        (libc::SOL_IP, libc::IP_OPTIONS) => "IP_OPTIONS",
+        (libc::SOL_IP, libc::IP_TRANSPARENT) => "IP_TRANSPARENT",
+        (libc::SOL_SOCKET, libc::SO_MARK) => "SO_MARK",
+        (libc::SOL_TCP, libc::TCP_REPAIR) => "TCP_REPAIR",
+        (libc::SOL_IPV6, libc::IPV6_2292PKTOPTIONS) => "IPV6_2292PKTOPTIONS",
+        (libc::SOL_IPV6, libc::IPV6_HOPOPTS) => "IPV6_HOPOPTS",
+        (libc::SOL_IPV6, libc::IPV6_RTHDRDSTOPTS) => "IPV6_RTHDRDSTOPTS",
+        (libc::SOL_IPV6, libc::IPV6_RTHDR) => "IPV6_RTHDR",
+        (libc::SOL_IPV6, libc::IPV6_DSTOPTS) => "IPV6_DSTOPTS",
+        (libc::SOL_IPV6, libc::IPV6_TRANSPARENT) => "IPV6_TRANSPARENT",
+        _ => return (lvl.to_string(), optname.to_string()),
+    };
+    (lvl.to_string(), name.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::option_name;
+
+    /// The names match the numbers bpf/kapl.bpf.c refuses.
+    #[test]
+    fn option_names_match_the_hook() {
+        let n = |l, o| {
+            let (a, b) = option_name(l, o);
+            format!("{a} {b}")
+        };
+        assert_eq!(n(41, 57), "IPPROTO_IPV6 IPV6_RTHDR");
+        assert_eq!(n(41, 6), "IPPROTO_IPV6 IPV6_2292PKTOPTIONS");
+        assert_eq!(n(41, 54), "IPPROTO_IPV6 IPV6_HOPOPTS");
+        assert_eq!(n(41, 55), "IPPROTO_IPV6 IPV6_RTHDRDSTOPTS");
+        assert_eq!(n(41, 59), "IPPROTO_IPV6 IPV6_DSTOPTS");
+        assert_eq!(n(41, 75), "IPPROTO_IPV6 IPV6_TRANSPARENT");
+        assert_eq!(n(0, 4), "IPPROTO_IP IP_OPTIONS");
+        assert_eq!(n(0, 19), "IPPROTO_IP IP_TRANSPARENT");
+        assert_eq!(n(1, 36), "SOL_SOCKET SO_MARK");
+        assert_eq!(n(6, 19), "IPPROTO_TCP TCP_REPAIR");
+        assert_eq!(n(99, 1), "99 1");
     }
 }

@@ -81,3 +81,26 @@ pub fn bpf_link_create(
     // SAFETY: a link_create attribute holds no pointer.
     unsafe { bpf_fd(BPF_LINK_CREATE, &mut attr) }
 }
+
+const BPF_PROG_TEST_RUN: u32 = 10;
+
+/// `BPF_PROG_TEST_RUN` of `prog` once on `data` (for a socket buffer
+/// program: an Ethernet header, then the packet): the program's return
+/// value.
+pub fn bpf_prog_test_run(prog: BorrowedFd<'_>, data: &[u8]) -> io::Result<u32> {
+    let len = u32::try_from(data.len()).map_err(|_| io::Error::from_raw_os_error(libc::E2BIG))?;
+    let mut attr = [0u64; 16];
+    // prog_fd | retval << 32; data_size_in | data_size_out << 32; data_in;
+    // data_out (none); repeat (0: once).
+    attr[0] = prog.as_raw_fd() as u32 as u64;
+    attr[1] = u64::from(len);
+    attr[2] = data.as_ptr() as u64;
+    // SAFETY: the attribute buffer is ours and 128 bytes long; the one
+    // pointer in it is `data`, which the kernel reads (`len` bytes) during
+    // the call. The command returns 0, not a descriptor.
+    let r = unsafe { libc::syscall(libc::SYS_bpf, BPF_PROG_TEST_RUN, attr.as_mut_ptr(), 128u32) };
+    if r < 0 {
+        return Err(last_error());
+    }
+    Ok((attr[0] >> 32) as u32)
+}

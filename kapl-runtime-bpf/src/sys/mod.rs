@@ -42,7 +42,7 @@ mod notify;
 mod process;
 mod socket;
 
-pub use bpf::{bpf_link_create, bpf_prog_load};
+pub use bpf::{bpf_link_create, bpf_prog_load, bpf_prog_test_run};
 pub use child::{
     ChildStack, ExecArgs, SignalsBlocked, block_all_signals, chdir, clear_ambient_capabilities,
     clear_capabilities, drop_bounding_capability, install_seccomp_filter, landlock_restrict_self,
