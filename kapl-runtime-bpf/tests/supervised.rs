@@ -283,3 +283,149 @@ fn a_symlink_swapped_into_the_path_changes_only_what_the_grant_covers() {
     drop(s);
     assert_no_leftover_cgroups();
 }
+
+/// Runs `git ARGS` outside any session (set-up and checks).
+#[track_caller]
+fn git_here(dir: &str, args: &[&str]) -> String {
+    let o = std::process::Command::new("/usr/bin/git")
+        .arg("-C")
+        .arg(dir)
+        .args(["-c", "user.name=t", "-c", "user.email=t@t"])
+        .args(args)
+        .output()
+        .expect("git runs");
+    assert!(
+        o.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// The new-user case of issue 13: a project whose `.env` at the root may
+/// not be read and whose `.git/hooks` and `.git/config` may not be
+/// changed. Listing the root, finding files, `git status` (which must show
+/// the untracked files), `git add` of several paths and `git commit` all
+/// work; `mkdir build` at the root works with create granted on `build`
+/// alone, and nothing else can be made at the root or in `.git/hooks`.
+#[test]
+fn ordinary_work_beside_excepted_files() {
+    assert!(
+        std::path::Path::new("/usr/bin/git").exists(),
+        "git is needed (/usr/bin/git); install it (scripts/setup)"
+    );
+    let t = Tmp::new("sup-git");
+    let p = t.path("proj");
+    t.write("proj/app.py", "print(1)\n");
+    t.write("proj/.gitignore", "secrets.env\n");
+    t.write("proj/secrets.env", "TOKEN=1\n");
+    git_here(&p, &["init", "-q", "."]);
+    git_here(&p, &["add", "."]);
+    git_here(&p, &["commit", "-qm", "init"]);
+    t.write("proj/new.py", "x = 2\n");
+    t.write("proj/other.py", "y = 3\n");
+    let exec_path = git_here(&p, &["--exec-path"]).trim().to_string();
+    let pp = |rel: &str| format!("{p}/{rel}");
+    let s = Session::of_spec(
+        &t,
+        spec(vec![
+            G::Exec(vec![
+                "/usr/bin/git".into(),
+                "/usr/bin/env".into(),
+                "/usr/bin/ls".into(),
+                "/usr/bin/find".into(),
+                "/usr/bin/mkdir".into(),
+                "/usr/bin/cat".into(),
+                format!("{exec_path}/*"),
+            ]),
+            G::Fs(&[Right::Read], vec![pp("**")], vec![pp("secrets.env")]),
+            G::Fs(
+                ALL,
+                vec![pp(".git/**")],
+                vec![pp(".git/hooks/**"), pp(".git/config")],
+            ),
+            G::Fs(ALL, vec![pp("build"), pp("build/**")], vec![]),
+            G::Fs(
+                &[Right::Read],
+                vec![
+                    "/etc/**".into(),
+                    "/usr/share/**".into(),
+                    "/dev/urandom".into(),
+                ],
+                vec![],
+            ),
+        ]),
+    );
+    let run = |cmd: &[&str]| {
+        let o = s.exec(cmd);
+        let (out, err) = text(&o);
+        (o.status.code(), out, err)
+    };
+    let git = |args: &[&str]| {
+        // No user or system configuration: the step need not read them.
+        let mut c = vec![
+            "/usr/bin/env",
+            "GIT_CONFIG_GLOBAL=/dev/null",
+            "GIT_CONFIG_NOSYSTEM=1",
+            "/usr/bin/git",
+            "-C",
+            p.as_str(),
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+        ];
+        c.extend(args);
+        run(&c)
+    };
+    // Listing the root: its names, the excepted file's too.
+    let (code, out, err) = run(&["/usr/bin/ls", &p]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out, "app.py\nnew.py\nother.py\nsecrets.env\n");
+    let (code, out, err) = run(&["/usr/bin/find", &p, "-maxdepth", "1", "-name", "*.py"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("/new.py") && out.contains("/other.py"),
+        "{out}"
+    );
+    // git status shows the untracked files (it used to say "clean").
+    let (code, out, err) = git(&["status", "--porcelain"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out, "?? new.py\n?? other.py\n", "{err}");
+    let (code, _, err) = git(&["add", "new.py", "other.py"]);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, _, err) = git(&["commit", "-qm", "add"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(
+        git_here(&p, &["ls-files"]),
+        ".gitignore\napp.py\nnew.py\nother.py\n"
+    );
+    assert_eq!(git_here(&p, &["rev-list", "--count", "HEAD"]).trim(), "2");
+    let (code, out, err) = git(&["status", "--porcelain"]);
+    assert_eq!((code, out.as_str()), (Some(0), ""), "{err}");
+    // The excepted file stays unreadable; the hooks unchangeable.
+    let (code, _, _) = run(&["/usr/bin/cat", &pp("secrets.env")]);
+    assert_eq!(code, Some(1));
+    let (code, _, _) = run(&["/usr/bin/mkdir", &pp(".git/hooks/x")]);
+    assert_eq!(code, Some(1));
+    // mkdir build at the root, granted on build alone.
+    let (code, _, err) = run(&["/usr/bin/mkdir", &pp("build")]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(std::path::Path::new(&pp("build")).is_dir());
+    let (code, _, _) = run(&["/usr/bin/mkdir", &pp("other")]);
+    assert_eq!(code, Some(1));
+    assert!(!std::path::Path::new(&pp("other")).exists());
+    let recs = s.records();
+    denied(&recs, "create (mkdir)", &pp("other"));
+    let r = recs
+        .iter()
+        .find(|r| {
+            r["verdict"] == "deny"
+                && r["operation"] == "create (mkdir)"
+                && r["object"] == pp(".git/hooks/x")
+        })
+        .unwrap_or_else(|| panic!("no refusal of .git/hooks/x: {recs:#?}"));
+    assert_eq!(r["mechanism"], "supervisor");
+    drop(s);
+    assert_no_leftover_cgroups();
+}
