@@ -143,8 +143,9 @@ pub fn logged_filter() -> Vec<SockFilter> {
     layout(&logged_cases())
 }
 
-/// The side-door calls both filters refuse with EPERM: [`DENY_EPERM`] and
-/// `clone` with namespace flags (unsorted).
+/// The side-door calls both filters refuse: [`DENY_EPERM`], `clone` with
+/// namespace flags, terminal injection (`TIOCSTI`, `TIOCLINUX`) and socket
+/// families other than UNIX, inet and netlink-route (unsorted).
 fn side_door_cases() -> Vec<(u32, Vec<SockFilter>)> {
     let eperm = RET_ERRNO | libc::EPERM as u32;
     let mut c: Vec<(u32, Vec<SockFilter>)> = DENY_EPERM
@@ -157,6 +158,41 @@ fn side_door_cases() -> Vec<(u32, Vec<SockFilter>)> {
             stmt(BPF_LD_W_ABS, off_arg_lo(0)),
             jump(BPF_JSET_K, NS_FLAGS, 0, 1),
             stmt(BPF_RET_K, eperm),
+            stmt(BPF_RET_K, RET_ALLOW),
+        ],
+    ));
+    let eafnosupport = RET_ERRNO | libc::EAFNOSUPPORT as u32;
+    c.push((
+        NR_IOCTL,
+        vec![
+            stmt(BPF_LD_W_ABS, off_arg_lo(1)),
+            jump(BPF_JEQ_K, TIOCSTI, 2, 0),
+            jump(BPF_JEQ_K, TIOCLINUX, 1, 0),
+            stmt(BPF_RET_K, RET_ALLOW),
+            stmt(BPF_RET_K, eperm),
+        ],
+    ));
+    c.push((
+        NR_SOCKETPAIR,
+        vec![
+            stmt(BPF_LD_W_ABS, off_arg_lo(0)),
+            jump(BPF_JEQ_K, libc::AF_UNIX as u32, 0, 1),
+            stmt(BPF_RET_K, RET_ALLOW),
+            stmt(BPF_RET_K, eafnosupport),
+        ],
+    ));
+    c.push((
+        NR_SOCKET,
+        vec![
+            stmt(BPF_LD_W_ABS, off_arg_lo(0)),
+            jump(BPF_JEQ_K, libc::AF_UNIX as u32, 5, 0),
+            jump(BPF_JEQ_K, libc::AF_INET as u32, 4, 0),
+            jump(BPF_JEQ_K, libc::AF_INET6 as u32, 3, 0),
+            jump(BPF_JEQ_K, libc::AF_NETLINK as u32, 0, 3),
+            stmt(BPF_LD_W_ABS, off_arg_lo(2)),
+            jump(BPF_JEQ_K, libc::NETLINK_ROUTE as u32, 0, 1),
+            stmt(BPF_RET_K, RET_ALLOW),
+            stmt(BPF_RET_K, eafnosupport),
             stmt(BPF_RET_K, RET_ALLOW),
         ],
     ));
@@ -276,6 +312,9 @@ pub fn call_name(nr: u32) -> Option<&'static str> {
     match nr {
         NR_CLONE => Some("clone (new namespaces)"),
         NR_MEMFD_CREATE => Some("memfd_create (executable)"),
+        NR_IOCTL => Some("ioctl (terminal injection)"),
+        NR_SOCKET => Some("socket (address family)"),
+        NR_SOCKETPAIR => Some("socketpair (address family)"),
         _ => DENY_EPERM.iter().find(|(n, _)| *n == nr).map(|(_, s)| *s),
     }
 }
@@ -349,46 +388,10 @@ fn prologue() -> Vec<SockFilter> {
 /// that decides it (entered with the number in the accumulator; it always
 /// ends in a return).
 fn cases() -> Vec<(u32, Vec<SockFilter>)> {
-    let eperm = RET_ERRNO | libc::EPERM as u32;
-    let eafnosupport = RET_ERRNO | libc::EAFNOSUPPORT as u32;
     let mut c = side_door_cases();
     for n in [NR_CLONE3, NR_SETXATTRAT, NR_REMOVEXATTRAT] {
         c.push((n, vec![stmt(BPF_RET_K, RET_ERRNO | libc::ENOSYS as u32)]));
     }
-    c.push((
-        NR_IOCTL,
-        vec![
-            stmt(BPF_LD_W_ABS, off_arg_lo(1)),
-            jump(BPF_JEQ_K, TIOCSTI, 2, 0),
-            jump(BPF_JEQ_K, TIOCLINUX, 1, 0),
-            stmt(BPF_RET_K, RET_ALLOW),
-            stmt(BPF_RET_K, eperm),
-        ],
-    ));
-    c.push((
-        NR_SOCKETPAIR,
-        vec![
-            stmt(BPF_LD_W_ABS, off_arg_lo(0)),
-            jump(BPF_JEQ_K, libc::AF_UNIX as u32, 0, 1),
-            stmt(BPF_RET_K, RET_ALLOW),
-            stmt(BPF_RET_K, eafnosupport),
-        ],
-    ));
-    c.push((
-        NR_SOCKET,
-        vec![
-            stmt(BPF_LD_W_ABS, off_arg_lo(0)),
-            jump(BPF_JEQ_K, libc::AF_UNIX as u32, 5, 0),
-            jump(BPF_JEQ_K, libc::AF_INET as u32, 4, 0),
-            jump(BPF_JEQ_K, libc::AF_INET6 as u32, 3, 0),
-            jump(BPF_JEQ_K, libc::AF_NETLINK as u32, 0, 3),
-            stmt(BPF_LD_W_ABS, off_arg_lo(2)),
-            jump(BPF_JEQ_K, libc::NETLINK_ROUTE as u32, 0, 1),
-            stmt(BPF_RET_K, RET_ALLOW),
-            stmt(BPF_RET_K, eafnosupport),
-            stmt(BPF_RET_K, RET_ALLOW),
-        ],
-    ));
     c.sort_by_key(|(nr, _)| *nr);
     c
 }

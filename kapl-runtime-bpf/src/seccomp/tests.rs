@@ -67,6 +67,37 @@ fn syscall_numbers_are_x86_64s() {
     );
 }
 
+/// The terminal-injection ioctls and the socket families both filters
+/// refuse, as hand-written chains.
+fn policed_calls(p: &mut Vec<SockFilter>) {
+    let eperm = RET_ERRNO | libc::EPERM as u32;
+    // ioctl TIOCSTI / TIOCLINUX.
+    p.push(jump(BPF_JEQ_K, NR_IOCTL, 0, 5));
+    p.push(stmt(BPF_LD_W_ABS, off_arg_lo(1)));
+    p.push(jump(BPF_JEQ_K, TIOCSTI, 2, 0));
+    p.push(jump(BPF_JEQ_K, TIOCLINUX, 1, 0));
+    p.push(stmt(BPF_RET_K, RET_ALLOW));
+    p.push(stmt(BPF_RET_K, eperm));
+    // socketpair: UNIX only.
+    let eafnosupport = RET_ERRNO | libc::EAFNOSUPPORT as u32;
+    p.push(jump(BPF_JEQ_K, NR_SOCKETPAIR, 0, 4));
+    p.push(stmt(BPF_LD_W_ABS, off_arg_lo(0)));
+    p.push(jump(BPF_JEQ_K, libc::AF_UNIX as u32, 0, 1));
+    p.push(stmt(BPF_RET_K, RET_ALLOW));
+    p.push(stmt(BPF_RET_K, eafnosupport));
+    // socket: UNIX, INET, INET6, NETLINK with protocol NETLINK_ROUTE.
+    p.push(jump(BPF_JEQ_K, NR_SOCKET, 0, 9));
+    p.push(stmt(BPF_LD_W_ABS, off_arg_lo(0)));
+    p.push(jump(BPF_JEQ_K, libc::AF_UNIX as u32, 5, 0));
+    p.push(jump(BPF_JEQ_K, libc::AF_INET as u32, 4, 0));
+    p.push(jump(BPF_JEQ_K, libc::AF_INET6 as u32, 3, 0));
+    p.push(jump(BPF_JEQ_K, libc::AF_NETLINK as u32, 0, 3));
+    p.push(stmt(BPF_LD_W_ABS, off_arg_lo(2)));
+    p.push(jump(BPF_JEQ_K, libc::NETLINK_ROUTE as u32, 0, 1));
+    p.push(stmt(BPF_RET_K, RET_ALLOW));
+    p.push(stmt(BPF_RET_K, eafnosupport));
+}
+
 /// [`filter`]'s decisions written out by hand as one linear chain (the
 /// layout the tree replaced): the independent reference the tree is
 /// compared with.
@@ -97,31 +128,7 @@ fn linear_filter() -> Vec<SockFilter> {
     p.push(jump(BPF_JSET_K, NS_FLAGS, 0, 1));
     p.push(stmt(BPF_RET_K, eperm));
     p.push(stmt(BPF_RET_K, RET_ALLOW));
-    // ioctl TIOCSTI / TIOCLINUX.
-    p.push(jump(BPF_JEQ_K, NR_IOCTL, 0, 5));
-    p.push(stmt(BPF_LD_W_ABS, off_arg_lo(1)));
-    p.push(jump(BPF_JEQ_K, TIOCSTI, 2, 0));
-    p.push(jump(BPF_JEQ_K, TIOCLINUX, 1, 0));
-    p.push(stmt(BPF_RET_K, RET_ALLOW));
-    p.push(stmt(BPF_RET_K, eperm));
-    // socketpair: UNIX only.
-    let eafnosupport = RET_ERRNO | libc::EAFNOSUPPORT as u32;
-    p.push(jump(BPF_JEQ_K, NR_SOCKETPAIR, 0, 4));
-    p.push(stmt(BPF_LD_W_ABS, off_arg_lo(0)));
-    p.push(jump(BPF_JEQ_K, libc::AF_UNIX as u32, 0, 1));
-    p.push(stmt(BPF_RET_K, RET_ALLOW));
-    p.push(stmt(BPF_RET_K, eafnosupport));
-    // socket: UNIX, INET, INET6, NETLINK with protocol NETLINK_ROUTE.
-    p.push(jump(BPF_JEQ_K, NR_SOCKET, 0, 9));
-    p.push(stmt(BPF_LD_W_ABS, off_arg_lo(0)));
-    p.push(jump(BPF_JEQ_K, libc::AF_UNIX as u32, 5, 0));
-    p.push(jump(BPF_JEQ_K, libc::AF_INET as u32, 4, 0));
-    p.push(jump(BPF_JEQ_K, libc::AF_INET6 as u32, 3, 0));
-    p.push(jump(BPF_JEQ_K, libc::AF_NETLINK as u32, 0, 3));
-    p.push(stmt(BPF_LD_W_ABS, off_arg_lo(2)));
-    p.push(jump(BPF_JEQ_K, libc::NETLINK_ROUTE as u32, 0, 1));
-    p.push(stmt(BPF_RET_K, RET_ALLOW));
-    p.push(stmt(BPF_RET_K, eafnosupport));
+    policed_calls(&mut p);
     p.push(stmt(BPF_RET_K, RET_ALLOW));
     p
 }
@@ -145,6 +152,7 @@ fn linear_logged_filter() -> Vec<SockFilter> {
     p.push(jump(BPF_JSET_K, MFD_NOEXEC_SEAL, 0, 1));
     p.push(stmt(BPF_RET_K, RET_ALLOW));
     p.push(stmt(BPF_RET_K, eperm));
+    policed_calls(&mut p);
     p.push(stmt(BPF_RET_K, RET_ALLOW));
     p
 }

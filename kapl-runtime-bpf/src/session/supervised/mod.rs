@@ -168,9 +168,21 @@ impl Session {
             None => Served::errno(libc::ENOSYS),
             Some(call) => self.decide_and_perform(i, &n, call, cmd, step),
         };
+        let mut decision = served.decision;
+        // Allowed by the grants, refused by the kernel for want of a
+        // capability (the command has none, so only the owner may change
+        // a file's mode, owner or times): a refusal too, and said so.
+        if matches!(served.answer, Answer::Errno(libc::EPERM))
+            && let Some(d) = decision.as_mut()
+            && let Some(g) = d.grant.take()
+        {
+            d.why = Some(format!(
+                "grant {g} allows it, but the kernel refused the call (EPERM): commands hold no capability, so only a file's owner may change its mode, owner or times, and a node or an owner change that needs a capability (CAP_CHOWN, CAP_MKNOD, …) is refused"
+            ));
+        }
         let l = &self.supervised.listeners[i];
         let answered = sys::notif_send(&l.fd, n.id, served.answer).is_ok();
-        if let Some(d) = served.decision {
+        if let Some(d) = decision {
             // A refusal is reported even when its caller is gone; an allow
             // only when the call completed.
             if d.grant.is_none() || answered {
