@@ -7,8 +7,18 @@
 //! granted rights, else one rule per existing entry), each re-checked
 //! against the automaton from the start state, and the narrowings (where
 //! the result is narrower than the grant as written, per grant).
+//!
+//! The walk itself never goes through a link. A link that an automaton
+//! which [follows links](PathAutomaton::follows_links) (exec) grants file
+//! rights to gets a rule on the regular file it resolves to, with the
+//! rights the link's path is granted, when nothing on the way can be
+//! changed by the plan ([`follow::resolve`](super::follow::resolve)); the
+//! precision report says which links were followed, and why the others
+//! were not.
 
-use super::{AddedRule, DomainError, Narrowing, NarrowingKind, PathAutomaton, access, run};
+use super::{
+    AddedRule, DomainError, Narrowing, NarrowingKind, PathAutomaton, access, follow, run,
+};
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs;
@@ -55,6 +65,31 @@ impl Walk {
         if bits != 0 {
             self.narrow(a.grants(s, bits), Narrowing::HardLink(path.to_path_buf()));
         }
+        if !a.follows_links() {
+            return;
+        }
+        // A followed link whose file got no rule after all: not followed.
+        let mut links = Vec::new();
+        for (g, ns) in &mut self.narrowed {
+            ns.retain(|n| match n {
+                Narrowing::Followed(l, t) if t == path => {
+                    links.push((*g, l.clone()));
+                    false
+                }
+                _ => true,
+            });
+        }
+        for (g, l) in links {
+            if let Some(c) = self.counts.get_mut(&(g, NarrowingKind::Followed)) {
+                *c = c.saturating_sub(1);
+            }
+            let why = format!(
+                "it resolves to {}, which is hard-linked where a rule would grant its other names too",
+                path.display()
+            );
+            self.narrow(vec![g], Narrowing::Symlink(l, Some(why)));
+        }
+        self.counts.retain(|_, c| *c > 0);
     }
 
     fn narrow(&mut self, grants: Vec<u32>, n: Narrowing) {
@@ -116,12 +151,21 @@ pub fn walk_into(
             cur.extend_from_slice(comp);
             match fs::symlink_metadata(OsStr::from_bytes(&cur)) {
                 Ok(m) if m.file_type().is_symlink() => {
+                    ok = false;
+                    // A literal path to a file, through a link anywhere
+                    // on it: the file it resolves to, if it may be
+                    // followed. A directory reached through a link is not
+                    // walked (its rules would be on other paths than the
+                    // grant's).
+                    if a.follows_links() && a.accept(s) & access::FILE != 0 {
+                        symlink(a, w, p, s, limits)?;
+                        break;
+                    }
                     let t = run(a, &cur);
                     w.narrow(
                         a.grants_any(t, a.live(t)),
-                        Narrowing::Symlink(PathBuf::from(OsStr::from_bytes(&cur))),
+                        Narrowing::Symlink(PathBuf::from(OsStr::from_bytes(&cur)), None),
                     );
-                    ok = false;
                     break;
                 }
                 Ok(_) => {}
@@ -324,10 +368,7 @@ fn walk_entry(
         }
         Kind::Symlink => {
             if a.accept(t) & !covered != 0 {
-                w.narrow(
-                    a.grants(t, a.accept(t)),
-                    Narrowing::Symlink(child_fs.clone()),
-                );
+                symlink(a, w, &child, t, limits)?;
             }
         }
         Kind::Other => {
@@ -348,6 +389,42 @@ fn walk_entry(
         }
     }
     Ok(false)
+}
+
+/// The symbolic link `link`, which ends in state `t`: followed to the file
+/// it resolves to when the automaton follows links, grants it file rights
+/// and nothing on the way can be changed by the plan (a rule on that file
+/// with the rights of the link's path, checked against the automaton at
+/// the link, said in the precision report); otherwise reported as not
+/// followed, with the reason when it would have been.
+fn symlink(
+    a: &dyn PathAutomaton,
+    w: &mut Walk,
+    link: &[u8],
+    t: u32,
+    limits: WalkLimits,
+) -> Result<(), DomainError> {
+    let link_fs = PathBuf::from(OsStr::from_bytes(link));
+    let bits = a.accept(t) & access::FILE;
+    if !a.follows_links() || bits == 0 {
+        w.narrow(a.grants(t, a.accept(t)), Narrowing::Symlink(link_fs, None));
+        return Ok(());
+    }
+    let grants = a.grants(t, bits);
+    match follow::resolve(a, &link_fs) {
+        Err(why) => w.narrow(grants, Narrowing::Symlink(link_fs, Some(why))),
+        Ok(_) if w.rules.len() >= limits.max_rules => w.narrow(grants, Narrowing::TooMany(link_fs)),
+        Ok(target) => {
+            check_rule(a, link, bits, false)?;
+            w.rules.push(AddedRule {
+                path: target.clone(),
+                access: bits,
+                subtree: false,
+            });
+            w.narrow(grants, Narrowing::Followed(link_fs, target));
+        }
+    }
+    Ok(())
 }
 
 trait GrantsAny {
