@@ -804,7 +804,15 @@ fn a_planted_exec_link_is_not_followed_and_the_denial_says_why() {
         plan_p(
             vec![],
             vec![
-                step("make", &[], vec![G::Fs(&[Right::Create], vec![format!("{}/drop/**", t.0.display())], vec![])]),
+                step(
+                    "make",
+                    &[],
+                    vec![G::Fs(
+                        &[Right::Create],
+                        vec![format!("{}/drop/**", t.0.display())],
+                        vec![],
+                    )],
+                ),
                 step("run", &[0], vec![G::Exec(vec![tool.clone()])]),
             ],
         ),
@@ -836,7 +844,10 @@ fn a_planted_exec_link_is_not_followed_and_the_denial_says_why() {
         .unwrap_or_else(|| panic!("{recs:#?}"));
     assert_eq!(r["object"], tool.as_str(), "{r:#}");
     assert!(r["covering"]["id"].is_u64(), "{r:#}");
-    assert!(r["reason"].as_str().is_some_and(|x| x.contains(&why)), "{r:#}");
+    assert!(
+        r["reason"].as_str().is_some_and(|x| x.contains(&why)),
+        "{r:#}"
+    );
     assert!(
         report.contains(&format!("symbolic links are not followed: {tool} ({why})")),
         "{report}"
@@ -860,7 +871,10 @@ fn an_exec_refused_for_its_loader_says_so_in_every_mode() {
     let o = one_shot(&img, "p", None, &audit, &["true"]);
     let (_, err) = text(&o);
     assert_eq!(o.status.code(), Some(126), "{err}");
-    assert!(err.contains("denied: true exec (execute) /usr/bin/true — grant "), "{err}");
+    assert!(
+        err.contains("denied: true exec (execute) /usr/bin/true — grant "),
+        "{err}"
+    );
     assert!(err.contains(want), "{err}");
     let recs = records(&audit);
     assert!(
@@ -876,8 +890,10 @@ fn an_exec_refused_for_its_loader_says_so_in_every_mode() {
     assert_eq!(o.status.code(), Some(126), "{err}");
     assert!(err.contains(want), "{err}");
     assert!(
-        s.records().iter().any(|r| r["verdict"] == "deny"
-            && r["reason"].as_str().is_some_and(|x| x.contains(want))),
+        s.records()
+            .iter()
+            .any(|r| r["verdict"] == "deny"
+                && r["reason"].as_str().is_some_and(|x| x.contains(want))),
         "records"
     );
     drop(s);

@@ -121,7 +121,9 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     fn bytes<const N: usize>(&self, at: usize) -> Result<[u8; N], ElfError> {
-        let end = at.checked_add(N).ok_or(ElfError::Malformed("offset overflows"))?;
+        let end = at
+            .checked_add(N)
+            .ok_or(ElfError::Malformed("offset overflows"))?;
         self.b
             .get(at..end)
             .and_then(|s| s.try_into().ok())
@@ -261,7 +263,10 @@ impl Refused {
         if self.role == "loader" {
             "`use runtime.loader` grants it".into()
         } else {
-            format!("grant it: `exec \"{}\"`", String::from_utf8_lossy(&self.path))
+            format!(
+                "grant it: `exec \"{}\"`",
+                String::from_utf8_lossy(&self.path)
+            )
         }
     }
 }
@@ -294,7 +299,11 @@ pub fn refused_starter(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::panic, clippy::unwrap_used, reason = "a test fails by panicking")]
+    #![allow(
+        clippy::panic,
+        clippy::unwrap_used,
+        reason = "a test fails by panicking"
+    )]
     use super::*;
 
     /// A minimal 64-bit little-endian ELF header with one `PT_LOAD` and one
@@ -411,7 +420,10 @@ mod tests {
     struct Mem(Vec<(&'static [u8], Vec<u8>)>);
     impl Files for Mem {
         fn head(&self, path: &[u8]) -> Option<Vec<u8>> {
-            self.0.iter().find(|(p, _)| *p == path).map(|(_, b)| b.clone())
+            self.0
+                .iter()
+                .find(|(p, _)| *p == path)
+                .map(|(_, b)| b.clone())
         }
     }
 
@@ -423,21 +435,31 @@ mod tests {
             (b"/prog", elf64(LD)),
             (b"/static", elf64(b"")[..64].to_vec()),
         ]);
-        let only = |ok: &'static [&'static [u8]]| {
-            move |p: &[u8]| ok.contains(&p)
-        };
+        let only = |ok: &'static [&'static [u8]]| move |p: &[u8]| ok.contains(&p);
         let r = refused_starter(b"/s", &files, &mut only(&[b"/py"])).unwrap();
-        assert_eq!(r.describe(b"/s"), format!("the loader {} of its interpreter /py", String::from_utf8_lossy(LD)));
+        assert_eq!(
+            r.describe(b"/s"),
+            format!(
+                "the loader {} of its interpreter /py",
+                String::from_utf8_lossy(LD)
+            )
+        );
         assert!(r.help().contains("runtime.loader"));
         let r = refused_starter(b"/s", &files, &mut only(&[LD])).unwrap();
         assert_eq!(r.describe(b"/s"), "its interpreter /py");
         assert_eq!(r.help(), "grant it: `exec \"/py\"`");
-        assert_eq!(refused_starter(b"/s", &files, &mut only(&[LD, b"/py"])), None);
+        assert_eq!(
+            refused_starter(b"/s", &files, &mut only(&[LD, b"/py"])),
+            None
+        );
         assert_eq!(refused_starter(b"/prog", &files, &mut only(&[LD])), None);
         assert_eq!(refused_starter(b"/missing", &files, &mut only(&[])), None);
         // A script whose interpreter is itself: the chain stops.
         let files = Mem(vec![(b"/loop", b"#!/loop\n".to_vec())]);
-        assert_eq!(refused_starter(b"/loop", &files, &mut only(&[b"/loop"])), None);
+        assert_eq!(
+            refused_starter(b"/loop", &files, &mut only(&[b"/loop"])),
+            None
+        );
     }
 
     #[test]

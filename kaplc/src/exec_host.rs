@@ -113,9 +113,7 @@ pub fn warnings(policy: &Policy, host: &dyn Host) -> Vec<Diagnostic> {
                     for path in pat.glob.branches.iter().filter_map(literal) {
                         let shown = String::from_utf8_lossy(&path).into_owned();
                         let real = host.canonical(&path);
-                        if first_step
-                            && let Some(r) = real.as_ref().filter(|r| **r != path)
-                        {
+                        if first_step && let Some(r) = real.as_ref().filter(|r| **r != path) {
                             let to = String::from_utf8_lossy(r);
                             out.push(
                                 Diagnostic::warning(

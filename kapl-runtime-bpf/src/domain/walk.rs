@@ -16,9 +16,7 @@
 //! precision report says which links were followed, and why the others
 //! were not.
 
-use super::{
-    AddedRule, DomainError, Narrowing, NarrowingKind, PathAutomaton, access, follow, run,
-};
+use super::{AddedRule, DomainError, Narrowing, NarrowingKind, PathAutomaton, access, follow, run};
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs;

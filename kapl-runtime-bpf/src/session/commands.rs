@@ -11,9 +11,9 @@ use crate::domain::access;
 use crate::error::{CommandError, RunError};
 use crate::spawn::{self, ChildStage, SpawnError};
 use crate::sys;
-use kapl_runtime::{attribution, elf, narrowing};
 use kapl_runtime::record::{Mechanism, Target};
 use kapl_runtime::report::Decision;
+use kapl_runtime::{attribution, elf, narrowing};
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
@@ -307,9 +307,7 @@ impl Session {
             Some(g2) => {
                 let why = narrowing::explain(found(g2), named)
                     .unwrap_or_else(|| "the rule builder gave it no rule".into());
-                format!(
-                    "the kernel executes {what} too, and grant {g2} names it but {why}"
-                )
+                format!("the kernel executes {what} too, and grant {g2} names it but {why}")
             }
             None => format!(
                 "the kernel executes {what} too, which no exec grant of step {step_name} names; {}",
