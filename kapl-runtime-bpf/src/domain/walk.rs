@@ -582,6 +582,84 @@ mod tests {
         }
     }
 
+    /// Grants exec to every path ending in `/tool`, follows links, and
+    /// lets the plan change nothing.
+    struct Tool;
+    impl PathAutomaton for Tool {
+        fn start(&self) -> u32 {
+            0
+        }
+        fn next(&self, s: u32, b: u8) -> u32 {
+            match (s, b) {
+                (_, b'/') => 1,
+                (1, b't') => 2,
+                (2 | 3, b'o') => s + 1,
+                (4, b'l') => 5,
+                _ => 0,
+            }
+        }
+        fn accept(&self, s: u32) -> u64 {
+            if s == 5 {
+                access::EXECUTE | access::READ_FILE
+            } else {
+                0
+            }
+        }
+        fn beneath_all(&self, _: u32) -> u64 {
+            0
+        }
+        fn live(&self, _: u32) -> u64 {
+            access::EXECUTE | access::READ_FILE
+        }
+        fn grants(&self, s: u32, _: u64) -> Vec<u32> {
+            if s == 5 { vec![9] } else { Vec::new() }
+        }
+        fn changeable(&self, _: &[u8]) -> bool {
+            false
+        }
+        fn follows_links(&self) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn an_exec_link_gets_a_rule_on_its_file_unless_the_file_gets_none() {
+        let d = std::env::temp_dir().join(format!("kapl-domain-tool-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        fs::write(d.join("prog"), "x").unwrap();
+        std::os::unix::fs::symlink("prog", d.join("tool")).unwrap();
+        let prog = fs::canonicalize(d.join("prog")).unwrap();
+        let mut w = Walk::default();
+        let prefix = d.as_os_str().as_bytes().to_vec();
+        walk_into(&Tool, &mut w, &[prefix], WalkLimits::default()).unwrap();
+        assert_eq!(
+            w.rules,
+            vec![AddedRule {
+                path: prog.clone(),
+                access: access::EXECUTE | access::READ_FILE,
+                subtree: false,
+            }]
+        );
+        assert_eq!(
+            w.narrowed.get(&9),
+            Some(&vec![Narrowing::Followed(d.join("tool"), prog.clone())])
+        );
+        // The ruleset refused the file (hard-linked): the link is then
+        // reported as not followed, and why.
+        w.refused_link(&Tool, &prog);
+        assert_eq!(w.counts.get(&(9, NarrowingKind::Followed)), None);
+        assert!(
+            matches!(
+                w.narrowed.get(&9).map(Vec::as_slice),
+                Some([Narrowing::Symlink(l, Some(why))]) if *l == d.join("tool") && why.contains("hard-linked")
+            ),
+            "{:?}",
+            w.narrowed
+        );
+        let _ = fs::remove_dir_all(&d);
+    }
+
     fn tree(tag: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("kapl-domain-{tag}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&d);
