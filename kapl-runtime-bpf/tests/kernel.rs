@@ -883,6 +883,17 @@ fn an_exec_refused_for_its_loader_says_so_in_every_mode() {
             && r["reason"].as_str().is_some_and(|x| x.contains(want))),
         "{recs:#?}"
     );
+    // `kapl-run run` spelled out.
+    let o = std::process::Command::new(kapl_run())
+        .arg("run")
+        .arg(&img)
+        .args(["--plan", "p", "--audit", "/dev/null", "--", "/usr/bin/true"])
+        .env_remove("KAPL_SESSION")
+        .output()
+        .unwrap();
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(126), "{err}");
+    assert!(err.contains(want), "{err}");
     // Session.
     let s = Session::start(img.to_str().unwrap(), Some(&t.path("audit.jsonl")));
     let o = s.exec(&["true"]);
@@ -896,6 +907,33 @@ fn an_exec_refused_for_its_loader_says_so_in_every_mode() {
                 && r["reason"].as_str().is_some_and(|x| x.contains(want))),
         "records"
     );
+    drop(s);
+    assert_no_leftover_cgroups();
+}
+
+/// A script whose `#!` interpreter the step may not execute: the denial
+/// names the interpreter and how to grant it (exit 126); granted, it runs.
+#[test]
+fn an_exec_refused_for_its_interpreter_names_it() {
+    let t = Tmp::new("nointerp");
+    let script = t.path("run.sh");
+    std::fs::write(&script, "#!/usr/bin/dash\nexit 5\n").unwrap();
+    let mut perm = std::fs::metadata(&script).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
+    std::fs::set_permissions(&script, perm).unwrap();
+    let spec = |programs: Vec<String>| one_step(vec![], "run", vec![G::Exec(programs)]);
+    let s = Session::of_spec(&t, spec(vec![script.clone()]));
+    let o = s.exec(&[&script]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(126), "{err}");
+    assert!(
+        err.contains("the kernel executes its interpreter /usr/bin/dash too, which no exec grant of step run names; grant it: `exec \"/usr/bin/dash\"`"),
+        "{err}"
+    );
+    drop(s);
+    let s = Session::of_spec(&t, spec(vec![script.clone(), "/usr/bin/dash".into()]));
+    let o = s.exec(&[&script]);
+    assert_eq!(o.status.code(), Some(5), "{}", text(&o).1);
     drop(s);
     assert_no_leftover_cgroups();
 }
