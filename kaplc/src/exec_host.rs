@@ -130,7 +130,16 @@ pub fn warnings(policy: &Policy, host: &dyn Host) -> Vec<Diagnostic> {
                         }
                         let program = real.unwrap_or_else(|| path.clone());
                         if let Some(r) = elf::refused_starter(&program, host, &mut may_execute) {
-                            let what = r.describe(&program);
+                            let named = String::from_utf8_lossy(&r.path);
+                            let what = if r.of == program {
+                                format!("its {} `{named}`", r.role)
+                            } else {
+                                format!(
+                                    "the {} `{named}` of its interpreter `{}`",
+                                    r.role,
+                                    String::from_utf8_lossy(&r.of)
+                                )
+                            };
                             out.push(
                                 Diagnostic::warning(
                                     EXEC_STARTER_NOT_GRANTED,

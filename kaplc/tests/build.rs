@@ -272,7 +272,7 @@ fn exec_grants_are_checked_against_this_machine() {
     );
     assert!(
         s.contains(&format!(
-            "warning[KAPL0607]: `{tool}` cannot start in step `s`: its loader /lib64/ld-linux-x86-64.so.2 is not executable there"
+            "warning[KAPL0607]: `{tool}` cannot start in step `s`: its loader `/lib64/ld-linux-x86-64.so.2` is not executable there"
         )),
         "{s}"
     );
@@ -287,7 +287,7 @@ fn exec_grants_are_checked_against_this_machine() {
     assert!(s.contains("\"KAPL0607\""), "{s}");
     assert!(
         s.contains(&format!(
-            "`{script}` cannot start in step `s`: its interpreter /bin/sh is not executable there"
+            "`{script}` cannot start in step `s`: its interpreter `/bin/sh` is not executable there"
         )),
         "{s}"
     );
