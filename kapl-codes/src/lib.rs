@@ -186,6 +186,18 @@ pub const LOADER_EXEC_AUTHORITY: &str = "KAPL0603";
 pub const IMAGE_ENCODING: &str = "KAPL0604";
 /// The image file cannot be written (`kaplc build`, exit 2).
 pub const IMAGE_UNWRITABLE: &str = "KAPL0605";
+/// Warning: an exec grant names a path that is a symbolic link on the
+/// building machine. The runtime grants the regular file it resolves to
+/// when the step starts, and only if no step of the plan may create, write
+/// or delete the link or any directory on the way (otherwise the session
+/// could plant or redirect it, and the exec is refused with that reason);
+/// naming the file itself makes the grant independent of the link.
+pub const EXEC_GRANT_SYMLINK: &str = "KAPL0606";
+/// Warning: a program an exec grant names cannot start in its step on the
+/// building machine, because the kernel also executes its ELF loader
+/// (`PT_INTERP`) or its script's `#!` interpreter, and no exec grant of
+/// that step covers it (the runtime refuses the exec, exit 126).
+pub const EXEC_STARTER_NOT_GRANTED: &str = "KAPL0607";
 
 // ---------------------------------------------------------------- KAPL07xx
 // Image format (owner: image; `kapl_image::ImageError::code`).

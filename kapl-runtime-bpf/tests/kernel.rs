@@ -709,8 +709,8 @@ fn audit_file_write_failures_are_counted_and_said() {
 
 /// Denials tell the truth (issue 13, item 5): a path a grant of the step
 /// covers, refused because enforcement is narrower there, names that
-/// grant and why; an exec grant that names a symbolic link is refused as
-/// a denial (exit 126) that says so, with an audit record.
+/// grant and why. An exec grant that names a symbolic link the plan
+/// cannot change runs the file it resolves to (item 4).
 #[test]
 fn denials_of_covered_paths_name_the_grant_and_why() {
     let t = Tmp::new("truth");
@@ -749,16 +749,9 @@ fn denials_of_covered_paths_name_the_grant_and_why() {
             .all(|l| !l.contains("no grant of step")),
         "{err}"
     );
-    // The symlinked program: a denial, exit 126, saying where it leads.
+    // The symlinked program, which no step may change: followed.
     let o = s.exec(&[&t.path("bin/tool")]);
-    let (_, err) = text(&o);
-    assert_eq!(o.status.code(), Some(126), "{err}");
-    assert!(
-        err.contains(
-            "is a symbolic link, which the rule builder does not follow, to /usr/bin/true"
-        ),
-        "{err}"
-    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o).1);
     let recs = s.records();
     let r = recs
         .iter()
@@ -769,11 +762,178 @@ fn denials_of_covered_paths_name_the_grant_and_why() {
         format!("fs read \"{}/d/*.txt\"", t.0.display())
     );
     assert!(r["nearest"].is_null(), "{r:#}");
+    drop(s);
+    assert_no_leftover_cgroups();
+}
+
+/// Exec that explains itself (issue 13, item 4): `exec "/usr/bin/sh"` (a
+/// link to dash) runs; the link is said in the precision report.
+#[test]
+fn an_exec_grant_naming_a_symlink_runs_the_file_it_resolves_to() {
+    let t = Tmp::new("execlink");
+    let sh = std::fs::canonicalize("/usr/bin/sh").unwrap();
+    assert_ne!(sh, std::path::Path::new("/usr/bin/sh"), "sh is a link here");
+    let (s, report) = Session::of_spec_with_report(
+        &t,
+        one_step(vec![], "run", vec![G::Exec(vec!["/usr/bin/sh".into()])]),
+    );
+    let o = s.exec(&["/usr/bin/sh", "-c", "exit 7"]);
+    assert_eq!(o.status.code(), Some(7), "{}", text(&o).1);
+    assert!(
+        report.contains(&format!(
+            "followed symbolic links (granted the file each resolved to when the step started): /usr/bin/sh → {}",
+            sh.display()
+        )),
+        "{report}"
+    );
+    drop(s);
+    assert_no_leftover_cgroups();
+}
+
+/// A link in a directory a step may create in could have been planted by
+/// the session: it is not followed, and the refused exec (exit 126, with
+/// an audit record) says why.
+#[test]
+fn a_planted_exec_link_is_not_followed_and_the_denial_says_why() {
+    let t = Tmp::new("planted");
+    std::fs::create_dir_all(t.path("drop")).unwrap();
+    let tool = t.path("drop/tool");
+    std::os::unix::fs::symlink("/usr/bin/true", &tool).unwrap();
+    let s = Session::of_spec(
+        &t,
+        plan_p(
+            vec![],
+            vec![
+                step(
+                    "make",
+                    &[],
+                    vec![G::Fs(
+                        &[Right::Create],
+                        vec![format!("{}/drop/**", t.0.display())],
+                        vec![],
+                    )],
+                ),
+                step("run", &[0], vec![G::Exec(vec![tool.clone()])]),
+            ],
+        ),
+    );
+    // `drop/**` covers `drop` itself: the first path on the way.
+    let why = format!(
+        "a step of the plan may create, write or delete {}, so the session could plant or redirect it",
+        t.path("drop")
+    );
+    let o = s.step("run");
+    let (out, err) = text(&o);
+    let report = format!("{out}{err}");
+    assert!(o.status.success(), "{report}");
+    let o = s.exec(&[&tool]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(126), "{err}");
+    assert!(
+        err.contains(&format!(
+            "denied: tool exec (execute) {tool} — grant "
+        )) && err.contains(&format!(
+            "{tool} is a symbolic link the rule builder did not follow: {why} (it resolves to /usr/bin/true)"
+        )),
+        "{err}"
+    );
+    let recs = s.records();
     let r = recs
         .iter()
         .find(|r| r["verdict"] == "deny" && r["operation"] == "exec (execute)")
         .unwrap_or_else(|| panic!("{recs:#?}"));
+    assert_eq!(r["object"], tool.as_str(), "{r:#}");
     assert!(r["covering"]["id"].is_u64(), "{r:#}");
+    assert!(
+        r["reason"].as_str().is_some_and(|x| x.contains(&why)),
+        "{r:#}"
+    );
+    assert!(
+        report.contains(&format!("symbolic links are not followed: {tool} ({why})")),
+        "{report}"
+    );
+    drop(s);
+    assert_no_leftover_cgroups();
+}
+
+/// A program whose loader the step may not execute: the denial names the
+/// loader and how to grant it, exit 126, in session and one-shot mode,
+/// with an audit record.
+#[test]
+fn an_exec_refused_for_its_loader_says_so_in_every_mode() {
+    let t = Tmp::new("noloader");
+    let text_ = "objective o { bound { exec \"/**\" } }\nplan p under o {\n  step run {\n    grant exec \"/usr/bin/true\"\n  }\n}\n";
+    let img = t.0.join("p.kapi");
+    std::fs::write(&img, image_from_text("p", text_)).unwrap();
+    let want = "the kernel executes its loader /lib64/ld-linux-x86-64.so.2 too, which no exec grant of step run names; `use runtime.loader` grants it";
+    // One-shot.
+    let audit = t.0.join("one.jsonl");
+    let o = one_shot(&img, "p", None, &audit, &["true"]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(126), "{err}");
+    assert!(
+        err.contains("denied: true exec (execute) /usr/bin/true — grant "),
+        "{err}"
+    );
+    assert!(err.contains(want), "{err}");
+    let recs = records(&audit);
+    assert!(
+        recs.iter().any(|r| r["verdict"] == "deny"
+            && r["object"] == "/usr/bin/true"
+            && r["reason"].as_str().is_some_and(|x| x.contains(want))),
+        "{recs:#?}"
+    );
+    // `kapl-run run` spelled out.
+    let o = std::process::Command::new(kapl_run())
+        .arg("run")
+        .arg(&img)
+        .args(["--plan", "p", "--audit", "/dev/null", "--", "/usr/bin/true"])
+        .env_remove("KAPL_SESSION")
+        .output()
+        .unwrap();
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(126), "{err}");
+    assert!(err.contains(want), "{err}");
+    // Session.
+    let s = Session::start(img.to_str().unwrap(), Some(&t.path("audit.jsonl")));
+    let o = s.exec(&["true"]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(126), "{err}");
+    assert!(err.contains(want), "{err}");
+    assert!(
+        s.records()
+            .iter()
+            .any(|r| r["verdict"] == "deny"
+                && r["reason"].as_str().is_some_and(|x| x.contains(want))),
+        "records"
+    );
+    drop(s);
+    assert_no_leftover_cgroups();
+}
+
+/// A script whose `#!` interpreter the step may not execute: the denial
+/// names the interpreter and how to grant it (exit 126); granted, it runs.
+#[test]
+fn an_exec_refused_for_its_interpreter_names_it() {
+    let t = Tmp::new("nointerp");
+    let script = t.path("run.sh");
+    std::fs::write(&script, "#!/usr/bin/dash\nexit 5\n").unwrap();
+    let mut perm = std::fs::metadata(&script).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
+    std::fs::set_permissions(&script, perm).unwrap();
+    let spec = |programs: Vec<String>| one_step(vec![], "run", vec![G::Exec(programs)]);
+    let s = Session::of_spec(&t, spec(vec![script.clone()]));
+    let o = s.exec(&[&script]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(126), "{err}");
+    assert!(
+        err.contains("the kernel executes its interpreter /usr/bin/dash too, which no exec grant of step run names; grant it: `exec \"/usr/bin/dash\"`"),
+        "{err}"
+    );
+    drop(s);
+    let s = Session::of_spec(&t, spec(vec![script.clone(), "/usr/bin/dash".into()]));
+    let o = s.exec(&[&script]);
+    assert_eq!(o.status.code(), Some(5), "{}", text(&o).1);
     drop(s);
     assert_no_leftover_cgroups();
 }

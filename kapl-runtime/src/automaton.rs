@@ -31,6 +31,18 @@ pub trait PathAutomaton {
     fn creatable(&self, _path: &[u8]) -> bool {
         true
     }
+    /// Whether some step of the plan may create, write or delete at `path`
+    /// (so a symbolic link there, or a directory on its way, may have been
+    /// planted or redirected by the plan's own commands). Default: yes.
+    fn changeable(&self, _path: &[u8]) -> bool {
+        true
+    }
+    /// Whether a symbolic link this automaton grants file rights to gets a
+    /// rule on the file it resolves to (when nothing the plan may change is
+    /// on the way: [`Self::changeable`]). Default: no.
+    fn follows_links(&self) -> bool {
+        false
+    }
     /// Whether the step may make a directory it may not list at some path
     /// reached from `state` (itself included): a directory made there
     /// would be listable under a listing rule above it. Default: yes.
@@ -74,6 +86,12 @@ impl PathAutomaton for Without<'_> {
     }
     fn unlistable_dir_below(&self, state: u32) -> bool {
         self.inner.unlistable_dir_below(state)
+    }
+    fn changeable(&self, path: &[u8]) -> bool {
+        self.inner.changeable(path)
+    }
+    fn follows_links(&self) -> bool {
+        self.inner.follows_links()
     }
 }
 
@@ -224,6 +242,30 @@ impl PathAutomaton for StepAutomaton<'_> {
         };
         let s = fs.walk(path);
         (0..fs.steps).any(|st| fs.cell(s, st, FsRight::Create as usize).grant != NO_GRANT)
+    }
+    fn changeable(&self, path: &[u8]) -> bool {
+        let Some(fs) = self.plan_fs else {
+            return true;
+        };
+        let s = fs.walk(path);
+        (0..fs.steps).any(|st| {
+            [FsRight::Create, FsRight::Write, FsRight::Delete]
+                .iter()
+                .any(|r| fs.cell(s, st, r.column()).grant != NO_GRANT)
+        })
+    }
+    /// Only the exec automaton follows links. An exec grant names a
+    /// program, and distributions name programs through links (`sh` →
+    /// `dash`, `python3` → `python3.11`, alternatives): the kernel runs
+    /// the file the link resolves to, so granting the link alone grants
+    /// nothing. One regular file is granted per link, with the rights the
+    /// grant gives (execute and the read exec needs). A read or write
+    /// grant is a pattern over a tree: following its links would widen it
+    /// to whatever the links in that tree point at, anywhere, data the
+    /// policy's author never named and the prover never saw; a command
+    /// that needs the target can be granted it by name.
+    fn follows_links(&self) -> bool {
+        self.dfa.kind == DfaKind::Exec
     }
     fn grants(&self, state: u32, rights: u64) -> Vec<u32> {
         let mut out = Vec::new();

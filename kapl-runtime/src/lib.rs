@@ -17,6 +17,8 @@
 //! - [`step`]: which step a session starts in and which moves are allowed;
 //! - [`narrowing`] and [`precision`]: where enforcement is narrower than a
 //!   grant as written, and the report that says so;
+//! - [`elf`]: what the kernel starts before a program (its ELF loader or
+//!   `#!` interpreter), read from the program's first bytes;
 //! - [`proc_cgroup`]: reading `/proc/PID/cgroup` (whose session a process
 //!   is in);
 //! - [`supervised`]: the calls Landlock has no right for (mode, owner,
@@ -33,6 +35,7 @@ pub mod access;
 pub mod attribution;
 pub mod auditlog;
 pub mod automaton;
+pub mod elf;
 pub mod losses;
 pub mod narrowing;
 pub mod otlp;

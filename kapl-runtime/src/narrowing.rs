@@ -13,8 +13,13 @@ pub enum Narrowing {
     /// Only existing entries of this directory are granted: entries created
     /// later are not.
     PerEntry(PathBuf),
-    /// A symbolic link was not followed.
-    Symlink(PathBuf),
+    /// A symbolic link was not followed (and why not, when the grant would
+    /// have followed it: see [`Narrowing::Followed`]).
+    Symlink(PathBuf, Option<String>),
+    /// Not a narrowing but said with them: an exec grant that names a
+    /// symbolic link (the first path) granted the file it resolved to when
+    /// the step started (the second), which the plan cannot change.
+    Followed(PathBuf, PathBuf),
     /// Creation/removal in a partly granted directory cannot be expressed
     /// (the rights that could not be given).
     ParentRight(PathBuf, u64),
@@ -48,6 +53,8 @@ pub enum NarrowingKind {
     TooMany,
     /// See [`Narrowing::NoRefer`].
     NoRefer,
+    /// See [`Narrowing::Followed`].
+    Followed,
 }
 
 impl NarrowingKind {
@@ -71,6 +78,9 @@ impl NarrowingKind {
             NarrowingKind::NoRefer => {
                 "files cannot be moved or linked between directories where the step may delete but not read:"
             }
+            NarrowingKind::Followed => {
+                "followed symbolic links (granted the file each resolved to when the step started):"
+            }
         }
     }
 }
@@ -80,7 +90,8 @@ impl Narrowing {
     pub fn kind(&self) -> NarrowingKind {
         match self {
             Narrowing::PerEntry(_) => NarrowingKind::PerEntry,
-            Narrowing::Symlink(_) => NarrowingKind::Symlink,
+            Narrowing::Symlink(..) => NarrowingKind::Symlink,
+            Narrowing::Followed(..) => NarrowingKind::Followed,
             Narrowing::ParentRight(..) => NarrowingKind::ParentRight,
             Narrowing::HardLink(_) => NarrowingKind::HardLink,
             Narrowing::TooDeep(_) => NarrowingKind::TooDeep,
@@ -93,12 +104,23 @@ impl Narrowing {
     pub fn path(&self) -> &Path {
         match self {
             Narrowing::PerEntry(p)
-            | Narrowing::Symlink(p)
+            | Narrowing::Symlink(p, _)
+            | Narrowing::Followed(p, _)
             | Narrowing::ParentRight(p, _)
             | Narrowing::HardLink(p)
             | Narrowing::TooDeep(p)
             | Narrowing::TooMany(p)
             | Narrowing::NoRefer(p) => p,
+        }
+    }
+
+    /// How a precision line shows it: the path, a followed link as
+    /// `LINK → TARGET`, a link not followed with the reason.
+    pub fn example(&self) -> String {
+        match self {
+            Narrowing::Followed(l, t) => format!("{} → {}", l.display(), t.display()),
+            Narrowing::Symlink(l, Some(why)) => format!("{} ({why})", l.display()),
+            n => n.path().display().to_string(),
         }
     }
 }
@@ -114,6 +136,7 @@ pub fn explain(found: &[Narrowing], path: &Path) -> Option<String> {
         match n {
             Narrowing::PerEntry(_) | Narrowing::ParentRight(..) => path.parent() == Some(at),
             Narrowing::HardLink(_) => at == path,
+            Narrowing::Followed(..) => false,
             _ => path.starts_with(at),
         }
     };
@@ -127,9 +150,14 @@ pub fn explain(found: &[Narrowing], path: &Path) -> Option<String> {
         Narrowing::PerEntry(_) => format!(
             "only the entries of {d} that existed then (neither symbolic nor hard links) got rules, and `{p}` has none"
         ),
-        Narrowing::Symlink(_) => {
+        Narrowing::Symlink(_, None) => {
             format!("{d} is a symbolic link, which the rule builder does not follow")
         }
+        Narrowing::Symlink(_, Some(why)) => {
+            format!("{d} is a symbolic link the rule builder did not follow: {why}")
+        }
+        // Never `about` a path (above).
+        Narrowing::Followed(_, t) => format!("{d} was followed to {}", t.display()),
         Narrowing::HardLink(_) => {
             format!("{d} is hard-linked, and a rule on it would grant its other names too")
         }
@@ -163,7 +191,7 @@ mod tests {
     fn a_narrowing_explains_the_paths_it_is_about_only() {
         let found = [
             Narrowing::PerEntry(PathBuf::from("/srv/a")),
-            Narrowing::Symlink(PathBuf::from("/srv/link")),
+            Narrowing::Symlink(PathBuf::from("/srv/link"), None),
         ];
         let why = |p: &str| explain(&found, Path::new(p));
         assert!(

@@ -57,7 +57,7 @@ pub fn all(image: &Image, plan: u32, step: u32, found: &Findings) -> Vec<(bool, 
             .filter(|(x, _)| x == g)
             .flat_map(|(_, ns)| ns.iter())
             .filter(|nn| nn.kind() == *kind)
-            .map(|nn| nn.path().display().to_string())
+            .map(Narrowing::example)
             .collect();
         let more = if *n > examples.len() {
             format!(" and {} more", n - examples.len())

@@ -150,6 +150,11 @@ pub fn run(args: &Args) -> ExitCode {
         }
     };
     diags.extend(out.warnings.iter().cloned());
+    // What this machine's file system says about the exec grants.
+    diags.extend(crate::exec_host::warnings(
+        policy,
+        &crate::exec_host::LiveHost,
+    ));
     kapl_syntax::diag::sort(&mut diags);
     let bytes = match kapl_image::write(&out.image) {
         Ok(b) => b,

@@ -9,6 +9,7 @@ mod build;
 mod check;
 mod completions;
 mod diff;
+mod exec_host;
 mod fmt;
 mod fs_loader;
 mod graph;

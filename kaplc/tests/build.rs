@@ -223,3 +223,83 @@ fn inspect_refuses_corrupted_images() {
         assert!(o.stdout.is_empty());
     }
 }
+
+/// `kaplc build` warns about exec grants the building machine shows to be
+/// symbolic links (KAPL0606), and about programs whose ELF loader or `#!`
+/// interpreter their step may not execute (KAPL0607); the image is still
+/// built. Real links and real programs (`/usr/bin/true`, `/bin/sh`).
+#[test]
+fn exec_grants_are_checked_against_this_machine() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().canonicalize().unwrap();
+    std::os::unix::fs::symlink("/usr/bin/true", d.join("tool")).unwrap();
+    std::fs::write(d.join("run.sh"), "#!/bin/sh\nexit 0\n").unwrap();
+    let policy = |grants: &str| {
+        format!(
+            "objective o {{ bound {{ exec \"/**\" }} }}\nplan p under o {{\n  step s {{\n{grants}  }}\n}}\n"
+        )
+    };
+    let tool = d.join("tool").display().to_string();
+    let script = d.join("run.sh").display().to_string();
+    let ld = "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2";
+    let build = |name: &str, text: String, json: bool| {
+        std::fs::write(d.join(name), text).unwrap();
+        let mut args = vec!["build", name];
+        if json {
+            args.extend(["--format", "json"]);
+        }
+        let o = kaplc_in(&d, &args);
+        let out = String::from_utf8_lossy(&o.stdout).into_owned();
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(o.status.success(), "{out}{err}");
+        format!("{out}{err}")
+    };
+    // A link, and a program whose loader is not granted.
+    let s = build(
+        "link.kapl",
+        policy(&format!("    grant exec \"{tool}\"\n")),
+        false,
+    );
+    assert!(
+        s.contains(&format!(
+            "warning[KAPL0606]: exec grant names a symbolic link: `{tool}` resolves to `/usr/bin/true` here"
+        )),
+        "{s}"
+    );
+    assert!(
+        s.contains("only if no step of the plan may create, write or delete the link"),
+        "{s}"
+    );
+    assert!(
+        s.contains(&format!(
+            "warning[KAPL0607]: `{tool}` cannot start in step `s`: its loader `/lib64/ld-linux-x86-64.so.2` is not executable there"
+        )),
+        "{s}"
+    );
+    assert!(s.contains("`use runtime.loader` grants it"), "{s}");
+    assert!(s.contains("2 warnings"), "{s}");
+    // A script whose interpreter is not granted, in JSON.
+    let s = build(
+        "script.kapl",
+        policy(&format!("    grant exec \"{script}\", \"{ld}\"\n")),
+        true,
+    );
+    assert!(s.contains("\"KAPL0607\""), "{s}");
+    assert!(
+        s.contains(&format!(
+            "`{script}` cannot start in step `s`: its interpreter `/bin/sh` is not executable there"
+        )),
+        "{s}"
+    );
+    assert!(!s.contains("KAPL0606"), "{s}");
+    // The interpreter by the name its link resolves to, and the loader:
+    // nothing to say.
+    let s = build(
+        "ok.kapl",
+        policy(&format!(
+            "    grant exec \"{script}\", \"/usr/bin/dash\", \"{ld}\"\n"
+        )),
+        false,
+    );
+    assert!(!s.contains("KAPL060"), "{s}");
+}

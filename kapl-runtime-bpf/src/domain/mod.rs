@@ -12,7 +12,9 @@
 //! - where only some entries are, one rule per existing entry (files get
 //!   file rights only);
 //! - symbolic links are never followed while enumerating (lstat / O_NOFOLLOW
-//!   opens), so a link planted in a granted directory names nothing;
+//!   opens), so a link planted in a granted directory names nothing; an
+//!   exec grant's link that the plan cannot have planted or redirected
+//!   grants the regular file it resolves to (`follow`);
 //! - every rule is re-checked against the automaton, from the start state
 //!   over the full path, before it is added: never wider than the grant;
 //! - a file rule attaches to the inode, so it grants every name of a hard-linked
@@ -32,6 +34,7 @@
 //! The walk is in `walk`, the ruleset in `ruleset`; everything is
 //! re-exported here.
 
+mod follow;
 mod ruleset;
 mod walk;
 
@@ -46,7 +49,8 @@ use std::path::PathBuf;
 /// One rule added to the ruleset.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AddedRule {
-    /// The object (as walked; never through a symlink).
+    /// The object (as walked, never through a symlink; for a followed exec
+    /// link, the file it resolved to).
     pub path: PathBuf,
     /// Rights.
     pub access: u64,

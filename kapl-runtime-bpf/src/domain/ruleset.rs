@@ -34,6 +34,25 @@ pub struct StepDomain {
     pub findings: Findings,
 }
 
+impl StepDomain {
+    /// Whether a rule of this ruleset lets the file `path` resolves to be
+    /// executed (Landlock checks the object, whatever name was used).
+    pub fn may_execute(&self, path: &Path) -> bool {
+        let Ok(file) = fs::canonicalize(path) else {
+            return false;
+        };
+        !self.refused_links.contains(&file)
+            && self.rules.iter().any(|r| {
+                r.access & access::EXECUTE != 0
+                    && if r.subtree {
+                        file.starts_with(&r.path)
+                    } else {
+                        file == r.path
+                    }
+            })
+    }
+}
+
 fn ll_err(e: impl std::fmt::Display) -> DomainError {
     DomainError::Ruleset(e.to_string())
 }

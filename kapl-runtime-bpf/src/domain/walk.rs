@@ -7,8 +7,16 @@
 //! granted rights, else one rule per existing entry), each re-checked
 //! against the automaton from the start state, and the narrowings (where
 //! the result is narrower than the grant as written, per grant).
+//!
+//! The walk itself never goes through a link. A link that an automaton
+//! which [follows links](PathAutomaton::follows_links) (exec) grants file
+//! rights to gets a rule on the regular file it resolves to, with the
+//! rights the link's path is granted, when nothing on the way can be
+//! changed by the plan ([`follow::resolve`](super::follow::resolve)); the
+//! precision report says which links were followed, and why the others
+//! were not.
 
-use super::{AddedRule, DomainError, Narrowing, NarrowingKind, PathAutomaton, access, run};
+use super::{AddedRule, DomainError, Narrowing, NarrowingKind, PathAutomaton, access, follow, run};
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fs;
@@ -55,6 +63,31 @@ impl Walk {
         if bits != 0 {
             self.narrow(a.grants(s, bits), Narrowing::HardLink(path.to_path_buf()));
         }
+        if !a.follows_links() {
+            return;
+        }
+        // A followed link whose file got no rule after all: not followed.
+        let mut links = Vec::new();
+        for (g, ns) in &mut self.narrowed {
+            ns.retain(|n| match n {
+                Narrowing::Followed(l, t) if t == path => {
+                    links.push((*g, l.clone()));
+                    false
+                }
+                _ => true,
+            });
+        }
+        for (g, l) in links {
+            if let Some(c) = self.counts.get_mut(&(g, NarrowingKind::Followed)) {
+                *c = c.saturating_sub(1);
+            }
+            let why = format!(
+                "it resolves to {}, which is hard-linked where a rule would grant its other names too",
+                path.display()
+            );
+            self.narrow(vec![g], Narrowing::Symlink(l, Some(why)));
+        }
+        self.counts.retain(|_, c| *c > 0);
     }
 
     fn narrow(&mut self, grants: Vec<u32>, n: Narrowing) {
@@ -116,12 +149,21 @@ pub fn walk_into(
             cur.extend_from_slice(comp);
             match fs::symlink_metadata(OsStr::from_bytes(&cur)) {
                 Ok(m) if m.file_type().is_symlink() => {
+                    ok = false;
+                    // A literal path to a file, through a link anywhere
+                    // on it: the file it resolves to, if it may be
+                    // followed. A directory reached through a link is not
+                    // walked (its rules would be on other paths than the
+                    // grant's).
+                    if a.follows_links() && a.accept(s) & access::FILE != 0 {
+                        symlink(a, w, p, s, limits)?;
+                        break;
+                    }
                     let t = run(a, &cur);
                     w.narrow(
                         a.grants_any(t, a.live(t)),
-                        Narrowing::Symlink(PathBuf::from(OsStr::from_bytes(&cur))),
+                        Narrowing::Symlink(PathBuf::from(OsStr::from_bytes(&cur)), None),
                     );
-                    ok = false;
                     break;
                 }
                 Ok(_) => {}
@@ -403,10 +445,7 @@ fn walk_entry(
         }
         Kind::Symlink => {
             if a.accept(t) & !covered != 0 {
-                w.narrow(
-                    a.grants(t, a.accept(t)),
-                    Narrowing::Symlink(child_fs.clone()),
-                );
+                symlink(a, w, &child, t, limits)?;
             }
         }
         Kind::Other => {
@@ -430,6 +469,42 @@ fn walk_entry(
         }
     }
     Ok(none(Listing::Covered))
+}
+
+/// The symbolic link `link`, which ends in state `t`: followed to the file
+/// it resolves to when the automaton follows links, grants it file rights
+/// and nothing on the way can be changed by the plan (a rule on that file
+/// with the rights of the link's path, checked against the automaton at
+/// the link, said in the precision report); otherwise reported as not
+/// followed, with the reason when it would have been.
+fn symlink(
+    a: &dyn PathAutomaton,
+    w: &mut Walk,
+    link: &[u8],
+    t: u32,
+    limits: WalkLimits,
+) -> Result<(), DomainError> {
+    let link_fs = PathBuf::from(OsStr::from_bytes(link));
+    let bits = a.accept(t) & access::FILE;
+    if !a.follows_links() || bits == 0 {
+        w.narrow(a.grants(t, a.accept(t)), Narrowing::Symlink(link_fs, None));
+        return Ok(());
+    }
+    let grants = a.grants(t, bits);
+    match follow::resolve(a, &link_fs) {
+        Err(why) => w.narrow(grants, Narrowing::Symlink(link_fs, Some(why))),
+        Ok(_) if w.rules.len() >= limits.max_rules => w.narrow(grants, Narrowing::TooMany(link_fs)),
+        Ok(target) => {
+            check_rule(a, link, bits, false)?;
+            w.rules.push(AddedRule {
+                path: target.clone(),
+                access: bits,
+                subtree: false,
+            });
+            w.narrow(grants, Narrowing::Followed(link_fs, target));
+        }
+    }
+    Ok(())
 }
 
 trait GrantsAny {
@@ -589,6 +664,84 @@ mod tests {
         fn grants(&self, s: u32, _: u64) -> Vec<u32> {
             if s == 4 { vec![7] } else { Vec::new() }
         }
+    }
+
+    /// Grants exec to every path ending in `/tool`, follows links, and
+    /// lets the plan change nothing.
+    struct Tool;
+    impl PathAutomaton for Tool {
+        fn start(&self) -> u32 {
+            0
+        }
+        fn next(&self, s: u32, b: u8) -> u32 {
+            match (s, b) {
+                (_, b'/') => 1,
+                (1, b't') => 2,
+                (2 | 3, b'o') => s + 1,
+                (4, b'l') => 5,
+                _ => 0,
+            }
+        }
+        fn accept(&self, s: u32) -> u64 {
+            if s == 5 {
+                access::EXECUTE | access::READ_FILE
+            } else {
+                0
+            }
+        }
+        fn beneath_all(&self, _: u32) -> u64 {
+            0
+        }
+        fn live(&self, _: u32) -> u64 {
+            access::EXECUTE | access::READ_FILE
+        }
+        fn grants(&self, s: u32, _: u64) -> Vec<u32> {
+            if s == 5 { vec![9] } else { Vec::new() }
+        }
+        fn changeable(&self, _: &[u8]) -> bool {
+            false
+        }
+        fn follows_links(&self) -> bool {
+            true
+        }
+    }
+
+    #[test]
+    fn an_exec_link_gets_a_rule_on_its_file_unless_the_file_gets_none() {
+        let d = std::env::temp_dir().join(format!("kapl-domain-tool-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).unwrap();
+        fs::write(d.join("prog"), "x").unwrap();
+        std::os::unix::fs::symlink("prog", d.join("tool")).unwrap();
+        let prog = fs::canonicalize(d.join("prog")).unwrap();
+        let mut w = Walk::default();
+        let prefix = d.as_os_str().as_bytes().to_vec();
+        walk_into(&Tool, &mut w, &[prefix], WalkLimits::default()).unwrap();
+        assert_eq!(
+            w.rules,
+            vec![AddedRule {
+                path: prog.clone(),
+                access: access::EXECUTE | access::READ_FILE,
+                subtree: false,
+            }]
+        );
+        assert_eq!(
+            w.narrowed.get(&9),
+            Some(&vec![Narrowing::Followed(d.join("tool"), prog.clone())])
+        );
+        // The ruleset refused the file (hard-linked): the link is then
+        // reported as not followed, and why.
+        w.refused_link(&Tool, &prog);
+        assert_eq!(w.counts.get(&(9, NarrowingKind::Followed)), None);
+        assert!(
+            matches!(
+                w.narrowed.get(&9).map(Vec::as_slice),
+                Some([Narrowing::Symlink(l, Some(why))]) if *l == d.join("tool") && why.contains("hard-linked")
+            ),
+            "{:?}",
+            w.narrowed
+        );
+        let _ = fs::remove_dir_all(&d);
     }
 
     fn tree(tag: &str) -> PathBuf {

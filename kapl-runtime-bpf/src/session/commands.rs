@@ -11,13 +11,14 @@ use crate::domain::access;
 use crate::error::{CommandError, RunError};
 use crate::spawn::{self, ChildStage, SpawnError};
 use crate::sys;
-use kapl_runtime::attribution;
 use kapl_runtime::record::{Mechanism, Target};
 use kapl_runtime::report::Decision;
+use kapl_runtime::{attribution, elf, narrowing};
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 /// One running command.
@@ -89,27 +90,36 @@ impl Commands {
     }
 }
 
-/// Why the kernel refused to execute `program` although an exec grant of
-/// the step names it.
-fn exec_refused_why(program: &[u8]) -> String {
-    let p = Path::new(OsStr::from_bytes(program));
-    match std::fs::read_link(p) {
-        Ok(_) => {
-            let to = std::fs::canonicalize(p)
-                .map_or_else(|_| "a file that does not exist".to_string(), |t| t.display().to_string());
-            format!(
-                "{} is a symbolic link, which the rule builder does not follow, to {to}, which no exec grant of the step names; grant the file it resolves to",
-                p.display()
-            )
+/// The live file system for [`elf::refused_starter`]: the first bytes of
+/// the regular file a path resolves to (never a FIFO or device, which
+/// could block or have side effects).
+struct LiveFiles;
+
+impl elf::Files for LiveFiles {
+    fn head(&self, path: &[u8]) -> Option<Vec<u8>> {
+        use std::io::Read;
+        use std::os::unix::fs::OpenOptionsExt;
+        let p = Path::new(OsStr::from_bytes(path));
+        if !std::fs::metadata(p).ok()?.is_file() {
+            return None;
         }
-        Err(_) => "the kernel refused it although the grant names it: its ELF loader or script interpreter may have no exec grant in this step (Landlock checks those too; `use runtime.loader` grants the loader)".to_string(),
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(p)
+            .ok()?;
+        if !f.metadata().ok()?.is_file() {
+            return None;
+        }
+        let mut head = Vec::new();
+        f.take(elf::HEAD_MAX as u64).read_to_end(&mut head).ok()?;
+        Some(head)
     }
 }
 
 /// Finds the program like execvp: a name with a slash is taken as is
 /// (relative to `cwd`), else searched in the command's PATH.
 pub fn resolve(arg0: &[u8], env: &[Vec<u8>], cwd: Option<&[u8]>) -> Option<Vec<u8>> {
-    use std::os::unix::fs::PermissionsExt;
     let is_exec = |p: &Path| {
         std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
     };
@@ -220,7 +230,7 @@ impl Session {
             .into();
         }
         let narrowed = attribution::fs_grant(self.plan(), step, program, access::EXECUTE)
-            .map(|g| (g, exec_refused_why(program)));
+            .map(|g| (g, self.exec_refused_why(step, g, program)));
         let path = String::from_utf8_lossy(program).into_owned();
         let comm = path.rsplit('/').next().unwrap_or("").to_string();
         let d = Decision {
@@ -244,6 +254,70 @@ impl Session {
         let mut notes = Vec::new();
         self.emit(&mut notes, d);
         RunError::Denied(notes.pop().map(|n| n.line).unwrap_or_default())
+    }
+
+    /// Why the kernel refused to execute `program` although grant `g` of
+    /// `step` names it: the program got no rule (a symbolic link not
+    /// followed, and why), it is not executable at all, or the kernel also
+    /// executes its ELF loader or `#!` interpreter (and theirs), and the
+    /// step may not execute that one.
+    fn exec_refused_why(&self, step: u32, g: u32, program: &[u8]) -> String {
+        let p = Path::new(OsStr::from_bytes(program));
+        let found = |g: u32| {
+            self.domain
+                .findings
+                .notes
+                .iter()
+                .find(|(x, _)| *x == g)
+                .map_or(&[][..], |(_, ns)| ns.as_slice())
+        };
+        let step_name = self
+            .plan()
+            .steps
+            .get(step as usize)
+            .map_or("?", |s| s.name.as_str());
+        let real = std::fs::canonicalize(p);
+        if !self.domain.may_execute(p) {
+            let to = match &real {
+                Ok(t) if t != p => format!(" (it resolves to {})", t.display()),
+                Ok(_) => String::new(),
+                Err(_) => " (it resolves to nothing)".into(),
+            };
+            return match narrowing::explain(found(g), p) {
+                Some(why) => format!("{why}{to}"),
+                None => format!(
+                    "{} got no rule{to} (the precision report at the step's start says why)",
+                    p.display()
+                ),
+            };
+        }
+        let mode = std::fs::metadata(p).map_or(0, |m| m.permissions().mode());
+        if mode & 0o111 == 0 {
+            return format!(
+                "{} is not executable (mode {:o}); the kernel refuses it whatever the grants",
+                p.display(),
+                mode & 0o7777
+            );
+        }
+        let refused = elf::refused_starter(program, &LiveFiles, &mut |x| {
+            self.domain.may_execute(Path::new(OsStr::from_bytes(x)))
+        });
+        let Some(r) = refused else {
+            return "the kernel refused it although the grant names it and its loader or interpreter may be executed".into();
+        };
+        let what = r.describe(program);
+        let named = Path::new(OsStr::from_bytes(&r.path));
+        match attribution::fs_grant(self.plan(), step, &r.path, access::EXECUTE) {
+            Some(g2) => {
+                let why = narrowing::explain(found(g2), named)
+                    .unwrap_or_else(|| "the rule builder gave it no rule".into());
+                format!("the kernel executes {what} too, and grant {g2} names it but {why}")
+            }
+            None => format!(
+                "the kernel executes {what} too, which no exec grant of step {step_name} names; {}",
+                r.help()
+            ),
+        }
     }
 
     /// The pidfd of a running command.
