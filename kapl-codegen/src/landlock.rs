@@ -92,38 +92,24 @@ fn notes(g: &Grant) -> Vec<String> {
                 && (rights.has(kapl_syntax::ast::Right::Read) || rights.has(kapl_syntax::ast::Right::Write))
             {
                 let pats = fixed.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ");
-                out.push(format!("{pats}: granted only where the path exists when the step starts (a directory named so is listable only if everything beneath it is granted)"));
+                out.push(format!("{pats}: granted only where the path exists when the step starts (a directory named so is listable only if every directory beneath it may be listed)"));
             }
-            let whole: Vec<&str> = patterns
-                .iter()
-                .filter(|p| p.glob.branches.iter().any(ends_any_depth))
-                .map(|p| &*p.source)
-                .collect();
             if !partial.is_empty() {
                 let pats = partial.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ");
+                // Creating and deleting are decided per name by the
+                // runtime's supervised layer: exact, nothing to note.
                 if rights.has(kapl_syntax::ast::Right::Read) || rights.has(kapl_syntax::ast::Right::Write) {
                     out.push(format!(
-                        "{pats}: granted per existing entry when the step starts; entries created later are not covered"
-                    ));
-                }
-                if rights.has(kapl_syntax::ast::Right::Create) || rights.has(kapl_syntax::ast::Right::Delete) {
-                    out.push(format!(
-                        "{pats}: Landlock grants create and delete per directory, so these entries can be created or deleted only inside directories granted as a whole"
+                        "{pats}: granted per existing entry when the step starts; entries created later are not covered for reading or writing until the next step starts"
                     ));
                 }
             }
-            if !whole.is_empty()
-                && (rights.has(kapl_syntax::ast::Right::Create) || rights.has(kapl_syntax::ast::Right::Delete))
+            if !except.is_empty()
+                && (rights.has(kapl_syntax::ast::Right::Read) || rights.has(kapl_syntax::ast::Right::Write))
             {
-                let pats = whole.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ");
-                out.push(format!(
-                    "{pats}: the top directory itself cannot be created or deleted (that right would extend to its siblings)"
-                ));
-            }
-            if !except.is_empty() {
                 let pats = except.iter().map(|p| format!("`{}`", p.source)).collect::<Vec<_>>().join(", ");
                 out.push(format!(
-                    "directories containing paths excepted by {pats} are granted per existing entry; entries created there later are not covered"
+                    "directories containing paths excepted by {pats} are granted per existing entry for reading and writing; entries created there later are not covered for that until the next step starts"
                 ));
             }
         }

@@ -20,9 +20,6 @@ pub enum Narrowing {
     /// symbolic link (the first path) granted the file it resolved to when
     /// the step started (the second), which the plan cannot change.
     Followed(PathBuf, PathBuf),
-    /// Creation/removal in a partly granted directory cannot be expressed
-    /// (the rights that could not be given).
-    ParentRight(PathBuf, u64),
     /// A hard-linked file where others could plant links: a rule on it would
     /// grant its other names too, so it gets none.
     HardLink(PathBuf),
@@ -31,9 +28,6 @@ pub enum Narrowing {
     /// The step reached the rule builder's rule limit: this object got no
     /// rule.
     TooMany(PathBuf),
-    /// Moving or linking files between directories (Landlock's refer) is
-    /// not granted where the step may delete but not read.
-    NoRefer(PathBuf),
 }
 
 /// The kind of a [`Narrowing`], without its path.
@@ -43,16 +37,12 @@ pub enum NarrowingKind {
     PerEntry,
     /// See [`Narrowing::Symlink`].
     Symlink,
-    /// See [`Narrowing::ParentRight`].
-    ParentRight,
     /// See [`Narrowing::HardLink`].
     HardLink,
     /// See [`Narrowing::TooDeep`].
     TooDeep,
     /// See [`Narrowing::TooMany`].
     TooMany,
-    /// See [`Narrowing::NoRefer`].
-    NoRefer,
     /// See [`Narrowing::Followed`].
     Followed,
 }
@@ -63,9 +53,6 @@ impl NarrowingKind {
         match self {
             NarrowingKind::PerEntry => "only entries that exist now are granted in",
             NarrowingKind::Symlink => "symbolic links are not followed:",
-            NarrowingKind::ParentRight => {
-                "creation/removal cannot be granted for only some names in"
-            }
             NarrowingKind::HardLink => {
                 "hard-linked files get no rule (a rule would grant their other names too):"
             }
@@ -74,9 +61,6 @@ impl NarrowingKind {
             }
             NarrowingKind::TooMany => {
                 "the step reached the rule builder's limit of rules; no rule for"
-            }
-            NarrowingKind::NoRefer => {
-                "files cannot be moved or linked between directories where the step may delete but not read:"
             }
             NarrowingKind::Followed => {
                 "followed symbolic links (granted the file each resolved to when the step started):"
@@ -92,11 +76,9 @@ impl Narrowing {
             Narrowing::PerEntry(_) => NarrowingKind::PerEntry,
             Narrowing::Symlink(..) => NarrowingKind::Symlink,
             Narrowing::Followed(..) => NarrowingKind::Followed,
-            Narrowing::ParentRight(..) => NarrowingKind::ParentRight,
             Narrowing::HardLink(_) => NarrowingKind::HardLink,
             Narrowing::TooDeep(_) => NarrowingKind::TooDeep,
             Narrowing::TooMany(_) => NarrowingKind::TooMany,
-            Narrowing::NoRefer(_) => NarrowingKind::NoRefer,
         }
     }
 
@@ -106,11 +88,9 @@ impl Narrowing {
             Narrowing::PerEntry(p)
             | Narrowing::Symlink(p, _)
             | Narrowing::Followed(p, _)
-            | Narrowing::ParentRight(p, _)
             | Narrowing::HardLink(p)
             | Narrowing::TooDeep(p)
-            | Narrowing::TooMany(p)
-            | Narrowing::NoRefer(p) => p,
+            | Narrowing::TooMany(p) => p,
         }
     }
 
@@ -134,7 +114,7 @@ pub fn explain(found: &[Narrowing], path: &Path) -> Option<String> {
     let about = |n: &&Narrowing| {
         let at = n.path();
         match n {
-            Narrowing::PerEntry(_) | Narrowing::ParentRight(..) => path.parent() == Some(at),
+            Narrowing::PerEntry(_) => path.parent() == Some(at),
             Narrowing::HardLink(_) => at == path,
             Narrowing::Followed(..) => false,
             _ => path.starts_with(at),
@@ -161,16 +141,10 @@ pub fn explain(found: &[Narrowing], path: &Path) -> Option<String> {
         Narrowing::HardLink(_) => {
             format!("{d} is hard-linked, and a rule on it would grant its other names too")
         }
-        Narrowing::ParentRight(..) => {
-            format!("creation and removal cannot be granted for only some names in {d}")
-        }
         Narrowing::TooDeep(_) => format!("{d} is deeper than the rule builder's walk bound"),
         Narrowing::TooMany(_) => {
             format!("the step reached the rule builder's limit of rules before {d}")
         }
-        Narrowing::NoRefer(_) => format!(
-            "files cannot be moved or linked in {d}, where the step may delete but not read"
-        ),
     })
 }
 
@@ -180,11 +154,11 @@ mod tests {
 
     #[test]
     fn kinds_describe_themselves_and_keep_their_path() {
-        let n = Narrowing::ParentRight(PathBuf::from("/srv/a"), 3);
-        assert_eq!(n.kind(), NarrowingKind::ParentRight);
+        let n = Narrowing::HardLink(PathBuf::from("/srv/a"));
+        assert_eq!(n.kind(), NarrowingKind::HardLink);
         assert_eq!(n.path(), Path::new("/srv/a"));
-        assert!(n.kind().describe().starts_with("creation/removal"));
-        assert!(NarrowingKind::PerEntry < NarrowingKind::NoRefer);
+        assert!(n.kind().describe().starts_with("hard-linked"));
+        assert!(NarrowingKind::PerEntry < NarrowingKind::TooMany);
     }
 
     #[test]

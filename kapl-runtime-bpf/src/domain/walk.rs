@@ -243,16 +243,9 @@ fn walk_dir(
         ..dir
     };
     let (u, covered) = (dir.u, dir.covered);
-    // Creation/removal granted for only some names below cannot be
-    // expressed (Landlock checks them on the parent directory).
+    // Making, removing and moving names is not the rules' (the supervised
+    // layer decides it per name): only file rights and listing.
     let below = a.live(u);
-    let partial_parent = below & access::PARENT & !covered;
-    if partial_parent != 0 {
-        w.narrow(
-            a.grants_any(u, partial_parent),
-            Narrowing::ParentRight(fs_path.to_path_buf(), partial_parent),
-        );
-    }
     if below & !covered & (access::FILE | access::READ_DIR) == 0 {
         // Nothing more to grant beneath: listable with everything beneath
         // only if a subtree rule already says so.
@@ -352,19 +345,8 @@ fn subtree_rule(
     let (s_self, covered) = (dir.s, dir.covered);
     let fs_path = Path::new(OsStr::from_bytes(dir.path));
     let beneath = a.beneath_all(s_self);
-    let mut rule = beneath & !covered & (access::FILE | access::PARENT);
+    let mut rule = beneath & !covered & access::FILE;
     rule |= beneath & a.accept(s_self) & access::READ_DIR & !covered;
-    // Refer (moving or linking a file from one directory to another) only
-    // where the step may also read every file beneath: a step that may
-    // delete and create but not read could otherwise move or hard-link a
-    // file it cannot read to where a later step reads it.
-    if rule & access::REFER != 0 && beneath & access::READ_FILE == 0 {
-        rule &= !access::REFER;
-        w.narrow(
-            a.grants(s_self, access::REMOVE_FILE),
-            Narrowing::NoRefer(fs_path.to_path_buf()),
-        );
-    }
     if rule != 0 && w.rules.len() >= limits.max_rules {
         w.narrow(
             a.grants_any(s_self, rule),
