@@ -8,6 +8,8 @@
 //!   `removexattr`; then through a read-only descriptor `fchmod`,
 //!   `futimens`, `fsetxattr`. One line each.
 //! - `watch PATH`: `inotify_add_watch(PATH, IN_CREATE)` (`watch`).
+//! - `openat2-create PATH`: `openat2(O_CREAT | O_EXCL | O_WRONLY)`, then
+//!   writes one line through the descriptor (`openat2-create`).
 //! - `listen-unbound`: `listen` on a fresh IPv4 and IPv6 TCP socket
 //!   (`listen-unbound4`, `listen-unbound6`).
 //! - `race-buffer GOOD BAD N`: a thread flips one path buffer between
@@ -48,6 +50,7 @@ pub fn run(cmd: &str, args: &[String]) -> Option<()> {
                 close(s);
             }
         }
+        "openat2-create" => outcome("openat2-create", openat2_create(a(0))),
         "race-buffer" => race_buffer(a(0), a(1), a(2).parse().unwrap_or(1000)),
         "race-swap" => race_swap(a(0), a(1).parse().unwrap_or(1000)),
         _ => return None,
@@ -187,4 +190,36 @@ fn race_swap(dir: &str, n: u32) {
     stop.store(true, Ordering::Relaxed);
     let _ = t.join();
     println!("race-swap ok {ok}");
+}
+
+/// `openat2(AT_FDCWD, path, {O_CREAT | O_EXCL | O_WRONLY, 0o644})`, then a
+/// write through the descriptor.
+fn openat2_create(path: &str) -> std::io::Result<()> {
+    #[repr(C)]
+    struct OpenHow {
+        flags: u64,
+        mode: u64,
+        resolve: u64,
+    }
+    let p = c(path);
+    let how = OpenHow {
+        flags: (libc::O_CREAT | libc::O_EXCL | libc::O_WRONLY | libc::O_CLOEXEC) as u64,
+        mode: 0o644,
+        resolve: 0,
+    };
+    // SAFETY: a valid C string and an open_how of the size passed.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            libc::AT_FDCWD,
+            p.as_ptr(),
+            &raw const how,
+            size_of::<OpenHow>(),
+        )
+    };
+    let fd = cvt(fd)? as i32;
+    // SAFETY: `fd` is open; the buffer is a static byte string.
+    let w = cvt(unsafe { libc::write(fd, b"made\n".as_ptr().cast(), 5) } as i64);
+    close(fd);
+    w.map(drop)
 }

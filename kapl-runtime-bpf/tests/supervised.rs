@@ -429,3 +429,42 @@ fn ordinary_work_beside_excepted_files() {
     drop(s);
     assert_no_leftover_cgroups();
 }
+
+/// `openat2` with `O_CREAT` (its flags are in memory, which the filter
+/// cannot read) is decided like `open`: made where create is granted, the
+/// new descriptor works; refused elsewhere. `truncate(2)` under a write
+/// grant works; io_uring stays refused (escape_net).
+#[test]
+fn openat2_creates_only_where_create_is_granted() {
+    let t = Tmp::new("sup-openat2");
+    t.write("w/keep.txt", "keep\n");
+    t.write("r/x.txt", "x\n");
+    let s = Session::of_spec(
+        &t,
+        spec(vec![
+            G::Fs(ALL, vec![t.path("w/**")], vec![]),
+            G::Fs(&[Right::Read], vec![t.path("r/**")], vec![]),
+        ]),
+    );
+    assert_eq!(
+        lines(&s, &["openat2-create", &t.path("w/new.txt")]),
+        ["openat2-create ok"]
+    );
+    assert_eq!(
+        std::fs::read_to_string(t.path("w/new.txt")).unwrap(),
+        "made\n"
+    );
+    assert_eq!(
+        lines(&s, &["openat2-create", &t.path("r/new.txt")]),
+        ["openat2-create refused 13"]
+    );
+    assert!(!std::path::Path::new(&t.path("r/new.txt")).exists());
+    denied(&s.records(), "create (open)", &t.path("r/new.txt"));
+    assert_eq!(
+        lines(&s, &["truncate", &t.path("w/keep.txt")]),
+        ["truncate ok"]
+    );
+    assert_eq!(std::fs::read_to_string(t.path("w/keep.txt")).unwrap(), "");
+    drop(s);
+    assert_no_leftover_cgroups();
+}
