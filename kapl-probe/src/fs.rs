@@ -20,8 +20,9 @@
 //! - `readb HEX` / `writeb HEX`: read or append to a path given as hex bytes
 //!   (non-UTF-8 names).
 //! - `truncate PATH`: `truncate(2)` to length 0 (`truncate`).
-//! - `open-trunc PATH ro|wo|rw|3`: `open` with `O_TRUNC` and that access
-//!   mode (`open-trunc-ro`, ...), closed at once.
+//! - `open-trunc PATH ro|wo|rw|3|ro-creat`: `open` with `O_TRUNC` and that
+//!   access mode (`ro-creat`: read-only with `O_CREAT`) (`open-trunc-ro`,
+//!   ...), closed at once.
 //! - `ftruncate-ro PATH`: opens PATH read-only (`open`), then `ftruncate`s
 //!   the descriptor (`ftruncate-ro`).
 //! - `openat2 PATH`: `openat2(O_RDONLY)` (`openat2`).
@@ -55,6 +56,7 @@ pub fn run(cmd: &str, args: &[String]) -> Option<()> {
         "open-trunc" => {
             let mode = match a(1) {
                 "wo" => libc::O_WRONLY,
+                "ro-creat" => libc::O_RDONLY | libc::O_CREAT,
                 "rw" => libc::O_RDWR,
                 "3" => 3,
                 _ => libc::O_RDONLY,

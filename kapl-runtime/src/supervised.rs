@@ -117,6 +117,8 @@ pub enum Call {
     Renameat2,
     /// `bind(fd, addr, len)` (a pathname UNIX socket makes a file).
     Bind,
+    /// `truncate(path, length)`.
+    Truncate,
 }
 
 /// What a call changes or observes: the right it needs and its name in
@@ -148,6 +150,8 @@ pub enum Family {
     HardLink,
     /// Binding a socket (a pathname UNIX socket makes a file).
     Bind,
+    /// Truncating a file by its path.
+    Truncate,
 }
 
 /// Where a call's object comes from, read from its arguments.
@@ -197,6 +201,8 @@ pub const O_TRUNC: u64 = 0o1000;
 pub const O_CLOEXEC: u64 = 0o2_000_000;
 /// See [`O_WRONLY`].
 pub const O_PATH: u64 = 0o10_000_000;
+/// See [`O_WRONLY`].
+pub const O_NOFOLLOW: u64 = 0o400_000;
 /// `AT_REMOVEDIR`.
 pub const AT_REMOVEDIR: u64 = 0x200;
 /// `AT_SYMLINK_FOLLOW`.
@@ -209,7 +215,7 @@ fn int(a: u64) -> i32 {
 
 impl Call {
     /// Every supervised call.
-    pub const ALL: [Call; 39] = [
+    pub const ALL: [Call; 40] = [
         Call::Chmod,
         Call::Fchmod,
         Call::Fchmodat,
@@ -249,6 +255,7 @@ impl Call {
         Call::Renameat,
         Call::Renameat2,
         Call::Bind,
+        Call::Truncate,
     ];
 
     /// Its name, as in `syscalls(2)`.
@@ -293,6 +300,7 @@ impl Call {
             Call::Renameat => "renameat",
             Call::Renameat2 => "renameat2",
             Call::Bind => "bind",
+            Call::Truncate => "truncate",
         }
     }
 
@@ -320,6 +328,7 @@ impl Call {
             Call::Rename | Call::Renameat | Call::Renameat2 => Family::Move,
             Call::Link | Call::Linkat => Family::HardLink,
             Call::Bind => Family::Bind,
+            Call::Truncate => Family::Truncate,
         }
     }
 
@@ -335,7 +344,7 @@ impl Call {
             };
         let cwd = AT_FDCWD as u32 as u64;
         Some(match self {
-            Call::Chmod | Call::Chown | Call::Utime | Call::Utimes => {
+            Call::Chmod | Call::Chown | Call::Utime | Call::Utimes | Call::Truncate => {
                 at(cwd, args[0], 0, true, false)
             }
             Call::Setxattr | Call::Removexattr => at(cwd, args[0], 0, true, false),
@@ -455,6 +464,7 @@ impl Family {
             Family::Move => "rename",
             Family::HardLink => "link",
             Family::Bind => "bind (create)",
+            Family::Truncate => "write (truncate)",
         }
     }
 }
@@ -468,6 +478,34 @@ pub fn open_rights(flags: u64) -> u64 {
         O_WRONLY => access::WRITE_FILE,
         _ => access::READ_FILE | access::WRITE_FILE,
     }
+}
+
+/// The rights an open of an existing object needs, by its flags: read
+/// and write by the access mode (mode 3 asks for both), write too when it
+/// truncates; reading a directory is listing it.
+pub fn existing_open_rights(flags: u64, dir: bool) -> Vec<u64> {
+    let read = if dir {
+        access::READ_DIR
+    } else {
+        access::READ_FILE
+    };
+    let mut bits = match flags & O_ACCMODE {
+        0 => vec![read],
+        O_WRONLY => vec![access::WRITE_FILE],
+        _ => vec![read, access::WRITE_FILE],
+    };
+    if flags & O_TRUNC != 0 && !bits.contains(&access::WRITE_FILE) {
+        bits.push(access::WRITE_FILE);
+    }
+    bits
+}
+
+/// Whether an open with these flags truncates without asking for write
+/// access (`O_RDONLY | O_TRUNC`, or access mode 3): the kernel truncates
+/// then if the file's mode allows writing, and Landlock's rules (which
+/// give `truncate` with `read`, so its walk stops early) would let it.
+pub fn truncates_without_write(flags: u64) -> bool {
+    flags & O_TRUNC != 0 && !matches!(flags & O_ACCMODE, O_WRONLY | O_RDWR)
 }
 
 /// Decides a call that needs every right of `bits` on `path` (each bit
@@ -824,6 +862,26 @@ plan p under o {
             decide_all(plan, 0, b"/p/secret/new", &[access::MAKE_REG]),
             Verdict::Deny { nearest: Some(_) }
         ));
+    }
+
+    #[test]
+    fn opens_of_existing_objects_need_what_their_flags_ask() {
+        assert_eq!(existing_open_rights(0, false), [access::READ_FILE]);
+        assert_eq!(existing_open_rights(0, true), [access::READ_DIR]);
+        assert_eq!(existing_open_rights(O_WRONLY, false), [access::WRITE_FILE]);
+        assert_eq!(
+            existing_open_rights(O_TRUNC, false),
+            [access::READ_FILE, access::WRITE_FILE]
+        );
+        assert_eq!(
+            existing_open_rights(3, false),
+            [access::READ_FILE, access::WRITE_FILE]
+        );
+        assert!(truncates_without_write(O_TRUNC));
+        assert!(truncates_without_write(O_TRUNC | 3));
+        assert!(!truncates_without_write(O_TRUNC | O_WRONLY));
+        assert!(!truncates_without_write(O_TRUNC | O_RDWR));
+        assert!(!truncates_without_write(O_CREAT));
     }
 
     #[test]

@@ -148,7 +148,20 @@ fn build_inner(
         // (decided exactly, per name): the domain handles those rights and
         // grants none of them, so no call the seccomp filter does not send
         // to the supervisor can make, remove or move a name.
-        let acc = BitFlags::<AccessFs>::from_bits_truncate(r.access & !access::PARENT);
+        //
+        // A rule that grants reading also grants truncation: Landlock asks
+        // every open for `truncate` as an optional right and walks up to
+        // the root until a rule gives it, so without it every read open
+        // walks the whole path. Truncating is never possible through it:
+        // `ftruncate` needs a descriptor open for writing (`write_file`),
+        // and the seccomp filter sends `truncate(2)` and any open that
+        // truncates without asking for write access to the supervised
+        // layer, which needs `write`.
+        let mut bits = r.access & !access::PARENT;
+        if bits & access::READ_FILE != 0 {
+            bits |= access::TRUNCATE;
+        }
+        let acc = BitFlags::<AccessFs>::from_bits_truncate(bits);
         if acc.is_empty() {
             continue;
         }

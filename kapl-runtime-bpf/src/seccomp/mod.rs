@@ -259,11 +259,20 @@ const SUPERVISED: &[(libc::c_long, Call)] = &[
     (libc::SYS_renameat, Call::Renameat),
     (libc::SYS_renameat2, Call::Renameat2),
     (libc::SYS_bind, Call::Bind),
+    (libc::SYS_truncate, Call::Truncate),
 ];
 
-/// `O_CREAT`: `open` and `openat` go to the supervisor only with it (a
-/// plain open is Landlock's, the hot path).
+/// `O_CREAT` and `O_TRUNC`: `open` and `openat` go to the supervisor
+/// only when they may make a name, or truncate without asking for write
+/// access (a plain open is Landlock's, the hot path).
 const O_CREAT: u32 = 0o100;
+const O_TRUNC: u32 = 0o1000;
+/// `O_ACCMODE`, `O_WRONLY`, `O_RDWR`.
+const O_ACCMODE: u32 = 0o3;
+const O_WRONLY: u32 = 0o1;
+const O_RDWR: u32 = 0o2;
+/// `BPF_ALU | BPF_AND | BPF_K`.
+const BPF_AND_K: u16 = 0x54;
 
 /// `setxattrat` and `removexattrat` (Linux 6.13): refused with ENOSYS by
 /// [`filter`], so programs use the calls the supervisor decides.
@@ -284,12 +293,18 @@ pub fn supervised_call(nr: i32) -> Option<Call> {
 /// [`logged_filter`] takes precedence over the notification (the kernel
 /// keeps the most restrictive answer of all filters).
 pub fn notify_filter() -> Vec<SockFilter> {
+    // Flags in `arg`: O_CREAT, or O_TRUNC with an access mode other than
+    // write-only or read-write, go to the supervisor.
     let when_creating = |arg: u32| {
         vec![
             stmt(BPF_LD_W_ABS, off_arg_lo(arg)),
-            jump(BPF_JSET_K, O_CREAT, 0, 1),
-            stmt(BPF_RET_K, RET_USER_NOTIF),
+            jump(BPF_JSET_K, O_CREAT, 5, 0),
+            jump(BPF_JSET_K, O_TRUNC, 0, 3),
+            stmt(BPF_AND_K, O_ACCMODE),
+            jump(BPF_JEQ_K, O_WRONLY, 1, 0),
+            jump(BPF_JEQ_K, O_RDWR, 0, 1),
             stmt(BPF_RET_K, RET_ALLOW),
+            stmt(BPF_RET_K, RET_USER_NOTIF),
         ]
     };
     let mut c: Vec<(u32, Vec<SockFilter>)> = SUPERVISED

@@ -176,6 +176,7 @@ fn run(p: &[SockFilter], nr: u32, args: [u64; 6]) -> u32 {
                 acc = u32::from_ne_bytes([data[o], data[o + 1], data[o + 2], data[o + 3]]);
             }
             BPF_RET_K => return ins.k,
+            BPF_AND_K => acc &= ins.k,
             BPF_JEQ_K | BPF_JGE_K | BPF_JSET_K => {
                 let t = match ins.code {
                     BPF_JEQ_K => acc == ins.k,
@@ -378,12 +379,26 @@ fn notify_filter_sends_exactly_the_supervised_calls() {
     for nr in 0..1100u32 {
         let r = run(&p, nr, [0; 6]);
         match supervised_call(nr as i32) {
-            // A plain open is Landlock's; with O_CREAT it is sent.
+            // A plain open is Landlock's; with O_CREAT, or O_TRUNC without
+            // write access, it is sent.
             Some(c @ (Call::Open | Call::Openat)) => {
                 assert_eq!(r, RET_ALLOW, "syscall {nr} without O_CREAT");
-                let mut a = [0u64; 6];
-                a[if c == Call::Open { 1 } else { 2 }] = u64::from(O_CREAT) | 0o1;
-                assert_eq!(run(&p, nr, a), RET_USER_NOTIF, "syscall {nr} with O_CREAT");
+                let at = if c == Call::Open { 1 } else { 2 };
+                for (flags, sent_here) in [
+                    (O_CREAT | O_WRONLY, true),
+                    (O_CREAT, true),
+                    (O_TRUNC, true),
+                    (O_TRUNC | 3, true),
+                    (O_TRUNC | O_WRONLY, false),
+                    (O_TRUNC | O_RDWR, false),
+                    (O_RDWR, false),
+                    (0o2_000_000 | O_WRONLY, false),
+                ] {
+                    let mut a = [0u64; 6];
+                    a[at] = u64::from(flags);
+                    let want = if sent_here { RET_USER_NOTIF } else { RET_ALLOW };
+                    assert_eq!(run(&p, nr, a), want, "syscall {nr} flags {flags:#o}");
+                }
                 sent += 1;
             }
             Some(_) => {

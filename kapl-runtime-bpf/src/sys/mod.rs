@@ -57,10 +57,11 @@ pub use netlink::{
 };
 pub use notify::{
     Answer, CapsDropped, Notif, become_creator_thread, bind_unix, chmod_fd, chown_fd,
-    create_file_at, drop_effective_caps, fd_path, inotify_watch_fd, install_notify_filter, link_at,
-    lookup_at, mkdir_at, mknod_at, notif_addfd_send, notif_id_valid, notif_recv, notif_send,
-    open_dir_at, open_object_at, open_proc_object, pidfd_getfd, read_memory, removexattr_fd,
-    rename_at, send_fd_raw, set_umask, setxattr_fd, socket_port, symlink_at, unlink_at, utimens_fd,
+    create_file_at, drop_effective_caps, fd_path, ftruncate, inotify_watch_fd,
+    install_notify_filter, link_at, lookup_at, mkdir_at, mknod_at, notif_addfd_send,
+    notif_id_valid, notif_recv, notif_send, open_dir_at, open_object_at, open_proc_object,
+    pidfd_getfd, read_memory, removexattr_fd, rename_at, reopen, send_fd_raw, set_umask,
+    setxattr_fd, socket_port, symlink_at, unlink_at, utimens_fd,
 };
 pub use process::{
     Exit, Forked, exit_now, fork, geteuid, getuid, pidfd_open, pidfd_send_signal, process_exists,

@@ -230,11 +230,16 @@ pub fn open_proc_object(path: &CStr) -> io::Result<OwnedFd> {
     )?)
 }
 
-/// `openat2(dir, path, O_PATH | O_CLOEXEC [| O_NOFOLLOW],
+/// `openat2(dir, path, O_PATH | O_CLOEXEC [| O_NOFOLLOW], resolve |
 /// RESOLVE_NO_MAGICLINKS)`: the object a command's path names, resolved
 /// by the supervisor (a magic link on the way would name the
 /// supervisor's own objects, so none is followed).
-pub fn open_object_at(dir: impl AsFd, path: &CStr, follow: bool) -> io::Result<OwnedFd> {
+pub fn open_object_at(
+    dir: impl AsFd,
+    path: &CStr,
+    follow: bool,
+    resolve: u64,
+) -> io::Result<OwnedFd> {
     use rustix::fs::{Mode, OFlags, ResolveFlags};
     let mut flags = OFlags::PATH | OFlags::CLOEXEC;
     if !follow {
@@ -245,7 +250,7 @@ pub fn open_object_at(dir: impl AsFd, path: &CStr, follow: bool) -> io::Result<O
         path,
         flags,
         Mode::empty(),
-        ResolveFlags::NO_MAGICLINKS,
+        ResolveFlags::from_bits_retain(resolve) | ResolveFlags::NO_MAGICLINKS,
     )?)
 }
 
@@ -508,4 +513,22 @@ pub fn rename_at(
 pub fn bind_unix(sock: impl AsFd, path: &[u8]) -> io::Result<()> {
     let a = rustix::net::SocketAddrUnix::new(path)?;
     Ok(rustix::net::bind(sock, &a)?)
+}
+
+/// `open("/proc/self/fd/N", flags | O_CLOEXEC)`: the object `fd` (an
+/// `O_PATH` descriptor) opened anew, with the access the flags ask for.
+pub fn reopen(fd: impl AsFd, flags: u32) -> io::Result<OwnedFd> {
+    use rustix::fs::{CWD, Mode, OFlags};
+    let p = format!("/proc/self/fd/{}", fd.as_fd().as_raw_fd());
+    Ok(rustix::fs::openat(
+        CWD,
+        p.as_str(),
+        OFlags::from_bits_retain(flags) | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
+}
+
+/// `ftruncate(fd, length)`.
+pub fn ftruncate(fd: impl AsFd, length: u64) -> io::Result<()> {
+    Ok(rustix::fs::ftruncate(fd, length)?)
 }

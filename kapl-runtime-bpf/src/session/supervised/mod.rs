@@ -110,6 +110,7 @@ impl Served {
 struct Resolved {
     fd: OwnedFd,
     dir: bool,
+    regular: bool,
     symlink: bool,
     ino: u64,
     path: Option<Vec<u8>>,
@@ -402,6 +403,12 @@ fn proc_object(tid: u32, dirfd: i32) -> io::Result<OwnedFd> {
 
 /// Resolves a call's object in thread `tid`'s context.
 fn resolve(tid: u32, obj: Object) -> io::Result<Resolved> {
+    resolve_with(tid, obj, 0)
+}
+
+/// [`resolve`] with `openat2` resolve flags of the command's own
+/// (`openat2`'s `RESOLVE_BENEATH` and the rest).
+fn resolve_with(tid: u32, obj: Object, resolve_flags: u64) -> io::Result<Resolved> {
     let fd = match obj {
         Object::Fd(fd) => proc_object(tid, fd)?,
         Object::At {
@@ -435,8 +442,8 @@ fn resolve(tid: u32, obj: Object) -> io::Result<Resolved> {
                 let _caps = sys::drop_effective_caps()
                     .map_err(|_| io::Error::from_raw_os_error(libc::EACCES))?;
                 match &base {
-                    Some(b) => sys::open_object_at(b, &c, follow)?,
-                    None => sys::open_object_at(rustix::fs::CWD, &c, follow)?,
+                    Some(b) => sys::open_object_at(b, &c, follow, resolve_flags)?,
+                    None => sys::open_object_at(rustix::fs::CWD, &c, follow, resolve_flags)?,
                 }
             }
         }
@@ -446,6 +453,7 @@ fn resolve(tid: u32, obj: Object) -> io::Result<Resolved> {
     let path = supervised::object_path(&link, st.nlink == 0).map(<[u8]>::to_vec);
     Ok(Resolved {
         dir: st.is_dir(),
+        regular: st.mode & 0o170_000 == 0o100_000,
         symlink: st.is_symlink(),
         ino: st.ino,
         fd,
@@ -563,6 +571,17 @@ fn perform(n: &Notif, call: Call, r: &Resolved, inotify: Option<&OwnedFd>) -> An
                 None => Err(io::Error::from_raw_os_error(libc::EBADF)),
             }
         }
+        Family::Truncate if r.dir => Err(io::Error::from_raw_os_error(libc::EISDIR)),
+        Family::Truncate if !r.regular => Err(io::Error::from_raw_os_error(libc::EINVAL)),
+        Family::Truncate => i64::try_from(a[1])
+            .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+            .and_then(|len| {
+                let len =
+                    u64::try_from(len).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+                let f = sys::reopen(&r.fd, (libc::O_WRONLY | libc::O_NONBLOCK) as u32)?;
+                sys::ftruncate(&f, len)
+            })
+            .map(|()| 0),
         // Served by `names` and `listen`, never here.
         Family::Listen
         | Family::Create

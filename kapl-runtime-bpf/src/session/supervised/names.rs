@@ -22,7 +22,7 @@ use kapl_runtime::record::{Mechanism, Target};
 use kapl_runtime::report::Decision;
 use kapl_runtime::supervised::{
     self, AT_EMPTY_PATH, AT_REMOVEDIR, AT_SYMLINK_FOLLOW, Call, Family, Name, O_CLOEXEC, O_CREAT,
-    O_EXCL, O_PATH, Verdict,
+    O_EXCL, O_NOFOLLOW, O_PATH, Verdict,
 };
 use std::ffi::CString;
 use std::io;
@@ -138,6 +138,8 @@ enum Plan {
     Kernel,
     /// Refused before any decision (the kernel's own answer).
     Errno(i32),
+    /// Answered without a decision (nothing any right covers).
+    Done(Answer),
     /// Decided on `path`: perform it (with `grant`), or refuse it.
     Decided {
         path: Vec<u8>,
@@ -169,6 +171,7 @@ impl Session {
         let (path, operation, verdict, why, act) = match plan {
             Plan::Kernel => return Served::answer(Answer::Continue),
             Plan::Errno(e) => return Served::errno(e),
+            Plan::Done(a) => return Served::answer(a),
             Plan::Decided {
                 path,
                 operation,
@@ -257,55 +260,7 @@ impl Session {
                 };
                 match call {
                     Call::Open | Call::Openat | Call::Creat | Call::Openat2 => {
-                        let (flags, mode, resolve) = match call.open_flags(&a) {
-                            Some(f) => (f, call.mode(&a), 0),
-                            None => {
-                                // openat2: struct open_how {flags, mode, resolve}.
-                                if a[3] < 24 {
-                                    return Ok(Plan::Kernel);
-                                }
-                                let how = read_exact(tid, a[2], 24)?;
-                                let w = |i: usize| {
-                                    let mut b = [0u8; 8];
-                                    b.copy_from_slice(&how[i * 8..i * 8 + 8]);
-                                    u64::from_ne_bytes(b)
-                                };
-                                (w(0), (w(1) & 0o7777) as u32, w(2))
-                            }
-                        };
-                        if flags & O_CREAT == 0 || flags & (O_PATH | O_TMPFILE_BIT) != 0 {
-                            // No new name: Landlock decides (an unnamed
-                            // O_TMPFILE file it refuses: no make right).
-                            return Ok(Plan::Kernel);
-                        }
-                        let t = resolve_name(tid, name, resolve, libc::EISDIR)?;
-                        match (&t.now, flags & O_EXCL != 0) {
-                            (Some(_), true) => return Ok(Plan::Errno(libc::EEXIST)),
-                            // An existing name: an open Landlock decides.
-                            (Some(_), false) => return Ok(Plan::Kernel),
-                            (None, _) if t.slash => return Ok(Plan::Errno(libc::EISDIR)),
-                            (None, _) => {}
-                        }
-                        let verdict = create(&t.path, supervised::open_rights(flags));
-                        let (dir, nm) = (t.dir.try_clone()?, t.name.clone());
-                        let keep = (flags as u32)
-                            & !((O_CREAT | O_EXCL | O_CLOEXEC | libc::O_NOFOLLOW as u64) as u32);
-                        let cloexec = flags & O_CLOEXEC != 0;
-                        decided(
-                            t,
-                            "create (open)",
-                            verdict,
-                            None,
-                            Box::new(move || match sys::create_file_at(&dir, &nm, keep, mode) {
-                                Ok(fd) => Ok(Answer::Fd { fd, cloexec }),
-                                // Made by someone else meanwhile: an open
-                                // of an existing name, Landlock's to decide.
-                                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
-                                    Ok(Answer::Continue)
-                                }
-                                Err(e) => Err(e),
-                            }),
-                        )
+                        return self.plan_open(n, call, name, step);
                     }
                     Call::Mkdir | Call::Mkdirat => {
                         let t = resolve_name(tid, name, 0, libc::EEXIST)?;
@@ -535,6 +490,114 @@ impl Session {
                 )
             }
             _ => Plan::Errno(libc::ENOSYS),
+        })
+    }
+
+    /// An open the filter sent here: one with `O_CREAT`, one that
+    /// truncates without asking for write access, or any `openat2` (its
+    /// flags are in the command's memory, which could change after they
+    /// were read: it is never handed back to the kernel).
+    fn plan_open(&self, n: &Notif, call: Call, name: Name, step: u32) -> io::Result<Plan> {
+        let (a, tid, plan) = (n.args, n.pid, self.plan());
+        let (flags, mode, resolve) = match call.open_flags(&a) {
+            Some(f) => (f, call.mode(&a), 0),
+            None => {
+                // openat2: struct open_how {flags, mode, resolve}.
+                if a[3] < 24 {
+                    return Ok(Plan::Errno(libc::EINVAL));
+                }
+                let how = read_exact(tid, a[2], 24)?;
+                let w = |i: usize| {
+                    let mut b = [0u8; 8];
+                    b.copy_from_slice(&how[i * 8..i * 8 + 8]);
+                    u64::from_ne_bytes(b)
+                };
+                (w(0), (w(1) & 0o7777) as u32, w(2))
+            }
+        };
+        let in_memory = call == Call::Openat2;
+        let truncating = supervised::truncates_without_write(flags);
+        let cloexec = flags & O_CLOEXEC != 0;
+        // Handing the call back to the kernel (Landlock decides an open of
+        // an existing object) is safe only when the flags it will use are
+        // those read here and ask for no truncation Landlock would allow.
+        let kernel_may = !in_memory && !truncating;
+        if flags & O_CREAT != 0 && flags & (O_PATH | O_TMPFILE_BIT) == 0 {
+            let t = resolve_name(tid, name, resolve, libc::EISDIR)?;
+            match (&t.now, flags & O_EXCL != 0) {
+                (Some(_), true) => return Ok(Plan::Errno(libc::EEXIST)),
+                // An existing name: an open of it (below).
+                (Some(_), false) => {}
+                (None, _) if t.slash => return Ok(Plan::Errno(libc::EISDIR)),
+                (None, _) => {
+                    let mut bits = vec![access::MAKE_REG];
+                    bits.extend(
+                        (0..16)
+                            .map(|b| 1u64 << b)
+                            .filter(|b| supervised::open_rights(flags) & b != 0),
+                    );
+                    let verdict = supervised::decide_all(plan, step, &t.path, &bits);
+                    let (dir, nm) = (t.dir.try_clone()?, t.name.clone());
+                    let keep =
+                        (flags as u32) & !((O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW) as u32);
+                    return Ok(Plan::Decided {
+                        path: t.path,
+                        operation: "create (open)".into(),
+                        verdict,
+                        why: None,
+                        act: Box::new(move || match sys::create_file_at(&dir, &nm, keep, mode) {
+                            Ok(fd) => Ok(Answer::Fd { fd, cloexec }),
+                            // Made by someone else meanwhile: an open of an
+                            // existing name, the kernel's where it may be.
+                            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                                if kernel_may {
+                                    Ok(Answer::Continue)
+                                } else {
+                                    Err(err(libc::EAGAIN))
+                                }
+                            }
+                            Err(e) => Err(e),
+                        }),
+                    });
+                }
+            }
+        }
+        if kernel_may {
+            return Ok(Plan::Kernel);
+        }
+        // Performed here: the object resolved (its last symbolic link
+        // followed unless O_NOFOLLOW), decided exactly, opened anew.
+        let r = super::resolve_with(
+            tid,
+            supervised::Object::At {
+                dirfd: name.dirfd,
+                path: name.path,
+                follow: flags & O_NOFOLLOW == 0,
+                empty_ok: false,
+            },
+            resolve,
+        )?;
+        if flags & O_PATH != 0 {
+            // No access to decide (Landlock checks none for O_PATH).
+            return Ok(Plan::Done(Answer::Fd { fd: r.fd, cloexec }));
+        }
+        let Some(path) = r.path.clone() else {
+            return Ok(Plan::Errno(libc::ENXIO));
+        };
+        let bits = supervised::existing_open_rights(flags, r.dir);
+        let verdict = supervised::decide_all(plan, step, &path, &bits);
+        let keep = (flags as u32) & !((O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW) as u32);
+        let fd = r.fd;
+        Ok(Plan::Decided {
+            path,
+            operation: if truncating {
+                "write (truncate)".into()
+            } else {
+                "open (openat2)".into()
+            },
+            verdict,
+            why: None,
+            act: Box::new(move || sys::reopen(&fd, keep).map(|fd| Answer::Fd { fd, cloexec })),
         })
     }
 
