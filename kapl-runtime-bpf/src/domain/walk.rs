@@ -30,6 +30,12 @@ pub struct WalkLimits {
     pub max_depth: usize,
     /// Most rules added in one step.
     pub max_rules: usize,
+    /// Most directories beneath a wholly granted one that get a rule of
+    /// their own (the same rights: nothing more is granted), so that
+    /// Landlock's walk up from a file stops at its own directory instead of
+    /// the grant's root. Bounds the step's start-up: one `readdir` and one
+    /// rule per directory, breadth first from each grant root.
+    pub deep_rules: usize,
 }
 
 impl Default for WalkLimits {
@@ -37,6 +43,7 @@ impl Default for WalkLimits {
         WalkLimits {
             max_depth: 64,
             max_rules: 1_000_000,
+            deep_rules: 4096,
         }
     }
 }
@@ -50,6 +57,9 @@ pub struct Walk {
     pub narrowed: BTreeMap<u32, Vec<Narrowing>>,
     /// How many narrowings of each kind per grant.
     pub counts: BTreeMap<(u32, NarrowingKind), usize>,
+    /// Directory rules added beneath wholly granted directories (see
+    /// [`WalkLimits::deep_rules`]).
+    pub deep: usize,
 }
 
 impl Walk {
@@ -247,6 +257,9 @@ fn walk_dir(
     // layer decides it per name): only file rights and listing.
     let below = a.live(u);
     if below & !covered & (access::FILE | access::READ_DIR) == 0 {
+        if rule & access::FILE != 0 {
+            deepen(a, w, fs_path, rule & access::FILE, limits)?;
+        }
         // Nothing more to grant beneath: listable with everything beneath
         // only if a subtree rule already says so.
         return Ok(if covered & access::READ_DIR != 0 {
@@ -299,6 +312,45 @@ fn walk_dir(
         w.listing_rule(p);
     }
     Ok(Listing::No)
+}
+
+/// Rules with `bits` (what the rule on `top` grants to every file beneath
+/// it) on the directories beneath `top`, breadth first, within the
+/// step's budget ([`WalkLimits::deep_rules`]): they grant nothing the rule
+/// on `top` does not, but Landlock's walk up from a file stops at the
+/// first rule that grants every right the open asks for, so an open deep
+/// in a granted tree is decided at its own directory. Never through a
+/// symbolic link (entry types from `readdir`); each rule checked against
+/// the automaton like any other.
+fn deepen(
+    a: &dyn PathAutomaton,
+    w: &mut Walk,
+    top: &Path,
+    bits: u64,
+    limits: WalkLimits,
+) -> Result<(), DomainError> {
+    let mut queue = std::collections::VecDeque::from([top.to_path_buf()]);
+    while let Some(d) = queue.pop_front() {
+        let Ok(rd) = fs::read_dir(&d) else { continue };
+        for e in rd.flatten() {
+            if w.deep >= limits.deep_rules || w.rules.len() >= limits.max_rules {
+                return Ok(());
+            }
+            if !e.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            let p = e.path();
+            check_rule(a, p.as_os_str().as_bytes(), bits, true)?;
+            w.rules.push(AddedRule {
+                path: p.clone(),
+                access: bits,
+                subtree: true,
+            });
+            w.deep += 1;
+            queue.push_back(p);
+        }
+    }
+    Ok(())
 }
 
 /// Whether a directory and every directory beneath it may be listed.
@@ -745,6 +797,7 @@ mod tests {
         let lim = WalkLimits {
             max_depth: 64,
             max_rules: 2,
+            deep_rules: 0,
         };
         walk_into(&Txt, &mut w, std::slice::from_ref(&prefix), lim).unwrap();
         assert_eq!(w.rules.len(), 2, "{:?}", w.rules);
@@ -759,6 +812,7 @@ mod tests {
         let lim = WalkLimits {
             max_depth: 1,
             max_rules: 100,
+            deep_rules: 0,
         };
         walk_into(&Txt, &mut w, &[prefix], lim).unwrap();
         assert_eq!(w.rules.len(), 3, "{:?}", w.rules);
