@@ -95,19 +95,13 @@ fn runtime_state_guard(
             let bit = 1u64 << (r.access & rights).trailing_zeros();
             let grant = attribution::fs_grant(plan, step, path, bit)
                 .map_or_else(String::new, |g| format!(" (grant {g})"));
-            let name = plan
-                .steps
-                .get(step as usize)
-                .map_or("?", |s| s.name.as_str());
-            return Err(StepError::Unsafe {
-                step: name.to_string(),
-                reason: format!(
-                    "its write access to {}{grant} reaches {}; narrow the grant, e.g. `except \"{}/**\"`",
-                    r.path.display(),
-                    what.replace("{}", &m.display().to_string()),
-                    m.display()
-                ),
-            });
+            return Err(unsafe_step(
+                plan,
+                step,
+                &format!("{}{grant}", r.path.display()),
+                m,
+                what,
+            ));
         }
     }
     // Names are made and removed by the supervisor, not through rules:
@@ -120,20 +114,26 @@ fn runtime_state_guard(
         let at = automaton::run(fs, m.as_os_str().as_bytes());
         let below = fs.next(at, b'/');
         if (fs.accept(at) | fs.live(below)) & names != 0 {
-            let name = plan
-                .steps
-                .get(step as usize)
-                .map_or("?", |s| s.name.as_str());
-            return Err(StepError::Unsafe {
-                step: name.to_string(),
-                reason: format!(
-                    "its write access to {} (making or removing names there) reaches {}; narrow the grant, e.g. `except \"{}/**\"`",
-                    m.display(),
-                    what.replace("{}", &m.display().to_string()),
-                    m.display()
-                ),
-            });
+            let at = format!("{} (making or removing names there)", m.display());
+            return Err(unsafe_step(plan, step, &at, m, what));
         }
     }
     Ok(())
+}
+
+/// The refusal of a step whose write access to `at` reaches the guarded
+/// directory `m` (`what`, with `{}` for its path).
+fn unsafe_step(plan: &Plan, step: u32, at: &str, m: &std::path::Path, what: &str) -> StepError {
+    let name = plan
+        .steps
+        .get(step as usize)
+        .map_or("?", |s| s.name.as_str());
+    StepError::Unsafe {
+        step: name.to_string(),
+        reason: format!(
+            "its write access to {at} reaches {}; narrow the grant, e.g. `except \"{}/**\"`",
+            what.replace("{}", &m.display().to_string()),
+            m.display()
+        ),
+    }
 }
