@@ -179,7 +179,14 @@ impl Session {
         };
         let (answer, grant, nearest) = match verdict {
             Verdict::Allow { grant } if why.is_none() => {
-                let umask = umask_of(n.pid);
+                // Only a call that makes a new inode is shaped by the
+                // command's umask (`/proc/TID/status`, the costliest read
+                // here): not unlink, rmdir, rename or link.
+                let umask = if matches!(call.family(), Family::Create | Family::Bind) {
+                    umask_of(n.pid).map(Some)
+                } else {
+                    Ok(None)
+                };
                 let answer = match (self.creator(), umask) {
                     (Some(c), Ok(m)) => c.run(m, act).unwrap_or_else(|e| {
                         Answer::Errno(e.raw_os_error().unwrap_or(libc::EACCES))
