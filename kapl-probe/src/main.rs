@@ -26,6 +26,7 @@ mod report;
 mod route;
 mod sys;
 mod tamper;
+mod timed;
 mod uring;
 mod watch;
 
@@ -44,6 +45,7 @@ const FAMILIES: &[Family] = &[
     load::run,
     meta::run,
     watch::run,
+    timed::run,
 ];
 
 fn main() -> ExitCode {

@@ -10,6 +10,8 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "runtime/supervised.rs"]
+mod supervised;
 
 use common::*;
 use kapl_image::bpf::NetMaps;
@@ -29,7 +31,8 @@ fn quick() -> bool {
     std::env::var_os("KAPL_BENCH_QUICK").is_some()
 }
 
-/// KAPL_BENCH_ONLY=open,stat,exec,net,startup,build runs only those rows.
+/// KAPL_BENCH_ONLY=open,stat,exec,net,startup,build,supervised,git runs
+/// only those rows.
 fn want(section: &str) -> bool {
     match std::env::var("KAPL_BENCH_ONLY") {
         Ok(v) => v.split(',').any(|x| x.trim() == section),
@@ -671,6 +674,16 @@ fn main() {
             kapl.as_secs_f64() * 1e3,
             ratio(kapl, raw)
         );
+    }
+    // The supervised layer under a real session: name-making calls, git.
+    if want("supervised") || want("git") {
+        let sw = supervised::World::new();
+        if want("supervised") {
+            supervised::files(&sw);
+        }
+        if want("git") {
+            supervised::git(&sw);
+        }
     }
     let _ = NetOp::Connect;
 }

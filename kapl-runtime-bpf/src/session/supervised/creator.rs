@@ -44,16 +44,20 @@ impl Creator {
         Ok(Creator { jobs: tx })
     }
 
-    /// Runs `f` on the thread with umask `umask` and returns its result
-    /// (an error if the thread is gone).
+    /// Runs `f` on the thread, with umask `umask` when given (a call that
+    /// makes no new inode, such as `unlink` or `rename`, does not consult
+    /// the umask, so it is left as the last job set it), and returns its
+    /// result (an error if the thread is gone).
     pub fn run<T: Send + 'static>(
         &self,
-        umask: u32,
+        umask: Option<u32>,
         f: impl FnOnce() -> io::Result<T> + Send + 'static,
     ) -> io::Result<T> {
         let (tx, rx) = mpsc::sync_channel(1);
         let job: Job = Box::new(move || {
-            sys::set_umask(umask);
+            if let Some(m) = umask {
+                sys::set_umask(m);
+            }
             let _ = tx.send(f());
         });
         self.jobs

@@ -334,9 +334,21 @@ impl Session {
 
 /// The thread's command name.
 fn comm_of(tid: u32) -> String {
-    std::fs::read_to_string(format!("/proc/{tid}/comm"))
-        .map(|s| s.trim_end().to_string())
+    read_proc(&format!("/proc/{tid}/comm"), 64)
+        .map(|s| String::from_utf8_lossy(&s).trim_end().to_string())
         .unwrap_or_default()
+}
+
+/// The first `cap` bytes of a `/proc` file, in one `read`: a seq file
+/// makes its whole text on the first read, so `cap` bytes hold all of a
+/// file known to be shorter (open, read, close: `read_to_string` adds a
+/// `statx` and reads again until end of file).
+fn read_proc(path: &str, cap: usize) -> io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut buf = vec![0u8; cap];
+    let n = std::fs::File::open(path)?.read(&mut buf)?;
+    buf.truncate(n);
+    Ok(buf)
 }
 
 /// A pidfd for the process thread `tid` belongs to.

@@ -89,13 +89,14 @@ fn named_at(tid: u32, dirfd: i32, raw: &[u8], resolve: u64, dot: i32) -> io::Res
         Some(pp) if pp.first() == Some(&b'/') => None,
         _ => Some(proc_object(tid, dirfd)?),
     };
-    let dir = {
-        let _caps = sys::drop_effective_caps().map_err(|_| err(libc::EACCES))?;
-        let rel = CString::new(parent.unwrap_or(b".")).map_err(|_| err(libc::EINVAL))?;
-        match &base {
-            Some(b) => sys::open_dir_at(b, &rel, resolve)?,
-            None => sys::open_dir_at(rustix::fs::CWD, &rel, resolve)?,
-        }
+    // One span without capabilities for the walk, the directory's path
+    // (its own descriptor's link: no capability needed) and the lookup of
+    // the name: each capability change costs two system calls.
+    let caps = sys::drop_effective_caps().map_err(|_| err(libc::EACCES))?;
+    let rel = CString::new(parent.unwrap_or(b".")).map_err(|_| err(libc::EINVAL))?;
+    let dir = match &base {
+        Some(b) => sys::open_dir_at(b, &rel, resolve)?,
+        None => sys::open_dir_at(rustix::fs::CWD, &rel, resolve)?,
     };
     let mut path = sys::fd_path(&dir)?;
     if path.first() != Some(&b'/') {
@@ -105,10 +106,8 @@ fn named_at(tid: u32, dirfd: i32, raw: &[u8], resolve: u64, dot: i32) -> io::Res
         path.push(b'/');
     }
     path.extend_from_slice(name.as_bytes());
-    let now = {
-        let _caps = sys::drop_effective_caps().map_err(|_| err(libc::EACCES))?;
-        sys::lookup_at(&dir, &name)?
-    };
+    let now = sys::lookup_at(&dir, &name)?;
+    drop(caps);
     Ok(Named {
         dir,
         name,
@@ -118,12 +117,13 @@ fn named_at(tid: u32, dirfd: i32, raw: &[u8], resolve: u64, dot: i32) -> io::Res
     })
 }
 
-/// The command's umask, from `/proc/TID/status`.
+/// The command's umask, from `/proc/TID/status` (its second line).
 fn umask_of(tid: u32) -> io::Result<u32> {
-    let status = std::fs::read_to_string(format!("/proc/{tid}/status"))?;
+    let status = super::read_proc(&format!("/proc/{tid}/status"), 4096)?;
     status
-        .lines()
-        .find_map(|l| l.strip_prefix("Umask:"))
+        .split(|b| *b == b'\n')
+        .find_map(|l| l.strip_prefix(b"Umask:"))
+        .and_then(|v| std::str::from_utf8(v).ok())
         .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
         .ok_or_else(|| err(libc::ESRCH))
 }
@@ -182,7 +182,14 @@ impl Session {
         };
         let (answer, grant, nearest) = match verdict {
             Verdict::Allow { grant } if why.is_none() => {
-                let umask = umask_of(n.pid);
+                // Only a call that makes a new inode is shaped by the
+                // command's umask (`/proc/TID/status`, the costliest read
+                // here): not unlink, rmdir, rename or link.
+                let umask = if matches!(call.family(), Family::Create | Family::Bind) {
+                    umask_of(n.pid).map(Some)
+                } else {
+                    Ok(None)
+                };
                 let answer = match (self.creator(), umask) {
                     (Some(c), Ok(m)) => c.run(m, act).unwrap_or_else(|e| {
                         Answer::Errno(e.raw_os_error().unwrap_or(libc::EACCES))
