@@ -71,7 +71,8 @@ fn install_seccomp() -> bool {
             filter: f.as_ptr().cast_mut().cast(),
         };
         // SAFETY: `prog` points at a live filter of the length given.
-        unsafe { libc::syscall(libc::SYS_seccomp, 1, *flags, &prog as *const _) == 0 }
+        // (With NEW_LISTENER it returns the listener's descriptor.)
+        unsafe { libc::syscall(libc::SYS_seccomp, 1, *flags, &prog as *const _) >= 0 }
     })
 }
 

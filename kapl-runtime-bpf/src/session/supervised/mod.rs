@@ -235,26 +235,22 @@ impl Session {
             }
         };
         let path = r.path.clone().unwrap_or_default();
-        let decision = |grant, nearest| Decision {
-            cmd: Some(cmd),
-            step,
-            pid: i32::try_from(n.pid).ok(),
-            comm: comm_of(n.pid),
-            exe: std::fs::read_link(format!("/proc/{}/exe", n.pid))
-                .ok()
-                .map(|p| p.display().to_string()),
-            operation: family.operation().to_string(),
-            target: Target::Path {
-                path: Some(escape_bytes(&path)),
-                dev: None,
-                ino: Some(r.ino),
-            },
-            grant,
-            nearest,
-            narrowed: None,
-            why: None,
-            mechanism: Mechanism::Supervisor,
-            audit_serial: None,
+        let target = Target::Path {
+            path: Some(escape_bytes(&path)),
+            dev: None,
+            ino: Some(r.ino),
+        };
+        let decision = |grant, nearest| {
+            decision(
+                n,
+                cmd,
+                step,
+                family.operation().to_string(),
+                target,
+                grant,
+                nearest,
+                None,
+            )
         };
         match verdict {
             Verdict::Deny { nearest } => Served {
@@ -307,28 +303,52 @@ impl Session {
             .map(|(g, r)| (g, format!("{why}; {r}")));
         Served {
             answer: Answer::Errno(libc::EPERM),
-            decision: Some(Decision {
-                cmd: Some(cmd),
+            decision: Some(decision(
+                n,
+                cmd,
                 step,
-                pid: i32::try_from(n.pid).ok(),
-                comm: comm_of(n.pid),
-                exe: std::fs::read_link(format!("/proc/{}/exe", n.pid))
-                    .ok()
-                    .map(|p| p.display().to_string()),
-                operation: Family::Listen.operation().to_string(),
-                target: Target::Endpoint {
+                Family::Listen.operation().to_string(),
+                Target::Endpoint {
                     address: Some(any),
                     port: 0,
                     protocol: Protocol::Tcp,
                 },
-                grant: None,
+                None,
                 nearest,
-                narrowed: None,
-                why: None,
-                mechanism: Mechanism::Supervisor,
-                audit_serial: None,
-            }),
+                None,
+            )),
         }
+    }
+}
+
+/// A decision of the supervised layer about thread `n.pid`'s call.
+#[allow(clippy::too_many_arguments)]
+fn decision(
+    n: &Notif,
+    cmd: u64,
+    step: u32,
+    operation: String,
+    target: Target,
+    grant: Option<u32>,
+    nearest: attribution::Nearest,
+    why: Option<String>,
+) -> Decision {
+    Decision {
+        cmd: Some(cmd),
+        step,
+        pid: i32::try_from(n.pid).ok(),
+        comm: comm_of(n.pid),
+        exe: std::fs::read_link(format!("/proc/{}/exe", n.pid))
+            .ok()
+            .map(|p| p.display().to_string()),
+        operation,
+        target,
+        grant,
+        nearest,
+        narrowed: None,
+        why,
+        mechanism: Mechanism::Supervisor,
+        audit_serial: None,
     }
 }
 

@@ -18,8 +18,7 @@ use crate::session::Session;
 use crate::sys::{self, Answer, FileInfo, Notif};
 use kapl_runtime::access;
 use kapl_runtime::auditlog::escape_bytes;
-use kapl_runtime::record::{Mechanism, Target};
-use kapl_runtime::report::Decision;
+use kapl_runtime::record::Target;
 use kapl_runtime::supervised::{
     self, AT_EMPTY_PATH, AT_REMOVEDIR, AT_SYMLINK_FOLLOW, Call, Family, Name, O_CLOEXEC, O_CREAT,
     O_EXCL, O_NOFOLLOW, O_PATH, Verdict,
@@ -132,6 +131,23 @@ fn is_dir(i: &FileInfo) -> bool {
     i.mode & S_IFMT == S_IFDIR
 }
 
+/// A decided plan on the name `t`.
+fn decided(
+    t: Named,
+    op: &str,
+    verdict: Verdict,
+    why: Option<String>,
+    act: Box<dyn FnOnce() -> io::Result<Answer> + Send>,
+) -> Plan {
+    Plan::Decided {
+        path: t.path,
+        operation: op.to_string(),
+        verdict,
+        why,
+        act,
+    }
+}
+
 /// What one name operation was decided to be.
 enum Plan {
     /// The kernel runs the call (it makes no new name: Landlock decides).
@@ -190,13 +206,23 @@ impl Session {
                 } else {
                     Ok(None)
                 };
-                let answer = match (self.creator(), umask) {
-                    (Some(c), Ok(m)) => c.run(m, act).unwrap_or_else(|e| {
-                        Answer::Errno(e.raw_os_error().unwrap_or(libc::EACCES))
-                    }),
+                let answer = match umask {
+                    // A new inode: on the creator thread, with the
+                    // command's umask.
+                    Ok(Some(m)) => match self.creator() {
+                        Some(c) => c.run(Some(m), act),
+                        None => Err(err(libc::EACCES)),
+                    },
+                    // Removing, moving or linking a name: here, with no
+                    // effective capability (the command's authority; a
+                    // round trip to the creator thread saved).
+                    Ok(None) => sys::drop_effective_caps()
+                        .map_err(|_| err(libc::EACCES))
+                        .and_then(|_caps| act()),
                     // Cannot act with the command's authority: refuse.
-                    _ => Answer::Errno(libc::EACCES),
-                };
+                    Err(_) => Err(err(libc::EACCES)),
+                }
+                .unwrap_or_else(|e| Answer::Errno(e.raw_os_error().unwrap_or(libc::EACCES)));
                 (answer, Some(grant), None)
             }
             // Each part granted, the whole not: EXDEV, as Landlock answers
@@ -204,27 +230,12 @@ impl Session {
             Verdict::Allow { .. } => (Answer::Errno(libc::EXDEV), None, None),
             Verdict::Deny { nearest } => (Answer::Errno(libc::EACCES), None, nearest),
         };
-        let decision = Decision {
-            cmd: Some(cmd),
-            step,
-            pid: i32::try_from(n.pid).ok(),
-            comm: super::comm_of(n.pid),
-            exe: std::fs::read_link(format!("/proc/{}/exe", n.pid))
-                .ok()
-                .map(|p| p.display().to_string()),
-            operation,
-            target: Target::Path {
-                path: Some(escape_bytes(&path)),
-                dev: None,
-                ino: None,
-            },
-            grant,
-            nearest,
-            narrowed: None,
-            why,
-            mechanism: Mechanism::Supervisor,
-            audit_serial: None,
+        let target = Target::Path {
+            path: Some(escape_bytes(&path)),
+            dev: None,
+            ino: None,
         };
+        let decision = super::decision(n, cmd, step, operation, target, grant, nearest, why);
         Served {
             answer,
             decision: Some(decision),
@@ -242,261 +253,266 @@ impl Session {
 
     /// Resolves and decides one call; the action to take if allowed.
     fn decide_name(&self, n: &Notif, call: Call, step: u32) -> io::Result<Plan> {
-        let a = n.args;
-        let tid = n.pid;
-        let plan = self.plan();
-        let create = |path: &[u8], extra: u64| {
-            let mut bits = vec![access::MAKE_REG];
-            if extra != 0 {
-                bits.extend((0..16).map(|b| 1u64 << b).filter(|b| extra & b != 0));
-            }
-            supervised::decide_all(plan, step, path, &bits)
-        };
-        let decided = |t: Named, op: &str, verdict, why, act| Plan::Decided {
-            path: t.path,
-            operation: op.to_string(),
-            verdict,
-            why,
-            act,
-        };
-        Ok(match call.family() {
-            Family::Bind => return self.plan_bind(n, step),
-            Family::Create => {
-                let Some((name, _)) = call.names(&a) else {
+        match (call.family(), call) {
+            (Family::Bind, _) => self.plan_bind(n, step),
+            (Family::Create, Call::Open | Call::Openat | Call::Creat | Call::Openat2) => {
+                let Some((name, _)) = call.names(&n.args) else {
                     return Ok(Plan::Errno(libc::ENOSYS));
                 };
-                match call {
-                    Call::Open | Call::Openat | Call::Creat | Call::Openat2 => {
-                        return self.plan_open(n, call, name, step);
-                    }
-                    Call::Mkdir | Call::Mkdirat => {
-                        let t = resolve_name(tid, name, 0, libc::EEXIST)?;
-                        if t.now.is_some() {
-                            return Ok(Plan::Errno(libc::EEXIST));
-                        }
-                        let verdict =
-                            supervised::decide_all(plan, step, &t.path, &[access::MAKE_DIR]);
-                        let (dir, nm, mode) = (t.dir.try_clone()?, t.name.clone(), call.mode(&a));
-                        decided(
-                            t,
-                            "create (mkdir)",
-                            verdict,
-                            None,
-                            Box::new(move || {
-                                sys::mkdir_at(&dir, &nm, mode).map(|()| Answer::Value(0))
-                            }),
-                        )
-                    }
-                    Call::Mknod | Call::Mknodat => {
-                        let t = resolve_name(tid, name, 0, libc::EEXIST)?;
-                        if t.now.is_some() {
-                            return Ok(Plan::Errno(libc::EEXIST));
-                        }
-                        if t.slash {
-                            return Ok(Plan::Errno(libc::ENOENT));
-                        }
-                        let mode = call.mode(&a);
-                        let dev = if call == Call::Mknod { a[2] } else { a[3] };
-                        let verdict = create(&t.path, 0);
-                        let (dir, nm) = (t.dir.try_clone()?, t.name.clone());
-                        decided(
-                            t,
-                            "create (mknod)",
-                            verdict,
-                            None,
-                            Box::new(move || {
-                                sys::mknod_at(&dir, &nm, mode, dev).map(|()| Answer::Value(0))
-                            }),
-                        )
-                    }
-                    _ => {
-                        // symlink, symlinkat: the target is only text.
-                        let target = read_string(tid, a[0], PATH_MAX - 1, libc::ENAMETOOLONG)?;
-                        if target.is_empty() {
-                            return Ok(Plan::Errno(libc::ENOENT));
-                        }
-                        let target = CString::new(target).map_err(|_| err(libc::EINVAL))?;
-                        let t = resolve_name(tid, name, 0, libc::EEXIST)?;
-                        if t.now.is_some() {
-                            return Ok(Plan::Errno(libc::EEXIST));
-                        }
-                        if t.slash {
-                            return Ok(Plan::Errno(libc::ENOENT));
-                        }
-                        let verdict =
-                            supervised::decide_all(plan, step, &t.path, &[access::MAKE_SYM]);
-                        let (dir, nm) = (t.dir.try_clone()?, t.name.clone());
-                        decided(
-                            t,
-                            "create (symlink)",
-                            verdict,
-                            None,
-                            Box::new(move || {
-                                sys::symlink_at(&target, &dir, &nm).map(|()| Answer::Value(0))
-                            }),
-                        )
-                    }
+                self.plan_open(n, call, name, step)
+            }
+            (Family::Create, _) => self.plan_make(n, call, step),
+            (Family::Delete, _) => self.plan_delete(n, call, step),
+            (Family::Move, _) => self.plan_move(n, call, step),
+            (Family::HardLink, _) => self.plan_link(n, call, step),
+            _ => Ok(Plan::Errno(libc::ENOSYS)),
+        }
+    }
+
+    /// `mkdir`, `mknod`, `symlink`: a new name, `create` at it.
+    fn plan_make(&self, n: &Notif, call: Call, step: u32) -> io::Result<Plan> {
+        let (a, tid, plan) = (n.args, n.pid, self.plan());
+        let Some((name, _)) = call.names(&a) else {
+            return Ok(Plan::Errno(libc::ENOSYS));
+        };
+        Ok(match call {
+            Call::Mkdir | Call::Mkdirat => {
+                let t = resolve_name(tid, name, 0, libc::EEXIST)?;
+                if t.now.is_some() {
+                    return Ok(Plan::Errno(libc::EEXIST));
                 }
+                let verdict = supervised::decide_all(plan, step, &t.path, &[access::MAKE_DIR]);
+                let (dir, nm, mode) = (t.dir.try_clone()?, t.name.clone(), call.mode(&a));
+                decided(
+                    t,
+                    "create (mkdir)",
+                    verdict,
+                    None,
+                    Box::new(move || sys::mkdir_at(&dir, &nm, mode).map(|()| Answer::Value(0))),
+                )
             }
-            Family::Delete => {
-                let Some((name, _)) = call.names(&a) else {
-                    return Ok(Plan::Errno(libc::ENOSYS));
-                };
-                let rmdir =
-                    call == Call::Rmdir || (call == Call::Unlinkat && a[2] & AT_REMOVEDIR != 0);
-                let t = resolve_name(
-                    tid,
-                    name,
-                    0,
-                    if rmdir { libc::EINVAL } else { libc::EISDIR },
-                )?;
-                let Some(now) = t.now else {
+            Call::Mknod | Call::Mknodat => {
+                let t = resolve_name(tid, name, 0, libc::EEXIST)?;
+                if t.now.is_some() {
+                    return Ok(Plan::Errno(libc::EEXIST));
+                }
+                if t.slash {
                     return Ok(Plan::Errno(libc::ENOENT));
-                };
-                let bit = if is_dir(&now) {
-                    access::REMOVE_DIR
-                } else {
-                    access::REMOVE_FILE
-                };
-                let verdict = supervised::decide_all(plan, step, &t.path, &[bit]);
+                }
+                let mode = call.mode(&a);
+                let dev = if call == Call::Mknod { a[2] } else { a[3] };
+                let verdict = supervised::decide_all(plan, step, &t.path, &[access::MAKE_REG]);
                 let (dir, nm) = (t.dir.try_clone()?, t.name.clone());
                 decided(
                     t,
-                    if rmdir {
-                        "delete (rmdir)"
-                    } else {
-                        "delete (unlink)"
-                    },
+                    "create (mknod)",
                     verdict,
                     None,
-                    Box::new(move || sys::unlink_at(&dir, &nm, rmdir).map(|()| Answer::Value(0))),
+                    Box::new(move || {
+                        sys::mknod_at(&dir, &nm, mode, dev).map(|()| Answer::Value(0))
+                    }),
                 )
             }
-            Family::Move => {
-                let Some((new, Some(old))) = call.names(&a) else {
-                    return Ok(Plan::Errno(libc::ENOSYS));
-                };
-                let flags = if call == Call::Renameat2 { a[4] } else { 0 };
-                let from = resolve_name(tid, old, 0, libc::EBUSY)?;
-                let to = resolve_name(tid, new, 0, libc::EBUSY)?;
-                let Some(obj) = from.now else {
-                    return Ok(Plan::Errno(libc::ENOENT));
-                };
-                let exchange = flags & RENAME_EXCHANGE != 0;
-                if exchange && to.now.is_none() {
+            _ => {
+                // symlink, symlinkat: the target is only text.
+                let target = read_string(tid, a[0], PATH_MAX - 1, libc::ENAMETOOLONG)?;
+                if target.is_empty() {
                     return Ok(Plan::Errno(libc::ENOENT));
                 }
-                let dir = is_dir(&obj);
-                let mk = if dir {
+                let target = CString::new(target).map_err(|_| err(libc::EINVAL))?;
+                let t = resolve_name(tid, name, 0, libc::EEXIST)?;
+                if t.now.is_some() {
+                    return Ok(Plan::Errno(libc::EEXIST));
+                }
+                if t.slash {
+                    return Ok(Plan::Errno(libc::ENOENT));
+                }
+                let verdict = supervised::decide_all(plan, step, &t.path, &[access::MAKE_SYM]);
+                let (dir, nm) = (t.dir.try_clone()?, t.name.clone());
+                decided(
+                    t,
+                    "create (symlink)",
+                    verdict,
+                    None,
+                    Box::new(move || {
+                        sys::symlink_at(&target, &dir, &nm).map(|()| Answer::Value(0))
+                    }),
+                )
+            }
+        })
+    }
+
+    /// `unlink`, `rmdir`: `delete` at the name.
+    fn plan_delete(&self, n: &Notif, call: Call, step: u32) -> io::Result<Plan> {
+        let (a, tid, plan) = (n.args, n.pid, self.plan());
+        Ok({
+            let Some((name, _)) = call.names(&a) else {
+                return Ok(Plan::Errno(libc::ENOSYS));
+            };
+            let rmdir = call == Call::Rmdir || (call == Call::Unlinkat && a[2] & AT_REMOVEDIR != 0);
+            let t = resolve_name(
+                tid,
+                name,
+                0,
+                if rmdir { libc::EINVAL } else { libc::EISDIR },
+            )?;
+            let Some(now) = t.now else {
+                return Ok(Plan::Errno(libc::ENOENT));
+            };
+            let bit = if is_dir(&now) {
+                access::REMOVE_DIR
+            } else {
+                access::REMOVE_FILE
+            };
+            let verdict = supervised::decide_all(plan, step, &t.path, &[bit]);
+            let (dir, nm) = (t.dir.try_clone()?, t.name.clone());
+            decided(
+                t,
+                if rmdir {
+                    "delete (rmdir)"
+                } else {
+                    "delete (unlink)"
+                },
+                verdict,
+                None,
+                Box::new(move || sys::unlink_at(&dir, &nm, rmdir).map(|()| Answer::Value(0))),
+            )
+        })
+    }
+
+    /// `rename`, `renameat(2)`: `delete` at the old name, `create` (and
+    /// `delete` when it replaces) at the new, the same authority at both.
+    fn plan_move(&self, n: &Notif, call: Call, step: u32) -> io::Result<Plan> {
+        let (a, tid, plan) = (n.args, n.pid, self.plan());
+        Ok({
+            let Some((new, Some(old))) = call.names(&a) else {
+                return Ok(Plan::Errno(libc::ENOSYS));
+            };
+            let flags = if call == Call::Renameat2 { a[4] } else { 0 };
+            let from = resolve_name(tid, old, 0, libc::EBUSY)?;
+            let to = resolve_name(tid, new, 0, libc::EBUSY)?;
+            let Some(obj) = from.now else {
+                return Ok(Plan::Errno(libc::ENOENT));
+            };
+            let exchange = flags & RENAME_EXCHANGE != 0;
+            if exchange && to.now.is_none() {
+                return Ok(Plan::Errno(libc::ENOENT));
+            }
+            let dir = is_dir(&obj);
+            let mk = if dir {
+                access::MAKE_DIR
+            } else {
+                access::MAKE_REG
+            };
+            let rm = |i: &FileInfo| {
+                if is_dir(i) {
+                    access::REMOVE_DIR
+                } else {
+                    access::REMOVE_FILE
+                }
+            };
+            let mut verdict = supervised::decide_all(plan, step, &from.path, &[rm(&obj)]);
+            let mut why = None;
+            if let Verdict::Allow { .. } = verdict {
+                let mut bits = vec![mk];
+                if let Some(i) = &to.now {
+                    bits.push(rm(i));
+                }
+                verdict = supervised::decide_all(plan, step, &to.path, &bits);
+            }
+            if let (Verdict::Allow { .. }, true) = (&verdict, exchange)
+                && let Some(i) = &to.now
+            {
+                let back = if is_dir(i) {
                     access::MAKE_DIR
                 } else {
                     access::MAKE_REG
                 };
-                let rm = |i: &FileInfo| {
-                    if is_dir(i) {
-                        access::REMOVE_DIR
-                    } else {
-                        access::REMOVE_FILE
-                    }
-                };
-                let mut verdict = supervised::decide_all(plan, step, &from.path, &[rm(&obj)]);
-                let mut why = None;
-                if let Verdict::Allow { .. } = verdict {
-                    let mut bits = vec![mk];
-                    if let Some(i) = &to.now {
-                        bits.push(rm(i));
-                    }
-                    verdict = supervised::decide_all(plan, step, &to.path, &bits);
-                }
-                if let (Verdict::Allow { .. }, true) = (&verdict, exchange)
-                    && let Some(i) = &to.now
-                {
-                    let back = if is_dir(i) {
-                        access::MAKE_DIR
-                    } else {
-                        access::MAKE_REG
-                    };
-                    verdict = supervised::decide_all(plan, step, &from.path, &[back]);
-                    why = supervised::authority_change(plan, &to.path, &from.path, is_dir(i));
-                }
-                if matches!(verdict, Verdict::Allow { .. }) && why.is_none() {
-                    why = supervised::authority_change(plan, &from.path, &to.path, dir);
-                }
-                let op = format!("rename (to {})", escape_bytes(&to.path));
-                let (od, on) = (from.dir.try_clone()?, from.name.clone());
-                let (nd, nn) = (to.dir, to.name);
-                let f = flags as u32;
-                Plan::Decided {
-                    path: from.path,
-                    operation: op,
-                    verdict,
-                    why,
-                    act: Box::new(move || {
-                        sys::rename_at(&od, &on, &nd, &nn, f).map(|()| Answer::Value(0))
-                    }),
-                }
+                verdict = supervised::decide_all(plan, step, &from.path, &[back]);
+                why = supervised::authority_change(plan, &to.path, &from.path, is_dir(i));
             }
-            Family::HardLink => {
-                let Some((new, Some(old))) = call.names(&a) else {
-                    return Ok(Plan::Errno(libc::ENOSYS));
-                };
-                let flags = if call == Call::Linkat { a[4] } else { 0 };
-                if flags & AT_EMPTY_PATH != 0 {
-                    // Needs CAP_DAC_READ_SEARCH, which no command has.
-                    return Ok(Plan::Errno(libc::ENOENT));
-                }
-                // The object: resolved whole (following a last symbolic
-                // link only with AT_SYMLINK_FOLLOW), by the supervisor.
-                let obj = super::resolve(
-                    tid,
-                    supervised::Object::At {
-                        dirfd: old.dirfd,
-                        path: old.path,
-                        follow: flags & AT_SYMLINK_FOLLOW != 0,
-                        empty_ok: false,
-                    },
-                )?;
-                if obj.dir {
-                    return Ok(Plan::Errno(libc::EPERM));
-                }
-                let Some(old_path) = obj.path.clone() else {
-                    return Ok(Plan::Errno(libc::EXDEV));
-                };
-                let to = resolve_name(tid, new, 0, libc::EEXIST)?;
-                if to.now.is_some() {
-                    return Ok(Plan::Errno(libc::EEXIST));
-                }
-                let verdict = supervised::decide_all(plan, step, &to.path, &[access::MAKE_REG]);
-                let why = match verdict {
-                    Verdict::Allow { .. } => {
-                        supervised::authority_change(plan, &old_path, &to.path, false)
-                    }
-                    Verdict::Deny { .. } => None,
-                };
-                let op = format!("link (to {})", escape_bytes(&old_path));
-                let src = CString::new(format!("/proc/self/fd/{}", obj.fd.as_raw_fd()))
-                    .map_err(|_| err(libc::EINVAL))?;
-                let keep = obj.fd;
-                let (nd, nn) = (to.dir.try_clone()?, to.name.clone());
-                decided(
-                    to,
-                    &op,
-                    verdict,
-                    why,
-                    Box::new(move || {
-                        let r = rustix::fs::linkat(
-                            rustix::fs::CWD,
-                            src.as_c_str(),
-                            &nd,
-                            nn.as_c_str(),
-                            rustix::fs::AtFlags::SYMLINK_FOLLOW,
-                        );
-                        drop(keep);
-                        r.map(|()| Answer::Value(0)).map_err(io::Error::from)
-                    }),
-                )
+            if matches!(verdict, Verdict::Allow { .. }) && why.is_none() {
+                why = supervised::authority_change(plan, &from.path, &to.path, dir);
             }
-            _ => Plan::Errno(libc::ENOSYS),
+            let op = format!("rename (to {})", escape_bytes(&to.path));
+            let (od, on) = (from.dir.try_clone()?, from.name.clone());
+            let (nd, nn) = (to.dir, to.name);
+            let f = flags as u32;
+            Plan::Decided {
+                path: from.path,
+                operation: op,
+                verdict,
+                why,
+                act: Box::new(move || {
+                    sys::rename_at(&od, &on, &nd, &nn, f).map(|()| Answer::Value(0))
+                }),
+            }
+        })
+    }
+
+    /// `link`, `linkat`: `create` at the new name, the same authority at
+    /// both names.
+    fn plan_link(&self, n: &Notif, call: Call, step: u32) -> io::Result<Plan> {
+        let (a, tid, plan) = (n.args, n.pid, self.plan());
+        Ok({
+            let Some((new, Some(old))) = call.names(&a) else {
+                return Ok(Plan::Errno(libc::ENOSYS));
+            };
+            let flags = if call == Call::Linkat { a[4] } else { 0 };
+            if flags & AT_EMPTY_PATH != 0 {
+                // Needs CAP_DAC_READ_SEARCH, which no command has.
+                return Ok(Plan::Errno(libc::ENOENT));
+            }
+            // The object: resolved whole (following a last symbolic
+            // link only with AT_SYMLINK_FOLLOW), by the supervisor.
+            let obj = super::resolve(
+                tid,
+                supervised::Object::At {
+                    dirfd: old.dirfd,
+                    path: old.path,
+                    follow: flags & AT_SYMLINK_FOLLOW != 0,
+                    empty_ok: false,
+                },
+            )?;
+            if obj.dir {
+                return Ok(Plan::Errno(libc::EPERM));
+            }
+            let Some(old_path) = obj.path.clone() else {
+                return Ok(Plan::Errno(libc::EXDEV));
+            };
+            let to = resolve_name(tid, new, 0, libc::EEXIST)?;
+            if to.now.is_some() {
+                return Ok(Plan::Errno(libc::EEXIST));
+            }
+            let verdict = supervised::decide_all(plan, step, &to.path, &[access::MAKE_REG]);
+            let why = match verdict {
+                Verdict::Allow { .. } => {
+                    supervised::authority_change(plan, &old_path, &to.path, false)
+                }
+                Verdict::Deny { .. } => None,
+            };
+            let op = format!("link (to {})", escape_bytes(&old_path));
+            let src = CString::new(format!("/proc/self/fd/{}", obj.fd.as_raw_fd()))
+                .map_err(|_| err(libc::EINVAL))?;
+            let keep = obj.fd;
+            let (nd, nn) = (to.dir.try_clone()?, to.name.clone());
+            decided(
+                to,
+                &op,
+                verdict,
+                why,
+                Box::new(move || {
+                    let r = rustix::fs::linkat(
+                        rustix::fs::CWD,
+                        src.as_c_str(),
+                        &nd,
+                        nn.as_c_str(),
+                        rustix::fs::AtFlags::SYMLINK_FOLLOW,
+                    );
+                    drop(keep);
+                    r.map(|()| Answer::Value(0)).map_err(io::Error::from)
+                }),
+            )
         })
     }
 
