@@ -1,27 +1,36 @@
-//! The supervised layer's decisions: the calls Landlock has no right for,
-//! which the commands' seccomp filter sends to the supervisor instead
-//! (stage: runtime, supervised calls).
+//! The supervised layer's decisions: the calls Landlock cannot decide
+//! exactly, which the commands' seccomp filter sends to the supervisor
+//! instead (stage: runtime, supervised calls).
 //!
-//! Landlock decides opening, reading, writing and executing. It has no
-//! right for changing a file's mode, owner, times or extended attributes,
-//! for watching a directory (inotify), or for `listen` on a socket that was
-//! never bound (the kernel then picks a port, which no `net bind` grant
-//! named). The seccomp filter returns `SECCOMP_RET_USER_NOTIF` for those
-//! calls; the supervisor resolves the object in the command's context,
-//! decides here, exactly against the step's path automata (no per-entry
-//! narrowing), and performs the call on the command's behalf on the object
-//! it resolved, so no thread of the command can change the path between
-//! the decision and the use.
+//! Landlock decides opening, reading, writing and executing existing
+//! files. It has no right for changing a file's mode, owner, times or
+//! extended attributes, for watching a directory (inotify), or for
+//! `listen` on a socket that was never bound (the kernel then picks a
+//! port, which no `net bind` grant named); and it grants making and
+//! removing names per directory, for every name at once. The seccomp
+//! filter returns `SECCOMP_RET_USER_NOTIF` for those calls (and for the
+//! truncations that do not go through a descriptor open for writing); the
+//! supervisor resolves the object in the command's context, decides here,
+//! exactly against the step's path automata (no per-entry narrowing), and
+//! performs the call on the command's behalf on the object it resolved, so
+//! no thread of the command can change the path between the decision and
+//! the use.
 //!
 //! Input: which call (by name: the kernel crate maps the architecture's
 //! syscall numbers), its raw arguments, and the object the supervisor
-//! resolved. Output: what to resolve ([`Object`]), the right the call needs
-//! ([`Family::right`]), and the verdict ([`decide`]).
+//! resolved. Output: what to resolve ([`Object`], [`Name`]), the rights
+//! the call needs ([`Family::right`], [`open_rights`],
+//! [`existing_open_rights`]), and the verdict ([`decide`], [`decide_all`],
+//! and for moves and links [`authority_change`]).
 //!
 //! Semantics (the language reference says the same): changing a path's
-//! mode, owner, times or extended attributes needs `write` on it; watching
-//! a directory needs `read` on the directory (it reports the names created
-//! there, which is listing it), watching a file `read` on the file.
+//! mode, owner, times or extended attributes needs `write` on it, and so
+//! does truncating it; watching a directory needs `read` on the directory
+//! (it reports the names created there, which is listing it), watching a
+//! file `read` on the file; making a name needs `create` at it, removing
+//! one `delete`; a move needs `delete` at the old name and `create` at the
+//! new one, and a move or a link must leave the object's authority the same
+//! in every step of the plan.
 
 use crate::access;
 use crate::attribution::{self, Nearest};
