@@ -88,12 +88,14 @@ mod error;
 pub mod eval;
 pub mod format;
 mod model;
+mod objective;
 mod validate;
 
 pub use error::ImageError;
 pub use eval::{Decision, Evaluator, Request, path_grant};
 pub use format::{FORMAT_VERSION, HEADER_LEN, MAGIC, SECTION_ENTRY_LEN, SectionKind, read, write};
 pub use model::*;
+pub use objective::*;
 pub use validate::limits;
 
 #[cfg(test)]
