@@ -248,6 +248,13 @@ pub const RUN_SESSION: &str = "KAPL0808";
 pub const RUN_USAGE: &str = "KAPL0809";
 /// The command's program was not found (exit status 127).
 pub const RUN_NOT_FOUND: &str = "KAPL0810";
+/// A plan image was built against another objective image than the one
+/// it is checked against (its recorded objective identity differs).
+pub const RUN_OTHER_OBJECTIVE: &str = "KAPL0811";
+/// The runtime's own containment checker found a step whose authority
+/// leaves its objective's or intent's bound, or reaches a `never` rule (the
+/// finding carries a witness: a path, a program, or an address and port).
+pub const RUN_NOT_CONTAINED: &str = "KAPL0812";
 
 // ---------------------------------------------------------------- the table
 // Built from this file by `build.rs`: every constant above, with its doc
