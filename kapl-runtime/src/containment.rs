@@ -201,12 +201,39 @@ fn levels_of<'o>(
     Ok(out)
 }
 
+/// A deliberate defect, for tests that show the differential test against
+/// the prover catches a broken checker. Never used outside tests.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// The checker as it should be.
+    None,
+    /// `never` rules are not checked.
+    SkipNever,
+    /// Path search uses the step DFA's byte classes only, not the joint
+    /// refinement with the level's.
+    StepClassesOnly,
+    /// Only the first port of each granted range is compared.
+    FirstPortOnly,
+}
+
 /// Checks every step of plan `plan` of `plan_image` against the objective
 /// image `objective`. An empty result means every step is inside.
 pub fn check_plan(
     objective: &Image,
     plan_image: &Image,
     plan: u32,
+) -> Result<Vec<Finding>, CheckError> {
+    check_plan_with(objective, plan_image, plan, Fault::None)
+}
+
+/// [`check_plan`] with a deliberate defect (tests only).
+#[doc(hidden)]
+pub fn check_plan_with(
+    objective: &Image,
+    plan_image: &Image,
+    plan: u32,
+    fault: Fault,
 ) -> Result<Vec<Finding>, CheckError> {
     let tables = objective
         .objective
@@ -229,7 +256,7 @@ pub fn check_plan(
     let mut out = Vec::new();
     for step in 0..p.steps.len() as u32 {
         for l in &levels {
-            out.extend(check_step(p, step, l, tables));
+            out.extend(check_step(p, step, l, fault));
         }
     }
     Ok(out)
@@ -237,16 +264,26 @@ pub fn check_plan(
 
 /// Checks every plan of `plan_image`.
 pub fn check_image(objective: &Image, plan_image: &Image) -> Result<Vec<Finding>, CheckError> {
+    check_image_with(objective, plan_image, Fault::None)
+}
+
+/// [`check_image`] with a deliberate defect (tests only).
+#[doc(hidden)]
+pub fn check_image_with(
+    objective: &Image,
+    plan_image: &Image,
+    fault: Fault,
+) -> Result<Vec<Finding>, CheckError> {
     let mut out = Vec::new();
     for i in 0..plan_image.plans.len() as u32 {
-        out.extend(check_plan(objective, plan_image, i)?);
+        out.extend(check_plan_with(objective, plan_image, i, fault)?);
     }
     Ok(out)
 }
 
 /// One step against one level: at most one finding per right (and exec,
 /// and network operation) for the bound, and one for the `never` rules.
-fn check_step(p: &Plan, step: u32, level: &LevelTables, t: &ObjectiveTables) -> Vec<Finding> {
+fn check_step(p: &Plan, step: u32, level: &LevelTables, fault: Fault) -> Vec<Finding> {
     let mut out = Vec::new();
     let mut paths = |kind: DfaKind, a: &Dfa, b: &Dfa| {
         for col in 0..kind.rights() {
@@ -260,7 +297,7 @@ fn check_step(p: &Plan, step: u32, level: &LevelTables, t: &ObjectiveTables) -> 
             let acol = step as usize * kind.rights() + col;
             let bound = BOUND as usize * kind.rights() + col;
             let never = NEVER as usize * kind.rights() + col;
-            if let Some((path, grant, _)) = search(a, acol, b, bound, false) {
+            if let Some((path, grant, _)) = search(a, acol, b, bound, false, fault) {
                 out.push(Finding {
                     step,
                     grant,
@@ -268,7 +305,10 @@ fn check_step(p: &Plan, step: u32, level: &LevelTables, t: &ObjectiveTables) -> 
                     breach: Breach::OutsideBound(level.level),
                 });
             }
-            if let Some((path, grant, rule)) = search(a, acol, b, never, true) {
+            if fault == Fault::SkipNever {
+                continue;
+            }
+            if let Some((path, grant, rule)) = search(a, acol, b, never, true, fault) {
                 out.push(Finding {
                     step,
                     grant,
@@ -283,7 +323,7 @@ fn check_step(p: &Plan, step: u32, level: &LevelTables, t: &ObjectiveTables) -> 
     };
     paths(DfaKind::Fs, &p.fs, &level.fs);
     paths(DfaKind::Exec, &p.exec, &level.exec);
-    out.extend(net(p, step, level, t));
+    out.extend(net(p, step, level, fault));
     out
 }
 
@@ -342,7 +382,14 @@ fn preference() -> impl Iterator<Item = u8> {
 /// A shortest path accepted by column `acol` of `a` and, when `want_b`,
 /// also by column `bcol` of `b`, or else not by it: the path, the grant of
 /// `a` and the grant of `b` (or `NO_GRANT`) at its end.
-fn search(a: &Dfa, acol: usize, b: &Dfa, bcol: usize, want_b: bool) -> Option<(Vec<u8>, u32, u32)> {
+fn search(
+    a: &Dfa,
+    acol: usize,
+    b: &Dfa,
+    bcol: usize,
+    want_b: bool,
+    fault: Fault,
+) -> Option<(Vec<u8>, u32, u32)> {
     let live_a = live(a, acol);
     if !live_a.get(a.start as usize).copied().unwrap_or(false) {
         return None;
@@ -355,7 +402,12 @@ fn search(a: &Dfa, acol: usize, b: &Dfa, bcol: usize, want_b: bool) -> Option<(V
     for byte in preference() {
         let ca = a.classes.get(usize::from(byte)).copied().unwrap_or(0);
         let cb = b.classes.get(usize::from(byte)).copied().unwrap_or(0);
-        if seen.insert((ca, cb)) {
+        let joint = if fault == Fault::StepClassesOnly {
+            (ca, 0)
+        } else {
+            (ca, cb)
+        };
+        if seen.insert(joint) {
             reps.push((byte, ca, cb));
         }
     }
@@ -487,7 +539,7 @@ fn pick(
         .collect()
 }
 
-fn net(p: &Plan, step: u32, level: &LevelTables, _t: &ObjectiveTables) -> Vec<Finding> {
+fn net(p: &Plan, step: u32, level: &LevelTables, fault: Fault) -> Vec<Finding> {
     let mut out = Vec::new();
     for op in [NetOp::Connect, NetOp::Bind] {
         let mut outside: Option<Finding> = None;
@@ -516,8 +568,13 @@ fn net(p: &Plan, step: u32, level: &LevelTables, _t: &ObjectiveTables) -> Vec<Fi
                 for &addr in &cuts {
                     let granted = lpm(&a, addr);
                     for r in granted {
+                        let hi = if fault == Fault::FirstPortOnly {
+                            r.lo
+                        } else {
+                            r.hi
+                        };
                         if outside.is_none()
-                            && let Some((port, _)) = first_port(lpm(&b, addr), r.lo, r.hi, false)
+                            && let Some((port, _)) = first_port(lpm(&b, addr), r.lo, hi, false)
                         {
                             outside = Some(Finding {
                                 step,
@@ -531,8 +588,9 @@ fn net(p: &Plan, step: u32, level: &LevelTables, _t: &ObjectiveTables) -> Vec<Fi
                                 breach: Breach::OutsideBound(level.level),
                             });
                         }
-                        if never.is_none()
-                            && let Some((port, rule)) = first_port(lpm(&n, addr), r.lo, r.hi, true)
+                        if fault != Fault::SkipNever
+                            && never.is_none()
+                            && let Some((port, rule)) = first_port(lpm(&n, addr), r.lo, hi, true)
                         {
                             never = Some(Finding {
                                 step,
