@@ -254,11 +254,10 @@ pub fn check_plan_with(
         .ok_or(CheckError::NoPlan(plan))?;
     let levels = levels_of(objective, tables, plan_image, p)?;
     let mut out = Vec::new();
-    for step in 0..p.steps.len() as u32 {
-        for l in &levels {
-            out.extend(check_step(p, step, l, fault));
-        }
+    for l in &levels {
+        out.extend(check_level(p, l, fault));
     }
+    out.sort_by_key(|f| f.step);
     Ok(out)
 }
 
@@ -281,65 +280,58 @@ pub fn check_image_with(
     Ok(out)
 }
 
-/// One step against one level: at most one finding per right (and exec,
-/// and network operation) for the bound, and one for the `never` rules.
-fn check_step(p: &Plan, step: u32, level: &LevelTables, fault: Fault) -> Vec<Finding> {
+/// Every step against one level: at most one finding per step and right
+/// (and exec, and network operation) for the bound, and one for the
+/// `never` rules.
+fn check_level(p: &Plan, level: &LevelTables, fault: Fault) -> Vec<Finding> {
     let mut out = Vec::new();
-    let mut paths = |kind: DfaKind, a: &Dfa, b: &Dfa| {
-        for col in 0..kind.rights() {
-            let witness = |path: Vec<u8>| match kind {
+    for (kind, a, b) in [
+        (DfaKind::Fs, &p.fs, &level.fs),
+        (DfaKind::Exec, &p.exec, &level.exec),
+    ] {
+        for hit in search(a, b, kind, p.steps.len(), fault) {
+            let witness = match kind {
                 DfaKind::Fs => Witness::Fs {
-                    right: FsRight::ALL[col],
-                    path,
+                    right: FsRight::ALL
+                        .get(hit.column)
+                        .copied()
+                        .unwrap_or(FsRight::Read),
+                    path: hit.path,
                 },
-                DfaKind::Exec => Witness::Exec { path },
+                DfaKind::Exec => Witness::Exec { path: hit.path },
             };
-            let acol = step as usize * kind.rights() + col;
-            let bound = BOUND as usize * kind.rights() + col;
-            let never = NEVER as usize * kind.rights() + col;
-            if let Some((path, grant, _)) = search(a, acol, b, bound, false, fault) {
-                out.push(Finding {
-                    step,
-                    grant,
-                    witness: witness(path),
-                    breach: Breach::OutsideBound(level.level),
-                });
-            }
-            if fault == Fault::SkipNever {
-                continue;
-            }
-            if let Some((path, grant, rule)) = search(a, acol, b, never, true, fault) {
-                out.push(Finding {
-                    step,
-                    grant,
-                    witness: witness(path),
-                    breach: Breach::Never {
+            out.push(Finding {
+                step: hit.step,
+                grant: hit.grant,
+                witness,
+                breach: match hit.never {
+                    Some(rule) => Breach::Never {
                         level: level.level,
                         rule,
                     },
-                });
-            }
+                    None => Breach::OutsideBound(level.level),
+                },
+            });
         }
-    };
-    paths(DfaKind::Fs, &p.fs, &level.fs);
-    paths(DfaKind::Exec, &p.exec, &level.exec);
-    out.extend(net(p, step, level, fault));
+    }
+    for step in 0..p.steps.len() as u32 {
+        out.extend(net(p, step, level, fault));
+    }
     out
 }
 
-fn accepts(d: &Dfa, state: u32, col: usize) -> u32 {
+/// The accept row of `state` (empty when the DFA has no columns).
+fn row(d: &Dfa, state: u32) -> &[kapl_image::Cell] {
     let width = d.row_width();
-    if width == 0 {
-        return NO_GRANT;
-    }
     d.state_row
         .get(state as usize)
-        .and_then(|&r| d.rows.get(r as usize * width + col))
-        .map_or(NO_GRANT, |c| c.grant)
+        .and_then(|&r| d.rows.get(r as usize * width..(r as usize + 1) * width))
+        .unwrap_or(&[])
 }
 
-/// States of `d` from which some word reaches a state accepting in `col`.
-fn live(d: &Dfa, col: usize) -> Vec<bool> {
+/// States of `d` from which some word reaches a state that accepts in
+/// some column.
+fn live(d: &Dfa) -> Vec<bool> {
     let n = d.states();
     let cc = usize::from(d.class_count);
     let mut rev: Vec<Vec<u32>> = vec![Vec::new(); n];
@@ -354,7 +346,7 @@ fn live(d: &Dfa, col: usize) -> Vec<bool> {
     }
     let mut live = vec![false; n];
     let mut queue: VecDeque<u32> = (0..n as u32)
-        .filter(|&q| accepts(d, q, col) != NO_GRANT)
+        .filter(|&q| row(d, q).iter().any(|c| c.grant != NO_GRANT))
         .collect();
     for &q in &queue {
         live[q as usize] = true;
@@ -379,24 +371,38 @@ fn preference() -> impl Iterator<Item = u8> {
         .chain(0..=255u8)
 }
 
-/// A shortest path accepted by column `acol` of `a` and, when `want_b`,
-/// also by column `bcol` of `b`, or else not by it: the path, the grant of
-/// `a` and the grant of `b` (or `NO_GRANT`) at its end.
-fn search(
-    a: &Dfa,
-    acol: usize,
-    b: &Dfa,
-    bcol: usize,
-    want_b: bool,
-    fault: Fault,
-) -> Option<(Vec<u8>, u32, u32)> {
-    let live_a = live(a, acol);
-    if !live_a.get(a.start as usize).copied().unwrap_or(false) {
-        return None;
+/// A path a step's column accepts and the level does not (or, with
+/// `never`, accepts in its `never` column).
+struct Hit {
+    step: u32,
+    column: usize,
+    path: Vec<u8>,
+    /// The plan grant at the path's end.
+    grant: u32,
+    /// The `never` rule, for a `never` hit.
+    never: Option<u32>,
+}
+
+/// One breadth-first search over pairs (state of the plan's DFA `a`,
+/// state of the level's DFA `b`), stepping by one representative byte per
+/// class of the joint refinement of the two class maps. At each pair, for
+/// every step and right: if `a` accepts and `b`'s bound column does not,
+/// or `b`'s `never` column does, the path to the pair is a witness; the
+/// first found per (step, right, bound or never) is a shortest one.
+fn search(a: &Dfa, b: &Dfa, kind: DfaKind, steps: usize, fault: Fault) -> Vec<Hit> {
+    let r = kind.rights();
+    let mut out: Vec<Hit> = Vec::new();
+    // done[(step * r + col) * 2 + (0 bound, 1 never)]
+    let mut done = vec![false; steps * r * 2];
+    if fault == Fault::SkipNever {
+        for i in (1..done.len()).step_by(2) {
+            done[i] = true;
+        }
     }
-    let live_b = want_b.then(|| live(b, bcol));
-    // The joint refinement of the two class maps: one representative per
-    // (class of a, class of b) pair.
+    let live_a = live(a);
+    if !live_a.get(a.start as usize).copied().unwrap_or(false) {
+        return out;
+    }
     let mut reps: Vec<(u8, u8, u8)> = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for byte in preference() {
@@ -412,54 +418,74 @@ fn search(
         }
     }
     let (acc, bcc) = (usize::from(a.class_count), usize::from(b.class_count));
-    let nb = b.states();
-    let key = |qa: u32, qb: u32| qa as usize * nb + qb as usize;
-    let mut parent: std::collections::HashMap<usize, (usize, u8)> =
-        std::collections::HashMap::new();
-    let start = (a.start, b.start);
-    let mut queue = VecDeque::from([start]);
-    parent.insert(key(start.0, start.1), (usize::MAX, 0));
-    while let Some((qa, qb)) = queue.pop_front() {
-        let ga = accepts(a, qa, acol);
-        let gb = accepts(b, qb, bcol);
-        if ga != NO_GRANT && (gb != NO_GRANT) == want_b {
-            let mut path = Vec::new();
-            let mut k = key(qa, qb);
-            while let Some(&(prev, byte)) = parent.get(&k) {
-                if prev == usize::MAX {
-                    break;
-                }
-                path.push(byte);
-                k = prev;
+    let nb = b.states() as u64;
+    // Visited pairs: key → index in `nodes` (pair, parent index, byte).
+    let mut index: std::collections::HashMap<u64, u32> = std::collections::HashMap::new();
+    let mut nodes: Vec<(u32, u32, u32, u8)> = vec![(a.start, b.start, u32::MAX, 0)];
+    index.insert(u64::from(a.start) * nb + u64::from(b.start), 0);
+    let path_to = |nodes: &[(u32, u32, u32, u8)], mut i: u32| {
+        let mut path = Vec::new();
+        while let Some(&(_, _, parent, byte)) = nodes.get(i as usize) {
+            if parent == u32::MAX {
+                break;
             }
-            path.reverse();
-            return Some((path, ga, gb));
+            path.push(byte);
+            i = parent;
+        }
+        path.reverse();
+        path
+    };
+    let mut next = 0usize;
+    while let Some(&(qa, qb, _, _)) = nodes.get(next) {
+        let here = next as u32;
+        next += 1;
+        let (ra, rb) = (row(a, qa), row(b, qb));
+        for (i, cell) in ra.iter().enumerate() {
+            if cell.grant == NO_GRANT {
+                continue;
+            }
+            let col = i % r;
+            let bound = rb
+                .get(BOUND as usize * r + col)
+                .map_or(NO_GRANT, |c| c.grant);
+            let never = rb
+                .get(NEVER as usize * r + col)
+                .map_or(NO_GRANT, |c| c.grant);
+            for (slot, hit) in [(0, bound == NO_GRANT), (1, never != NO_GRANT)] {
+                let d = i * 2 + slot;
+                if hit && !done.get(d).copied().unwrap_or(true) {
+                    done[d] = true;
+                    out.push(Hit {
+                        step: (i / r) as u32,
+                        column: col,
+                        path: path_to(&nodes, here),
+                        grant: cell.grant,
+                        never: (slot == 1).then_some(never),
+                    });
+                }
+            }
+        }
+        if done.iter().all(|&d| d) {
+            break;
         }
         for &(byte, ca, cb) in &reps {
-            let na = a
-                .transitions
-                .get(qa as usize * acc + usize::from(ca))
-                .copied()?;
+            let Some(&na) = a.transitions.get(qa as usize * acc + usize::from(ca)) else {
+                continue;
+            };
             if !live_a.get(na as usize).copied().unwrap_or(false) {
                 continue;
             }
-            let nbq = b
-                .transitions
-                .get(qb as usize * bcc + usize::from(cb))
-                .copied()?;
-            if let Some(lb) = &live_b
-                && !lb.get(nbq as usize).copied().unwrap_or(false)
-            {
+            let Some(&nbq) = b.transitions.get(qb as usize * bcc + usize::from(cb)) else {
                 continue;
-            }
-            let k = key(na, nbq);
-            if let std::collections::hash_map::Entry::Vacant(e) = parent.entry(k) {
-                e.insert((key(qa, qb), byte));
-                queue.push_back((na, nbq));
+            };
+            let k = u64::from(na) * nb + u64::from(nbq);
+            if let std::collections::hash_map::Entry::Vacant(e) = index.entry(k) {
+                e.insert(nodes.len() as u32);
+                nodes.push((na, nbq, here, byte));
             }
         }
     }
-    None
+    out
 }
 
 fn to_u128(a: IpAddr) -> u128 {
