@@ -198,6 +198,14 @@ pub const EXEC_GRANT_SYMLINK: &str = "KAPL0606";
 /// (`PT_INTERP`) or its script's `#!` interpreter, and no exec grant of
 /// that step covers it (the runtime refuses the exec, exit 126).
 pub const EXEC_STARTER_NOT_GRANTED: &str = "KAPL0607";
+/// `--against IMAGE`: the image cannot be read, fails verification, or is
+/// not an objective image (it holds no objective tables; build one with
+/// `kaplc build` of a file that holds objectives and no plans).
+pub const AGAINST_IMAGE: &str = "KAPL0608";
+/// `--against IMAGE`: the plan file declares an objective or intent; with
+/// `--against` they come from the image only (one with the same name as
+/// the image's would replace the objective the plan is proved against).
+pub const AGAINST_REDEFINES: &str = "KAPL0609";
 
 // ---------------------------------------------------------------- KAPL07xx
 // Image format (owner: image; `kapl_image::ImageError::code`).

@@ -25,6 +25,11 @@ pub struct Args {
     /// directory).
     #[arg(short = 'o', long = "output", value_name = "OUT")]
     pub output: Option<PathBuf>,
+    /// Build the plans against this objective image: their objectives and
+    /// intents come from the image (its embedded sources), and the image
+    /// built records the objective's identity.
+    #[arg(long, value_name = "OBJ.kapi")]
+    pub against: Option<PathBuf>,
     /// Output format for diagnostics.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
@@ -103,7 +108,19 @@ pub fn default_output(policy: &Path) -> PathBuf {
 /// Runs `kaplc build`.
 pub fn run(args: &Args) -> ExitCode {
     let path = args.policy.to_string_lossy().into_owned();
-    let fe = crate::check::check_file(&path);
+    let objective = match args.against.as_deref().map(crate::against::read) {
+        None => None,
+        Some(Ok(o)) => Some(o),
+        Some(Err(e)) => {
+            eprintln!("{e}");
+            eprintln!("{path}: nothing built");
+            return ExitCode::from(2);
+        }
+    };
+    let fe = match &objective {
+        Some(o) => crate::against::check_file(&path, o),
+        None => crate::check::check_file(&path),
+    };
     let mut diags = fe.diagnostics.clone();
     let has_errors = diags.iter().any(|d| d.severity == Severity::Error);
     // Nothing is written: print the findings and why, exit with `code`.
@@ -142,7 +159,12 @@ pub fn run(args: &Args) -> ExitCode {
         None => std::borrow::Cow::Owned(kapl_check::GrantAutomata::new(policy)),
     };
     let out = match compile_with(policy, &automata, &fe.sources, &opts) {
-        Ok(o) => o,
+        Ok(mut o) => {
+            o.image.against = objective
+                .as_ref()
+                .map(crate::against::ObjectiveImage::against);
+            o
+        }
         Err(errs) => {
             diags.extend(errs);
             kapl_syntax::diag::sort(&mut diags);
