@@ -47,7 +47,7 @@ fn net_op(op: kapl_syntax::ast::NetOp) -> NetOp {
 
 /// The policy whose plans are the levels (objectives, then intents) and
 /// whose grants are their rules, in level order, bound before `never`.
-fn synthetic(policy: &Policy) -> (Policy, Vec<Level>) {
+pub(crate) fn synthetic(policy: &Policy) -> (Policy, Vec<Level>) {
     let mut out = Policy::default();
     let mut levels = Vec::new();
     let all = policy
