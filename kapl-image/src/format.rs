@@ -7,7 +7,7 @@
 //! with the record sizes named below the layout. There is one writer and
 //! one reader function per section, in file order.
 //!
-//! # Binary format, version 1
+//! # Binary format, version 2
 //!
 //! Little-endian throughout. A file is a 64-byte header, a section table,
 //! then the sections, each starting at an 8-byte aligned offset (zero
@@ -16,9 +16,9 @@
 //! | offset | size | field |
 //! |---|---|---|
 //! | 0 | 8 | magic `KAPLIMG\0` |
-//! | 8 | 2 | format version (`1`) |
+//! | 8 | 2 | format version (`2`) |
 //! | 10 | 2 | header length (`64`) |
-//! | 12 | 4 | section count (`7`) |
+//! | 12 | 4 | section count (`8`) |
 //! | 16 | 8 | total file length |
 //! | 24 | 32 | SHA-256 of the whole file with these 32 bytes zeroed |
 //! | 56 | 8 | reserved, zero |
@@ -30,7 +30,7 @@
 //! an image has exactly one encoding. Sections appear once each, in this
 //! order:
 //! 1 `meta`, 2 `chain`, 3 `grants`, 4 `plans`, 5 `dfas`, 6 `net`,
-//! 7 `landlock`. Encodings: `str` = `u32 len` + UTF-8 bytes; `bytes` =
+//! 7 `landlock`, 8 `objective`. Encodings: `str` = `u32 len` + UTF-8 bytes; `bytes` =
 //! `u32 len` + bytes; `opt str` = `u8 0` or `u8 1` + `str`; `opt u32` =
 //! `u32` with `0xffffffff` for none; `list<T>` = `u32 count` + items;
 //! `loc` = 5 × `u32` (file index, line, column, end line, end column);
@@ -57,6 +57,16 @@
 //!   `u8 abi, u64 handled_fs, u64 handled_net, list<u32 grant, u8 dfa, u8
 //!   rights, u64 access, list<bytes> prefixes> walks, ports tcp_bind, ports
 //!   tcp_connect, list<u32 grant, str note> precision`.
+//! - `objective`: `u8 0` (no objective tables), or `u8 1`, `u8
+//!   identity[32]`, `list<str name, str text>` embedded sources,
+//!   `list<u32 level, u8 never (0 bound, 1 never), u8 kind, u8 arg, loc
+//!   source, str text>` rules (kind and arg as in `grants`; `loc` indexes the
+//!   embedded sources), `list<u8 level kind (0 objective, 1 intent), u32
+//!   index, DFA fs, DFA exec, list<net entry> net>` levels (DFAs and net
+//!   entries encoded as in `dfas` and `net`, with 2 step columns: 0 the
+//!   bound, 1 the `never` rules; a cell's or port range's grant id is a rule
+//!   id); then `u8 0`, or `u8 1`, `str file`, `u8 identity[32]`: the
+//!   objective image a plan image was built against.
 //!
 //! The reader checks, in order: length ≥ 8 and magic (KAPL0702, or
 //! KAPL0701 for a prefix of the magic), length ≥ 64 (KAPL0701), version
@@ -66,6 +76,11 @@
 //! (KAPL0708), then [`Image::validate`]: indices, DFA totality, grant
 //! ownership, acyclic `after`, sorted ports and entries (KAPL0709), and
 //! the [`limits`](crate::limits) (KAPL0710).
+//! For an objective image, the identity is then recomputed: SHA-256 of
+//! the encoded `chain` section followed by the `objective` section's tables
+//! without the identity (sources, rules, levels); a mismatch is KAPL0709.
+//! A plan image's `against` record is not checked here: the runtime's
+//! containment checker compares it with the objective image it is given.
 //!
 //! The reader bounds every count by the fewest bytes an item can take
 //! (the record sizes below, a `str`, `bytes` or list counted as its `u32`

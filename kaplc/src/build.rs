@@ -1,6 +1,9 @@
-//! `kaplc build POLICY [-o OUT]`: check, compile, validate, write an image.
+//! `kaplc build POLICY [--against OBJ.kapi] [-o OUT]`: check, compile,
+//! validate, write an image.
 //!
-//! Input: a policy file. Output: one `.kapi` image holding all its plans
+//! Input: a policy file (and, with `--against`, the objective image its
+//! plans go under: see `against.rs`). Output: one `.kapi` image holding all
+//! its plans, or, for a policy without plans, an objective image
 //! (default `NAME.kapi` in the current directory), written atomically (a
 //! temporary file in the destination directory, synced, then renamed), and
 //! the diagnostics. A policy that does not check, does not fit the limits or
@@ -222,6 +225,22 @@ pub fn run(args: &Args) -> ExitCode {
         );
     }
     let s = &out.stats;
+    let what = match out.image.identity_hex() {
+        Some(id) => format!(
+            "objective image, {}, {}, identity {}",
+            plural(out.image.objectives.len(), "objective"),
+            plural(out.image.intents.len(), "intent"),
+            id.get(..16).unwrap_or(&id)
+        ),
+        None => format!(
+            "{}, {} grants, {} DFA states, {} transition bytes, {} LPM entries",
+            plural(out.image.plans.len(), "plan"),
+            s.grants,
+            s.dfa_states,
+            s.transition_bytes,
+            s.lpm_entries
+        ),
+    };
     let warnings = diags
         .iter()
         .filter(|d| d.severity == Severity::Warning)
@@ -232,14 +251,9 @@ pub fn run(args: &Args) -> ExitCode {
         &fe.sources,
         false,
         &format!(
-            "{path}: built {} ({} bytes): {}, {} grants, {} DFA states, {} transition bytes, {} LPM entries; translation validated{}",
+            "{path}: built {} ({} bytes): {what}; translation validated{}",
             dest.display(),
             bytes.len(),
-            plural(out.image.plans.len(), "plan"),
-            s.grants,
-            s.dfa_states,
-            s.transition_bytes,
-            s.lpm_entries,
             if warnings > 0 {
                 format!("; {}", plural(warnings, "warning"))
             } else {
