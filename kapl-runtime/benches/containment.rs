@@ -44,7 +44,7 @@ intent i under o {
 fn plan(n: usize) -> String {
     let mut s = String::from("plan p under i {\n");
     let grant = |k: usize| match k % 7 {
-        0 | 1 | 2 => format!(
+        0..=2 => format!(
             "grant fs read \"/srv/d{k}/**/*.txt\" except \"/srv/**/.env\", \"/srv/**/id_*\"\n"
         ),
         3 => format!("grant fs write, create \"/srv/out/f{k}\"\n"),
