@@ -8,8 +8,9 @@
 //! KAPL07xx code).
 
 use crate::report::{
-    self, DfaReport, DfaSizeReport, GrantReport, InspectReport, IntentReport, LandlockReport,
-    ObjectiveReport, PlanReport, PrecisionReport, StepReport, TablesReport, Version, WalkReport,
+    self, AgainstReport, DfaReport, DfaSizeReport, GrantReport, InspectReport, IntentReport,
+    LandlockReport, ObjectiveReport, PlanReport, PrecisionReport, StepReport, TablesReport,
+    Version, WalkReport,
 };
 use kapl_image::{DfaKind, GrantKind, Image, NetEntry, Plan, PortGrant, access};
 use std::path::PathBuf;
@@ -463,9 +464,14 @@ pub fn to_json(image: &Image, size: usize) -> InspectReport {
         .collect();
     InspectReport {
         schema_version: Version,
+        against: image.against.as_ref().map(|a| AgainstReport {
+            file: a.file.clone(),
+            identity: kapl_image::hex(&a.identity),
+        }),
         compiler: image.meta.compiler.clone(),
         format: kapl_image::FORMAT_VERSION,
         grants,
+        identity: image.identity_hex(),
         intents: image
             .intents
             .iter()

@@ -115,6 +115,16 @@ fn plans_build_against_the_image_and_record_its_identity() {
         "{}",
         text(&o)
     );
+    let o = kaplc(dir.path(), &["inspect", "plan.kapi", "--format", "json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(doc["against"]["file"], "obj.kapi");
+    assert_eq!(
+        doc["against"]["identity"].as_str(),
+        obj.identity_hex().as_deref()
+    );
+    let o = kaplc(dir.path(), &["inspect", "obj.kapi", "--format", "json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(doc["identity"].as_str(), obj.identity_hex().as_deref());
     let o = kaplc(dir.path(), &["check", "plan.kapl", "--against", "obj.kapi"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
 }
