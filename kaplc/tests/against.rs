@@ -207,3 +207,40 @@ fn redefining_the_objective_or_using_a_plan_image_is_refused() {
         "{out}"
     );
 }
+
+#[test]
+fn the_stdlib_comes_from_the_image_too() {
+    let dir = setup();
+    // An image whose embedded runtime module has an authority kaplc's own
+    // stdlib lacks (identity recomputed, so it reads back).
+    let mut image = kapl_image::read(&std::fs::read(dir.path().join("obj.kapi")).unwrap()).unwrap();
+    let t = image.objective.as_mut().unwrap();
+    let runtime = t
+        .sources
+        .iter_mut()
+        .find(|f| f.name == "<stdlib/runtime.kapl>")
+        .unwrap();
+    runtime
+        .text
+        .push_str("\nauthority embedded_only {\n  fs read \"/srv/web/embedded\"\n}\n");
+    let id = kapl_image::format::objective_identity(&image).unwrap();
+    image.objective.as_mut().unwrap().identity = id;
+    std::fs::write(
+        dir.path().join("custom.kapi"),
+        kapl_image::write(&image).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("uses.kapl"),
+        "use std.runtime\n\nplan u under look {\n  step s { grant use runtime.embedded_only }\n}\n",
+    )
+    .unwrap();
+    let o = kaplc(
+        dir.path(),
+        &["check", "uses.kapl", "--against", "custom.kapi"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // Against the image kaplc built, the authority does not exist.
+    let o = kaplc(dir.path(), &["check", "uses.kapl", "--against", "obj.kapi"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+}
