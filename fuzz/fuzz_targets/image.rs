@@ -6,8 +6,11 @@
 //! only ever see its checksum check. Each input is therefore read twice:
 //! as given, and "resealed" (length field and checksum recomputed over the
 //! mutated bytes), so the section decoders and `Image::validate` see the
-//! fuzzer's mutations too. Seed the corpus with real images
-//! (`kaplc build tests/examples/deploy.kapl -o fuzz/corpus/image/deploy.kapi`).
+//! fuzzer's mutations too. Seeds in `fuzz/seeds/image/`: a small plan
+//! image (`tiny.kapi`), an objective image (`objective.kapi`, from
+//! `book/transcripts/web-objective.kapl`) and a plan image built against
+//! it (`against.kapi`, from `book/transcripts/agent-plan.kapl`); rebuild
+//! them when the format changes.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

@@ -51,6 +51,15 @@ pub trait Loader {
     /// Reads the file at `path` (the root path as given, or an import joined
     /// to the using file's directory and lexically normalized).
     fn read(&mut self, path: &str) -> Result<LoadedFile, LoadError>;
+
+    /// The text of stdlib module `name` when this loader supplies its own
+    /// (a plan built against an objective image uses the modules embedded
+    /// in the image, whatever the compiler's); `None` (the default) takes
+    /// the compiler's built-in module.
+    fn stdlib_module(&mut self, name: &str) -> Option<String> {
+        let _ = name;
+        None
+    }
 }
 
 /// A loader over in-memory texts, keyed by normalized path (tests, the
@@ -321,6 +330,21 @@ impl LoadState<'_> {
         let base = unit.path.clone();
         let mut seen: HashMap<ImportTarget, Span> = HashMap::new();
         for item in uses {
+            // A module the loader supplies replaces the built-in one.
+            if let UseTarget::Module(q) = &item.target
+                && let [std, name] = q.parts.as_slice()
+                && std.name == "std"
+                && !self.by_module.contains_key(&name.name)
+                && let Some(text) = loader.stdlib_module(&name.name)
+                && let Some(unit) = self.add_unit(
+                    Origin::Stdlib(name.name.clone()),
+                    Scope::Stdlib(name.name.clone()),
+                    name.name.clone(),
+                    text.into_bytes(),
+                )
+            {
+                self.by_module.insert(name.name.clone(), unit);
+            }
             let target = match &item.target {
                 UseTarget::Module(q) => self.module_import(q),
                 UseTarget::File(s) => {

@@ -21,7 +21,10 @@ mod auto;
 mod effective;
 mod landlock;
 mod net;
+mod objective;
 pub mod translate;
+
+pub use objective::objective_tables;
 
 use auto::HashMap;
 use kapl_check::GrantAutomata;
@@ -180,13 +183,40 @@ pub fn compile_with(
         warnings.extend(effective::loader_warnings(policy, automata, plan, &p));
         plans.push(p);
     }
-    let image = Image {
+    // A policy without plans is an objective image: it carries the
+    // objectives' tables, their sources and their identity.
+    let objective = policy
+        .plans
+        .is_empty()
+        .then(|| objective_tables(policy, sources));
+    let mut image = Image {
         meta,
         objectives,
         intents,
         plans,
         grants,
+        objective,
+        // Set by the caller that built against an objective image.
+        against: None,
     };
+    if image.objective.is_some() {
+        match kapl_image::format::objective_identity(&image) {
+            Ok(id) => {
+                if let Some(t) = &mut image.objective {
+                    t.identity = id;
+                }
+            }
+            Err(e) => errors.push(Diagnostic::error(
+                codes::IMAGE_ENCODING,
+                format!("internal error: the objective tables do not encode: {e}"),
+                policy
+                    .objectives
+                    .first()
+                    .map_or(Span::new(kapl_syntax::FileId(0), 0, 0), |o| o.name_span),
+                "while compiling this objective",
+            )),
+        }
+    }
     if let Err(e) = image.validate() {
         let span = policy
             .plans

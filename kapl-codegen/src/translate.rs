@@ -96,6 +96,62 @@ pub fn validate_with(policy: &Policy, automata: &GrantAutomata, bytes: &[u8]) ->
             out.push(d);
         }
     }
+    if let Some(t) = &image.objective {
+        out.extend(check_objective(policy, t, fallback));
+    }
+    out
+}
+
+/// An objective image's tables against the bounds and `never` rules they
+/// were compiled from: each level is the synthetic two-step plan codegen
+/// laid out (`objective::synthetic`), checked like a plan.
+fn check_objective(
+    policy: &Policy,
+    t: &kapl_image::ObjectiveTables,
+    fallback: kapl_syntax::Span,
+) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let (syn, levels) = crate::objective::synthetic(policy);
+    let automata = GrantAutomata::new(&syn);
+    if t.levels.len() != levels.len() || t.rules.len() != syn.grants.len() {
+        out.push(Diagnostic::error(
+            codes::TRANSLATION_MISMATCH,
+            "translation validation: the objective tables do not read back",
+            fallback,
+            "while building this policy",
+        ));
+        return out;
+    }
+    for ((plan, level), l) in syn.plans.iter().zip(levels).zip(&t.levels) {
+        if l.level != level {
+            out.push(Diagnostic::error(
+                codes::TRANSLATION_MISMATCH,
+                "translation validation: the objective tables are out of order",
+                plan.name_span,
+                "this objective or intent",
+            ));
+            continue;
+        }
+        for (kind, table) in [(DfaKind::Fs, &l.fs), (DfaKind::Exec, &l.exec)] {
+            if let Some(m) = check_paths(&syn, &automata, plan, table, kind) {
+                out.push(mismatch(plan, kind, m));
+            }
+        }
+        let as_plan = kapl_image::Plan {
+            name: plan.name.clone(),
+            about: None,
+            objective: 0,
+            intent: None,
+            grants: Vec::new(),
+            steps: Vec::new(),
+            fs: l.fs.clone(),
+            exec: l.exec.clone(),
+            net: l.net.clone(),
+        };
+        if let Some(d) = check_net(&syn, plan, &as_plan) {
+            out.push(d);
+        }
+    }
     out
 }
 

@@ -198,6 +198,14 @@ pub const EXEC_GRANT_SYMLINK: &str = "KAPL0606";
 /// (`PT_INTERP`) or its script's `#!` interpreter, and no exec grant of
 /// that step covers it (the runtime refuses the exec, exit 126).
 pub const EXEC_STARTER_NOT_GRANTED: &str = "KAPL0607";
+/// `--against IMAGE`: the image cannot be read, fails verification, or is
+/// not an objective image (it holds no objective tables; build one with
+/// `kaplc build` of a file that holds objectives and no plans).
+pub const AGAINST_IMAGE: &str = "KAPL0608";
+/// `--against IMAGE`: the plan file declares an objective or intent; with
+/// `--against` they come from the image only (one with the same name as
+/// the image's would replace the objective the plan is proved against).
+pub const AGAINST_REDEFINES: &str = "KAPL0609";
 
 // ---------------------------------------------------------------- KAPL07xx
 // Image format (owner: image; `kapl_image::ImageError::code`).
@@ -248,6 +256,13 @@ pub const RUN_SESSION: &str = "KAPL0808";
 pub const RUN_USAGE: &str = "KAPL0809";
 /// The command's program was not found (exit status 127).
 pub const RUN_NOT_FOUND: &str = "KAPL0810";
+/// A plan image was built against another objective image than the one
+/// it is checked against (its recorded objective identity differs).
+pub const RUN_OTHER_OBJECTIVE: &str = "KAPL0811";
+/// The runtime's own containment checker found a step whose authority
+/// leaves its objective's or intent's bound, or reaches a `never` rule (the
+/// finding carries a witness: a path, a program, or an address and port).
+pub const RUN_NOT_CONTAINED: &str = "KAPL0812";
 
 // ---------------------------------------------------------------- the table
 // Built from this file by `build.rs`: every constant above, with its doc

@@ -7,7 +7,7 @@
 //! with the record sizes named below the layout. There is one writer and
 //! one reader function per section, in file order.
 //!
-//! # Binary format, version 1
+//! # Binary format, version 2
 //!
 //! Little-endian throughout. A file is a 64-byte header, a section table,
 //! then the sections, each starting at an 8-byte aligned offset (zero
@@ -16,9 +16,9 @@
 //! | offset | size | field |
 //! |---|---|---|
 //! | 0 | 8 | magic `KAPLIMG\0` |
-//! | 8 | 2 | format version (`1`) |
+//! | 8 | 2 | format version (`2`) |
 //! | 10 | 2 | header length (`64`) |
-//! | 12 | 4 | section count (`7`) |
+//! | 12 | 4 | section count (`8`) |
 //! | 16 | 8 | total file length |
 //! | 24 | 32 | SHA-256 of the whole file with these 32 bytes zeroed |
 //! | 56 | 8 | reserved, zero |
@@ -30,7 +30,7 @@
 //! an image has exactly one encoding. Sections appear once each, in this
 //! order:
 //! 1 `meta`, 2 `chain`, 3 `grants`, 4 `plans`, 5 `dfas`, 6 `net`,
-//! 7 `landlock`. Encodings: `str` = `u32 len` + UTF-8 bytes; `bytes` =
+//! 7 `landlock`, 8 `objective`. Encodings: `str` = `u32 len` + UTF-8 bytes; `bytes` =
 //! `u32 len` + bytes; `opt str` = `u8 0` or `u8 1` + `str`; `opt u32` =
 //! `u32` with `0xffffffff` for none; `list<T>` = `u32 count` + items;
 //! `loc` = 5 × `u32` (file index, line, column, end line, end column);
@@ -57,6 +57,16 @@
 //!   `u8 abi, u64 handled_fs, u64 handled_net, list<u32 grant, u8 dfa, u8
 //!   rights, u64 access, list<bytes> prefixes> walks, ports tcp_bind, ports
 //!   tcp_connect, list<u32 grant, str note> precision`.
+//! - `objective`: `u8 0` (no objective tables), or `u8 1`, `u8
+//!   identity[32]`, `list<str name, str text>` embedded sources,
+//!   `list<u32 level, u8 never (0 bound, 1 never), u8 kind, u8 arg, loc
+//!   source, str text>` rules (kind and arg as in `grants`; `loc` indexes the
+//!   embedded sources), `list<u8 level kind (0 objective, 1 intent), u32
+//!   index, DFA fs, DFA exec, list<net entry> net>` levels (DFAs and net
+//!   entries encoded as in `dfas` and `net`, with 2 step columns: 0 the
+//!   bound, 1 the `never` rules; a cell's or port range's grant id is a rule
+//!   id); then `u8 0`, or `u8 1`, `str file`, `u8 identity[32]`: the
+//!   objective image a plan image was built against.
 //!
 //! The reader checks, in order: length ≥ 8 and magic (KAPL0702, or
 //! KAPL0701 for a prefix of the magic), length ≥ 64 (KAPL0701), version
@@ -66,6 +76,11 @@
 //! (KAPL0708), then [`Image::validate`]: indices, DFA totality, grant
 //! ownership, acyclic `after`, sorted ports and entries (KAPL0709), and
 //! the [`limits`](crate::limits) (KAPL0710).
+//! For an objective image, the identity is then recomputed: SHA-256 of
+//! the encoded `chain` section followed by the `objective` section's tables
+//! without the identity (sources, rules, levels); a mismatch is KAPL0709.
+//! A plan image's `against` record is not checked here: the runtime's
+//! containment checker compares it with the objective image it is given.
 //!
 //! The reader bounds every count by the fewest bytes an item can take
 //! (the record sizes below, a `str`, `bytes` or list counted as its `u32`
@@ -74,13 +89,14 @@
 
 use crate::error::ImageError;
 use crate::model::*;
+use crate::objective::*;
 use sha2::{Digest, Sha256};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// The first 8 bytes of every image.
 pub const MAGIC: [u8; 8] = *b"KAPLIMG\0";
 /// The format version this crate writes and reads.
-pub const FORMAT_VERSION: u16 = 1;
+pub const FORMAT_VERSION: u16 = 2;
 /// Size of the fixed header.
 pub const HEADER_LEN: usize = 64;
 /// Size of one section-table entry.
@@ -185,11 +201,13 @@ pub enum SectionKind {
     Net = 6,
     /// Every step's Landlock plan.
     Landlock = 7,
+    /// Objective tables and what a plan image was built against.
+    Objective = 8,
 }
 
 impl SectionKind {
     /// Every kind, in file order.
-    pub const ALL: [SectionKind; 7] = [
+    pub const ALL: [SectionKind; 8] = [
         SectionKind::Meta,
         SectionKind::Chain,
         SectionKind::Grants,
@@ -197,6 +215,7 @@ impl SectionKind {
         SectionKind::Dfas,
         SectionKind::Net,
         SectionKind::Landlock,
+        SectionKind::Objective,
     ];
 
     /// The name used in messages.
@@ -209,6 +228,7 @@ impl SectionKind {
             SectionKind::Dfas => "dfas",
             SectionKind::Net => "net",
             SectionKind::Landlock => "landlock",
+            SectionKind::Objective => "objective",
         }
     }
 }
@@ -290,6 +310,13 @@ impl Out {
 /// bytes the reader would refuse.
 pub fn write(image: &Image) -> Result<Vec<u8>, ImageError> {
     image.validate()?;
+    if let Some(t) = &image.objective
+        && objective_identity(image)? != t.identity
+    {
+        return Err(ImageError::Invalid(
+            "the objective identity does not match the objective tables".into(),
+        ));
+    }
     let mut sections: Vec<(SectionKind, Vec<u8>)> = Vec::new();
     for kind in SectionKind::ALL {
         let mut o = Out(Vec::new());
@@ -301,6 +328,7 @@ pub fn write(image: &Image) -> Result<Vec<u8>, ImageError> {
             SectionKind::Dfas => write_dfas(&mut o, image)?,
             SectionKind::Net => write_net(&mut o, image)?,
             SectionKind::Landlock => write_landlock(&mut o, image)?,
+            SectionKind::Objective => write_objective(&mut o, image)?,
         }
         sections.push((kind, o.0));
     }
@@ -447,24 +475,7 @@ fn write_dfas(o: &mut Out, im: &Image) -> Result<(), ImageError> {
 fn write_net(o: &mut Out, im: &Image) -> Result<(), ImageError> {
     o.len(im.plans.len())?;
     for p in &im.plans {
-        o.len(p.net.len())?;
-        for e in &p.net {
-            o.u32(e.step);
-            o.u8(e.op as u8);
-            o.u8(e.proto as u8);
-            o.u8(e.family as u8);
-            o.u8(e.prefix);
-            let a: [u8; 16] = match e.addr {
-                IpAddr::V4(v4) => {
-                    let mut a = [0u8; 16];
-                    a[..4].copy_from_slice(&v4.octets());
-                    a
-                }
-                IpAddr::V6(v6) => v6.octets(),
-            };
-            o.0.extend_from_slice(&a);
-            o.ports(&e.ports)?;
-        }
+        write_net_entries(o, &p.net)?;
     }
     Ok(())
 }
@@ -765,14 +776,24 @@ pub fn read(bytes: &[u8]) -> Result<Image, ImageError> {
     decode(&bodies, SectionKind::Landlock, |s| {
         read_landlock(s, &mut plans)
     })?;
+    let (objective, against) = decode(&bodies, SectionKind::Objective, read_objective)?;
     let image = Image {
         meta,
         objectives,
         intents,
         plans,
         grants,
+        objective,
+        against,
     };
     image.validate()?;
+    if let Some(t) = &image.objective
+        && objective_identity(&image)? != t.identity
+    {
+        return Err(ImageError::Invalid(
+            "the objective identity does not match the objective tables".into(),
+        ));
+    }
     Ok(image)
 }
 
@@ -1115,4 +1136,202 @@ fn read_walk(s: &mut In<'_>) -> Result<Walk, ImageError> {
         access,
         prefixes,
     })
+}
+
+// ------------------------------------------------------- objective section
+
+/// `objective` embedded source: `str name, str text`.
+const EMBEDDED_MIN: usize = 2 * LEN_LEN;
+/// `objective` rule: `u32 level, u8 never, u8 kind, u8 arg, loc source,
+/// str text` (31).
+const BOUND_RULE_MIN: usize = U32_LEN + 3 + LOC_LEN + LEN_LEN;
+/// `objective` level: `u8 level kind, u32 index`, then two DFAs (each at
+/// least its fixed fields and class map) and a net list.
+const LEVEL_MIN: usize = 1 + U32_LEN + 2 * (12 + CLASS_MAP_LEN + 2 * LEN_LEN) + LEN_LEN;
+
+const _: () = assert!(BOUND_RULE_MIN == 31 && EMBEDDED_MIN == 8);
+
+fn write_kind(o: &mut Out, k: GrantKind) {
+    let (tag, arg) = match k {
+        GrantKind::Fs(r) => (0, r.0),
+        GrantKind::Exec => (1, 0),
+        GrantKind::Net(op) => (2, op as u8),
+    };
+    o.u8(tag);
+    o.u8(arg);
+}
+
+fn read_kind(s: &mut In<'_>) -> Result<GrantKind, ImageError> {
+    let tag = s.u8()?;
+    let arg = s.u8()?;
+    Ok(match (tag, arg) {
+        (0, r) if r != 0 && r < 16 => GrantKind::Fs(RightSet(r)),
+        (1, 0) => GrantKind::Exec,
+        (2, 0) => GrantKind::Net(NetOp::Connect),
+        (2, 1) => GrantKind::Net(NetOp::Bind),
+        _ => return Err(s.err(format!("bad rule kind {tag}/{arg}"))),
+    })
+}
+
+fn write_net_entries(o: &mut Out, net: &[NetEntry]) -> Result<(), ImageError> {
+    o.len(net.len())?;
+    for e in net {
+        o.u32(e.step);
+        o.u8(e.op as u8);
+        o.u8(e.proto as u8);
+        o.u8(e.family as u8);
+        o.u8(e.prefix);
+        let a: [u8; 16] = match e.addr {
+            IpAddr::V4(v4) => {
+                let mut a = [0u8; 16];
+                a[..4].copy_from_slice(&v4.octets());
+                a
+            }
+            IpAddr::V6(v6) => v6.octets(),
+        };
+        o.0.extend_from_slice(&a);
+        o.ports(&e.ports)?;
+    }
+    Ok(())
+}
+
+/// The objective tables without their identity (what the identity hashes).
+fn write_tables(o: &mut Out, t: &ObjectiveTables) -> Result<(), ImageError> {
+    o.len(t.sources.len())?;
+    for f in &t.sources {
+        o.str(&f.name)?;
+        o.str(&f.text)?;
+    }
+    o.len(t.rules.len())?;
+    for r in &t.rules {
+        o.u32(r.level);
+        o.u8(u8::from(r.never));
+        write_kind(o, r.kind);
+        o.loc(&r.source);
+        o.str(&r.text)?;
+    }
+    o.len(t.levels.len())?;
+    for l in &t.levels {
+        let (k, i) = match l.level {
+            Level::Objective(i) => (0, i),
+            Level::Intent(i) => (1, i),
+        };
+        o.u8(k);
+        o.u32(i);
+        write_dfa(o, &l.fs)?;
+        write_dfa(o, &l.exec)?;
+        write_net_entries(o, &l.net)?;
+    }
+    Ok(())
+}
+
+/// The identity of an objective image: SHA-256 over the encoded `chain`
+/// section (names, `about`s, which intent is under which objective)
+/// followed by the encoded objective tables without the identity. Equal
+/// objectives compiled the same way have equal identities; any change to
+/// a name, a bound, a `never` or the embedded sources changes it.
+pub fn objective_identity(image: &Image) -> Result<[u8; 32], ImageError> {
+    let Some(t) = &image.objective else {
+        return Err(ImageError::Invalid(
+            "the image holds no objective tables".into(),
+        ));
+    };
+    let mut o = Out(Vec::new());
+    write_chain(&mut o, image)?;
+    write_tables(&mut o, t)?;
+    Ok(Sha256::digest(&o.0).into())
+}
+
+fn write_objective(o: &mut Out, im: &Image) -> Result<(), ImageError> {
+    match &im.objective {
+        None => o.u8(0),
+        Some(t) => {
+            o.u8(1);
+            o.0.extend_from_slice(&t.identity);
+            write_tables(o, t)?;
+        }
+    }
+    match &im.against {
+        None => o.u8(0),
+        Some(a) => {
+            o.u8(1);
+            o.str(&a.file)?;
+            o.0.extend_from_slice(&a.identity);
+        }
+    }
+    Ok(())
+}
+
+type ObjectiveSection = (Option<ObjectiveTables>, Option<Against>);
+
+fn read_objective(s: &mut In<'_>) -> Result<ObjectiveSection, ImageError> {
+    let tables = match s.u8()? {
+        0 => None,
+        1 => {
+            let identity: [u8; 32] = s.arr()?;
+            let n = s.count(EMBEDDED_MIN)?;
+            let mut sources = Vec::with_capacity(n);
+            for _ in 0..n {
+                sources.push(EmbeddedSource {
+                    name: s.str()?,
+                    text: s.str()?,
+                });
+            }
+            let n = s.count(BOUND_RULE_MIN)?;
+            let mut rules = Vec::with_capacity(n);
+            for _ in 0..n {
+                let level = s.u32()?;
+                let never = match s.u8()? {
+                    0 => false,
+                    1 => true,
+                    x => return Err(s.err(format!("bad never flag {x}"))),
+                };
+                rules.push(BoundRule {
+                    level,
+                    never,
+                    kind: read_kind(s)?,
+                    source: s.loc()?,
+                    text: s.str()?,
+                });
+            }
+            let n = s.count(LEVEL_MIN)?;
+            let mut levels = Vec::with_capacity(n);
+            for _ in 0..n {
+                let level = match (s.u8()?, s.u32()?) {
+                    (0, i) => Level::Objective(i),
+                    (1, i) => Level::Intent(i),
+                    (k, _) => return Err(s.err(format!("bad level kind {k}"))),
+                };
+                let fs = read_dfa(s, DfaKind::Fs)?;
+                let exec = read_dfa(s, DfaKind::Exec)?;
+                let ne = s.count(NET_ENTRY_MIN)?;
+                let mut net = Vec::with_capacity(ne);
+                for _ in 0..ne {
+                    net.push(read_net_entry(s)?);
+                }
+                levels.push(LevelTables {
+                    level,
+                    fs,
+                    exec,
+                    net,
+                });
+            }
+            Some(ObjectiveTables {
+                identity,
+                sources,
+                rules,
+                levels,
+            })
+        }
+        t => return Err(s.err(format!("bad option tag {t}"))),
+    };
+    let against = match s.u8()? {
+        0 => None,
+        1 => Some(Against {
+            file: s.str()?,
+            identity: s.arr()?,
+        }),
+        t => return Err(s.err(format!("bad option tag {t}"))),
+    };
+    Ok((tables, against))
 }

@@ -75,7 +75,39 @@
 //! directory, files created later in a partly granted directory) is listed
 //! per grant in [`Landlock::precision`].
 //!
-//! # Binary format, version 1
+//! # Objective images
+//!
+//! `kaplc build` of a file that holds objectives (with their intents and the
+//! authorities and stdlib modules they use) and no plans writes an *objective
+//! image*: the `chain` as usual, no plans and no grants, and
+//! [`Image::objective`] ([`ObjectiveTables`]):
+//!
+//! - one [`LevelTables`] per objective, then per intent, in `chain` order.
+//!   Each is laid out exactly like a plan with two steps: step column
+//!   [`BOUND`] (0) holds the level's bound, [`NEVER`] (1) the union of its
+//!   `never` rules, in an fs DFA (4 columns per step column), an exec DFA
+//!   and network entries of the same kind as a plan's. The code generator
+//!   builds them with the plan machinery (each level becomes a two-step
+//!   plan whose grants are its rules), and translation validation checks
+//!   them the same way;
+//! - the rules ([`BoundRule`]: level, bound or `never`, kind, source location,
+//!   text), indexed by the ids the tables credit, so a finding names the
+//!   rule it breaks;
+//! - the embedded sources: the objective's file and every module it uses
+//!   (stdlib included) with their text, so a plan can later be proved against
+//!   the objective as it was, whatever the compiler's own stdlib;
+//! - the identity: SHA-256 of the encoded `chain` section followed by the
+//!   encoded tables (sources, rules, levels). The reader recomputes it, so
+//!   an image whose tables were edited and resealed is refused.
+//!
+//! A plan image built with `kaplc build PLAN.kapl --against OBJ.kapi`
+//! records [`Image::against`] ([`Against`]: the objective image's file name and
+//! identity). The runtime's containment checker
+//! (`kapl_runtime::containment`) decides, from these tables alone, whether
+//! every step of a plan image lies inside an objective image's bounds and
+//! outside its `never` rules; see the book's runtime chapter.
+//!
+//! # Binary format, version 2
 //!
 //! The byte layout, the record sizes and the order of the reader's checks
 //! are documented beside the code that writes and reads them, in
@@ -88,12 +120,14 @@ mod error;
 pub mod eval;
 pub mod format;
 mod model;
+mod objective;
 mod validate;
 
 pub use error::ImageError;
 pub use eval::{Decision, Evaluator, Request, path_grant};
 pub use format::{FORMAT_VERSION, HEADER_LEN, MAGIC, SECTION_ENTRY_LEN, SectionKind, read, write};
 pub use model::*;
+pub use objective::*;
 pub use validate::limits;
 
 #[cfg(test)]

@@ -137,6 +137,11 @@ pub struct Image {
     pub plans: Vec<Plan>,
     /// The provenance table, indexed by grant id (`grants[i].id == i`).
     pub grants: Vec<Grant>,
+    /// An objective image's tables (bounds and `never`s, embedded sources,
+    /// identity); `None` in an image built without objective tables.
+    pub objective: Option<crate::ObjectiveTables>,
+    /// The objective image a plan image was built against, if any.
+    pub against: Option<crate::Against>,
 }
 
 /// Image metadata.

@@ -224,6 +224,8 @@ pub(crate) fn sample() -> Image {
                 text: "net connect 10.0.0.0/8 port 443".into(),
             },
         ],
+        objective: None,
+        against: None,
     }
 }
 
@@ -363,18 +365,18 @@ fn every_bit_flip_is_refused() {
 fn wrong_version_and_checksum_and_trailing() {
     let bytes = write(&sample()).unwrap();
     let mut b = bytes.clone();
-    b[8] = 2;
+    b[8] = 1;
     reseal(&mut b);
     let e = read(&b).unwrap_err();
     assert_eq!(
         e,
         ImageError::UnsupportedVersion {
-            found: 2,
-            supported: 1
+            found: 1,
+            supported: 2
         }
     );
     assert_eq!(e.code(), "KAPL0703");
-    assert!(e.to_string().contains("version 2"));
+    assert!(e.to_string().contains("version 1"));
 
     let mut b = bytes.clone();
     b[30] ^= 0xff;
@@ -397,7 +399,7 @@ fn resealed_corruption_is_refused_structurally() {
     // the validator: flip every byte after the section table, reseal, and
     // the reader must refuse or return a valid image, never panic.
     let bytes = write(&sample()).unwrap();
-    let start = HEADER_LEN + SECTION_ENTRY_LEN * 7;
+    let start = HEADER_LEN + SECTION_ENTRY_LEN * SectionKind::ALL.len();
     let mut refused = 0;
     for i in start..bytes.len() {
         for v in [0x00u8, 0xff, 0x01, 0x80] {
@@ -468,4 +470,160 @@ fn writer_refuses_invalid_images() {
     let mut im = sample();
     im.plans[0].steps[0].landlock.walks[1].access |= access::MAKE_CHAR;
     assert_eq!(write(&im).unwrap_err().code(), "KAPL0709");
+}
+
+/// An objective image: objective `o` bounds `fs read "/srv/x"` (rule 0)
+/// and never connects to 10.0.0.0/8 port 443 (rule 1); intent `i` bounds
+/// nothing. Its tables reuse `sample`'s plan tables, remapped.
+pub(crate) fn objective_sample() -> Image {
+    let mut im = sample();
+    let p = im.plans.remove(0);
+    im.grants.clear();
+    let mut fs = p.fs;
+    for c in &mut fs.rows {
+        if c.grant == 1 {
+            c.grant = 0;
+        }
+    }
+    let mut net = p.net;
+    for e in &mut net {
+        for pg in &mut e.ports {
+            pg.grant = 1;
+        }
+    }
+    let rule = |never, kind, text: &str| BoundRule {
+        level: 0,
+        never,
+        kind,
+        source: loc(2),
+        text: text.into(),
+    };
+    im.objective = Some(ObjectiveTables {
+        identity: [0; 32],
+        sources: vec![EmbeddedSource {
+            name: "sample.kapl".into(),
+            text: "objective o { ... }".into(),
+        }],
+        rules: vec![
+            rule(false, GrantKind::Fs(RightSet(1)), "fs read \"/srv/x\""),
+            rule(
+                true,
+                GrantKind::Net(NetOp::Connect),
+                "net connect 10.0.0.0/8 port 443",
+            ),
+        ],
+        levels: vec![
+            LevelTables {
+                level: Level::Objective(0),
+                fs,
+                exec: Dfa::empty(DfaKind::Exec, LEVEL_COLUMNS),
+                net,
+            },
+            LevelTables {
+                level: Level::Intent(0),
+                fs: Dfa::empty(DfaKind::Fs, LEVEL_COLUMNS),
+                exec: Dfa::empty(DfaKind::Exec, LEVEL_COLUMNS),
+                net: Vec::new(),
+            },
+        ],
+    });
+    let id = format::objective_identity(&im).unwrap();
+    if let Some(t) = &mut im.objective {
+        t.identity = id;
+    }
+    im
+}
+
+#[test]
+fn objective_image_round_trips_with_its_identity() {
+    let im = objective_sample();
+    let bytes = write(&im).unwrap();
+    let back = read(&bytes).unwrap();
+    assert_eq!(back, im);
+    assert_eq!(back.identity_hex().map(|h| h.len()), Some(64));
+    // A plan image records what it was built against.
+    let mut plan = sample();
+    plan.against = Some(Against {
+        file: "obj.kapi".into(),
+        identity: im.objective.as_ref().unwrap().identity,
+    });
+    let bytes = write(&plan).unwrap();
+    assert_eq!(read(&bytes).unwrap(), plan);
+}
+
+#[test]
+fn objective_identity_is_checked() {
+    // A forged identity (resealed) is refused: the identity is recomputed.
+    let mut im = objective_sample();
+    im.objective.as_mut().unwrap().identity[0] ^= 1;
+    assert_eq!(write(&im).unwrap_err().code(), "KAPL0709");
+    // Widening a bound (a resealed edit of the tables) changes the identity.
+    let im = objective_sample();
+    let mut wider = im.clone();
+    wider.objective.as_mut().unwrap().levels[0].net[0].ports[0].hi = 444;
+    let id = format::objective_identity(&wider).unwrap();
+    assert_ne!(Some(id), im.objective.as_ref().map(|t| t.identity));
+    // Renaming the objective changes it too.
+    let mut renamed = im.clone();
+    renamed.objectives[0].name = "p".into();
+    assert_ne!(
+        format::objective_identity(&renamed).unwrap(),
+        format::objective_identity(&im).unwrap()
+    );
+}
+
+#[test]
+fn objective_tables_are_validated() {
+    let base = objective_sample();
+    let reseal_id = |mut im: Image| {
+        if let Ok(id) = format::objective_identity(&im) {
+            im.objective.as_mut().unwrap().identity = id;
+        }
+        write(&im).unwrap_err().code()
+    };
+    // A never rule credited in the bound column.
+    let mut im = base.clone();
+    im.objective.as_mut().unwrap().rules[0].never = true;
+    assert_eq!(reseal_id(im), "KAPL0709");
+    // A level missing.
+    let mut im = base.clone();
+    im.objective.as_mut().unwrap().levels.pop();
+    assert_eq!(reseal_id(im), "KAPL0709");
+    // Levels out of order.
+    let mut im = base.clone();
+    im.objective.as_mut().unwrap().levels.swap(0, 1);
+    assert_eq!(reseal_id(im), "KAPL0709");
+    // A DFA with three step columns.
+    let mut im = base.clone();
+    im.objective.as_mut().unwrap().levels[1].exec = Dfa::empty(DfaKind::Exec, 3);
+    assert_eq!(reseal_id(im), "KAPL0709");
+    // A rule naming a source that is not embedded.
+    let mut im = base;
+    im.objective.as_mut().unwrap().rules[1].source.file = 5;
+    assert_eq!(reseal_id(im), "KAPL0709");
+}
+
+#[test]
+fn objective_image_truncations_and_corruptions_are_refused() {
+    let bytes = write(&objective_sample()).unwrap();
+    for n in 0..bytes.len() {
+        assert!(read(&bytes[..n]).is_err(), "length {n}");
+    }
+    let start = HEADER_LEN + SECTION_ENTRY_LEN * SectionKind::ALL.len();
+    for i in start..bytes.len() {
+        for v in [0x00u8, 0xff, 0x01] {
+            let mut b = bytes.clone();
+            if b[i] == v {
+                continue;
+            }
+            b[i] = v;
+            let e = read(&b).unwrap_err();
+            assert_eq!(e.code(), "KAPL0704", "byte {i}: {e}");
+            reseal(&mut b);
+            match read(&b) {
+                Ok(im) => assert_eq!(write(&im).unwrap(), b, "accepted bytes are canonical"),
+                Err(e) => assert!(e.code().starts_with("KAPL07"), "{e}"),
+            }
+        }
+    }
 }

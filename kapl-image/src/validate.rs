@@ -7,6 +7,7 @@
 
 use crate::error::ImageError;
 use crate::model::*;
+use crate::objective::*;
 use std::collections::HashSet;
 use std::net::IpAddr;
 
@@ -113,6 +114,67 @@ impl Image {
                 return Err(invalid(format!("plan `{}` appears twice", p.name)));
             }
         }
+        if let Some(t) = &self.objective {
+            self.validate_objective(t)?;
+        }
+        Ok(())
+    }
+
+    /// Objective tables: one level per objective then per intent, in order;
+    /// every cell and port range credits a rule of its own level and column.
+    fn validate_objective(&self, t: &ObjectiveTables) -> Result<(), ImageError> {
+        use limits::*;
+        limit("objective rules", t.rules.len(), MAX_GRANTS)?;
+        let expected = self.objectives.len() + self.intents.len();
+        if t.levels.len() != expected {
+            return Err(invalid(format!(
+                "{} objective tables for {expected} objectives and intents",
+                t.levels.len()
+            )));
+        }
+        for (i, r) in t.rules.iter().enumerate() {
+            if r.level as usize >= t.levels.len() || r.source.file as usize >= t.sources.len() {
+                return Err(invalid(format!("objective rule {i} is out of range")));
+            }
+            if let GrantKind::Fs(x) = r.kind
+                && (x.0 == 0 || x.0 > 15)
+            {
+                return Err(invalid(format!(
+                    "objective rule {i} has rights bits {}",
+                    x.0
+                )));
+            }
+        }
+        for (li, l) in t.levels.iter().enumerate() {
+            let want = if li < self.objectives.len() {
+                Level::Objective(li as u32)
+            } else {
+                Level::Intent((li - self.objectives.len()) as u32)
+            };
+            if l.level != want {
+                return Err(invalid(format!("objective table {li} is out of order")));
+            }
+            let owner = match l.level {
+                Level::Objective(i) => format!("objective {i}"),
+                Level::Intent(i) => format!("intent {i}"),
+            };
+            let rule_ok = |step: usize, g: u32| {
+                t.rules.get(g as usize).is_some_and(|r| {
+                    r.level as usize == li && u32::from(r.never) == step as u32 && step < 2
+                })
+            };
+            let kind_of = |g: u32| t.rules.get(g as usize).map(|r| r.kind);
+            let cols = LEVEL_COLUMNS as usize;
+            check_dfa(&owner, &l.fs, DfaKind::Fs, cols, &|s, c, g| {
+                rule_ok(s, g) && kind_fits(DfaKind::Fs, c, kind_of(g))
+            })?;
+            check_dfa(&owner, &l.exec, DfaKind::Exec, cols, &|s, c, g| {
+                rule_ok(s, g) && kind_fits(DfaKind::Exec, c, kind_of(g))
+            })?;
+            check_net(&owner, &l.net, &|s, op, g| {
+                rule_ok(s as usize, g) && kind_of(g) == Some(GrantKind::Net(op))
+            })?;
+        }
         Ok(())
     }
 
@@ -199,91 +261,21 @@ impl Image {
                 )));
             }
         }
-        self.validate_dfa(p, &p.fs, DfaKind::Fs, &holds)?;
-        self.validate_dfa(p, &p.exec, DfaKind::Exec, &holds)?;
-
-        let mut v4 = 0usize;
-        let mut v6 = 0usize;
-        let mut ranges = 0usize;
-        let mut prev: Option<&NetEntry> = None;
-        for e in &p.net {
-            let Some(h) = holds.get(e.step as usize) else {
-                return Err(invalid(format!(
-                    "plan `{name}`: a network entry names step {}",
-                    e.step
-                )));
-            };
-            let (max, host_bits) = match (e.family, e.addr) {
-                (Family::V4, IpAddr::V4(a)) => {
-                    v4 += 1;
-                    let mask = u32::MAX.checked_shr(u32::from(e.prefix)).unwrap_or(0);
-                    (32, u32::from(a) & mask != 0)
-                }
-                (Family::V6, IpAddr::V6(a)) => {
-                    v6 += 1;
-                    let mask = u128::MAX.checked_shr(u32::from(e.prefix)).unwrap_or(0);
-                    (128, u128::from(a) & mask != 0)
-                }
-                _ => {
-                    return Err(invalid(format!(
-                        "plan `{name}`: a network entry's family and address disagree"
-                    )));
-                }
-            };
-            if e.prefix > max {
-                return Err(invalid(format!(
-                    "plan `{name}`: prefix /{} too long",
-                    e.prefix
-                )));
-            }
-            if host_bits {
-                return Err(invalid(format!(
-                    "plan `{name}`: a network entry has host bits set"
-                )));
-            }
-            if let Some(pr) = prev
-                && (pr.step, pr.op, pr.proto, pr.family, pr.addr, pr.prefix)
-                    >= (e.step, e.op, e.proto, e.family, e.addr, e.prefix)
-            {
-                return Err(invalid(format!(
-                    "plan `{name}`: network entries unsorted or duplicated"
-                )));
-            }
-            prev = Some(e);
-            if e.ports.is_empty() {
-                return Err(invalid(format!(
-                    "plan `{name}`: a network entry has no ports"
-                )));
-            }
-            check_ports(&e.ports, &format!("plan `{name}` network entry"))?;
-            for pg in &e.ports {
-                match self.grants.get(pg.grant as usize) {
-                    Some(g) if h.contains(&pg.grant) && g.kind == GrantKind::Net(e.op) => {}
-                    _ => {
-                        return Err(invalid(format!(
-                            "plan `{name}`: a network entry names grant {} that does not hold there",
-                            pg.grant
-                        )));
-                    }
-                }
-            }
-            ranges += e.ports.len();
-        }
-        limit(
-            format!("IPv4 LPM entries of plan `{name}`"),
-            v4,
-            MAX_LPM_ENTRIES,
-        )?;
-        limit(
-            format!("IPv6 LPM entries of plan `{name}`"),
-            v6,
-            MAX_LPM_ENTRIES,
-        )?;
-        limit(
-            format!("port ranges of plan `{name}`"),
-            ranges,
-            MAX_PORT_RANGES,
-        )?;
+        let owner = format!("plan `{name}`");
+        let grant_ok = |kind: DfaKind, step: usize, col: usize, grant: u32| {
+            holds.get(step).is_some_and(|h| h.contains(&grant))
+                && kind_fits(kind, col, self.grants.get(grant as usize).map(|g| g.kind))
+        };
+        check_dfa(&owner, &p.fs, DfaKind::Fs, p.steps.len(), &|s, c, g| {
+            grant_ok(DfaKind::Fs, s, c, g)
+        })?;
+        check_dfa(&owner, &p.exec, DfaKind::Exec, p.steps.len(), &|s, c, g| {
+            grant_ok(DfaKind::Exec, s, c, g)
+        })?;
+        check_net(&owner, &p.net, &|step, op, g| {
+            holds.get(step as usize).is_some_and(|h| h.contains(&g))
+                && self.grants.get(g as usize).map(|x| x.kind) == Some(GrantKind::Net(op))
+        })?;
 
         for (si, s) in p.steps.iter().enumerate() {
             let l = &s.landlock;
@@ -344,106 +336,174 @@ impl Image {
         }
         Ok(())
     }
+}
 
-    fn validate_dfa(
-        &self,
-        p: &Plan,
-        d: &Dfa,
-        kind: DfaKind,
-        holds: &[HashSet<u32>],
-    ) -> Result<(), ImageError> {
-        use limits::*;
-        let name = &p.name;
-        let what = match kind {
-            DfaKind::Fs => "path",
-            DfaKind::Exec => "exec",
-        };
-        if d.kind != kind {
-            return Err(invalid(format!(
-                "plan `{name}`: the {what} DFA has the wrong kind"
-            )));
-        }
-        if d.steps as usize != p.steps.len() {
-            return Err(invalid(format!(
-                "plan `{name}`: the {what} DFA has {} step columns for {} steps",
-                d.steps,
-                p.steps.len()
-            )));
-        }
-        let states = d.states();
-        limit(
-            format!("states of plan `{name}`'s {what} DFA"),
-            states,
-            MAX_DFA_STATES,
-        )?;
-        if states == 0 || d.start as usize >= states {
-            return Err(invalid(format!(
-                "plan `{name}`: the {what} DFA's start state is out of range"
-            )));
-        }
-        let cc = d.class_count as usize;
-        if cc == 0
-            || cc > 256
-            || d.classes.len() != 256
-            || d.classes.iter().any(|&c| c as usize >= cc)
-        {
-            return Err(invalid(format!(
-                "plan `{name}`: the {what} DFA's byte classes are inconsistent"
-            )));
-        }
-        if d.transitions.len() != states * cc || d.transitions.iter().any(|&t| t as usize >= states)
-        {
-            return Err(invalid(format!(
-                "plan `{name}`: the {what} DFA's transitions are out of range"
-            )));
-        }
-        let width = d.row_width();
-        limit(
-            format!("accept row bytes of plan `{name}`'s {what} DFA"),
-            width * 4,
-            MAX_ACCEPT_ROW_BYTES,
-        )?;
-        let rows = d.row_count();
-        limit(
-            format!("accept rows of plan `{name}`'s {what} DFA"),
-            rows,
-            MAX_ACCEPT_ROWS,
-        )?;
-        if rows * width != d.rows.len()
-            || (width > 0 && d.state_row.iter().any(|&r| r as usize >= rows))
-        {
-            return Err(invalid(format!(
-                "plan `{name}`: the {what} DFA's accept rows are out of range"
-            )));
-        }
-        for (i, c) in d.rows.iter().enumerate() {
-            let step = (i % width.max(1)) / kind.rights();
-            let col = i % kind.rights();
-            if c.beneath & !(BENEATH_SELF | BENEATH_ALL | BENEATH_SOME) != 0
-                || (c.beneath & BENEATH_SELF != 0) != (c.grant != NO_GRANT)
-            {
-                return Err(invalid(format!(
-                    "plan `{name}`: the {what} DFA has inconsistent beneath flags"
-                )));
-            }
-            if c.grant == NO_GRANT {
-                continue;
-            }
-            let ok = holds.get(step).is_some_and(|h| h.contains(&c.grant))
-                && match (kind, self.grants.get(c.grant as usize).map(|g| g.kind)) {
-                    (DfaKind::Fs, Some(GrantKind::Fs(r))) => {
-                        FsRight::ALL.get(col).is_some_and(|x| r.has(*x))
-                    }
-                    (DfaKind::Exec, Some(GrantKind::Exec)) => true,
-                    _ => false,
-                };
-            if !ok {
-                return Err(invalid(format!(
-                    "plan `{name}`: the {what} DFA names grant {} where it does not hold",
-                    c.grant
-                )));
-            }
-        }
-        Ok(())
+/// Checks one DFA's shape, limits and cells; `grant_ok(step, column,
+/// grant)` says whether a cell may credit that grant.
+pub(crate) fn check_dfa(
+    name: &str,
+    d: &Dfa,
+    kind: DfaKind,
+    steps: usize,
+    grant_ok: &dyn Fn(usize, usize, u32) -> bool,
+) -> Result<(), ImageError> {
+    use limits::*;
+    let what = match kind {
+        DfaKind::Fs => "path",
+        DfaKind::Exec => "exec",
+    };
+    if d.kind != kind {
+        return Err(invalid(format!(
+            "{name}: the {what} DFA has the wrong kind"
+        )));
     }
+    if d.steps as usize != steps {
+        return Err(invalid(format!(
+            "{name}: the {what} DFA has {} step columns for {} steps",
+            d.steps, steps
+        )));
+    }
+    let states = d.states();
+    limit(
+        format!("states of {name}'s {what} DFA"),
+        states,
+        MAX_DFA_STATES,
+    )?;
+    if states == 0 || d.start as usize >= states {
+        return Err(invalid(format!(
+            "{name}: the {what} DFA's start state is out of range"
+        )));
+    }
+    let cc = d.class_count as usize;
+    if cc == 0 || cc > 256 || d.classes.len() != 256 || d.classes.iter().any(|&c| c as usize >= cc)
+    {
+        return Err(invalid(format!(
+            "{name}: the {what} DFA's byte classes are inconsistent"
+        )));
+    }
+    if d.transitions.len() != states * cc || d.transitions.iter().any(|&t| t as usize >= states) {
+        return Err(invalid(format!(
+            "{name}: the {what} DFA's transitions are out of range"
+        )));
+    }
+    let width = d.row_width();
+    limit(
+        format!("accept row bytes of {name}'s {what} DFA"),
+        width * 4,
+        MAX_ACCEPT_ROW_BYTES,
+    )?;
+    let rows = d.row_count();
+    limit(
+        format!("accept rows of {name}'s {what} DFA"),
+        rows,
+        MAX_ACCEPT_ROWS,
+    )?;
+    if rows * width != d.rows.len()
+        || (width > 0 && d.state_row.iter().any(|&r| r as usize >= rows))
+    {
+        return Err(invalid(format!(
+            "{name}: the {what} DFA's accept rows are out of range"
+        )));
+    }
+    for (i, c) in d.rows.iter().enumerate() {
+        let step = (i % width.max(1)) / kind.rights();
+        let col = i % kind.rights();
+        if c.beneath & !(BENEATH_SELF | BENEATH_ALL | BENEATH_SOME) != 0
+            || (c.beneath & BENEATH_SELF != 0) != (c.grant != NO_GRANT)
+        {
+            return Err(invalid(format!(
+                "{name}: the {what} DFA has inconsistent beneath flags"
+            )));
+        }
+        if c.grant == NO_GRANT {
+            continue;
+        }
+        if !grant_ok(step, col, c.grant) {
+            return Err(invalid(format!(
+                "{name}: the {what} DFA names grant {} where it does not hold",
+                c.grant
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Whether a grant of kind `g` may be credited in `column` of a `kind` DFA.
+pub(crate) fn kind_fits(kind: DfaKind, column: usize, g: Option<GrantKind>) -> bool {
+    match (kind, g) {
+        (DfaKind::Fs, Some(GrantKind::Fs(r))) => {
+            FsRight::ALL.get(column).is_some_and(|x| r.has(*x))
+        }
+        (DfaKind::Exec, Some(GrantKind::Exec)) => true,
+        _ => false,
+    }
+}
+
+/// Checks network entries: family, prefix, host bits, order, ports and
+/// limits; `grant_ok(step, op, grant)` says whether a port range may credit
+/// that grant.
+pub(crate) fn check_net(
+    name: &str,
+    entries: &[NetEntry],
+    grant_ok: &dyn Fn(u32, NetOp, u32) -> bool,
+) -> Result<(), ImageError> {
+    use limits::*;
+    let mut v4 = 0usize;
+    let mut v6 = 0usize;
+    let mut ranges = 0usize;
+    let mut prev: Option<&NetEntry> = None;
+    for e in entries {
+        let (max, host_bits) = match (e.family, e.addr) {
+            (Family::V4, IpAddr::V4(a)) => {
+                v4 += 1;
+                let mask = u32::MAX.checked_shr(u32::from(e.prefix)).unwrap_or(0);
+                (32, u32::from(a) & mask != 0)
+            }
+            (Family::V6, IpAddr::V6(a)) => {
+                v6 += 1;
+                let mask = u128::MAX.checked_shr(u32::from(e.prefix)).unwrap_or(0);
+                (128, u128::from(a) & mask != 0)
+            }
+            _ => {
+                return Err(invalid(format!(
+                    "{name}: a network entry's family and address disagree"
+                )));
+            }
+        };
+        if e.prefix > max {
+            return Err(invalid(format!("{name}: prefix /{} too long", e.prefix)));
+        }
+        if host_bits {
+            return Err(invalid(format!(
+                "{name}: a network entry has host bits set"
+            )));
+        }
+        if let Some(pr) = prev
+            && (pr.step, pr.op, pr.proto, pr.family, pr.addr, pr.prefix)
+                >= (e.step, e.op, e.proto, e.family, e.addr, e.prefix)
+        {
+            return Err(invalid(format!(
+                "{name}: network entries unsorted or duplicated"
+            )));
+        }
+        prev = Some(e);
+        if e.ports.is_empty() {
+            return Err(invalid(format!("{name}: a network entry has no ports")));
+        }
+        check_ports(&e.ports, &format!("{name} network entry"))?;
+        for pg in &e.ports {
+            if !grant_ok(e.step, e.op, pg.grant) {
+                return Err(invalid(format!(
+                    "{name}: a network entry names grant {} that does not hold there",
+                    pg.grant
+                )));
+            }
+        }
+        ranges += e.ports.len();
+    }
+    limit(format!("IPv4 LPM entries of {name}"), v4, MAX_LPM_ENTRIES)?;
+    limit(format!("IPv6 LPM entries of {name}"), v6, MAX_LPM_ENTRIES)?;
+    limit(format!("port ranges of {name}"), ranges, MAX_PORT_RANGES)?;
+
+    Ok(())
 }

@@ -14,6 +14,9 @@
 //! - [`report`] and [`record`]: a decision attributed through grant → step
 //!   → plan → intent → objective, as a typed, versioned audit record and a
 //!   line for the command's stderr;
+//! - [`containment`]: the runtime's own check, over image tables only,
+//!   that every step of a plan image lies inside an objective image's
+//!   bounds and outside its `never` rules, with witnesses;
 //! - [`step`]: which step a session starts in and which moves are allowed;
 //! - [`narrowing`] and [`precision`]: where enforcement is narrower than a
 //!   grant as written, and the report that says so;
@@ -35,6 +38,7 @@ pub mod access;
 pub mod attribution;
 pub mod auditlog;
 pub mod automaton;
+pub mod containment;
 pub mod elf;
 pub mod losses;
 pub mod narrowing;

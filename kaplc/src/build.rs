@@ -1,6 +1,9 @@
-//! `kaplc build POLICY [-o OUT]`: check, compile, validate, write an image.
+//! `kaplc build POLICY [--against OBJ.kapi] [-o OUT]`: check, compile,
+//! validate, write an image.
 //!
-//! Input: a policy file. Output: one `.kapi` image holding all its plans
+//! Input: a policy file (and, with `--against`, the objective image its
+//! plans go under: see `against.rs`). Output: one `.kapi` image holding all
+//! its plans, or, for a policy without plans, an objective image
 //! (default `NAME.kapi` in the current directory), written atomically (a
 //! temporary file in the destination directory, synced, then renamed), and
 //! the diagnostics. A policy that does not check, does not fit the limits or
@@ -25,6 +28,11 @@ pub struct Args {
     /// directory).
     #[arg(short = 'o', long = "output", value_name = "OUT")]
     pub output: Option<PathBuf>,
+    /// Build the plans against this objective image: their objectives and
+    /// intents come from the image (its embedded sources), and the image
+    /// built records the objective's identity.
+    #[arg(long, value_name = "OBJ.kapi")]
+    pub against: Option<PathBuf>,
     /// Output format for diagnostics.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
@@ -103,7 +111,19 @@ pub fn default_output(policy: &Path) -> PathBuf {
 /// Runs `kaplc build`.
 pub fn run(args: &Args) -> ExitCode {
     let path = args.policy.to_string_lossy().into_owned();
-    let fe = crate::check::check_file(&path);
+    let objective = match args.against.as_deref().map(crate::against::read) {
+        None => None,
+        Some(Ok(o)) => Some(o),
+        Some(Err(e)) => {
+            eprintln!("{e}");
+            eprintln!("{path}: nothing built");
+            return ExitCode::from(2);
+        }
+    };
+    let fe = match &objective {
+        Some(o) => crate::against::check_file(&path, o),
+        None => crate::check::check_file(&path),
+    };
     let mut diags = fe.diagnostics.clone();
     let has_errors = diags.iter().any(|d| d.severity == Severity::Error);
     // Nothing is written: print the findings and why, exit with `code`.
@@ -142,7 +162,12 @@ pub fn run(args: &Args) -> ExitCode {
         None => std::borrow::Cow::Owned(kapl_check::GrantAutomata::new(policy)),
     };
     let out = match compile_with(policy, &automata, &fe.sources, &opts) {
-        Ok(o) => o,
+        Ok(mut o) => {
+            o.image.against = objective
+                .as_ref()
+                .map(crate::against::ObjectiveImage::against);
+            o
+        }
         Err(errs) => {
             diags.extend(errs);
             kapl_syntax::diag::sort(&mut diags);
@@ -200,6 +225,22 @@ pub fn run(args: &Args) -> ExitCode {
         );
     }
     let s = &out.stats;
+    let what = match out.image.identity_hex() {
+        Some(id) => format!(
+            "objective image, {}, {}, identity {}",
+            plural(out.image.objectives.len(), "objective"),
+            plural(out.image.intents.len(), "intent"),
+            id.get(..16).unwrap_or(&id)
+        ),
+        None => format!(
+            "{}, {} grants, {} DFA states, {} transition bytes, {} LPM entries",
+            plural(out.image.plans.len(), "plan"),
+            s.grants,
+            s.dfa_states,
+            s.transition_bytes,
+            s.lpm_entries
+        ),
+    };
     let warnings = diags
         .iter()
         .filter(|d| d.severity == Severity::Warning)
@@ -210,14 +251,9 @@ pub fn run(args: &Args) -> ExitCode {
         &fe.sources,
         false,
         &format!(
-            "{path}: built {} ({} bytes): {}, {} grants, {} DFA states, {} transition bytes, {} LPM entries; translation validated{}",
+            "{path}: built {} ({} bytes): {what}; translation validated{}",
             dest.display(),
             bytes.len(),
-            plural(out.image.plans.len(), "plan"),
-            s.grants,
-            s.dfa_states,
-            s.transition_bytes,
-            s.lpm_entries,
             if warnings > 0 {
                 format!("; {}", plural(warnings, "warning"))
             } else {

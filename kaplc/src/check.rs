@@ -20,6 +20,10 @@ pub struct Args {
     /// Policy files to check (each is checked as its own policy).
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
+    /// Check plans against this objective image (their objectives and
+    /// intents come from the image).
+    #[arg(long, value_name = "OBJ.kapi")]
+    pub against: Option<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Human)]
     pub format: Format,
@@ -43,12 +47,23 @@ fn count(fe: &FrontEnd, sev: Severity) -> usize {
 
 /// Runs `kaplc check`.
 pub fn run(args: &Args) -> ExitCode {
+    let objective = match args.against.as_deref().map(crate::against::read) {
+        None => None,
+        Some(Ok(o)) => Some(o),
+        Some(Err(e)) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
     let results: Vec<(String, FrontEnd)> = args
         .files
         .iter()
         .map(|p| {
             let path = p.to_string_lossy().into_owned();
-            let fe = check_file(&path);
+            let fe = match &objective {
+                Some(o) => crate::against::check_file(&path, o),
+                None => check_file(&path),
+            };
             (path, fe)
         })
         .collect();

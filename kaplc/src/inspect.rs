@@ -8,8 +8,9 @@
 //! KAPL07xx code).
 
 use crate::report::{
-    self, DfaReport, DfaSizeReport, GrantReport, InspectReport, IntentReport, LandlockReport,
-    ObjectiveReport, PlanReport, PrecisionReport, StepReport, TablesReport, Version, WalkReport,
+    self, AgainstReport, DfaReport, DfaSizeReport, GrantReport, InspectReport, IntentReport,
+    LandlockReport, ObjectiveReport, PlanReport, PrecisionReport, StepReport, TablesReport,
+    Version, WalkReport,
 };
 use kapl_image::{DfaKind, GrantKind, Image, NetEntry, Plan, PortGrant, access};
 use std::path::PathBuf;
@@ -162,6 +163,65 @@ fn chain(image: &Image, p: &Plan) -> String {
     }
 }
 
+/// The objective tables of an objective image, as text.
+fn objective_text(o: &mut String, image: &Image, t: &kapl_image::ObjectiveTables) {
+    use std::fmt::Write;
+    let _ = writeln!(
+        o,
+        "objective image: identity {}",
+        kapl_image::hex(&t.identity)
+    );
+    let embedded: Vec<&str> = t.sources.iter().map(|f| f.name.as_str()).collect();
+    let _ = writeln!(o, "embedded sources: {}", embedded.join(", "));
+    for (li, l) in t.levels.iter().enumerate() {
+        let title = match l.level {
+            kapl_image::Level::Objective(i) => image
+                .objectives
+                .get(i as usize)
+                .map(|x| format!("objective {}", x.name)),
+            kapl_image::Level::Intent(i) => image.intents.get(i as usize).map(|x| {
+                let obj = image
+                    .objectives
+                    .get(x.objective as usize)
+                    .map_or("?", |o| o.name.as_str());
+                format!("intent {} under {obj}", x.name)
+            }),
+        };
+        let _ = writeln!(
+            o,
+            "\n{} (tables: fs DFA {} states, exec DFA {} states, {} LPM entries)",
+            title.unwrap_or_default(),
+            l.fs.states(),
+            l.exec.states(),
+            l.net.len()
+        );
+        for never in [false, true] {
+            let rules: Vec<&kapl_image::BoundRule> = t
+                .rules
+                .iter()
+                .filter(|r| r.level as usize == li && r.never == never)
+                .collect();
+            if rules.is_empty() {
+                continue;
+            }
+            let _ = writeln!(o, "  {}:", if never { "never" } else { "bound" });
+            for r in rules {
+                let file = t
+                    .sources
+                    .get(r.source.file as usize)
+                    .map_or("?", |f| f.name.as_str());
+                let _ = writeln!(
+                    o,
+                    "    {}  ({file}:{}:{})",
+                    one_line(&r.text),
+                    r.source.line,
+                    r.source.column
+                );
+            }
+        }
+    }
+}
+
 /// The text rendering.
 pub fn text(image: &Image, path: &str, size: usize) -> String {
     use std::fmt::Write;
@@ -174,6 +234,17 @@ pub fn text(image: &Image, path: &str, size: usize) -> String {
         image.meta.compiler
     );
     let _ = writeln!(o, "sources: {}", image.meta.sources.join(", "));
+    if let Some(a) = &image.against {
+        let _ = writeln!(
+            o,
+            "built against {} (objective identity {})",
+            a.file,
+            kapl_image::hex(&a.identity)
+        );
+    }
+    if let Some(t) = &image.objective {
+        objective_text(&mut o, image, t);
+    }
     let _ = writeln!(
         o,
         "{} plans, {} grants",
@@ -393,9 +464,14 @@ pub fn to_json(image: &Image, size: usize) -> InspectReport {
         .collect();
     InspectReport {
         schema_version: Version,
+        against: image.against.as_ref().map(|a| AgainstReport {
+            file: a.file.clone(),
+            identity: kapl_image::hex(&a.identity),
+        }),
         compiler: image.meta.compiler.clone(),
         format: kapl_image::FORMAT_VERSION,
         grants,
+        identity: image.identity_hex(),
         intents: image
             .intents
             .iter()

@@ -5,6 +5,7 @@
 //! arm in `main`. Exit codes: 0 success, 1 the policy has errors, 2 usage
 //! or I/O problems.
 
+mod against;
 mod build;
 mod check;
 mod completions;

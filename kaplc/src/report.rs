@@ -377,12 +377,16 @@ pub struct PositionReport {
 pub struct InspectReport {
     /// The version of this document's shape (see `schemas/README.md`).
     pub schema_version: Version<1>,
+    /// For a plan image built with `--against`: the objective image.
+    pub against: Option<AgainstReport>,
     /// The compiler that wrote the image, e.g. `kaplc 0.1.0`.
     pub compiler: String,
     /// The image format version.
     pub format: u16,
     /// Every grant, indexed by `id`.
     pub grants: Vec<GrantReport>,
+    /// For an objective image: the objective's identity (SHA-256, hex).
+    pub identity: Option<String>,
     /// The intents.
     pub intents: Vec<IntentReport>,
     /// The objectives.
@@ -395,6 +399,15 @@ pub struct InspectReport {
     pub size: usize,
     /// The source files grants point into.
     pub sources: Vec<String>,
+}
+
+/// The objective image a plan image was built against.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct AgainstReport {
+    /// Its file name, as given to `--against`.
+    pub file: String,
+    /// Its objective identity (SHA-256, hex).
+    pub identity: String,
 }
 
 /// One grant and where it was written.
