@@ -175,11 +175,22 @@ pub fn run(args: &Args) -> ExitCode {
         }
     };
     diags.extend(out.warnings.iter().cloned());
-    // What this machine's file system says about the exec grants.
-    diags.extend(crate::exec_host::warnings(
-        policy,
-        &crate::exec_host::LiveHost,
-    ));
+    // What this machine's file system says about the exec grants; a
+    // link the standard library names on purpose (it names the loader by
+    // every path a system may use) is not the policy author's to fix.
+    let in_stdlib = |d: &Diagnostic| {
+        d.code == kapl_syntax::codes::EXEC_GRANT_SYMLINK
+            && d.labels.iter().filter(|l| l.primary).all(|l| {
+                fe.sources
+                    .get(l.span.file)
+                    .is_some_and(|f| matches!(f.origin, kapl_syntax::Origin::Stdlib(_)))
+            })
+    };
+    diags.extend(
+        crate::exec_host::warnings(policy, &crate::exec_host::LiveHost)
+            .into_iter()
+            .filter(|d| !in_stdlib(d)),
+    );
     kapl_syntax::diag::sort(&mut diags);
     let bytes = match kapl_image::write(&out.image) {
         Ok(b) => b,

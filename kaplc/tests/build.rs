@@ -303,3 +303,27 @@ fn exec_grants_are_checked_against_this_machine() {
     );
     assert!(!s.contains("KAPL060"), "{s}");
 }
+
+/// The standard library names the loader by every path a system may use,
+/// some of them symbolic links: that is not the policy author's to fix, so
+/// no KAPL0606 points into it (a link the policy names still warns).
+#[test]
+fn links_the_standard_library_names_do_not_warn() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().canonicalize().unwrap();
+    std::os::unix::fs::symlink("/usr/bin/true", d.join("tool")).unwrap();
+    let tool = d.join("tool").display().to_string();
+    std::fs::write(
+        d.join("p.kapl"),
+        format!(
+            "use std.runtime\nobjective o {{ bound {{ exec \"/**\" use runtime.loader }} }}\nplan p under o {{\n  grant use runtime.loader\n  step s {{ grant exec \"{tool}\" }}\n}}\n"
+        ),
+    )
+    .unwrap();
+    let o = kaplc_in(&d, &["build", "p.kapl"]);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "{err}");
+    assert_eq!(err.matches("warning[KAPL0606]").count(), 1, "{err}");
+    assert!(!err.contains("<stdlib/runtime.kapl>:2"), "{err}");
+    assert!(err.contains(&tool), "{err}");
+}
