@@ -191,7 +191,9 @@ pub const IMAGE_UNWRITABLE: &str = "KAPL0605";
 /// when the step starts, and only if no step of the plan may create, write
 /// or delete the link or any directory on the way (otherwise the session
 /// could plant or redirect it, and the exec is refused with that reason);
-/// naming the file itself makes the grant independent of the link.
+/// naming the file itself makes the grant independent of the link. Links the
+/// standard library names on purpose (the loader by every path a system
+/// may use) are not reported.
 pub const EXEC_GRANT_SYMLINK: &str = "KAPL0606";
 /// Warning: a program an exec grant names cannot start in its step on the
 /// building machine, because the kernel also executes its ELF loader
