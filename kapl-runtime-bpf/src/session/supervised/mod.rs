@@ -135,8 +135,10 @@ impl Session {
         let mut gone = Vec::new();
         for (i, (readable, hup)) in ready.into_iter().enumerate() {
             if readable {
-                for _ in 0..BATCH {
-                    if !self.serve_one(i, out) {
+                // The poll above says the first one is pending; the rest
+                // are looked for before each receive (it blocks).
+                for k in 0..BATCH {
+                    if !self.serve_one(i, k > 0, out) {
                         break;
                     }
                 }
@@ -149,13 +151,15 @@ impl Session {
         }
     }
 
-    /// Receives and answers one notification of listener `i`; false when
-    /// none was pending.
-    fn serve_one(&mut self, i: usize, out: &mut Vec<Notice>) -> bool {
+    /// Receives and answers one notification of listener `i` (`look`:
+    /// first make sure one is pending); false when none was.
+    fn serve_one(&mut self, i: usize, look: bool, out: &mut Vec<Notice>) -> bool {
         let l = &self.supervised.listeners[i];
-        match sys::ready_now(&[l.fd.as_fd()]) {
-            Ok(r) if r.first().is_some_and(|(rd, _)| *rd) => {}
-            _ => return false,
+        if look {
+            match sys::ready_now(&[l.fd.as_fd()]) {
+                Ok(r) if r.first().is_some_and(|(rd, _)| *rd) => {}
+                _ => return false,
+            }
         }
         let n = match sys::notif_recv(&l.fd) {
             Ok(n) => n,
