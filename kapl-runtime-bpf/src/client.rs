@@ -231,7 +231,7 @@ fn read_replies(fd: &OwnedFd, fmt: ErrorFormat) -> Result<i32, RunError> {
             let reply: Reply = serde_json::from_slice(&line)
                 .map_err(|e| SessionError::Protocol(format!("bad reply: {e}")))?;
             match reply {
-                Reply::Notice { line } => eprintln!("{line}"),
+                Reply::Notice { line, .. } => eprintln!("{line}"),
                 Reply::Exit { code } => return Ok(code),
                 Reply::Ok { message } => {
                     println!("{message}");

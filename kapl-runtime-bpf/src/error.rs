@@ -175,8 +175,8 @@ pub enum RunError {
     Usage(String),
     /// The command's program may not be executed in this step: reported
     /// like any other denial (the line), exit status 126.
-    #[error("{0}")]
-    Denied(String),
+    #[error("{}", .0.line)]
+    Denied(Box<kapl_runtime::report::Notice>),
 }
 
 impl RunError {
@@ -302,7 +302,12 @@ mod tests {
             e.render()
                 .starts_with("error[KAPL0810]: nosuch: command not found\n  = help: ")
         );
-        let e = RunError::Denied("denied: x exec /bin/x — no grant".into());
+        let e = RunError::Denied(Box::new(kapl_runtime::report::Notice {
+            cmd: None,
+            line: "denied: x exec /bin/x — no grant".into(),
+            deny: true,
+            record: None,
+        }));
         assert_eq!((e.code(), e.exit_status()), (None, 126));
         assert_eq!(e.render(), "denied: x exec /bin/x — no grant");
         let j = RunError::from(SessionError::NoSession).to_json();

@@ -122,8 +122,11 @@ impl Supervisor {
                         show_allows,
                         lost_before: s.lost(),
                     },
-                    Err(RunError::Denied(line)) => Outcome::Reply(vec![
-                        Reply::Notice { line },
+                    Err(RunError::Denied(n)) => Outcome::Reply(vec![
+                        Reply::Notice {
+                            line: n.line,
+                            record: n.record,
+                        },
                         Reply::Exit {
                             code: i32::from(crate::error::EXIT_DENIED),
                         },
@@ -189,6 +192,7 @@ fn deliver(notes: Vec<Notice>, clients: &HashMap<u64, Client>) {
             if c.cmd.is_some() && (n.cmd.is_none() || c.cmd == n.cmd) && (n.deny || c.show_allows) {
                 c.send(&Reply::Notice {
                     line: n.line.clone(),
+                    record: n.record.clone(),
                 });
             }
         }
@@ -230,7 +234,7 @@ impl Served {
                 self.session.forget(cmd);
             }
             if let Some(line) = loss_notice(c.lost_before, self.session.lost()) {
-                c.send(&Reply::Notice { line });
+                c.send(&Reply::Notice { line, record: None });
             }
             c.send(&Reply::Exit { code });
         }
@@ -384,7 +388,12 @@ mod tests {
                 return Err(CommandError::NotFound("nosuch".into()).into());
             }
             if self.deny_exec {
-                return Err(RunError::Denied("denied: x exec /x — no grant".into()));
+                return Err(RunError::Denied(Box::new(Notice {
+                    cmd: None,
+                    line: "denied: x exec /x — no grant".into(),
+                    deny: true,
+                    record: None,
+                })));
             }
             self.spawned.push(argv.to_vec());
             Ok(self.spawned.len() as u64)
@@ -464,7 +473,8 @@ mod tests {
             out,
             Outcome::Reply(vec![
                 Reply::Notice {
-                    line: "denied: x exec /x — no grant".into()
+                    line: "denied: x exec /x — no grant".into(),
+                    record: None,
                 },
                 Reply::Exit { code: 126 }
             ])

@@ -55,6 +55,10 @@ pub enum Reply {
     Notice {
         /// The text.
         line: String,
+        /// The decision's audit record, for clients that read it rather
+        /// than the text (absent for the session's own notices).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        record: Option<Box<crate::record::DecisionRecord>>,
     },
     /// The command exited.
     Exit {

@@ -71,6 +71,8 @@ pub struct Notice {
     pub line: String,
     /// A denial (else an allow).
     pub deny: bool,
+    /// The decision's audit record (absent for the session's own notices).
+    pub record: Option<Box<DecisionRecord>>,
 }
 
 /// What reporting one decision produced.
@@ -284,8 +286,13 @@ impl Reporter {
         record.reason = reason;
         record.nearest = nearest;
         Some(Report {
+            notice: Notice {
+                cmd,
+                line,
+                deny,
+                record: Some(Box::new(record.clone())),
+            },
             record,
-            notice: Notice { cmd, line, deny },
         })
     }
 

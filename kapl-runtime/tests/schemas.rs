@@ -198,7 +198,10 @@ fn control_messages_validate_and_unknown_ones_do_not() {
     assert!(!req.is_valid(&serde_json::json!({"op": "step"})));
     let rep = validator(Document::ControlReply);
     for r in [
-        Reply::Notice { line: "x".into() },
+        Reply::Notice {
+            line: "x".into(),
+            record: None,
+        },
         Reply::Exit { code: 3 },
         Reply::Ok {
             message: "m".into(),

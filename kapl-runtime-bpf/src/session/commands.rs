@@ -12,7 +12,7 @@ use crate::error::{CommandError, RunError};
 use crate::spawn::{self, ChildStage, SpawnError};
 use crate::sys;
 use kapl_runtime::record::{Mechanism, Target};
-use kapl_runtime::report::Decision;
+use kapl_runtime::report::{Decision, Notice};
 use kapl_runtime::{attribution, elf, narrowing};
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -253,7 +253,12 @@ impl Session {
         };
         let mut notes = Vec::new();
         self.emit(&mut notes, d);
-        RunError::Denied(notes.pop().map(|n| n.line).unwrap_or_default())
+        RunError::Denied(Box::new(notes.pop().unwrap_or(Notice {
+            cmd: None,
+            line: String::new(),
+            deny: true,
+            record: None,
+        })))
     }
 
     /// Why the kernel refused to execute `program` although grant `g` of

@@ -106,6 +106,7 @@ impl Session {
                 cmd: None,
                 line,
                 deny: true,
+                record: None,
             });
         }
     }
