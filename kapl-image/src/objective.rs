@@ -106,6 +106,12 @@ impl Image {
     }
 }
 
+/// SHA-256 of `bytes` (a plan image's identity in a session's history).
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
+}
+
 /// Lowercase hex of bytes.
 pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;

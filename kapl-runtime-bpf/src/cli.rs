@@ -51,8 +51,15 @@ pub enum Command {
     /// Move a session to another step of its plan (ends the current step's
     /// commands).
     Step(StepArgs),
-    /// Describe a session: plan, step, denials, losses.
+    /// Describe a session: plan, step, denials, losses, plan revisions.
     Status(SessionRef),
+    /// Load or propose a plan in a session pinned to an objective.
+    #[command(subcommand)]
+    Plan(PlanCommand),
+    /// Explain the session's latest denials: the smallest grant that would
+    /// allow each, and whether the pinned objective lets a plan revision
+    /// add it (inside), not (outside its bound), or never (a `never` rule).
+    Explain(ExplainArgs),
     /// Run one command under a plan's step, without a session (also
     /// `kapl-run IMAGE --plan P -- CMD`).
     Run(RunArgs),
@@ -71,6 +78,92 @@ pub enum SessionCommand {
     Start(StartArgs),
     /// Stop a session: ends its commands and prints its summary.
     Stop(SessionRef),
+}
+
+/// `plan load` / `plan propose`.
+#[derive(Debug, Subcommand)]
+pub enum PlanCommand {
+    /// Load a plan image built with `kaplc build PLAN.kapl --against
+    /// OBJ.kapi`: checked by the runtime against the session's objective,
+    /// it becomes the next revision (the previous plan's processes end).
+    Load(LoadArgs),
+    /// Build a plan against the session's objective and load it: `kaplc`
+    /// runs with no more authority to read than the current step, without
+    /// capabilities, and with time and memory limits. A refusal exits 1
+    /// and leaves the session as it was.
+    Propose(ProposeArgs),
+}
+
+/// `plan load`.
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub session: SessionRef,
+    /// The plan image.
+    #[arg(value_name = "PLAN.kapi")]
+    pub image: PathBuf,
+    /// The plan (else the image's only one).
+    #[arg(long, value_name = "NAME")]
+    pub plan: Option<String>,
+    /// The step to start in (else the plan's only start step).
+    #[arg(long, value_name = "S")]
+    pub step: Option<String>,
+}
+
+/// How `plan propose` reports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum ProposeFormat {
+    /// The compiler's diagnostics on stderr, the outcome on stdout.
+    #[default]
+    Text,
+    /// One JSON object on stdout: `{"accepted": true, "revision", "plan",
+    /// "step", …}` or `{"accepted": false, "stage", "message",
+    /// "diagnostics"}`.
+    Json,
+}
+
+/// `plan propose`.
+#[derive(Debug, Args)]
+pub struct ProposeArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub session: SessionRef,
+    /// The plan's KAPL source (`-`: stdin).
+    #[arg(value_name = "PLAN.kapl")]
+    pub file: PathBuf,
+    /// The plan (else the file's only one).
+    #[arg(long, value_name = "NAME")]
+    pub plan: Option<String>,
+    /// The step to start in (else the plan's only start step).
+    #[arg(long, value_name = "S")]
+    pub step: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ProposeFormat::Text)]
+    pub format: ProposeFormat,
+    /// Wall-clock limit of the build, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub timeout: u64,
+    /// CPU limit of the build, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub cpu_seconds: u64,
+    /// Address-space limit of the build, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 4096)]
+    pub memory_mib: u64,
+}
+
+/// `explain`.
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub session: SessionRef,
+    /// How many of the latest denials.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub last: u32,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ProposeFormat::Text)]
+    pub format: ProposeFormat,
 }
 
 /// Which session (else `KAPL_SESSION`, else the only running one).
@@ -106,12 +199,34 @@ pub struct PlanArgs {
 /// `session start`.
 #[derive(Debug, Args)]
 pub struct StartArgs {
-    /// The image (`kaplc build`).
+    /// The image (`kaplc build`): a plan image with `--plan`, or an
+    /// objective image (objectives alone) to pin the session to.
     #[arg(value_name = "IMAGE")]
     pub image: PathBuf,
-    #[command(flatten)]
-    #[allow(missing_docs)]
-    pub plan: PlanArgs,
+    /// The plan to enforce (a plan image).
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["objective", "intent"])]
+    pub plan: Option<String>,
+    /// Pin the session to this objective of an objective image and hold
+    /// no plan: plans come later with `plan propose` or `plan load`
+    /// (default: the image's only objective).
+    #[arg(long, value_name = "NAME")]
+    pub objective: Option<String>,
+    /// Pin the session to this intent of the objective as well.
+    #[arg(long, value_name = "NAME")]
+    pub intent: Option<String>,
+    /// The step to start in (else the plan's only start step).
+    #[arg(long, value_name = "S")]
+    pub step: Option<String>,
+    /// Append every decision as a JSON line to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub audit: Option<PathBuf>,
+    /// Landlock alone, without root: TCP ports only, no decision reports.
+    #[arg(long)]
+    pub unprivileged: bool,
+    /// Also send every decision record to an OpenTelemetry collector
+    /// (OTLP/HTTP, JSON) at URL.
+    #[arg(long, value_name = "URL")]
+    pub otlp: Option<String>,
 }
 
 /// `exec`.

@@ -2,9 +2,10 @@
 //! wait until it serves), `exec`, `step`, `status`, `session stop`
 //! (stage: runtime, sessions).
 
-use crate::cli::{ErrorFormat, PlanArgs};
+use crate::cli::{ErrorFormat, StartArgs};
 use crate::control::{self, LineReader, Reply, Request};
 use crate::error::{ErrorJson, RunError, SessionError};
+use crate::session::revision::Pinned;
 use crate::session::{Mode, Session, StartOptions};
 use crate::{supervisor, sys};
 use kapl_runtime::proc_cgroup;
@@ -66,9 +67,17 @@ fn new_id() -> String {
 
 /// `kapl-run session start`: forks the supervisor, waits until it serves
 /// (or says why it cannot), prints the session id.
-pub fn start(image: &Path, o: &PlanArgs, fmt: ErrorFormat) -> Result<i32, RunError> {
+pub fn start(o: &StartArgs, fmt: ErrorFormat) -> Result<i32, RunError> {
     let m = mode(o.unprivileged)?;
-    let img = load_image(image)?;
+    let bytes = std::fs::read(&o.image).map_err(|source| crate::error::ImageLoadError::Read {
+        path: o.image.clone(),
+        source,
+    })?;
+    let img = kapl_image::read(&bytes).map_err(|source| crate::error::ImageLoadError::Verify {
+        path: o.image.clone(),
+        source,
+    })?;
+    let pin = pin(o, &img, bytes)?;
     let id = new_id();
     let (rd, wr) = sys::pipe_cloexec().map_err(|source| SessionError::Io {
         what: "pipe",
@@ -82,7 +91,7 @@ pub fn start(image: &Path, o: &PlanArgs, fmt: ErrorFormat) -> Result<i32, RunErr
     })?;
     if forked == sys::Forked::Child {
         drop(rd);
-        supervise(img, o, m, &id, wr);
+        supervise(img, pin, o, m, &id, wr);
         sys::exit_now(0);
     }
     drop(wr);
@@ -105,9 +114,54 @@ pub fn start(image: &Path, o: &PlanArgs, fmt: ErrorFormat) -> Result<i32, RunErr
     Ok(e.exit)
 }
 
+/// What `session start` pins: nothing for a plan image (`--plan`), the
+/// objective (and intent) for an objective image.
+fn pin(o: &StartArgs, img: &kapl_image::Image, bytes: Vec<u8>) -> Result<Option<Pinned>, RunError> {
+    let objective_image = img.objective.is_some() && img.plans.is_empty();
+    if !objective_image {
+        if o.objective.is_some() || o.intent.is_some() {
+            return Err(RunError::Usage(format!(
+                "{} is a plan image: --objective and --intent pin a session to an objective image (build one with `kaplc build` of the objectives alone)",
+                o.image.display()
+            )));
+        }
+        if o.plan.is_none() {
+            return Err(RunError::Usage(format!(
+                "{} is a plan image: name the plan to enforce with --plan NAME",
+                o.image.display()
+            )));
+        }
+        return Ok(None);
+    }
+    if o.plan.is_some() || o.step.is_some() {
+        return Err(RunError::Usage(format!(
+            "{} is an objective image: it holds no plans; start with --objective NAME, then load plans with `kapl-run plan propose` or `plan load`",
+            o.image.display()
+        )));
+    }
+    let file = o.image.file_name().map_or_else(
+        || o.image.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    Ok(Some(Pinned::new(
+        img.clone(),
+        bytes,
+        file,
+        o.objective.as_deref(),
+        o.intent.as_deref(),
+    )?))
+}
+
 /// The forked supervisor: starts the session, says `ok` (or the error as
 /// JSON) on `ready`, detaches, serves.
-fn supervise(img: kapl_image::Image, o: &PlanArgs, mode: Mode, id: &str, ready: OwnedFd) {
+fn supervise(
+    img: kapl_image::Image,
+    pin: Option<Pinned>,
+    o: &StartArgs,
+    mode: Mode,
+    id: &str,
+    ready: OwnedFd,
+) {
     let mut ready = std::fs::File::from(ready);
     let _ = sys::setsid();
     let fail = |ready: &mut std::fs::File, e: RunError| {
@@ -118,14 +172,14 @@ fn supervise(img: kapl_image::Image, o: &PlanArgs, mode: Mode, id: &str, ready: 
         );
     };
     let opts = StartOptions {
-        plan: &o.plan,
+        plan: o.plan.as_deref().unwrap_or(""),
         step: o.step.as_deref(),
         audit: o.audit.as_deref(),
         mode,
         id,
         otlp: o.otlp.as_deref(),
     };
-    let session = match Session::start(img, opts) {
+    let session = match Session::start(img, opts, pin) {
         Ok(s) => s,
         Err(e) => return fail(&mut ready, e),
     };
@@ -140,11 +194,20 @@ fn supervise(img: kapl_image::Image, o: &PlanArgs, mode: Mode, id: &str, ready: 
     let reg = control::registry_dir();
     let _ = std::fs::create_dir_all(&reg);
     let _ = std::fs::write(reg.join(id), format!("{}\n", std::process::id()));
-    let mut msg = format!(
-        "ok\nkapl-run: session {id}: plan {}, step {}\n",
-        session.plan_name(),
-        session.step_name()
-    );
+    let mut msg = match session.pinned() {
+        Some(p) => format!(
+            "ok\nkapl-run: session {id}: objective {}{} ({}), no plan loaded: load one with `kapl-run plan propose PLAN.kapl`\n",
+            p.objective_name(),
+            p.intent_name()
+                .map_or_else(String::new, |i| format!(", intent {i}")),
+            p.file
+        ),
+        None => format!(
+            "ok\nkapl-run: session {id}: plan {}, step {}\n",
+            session.plan_name(),
+            session.step_name()
+        ),
+    };
     for l in session.precision() {
         msg.push_str(&format!("kapl-run: precision: {l}\n"));
     }
@@ -299,4 +362,136 @@ pub fn exec(
     };
     let (i, o, e) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
     request(session, &req, &[i.as_fd(), o.as_fd(), e.as_fd()], fmt)
+}
+
+/// Sends `req` with the descriptors of `files` and returns the one reply
+/// with the descriptors that came with it.
+pub fn request_with_fds_sending(
+    session: Option<&str>,
+    req: &Request,
+    files: &[&std::fs::File],
+) -> Result<(Reply, Vec<OwnedFd>), RunError> {
+    let fd = connect(session)?;
+    let fds: Vec<std::os::fd::BorrowedFd<'_>> = files.iter().map(|f| f.as_fd()).collect();
+    control::send(&fd, req, &fds).map_err(|source| SessionError::Io {
+        what: "send",
+        source,
+    })?;
+    let mut r = LineReader::default();
+    loop {
+        if let Some(line) = r.line() {
+            let reply: Reply = serde_json::from_slice(&line)
+                .map_err(|e| SessionError::Protocol(format!("bad reply: {e}")))?;
+            return Ok((reply, std::mem::take(&mut r.fds)));
+        }
+        if r.eof {
+            return Err(SessionError::Protocol("the session closed the connection".into()).into());
+        }
+        r.fill(&fd).map_err(|source| SessionError::Io {
+            what: "read",
+            source,
+        })?;
+    }
+}
+
+/// Sends `req` and returns the one reply with its descriptors.
+pub fn request_with_fds(
+    session: Option<&str>,
+    req: &Request,
+) -> Result<(Reply, Vec<OwnedFd>), RunError> {
+    request_with_fds_sending(session, req, &[])
+}
+
+/// `kapl-run plan load`: the image file, opened here (with the caller's
+/// authority), goes to the supervisor as a descriptor.
+pub fn plan_load(
+    session: Option<&str>,
+    image: &Path,
+    plan: Option<String>,
+    step: Option<String>,
+    fmt: ErrorFormat,
+) -> Result<i32, RunError> {
+    let f = std::fs::File::open(image).map_err(|source| crate::error::ImageLoadError::Read {
+        path: image.to_path_buf(),
+        source,
+    })?;
+    let req = Request::Load {
+        file: image.file_name().map_or_else(
+            || image.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        ),
+        plan,
+        step,
+    };
+    let fd = connect(session)?;
+    control::send(&fd, &req, &[f.as_fd()]).map_err(|source| SessionError::Io {
+        what: "send",
+        source,
+    })?;
+    read_replies(&fd, fmt)
+}
+
+/// `kapl-run explain`: the latest denials, each with the smallest grant
+/// that would allow it and the pinned objective's verdict on that grant.
+pub fn explain(
+    session: Option<&str>,
+    last: u32,
+    json: bool,
+    fmt: ErrorFormat,
+) -> Result<i32, RunError> {
+    let (reply, _) = request_with_fds(session, &Request::Explain { last })?;
+    let message = match reply {
+        Reply::Ok { message } => message,
+        Reply::Error {
+            code,
+            message,
+            help,
+            exit,
+        } => {
+            ErrorJson {
+                code: Some(code),
+                message,
+                help,
+                exit,
+            }
+            .print(fmt);
+            return Ok(exit);
+        }
+        _ => return Err(SessionError::Protocol("unexpected reply".into()).into()),
+    };
+    let items: Vec<serde_json::Value> = serde_json::from_str(&message)
+        .map_err(|e| SessionError::Protocol(format!("bad explain reply: {e}")))?;
+    if json {
+        println!("{}", serde_json::json!({ "denials": items }));
+        return Ok(0);
+    }
+    if items.is_empty() {
+        println!("no denials so far");
+    }
+    for it in &items {
+        let rec = &it["record"];
+        let denied = format!(
+            "{} {} {}",
+            rec["comm"].as_str().unwrap_or("?"),
+            rec["operation"].as_str().unwrap_or("?"),
+            rec["object"].as_str().unwrap_or("?")
+        );
+        println!(
+            "{} step {}: denied {denied}",
+            rec["time"].as_str().unwrap_or(""),
+            rec["step"].as_str().unwrap_or("?")
+        );
+        match it.get("explanation").filter(|e| !e.is_null()) {
+            Some(e) => {
+                println!("  smallest grant: {}", e["grant"].as_str().unwrap_or("?"));
+                println!(
+                    "  objective: {} — {}",
+                    e["verdict"].as_str().unwrap_or("?"),
+                    e["why"].as_str().unwrap_or("")
+                );
+            }
+            None => println!("  no grant can name this request (a refused socket or system call)"),
+        }
+    }
+    Ok(0)
 }

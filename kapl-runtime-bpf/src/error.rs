@@ -173,6 +173,9 @@ pub enum RunError {
     /// KAPL0809: bad arguments.
     #[error("{0}")]
     Usage(String),
+    /// KAPL0805/0806/0811/0812: a plan cannot be loaded, or none is.
+    #[error(transparent)]
+    Plan(crate::session::revision::PlanLoadError),
     /// The command's program may not be executed in this step: reported
     /// like any other denial (the line), exit status 126.
     #[error("{}", .0.line)]
@@ -193,6 +196,7 @@ impl RunError {
             RunError::Command(_) => codes::RUN_SPAWN,
             RunError::Session(_) => codes::RUN_SESSION,
             RunError::Usage(_) => codes::RUN_USAGE,
+            RunError::Plan(e) => e.code(),
             RunError::Denied(_) => return None,
         })
     }
@@ -201,6 +205,13 @@ impl RunError {
     pub fn exit_status(&self) -> u8 {
         match self {
             RunError::Denied(_) => EXIT_DENIED,
+            // A refused plan: the session goes on as it was.
+            RunError::Plan(
+                crate::session::revision::PlanLoadError::NotContained { .. }
+                | crate::session::revision::PlanLoadError::OtherObjective(_)
+                | crate::session::revision::PlanLoadError::Check(_)
+                | crate::session::revision::PlanLoadError::Verify { .. },
+            ) => 1,
             RunError::Command(CommandError::NotFound(_)) => EXIT_NOT_FOUND,
             _ => EXIT_REFUSED,
         }
@@ -211,6 +222,7 @@ impl RunError {
         let s = |t: &str| Some(t.to_string());
         match self {
             RunError::Step(e) => e.help(),
+            RunError::Plan(e) => e.help(),
             RunError::Image(_) => s("rebuild the image with `kaplc build`"),
             RunError::Session(SessionError::NoSession | SessionError::NotRunning { .. }) => {
                 s("start one with `kapl-run session start IMAGE --plan NAME`")

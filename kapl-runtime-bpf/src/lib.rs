@@ -29,6 +29,7 @@ pub mod domain;
 pub mod error;
 pub mod oneshot;
 pub mod otlp;
+pub mod propose;
 pub mod seccomp;
 pub mod session;
 pub mod spawn;

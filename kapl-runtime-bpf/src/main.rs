@@ -7,10 +7,10 @@
 //! crates only: never Z3 or the compiler.
 
 use clap::Parser;
-use kapl_runtime_bpf::cli::{Cli, Command, ErrorFormat, SessionCommand};
+use kapl_runtime_bpf::cli::{Cli, Command, ErrorFormat, PlanCommand, SessionCommand};
 use kapl_runtime_bpf::control::Request;
 use kapl_runtime_bpf::error::{EXIT_REFUSED, RunError};
-use kapl_runtime_bpf::{cli, client, oneshot};
+use kapl_runtime_bpf::{cli, client, oneshot, propose};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -57,7 +57,7 @@ fn main() -> ExitCode {
 
 fn run(command: Command, fmt: ErrorFormat) -> Result<i32, RunError> {
     match command {
-        Command::Session(SessionCommand::Start(a)) => client::start(&a.image, &a.plan, fmt),
+        Command::Session(SessionCommand::Start(a)) => client::start(&a, fmt),
         Command::Session(SessionCommand::Stop(s)) => {
             client::request(s.session.as_deref(), &Request::Stop, &[], fmt)
         }
@@ -71,6 +71,16 @@ fn run(command: Command, fmt: ErrorFormat) -> Result<i32, RunError> {
             fmt,
         ),
         Command::Status(s) => client::request(s.session.as_deref(), &Request::Status, &[], fmt),
+        Command::Plan(PlanCommand::Load(a)) => {
+            client::plan_load(a.session.session.as_deref(), &a.image, a.plan, a.step, fmt)
+        }
+        Command::Plan(PlanCommand::Propose(a)) => propose::propose(&a, fmt),
+        Command::Explain(a) => client::explain(
+            a.session.session.as_deref(),
+            a.last,
+            a.format == cli::ProposeFormat::Json,
+            fmt,
+        ),
         Command::Run(a) => oneshot::run(&a),
         Command::Completions(a) => {
             cli::completions(a.shell, &mut std::io::stdout());

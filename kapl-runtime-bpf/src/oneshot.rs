@@ -31,7 +31,7 @@ pub fn run(a: &RunArgs) -> Result<i32, RunError> {
         id: &id,
         otlp: a.plan.otlp.as_deref(),
     };
-    let mut s = Session::start(img, opts)?;
+    let mut s = Session::start(img, opts, None)?;
     eprintln!("kapl-run: plan {}, step {}", s.plan_name(), s.step_name());
     if std::env::var_os("KAPL_VERBOSE").is_some() {
         for r in s.rule_list() {

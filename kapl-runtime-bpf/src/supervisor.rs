@@ -11,12 +11,13 @@
 
 use crate::control::{self, LineReader, Reply, Request};
 use crate::error::{RunError, SessionError};
+use crate::session::revision::PlanLoadError;
 use crate::session::{Notice, Session};
 use crate::sys;
 use kapl_runtime::losses::loss_notice;
 use kapl_runtime::proc_cgroup;
 use std::collections::HashMap;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 
 /// What the supervisor asks of a session.
@@ -35,6 +36,25 @@ pub trait Control {
     fn status(&self) -> String;
     /// Decision events lost so far.
     fn lost(&self) -> u64;
+    /// Loads a plan image (the bytes a client sent); the message for it.
+    fn load(
+        &mut self,
+        _bytes: &[u8],
+        _file: &str,
+        _plan: Option<&str>,
+        _step: Option<&str>,
+    ) -> Result<String, RunError> {
+        Err(PlanLoadError::NotPinned.into())
+    }
+    /// The latest `n` denials explained, as a JSON array.
+    fn explain(&self, _n: usize) -> Result<String, RunError> {
+        Err(PlanLoadError::NotPinned.into())
+    }
+    /// What a proposal is built with (JSON) and the objective image's
+    /// bytes.
+    fn proposal(&self) -> Result<(String, Vec<u8>), RunError> {
+        Err(PlanLoadError::NotPinned.into())
+    }
 }
 
 impl Control for Session {
@@ -64,6 +84,39 @@ impl Control for Session {
     fn lost(&self) -> u64 {
         Session::lost(self)
     }
+
+    fn load(
+        &mut self,
+        bytes: &[u8],
+        file: &str,
+        plan: Option<&str>,
+        step: Option<&str>,
+    ) -> Result<String, RunError> {
+        let mut m = Session::load_plan(self, bytes, file, plan, step)?;
+        for l in self.precision() {
+            m.push_str(&format!("\nprecision: {l}"));
+        }
+        Ok(m)
+    }
+
+    fn explain(&self, n: usize) -> Result<String, RunError> {
+        if self.pinned().is_none() {
+            return Err(PlanLoadError::NotPinned.into());
+        }
+        serde_json::to_string(&self.explained(n))
+            .map_err(|e| SessionError::Protocol(e.to_string()).into())
+    }
+
+    fn proposal(&self) -> Result<(String, Vec<u8>), RunError> {
+        let p = self.pinned().ok_or(PlanLoadError::NotPinned)?;
+        let ctx = kapl_runtime::protocol::ProposalContext {
+            objective_file: p.file.clone(),
+            read_rules: self.read_rules(),
+        };
+        let json = serde_json::to_string(&ctx)
+            .map_err(|e| RunError::from(SessionError::Protocol(e.to_string())))?;
+        Ok((json, p.bytes.clone()))
+    }
 }
 
 /// What handling one request leads to.
@@ -82,7 +135,22 @@ pub enum Outcome {
     },
     /// Stop the session.
     Stop,
+    /// Send this reply with this descriptor, and close the client.
+    ReplyWithFd(Reply, SentFd),
 }
+
+/// A descriptor to send with a reply (equal to another when it is the same
+/// descriptor number).
+#[derive(Debug)]
+pub struct SentFd(pub OwnedFd);
+
+impl PartialEq for SentFd {
+    fn eq(&self, other: &SentFd) -> bool {
+        self.0.as_raw_fd() == other.0.as_raw_fd()
+    }
+}
+
+impl Eq for SentFd {}
 
 /// The error reply for `e`.
 pub fn error_reply(e: &RunError) -> Reply {
@@ -142,6 +210,40 @@ impl Supervisor {
                 message: s.status(),
             }]),
             Request::Stop => Outcome::Stop,
+            Request::Load { file, plan, step } => {
+                let [fd] = fds else {
+                    return Outcome::Reply(vec![error_reply(&RunError::from(
+                        SessionError::Protocol(
+                            "load needs exactly one descriptor: the image".into(),
+                        ),
+                    ))]);
+                };
+                let r = crate::session::revision::read_image_fd(fd, &file)
+                    .and_then(|bytes| s.load(&bytes, &file, plan.as_deref(), step.as_deref()));
+                Outcome::Reply(vec![match r {
+                    Ok(message) => Reply::Ok { message },
+                    Err(e) => error_reply(&e),
+                }])
+            }
+            Request::Explain { last } => Outcome::Reply(vec![match s.explain(last as usize) {
+                Ok(message) => Reply::Ok { message },
+                Err(e) => error_reply(&e),
+            }]),
+            Request::Proposal => {
+                let r = s.proposal().and_then(|(message, bytes)| {
+                    let fd = sys::sealed_memfd("kapl-objective", &bytes).map_err(|source| {
+                        RunError::from(SessionError::Io {
+                            what: "memfd",
+                            source,
+                        })
+                    })?;
+                    Ok((message, fd))
+                });
+                match r {
+                    Ok((message, fd)) => Outcome::ReplyWithFd(Reply::Ok { message }, SentFd(fd)),
+                    Err(e) => Outcome::Reply(vec![error_reply(&e)]),
+                }
+            }
         }
     }
 }
@@ -281,8 +383,15 @@ impl Served {
                 }
             }
             Outcome::Reply(replies) => {
+                // A plan load may have produced notices for running commands.
+                deliver(self.session.pump(false), &self.clients);
                 if let Some(c) = self.clients.remove(&k) {
                     replies.iter().for_each(|r| c.send(r));
+                }
+            }
+            Outcome::ReplyWithFd(reply, fd) => {
+                if let Some(c) = self.clients.remove(&k) {
+                    let _ = control::send(&c.fd, &reply, &[fd.0.as_fd()]);
                 }
             }
         }

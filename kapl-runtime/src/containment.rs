@@ -643,6 +643,91 @@ fn net(p: &Plan, step: u32, level: &LevelTables, fault: Fault) -> Vec<Finding> {
     out
 }
 
+/// The tables a session pinned to objective `objective` (and intent
+/// `intent`, if any) judges by, intent first: bounds to stay inside and
+/// `never` rules to stay out of. `None` when the image lacks one of them.
+pub fn pinned_levels(
+    tables: &ObjectiveTables,
+    objective: u32,
+    intent: Option<u32>,
+) -> Option<Vec<&LevelTables>> {
+    let mut out = Vec::new();
+    if let Some(i) = intent {
+        out.push(tables.level(Level::Intent(i))?);
+    }
+    out.push(tables.level(Level::Objective(objective))?);
+    Some(out)
+}
+
+/// The cell of `d` for `path` in step column `col` and right `right`.
+fn cell_at(d: &Dfa, path: &[u8], col: u32, right: usize) -> u32 {
+    let cc = usize::from(d.class_count);
+    let mut q = d.start as usize;
+    for &b in path {
+        let c = usize::from(d.classes.get(usize::from(b)).copied().unwrap_or(0));
+        q = d.transitions.get(q * cc + c).copied().unwrap_or(0) as usize;
+    }
+    row(d, q as u32)
+        .get(col as usize * d.kind.rights() + right)
+        .map_or(NO_GRANT, |c| c.grant)
+}
+
+/// Whether the request `w` lies inside every level's bound and outside
+/// every `never` rule: `None` when it does, else the first breach (a
+/// `never` before a bound: it says that no revision can allow it). A
+/// network request is judged for TCP and UDP alike, as a `net` rule grants
+/// both.
+pub fn judge(levels: &[&LevelTables], w: &Witness) -> Option<Breach> {
+    let mut outside = None;
+    for l in levels {
+        let (never, bound) = match w {
+            Witness::Fs { right, path } => {
+                let r = FsRight::ALL.iter().position(|x| x == right).unwrap_or(0);
+                (
+                    cell_at(&l.fs, path, NEVER, r),
+                    cell_at(&l.fs, path, BOUND, r) != NO_GRANT,
+                )
+            }
+            Witness::Exec { path } => (
+                cell_at(&l.exec, path, NEVER, 0),
+                cell_at(&l.exec, path, BOUND, 0) != NO_GRANT,
+            ),
+            Witness::Net { op, addr, port, .. } => {
+                let family = match addr {
+                    IpAddr::V4(_) => Family::V4,
+                    IpAddr::V6(_) => Family::V6,
+                };
+                let a = to_u128(*addr);
+                let mut never = NO_GRANT;
+                let mut bound = true;
+                for proto in Proto::ALL {
+                    let hit = |col| {
+                        lpm(&pick(&l.net, col, *op, proto, family), a)
+                            .iter()
+                            .find(|r| r.lo <= *port && *port <= r.hi)
+                            .map(|r| r.grant)
+                    };
+                    if let Some(rule) = hit(NEVER) {
+                        never = rule;
+                    }
+                    bound &= hit(BOUND).is_some();
+                }
+                (never, bound)
+            }
+        };
+        if never != NO_GRANT {
+            return Some(Breach::Never {
+                level: l.level,
+                rule: never,
+            });
+        }
+        if !bound && outside.is_none() {
+            outside = Some(Breach::OutsideBound(l.level));
+        }
+    }
+    outside
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
 mod tests {

@@ -40,6 +40,7 @@ pub mod auditlog;
 pub mod automaton;
 pub mod containment;
 pub mod elf;
+pub mod explain;
 pub mod losses;
 pub mod narrowing;
 pub mod otlp;

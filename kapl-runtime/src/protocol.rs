@@ -36,6 +36,51 @@ pub enum Request {
     Stop,
     /// Describe the session.
     Status,
+    /// Load a plan image into a session pinned to an objective; the image
+    /// comes as the one descriptor sent with the request (a regular file
+    /// or memfd the client opened).
+    Load {
+        /// The image's file name, for messages and the history.
+        file: String,
+        /// The plan (else the image's only one).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        plan: Option<String>,
+        /// The step to start in (else the plan's only start step).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        step: Option<String>,
+    },
+    /// The latest denials, explained against the pinned objective (the
+    /// `ok` reply's message is a JSON array).
+    Explain {
+        /// How many (the latest).
+        last: u32,
+    },
+    /// What a proposal is built with: the `ok` reply's message is a JSON
+    /// [`ProposalContext`], and the objective image comes with it as one
+    /// descriptor (a sealed memfd).
+    Proposal,
+}
+
+/// What a client needs to build a proposed plan against a session's
+/// objective, with no more authority to read than the session's current
+/// step.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ProposalContext {
+    /// The objective image's file name (as `--against` records it).
+    pub objective_file: String,
+    /// The current step's read rules: `(path, whole subtree)`.
+    pub read_rules: Vec<ReadRule>,
+}
+
+/// One path a proposal's build may read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ReadRule {
+    /// The path, as bytes.
+    pub path: Vec<u8>,
+    /// The whole subtree below it (else the file or directory itself).
+    pub subtree: bool,
+    /// Whether directories may be listed there (else files read only).
+    pub list: bool,
 }
 
 impl Request {

@@ -295,6 +295,11 @@ pub struct DecisionRecord {
     pub step: String,
     /// The plan.
     pub plan: String,
+    /// In a session pinned to an objective (`session start OBJ.kapi
+    /// --objective NAME`), the plan's revision: 1 for the first plan
+    /// loaded, one more for each accepted load after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_revision: Option<u32>,
     /// The intent, if the plan is under one.
     pub intent: Option<String>,
     /// The objective.

@@ -190,6 +190,7 @@ fn nearest_brief(image: &Image, g: u32, current: &str, why: &str) -> String {
 pub struct Reporter {
     origin: Origin,
     plan: u32,
+    revision: Option<u32>,
     seen: HashSet<(u32, String)>,
     /// Denials reported.
     pub denies: u64,
@@ -203,10 +204,20 @@ impl Reporter {
         Reporter {
             origin,
             plan,
+            revision: None,
             seen: HashSet::new(),
             denies: 0,
             allows: 0,
         }
+    }
+
+    /// Reports for plan `plan` of a newly loaded image from now on,
+    /// records carrying `revision`. The first allow of each grant and
+    /// object is reported anew: grant ids are the new image's.
+    pub fn set_plan(&mut self, plan: u32, revision: Option<u32>) {
+        self.plan = plan;
+        self.revision = revision;
+        self.seen.clear();
     }
 
     /// Who reports.
@@ -360,6 +371,7 @@ impl Reporter {
             covering: d.narrowed.as_ref().and_then(|(g, _)| grant_ref(image, *g)),
             step: chain.step,
             plan: chain.plan,
+            plan_revision: self.revision,
             intent: chain.intent,
             objective: chain.objective,
             reason: None,

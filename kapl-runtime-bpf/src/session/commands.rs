@@ -159,6 +159,7 @@ impl Session {
         cwd: Option<&[u8]>,
         stdio: [RawFd; 3],
     ) -> Result<u64, RunError> {
+        self.plan_loaded()?;
         let arg0 = argv.first().ok_or(CommandError::Empty)?;
         let shown = String::from_utf8_lossy(arg0).into_owned();
         let program =

@@ -64,7 +64,7 @@ impl Session {
     /// the lines to show.
     pub fn pump(&mut self, flush: bool) -> Vec<Notice> {
         self.rearm_watchdog();
-        let mut out = Vec::new();
+        let mut out = std::mem::take(&mut self.late_notices);
         // First: commands wait on these.
         self.serve_supervised(&mut out);
         let Some(k) = self.kern.as_mut() else {

@@ -18,6 +18,7 @@
 pub mod commands;
 pub mod events;
 pub mod kernel;
+pub mod revision;
 pub mod sink;
 pub mod step_domain;
 pub mod supervised;
@@ -82,6 +83,10 @@ pub struct Session {
     pending_records: Vec<Record>,
     nearest: events::NearestCache,
     supervised: supervised::Supervised,
+    revisions: revision::Revisions,
+    /// Notices produced outside a pump (a plan load reads the old plan's
+    /// last decisions), delivered by the next one.
+    late_notices: Vec<Notice>,
 }
 
 /// The host's name, for records (empty if the kernel does not say).
@@ -94,9 +99,19 @@ fn host_name() -> String {
 impl Session {
     /// Checks the kernel, loads the programs and enters the start step.
     /// A refusal leaves nothing behind: the step is checked and its ruleset
-    /// built before any kernel object exists.
-    pub fn start(image: Image, o: StartOptions<'_>) -> Result<Session, RunError> {
-        let (plan_idx, plan) = step::plan(&image, o.plan)?;
+    /// built before any kernel object exists. With `pin`, the session is
+    /// pinned to that objective and holds no plan (`image` is not used):
+    /// commands are refused until [`Session::load_plan`].
+    pub fn start(
+        image: Image,
+        o: StartOptions<'_>,
+        pin: Option<revision::Pinned>,
+    ) -> Result<Session, RunError> {
+        let (image, plan_name) = match &pin {
+            Some(p) => (p.no_plan_image(), "(none)"),
+            None => (image, o.plan),
+        };
+        let (plan_idx, plan) = step::plan(&image, plan_name)?;
         let start = step::start(plan, o.step)?;
         kernel::simulated_landlock()?;
         domain::preflight()?;
@@ -139,6 +154,12 @@ impl Session {
             pending_records: Vec::new(),
             nearest: events::NearestCache::default(),
             supervised: supervised::Supervised::default(),
+            revisions: revision::Revisions {
+                loaded: pin.is_none(),
+                pinned: pin,
+                ..revision::Revisions::default()
+            },
+            late_notices: Vec::new(),
         };
         s.attach_step()?;
         Ok(s)
@@ -214,6 +235,7 @@ impl Session {
     /// how many processes were ended. A refused move changes nothing: the
     /// move is checked and the new ruleset built first.
     pub fn switch(&mut self, name: &str) -> Result<usize, RunError> {
+        self.plan_loaded()?;
         let i = step::check_move(self.plan(), self.step, &self.visited, name)?;
         let dom = step_domain::build(self.plan(), i)?;
         let ended = self.end_step_processes()?;
@@ -246,17 +268,59 @@ impl Session {
         self.kern.as_ref().map_or(0, |k| k.watchdog_restarts)
     }
 
-    /// One line describing the session (`kapl-run status`).
+    /// The session described (`kapl-run status`): one line, then for a
+    /// session pinned to an objective one line per plan load.
     pub fn status(&self) -> String {
-        format!(
-            "session {}: plan {}, step {}, {} denials, {}, watchdog restarted {} times",
-            self.id,
-            self.plan_name(),
-            self.step_name(),
-            self.reporter.denies,
-            self.losses(),
-            self.watchdog_restarts()
-        )
+        let mut s = match self.pinned() {
+            None => format!(
+                "session {}: plan {}, step {}, {} denials, {}, watchdog restarted {} times",
+                self.id,
+                self.plan_name(),
+                self.step_name(),
+                self.reporter.denies,
+                self.losses(),
+                self.watchdog_restarts()
+            ),
+            Some(p) => {
+                let under = match p.intent_name() {
+                    Some(i) => format!("objective {} intent {i}", p.objective_name()),
+                    None => format!("objective {}", p.objective_name()),
+                };
+                let plan = if self.revisions.loaded {
+                    format!(
+                        "plan {} revision {}, step {}",
+                        self.plan_name(),
+                        self.revisions.current,
+                        self.step_name()
+                    )
+                } else {
+                    "no plan loaded".to_string()
+                };
+                format!(
+                    "session {}: {under} ({} {}), {plan}, {} denials, {}, watchdog restarted {} times",
+                    self.id,
+                    p.file,
+                    p.image.identity_hex().unwrap_or_default(),
+                    self.reporter.denies,
+                    self.losses(),
+                    self.watchdog_restarts()
+                )
+            }
+        };
+        for r in self.history() {
+            let rev = r
+                .revision
+                .map_or_else(|| "refused".to_string(), |n| format!("revision {n}"));
+            let why = r.why.lines().next().unwrap_or("");
+            s.push_str(&format!(
+                "\n  {} {rev}: {} (plan {}, sha256 {}): {why}",
+                r.time,
+                r.file,
+                if r.plan.is_empty() { "?" } else { &r.plan },
+                r.sha256.get(..16).unwrap_or(&r.sha256),
+            ));
+        }
+        s
     }
 
     /// Ends everything: kills the session's processes, detaches the

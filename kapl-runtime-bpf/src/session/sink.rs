@@ -95,8 +95,15 @@ impl Session {
         if let Some(x) = self.sink.otlp.as_mut() {
             x.send(&r.record);
         }
+        let mut notice = r.notice;
+        if notice.deny
+            && let Some(verdict) = self.explain_denial(&r.record)
+        {
+            notice.line.push_str("\n  = ");
+            notice.line.push_str(&verdict);
+        }
         self.write_record(out, &AuditRecord::Decision(Box::new(r.record)));
-        out.push(r.notice);
+        out.push(notice);
     }
 
     /// Writes a record; a first failure is said to every command.

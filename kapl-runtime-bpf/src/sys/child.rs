@@ -302,6 +302,25 @@ impl Drop for ChildStack {
     }
 }
 
+/// Confines a compiler run for a proposal, between fork and exec: limits
+/// (CPU seconds, address space and file size in bytes, no core dumps),
+/// `no_new_privs`, no capabilities, then the Landlock domain `ruleset`.
+/// No allocation.
+pub fn confine_build(ruleset: RawFd, cpu_seconds: u64, memory: u64) -> io::Result<()> {
+    use rustix::process::{Resource, Rlimit, setrlimit};
+    let lim = |n: u64| Rlimit {
+        current: Some(n),
+        maximum: Some(n),
+    };
+    setrlimit(Resource::Cpu, lim(cpu_seconds))?;
+    setrlimit(Resource::As, lim(memory))?;
+    setrlimit(Resource::Fsize, lim(256 << 20))?;
+    setrlimit(Resource::Core, lim(0))?;
+    set_no_new_privs()?;
+    clear_capabilities()?;
+    landlock_restrict_self(ruleset, 0)
+}
+
 #[cfg(test)]
 mod tests {
     //! The clone child's steps that need no kernel.

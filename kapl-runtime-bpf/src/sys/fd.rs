@@ -17,6 +17,23 @@ pub fn pipe_cloexec() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?)
 }
 
+/// A sealed memfd holding `bytes` (`memfd_create` with sealing, the bytes
+/// written, then sealed against any change): a read-only copy to hand to
+/// another process.
+pub fn sealed_memfd(name: &str, bytes: &[u8]) -> io::Result<OwnedFd> {
+    use rustix::fs::{MemfdFlags, SealFlags};
+    let fd = rustix::fs::memfd_create(name, MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)?;
+    let mut off = 0;
+    while off < bytes.len() {
+        off += rustix::io::write(&fd, &bytes[off..])?;
+    }
+    rustix::fs::fcntl_add_seals(
+        &fd,
+        SealFlags::WRITE | SealFlags::GROW | SealFlags::SHRINK | SealFlags::SEAL,
+    )?;
+    Ok(fd)
+}
+
 /// Makes descriptors 0, 1 and 2 copies of `fd` (`dup2` three times).
 pub fn dup2_onto_stdio(fd: &impl AsFd) -> io::Result<()> {
     rustix::stdio::dup2_stdin(fd)?;

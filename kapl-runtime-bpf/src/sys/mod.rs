@@ -45,12 +45,13 @@ mod socket;
 pub use bpf::{bpf_link_create, bpf_prog_load, bpf_prog_test_run};
 pub use child::{
     ChildStack, ExecArgs, SignalsBlocked, block_all_signals, chdir, clear_ambient_capabilities,
-    clear_capabilities, drop_bounding_capability, install_seccomp_filter, landlock_restrict_self,
-    reset_signals, set_no_new_privs, set_securebits, unshare_cgroup_namespace,
+    clear_capabilities, confine_build, drop_bounding_capability, install_seccomp_filter,
+    landlock_restrict_self, reset_signals, set_no_new_privs, set_securebits,
+    unshare_cgroup_namespace,
 };
 pub use fd::{
     FileInfo, close_from_except, dup2_inheritable, dup2_onto_stdio, fstat, lock_exclusive,
-    open_path_nofollow_at, openat2_cwd, pipe_cloexec, poll, poll_raw, ready_now,
+    open_path_nofollow_at, openat2_cwd, pipe_cloexec, poll, poll_raw, ready_now, sealed_memfd,
 };
 pub use netlink::{
     audit_netlink_socket, recv, send_to_kernel, set_recv_buffer_force, socket_drops,
