@@ -328,9 +328,10 @@ pub fn propose(a: &ProposeArgs, efmt: crate::cli::ErrorFormat) -> Result<i32, Ru
             .take(crate::session::revision::MAX_PLAN_IMAGE)
             .read_to_end(&mut text)
             .map_err(io_err("stdin"))?;
-        let p = work.0.join("proposal.kapl");
-        std::fs::write(&p, text).map_err(io_err("proposal"))?;
-        (p, "<stdin>".to_string())
+        std::fs::write(work.0.join("proposal.kapl"), text).map_err(io_err("proposal"))?;
+        // Named relative to the private directory (the build's working
+        // directory): its records and diagnostics say `proposal.kapl`.
+        (PathBuf::from("proposal.kapl"), "<stdin>".to_string())
     } else {
         let p = std::path::absolute(&a.file).map_err(io_err("proposal"))?;
         if !p.is_file() {
@@ -395,12 +396,17 @@ pub fn propose(a: &ProposeArgs, efmt: crate::cli::ErrorFormat) -> Result<i32, Ru
         "--color".into(),
         "never".into(),
     ];
-    let cwd = proposal.parent().unwrap_or(&work.0).to_path_buf();
+    let cwd = if proposal.is_absolute() {
+        proposal.parent().unwrap_or(&work.0).to_path_buf()
+    } else {
+        work.0.clone()
+    };
     let started = Instant::now();
     let built = build(&program, &args, &cwd, &ruleset, a)?;
     let build_ms = started.elapsed().as_millis();
-    let stderr =
-        String::from_utf8_lossy(&built.stderr).replace(&format!("{}/", work.0.display()), "");
+    // Paths inside the private directory are shown without it.
+    let tidy = |b: &[u8]| String::from_utf8_lossy(b).replace(&format!("{}/", work.0.display()), "");
+    let stderr = tidy(&built.stderr);
     if built.timed_out || built.status != Some(0) {
         let why = if built.timed_out {
             format!("the build ran out of its {} s", a.timeout)
@@ -412,7 +418,7 @@ pub fn propose(a: &ProposeArgs, efmt: crate::cli::ErrorFormat) -> Result<i32, Ru
         if !json_out {
             let _ = std::io::stderr().write_all(stderr.as_bytes());
         }
-        let diags = serde_json::from_slice::<serde_json::Value>(&built.stdout)
+        let diags = serde_json::from_str::<serde_json::Value>(&tidy(&built.stdout))
             .unwrap_or(serde_json::Value::Null);
         return Ok(refuse(a.format, "build", &why, diags));
     }

@@ -902,4 +902,62 @@ plan q under i {
         let e = check_image(&obj, &plan).unwrap_err();
         assert_eq!(e.code(), "KAPL0811");
     }
+
+    #[test]
+    fn single_requests_are_judged_inside_outside_or_never() {
+        let (obj, _) = images(&format!(
+            "{OBJ}\nplan p under o {{ step s {{ grant exec \"/usr/bin/ls\" }} }}"
+        ));
+        let t = obj.objective.as_ref().unwrap();
+        let o = pinned_levels(t, 0, None).unwrap();
+        let i = pinned_levels(t, 0, Some(0)).unwrap();
+        let fs = |right, p: &str| Witness::Fs {
+            right,
+            path: p.as_bytes().to_vec(),
+        };
+        let net = |a: &str, port| Witness::Net {
+            op: NetOp::Connect,
+            proto: Proto::Tcp,
+            addr: a.parse().unwrap(),
+            port,
+        };
+        let is_never = |b: Option<Breach>| matches!(b, Some(Breach::Never { .. }));
+        let is_outside = |b: Option<Breach>| matches!(b, Some(Breach::OutsideBound(_)));
+        assert_eq!(judge(&o, &fs(FsRight::Read, "/srv/x/y")), None);
+        assert!(is_outside(judge(&o, &fs(FsRight::Write, "/srv/x/y"))));
+        assert_eq!(judge(&o, &fs(FsRight::Write, "/srv/out/a")), None);
+        assert!(is_never(judge(&o, &fs(FsRight::Read, "/srv/x/.env"))));
+        assert!(is_outside(judge(&o, &fs(FsRight::Read, "/etc/passwd"))));
+        assert_eq!(
+            judge(
+                &o,
+                &Witness::Exec {
+                    path: b"/usr/bin/ls".to_vec()
+                }
+            ),
+            None
+        );
+        assert!(is_outside(judge(
+            &o,
+            &Witness::Exec {
+                path: b"/usr/bin/sh".to_vec()
+            }
+        )));
+        assert_eq!(judge(&o, &net("10.2.3.4", 443)), None);
+        assert!(is_outside(judge(&o, &net("10.2.3.4", 80))));
+        assert_eq!(judge(&o, &net("10.1.3.4", 85)), None);
+        assert!(is_never(judge(&o, &net("10.9.0.1", 443))));
+        // Under the intent: its own bound and `never` as well.
+        assert!(is_outside(judge(&i, &fs(FsRight::Read, "/srv/b/x"))));
+        assert_eq!(judge(&i, &fs(FsRight::Read, "/srv/a/x")), None);
+        assert!(is_never(judge(&i, &fs(FsRight::Read, "/srv/a/secret"))));
+        assert!(is_outside(judge(
+            &i,
+            &Witness::Exec {
+                path: b"/usr/bin/ls".to_vec()
+            }
+        )));
+        assert!(is_outside(judge(&i, &net("10.1.3.4", 85))));
+        assert_eq!(judge(&i, &net("10.1.3.4", 80)), None);
+    }
 }
