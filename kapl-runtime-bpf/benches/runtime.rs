@@ -10,6 +10,8 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "runtime/propose.rs"]
+mod propose;
 #[path = "runtime/supervised.rs"]
 mod supervised;
 
@@ -31,8 +33,8 @@ fn quick() -> bool {
     std::env::var_os("KAPL_BENCH_QUICK").is_some()
 }
 
-/// KAPL_BENCH_ONLY=open,stat,exec,net,startup,build,supervised,git runs
-/// only those rows.
+/// KAPL_BENCH_ONLY=open,stat,exec,net,startup,build,supervised,git,propose
+/// runs only those rows.
 fn want(section: &str) -> bool {
     match std::env::var("KAPL_BENCH_ONLY") {
         Ok(v) => v.split(',').any(|x| x.trim() == section),
@@ -689,6 +691,10 @@ fn main() {
         if want("git") {
             supervised::git(&sw);
         }
+    }
+    // A plan proposed into a session pinned to an objective.
+    if want("propose") {
+        propose::row();
     }
     let _ = NetOp::Connect;
 }

@@ -403,7 +403,7 @@ pub fn propose(a: &ProposeArgs, efmt: crate::cli::ErrorFormat) -> Result<i32, Ru
     };
     let started = Instant::now();
     let built = build(&program, &args, &cwd, &ruleset, a)?;
-    let build_ms = started.elapsed().as_millis();
+    let build_ms = started.elapsed().as_secs_f64() * 1e3;
     // Paths inside the private directory are shown without it.
     let tidy = |b: &[u8]| String::from_utf8_lossy(b).replace(&format!("{}/", work.0.display()), "");
     let stderr = tidy(&built.stderr);
@@ -420,6 +420,30 @@ pub fn propose(a: &ProposeArgs, efmt: crate::cli::ErrorFormat) -> Result<i32, Ru
         }
         let diags = serde_json::from_str::<serde_json::Value>(&tidy(&built.stdout))
             .unwrap_or(serde_json::Value::Null);
+        // The session's history says it was refused (best effort: the
+        // refusal stands whether or not the note arrives).
+        let text = std::fs::read(if proposal.is_absolute() {
+            proposal.clone()
+        } else {
+            work.0.join(&proposal)
+        })
+        .unwrap_or_default();
+        let first = first_error(&diags)
+            .or_else(|| {
+                stderr
+                    .lines()
+                    .find(|l| l.starts_with("error["))
+                    .map(str::to_string)
+            })
+            .unwrap_or_else(|| why.clone());
+        let _ = client::request_with_fds(
+            a.session.session.as_deref(),
+            &Request::Refused {
+                file: shown.clone(),
+                sha256: kapl_image::hex(&kapl_image::sha256(&text)),
+                why: first,
+            },
+        );
         return Ok(refuse(a.format, "build", &why, diags));
     }
     // The image goes to the supervisor, which checks it itself.
@@ -432,16 +456,20 @@ pub fn propose(a: &ProposeArgs, efmt: crate::cli::ErrorFormat) -> Result<i32, Ru
     let started = Instant::now();
     let (reply, _) =
         client::request_with_fds_sending(a.session.session.as_deref(), &req, &[&image])?;
-    let load_ms = started.elapsed().as_millis();
+    let load_ms = started.elapsed().as_secs_f64() * 1e3;
     match reply {
         Reply::Ok { message } => {
             match a.format {
                 ProposeFormat::Json => {
                     let (revision, plan, step) = parse_loaded(&message);
+                    let mut timing = serde_json::Map::new();
+                    timing.insert("build_ms".into(), json!(build_ms));
+                    timing.insert("load_ms".into(), json!(load_ms));
+                    timing.extend(parse_timing(&message));
                     println!(
                         "{}",
                         json!({"accepted": true, "revision": revision, "plan": plan, "step": step,
-                               "message": message, "build_ms": build_ms, "load_ms": load_ms})
+                               "message": message, "timing": timing})
                     );
                 }
                 ProposeFormat::Text => {
@@ -474,6 +502,35 @@ pub fn propose(a: &ProposeArgs, efmt: crate::cli::ErrorFormat) -> Result<i32, Ru
         }
         _ => Err(SessionError::Protocol("unexpected reply".into()).into()),
     }
+}
+
+/// The supervisor's phases from the load message's `timing:` line
+/// (`verify 0.4 ms, check 1.2 ms, …`), as `PHASE_ms` numbers.
+fn parse_timing(m: &str) -> serde_json::Map<String, serde_json::Value> {
+    let mut out = serde_json::Map::new();
+    let Some(line) = m.lines().find_map(|l| l.strip_prefix("timing: ")) else {
+        return out;
+    };
+    for part in line.split(", ") {
+        let mut w = part.split(' ');
+        if let (Some(name), Some(ms)) = (w.next(), w.next().and_then(|x| x.parse::<f64>().ok())) {
+            out.insert(format!("{name}_ms"), json!(ms));
+        }
+    }
+    out
+}
+
+/// The first error of kaplc's JSON diagnostics, as `CODE: message`.
+fn first_error(diags: &serde_json::Value) -> Option<String> {
+    let d = diags["diagnostics"]
+        .as_array()?
+        .iter()
+        .find(|d| d["severity"] == "error")?;
+    Some(format!(
+        "{}: {}",
+        d["code"].as_str().unwrap_or("?"),
+        d["message"].as_str().unwrap_or("")
+    ))
 }
 
 /// (revision, plan, step) from the load message `plan P is revision N,
@@ -509,5 +566,10 @@ mod tests {
             "plan fix is revision 2, step read: 0 processes of the previous plan ended\nprecision: x",
         );
         assert_eq!((r, p.as_str(), s.as_str()), (Some(2), "fix", "read"));
+        let t = parse_timing(
+            "plan x is revision 1, step s: 0 ended\ntiming: verify 0.5 ms, check 2.0 ms",
+        );
+        assert_eq!(t.get("check_ms"), Some(&json!(2.0)));
+        assert_eq!(t.get("verify_ms"), Some(&json!(0.5)));
     }
 }

@@ -55,6 +55,10 @@ pub trait Control {
     fn proposal(&self) -> Result<(String, Vec<u8>), RunError> {
         Err(PlanLoadError::NotPinned.into())
     }
+    /// Keeps a proposal refused at its build in the history.
+    fn refused(&mut self, _file: &str, _sha256: &str, _why: &str) -> Result<(), RunError> {
+        Err(PlanLoadError::NotPinned.into())
+    }
 }
 
 impl Control for Session {
@@ -105,6 +109,10 @@ impl Control for Session {
         }
         serde_json::to_string(&self.explained(n))
             .map_err(|e| SessionError::Protocol(e.to_string()).into())
+    }
+
+    fn refused(&mut self, file: &str, sha256: &str, why: &str) -> Result<(), RunError> {
+        self.refused_proposal(file, sha256, why)
     }
 
     fn proposal(&self) -> Result<(String, Vec<u8>), RunError> {
@@ -222,6 +230,14 @@ impl Supervisor {
                     .and_then(|bytes| s.load(&bytes, &file, plan.as_deref(), step.as_deref()));
                 Outcome::Reply(vec![match r {
                     Ok(message) => Reply::Ok { message },
+                    Err(e) => error_reply(&e),
+                }])
+            }
+            Request::Refused { file, sha256, why } => {
+                Outcome::Reply(vec![match s.refused(&file, &sha256, &why) {
+                    Ok(()) => Reply::Ok {
+                        message: String::new(),
+                    },
                     Err(e) => error_reply(&e),
                 }])
             }

@@ -59,6 +59,16 @@ pub enum Request {
     /// [`ProposalContext`], and the objective image comes with it as one
     /// descriptor (a sealed memfd).
     Proposal,
+    /// A proposal refused before it reached the supervisor (its build
+    /// failed): kept in the session's plan history.
+    Refused {
+        /// The proposal's file name (`<stdin>`).
+        file: String,
+        /// SHA-256 of its text, hex.
+        sha256: String,
+        /// Why, in one line.
+        why: String,
+    },
 }
 
 /// What a client needs to build a proposed plan against a session's

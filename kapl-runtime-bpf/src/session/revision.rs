@@ -35,6 +35,9 @@ pub const MAX_PLAN_IMAGE: u64 = 64 << 20;
 /// Denials kept for `explain`.
 const KEPT_DENIALS: usize = 256;
 
+/// Plan history entries kept (the oldest go first).
+const KEPT_HISTORY: usize = 1000;
+
 /// The objective a session is pinned to.
 pub struct Pinned {
     /// The objective image.
@@ -343,7 +346,7 @@ impl Session {
             Err(e) => (false, e.to_string()),
         };
         if self.revisions.pinned.is_some() {
-            self.revisions.history.push(Revision {
+            self.keep(Revision {
                 revision: accepted.then_some(self.revisions.current),
                 time: now,
                 file: file.to_string(),
@@ -354,6 +357,37 @@ impl Session {
             });
         }
         r
+    }
+
+    /// Adds an entry to the plan history.
+    fn keep(&mut self, r: Revision) {
+        let h = &mut self.revisions.history;
+        if h.len() == KEPT_HISTORY {
+            h.remove(0);
+        }
+        h.push(r);
+    }
+
+    /// Keeps a proposal refused at its build in the history.
+    pub fn refused_proposal(
+        &mut self,
+        file: &str,
+        sha256: &str,
+        why: &str,
+    ) -> Result<(), RunError> {
+        if self.revisions.pinned.is_none() {
+            return Err(PlanLoadError::NotPinned.into());
+        }
+        self.keep(Revision {
+            revision: None,
+            time: kapl_runtime::record::rfc3339(std::time::SystemTime::now()),
+            file: file.to_string(),
+            sha256: sha256.to_string(),
+            plan: String::new(),
+            accepted: false,
+            why: format!("build: {why}"),
+        });
+        Ok(())
     }
 
     fn try_load(
@@ -369,6 +403,16 @@ impl Session {
             .pinned
             .as_ref()
             .ok_or(PlanLoadError::NotPinned)?;
+        let clock = std::time::Instant::now();
+        let mut lap = {
+            let mut last = clock;
+            move || {
+                let now = std::time::Instant::now();
+                let ms = now.duration_since(last).as_secs_f64() * 1e3;
+                last = now;
+                ms
+            }
+        };
         let img = kapl_image::read(bytes).map_err(|source| PlanLoadError::Verify {
             file: file.to_string(),
             source,
@@ -432,8 +476,10 @@ impl Session {
             ))
             .into());
         }
+        let verify_ms = lap();
         let findings =
             containment::check_plan(&pinned.image, &img, pi).map_err(PlanLoadError::Check)?;
+        let check_ms = lap();
         if !findings.is_empty() {
             return Err(PlanLoadError::NotContained {
                 plan: p.name.clone(),
@@ -447,6 +493,7 @@ impl Session {
         let first = step::start(p, start)?;
         // Everything the new plan needs is built before anything ends.
         let domain = step_domain::build(p, first)?;
+        let rules_ms = lap();
         let enforcer = match self.kern.as_ref() {
             Some(_) => Some(crate::bpf::NetEnforcer::load_with_unix(
                 &kapl_image::bpf::NetMaps::of(p),
@@ -483,8 +530,9 @@ impl Session {
         self.revisions.loaded = true;
         self.reporter.set_plan(pi, Some(self.revisions.current));
         self.attach_step()?;
+        let kernel_ms = lap();
         Ok(format!(
-            "plan {plan_name} is revision {}, step {step_name}: {ended} processes of the previous plan ended",
+            "plan {plan_name} is revision {}, step {step_name}: {ended} processes of the previous plan ended\ntiming: verify {verify_ms:.1} ms, check {check_ms:.1} ms, rules {rules_ms:.1} ms, kernel {kernel_ms:.1} ms",
             self.revisions.current
         ))
     }
