@@ -639,4 +639,37 @@ mod tests {
         );
         assert_eq!(sup.handle(&mut s, Request::Stop, &[]), Outcome::Stop);
     }
+
+    #[test]
+    fn plan_requests_need_a_pinned_session_and_their_descriptor() {
+        let (mut sup, mut s) = (Supervisor, Fake::default());
+        let load = || Request::Load {
+            file: "p.kapi".into(),
+            plan: None,
+            step: None,
+        };
+        // No descriptor, or three: a protocol error.
+        for fds in [Vec::new(), stdio()] {
+            let out = sup.handle(&mut s, load(), &fds);
+            assert!(
+                matches!(&out, Outcome::Reply(r) if matches!(&r[..], [Reply::Error { code, .. }] if code == "KAPL0808")),
+                "{out:?}"
+            );
+        }
+        // A pipe is not read (it could keep the supervisor waiting).
+        let (r, _w) = sys::pipe_cloexec().unwrap_or_else(|e| panic!("{e}"));
+        let out = sup.handle(&mut s, load(), &[r]);
+        assert!(
+            matches!(&out, Outcome::Reply(r) if matches!(&r[..], [Reply::Error { message, .. }] if message.contains("not a regular file"))),
+            "{out:?}"
+        );
+        // A session on a plan refuses what needs an objective.
+        for req in [Request::Explain { last: 3 }, Request::Proposal] {
+            let out = sup.handle(&mut s, req, &[]);
+            assert!(
+                matches!(&out, Outcome::Reply(r) if matches!(&r[..], [Reply::Error { code, message, .. }] if code == "KAPL0806" && message.contains("not pinned"))),
+                "{out:?}"
+            );
+        }
+    }
 }

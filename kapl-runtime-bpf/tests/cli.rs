@@ -22,11 +22,13 @@ fn err(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-const SUBCOMMANDS: [&str; 8] = [
+const SUBCOMMANDS: [&str; 10] = [
     "session",
     "exec",
     "step",
     "status",
+    "plan",
+    "explain",
     "run",
     "completions",
     "man",
