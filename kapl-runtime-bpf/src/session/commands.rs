@@ -177,6 +177,13 @@ impl Session {
             self.cmds.by_cgroup.insert(c.id(), id);
             cg = Some(c);
         }
+        let with_tmp;
+        let env = if self.tmp.is_some() {
+            with_tmp = super::tmp::with_tmp_vars(env);
+            &with_tmp[..]
+        } else {
+            env
+        };
         let child = spawn::spawn(&spawn::Command {
             program: &program,
             argv,

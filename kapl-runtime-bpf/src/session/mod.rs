@@ -22,6 +22,7 @@ pub mod revision;
 pub mod sink;
 pub mod step_domain;
 pub mod supervised;
+pub mod tmp;
 
 use crate::domain::{self, StepDomain};
 use crate::error::{RunError, SessionError};
@@ -87,6 +88,8 @@ pub struct Session {
     /// Notices produced outside a pump (a plan load reads the old plan's
     /// last decisions), delivered by the next one.
     late_notices: Vec<Notice>,
+    /// The session's private temporary directory (full mode).
+    tmp: Option<tmp::SessionTmp>,
 }
 
 /// The host's name, for records (empty if the kernel does not say).
@@ -115,6 +118,12 @@ impl Session {
         let start = step::start(plan, o.step)?;
         kernel::simulated_landlock()?;
         domain::preflight()?;
+        // The private temporary directory first: before any thread starts
+        // (a new mount namespace), and before the walk (its rules name it).
+        let tmp = match o.mode {
+            Mode::Full => Some(tmp::SessionTmp::create(o.id)?),
+            Mode::Unprivileged => None,
+        };
         let domain = step_domain::build(plan, start)?;
         let mut sink = match o.audit {
             Some(p) => Sink::open(p).map_err(|source| SessionError::AuditFile {
@@ -160,6 +169,7 @@ impl Session {
                 ..revision::Revisions::default()
             },
             late_notices: Vec::new(),
+            tmp,
         };
         s.attach_step()?;
         Ok(s)
@@ -307,6 +317,13 @@ impl Session {
                 )
             }
         };
+        if let Some(t) = &self.tmp {
+            s.push_str(&format!(
+                "\n  temporary directory: {} (really {})",
+                tmp::MOUNT,
+                t.real().display()
+            ));
+        }
         for r in self.history() {
             let rev = r
                 .revision

@@ -37,6 +37,7 @@
 mod bpf;
 mod child;
 mod fd;
+mod mount;
 mod netlink;
 mod notify;
 mod process;
@@ -53,6 +54,7 @@ pub use fd::{
     FileInfo, close_from_except, dup2_inheritable, dup2_onto_stdio, fstat, lock_exclusive,
     open_path_nofollow_at, openat2_cwd, pipe_cloexec, poll, poll_raw, ready_now, sealed_memfd,
 };
+pub use mount::private_bind_mount;
 pub use netlink::{
     audit_netlink_socket, recv, send_to_kernel, set_recv_buffer_force, socket_drops,
 };
