@@ -22,7 +22,7 @@ fn err(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-const SUBCOMMANDS: [&str; 8] = [
+const SUBCOMMANDS: [&str; 10] = [
     "session",
     "exec",
     "step",
@@ -31,6 +31,8 @@ const SUBCOMMANDS: [&str; 8] = [
     "completions",
     "man",
     "schema",
+    "mcp",
+    "hook",
 ];
 
 #[test]

@@ -146,7 +146,7 @@ pub fn decide(
         Err(why) => {
             return Decision::Deny {
                 reason: format!(
-                    "no KAPL session is running ({why}): ask the user to start one with `kapl-run session start IMAGE --plan PLAN`; the command was not run"
+                    "no KAPL session is running: ask the user to start one with `kapl-run session start IMAGE --plan PLAN`; the command was not run (kapl-run: {why})"
                 ),
             };
         }
@@ -243,7 +243,11 @@ mod tests {
             .unwrap_or_default();
         assert!(reason.starts_with("no KAPL session is running"), "{reason}");
         assert!(reason.contains("kapl-run session start"), "{reason}");
-        assert!(reason.ends_with("the command was not run"), "{reason}");
+        assert!(reason.contains("the command was not run"), "{reason}");
+        assert!(
+            reason.ends_with("(kapl-run: no running session)"),
+            "{reason}"
+        );
         assert!(v["hookSpecificOutput"].get("updatedInput").is_none());
     }
 

@@ -359,10 +359,17 @@ pub trait Tools {
     fn call(&mut self, call: ToolCall) -> ToolResult;
 }
 
-/// The JSON Schema of `T`, for a tool's `inputSchema` or
-/// `outputSchema`: draft 2020-12, without `$schema` and `title`.
-fn schema_of<T: JsonSchema>() -> Value {
-    let generator = schemars::generate::SchemaSettings::draft2020_12().into_generator();
+/// The JSON Schema of `T`, for a tool's `inputSchema` (what it
+/// accepts) or `outputSchema` (what it writes: `output`): draft
+/// 2020-12, without `$schema` and `title`.
+fn schema_of<T: JsonSchema>(output: bool) -> Value {
+    let settings = schemars::generate::SchemaSettings::draft2020_12();
+    let settings = if output {
+        settings.for_serialize()
+    } else {
+        settings.for_deserialize()
+    };
+    let generator = settings.into_generator();
     let mut v = generator.into_root_schema_for::<T>().to_value();
     if let Value::Object(m) = &mut v {
         m.remove("$schema");
@@ -422,31 +429,31 @@ pub fn tools() -> Vec<Value> {
             "run",
             "Run a command in the KAPL session",
             "Runs a command inside the KAPL session, confined to the current step of its plan: Landlock, cgroup BPF and seccomp allow only what the step's grants name. Returns the exit status, stdout and stderr (each cut in the middle past 64 KiB), and the session's decisions for the command: every denial names the object, the operation and the grant chain (nearest grant, step, plan, objective) behind it. A denial is not a tool error: read `decisions` and change the command, move to another step, or propose a plan that grants it.",
-            schema_of::<RunInput>(),
-            schema_of::<RunOutput>(),
+            schema_of::<RunInput>(false),
+            schema_of::<RunOutput>(true),
             json!({ "readOnlyHint": false, "destructiveHint": true, "openWorldHint": true }),
         ),
         tool(
             "status",
             "Describe the KAPL session",
             "The session's plan, current step, denials so far and lost events, in one line.",
-            schema_of::<StatusInput>(),
-            schema_of::<MessageOutput>(),
+            schema_of::<StatusInput>(false),
+            schema_of::<MessageOutput>(true),
             json!({ "readOnlyHint": true }),
         ),
         tool(
             "step",
             "Move the KAPL session to another step",
             "Moves the session to another step of its plan (one the plan allows after the current one). The current step's commands end; later commands hold the new step's grants.",
-            schema_of::<StepInput>(),
-            schema_of::<MessageOutput>(),
+            schema_of::<StepInput>(false),
+            schema_of::<MessageOutput>(true),
             json!({ "readOnlyHint": false, "destructiveHint": true, "idempotentHint": false }),
         ),
         tool(
             "propose_plan",
             "Propose a new plan for the KAPL session",
             "Proposes a plan (KAPL source) for the session: it is checked and proved inside the session's objective, then loaded, or refused with diagnostics (`accepted: false`, `stage`, `diagnostics`). A refusal is a normal result: fix the plan and propose again.",
-            schema_of::<ProposePlanInput>(),
+            schema_of::<ProposePlanInput>(false),
             propose_output_schema(),
             json!({ "readOnlyHint": false, "destructiveHint": false }),
         ),
@@ -454,7 +461,7 @@ pub fn tools() -> Vec<Value> {
             "explain_denials",
             "Explain the KAPL session's recent denials",
             "The session's most recent denials, each with the grant chain behind it and what a plan would need to allow it.",
-            schema_of::<ExplainDenialsInput>(),
+            schema_of::<ExplainDenialsInput>(false),
             explain_output_schema(),
             json!({ "readOnlyHint": true }),
         ),
@@ -973,7 +980,7 @@ mod tests {
             decisions_omitted: 0,
             notices: vec!["denied: cat read /etc/shadow — no grant".into()],
         };
-        let schema = schema_of::<RunOutput>();
+        let schema = schema_of::<RunOutput>(true);
         let v = jsonschema::validator_for(&schema)
             .map(|s| s.is_valid(&ToolResult::ok(&o, o.text()).structured));
         assert_eq!(v.ok(), Some(true));

@@ -1,4 +1,5 @@
 //! Descriptors and files (stage: runtime, every system call): pipes,
+//! memfds,
 //! `dup2`, `poll`, closing what a child must not inherit, `fstat`, the
 //! `openat2`/`O_NOFOLLOW` opens the Landlock build uses, and `flock`.
 //!
@@ -15,6 +16,17 @@ use std::path::Path;
 /// `pipe2(O_CLOEXEC)`: (read end, write end).
 pub fn pipe_cloexec() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?)
+}
+
+/// `memfd_create(MFD_CLOEXEC)` holding `data`, its offset back at the
+/// start: a file to pass as a command's stdin.
+pub fn memfd_with(name: &str, data: &[u8]) -> io::Result<OwnedFd> {
+    use std::io::{Seek, Write};
+    let fd = rustix::fs::memfd_create(name, rustix::fs::MemfdFlags::CLOEXEC)?;
+    let mut f = std::fs::File::from(fd);
+    f.write_all(data)?;
+    f.rewind()?;
+    Ok(f.into())
 }
 
 /// Makes descriptors 0, 1 and 2 copies of `fd` (`dup2` three times).

@@ -22,7 +22,7 @@
 //! By area:
 //!
 //! - `process`: uid, sessions, pidfds, waiting, `fork`, `_exit`;
-//! - `fd`: pipes, `dup2`, `poll`, `close_range`, `fstat`, `openat2` and
+//! - `fd`: pipes, memfds, `dup2`, `poll`, `close_range`, `fstat`, `openat2` and
 //!   `O_NOFOLLOW` opens, `flock`;
 //! - `socket`: the UNIX control socket, `SCM_RIGHTS`, peer credentials;
 //! - `netlink`: the audit netlink socket;
@@ -50,7 +50,7 @@ pub use child::{
 };
 pub use fd::{
     FileInfo, close_from_except, dup2_inheritable, dup2_onto_stdio, fstat, lock_exclusive,
-    open_path_nofollow_at, openat2_cwd, pipe_cloexec, poll, poll_raw, ready_now,
+    memfd_with, open_path_nofollow_at, openat2_cwd, pipe_cloexec, poll, poll_raw, ready_now,
 };
 pub use netlink::{
     audit_netlink_socket, recv, send_to_kernel, set_recv_buffer_force, socket_drops,
