@@ -374,6 +374,9 @@ fn schema_of<T: JsonSchema>(output: bool) -> Value {
     if let Value::Object(m) = &mut v {
         m.remove("$schema");
         m.remove("title");
+        // Some clients read `properties` whatever the tool: `{}` for none.
+        m.entry("properties")
+            .or_insert_with(|| Value::Object(Map::new()));
     }
     v
 }
