@@ -155,3 +155,46 @@ fn malformed_input_is_denied_never_allowed() {
         );
     }
 }
+
+/// The book's JSON snippets (settings, `.mcp.json`, examples) are JSON,
+/// and the settings install this hook and this server.
+#[test]
+fn the_books_settings_snippets_install_the_hook_and_the_server() {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../book/src/agents.md");
+    let page = std::fs::read_to_string(&p).unwrap();
+    // Fenced ```json blocks, indented ones (in a list) included.
+    let mut docs: Vec<Value> = Vec::new();
+    let mut block: Option<String> = None;
+    for line in page.lines().map(str::trim) {
+        match (&mut block, line) {
+            (None, "```json") => block = Some(String::new()),
+            (Some(b), "```") => {
+                docs.push(serde_json::from_str(b).unwrap_or_else(|e| panic!("{e}:\n{b}")));
+                block = None;
+            }
+            (Some(b), l) => {
+                b.push_str(l);
+                b.push('\n');
+            }
+            (None, _) => {}
+        }
+    }
+    assert!(docs.len() >= 4, "{}", docs.len());
+    let hook = docs
+        .iter()
+        .find(|d| d.get("hooks").is_some())
+        .expect("the settings snippet");
+    let entry = &hook["hooks"]["PreToolUse"][0];
+    assert_eq!(entry["matcher"], "Bash");
+    assert_eq!(entry["hooks"][0]["type"], "command");
+    assert_eq!(entry["hooks"][0]["command"], "kapl-run hook claude-code");
+    let mcp = docs
+        .iter()
+        .find(|d| d.get("mcpServers").is_some())
+        .expect("the .mcp.json snippet");
+    assert_eq!(mcp["mcpServers"]["kapl"]["command"], "kapl-run");
+    assert_eq!(
+        mcp["mcpServers"]["kapl"]["args"],
+        serde_json::json!(["mcp"])
+    );
+}
