@@ -63,6 +63,12 @@ pub enum Command {
     /// Run one command under a plan's step, without a session (also
     /// `kapl-run IMAGE --plan P -- CMD`).
     Run(RunArgs),
+    /// Serve a session to an agent as a Model Context Protocol server on
+    /// stdio (tools: run, status, step, propose_plan, explain_denials).
+    Mcp(SessionRef),
+    /// Hooks for agent hosts (Claude Code).
+    #[command(subcommand)]
+    Hook(HookCommand),
     /// Print a shell completion script to stdout.
     Completions(CompletionsArgs),
     /// Write man pages (kapl-run.1 and one per subcommand).
@@ -164,6 +170,15 @@ pub struct ExplainArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = ProposeFormat::Text)]
     pub format: ProposeFormat,
+}
+
+/// `hook`.
+#[derive(Debug, Subcommand)]
+pub enum HookCommand {
+    /// Claude Code's PreToolUse hook: reads the event on stdin and makes
+    /// every Bash command run in the session (`kapl-run exec`), or denies
+    /// it when no session is running.
+    ClaudeCode(SessionRef),
 }
 
 /// Which session (else `KAPL_SESSION`, else the only running one).
@@ -455,6 +470,8 @@ mod tests {
             "kapl-run-session-start.1",
             "kapl-run-run.1",
             "kapl-run-status.1",
+            "kapl-run-mcp.1",
+            "kapl-run-hook-claude-code.1",
         ] {
             assert!(names.contains(&want), "{names:?}");
         }
@@ -469,6 +486,9 @@ mod tests {
             "run",
             "completions",
             "man",
+            "mcp",
+            "hook",
+            "claude-code",
         ] {
             assert!(bash.contains(sub), "{sub}");
         }

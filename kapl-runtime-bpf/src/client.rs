@@ -219,7 +219,7 @@ fn supervise(
 
 /// The session to talk to: named, else `KAPL_SESSION`, else the only one
 /// running (registry entries of dead supervisors are removed).
-fn find_session(explicit: Option<&str>) -> Result<String, SessionError> {
+pub fn find_session(explicit: Option<&str>) -> Result<String, SessionError> {
     if let Some(s) = explicit {
         return Ok(s.to_string());
     }
@@ -250,7 +250,7 @@ fn find_session(explicit: Option<&str>) -> Result<String, SessionError> {
 /// abstract socket names are anyone's to take, so nothing (not the
 /// request, not this client's stdio) is sent to a peer of another user or
 /// inside any session.
-fn connect(explicit: Option<&str>) -> Result<OwnedFd, SessionError> {
+pub fn connect(explicit: Option<&str>) -> Result<OwnedFd, SessionError> {
     let id = find_session(explicit)?;
     let uid = sys::getuid();
     let fd = control::connect(&control::socket_name(uid, &id)).map_err(|source| {
@@ -321,6 +321,34 @@ fn read_replies(fd: &OwnedFd, fmt: ErrorFormat) -> Result<i32, RunError> {
             return Err(SessionError::Protocol("the session closed the connection".into()).into());
         }
         r.fill(fd).map_err(|source| SessionError::Io {
+            what: "read",
+            source,
+        })?;
+    }
+}
+
+/// Sends `req` (no descriptors) to a session and returns its last reply
+/// (`Ok` or `Error`), notices skipped: `status` and `step` for callers
+/// that are not a terminal (the MCP server, the hook).
+pub fn ask(session: Option<&str>, req: &Request) -> Result<Reply, RunError> {
+    let fd = connect(session)?;
+    control::send(&fd, req, &[]).map_err(|source| SessionError::Io {
+        what: "send",
+        source,
+    })?;
+    let mut r = LineReader::default();
+    loop {
+        while let Some(line) = r.line() {
+            let reply: Reply = serde_json::from_slice(&line)
+                .map_err(|e| SessionError::Protocol(format!("bad reply: {e}")))?;
+            if !matches!(reply, Reply::Notice { .. }) {
+                return Ok(reply);
+            }
+        }
+        if r.eof {
+            return Err(SessionError::Protocol("the session closed the connection".into()).into());
+        }
+        r.fill(&fd).map_err(|source| SessionError::Io {
             what: "read",
             source,
         })?;

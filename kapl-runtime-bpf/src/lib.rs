@@ -13,6 +13,8 @@
 //! - [`supervisor`]: a session's supervisor serving `kapl-run` clients;
 //! - [`client`]: the client side of `kapl-run exec`, `step`, `status`, `stop`;
 //! - [`oneshot`]: `kapl-run IMAGE --plan P -- CMD`;
+//! - [`mcp`] and [`hook`]: agents (`kapl-run mcp`, an MCP server on
+//!   stdio; `kapl-run hook claude-code`, Claude Code's PreToolUse hook);
 //! - [`cli`]: the command line;
 //! - the kernel pieces: [`domain`] (Landlock), [`cgroup`], [`bpf`] and
 //!   [`unix`] (cgroup BPF), [`audit`] (audit netlink), [`seccomp`],
@@ -27,6 +29,8 @@ pub mod client;
 pub mod control;
 pub mod domain;
 pub mod error;
+pub mod hook;
+pub mod mcp;
 pub mod oneshot;
 pub mod otlp;
 pub mod propose;

@@ -22,7 +22,7 @@ fn err(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-const SUBCOMMANDS: [&str; 10] = [
+const SUBCOMMANDS: [&str; 12] = [
     "session",
     "exec",
     "step",
@@ -33,6 +33,8 @@ const SUBCOMMANDS: [&str; 10] = [
     "completions",
     "man",
     "schema",
+    "mcp",
+    "hook",
 ];
 
 #[test]

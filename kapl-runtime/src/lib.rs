@@ -29,7 +29,10 @@
 //!   exactly by the supervisor;
 //! - [`losses`]: decision events that could not be reported;
 //! - [`schemas`]: the JSON Schemas of the records and the protocol;
-//! - [`otlp`]: decision records as OpenTelemetry log records.
+//! - [`otlp`]: decision records as OpenTelemetry log records;
+//! - [`mcp`]: the Model Context Protocol server's messages and tools
+//!   (`kapl-run mcp`), and [`hook`]: Claude Code's PreToolUse hook
+//!   (`kapl-run hook claude-code`).
 //!
 //! The kernel crate (`kapl-runtime-bpf`) feeds it bytes and kernel events
 //! and carries out what it decides.
@@ -41,7 +44,9 @@ pub mod automaton;
 pub mod containment;
 pub mod elf;
 pub mod explain;
+pub mod hook;
 pub mod losses;
+pub mod mcp;
 pub mod narrowing;
 pub mod otlp;
 pub mod precision;

@@ -1,4 +1,5 @@
 //! Descriptors and files (stage: runtime, every system call): pipes,
+//! memfds,
 //! `dup2`, `poll`, closing what a child must not inherit, `fstat`, the
 //! `openat2`/`O_NOFOLLOW` opens the Landlock build uses, and `flock`.
 //!
@@ -17,9 +18,10 @@ pub fn pipe_cloexec() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?)
 }
 
-/// A sealed memfd holding `bytes` (`memfd_create` with sealing, the bytes
-/// written, then sealed against any change): a read-only copy to hand to
-/// another process.
+/// A sealed memfd holding `bytes`, its offset back at the start
+/// (`memfd_create` with sealing, the bytes written, then sealed against any
+/// change): a read-only copy to hand to another process (an objective
+/// image, a command's stdin).
 pub fn sealed_memfd(name: &str, bytes: &[u8]) -> io::Result<OwnedFd> {
     use rustix::fs::{MemfdFlags, SealFlags};
     let fd = rustix::fs::memfd_create(name, MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)?;
@@ -27,6 +29,7 @@ pub fn sealed_memfd(name: &str, bytes: &[u8]) -> io::Result<OwnedFd> {
     while off < bytes.len() {
         off += rustix::io::write(&fd, &bytes[off..])?;
     }
+    rustix::fs::seek(&fd, rustix::fs::SeekFrom::Start(0))?;
     rustix::fs::fcntl_add_seals(
         &fd,
         SealFlags::WRITE | SealFlags::GROW | SealFlags::SHRINK | SealFlags::SEAL,

@@ -22,7 +22,7 @@
 //! By area:
 //!
 //! - `process`: uid, sessions, pidfds, waiting, `fork`, `_exit`;
-//! - `fd`: pipes, `dup2`, `poll`, `close_range`, `fstat`, `openat2` and
+//! - `fd`: pipes, memfds, `dup2`, `poll`, `close_range`, `fstat`, `openat2` and
 //!   `O_NOFOLLOW` opens, `flock`;
 //! - `socket`: the UNIX control socket, `SCM_RIGHTS`, peer credentials;
 //! - `netlink`: the audit netlink socket;
