@@ -385,3 +385,85 @@ fn forged_and_foreign_plan_images_are_refused_with_their_reason() {
     drop(s);
     assert_no_leftover_cgroups();
 }
+
+/// One MCP `tools/call` result's structured content, from the server's
+/// replies (by request id).
+fn mcp_result(replies: &[serde_json::Value], id: u64) -> serde_json::Value {
+    replies
+        .iter()
+        .find(|r| r["id"] == id)
+        .unwrap_or_else(|| panic!("no reply {id}: {replies:?}"))["result"]["structuredContent"]
+        .clone()
+}
+
+#[test]
+fn an_mcp_client_proposes_plans_and_reads_explanations() {
+    let p = project("rev-mcp");
+    let root = p.t.path("proj");
+    let s = start_pinned(&p.obj, &p.t.path("audit.jsonl"));
+    let call = |id: u64, name: &str, args: serde_json::Value| {
+        serde_json::json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                           "params": {"name": name, "arguments": args}})
+        .to_string()
+    };
+    let v3 = format!(
+        "use std.runtime\nplan peek under tidy {{ grant use runtime.loader step s {{ grant fs read \"{root}/*\" }} }}\n"
+    );
+    let lines = [
+        serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+            "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                       "clientInfo": {"name": "test", "version": "0"}}})
+        .to_string(),
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#.to_string(),
+        call(
+            2,
+            "propose_plan",
+            serde_json::json!({"text": plan_v1(&root)}),
+        ),
+        call(
+            3,
+            "run",
+            serde_json::json!({"argv": ["cat", format!("{root}/notes.txt")]}),
+        ),
+        call(4, "explain_denials", serde_json::json!({"last": 1})),
+        call(5, "propose_plan", serde_json::json!({"text": v3})),
+    ];
+    let mut ch = Command::new(kapl_run())
+        .args(["mcp", "--session", &s.0])
+        .env_remove("KAPL_SESSION")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = ch.stdin.take().unwrap();
+    for l in &lines {
+        writeln!(stdin, "{l}").unwrap();
+    }
+    drop(stdin);
+    let o = ch.wait_with_output().unwrap();
+    let replies: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let accepted = mcp_result(&replies, 2);
+    assert_eq!(
+        (accepted["accepted"].clone(), accepted["revision"].clone()),
+        (true.into(), 1.into()),
+        "{accepted}"
+    );
+    let run = mcp_result(&replies, 3);
+    assert_eq!(run["exit"], 1, "{run}");
+    let explained = mcp_result(&replies, 4);
+    let e = &explained["denials"][0]["explanation"];
+    assert_eq!(e["verdict"], "inside", "{explained}");
+    assert_eq!(e["grant"], format!("grant fs read \"{root}/notes.txt\""));
+    let refused = mcp_result(&replies, 5);
+    assert_eq!(refused["accepted"], false, "{refused}");
+    assert!(
+        refused["diagnostics"].to_string().contains("KAPL0403"),
+        "{refused}"
+    );
+    drop(s);
+    assert_no_leftover_cgroups();
+}
