@@ -222,8 +222,25 @@ impl Session {
         };
         let step = self.cmds.step_of(cmd).unwrap_or(self.step);
         for b in &d.blockers {
-            let (operation, target, nearest, narrowed) = self.denied(d, b, step);
-            self.emit(
+            let (operation, target, nearest, mut narrowed) = self.denied(d, b, step);
+            // A process's own /proc entries: granted as /proc/self/..., which
+            // Landlock cannot express (see `own_proc_entry`).
+            let mut quiet = false;
+            if narrowed.is_none()
+                && let Some(alias) = own_proc_entry(&target, d.pid)
+                && let Some(bit) = b.strip_prefix("fs.").and_then(access::from_name)
+                && let Some(g) = attribution::fs_grant(self.plan(), step, &alias, bit)
+            {
+                narrowed = Some((
+                    g,
+                    format!(
+                        "Landlock cannot give a process its own /proc entries: the rule for {} is made when the step starts, and names the supervisor's; the process is denied this read (programs carry on without it), and it is recorded but not printed",
+                        String::from_utf8_lossy(&alias)
+                    ),
+                ));
+                quiet = true;
+            }
+            self.emit_as(
                 out,
                 Decision {
                     cmd: Some(cmd),
@@ -240,6 +257,7 @@ impl Session {
                     narrowed,
                     why: None,
                 },
+                quiet,
             );
         }
     }
@@ -571,5 +589,51 @@ mod tests {
         assert_eq!(n(1, 36), "SOL_SOCKET SO_MARK");
         assert_eq!(n(6, 19), "IPPROTO_TCP TCP_REPAIR");
         assert_eq!(n(99, 1), "99 1");
+    }
+}
+
+/// `/proc/self/REST` for a denial of `/proc/PID/REST` (or
+/// `/proc/PID/task/TID/REST`, as `/proc/thread-self/REST`) by process `PID`
+/// itself: what the standard library grants as the process's own entries.
+fn own_proc_entry(target: &Target, pid: Option<i32>) -> Option<Vec<u8>> {
+    let Target::Path { path: Some(p), .. } = target else {
+        return None;
+    };
+    let pid = pid?.to_string();
+    let rest = p.strip_prefix("/proc/")?.strip_prefix(pid.as_str())?;
+    let rest = rest.strip_prefix('/')?;
+    if let Some(task) = rest.strip_prefix("task/") {
+        let (_, r) = task.split_once('/')?;
+        return Some(format!("/proc/thread-self/{r}").into_bytes());
+    }
+    Some(format!("/proc/self/{rest}").into_bytes())
+}
+
+#[cfg(test)]
+mod own_proc_tests {
+    use super::*;
+
+    fn path(p: &str) -> Target {
+        Target::Path {
+            path: Some(p.into()),
+            dev: None,
+            ino: None,
+        }
+    }
+
+    #[test]
+    fn only_the_processs_own_entries_are_aliased() {
+        assert_eq!(
+            own_proc_entry(&path("/proc/42/maps"), Some(42)).as_deref(),
+            Some(&b"/proc/self/maps"[..])
+        );
+        assert_eq!(
+            own_proc_entry(&path("/proc/42/task/43/stat"), Some(42)).as_deref(),
+            Some(&b"/proc/thread-self/stat"[..])
+        );
+        assert_eq!(own_proc_entry(&path("/proc/42/maps"), Some(41)), None);
+        assert_eq!(own_proc_entry(&path("/proc/421/maps"), Some(42)), None);
+        assert_eq!(own_proc_entry(&path("/proc/42"), Some(42)), None);
+        assert_eq!(own_proc_entry(&path("/srv/42/maps"), Some(42)), None);
     }
 }

@@ -88,6 +88,14 @@ impl Session {
     /// Reports one decision: its record to the audit file, its line to
     /// `out` (a first write failure adds a session-wide notice).
     pub(super) fn emit(&mut self, out: &mut Vec<Notice>, d: Decision) {
+        self.emit_as(out, d, false);
+    }
+
+    /// [`Self::emit`]; a `quiet` denial is recorded and counted like any
+    /// other, but its line is shown only with `--show-allows` (a denial
+    /// every ordinary program meets and carries on from, which a grant
+    /// covers but Landlock cannot express).
+    pub(super) fn emit_as(&mut self, out: &mut Vec<Notice>, d: Decision, quiet: bool) {
         let now = std::time::SystemTime::now();
         let Some(r) = self.reporter.report(&self.image, d, now) else {
             return;
@@ -96,7 +104,9 @@ impl Session {
             x.send(&r.record);
         }
         let mut notice = r.notice;
-        if notice.deny
+        if quiet {
+            notice.deny = false;
+        } else if notice.deny
             && let Some(verdict) = self.explain_denial(&r.record)
         {
             notice.line.push_str("\n  = ");
