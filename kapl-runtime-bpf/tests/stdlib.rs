@@ -135,3 +135,82 @@ fn stdlib_programs_start_and_work() {
         "unexpected denials under std.runtime: {unexpected:#?}"
     );
 }
+
+/// `runtime.python`, `runtime.names`, `runtime.tls` and `runtime.tmp`: a
+/// project's tests run with `unittest` (writing `__pycache__`), resolving a
+/// name, loading the trust store and using a temporary file, with no denial
+/// printed; `python3 -m venv` makes a virtual environment with pip in it.
+#[test]
+fn python_projects_run_under_the_standard_library() {
+    let t = Tmp::new("stdlib-py");
+    let proj = t.path("proj");
+    t.write(
+        "proj/pkg/test_x.py",
+        "import unittest, socket, ssl, tempfile\n\
+         class T(unittest.TestCase):\n\
+         \x20   def test_all(self):\n\
+         \x20       self.assertTrue(socket.getaddrinfo('localhost', 80))\n\
+         \x20       ssl.create_default_context().load_default_certs()\n\
+         \x20       with tempfile.NamedTemporaryFile() as f:\n\
+         \x20           f.write(b'x')\n",
+    );
+    let policy = format!(
+        r#"use std.runtime
+objective o {{
+  bound {{
+    fs read, write, create, delete "{proj}/**"
+    exec "{proj}/.venv/bin/*"
+    use runtime.loader use runtime.python use runtime.names use runtime.tls use runtime.tmp
+  }}
+}}
+plan p under o {{
+  grant use runtime.loader
+  grant use runtime.python
+  grant use runtime.names
+  grant use runtime.tls
+  grant use runtime.tmp
+  grant fs read, write, create, delete "{proj}/**"
+  step setup {{ }}
+  // Programs are granted per existing file when a step starts: the
+  // venv's are run in the step after the one that made them.
+  step work after setup {{ grant exec "{proj}/.venv/bin/*" }}
+}}
+"#
+    );
+    let img = t.path("p.kapi");
+    std::fs::write(&img, image_from_text("py", &policy)).unwrap();
+    let s = Session::start(&img, Some(&t.path("audit.jsonl")));
+    let run = |args: &[&str]| {
+        let mut a = vec!["exec", "--session", &s.id, "--"];
+        a.extend(args);
+        std::process::Command::new(kapl_run())
+            .args(&a)
+            .current_dir(&proj)
+            .env("PATH", "/usr/bin:/bin")
+            .env_remove("KAPL_SESSION")
+            .env_remove("PYTHONDONTWRITEBYTECODE")
+            .output()
+            .unwrap()
+    };
+    let o = run(&[
+        "/usr/bin/python3",
+        "-m",
+        "unittest",
+        "discover",
+        "-s",
+        "pkg",
+    ]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains("OK") && !err.contains("denied"), "{err}");
+    assert!(t.0.join("proj/pkg/__pycache__").is_dir());
+    let o = run(&["/usr/bin/python3", "-m", "venv", ".venv"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o).1);
+    let o = s.step("work");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o).1);
+    let o = run(&[".venv/bin/pip", "--version"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o).1);
+    assert!(text(&o).0.starts_with("pip "), "{}", text(&o).0);
+    s.stop();
+    assert_no_leftover_cgroups();
+}
