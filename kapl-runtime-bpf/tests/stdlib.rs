@@ -214,3 +214,77 @@ plan p under o {{
     s.stop();
     assert_no_leftover_cgroups();
 }
+
+/// The common tools of a workspace (coreutils, find, sed, tar with gzip,
+/// make through sh) run under `runtime.loader`, `runtime.users` and
+/// `runtime.tmp` plus the workspace and their own exec grants, with no
+/// denial printed.
+#[test]
+fn workspace_tools_run_quietly_under_the_standard_library() {
+    let t = Tmp::new("stdlib-tools");
+    let ws = t.path("ws");
+    t.write("ws/src/app.py", "print('hi')\n");
+    t.write("ws/Makefile", "all:\n\techo built > out.txt\n");
+    let policy = format!(
+        r#"use std.runtime
+objective o {{
+  bound {{
+    fs read, write, create, delete "{ws}/**"
+    exec "/usr/bin/**"
+    use runtime.loader use runtime.users use runtime.tmp
+  }}
+}}
+plan p under o {{
+  grant use runtime.loader
+  grant use runtime.users
+  grant use runtime.tmp
+  step s {{
+    grant fs read, write, create, delete "{ws}/**"
+    grant exec "/usr/bin/{{tar,gzip,find,sed,make,sh,dash,ls,cp,mv,rm,mkdir,cat,wc,sort,touch,date}}"
+  }}
+}}
+"#
+    );
+    let img = t.path("p.kapi");
+    std::fs::write(&img, image_from_text("tools", &policy)).unwrap();
+    let s = Session::start(&img, None);
+    let cases: [&[&str]; 10] = [
+        &["tar", "czf", "a.tgz", "src"],
+        &["find", ".", "-name", "*.py"],
+        &["sed", "-i", "s/hi/ho/", "src/app.py"],
+        &["make"],
+        &["ls", "-la"],
+        &["mkdir", "-p", "d/e"],
+        &["cp", "-r", "src", "d/"],
+        &["mv", "d/src", "d/moved"],
+        &["rm", "-rf", "d"],
+        &["sort", "src/app.py"],
+    ];
+    for c in cases {
+        let mut a = vec!["exec", "--session", &s.id, "--"];
+        a.extend(c);
+        let o = std::process::Command::new(kapl_run())
+            .args(&a)
+            .current_dir(&ws)
+            .env("PATH", "/usr/bin:/bin")
+            .env_remove("KAPL_SESSION")
+            .output()
+            .unwrap();
+        let err = text(&o).1;
+        assert!(
+            o.status.success() && !err.contains("denied"),
+            "{c:?}: {err}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(t.0.join("ws/out.txt")).unwrap(),
+        "built\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(t.0.join("ws/src/app.py")).unwrap(),
+        "print('ho')\n"
+    );
+    assert!(t.0.join("ws/a.tgz").is_file() && !t.0.join("ws/d").exists());
+    s.stop();
+    assert_no_leftover_cgroups();
+}
