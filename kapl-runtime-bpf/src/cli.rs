@@ -189,12 +189,9 @@ pub struct SessionRef {
     pub session: Option<String>,
 }
 
-/// What a session or one-shot run enforces.
+/// How a session or one-shot run enforces and reports.
 #[derive(Debug, Args)]
-pub struct PlanArgs {
-    /// The plan to enforce.
-    #[arg(long, value_name = "NAME")]
-    pub plan: String,
+pub struct EnforceArgs {
     /// The step to start in (else the plan's only start step).
     #[arg(long, value_name = "S")]
     pub step: Option<String>,
@@ -209,6 +206,17 @@ pub struct PlanArgs {
     /// to URL/v1/logs).
     #[arg(long, value_name = "URL")]
     pub otlp: Option<String>,
+}
+
+/// What a one-shot run enforces.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The plan to enforce.
+    #[arg(long, value_name = "NAME")]
+    pub plan: String,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub enforce: EnforceArgs,
 }
 
 /// `session start`.
@@ -229,19 +237,9 @@ pub struct StartArgs {
     /// Pin the session to this intent of the objective as well.
     #[arg(long, value_name = "NAME")]
     pub intent: Option<String>,
-    /// The step to start in (else the plan's only start step).
-    #[arg(long, value_name = "S")]
-    pub step: Option<String>,
-    /// Append every decision as a JSON line to FILE.
-    #[arg(long, value_name = "FILE")]
-    pub audit: Option<PathBuf>,
-    /// Landlock alone, without root: TCP ports only, no decision reports.
-    #[arg(long)]
-    pub unprivileged: bool,
-    /// Also send every decision record to an OpenTelemetry collector
-    /// (OTLP/HTTP, JSON) at URL.
-    #[arg(long, value_name = "URL")]
-    pub otlp: Option<String>,
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub enforce: EnforceArgs,
 }
 
 /// `exec`.

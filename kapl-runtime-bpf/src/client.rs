@@ -68,7 +68,7 @@ fn new_id() -> String {
 /// `kapl-run session start`: forks the supervisor, waits until it serves
 /// (or says why it cannot), prints the session id.
 pub fn start(o: &StartArgs, fmt: ErrorFormat) -> Result<i32, RunError> {
-    let m = mode(o.unprivileged)?;
+    let m = mode(o.enforce.unprivileged)?;
     let bytes = std::fs::read(&o.image).map_err(|source| crate::error::ImageLoadError::Read {
         path: o.image.clone(),
         source,
@@ -133,7 +133,7 @@ fn pin(o: &StartArgs, img: &kapl_image::Image, bytes: Vec<u8>) -> Result<Option<
         }
         return Ok(None);
     }
-    if o.plan.is_some() || o.step.is_some() {
+    if o.plan.is_some() || o.enforce.step.is_some() {
         return Err(RunError::Usage(format!(
             "{} is an objective image: it holds no plans; start with --objective NAME, then load plans with `kapl-run plan propose` or `plan load`",
             o.image.display()
@@ -173,11 +173,11 @@ fn supervise(
     };
     let opts = StartOptions {
         plan: o.plan.as_deref().unwrap_or(""),
-        step: o.step.as_deref(),
-        audit: o.audit.as_deref(),
+        step: o.enforce.step.as_deref(),
+        audit: o.enforce.audit.as_deref(),
         mode,
         id,
-        otlp: o.otlp.as_deref(),
+        otlp: o.enforce.otlp.as_deref(),
     };
     let session = match Session::start(img, opts, pin) {
         Ok(s) => s,
@@ -331,28 +331,7 @@ fn read_replies(fd: &OwnedFd, fmt: ErrorFormat) -> Result<i32, RunError> {
 /// (`Ok` or `Error`), notices skipped: `status` and `step` for callers
 /// that are not a terminal (the MCP server, the hook).
 pub fn ask(session: Option<&str>, req: &Request) -> Result<Reply, RunError> {
-    let fd = connect(session)?;
-    control::send(&fd, req, &[]).map_err(|source| SessionError::Io {
-        what: "send",
-        source,
-    })?;
-    let mut r = LineReader::default();
-    loop {
-        while let Some(line) = r.line() {
-            let reply: Reply = serde_json::from_slice(&line)
-                .map_err(|e| SessionError::Protocol(format!("bad reply: {e}")))?;
-            if !matches!(reply, Reply::Notice { .. }) {
-                return Ok(reply);
-            }
-        }
-        if r.eof {
-            return Err(SessionError::Protocol("the session closed the connection".into()).into());
-        }
-        r.fill(&fd).map_err(|source| SessionError::Io {
-            what: "read",
-            source,
-        })?;
-    }
+    request_with_fds_sending(session, req, &[]).map(|(reply, _)| reply)
 }
 
 /// Sends `req` (with `fds`) to a session and relays its replies.
@@ -392,8 +371,9 @@ pub fn exec(
     request(session, &req, &[i.as_fd(), o.as_fd(), e.as_fd()], fmt)
 }
 
-/// Sends `req` with the descriptors of `files` and returns the one reply
-/// with the descriptors that came with it.
+/// Sends `req` with the descriptors of `files` and returns the reply that
+/// ends the exchange (notices skipped) with the descriptors that came with
+/// it.
 pub fn request_with_fds_sending(
     session: Option<&str>,
     req: &Request,
@@ -407,10 +387,12 @@ pub fn request_with_fds_sending(
     })?;
     let mut r = LineReader::default();
     loop {
-        if let Some(line) = r.line() {
+        while let Some(line) = r.line() {
             let reply: Reply = serde_json::from_slice(&line)
                 .map_err(|e| SessionError::Protocol(format!("bad reply: {e}")))?;
-            return Ok((reply, std::mem::take(&mut r.fds)));
+            if !matches!(reply, Reply::Notice { .. }) {
+                return Ok((reply, std::mem::take(&mut r.fds)));
+            }
         }
         if r.eof {
             return Err(SessionError::Protocol("the session closed the connection".into()).into());
@@ -419,6 +401,30 @@ pub fn request_with_fds_sending(
             what: "read",
             source,
         })?;
+    }
+}
+
+/// The message of an `ok` reply, or the exit status after printing an
+/// error reply (as kapl-run prints its own errors).
+pub fn ok_message(reply: Reply, fmt: ErrorFormat) -> Result<Result<String, i32>, RunError> {
+    match reply {
+        Reply::Ok { message } => Ok(Ok(message)),
+        Reply::Error {
+            code,
+            message,
+            help,
+            exit,
+        } => {
+            ErrorJson {
+                code: Some(code),
+                message,
+                help,
+                exit,
+            }
+            .print(fmt);
+            Ok(Err(exit))
+        }
+        _ => Err(SessionError::Protocol("unexpected reply".into()).into()),
     }
 }
 
@@ -468,24 +474,9 @@ pub fn explain(
     fmt: ErrorFormat,
 ) -> Result<i32, RunError> {
     let (reply, _) = request_with_fds(session, &Request::Explain { last })?;
-    let message = match reply {
-        Reply::Ok { message } => message,
-        Reply::Error {
-            code,
-            message,
-            help,
-            exit,
-        } => {
-            ErrorJson {
-                code: Some(code),
-                message,
-                help,
-                exit,
-            }
-            .print(fmt);
-            return Ok(exit);
-        }
-        _ => return Err(SessionError::Protocol("unexpected reply".into()).into()),
+    let message = match ok_message(reply, fmt)? {
+        Ok(m) => m,
+        Err(exit) => return Ok(exit),
     };
     let items: Vec<serde_json::Value> = serde_json::from_str(&message)
         .map_err(|e| SessionError::Protocol(format!("bad explain reply: {e}")))?;

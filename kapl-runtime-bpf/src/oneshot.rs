@@ -20,16 +20,16 @@ fn show(notes: Vec<crate::session::Notice>, allows: bool) {
 
 /// Runs the command; returns its exit status.
 pub fn run(a: &RunArgs) -> Result<i32, RunError> {
-    let mode = client::mode(a.plan.unprivileged)?;
+    let mode = client::mode(a.plan.enforce.unprivileged)?;
     let img = client::load_image(&a.image)?;
     let id = format!("oneshot-{}", std::process::id());
     let opts = StartOptions {
         plan: &a.plan.plan,
-        step: a.plan.step.as_deref(),
-        audit: a.plan.audit.as_deref(),
+        step: a.plan.enforce.step.as_deref(),
+        audit: a.plan.enforce.audit.as_deref(),
         mode,
         id: &id,
-        otlp: a.plan.otlp.as_deref(),
+        otlp: a.plan.enforce.otlp.as_deref(),
     };
     let mut s = Session::start(img, opts, None)?;
     eprintln!("kapl-run: plan {}, step {}", s.plan_name(), s.step_name());

@@ -344,26 +344,12 @@ pub fn propose(a: &ProposeArgs, efmt: crate::cli::ErrorFormat) -> Result<i32, Ru
     };
     // The objective image and the step's read rules, from the supervisor.
     let (reply, fds) = client::request_with_fds(a.session.session.as_deref(), &Request::Proposal)?;
-    let ctx: ProposalContext = match reply {
-        Reply::Ok { message } => serde_json::from_str(&message)
-            .map_err(|e| SessionError::Protocol(format!("bad proposal context: {e}")))?,
-        Reply::Error {
-            code,
-            message,
-            help,
-            exit,
-        } => {
-            crate::error::ErrorJson {
-                code: Some(code),
-                message,
-                help,
-                exit,
-            }
-            .print(efmt);
-            return Ok(exit);
-        }
-        _ => return Err(SessionError::Protocol("unexpected reply".into()).into()),
+    let message = match client::ok_message(reply, efmt)? {
+        Ok(m) => m,
+        Err(exit) => return Ok(exit),
     };
+    let ctx: ProposalContext = serde_json::from_str(&message)
+        .map_err(|e| SessionError::Protocol(format!("bad proposal context: {e}")))?;
     let Some(objective_fd) = fds.into_iter().next() else {
         return Err(SessionError::Protocol("the objective image did not come".into()).into());
     };

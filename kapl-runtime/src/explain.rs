@@ -180,7 +180,7 @@ pub fn grant_text(w: &Witness) -> String {
 }
 
 /// A level's kind and name (`objective fix_deploy`, `intent triage`).
-fn level_name(image: &Image, level: Level) -> String {
+pub fn level_name(image: &Image, level: Level) -> String {
     match level {
         Level::Objective(i) => format!(
             "objective {}",

@@ -21,9 +21,9 @@
 use super::{Session, step_domain};
 use crate::error::RunError;
 use kapl_codes as codes;
-use kapl_image::{Dfa, DfaKind, Image, Level, Plan, Step};
+use kapl_image::{Dfa, DfaKind, Image, Plan, Step};
 use kapl_runtime::containment::{self, Breach, Finding};
-use kapl_runtime::explain::{self, Explanation};
+use kapl_runtime::explain::{self, Explanation, level_name};
 use kapl_runtime::record::DecisionRecord;
 use kapl_runtime::step;
 use serde::Serialize;
@@ -268,26 +268,6 @@ impl PlanLoadError {
             PlanLoadError::NotContained { .. } => "narrow the grants named above, or ask the person who set the objective to widen it; `kaplc check PLAN.kapl --against OBJ.kapi` shows the same with source snippets".into(),
             _ => return None,
         })
-    }
-}
-
-/// A level's name for messages.
-fn level_name(image: &Image, level: Level) -> String {
-    match level {
-        Level::Objective(i) => format!(
-            "objective {}",
-            image
-                .objectives
-                .get(i as usize)
-                .map_or("?", |o| o.name.as_str())
-        ),
-        Level::Intent(i) => format!(
-            "intent {}",
-            image
-                .intents
-                .get(i as usize)
-                .map_or("?", |o| o.name.as_str())
-        ),
     }
 }
 
