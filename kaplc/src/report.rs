@@ -61,6 +61,47 @@ pub struct CheckReport<'a> {
     pub ok: bool,
     /// Every finding of every file, each file's sorted by position.
     pub diagnostics: Vec<DiagnosticReport<'a>>,
+    /// Every parameter each policy declares and the value its proofs were
+    /// made for (`--param NAME=VALUE` or the declaration's default).
+    pub params: Vec<ParamReport>,
+}
+
+/// A declared parameter and its value in this check.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct ParamReport {
+    /// The policy file checked, as given.
+    pub file: String,
+    /// The parameter's name.
+    pub name: String,
+    /// The value the proofs were made for (`null` when it has none).
+    pub value: Option<String>,
+    /// Where the value comes from.
+    pub source: ParamSourceReport,
+}
+
+/// Where a parameter's value comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ParamSourceReport {
+    /// `--param NAME=VALUE`.
+    Given,
+    /// The declaration's default.
+    Default,
+    /// The editor's placeholder (no value, no default).
+    Placeholder,
+    /// No value (an error when the parameter is used).
+    Missing,
+}
+
+impl From<kapl_check::ValueSource> for ParamSourceReport {
+    fn from(s: kapl_check::ValueSource) -> Self {
+        match s {
+            kapl_check::ValueSource::Given => ParamSourceReport::Given,
+            kapl_check::ValueSource::Default => ParamSourceReport::Default,
+            kapl_check::ValueSource::Placeholder => ParamSourceReport::Placeholder,
+            kapl_check::ValueSource::Missing => ParamSourceReport::Missing,
+        }
+    }
 }
 
 /// One finding.
