@@ -381,8 +381,14 @@ mod tests {
     fn parameter_names_after_dollar_brace() {
         assert_eq!(ctx("objective o { bound { fs read \"${"), Context::Param);
         assert_eq!(ctx("objective o { bound { fs read \"${pr"), Context::Param);
-        assert_eq!(ctx("objective o { bound { fs read \"/a/\\${"), Context::Nothing);
-        assert_eq!(ctx("objective o { bound { fs read \"${p}/x\" ${"), Context::Nothing);
+        assert_eq!(
+            ctx("objective o { bound { fs read \"/a/\\${"),
+            Context::Nothing
+        );
+        assert_eq!(
+            ctx("objective o { bound { fs read \"${p}/x\" ${"),
+            Context::Nothing
+        );
     }
 
     fn ctx(s: &str) -> Context {

@@ -90,13 +90,7 @@ pub fn write_atomic(dest: &Path, bytes: &[u8]) -> std::io::Result<()> {
     Err(last.unwrap_or_else(|| std::io::Error::other("no temporary file name available")))
 }
 
-fn emit(
-    args: &Args,
-    diags: &[Diagnostic],
-    fe: &kapl_check::FrontEnd,
-    failed: bool,
-    summary: &str,
-) {
+fn emit(args: &Args, diags: &[Diagnostic], fe: &kapl_check::FrontEnd, failed: bool, summary: &str) {
     let sources: &SourceMap = &fe.sources;
     let file = args.policy.to_string_lossy();
     let batch = [render::Batch {

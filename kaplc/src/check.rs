@@ -87,7 +87,10 @@ pub fn run(args: &Args) -> ExitCode {
             (path, fe)
         })
         .collect();
-    if let Some(e) = args.params.unknown(results.iter().map(|(_, fe)| fe.params.as_slice())) {
+    if let Some(e) = args
+        .params
+        .unknown(results.iter().map(|(_, fe)| fe.params.as_slice()))
+    {
         eprintln!("{e}");
         return ExitCode::from(2);
     }

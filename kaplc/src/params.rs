@@ -115,6 +115,6 @@ pub fn for_suffix(params: &[Param]) -> String {
     if d.is_empty() {
         d
     } else {
-        format!(" for {d}")
+        format!(", for {d}")
     }
 }

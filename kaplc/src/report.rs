@@ -240,6 +240,8 @@ pub struct DiffReport {
     /// Changes that neither widen nor narrow (a plan or intent moved under
     /// another parent).
     pub notes: Vec<String>,
+    /// The parameters of OLD and NEW and the values they were compared for.
+    pub params: Vec<ParamReport>,
     /// Examples that did not replay through the reference semantics (then
     /// `widens` is true: fail closed).
     pub unknown: Vec<String>,
@@ -434,12 +436,23 @@ pub struct InspectReport {
     pub objectives: Vec<ObjectiveReport>,
     /// The plans.
     pub plans: Vec<PlanReport>,
+    /// The parameters' values the image was proved and built for.
+    pub params: Vec<ImageParamReport>,
     /// The policy's name (the policy file's stem).
     pub policy: String,
     /// The image's size in bytes.
     pub size: usize,
     /// The source files grants point into.
     pub sources: Vec<String>,
+}
+
+/// A parameter's value recorded in an image.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ImageParamReport {
+    /// The parameter's name.
+    pub name: String,
+    /// Its value.
+    pub value: String,
 }
 
 /// The objective image a plan image was built against.
