@@ -110,6 +110,7 @@ pub fn check(loaded: &Loaded, values: &ParamValues) -> (Vec<Param>, Vec<Diagnost
                 );
                 continue;
             }
+            let mut source = ValueSource::Missing;
             let default = d
                 .default
                 .as_ref()
@@ -117,6 +118,8 @@ pub fn check(loaded: &Loaded, values: &ParamValues) -> (Vec<Param>, Vec<Diagnost
                     Ok(()) => Some(s.value.clone()),
                     Err(e) => {
                         diags.push(value_diag(&e, s.span, "not a valid default"));
+                        // Reported here; not "missing" as well.
+                        source = ValueSource::Default;
                         None
                     }
                 });
@@ -126,7 +129,7 @@ pub fn check(loaded: &Loaded, values: &ParamValues) -> (Vec<Param>, Vec<Diagnost
                 name_span: d.name.span,
                 default,
                 value: None,
-                source: ValueSource::Missing,
+                source,
                 used: false,
             });
         }
@@ -181,7 +184,14 @@ pub fn check(loaded: &Loaded, values: &ParamValues) -> (Vec<Param>, Vec<Diagnost
                             r.span,
                             "no `param` of this name is declared",
                         );
-                        d = match suggest(&r.name, names.iter().map(String::as_str)) {
+                        let close =
+                            suggest(&r.name, names.iter().map(String::as_str)).or_else(|| {
+                                names
+                                    .iter()
+                                    .find(|n| n.eq_ignore_ascii_case(&r.name))
+                                    .map(String::as_str)
+                            });
+                        d = match close {
                             Some(s) => d.with_help(format!("did you mean `{s}`?")),
                             None => d.with_help(format!(
                                 "declare it: `param {0}` (then give its value with `--param {0}=/path`), or `param {0} = \"/default/path\"`",
