@@ -165,7 +165,7 @@ fn pattern(
     let (source, glob) = match params::substitute(p, values) {
         Ok(x) => x,
         Err(d) => {
-            diags.push(d);
+            diags.push(*d);
             (p.source.clone(), p.glob.clone())
         }
     };
@@ -373,12 +373,15 @@ pub fn lower(
         values,
     };
     lw.expand_authorities();
-    let mut policy = ir::Policy::default();
-    policy.params = params
+    let mut bindings: Vec<(String, String)> = params
         .iter()
         .filter_map(|p| p.value.clone().map(|v| (p.name.clone(), v)))
         .collect();
-    policy.params.sort();
+    bindings.sort();
+    let mut policy = ir::Policy {
+        params: bindings,
+        ..ir::Policy::default()
+    };
     let mut objective_of: HashMap<DefId, ObjectiveId> = HashMap::new();
     let mut intent_of: HashMap<DefId, IntentId> = HashMap::new();
     let def_at: HashMap<(usize, usize), DefId> = resolved

@@ -259,18 +259,18 @@ fn unit_scope(loaded: &Loaded, span: Span) -> Option<&Scope> {
 pub fn substitute(
     p: &ast::Pattern,
     values: &HashMap<String, String>,
-) -> Result<(std::sync::Arc<str>, std::sync::Arc<kapl_syntax::glob::Glob>), Diagnostic> {
+) -> Result<(std::sync::Arc<str>, std::sync::Arc<kapl_syntax::glob::Glob>), Box<Diagnostic>> {
     if p.params.is_empty() {
         return Ok((p.source.clone(), p.glob.clone()));
     }
     let Some(text) = param::substitute(&p.source, &p.params, |n| values.get(n).map(String::as_str))
     else {
-        return Err(Diagnostic::error(
+        return Err(Box::new(Diagnostic::error(
             codes::INTERNAL,
             "internal checker error: a parameter without a value reached lowering",
             p.span,
             "while substituting parameters here",
-        ));
+        )));
     };
     match kapl_syntax::glob::parse_glob(&text, p.span) {
         Ok(g) => Ok((text.into(), g.into())),
@@ -280,12 +280,13 @@ pub fn substitute(
                 "with the parameters' values this pattern is `{}`",
                 kapl_syntax::lexer::shorten(&text)
             ));
-            Err(d)
+            Err(Box::new(d))
         }
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::expect_used, clippy::panic, reason = "tests fail by panicking")]
 mod tests {
     use super::*;
     use crate::{MemoryLoader, check_front_params};
