@@ -42,6 +42,9 @@ pub struct Policy {
     pub plans: Vec<Plan>,
     /// Every grant of every plan, flattened (one per expanded rule).
     pub grants: Vec<Grant>,
+    /// The parameters' values the patterns were made concrete with,
+    /// `(name, value)` sorted by name.
+    pub params: Vec<(String, String)>,
 }
 
 /// A set of file-system rights.
@@ -76,7 +79,8 @@ impl Rights {
 /// A glob with the span it was written at.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PatternRef {
-    /// The glob text as written (for messages and provenance), shared
+    /// The glob text as written, with parameters' values substituted
+    /// (escaped) when it uses any (for messages and provenance), shared
     /// with the AST and every other expansion of the same `use`.
     pub source: Arc<str>,
     /// The parsed glob, shared likewise (lowering clones no glob).

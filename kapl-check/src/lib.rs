@@ -15,12 +15,14 @@ pub mod graph;
 pub mod ir;
 pub mod load;
 pub mod lower;
+pub mod params;
 pub mod resolve;
 pub mod semantics;
 pub mod stdlib;
 
 pub use compiled::GrantAutomata;
 pub use load::{LoadError, LoadedFile, Loader, MemoryLoader};
+pub use params::{Param, ParamValues, ValueSource};
 
 use kapl_syntax::{Diagnostic, SourceMap, ast, codes};
 
@@ -39,13 +41,36 @@ pub struct FrontEnd {
     /// The prover's per-grant automata, once the prover has run on
     /// `policy` (`kapl_prove::prove_front_end`); code generation reuses them.
     pub automata: Option<GrantAutomata>,
+    /// Every declared parameter with the value the check was made for.
+    pub params: Vec<Param>,
+}
+
+impl FrontEnd {
+    /// The parameters that have a value, as `NAME=VALUE` texts sorted by
+    /// name (what outputs say the proofs were made for).
+    pub fn param_bindings(&self) -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = self
+            .params
+            .iter()
+            .filter_map(|p| p.value.clone().map(|v| (p.name.clone(), v)))
+            .collect();
+        v.sort();
+        v
+    }
 }
 
 /// Loads, parses, resolves and lowers the policy rooted at `root`, with a
 /// given parse function (tests and tools may substitute one).
-pub fn check_front_with(loader: &mut dyn Loader, root: &str, parse: load::ParseFn<'_>) -> FrontEnd {
+pub fn check_front_with(
+    loader: &mut dyn Loader,
+    root: &str,
+    parse: load::ParseFn<'_>,
+    values: &ParamValues,
+) -> FrontEnd {
     let (sources, loaded, mut diagnostics) = load::load(loader, root, parse);
     let (resolved, mut more) = resolve::resolve(&loaded);
+    diagnostics.append(&mut more);
+    let (params, mut more) = params::check(&loaded, values);
     diagnostics.append(&mut more);
     diagnostics.append(&mut lower::net_warnings(&loaded));
     if !loaded.root_unreadable
@@ -65,7 +90,7 @@ pub fn check_front_with(loader: &mut dyn Loader, root: &str, parse: load::ParseF
     }
     let mut policy = None;
     if !resolve::has_errors(&diagnostics) && !loaded.root_unreadable {
-        match lower::lower(&loaded, &resolved) {
+        match lower::lower(&loaded, &resolved, &params) {
             Ok(p) => policy = Some(p),
             Err(mut errs) => diagnostics.append(&mut errs),
         }
@@ -77,6 +102,7 @@ pub fn check_front_with(loader: &mut dyn Loader, root: &str, parse: load::ParseF
         diagnostics,
         root_unreadable: loaded.root_unreadable,
         automata: None,
+        params,
     }
 }
 
@@ -85,7 +111,13 @@ fn syntax_parse(file: kapl_syntax::FileId, text: &str) -> (ast::File, Vec<Diagno
     (parsed.file, parsed.diagnostics)
 }
 
-/// Loads, parses, resolves and lowers the policy rooted at `root`.
+/// Loads, parses, resolves and lowers the policy rooted at `root`, for
+/// its parameters' defaults.
 pub fn check_front(loader: &mut dyn Loader, root: &str) -> FrontEnd {
-    check_front_with(loader, root, &syntax_parse)
+    check_front_with(loader, root, &syntax_parse, &ParamValues::default())
+}
+
+/// [`check_front`] for the parameter values given.
+pub fn check_front_params(loader: &mut dyn Loader, root: &str, values: &ParamValues) -> FrontEnd {
+    check_front_with(loader, root, &syntax_parse, values)
 }

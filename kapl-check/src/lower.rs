@@ -5,12 +5,14 @@
 //! expanded into plain rules (each keeping its own span and the chain of
 //! `use` sites that brought it), `any` and `localhost` are expanded into
 //! address blocks, IPv4-mapped IPv6 blocks are IPv4 blocks and host bits are
-//! masked. [`net_warnings`] reports the address normalizations as warnings
+//! masked, and parameters' values are substituted into patterns (escaped:
+//! literal; spans stay on the source text). [`net_warnings`] reports the address normalizations as warnings
 //! (once per written address, whether or not lowering happens).
 
 use crate::graph;
 use crate::ir::{self, Cidr, GrantId, IntentId, ObjectiveId, PlanId, PortRange, Rights, StepId};
 use crate::load::{Loaded, Scope};
+use crate::params::{self, Param};
 use crate::resolve::{DefId, Kind, Resolved};
 use kapl_syntax::ast::{self, AddrKind, AddrSpec, Item, RuleKind};
 use kapl_syntax::{Diagnostic, Span, codes};
@@ -118,10 +120,11 @@ pub fn lower_addr(a: &AddrSpec, mut warn: Option<&mut Vec<Diagnostic>>) -> Vec<C
     }
 }
 
-fn for_each_rule<'a>(file: &'a ast::File, f: &mut impl FnMut(&'a ast::Rule)) {
+/// Calls `f` on every rule written in `file` (not through `use`).
+pub(crate) fn for_each_rule<'a>(file: &'a ast::File, f: &mut impl FnMut(&'a ast::Rule)) {
     for item in &file.items {
         match item {
-            Item::Use(_) => {}
+            Item::Use(_) | Item::Param(_) => {}
             Item::Authority(a) => a.rules.iter().for_each(&mut *f),
             Item::Objective(b) | Item::Intent(b) => b
                 .bound
@@ -153,16 +156,33 @@ pub fn net_warnings(loaded: &Loaded) -> Vec<Diagnostic> {
     out
 }
 
-fn pattern(p: &ast::Pattern) -> ir::PatternRef {
+/// Lowers one pattern, its parameters' values substituted.
+fn pattern(
+    p: &ast::Pattern,
+    values: &HashMap<String, String>,
+    diags: &mut Vec<Diagnostic>,
+) -> ir::PatternRef {
+    let (source, glob) = match params::substitute(p, values) {
+        Ok(x) => x,
+        Err(d) => {
+            diags.push(*d);
+            (p.source.clone(), p.glob.clone())
+        }
+    };
     ir::PatternRef {
-        source: p.source.clone(),
-        glob: p.glob.clone(),
+        source,
+        glob,
         span: p.span,
     }
 }
 
 /// Lowers one rule that is not a `use`.
-fn plain_rule(r: &ast::Rule) -> Option<ir::Rule> {
+fn plain_rule(
+    r: &ast::Rule,
+    values: &HashMap<String, String>,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<ir::Rule> {
+    let mut pattern = |p: &ast::Pattern| pattern(p, values, diags);
     let kind = match &r.kind {
         RuleKind::Use { .. } => return None,
         RuleKind::Fs {
@@ -173,11 +193,11 @@ fn plain_rule(r: &ast::Rule) -> Option<ir::Rule> {
             rights: rights
                 .iter()
                 .fold(Rights::default(), |acc, x| acc.with(x.right)),
-            patterns: patterns.iter().map(pattern).collect(),
-            except: except.iter().map(pattern).collect(),
+            patterns: patterns.iter().map(&mut pattern).collect(),
+            except: except.iter().map(&mut pattern).collect(),
         },
         RuleKind::Exec { patterns } => ir::RuleKind::Exec {
-            patterns: patterns.iter().map(pattern).collect(),
+            patterns: patterns.iter().map(&mut pattern).collect(),
         },
         RuleKind::Net {
             op, addrs, ports, ..
@@ -217,6 +237,8 @@ struct Lowerer<'a> {
     produced: usize,
     /// The total budget ran out (reported once).
     over_budget: bool,
+    /// Each parameter's value.
+    values: HashMap<String, String>,
 }
 
 impl<'a> Lowerer<'a> {
@@ -269,7 +291,7 @@ impl<'a> Lowerer<'a> {
                 }
                 _ => {
                     self.produced += 1;
-                    out.extend(plain_rule(r));
+                    out.extend(plain_rule(r, &self.values, &mut self.diags));
                 }
             }
         }
@@ -332,7 +354,15 @@ fn first_about(about: &[ast::StrLit]) -> Option<String> {
 
 /// Lowers a policy with no front-end errors. Returns the IR, or the
 /// (internal or size) errors that prevented it.
-pub fn lower(loaded: &Loaded, resolved: &Resolved) -> Result<ir::Policy, Vec<Diagnostic>> {
+pub fn lower(
+    loaded: &Loaded,
+    resolved: &Resolved,
+    params: &[Param],
+) -> Result<ir::Policy, Vec<Diagnostic>> {
+    let values: HashMap<String, String> = params
+        .iter()
+        .filter_map(|p| p.value.clone().map(|v| (p.name.clone(), v)))
+        .collect();
     let mut lw = Lowerer {
         loaded,
         resolved,
@@ -340,9 +370,18 @@ pub fn lower(loaded: &Loaded, resolved: &Resolved) -> Result<ir::Policy, Vec<Dia
         diags: Vec::new(),
         produced: 0,
         over_budget: false,
+        values,
     };
     lw.expand_authorities();
-    let mut policy = ir::Policy::default();
+    let mut bindings: Vec<(String, String)> = params
+        .iter()
+        .filter_map(|p| p.value.clone().map(|v| (p.name.clone(), v)))
+        .collect();
+    bindings.sort();
+    let mut policy = ir::Policy {
+        params: bindings,
+        ..ir::Policy::default()
+    };
     let mut objective_of: HashMap<DefId, ObjectiveId> = HashMap::new();
     let mut intent_of: HashMap<DefId, IntentId> = HashMap::new();
     let def_at: HashMap<(usize, usize), DefId> = resolved

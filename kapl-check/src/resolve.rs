@@ -147,7 +147,7 @@ pub fn resolve(loaded: &Loaded) -> (Resolved, Vec<Diagnostic>) {
 
 fn item_name(item: &Item) -> Option<(Kind, &ast::Ident)> {
     match item {
-        Item::Use(_) => None,
+        Item::Use(_) | Item::Param(_) => None,
         Item::Authority(a) => Some((Kind::Authority, &a.name)),
         Item::Objective(b) => Some((Kind::Objective, &b.name)),
         Item::Intent(b) => Some((Kind::Intent, &b.name)),
@@ -628,7 +628,7 @@ impl Ctx<'_> {
             let scope = self.unit_scope.get(ui).copied().unwrap_or(0);
             for item in &unit.ast.items {
                 match item {
-                    Item::Use(_) => {}
+                    Item::Use(_) | Item::Param(_) => {}
                     Item::Authority(a) => self.check_rules(scope, &a.rules),
                     Item::Objective(b) => self.check_bounded(scope, Kind::Objective, b),
                     Item::Intent(b) => self.check_bounded(scope, Kind::Intent, b),

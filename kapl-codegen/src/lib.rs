@@ -135,6 +135,7 @@ pub fn compile_with(
         policy: opts.policy.clone(),
         compiler: opts.compiler.clone(),
         sources: sources.iter().map(|(_, f)| f.display_name()).collect(),
+        params: policy.params.clone(),
     };
     let objectives = policy
         .objectives

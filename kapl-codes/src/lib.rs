@@ -61,6 +61,22 @@ pub const GLOB_DANGLING_ESCAPE: &str = "KAPL0211";
 pub const GLOB_NUL: &str = "KAPL0212";
 /// A pattern that would expand to more than the size limit.
 pub const GLOB_TOO_LARGE: &str = "KAPL0213";
+/// A parameter value (a `param` default or `--param NAME=VALUE`) that does
+/// not start with `/`: values are absolute paths.
+pub const PARAM_VALUE_NOT_ABSOLUTE: &str = "KAPL0214";
+/// A parameter value with a `.` or `..` component.
+pub const PARAM_VALUE_NOT_NORMALIZED: &str = "KAPL0215";
+/// A parameter value with an empty component (`//`).
+pub const PARAM_VALUE_EMPTY_COMPONENT: &str = "KAPL0216";
+/// A parameter value other than `/` that ends with `/`.
+pub const PARAM_VALUE_TRAILING_SLASH: &str = "KAPL0217";
+/// A parameter value that holds a NUL byte, or is empty.
+pub const PARAM_VALUE_NUL: &str = "KAPL0218";
+/// A malformed parameter reference in a pattern: `$NAME` without braces,
+/// an unclosed `${`, a `${...}` that holds no name, or a reference that
+/// does not start the pattern or a brace alternative (write `\$` for a
+/// literal `$`).
+pub const PARAM_BAD_REFERENCE: &str = "KAPL0219";
 /// A text in address position that is not an IPv4 or IPv6 address.
 pub const ADDR_INVALID: &str = "KAPL0221";
 /// A prefix length beyond 32 (IPv4) or 128 (IPv6), or missing after `/`.
@@ -131,6 +147,10 @@ pub const DUPLICATE_IMPORT: &str = "KAPL0008";
 pub const BAD_IMPORT_PATH: &str = "KAPL0009";
 /// The policy defines nothing (warning): an empty or comment-only root file.
 pub const EMPTY_POLICY: &str = "KAPL0010";
+/// `--param NAME=VALUE` names no parameter the policy declares, or is not
+/// of the form `NAME=VALUE` (exit 2, with a did-you-mean when one is
+/// close).
+pub const UNKNOWN_PARAM_FLAG: &str = "KAPL0011";
 
 // ---- KAPL03xx: names, structure, imports (owner: check) ----
 
@@ -165,6 +185,13 @@ pub const DUPLICATE_AFTER: &str = "KAPL0312";
 pub const MODULE_NOT_IMPORTED: &str = "KAPL0313";
 /// An authority expands (through nested `use`) to too many rules.
 pub const EXPANSION_TOO_LARGE: &str = "KAPL0314";
+/// A pattern uses `${NAME}` but the policy declares no `param NAME`.
+pub const UNKNOWN_PARAM: &str = "KAPL0315";
+/// A parameter is used but has no value: no `--param NAME=/path` was
+/// given and its declaration has no default.
+pub const PARAM_WITHOUT_VALUE: &str = "KAPL0316";
+/// A parameter is declared but no pattern uses it (warning).
+pub const UNUSED_PARAM: &str = "KAPL0317";
 /// The checker found itself in a state it should not reach (a bug).
 pub const INTERNAL: &str = "KAPL0399";
 
@@ -208,6 +235,10 @@ pub const AGAINST_IMAGE: &str = "KAPL0608";
 /// `--against` they come from the image only (one with the same name as
 /// the image's would replace the objective the plan is proved against).
 pub const AGAINST_REDEFINES: &str = "KAPL0609";
+/// `--against IMAGE`: `--param` gives a parameter of the objective image a
+/// value other than the one the image was built (and proved) with; a plan
+/// takes the objective's values.
+pub const AGAINST_REBINDS_PARAM: &str = "KAPL0610";
 
 // ---------------------------------------------------------------- KAPL07xx
 // Image format (owner: image; `kapl_image::ImageError::code`).

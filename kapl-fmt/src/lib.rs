@@ -120,18 +120,24 @@ impl Member<'_> {
     fn is_leaf(&self) -> bool {
         matches!(
             self,
-            Member::Item(Item::Use(_)) | Member::About(_) | Member::Grant(_) | Member::Rule(_)
+            Member::Item(Item::Use(_) | Item::Param(_))
+                | Member::About(_)
+                | Member::Grant(_)
+                | Member::Rule(_)
         )
     }
 
+    /// One-line top-level items (`use`, `param`): consecutive ones stay
+    /// together, without blank lines between them.
     fn is_use_item(&self) -> bool {
-        matches!(self, Member::Item(Item::Use(_)))
+        matches!(self, Member::Item(Item::Use(_) | Item::Param(_)))
     }
 }
 
 fn item_span(item: &Item) -> kapl_syntax::Span {
     match item {
         Item::Use(u) => u.span,
+        Item::Param(p) => p.span,
         Item::Authority(a) => a.span,
         Item::Objective(b) | Item::Intent(b) => b.span,
         Item::Plan(p) => p.span,
@@ -311,6 +317,15 @@ impl Printer<'_> {
                     UseTarget::File(s) => self.string(s),
                 };
                 self.lines.push(format!("{}use {target}", pad(depth)));
+            }
+            Item::Param(p) => {
+                let default = p
+                    .default
+                    .as_ref()
+                    .map(|d| format!(" = {}", self.string(d)))
+                    .unwrap_or_default();
+                self.lines
+                    .push(format!("{}param {}{default}", pad(depth), p.name.name));
             }
             Item::Authority(a) => self.authority(depth, a),
             Item::Objective(b) => self.bounded(depth, "objective", b),

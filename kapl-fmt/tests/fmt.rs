@@ -234,3 +234,14 @@ fn truncated_examples_are_refused_or_formatted_faithfully() {
         }
     }
 }
+
+#[test]
+fn params_are_formatted_and_round_trip() {
+    let input = "param   proj\nparam home=\"/home/dev\"   // default\nuse std.runtime\nobjective o { bound { fs read \"${proj}/**\", \"{${home},/srv}/x\" } }\n";
+    let once = fmt(input);
+    assert_eq!(
+        once,
+        "param proj\nparam home = \"/home/dev\" // default\nuse std.runtime\n\nobjective o {\n  bound {\n    fs read \"${proj}/**\", \"{${home},/srv}/x\"\n  }\n}\n"
+    );
+    check_properties(input);
+}

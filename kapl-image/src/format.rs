@@ -36,7 +36,11 @@
 //! `loc` = 5 × `u32` (file index, line, column, end line, end column);
 //! `ports` = `list<u16 lo, u16 hi, u32 grant>`.
 //!
-//! - `meta`: `str policy`, `str compiler`, `list<str> sources`.
+//! - `meta`: `str policy`, `str compiler`, `list<str> sources`, then,
+//!   only when the policy has parameters, `list<str name, str value>
+//!   params` (sorted by name, at least one: an image without parameters
+//!   ends `meta` after the sources, so it is byte for byte what it was
+//!   before parameters existed; a present but empty list is refused).
 //! - `chain`: `list<str name, opt str about>` objectives;
 //!   `list<str name, opt str about, u32 objective>` intents.
 //! - `grants`: `list<u32 id, u32 plan, opt u32 step, u8 kind (0 fs, 1 exec,
@@ -124,6 +128,8 @@ const LOC_LEN: usize = 5 * U32_LEN;
 const PORT_LEN: usize = 2 + 2 + U32_LEN;
 /// `meta` source: `str`.
 const SOURCE_MIN: usize = LEN_LEN;
+/// `meta` param: `str name, str value`.
+const PARAM_MIN: usize = 2 * LEN_LEN;
 /// `chain` objective: `str name, opt str about`.
 const OBJECTIVE_MIN: usize = LEN_LEN + OPT_STR_MIN;
 /// `chain` intent: `str name, opt str about, u32 objective`.
@@ -374,6 +380,19 @@ fn write_meta(o: &mut Out, im: &Image) -> Result<(), ImageError> {
     o.len(im.meta.sources.len())?;
     for s in &im.meta.sources {
         o.str(s)?;
+    }
+    write_params(o, &im.meta.params)
+}
+
+/// The optional `params` list: nothing when there are none.
+fn write_params(o: &mut Out, params: &[(String, String)]) -> Result<(), ImageError> {
+    if params.is_empty() {
+        return Ok(());
+    }
+    o.len(params.len())?;
+    for (name, value) in params {
+        o.str(name)?;
+        o.str(value)?;
     }
     Ok(())
 }
@@ -859,6 +878,20 @@ fn read_meta(s: &mut In<'_>) -> Result<Meta, ImageError> {
             }
             v
         },
+        params: {
+            let mut v = Vec::new();
+            if s.pos < s.data.len() {
+                let n = s.count(PARAM_MIN)?;
+                if n == 0 {
+                    return Err(s.err("an empty params list is written as no list"));
+                }
+                v.reserve(n);
+                for _ in 0..n {
+                    v.push((s.str()?, s.str()?));
+                }
+            }
+            v
+        },
     })
 }
 
@@ -1229,7 +1262,8 @@ fn write_tables(o: &mut Out, t: &ObjectiveTables) -> Result<(), ImageError> {
 /// section (names, `about`s, which intent is under which objective)
 /// followed by the encoded objective tables without the identity. Equal
 /// objectives compiled the same way have equal identities; any change to
-/// a name, a bound, a `never` or the embedded sources changes it.
+/// a name, a bound, a `never`, the embedded sources or a parameter's value
+/// changes it.
 pub fn objective_identity(image: &Image) -> Result<[u8; 32], ImageError> {
     let Some(t) = &image.objective else {
         return Err(ImageError::Invalid(
@@ -1239,6 +1273,9 @@ pub fn objective_identity(image: &Image) -> Result<[u8; 32], ImageError> {
     let mut o = Out(Vec::new());
     write_chain(&mut o, image)?;
     write_tables(&mut o, t)?;
+    // The values the objective was proved for (nothing when it has no
+    // parameters, so such identities are what they were before).
+    write_params(&mut o, &image.meta.params)?;
     Ok(Sha256::digest(&o.0).into())
 }
 

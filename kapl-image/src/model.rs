@@ -154,6 +154,9 @@ pub struct Meta {
     /// Source files by index, as shown to users (`deploy.kapl`,
     /// `<stdlib/runtime.kapl>`).
     pub sources: Vec<String>,
+    /// The parameters' values the image was proved and built for, `(name,
+    /// value)` sorted by name (empty when the policy has none).
+    pub params: Vec<(String, String)>,
 }
 
 /// An objective.

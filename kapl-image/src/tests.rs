@@ -159,6 +159,7 @@ pub(crate) fn sample() -> Image {
             policy: "sample".into(),
             compiler: "test".into(),
             sources: vec!["sample.kapl".into()],
+            params: Vec::new(),
         },
         objectives: vec![Objective {
             name: "o".into(),
@@ -626,4 +627,49 @@ fn objective_image_truncations_and_corruptions_are_refused() {
             }
         }
     }
+}
+
+#[test]
+fn parameters_round_trip_and_are_validated() {
+    let mut im = sample();
+    let plain = write(&im).unwrap();
+    im.meta.params = vec![
+        ("home".into(), "/home/dev".into()),
+        ("proj".into(), "/x/a*b".into()),
+    ];
+    let bytes = write(&im).unwrap();
+    assert_eq!(read(&bytes).unwrap(), im);
+    // The list is appended to `meta` only when there are parameters.
+    assert!(bytes.len() > plain.len());
+    let mut cleared = im.clone();
+    cleared.meta.params.clear();
+    assert_eq!(write(&cleared).unwrap(), plain, "no parameters, no list");
+    for bad in [
+        vec![("proj".into(), "rel".into())],
+        vec![("proj".into(), "/a/../b".into())],
+        vec![("proj".into(), "/a/".into())],
+        vec![("1x".into(), "/a".into())],
+        vec![("b".into(), "/a".into()), ("a".into(), "/a".into())],
+        vec![("a".into(), "/a".into()), ("a".into(), "/b".into())],
+    ] {
+        let mut im = sample();
+        im.meta.params = bad;
+        assert_eq!(write(&im).unwrap_err().code(), "KAPL0709");
+    }
+}
+
+#[test]
+fn objective_identity_covers_parameters() {
+    let im = objective_sample();
+    let mut with = im.clone();
+    with.meta.params = vec![("proj".into(), "/x".into())];
+    let id = format::objective_identity(&with).unwrap();
+    assert_ne!(Some(id), im.objective.as_ref().map(|t| t.identity));
+    // The old identity no longer matches once values are recorded.
+    assert_eq!(write(&with).unwrap_err().code(), "KAPL0709");
+    if let Some(t) = with.objective.as_mut() {
+        t.identity = id;
+    }
+    let bytes = write(&with).unwrap();
+    assert_eq!(read(&bytes).unwrap(), with);
 }

@@ -76,6 +76,19 @@ impl Image {
         use limits::*;
         limit("plans", self.plans.len(), MAX_PLANS)?;
         limit("grants", self.grants.len(), MAX_GRANTS)?;
+        for (i, (name, value)) in self.meta.params.iter().enumerate() {
+            if !valid_param_name(name) {
+                return Err(invalid(format!("parameter {i} has an invalid name")));
+            }
+            if !valid_param_value(value) {
+                return Err(invalid(format!(
+                    "parameter `{name}` has an invalid value (not an absolute, normalized path)"
+                )));
+            }
+            if i > 0 && self.meta.params.get(i - 1).is_some_and(|(p, _)| p >= name) {
+                return Err(invalid("parameters are not sorted by name, or repeat one"));
+            }
+        }
         for (i, x) in self.intents.iter().enumerate() {
             if x.objective as usize >= self.objectives.len() {
                 return Err(invalid(format!(
@@ -506,4 +519,22 @@ pub(crate) fn check_net(
     limit(format!("port ranges of {name}"), ranges, MAX_PORT_RANGES)?;
 
     Ok(())
+}
+
+/// A parameter's name: `[A-Za-z_][A-Za-z0-9_]*`.
+fn valid_param_name(s: &str) -> bool {
+    let mut b = s.bytes();
+    b.next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == b'_')
+        && b.all(|c| c.is_ascii_alphanumeric() || c == b'_')
+}
+
+/// A parameter's value: an absolute, normalized path without NUL.
+fn valid_param_value(v: &str) -> bool {
+    if v == "/" {
+        return true;
+    }
+    v.starts_with('/')
+        && !v.contains('\0')
+        && v[1..].split('/').all(|c| !matches!(c, "" | "." | ".."))
 }

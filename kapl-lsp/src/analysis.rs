@@ -110,9 +110,33 @@ pub fn front(job: &Job) -> Option<Analysis> {
         trees.borrow_mut().push((id, p.file.clone()));
         (p.file, p.diagnostics)
     };
-    let fe = kapl_check::check_front_with(&mut loader, &job.path, &parse);
+    // No `--param` in an editor: defaults, else a placeholder value.
+    let values = kapl_check::ParamValues {
+        placeholders: true,
+        ..kapl_check::ParamValues::default()
+    };
+    let fe = kapl_check::check_front_with(&mut loader, &job.path, &parse, &values);
     let trees = trees.into_inner();
-    let index = index_of(&fe.sources, &trees);
+    let mut index = index_of(&fe.sources, &trees);
+    // A parameter's hover says the value the editor checks with.
+    for d in &mut index.defs {
+        if d.kind != crate::index::DefKind::Param {
+            continue;
+        }
+        if let Some(p) = fe.params.iter().find(|p| p.name == d.name) {
+            d.about = Some(match (&p.value, p.source) {
+                (Some(v), kapl_check::ValueSource::Default) => {
+                    format!("value in use: `{v}` (the default)")
+                }
+                (Some(v), kapl_check::ValueSource::Placeholder) => format!(
+                    "no default: the editor checks with the placeholder `{v}`; give a value with `kaplc check --param {}=/path`",
+                    p.name
+                ),
+                (Some(v), _) => format!("value in use: `{v}`"),
+                (None, _) => "no value".to_string(),
+            });
+        }
+    }
     let root = root_of(&fe.sources, &job.path);
     Some(Analysis {
         key: job.key.clone(),

@@ -49,6 +49,8 @@ pub enum Context {
         /// The plan being written, if its name is known.
         plan: Option<String>,
     },
+    /// Inside a pattern, after `${`: a declared parameter.
+    Param,
     /// Inside a string, a comment, or after something that takes no name.
     Nothing,
 }
@@ -119,6 +121,29 @@ fn scan(before: &str) -> Option<Vec<Tok>> {
     Some(toks)
 }
 
+/// Whether the cursor is inside a string, right after `${` and perhaps
+/// the start of a name.
+fn in_param_reference(before: &str) -> bool {
+    let name_start = before
+        .trim_end_matches(|c: char| c.is_ascii_alphanumeric() || c == '_')
+        .len();
+    let Some(head) = before[..name_start].strip_suffix("${") else {
+        return false;
+    };
+    // Inside a string: an odd number of unescaped quotes on this line.
+    let line = head.rsplit('\n').next().unwrap_or(head);
+    let (mut quotes, mut escaped) = (0, false);
+    for c in line.chars() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '"' => quotes += 1,
+            _ => {}
+        }
+    }
+    quotes % 2 == 1 && !head.ends_with('\\')
+}
+
 const HEADERS: [&str; 7] = [
     "authority",
     "objective",
@@ -134,6 +159,9 @@ const RIGHTS: [&str; 4] = ["read", "write", "create", "delete"];
 /// The completion context for the text before the cursor. A word being
 /// typed right at the cursor is not part of the context.
 pub fn context(before: &str) -> Context {
+    if in_param_reference(before) {
+        return Context::Param;
+    }
     // Drop the word under the cursor.
     let cut = before
         .char_indices()
@@ -325,7 +353,7 @@ fn after_rule(container: Option<&str>) -> Context {
 /// The keywords that fit a context.
 pub fn keywords(ctx: &Context) -> &'static [&'static str] {
     match ctx {
-        Context::TopLevel => &["use", "authority", "objective", "intent", "plan"],
+        Context::TopLevel => &["use", "param", "authority", "objective", "intent", "plan"],
         Context::BoundedBody => &["about", "bound", "never"],
         Context::PlanBody => &["about", "grant", "step"],
         Context::StepBody => &["about", "grant"],
@@ -340,6 +368,7 @@ pub fn keywords(ctx: &Context) -> &'static [&'static str] {
         | Context::Authority
         | Context::Under { .. }
         | Context::Step { .. }
+        | Context::Param
         | Context::Nothing => &[],
     }
 }
@@ -347,6 +376,20 @@ pub fn keywords(ctx: &Context) -> &'static [&'static str] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parameter_names_after_dollar_brace() {
+        assert_eq!(ctx("objective o { bound { fs read \"${"), Context::Param);
+        assert_eq!(ctx("objective o { bound { fs read \"${pr"), Context::Param);
+        assert_eq!(
+            ctx("objective o { bound { fs read \"/a/\\${"),
+            Context::Nothing
+        );
+        assert_eq!(
+            ctx("objective o { bound { fs read \"${p}/x\" ${"),
+            Context::Nothing
+        );
+    }
 
     fn ctx(s: &str) -> Context {
         context(s)

@@ -156,6 +156,10 @@ pub fn hover(a: &Analysis, _text: &str, offset: usize, enc: Encoding) -> Option<
             Target::Step { plan, step } => {
                 (r.span, format!("`{step}` is not a step of plan `{plan}`"))
             }
+            Target::Param(n) => (
+                r.span,
+                format!("no parameter `{n}` is declared: add `param {n}`"),
+            ),
         },
     };
     let mut lines = Lines::new(a, enc);
@@ -211,6 +215,7 @@ fn describe(a: &Analysis, d: &Def) -> String {
     match d.kind {
         DefKind::Step => step_authority(a, d, &mut s),
         DefKind::Plan => plan_steps(a, d, &mut s),
+        DefKind::Param => {}
         DefKind::Authority | DefKind::Objective | DefKind::Intent => {
             let text = a.sources.snippet(d.span);
             let shown: Vec<&str> = text.lines().take(HOVER_RULES).collect();
@@ -457,6 +462,13 @@ pub fn completion(a: &Analysis, before: &str) -> CompletionResponse {
                 }
             }
         }
+        Context::Param => {
+            for d in a.index.defs.iter().filter(|d| d.kind == DefKind::Param) {
+                let mut item = name_item(d);
+                item.detail = d.about.clone().or(Some("parameter".to_string()));
+                items.push(item);
+            }
+        }
         Context::Step { plan: Some(p) } => {
             for d in a.index.defs.iter() {
                 if d.kind == DefKind::Step && d.plan.as_deref() == Some(p.as_str()) {
@@ -476,6 +488,7 @@ fn item_kind(k: DefKind) -> CompletionItemKind {
         DefKind::Intent => CompletionItemKind::INTERFACE,
         DefKind::Plan => CompletionItemKind::CLASS,
         DefKind::Step => CompletionItemKind::METHOD,
+        DefKind::Param => CompletionItemKind::VARIABLE,
     }
 }
 
@@ -486,6 +499,7 @@ fn symbol_kind(k: DefKind) -> SymbolKind {
         DefKind::Intent => SymbolKind::INTERFACE,
         DefKind::Plan => SymbolKind::CLASS,
         DefKind::Step => SymbolKind::METHOD,
+        DefKind::Param => SymbolKind::VARIABLE,
     }
 }
 

@@ -23,6 +23,8 @@ pub enum DefKind {
     Plan,
     /// `step NAME { ... }` inside a plan.
     Step,
+    /// `param NAME [= "/default"]`.
+    Param,
 }
 
 impl DefKind {
@@ -34,6 +36,7 @@ impl DefKind {
             DefKind::Intent => "intent",
             DefKind::Plan => "plan",
             DefKind::Step => "step",
+            DefKind::Param => "param",
         }
     }
 }
@@ -86,6 +89,8 @@ pub enum Target {
     },
     /// A stdlib module (`use std.runtime`).
     Module(String),
+    /// A parameter (`${NAME}` in a pattern).
+    Param(String),
 }
 
 /// One use of a name.
@@ -117,6 +122,18 @@ impl NameIndex {
     fn add_item(&mut self, item: &Item, module: Option<&str>) {
         let module = module.map(str::to_string);
         match item {
+            Item::Param(p) => {
+                self.defs.push(Def {
+                    kind: DefKind::Param,
+                    name: p.name.name.clone(),
+                    module,
+                    plan: None,
+                    name_span: p.name.span,
+                    span: p.span,
+                    under: None,
+                    about: p.default.as_ref().map(|d| format!("default `{}`", d.value)),
+                });
+            }
             Item::Use(u) => {
                 if let UseTarget::Module(q) = &u.target {
                     let dotted = q.dotted();
@@ -208,8 +225,24 @@ impl NameIndex {
 
     fn add_rules(&mut self, rules: &[ast::Rule]) {
         for r in rules {
-            if let RuleKind::Use { name } = &r.kind {
-                self.add_ref(name);
+            let patterns: Vec<&ast::Pattern> = match &r.kind {
+                RuleKind::Use { name } => {
+                    self.add_ref(name);
+                    continue;
+                }
+                RuleKind::Fs {
+                    patterns, except, ..
+                } => patterns.iter().chain(except).collect(),
+                RuleKind::Exec { patterns } => patterns.iter().collect(),
+                RuleKind::Net { .. } => continue,
+            };
+            for p in patterns {
+                for r in &p.params {
+                    self.refs.push(Ref {
+                        span: r.span,
+                        target: Target::Param(r.name.clone()),
+                    });
+                }
             }
         }
     }
@@ -226,7 +259,7 @@ impl NameIndex {
     pub fn lookup(&self, name: &str) -> Option<&Def> {
         let plain = name.strip_prefix("std.").unwrap_or(name);
         self.defs.iter().find(|d| {
-            d.kind != DefKind::Step
+            !matches!(d.kind, DefKind::Step | DefKind::Param)
                 && match &d.module {
                     None => d.name == name,
                     Some(_) => d.qualified() == plain,
@@ -246,6 +279,10 @@ impl NameIndex {
         match target {
             Target::Item(name) => self.lookup(name),
             Target::Step { plan, step } => self.lookup_step(plan, step),
+            Target::Param(name) => self
+                .defs
+                .iter()
+                .find(|d| d.kind == DefKind::Param && d.name == *name),
             Target::Module(_) => None,
         }
     }

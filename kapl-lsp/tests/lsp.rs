@@ -289,3 +289,30 @@ fn utf16_positions_with_non_ascii_text() {
     );
     c.shutdown();
 }
+
+#[test]
+fn parameters_hover_and_complete() {
+    let mut c = Client::start(Client::config());
+    let text = "param proj\nparam home = \"/home/dev\"\n\nobjective o {\n  bound { fs read \"${proj}/**\", \"${home}/.cache/**\" }\n}\n";
+    let (uri, diags) = c.open_file("p.kapl", text);
+    // No `--param` in the editor: defaults, else a placeholder; no error.
+    assert_eq!(diags, json!([]), "{}", c.scrub(&diags));
+    let h = c.request("textDocument/hover", at(&uri, pos_of(text, "${home}", 3)));
+    let value = h["contents"]["value"].as_str().unwrap_or("");
+    assert!(value.contains("param home"), "{value}");
+    assert!(
+        value.contains("value in use: `/home/dev` (the default)"),
+        "{value}"
+    );
+    let h = c.request("textDocument/hover", at(&uri, pos_of(text, "${proj}", 3)));
+    let value = h["contents"]["value"].as_str().unwrap_or("");
+    assert!(value.contains("placeholder `/${proj}`"), "{value}");
+    // Completion inside `${`.
+    let (line, col) = pos_of(text, "\"${home}", 3);
+    c.change_range(&uri, 2, (line, col), (line, col + 4), "");
+    let _ = c.diagnostics(&uri, 2);
+    let items = c.request("textDocument/completion", at(&uri, (line, col)));
+    let l = labels(&items);
+    assert!(l.contains("proj") && l.contains("home"), "{l}");
+    c.shutdown();
+}

@@ -7,6 +7,7 @@
 //! well formed (malformed literals are reported and left out of the tree).
 
 use crate::glob::Glob;
+use crate::param::ParamRef;
 use crate::span::Span;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -74,6 +75,8 @@ pub struct StrLit {
 pub enum Item {
     /// `use std.NAME` or `use "./file.kapl"`.
     Use(UseItem),
+    /// `param NAME` or `param NAME = "/default"`.
+    Param(ParamDecl),
     /// `authority NAME { RULES }`.
     Authority(Authority),
     /// `objective NAME { ... }`.
@@ -98,6 +101,18 @@ pub enum UseTarget {
 pub struct UseItem {
     /// What is imported.
     pub target: UseTarget,
+    /// The whole item.
+    pub span: Span,
+}
+
+/// `param NAME [= "VALUE"]`: a path the policy is parameterised by,
+/// used as `${NAME}` at the start of path patterns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParamDecl {
+    /// Its name.
+    pub name: Ident,
+    /// Its default value, as written (checked by the checker).
+    pub default: Option<StrLit>,
     /// The whole item.
     pub span: Span,
 }
@@ -286,8 +301,12 @@ pub struct Pattern {
     /// The glob's text between the quotes, as written (shared: lowering
     /// copies patterns into every expanded `use`).
     pub source: Arc<str>,
-    /// The parsed glob (shared likewise).
+    /// The parsed glob (shared likewise). For a pattern with parameters,
+    /// the glob with each `${NAME}` replaced by a placeholder path (its
+    /// syntax checked); the checker substitutes the values.
     pub glob: Arc<Glob>,
+    /// The `${NAME}` references, in order (empty for most patterns).
+    pub params: Vec<ParamRef>,
     /// Including the quotes.
     pub span: Span,
 }

@@ -311,6 +311,39 @@ pub fn parse_glob_budgeted(
     }
 }
 
+/// The help for a pattern that does not start with `/`: the absolute
+/// path when one is plainly meant, a parameter when the path is relative to
+/// something that differs per machine (a checkout, a home directory).
+fn not_absolute_help(whole: bool, shown: &str) -> String {
+    let rest = |s: &str| {
+        let r = s.trim_start_matches(['.', '~']).trim_start_matches('/');
+        if r.is_empty() {
+            "**".to_string()
+        } else {
+            shorten(r)
+        }
+    };
+    if shown.starts_with('~') {
+        format!(
+            "`~` is not expanded; declare `param home` and write `\"${{home}}/{}\"`, given with `--param home=/home/NAME`",
+            rest(shown)
+        )
+    } else if shown.starts_with('.') {
+        format!(
+            "patterns are absolute; for a path relative to a checkout declare `param proj` and write `\"${{proj}}/{}\"`, given with `--param proj=/path/to/checkout`",
+            rest(shown)
+        )
+    } else if whole && !shown.is_empty() {
+        format!(
+            "write the absolute path `/{}`, or for a path that differs per checkout declare `param NAME` and write `\"${{NAME}}/...\"`",
+            shorten(shown)
+        )
+    } else {
+        "patterns are absolute paths such as `/srv/**` or `${NAME}/**` with `param NAME`"
+            .to_string()
+    }
+}
+
 impl GlobParser<'_> {
     fn err(
         &mut self,
@@ -643,11 +676,7 @@ impl GlobParser<'_> {
                 } else {
                     "every alternative must start with `/`"
                 },
-                &if whole && !shown.is_empty() {
-                    format!("write the absolute path: `/{}`", shorten(&shown))
-                } else {
-                    "patterns are absolute paths such as `/srv/**`".to_string()
-                },
+                &not_absolute_help(whole, &shown),
             );
             return None;
         }

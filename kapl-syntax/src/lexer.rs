@@ -74,6 +74,8 @@ pub enum Tok<'a> {
     Create,
     /// `delete`
     Delete,
+    /// `param`
+    Param,
     /// A name: `[A-Za-z_][A-Za-z0-9_]*` that is not a keyword.
     Ident(&'a str),
     /// A string literal.
@@ -89,6 +91,8 @@ pub enum Tok<'a> {
     Minus,
     /// `.`
     Dot,
+    /// `=`
+    Eq,
     /// `{`
     LBrace,
     /// `}`
@@ -133,6 +137,7 @@ impl Tok<'_> {
             Tok::Write => "write",
             Tok::Create => "create",
             Tok::Delete => "delete",
+            Tok::Param => "param",
             _ => return None,
         })
     }
@@ -151,6 +156,7 @@ impl Tok<'_> {
             Tok::Comma => "`,`".to_string(),
             Tok::Minus => "`-`".to_string(),
             Tok::Dot => "`.`".to_string(),
+            Tok::Eq => "`=`".to_string(),
             Tok::LBrace => "`{`".to_string(),
             Tok::RBrace => "`}`".to_string(),
             _ => "a token".to_string(),
@@ -236,6 +242,8 @@ enum Raw {
     Create,
     #[token("delete")]
     Delete,
+    #[token("param")]
+    Param,
     #[regex(r"[A-Za-z_][A-Za-z0-9_]*")]
     Ident,
     // A word starting with a digit: a number, or an address when it holds
@@ -259,6 +267,8 @@ enum Raw {
     Minus,
     #[token(".")]
     Dot,
+    #[token("=")]
+    Eq,
     #[token("{")]
     LBrace,
     #[token("}")]
@@ -391,12 +401,14 @@ pub fn lex(file: FileId, text: &str) -> Lexed<'_> {
             Raw::Write => Tok::Write,
             Raw::Create => Tok::Create,
             Raw::Delete => Tok::Delete,
+            Raw::Param => Tok::Param,
             Raw::Ident => Tok::Ident(slice),
             Raw::Number => Tok::Number(slice),
             Raw::Addr => Tok::Addr(slice),
             Raw::Comma => Tok::Comma,
             Raw::Minus => Tok::Minus,
             Raw::Dot => Tok::Dot,
+            Raw::Eq => Tok::Eq,
             Raw::LBrace => Tok::LBrace,
             Raw::RBrace => Tok::RBrace,
             Raw::Str(Terminated(terminated)) => {

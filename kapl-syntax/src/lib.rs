@@ -16,6 +16,7 @@ pub mod diag;
 pub mod glob;
 pub mod lexer;
 pub mod literal;
+pub mod param;
 pub mod parser;
 pub mod span;
 

@@ -10,6 +10,7 @@ use crate::codes;
 use crate::diag::Diagnostic;
 use crate::glob::parse_glob_budgeted;
 use crate::lexer::{StrTok, shorten};
+use crate::param;
 use crate::span::{FileId, Span};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -75,11 +76,23 @@ pub fn pattern(
     if !tok.terminated {
         return None;
     }
-    let inner = Span::new(file, start + 1, start + 1 + tok.raw.len());
-    match parse_glob_budgeted(tok.raw, inner, budget) {
+    let base = start + 1;
+    let inner = Span::new(file, base, base + tok.raw.len());
+    let (params, errs) = param::scan(tok.raw, |s, e| Span::new(file, base + s, base + e));
+    if !errs.is_empty() {
+        diags.extend(errs);
+        return None;
+    }
+    let text = if params.is_empty() {
+        std::borrow::Cow::Borrowed(tok.raw)
+    } else {
+        std::borrow::Cow::Owned(param::placeholder_text(tok.raw, &params))
+    };
+    match parse_glob_budgeted(&text, inner, budget) {
         Ok(glob) => Some(Pattern {
             source: tok.raw.into(),
             glob: glob.into(),
+            params,
             span: Span::new(file, start, end),
         }),
         Err(errs) => {

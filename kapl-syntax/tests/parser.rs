@@ -280,7 +280,7 @@ fn parse_errors_say_what_was_found_and_expected() {
     assert_eq!(
         messages("objectiv o {}"),
         [
-            "expected one of `authority`, `intent`, `objective`, `plan`, `use`, found name `objectiv`"
+            "expected one of `authority`, `intent`, `objective`, `param`, `plan`, `use`, found name `objectiv`"
         ]
     );
     assert_eq!(
@@ -522,6 +522,87 @@ fn error_bombs_stay_bounded() {
             start.elapsed().as_secs() < 20,
             "{unit}: {:?}",
             start.elapsed()
+        );
+    }
+}
+
+#[test]
+fn params_are_declared_with_an_optional_default() {
+    let p = clean(
+        "param proj\nparam home = \"/home/dev\"\nobjective o { bound { fs read \"${proj}/**\", \"{${home},/srv}/x\" } }",
+    );
+    let names: Vec<(String, Option<String>)> = p
+        .file
+        .items
+        .iter()
+        .filter_map(|i| match i {
+            Item::Param(d) => Some((
+                d.name.name.clone(),
+                d.default.as_ref().map(|s| s.value.clone()),
+            )),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("proj".to_string(), None),
+            ("home".to_string(), Some("/home/dev".to_string()))
+        ]
+    );
+    let Some(Item::Objective(o)) = p.file.items.get(2) else {
+        panic!("no objective")
+    };
+    let RuleKind::Fs { patterns, .. } = &o.bound[0].rules[0].kind else {
+        panic!("not fs")
+    };
+    let refs: Vec<Vec<&str>> = patterns
+        .iter()
+        .map(|p| p.params.iter().map(|r| r.name.as_str()).collect())
+        .collect();
+    assert_eq!(refs, [vec!["proj"], vec!["home"]]);
+    // `param` is a keyword now.
+    assert_eq!(diags("authority param { }")[0].0, codes::UNEXPECTED_TOKEN);
+}
+
+#[test]
+fn parameter_references_are_checked_in_patterns() {
+    assert_eq!(
+        rule_diags("fs read \"$PROJ/**\""),
+        [(codes::PARAM_BAD_REFERENCE, "$PROJ".to_string())]
+    );
+    assert_eq!(
+        rule_diags("fs read \"/home/dev/$PROJ/**\""),
+        [(codes::PARAM_BAD_REFERENCE, "$PROJ".to_string())]
+    );
+    assert_eq!(
+        rule_diags("fs read \"/home/${p}\""),
+        [(codes::PARAM_BAD_REFERENCE, "${p}".to_string())]
+    );
+    // Errors elsewhere in a pattern with a reference point at the source.
+    assert_eq!(
+        rule_diags("fs read \"${p}/[z-a]\""),
+        [(codes::GLOB_REVERSED_RANGE, "z-a".to_string())]
+    );
+    // A literal dollar is escaped.
+    assert!(rule_diags("fs read \"/a/\\$PROJ\", \"/a$\"").is_empty());
+    // Relative patterns point at parameters.
+    let help = |t: &str| {
+        parse(
+            FileId(0),
+            &format!("objective o {{ bound {{ fs read \"{t}\" }} }}"),
+        )
+        .diagnostics
+        .into_iter()
+        .filter_map(|d| d.help)
+        .collect::<Vec<_>>()
+    };
+    for t in ["./**", "~/proj/**", "proj/**"] {
+        let h = help(t);
+        assert!(h.iter().any(|h| h.contains("param ")), "{t}: {h:?}");
+        assert!(
+            !h.iter().any(|h| h.contains("`/.") || h.contains("`/~")),
+            "{t}: {h:?}"
         );
     }
 }

@@ -148,6 +148,16 @@ impl Printer<'_> {
                 self.out.push((u.span.start as usize, format!("use {t}")));
                 return;
             }
+            Item::Param(p) => {
+                let d = p
+                    .default
+                    .as_ref()
+                    .map(|s| format!(" = {}", self.span(s.span)))
+                    .unwrap_or_default();
+                self.out
+                    .push((p.span.start as usize, format!("param {}{d}", p.name.name)));
+                return;
+            }
             Item::Authority(a) => {
                 for r in &a.rules {
                     parts.push((r.span.start as usize, self.rule(r)));

@@ -64,7 +64,7 @@ fn main() {
             let (resolved, _) = kapl_check::resolve::resolve(&loaded);
             (loaded, resolved)
         });
-        let (dw, _) = time(|| kapl_check::lower::lower(&loaded, &resolved));
+        let (dw, _) = time(|| kapl_check::lower::lower(&loaded, &resolved, &[]));
         let (dt, fe) = time(|| {
             let mut l = MemoryLoader::new().with("bench.kapl", text.as_bytes());
             check_front(&mut l, "bench.kapl")

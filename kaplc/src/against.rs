@@ -14,10 +14,10 @@
 
 use crate::fs_loader::FsLoader;
 use kapl_check::load::{join, normalize};
-use kapl_check::{FrontEnd, LoadError, LoadedFile, Loader};
+use kapl_check::{FrontEnd, LoadError, LoadedFile, Loader, ParamValues};
 use kapl_image::{Against, Image};
 use kapl_syntax::ast::Item;
-use kapl_syntax::codes::{AGAINST_IMAGE, AGAINST_REDEFINES};
+use kapl_syntax::codes::{AGAINST_IMAGE, AGAINST_REBINDS_PARAM, AGAINST_REDEFINES};
 use kapl_syntax::{Diagnostic, Origin};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -95,10 +95,33 @@ impl Loader for AgainstLoader {
     }
 }
 
-/// Checks and proves the plan file `path` against `obj`.
-pub fn check_file(path: &str, obj: &ObjectiveImage) -> FrontEnd {
+/// The values a plan against `obj` is checked for: the objective's
+/// recorded values, plus those `given` for the plan's own parameters. A
+/// given value for an objective parameter must be the recorded one
+/// (`KAPL0610`, exit 2): the objective was proved for its values.
+pub fn values(obj: &ObjectiveImage, given: &ParamValues) -> Result<ParamValues, String> {
+    let mut out = given.clone();
+    for (name, value) in &obj.image.meta.params {
+        match given.given.get(name) {
+            Some(v) if v != value => {
+                return Err(format!(
+                    "error[{AGAINST_REBINDS_PARAM}]: `--param {name}={v}` rebinds a parameter of the objective image `{}`, built for `{name}={value}`\n  = help: drop the flag (the plan takes the objective's value), or rebuild the objective image with the new value",
+                    obj.file
+                ));
+            }
+            _ => {
+                out.given.insert(name.clone(), value.clone());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Checks and proves the plan file `path` against `obj`, for `values`
+/// (see [`values`]).
+pub fn check_file(path: &str, obj: &ObjectiveImage, values: &ParamValues) -> FrontEnd {
     let Some(tables) = &obj.image.objective else {
-        return kapl_check::check_front(&mut FsLoader, path);
+        return kapl_check::check_front_params(&mut FsLoader, path, values);
     };
     let mut files = BTreeMap::new();
     let mut stdlib = BTreeMap::new();
@@ -122,7 +145,7 @@ pub fn check_file(path: &str, obj: &ObjectiveImage) -> FrontEnd {
         files,
         stdlib,
     };
-    let mut fe = kapl_check::check_front(&mut loader, path);
+    let mut fe = kapl_check::check_front_params(&mut loader, path, values);
     let image_prefix = normalize(&join(path, &format!("./{}/", obj.file)));
     let mut own = Vec::new();
     for (id, f) in fe.sources.iter() {

@@ -39,6 +39,9 @@ pub struct Args {
     /// When to colour human output.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
+    /// Parameter values (recorded in the image).
+    #[command(flatten)]
+    pub params: crate::params::ParamArgs,
 }
 
 use kapl_codegen::codes::IMAGE_UNWRITABLE;
@@ -87,10 +90,14 @@ pub fn write_atomic(dest: &Path, bytes: &[u8]) -> std::io::Result<()> {
     Err(last.unwrap_or_else(|| std::io::Error::other("no temporary file name available")))
 }
 
-fn emit(args: &Args, diags: &[Diagnostic], sources: &SourceMap, failed: bool, summary: &str) {
+fn emit(args: &Args, diags: &[Diagnostic], fe: &kapl_check::FrontEnd, failed: bool, summary: &str) {
+    let sources: &SourceMap = &fe.sources;
+    let file = args.policy.to_string_lossy();
     let batch = [render::Batch {
+        file: &file,
         diagnostics: diags,
         sources,
+        params: &fe.params,
     }];
     match render::machine(args.format, &batch, failed) {
         Some(doc) => println!("{doc}"),
@@ -120,15 +127,40 @@ pub fn run(args: &Args) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let fe = match &objective {
-        Some(o) => crate::against::check_file(&path, o),
-        None => crate::check::check_file(&path),
+    let values = match args.params.values() {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("{e}");
+            eprintln!("{path}: nothing built");
+            return ExitCode::from(2);
+        }
     };
+    let values = match &objective {
+        Some(o) => match crate::against::values(o, &values) {
+            Ok(v) => v,
+            Err(e) => {
+                eprintln!("{e}");
+                eprintln!("{path}: nothing built");
+                return ExitCode::from(2);
+            }
+        },
+        None => values,
+    };
+    let fe = match &objective {
+        Some(o) => crate::against::check_file(&path, o, &values),
+        None => crate::check::check_file(&path, &values),
+    };
+    if let Some(e) = args.params.unknown([fe.params.as_slice()]) {
+        eprintln!("{e}");
+        eprintln!("{path}: nothing built");
+        return ExitCode::from(2);
+    }
+    let with = crate::params::for_suffix(&fe.params);
     let mut diags = fe.diagnostics.clone();
     let has_errors = diags.iter().any(|d| d.severity == Severity::Error);
     // Nothing is written: print the findings and why, exit with `code`.
     let refuse = |diags: &[Diagnostic], code: u8, summary: String| {
-        emit(args, diags, &fe.sources, true, &summary);
+        emit(args, diags, &fe, true, &summary);
         ExitCode::from(code)
     };
     if fe.root_unreadable {
@@ -144,7 +176,7 @@ pub fn run(args: &Args) -> ExitCode {
             return refuse(
                 &diags,
                 1,
-                format!("{path}: {}, nothing built", plural(n, "error")),
+                format!("{path}: {}, nothing built{with}", plural(n, "error")),
             );
         }
     };
@@ -259,10 +291,10 @@ pub fn run(args: &Args) -> ExitCode {
     emit(
         args,
         &diags,
-        &fe.sources,
+        &fe,
         false,
         &format!(
-            "{path}: built {} ({} bytes): {what}; translation validated{}",
+            "{path}: built {} ({} bytes){with}: {what}; translation validated{}",
             dest.display(),
             bytes.len(),
             if warnings > 0 {

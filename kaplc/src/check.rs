@@ -8,7 +8,7 @@
 use crate::fs_loader::FsLoader;
 use crate::output::{ColorChoice, Format, plural};
 use crate::render;
-use kapl_check::FrontEnd;
+use kapl_check::{FrontEnd, ParamValues};
 use kapl_syntax::Severity;
 use std::io::Write;
 use std::path::PathBuf;
@@ -30,13 +30,16 @@ pub struct Args {
     /// When to colour human output (`NO_COLOR` is honoured by `auto`).
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
+    /// Parameter values.
+    #[command(flatten)]
+    pub params: crate::params::ParamArgs,
 }
 
-/// Checks one policy file: the front end, then (when it is clean) the
-/// later stages.
-pub fn check_file(path: &str) -> FrontEnd {
+/// Checks one policy file for the parameter values given: the front end,
+/// then (when it is clean) the later stages.
+pub fn check_file(path: &str, values: &ParamValues) -> FrontEnd {
     let mut loader = FsLoader;
-    let mut fe = kapl_check::check_front(&mut loader, path);
+    let mut fe = kapl_check::check_front_params(&mut loader, path, values);
     kapl_prove::prove_front_end(&mut fe);
     fe
 }
@@ -55,25 +58,51 @@ pub fn run(args: &Args) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let values = match args.params.values() {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let values = match &objective {
+        Some(o) => match crate::against::values(o, &values) {
+            Ok(v) => v,
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => values,
+    };
     let results: Vec<(String, FrontEnd)> = args
         .files
         .iter()
         .map(|p| {
             let path = p.to_string_lossy().into_owned();
             let fe = match &objective {
-                Some(o) => crate::against::check_file(&path, o),
-                None => check_file(&path),
+                Some(o) => crate::against::check_file(&path, o, &values),
+                None => check_file(&path, &values),
             };
             (path, fe)
         })
         .collect();
+    if let Some(e) = args
+        .params
+        .unknown(results.iter().map(|(_, fe)| fe.params.as_slice()))
+    {
+        eprintln!("{e}");
+        return ExitCode::from(2);
+    }
     let unreadable = results.iter().any(|(_, fe)| fe.root_unreadable);
     let errors = results.iter().any(|(_, fe)| count(fe, Severity::Error) > 0);
     let batches: Vec<render::Batch<'_>> = results
         .iter()
-        .map(|(_, fe)| render::Batch {
+        .map(|(path, fe)| render::Batch {
+            file: path,
             diagnostics: &fe.diagnostics,
             sources: &fe.sources,
+            params: &fe.params,
         })
         .collect();
     match render::machine(args.format, &batches, unreadable) {
@@ -91,14 +120,19 @@ pub fn run(args: &Args) -> ExitCode {
                     render::human(&fe.diagnostics, &fe.sources, color)
                 );
                 let (e, w) = (count(fe, Severity::Error), count(fe, Severity::Warning));
+                let with = crate::params::for_suffix(&fe.params);
                 let summary = if fe.root_unreadable {
                     format!("{path}: not checked (cannot read it)")
                 } else if e > 0 {
-                    format!("{path}: {}, {}", plural(e, "error"), plural(w, "warning"))
+                    format!(
+                        "{path}: {}, {}{with}",
+                        plural(e, "error"),
+                        plural(w, "warning")
+                    )
                 } else if w > 0 {
-                    format!("{path}: ok, {}", plural(w, "warning"))
+                    format!("{path}: ok, {}{with}", plural(w, "warning"))
                 } else {
-                    format!("{path}: ok")
+                    format!("{path}: ok{with}")
                 };
                 let _ = writeln!(err, "{summary}");
             }

@@ -34,6 +34,9 @@ pub struct Args {
     /// When to colour diagnostics (`NO_COLOR` is honoured by `auto`).
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
+    /// Parameter values (the graph's patterns show them substituted).
+    #[command(flatten)]
+    pub params: crate::params::ParamArgs,
 }
 
 /// Runs `kaplc graph`: the front end (no proofs: the graph shows the chain
@@ -41,7 +44,18 @@ pub struct Args {
 /// errors, 2 when the file cannot be read or no plan has the given name.
 pub fn run(args: &Args) -> ExitCode {
     let path = args.file.to_string_lossy().into_owned();
-    let fe = kapl_check::check_front(&mut FsLoader, &path);
+    let values = match args.params.values() {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let fe = kapl_check::check_front_params(&mut FsLoader, &path, &values);
+    if let Some(e) = args.params.unknown([fe.params.as_slice()]) {
+        eprintln!("{e}");
+        return ExitCode::from(2);
+    }
     let errors = fe.diagnostics.iter().any(kapl_syntax::Diagnostic::is_error);
     if errors || fe.root_unreadable {
         eprint!(
@@ -57,7 +71,16 @@ pub fn run(args: &Args) -> ExitCode {
         return ExitCode::from(1);
     };
     match render(policy, &fe.sources, args.plan.as_deref(), args.format) {
-        Ok(text) => {
+        Ok(mut text) => {
+            // The values the chain is drawn for, as a comment line.
+            let with = crate::params::describe(&fe.params);
+            if !with.is_empty() {
+                let mark = match args.format {
+                    Format::Dot => "//",
+                    Format::Mermaid => "%%",
+                };
+                text = format!("{mark} parameters: {with}\n{text}");
+            }
             let mut out = std::io::stdout().lock();
             match out.write_all(text.as_bytes()) {
                 Ok(()) => ExitCode::SUCCESS,

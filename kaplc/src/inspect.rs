@@ -234,6 +234,15 @@ pub fn text(image: &Image, path: &str, size: usize) -> String {
         image.meta.compiler
     );
     let _ = writeln!(o, "sources: {}", image.meta.sources.join(", "));
+    if !image.meta.params.is_empty() {
+        let p: Vec<String> = image
+            .meta
+            .params
+            .iter()
+            .map(|(n, v)| format!("{n}={v}"))
+            .collect();
+        let _ = writeln!(o, "parameters: {}", p.join(", "));
+    }
     if let Some(a) = &image.against {
         let _ = writeln!(
             o,
@@ -472,6 +481,15 @@ pub fn to_json(image: &Image, size: usize) -> InspectReport {
         format: kapl_image::FORMAT_VERSION,
         grants,
         identity: image.identity_hex(),
+        params: image
+            .meta
+            .params
+            .iter()
+            .map(|(name, value)| report::ImageParamReport {
+                name: name.clone(),
+                value: value.clone(),
+            })
+            .collect(),
         intents: image
             .intents
             .iter()

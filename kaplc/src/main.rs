@@ -18,6 +18,7 @@ mod inspect;
 mod lsp;
 mod man;
 mod output;
+mod params;
 mod render;
 mod report;
 mod sarif;

@@ -241,10 +241,32 @@ fn position(sources: &SourceMap, span: Span) -> (String, u32, u32, u32, u32) {
 
 /// One diagnostic set for one source map, for [`json`].
 pub struct Batch<'a> {
+    /// The policy file as given.
+    pub file: &'a str,
     /// The findings.
     pub diagnostics: &'a [Diagnostic],
     /// Where their spans point.
     pub sources: &'a SourceMap,
+    /// The policy's parameters and the values the check was made for.
+    pub params: &'a [kapl_check::Param],
+}
+
+/// Every batch's parameters with their values, for JSON and SARIF.
+pub fn param_reports(batches: &[Batch<'_>]) -> Vec<crate::report::ParamReport> {
+    let mut out = Vec::new();
+    for b in batches {
+        let mut ps: Vec<&kapl_check::Param> = b.params.iter().collect();
+        ps.sort_by(|a, c| a.name.cmp(&c.name));
+        for p in ps {
+            out.push(crate::report::ParamReport {
+                file: b.file.to_string(),
+                name: p.name.clone(),
+                value: p.value.clone(),
+                source: p.source.into(),
+            });
+        }
+    }
+    out
 }
 
 /// The document `format` prints on stdout for these batches: JSON or SARIF
@@ -305,6 +327,7 @@ pub fn json(batches: &[Batch<'_>], failed: bool) -> String {
         schema_version: Version,
         ok,
         diagnostics: all,
+        params: param_reports(batches),
     };
     serde_json::to_string_pretty(&doc).unwrap_or_else(|e| {
         format!(

@@ -61,6 +61,47 @@ pub struct CheckReport<'a> {
     pub ok: bool,
     /// Every finding of every file, each file's sorted by position.
     pub diagnostics: Vec<DiagnosticReport<'a>>,
+    /// Every parameter each policy declares and the value its proofs were
+    /// made for (`--param NAME=VALUE` or the declaration's default).
+    pub params: Vec<ParamReport>,
+}
+
+/// A declared parameter and its value in this check.
+#[derive(Clone, Debug, Serialize, JsonSchema)]
+pub struct ParamReport {
+    /// The policy file checked, as given.
+    pub file: String,
+    /// The parameter's name.
+    pub name: String,
+    /// The value the proofs were made for (`null` when it has none).
+    pub value: Option<String>,
+    /// Where the value comes from.
+    pub source: ParamSourceReport,
+}
+
+/// Where a parameter's value comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ParamSourceReport {
+    /// `--param NAME=VALUE`.
+    Given,
+    /// The declaration's default.
+    Default,
+    /// The editor's placeholder (no value, no default).
+    Placeholder,
+    /// No value (an error when the parameter is used).
+    Missing,
+}
+
+impl From<kapl_check::ValueSource> for ParamSourceReport {
+    fn from(s: kapl_check::ValueSource) -> Self {
+        match s {
+            kapl_check::ValueSource::Given => ParamSourceReport::Given,
+            kapl_check::ValueSource::Default => ParamSourceReport::Default,
+            kapl_check::ValueSource::Placeholder => ParamSourceReport::Placeholder,
+            kapl_check::ValueSource::Missing => ParamSourceReport::Missing,
+        }
+    }
 }
 
 /// One finding.
@@ -199,6 +240,8 @@ pub struct DiffReport {
     /// Changes that neither widen nor narrow (a plan or intent moved under
     /// another parent).
     pub notes: Vec<String>,
+    /// The parameters of OLD and NEW and the values they were compared for.
+    pub params: Vec<ParamReport>,
     /// Examples that did not replay through the reference semantics (then
     /// `widens` is true: fail closed).
     pub unknown: Vec<String>,
@@ -393,12 +436,23 @@ pub struct InspectReport {
     pub objectives: Vec<ObjectiveReport>,
     /// The plans.
     pub plans: Vec<PlanReport>,
+    /// The parameters' values the image was proved and built for.
+    pub params: Vec<ImageParamReport>,
     /// The policy's name (the policy file's stem).
     pub policy: String,
     /// The image's size in bytes.
     pub size: usize,
     /// The source files grants point into.
     pub sources: Vec<String>,
+}
+
+/// A parameter's value recorded in an image.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct ImageParamReport {
+    /// The parameter's name.
+    pub name: String,
+    /// Its value.
+    pub value: String,
 }
 
 /// The objective image a plan image was built against.

@@ -155,7 +155,16 @@ pub fn sarif(batches: &[Batch<'_>], failed: bool) -> String {
         && !batches
             .iter()
             .any(|b| b.diagnostics.iter().any(Diagnostic::is_error));
-    log(results, &codes, ok, !failed)
+    let params = serde_json::to_value(crate::render::param_reports(batches)).unwrap_or_default();
+    let mut doc = log(results, &codes, ok, !failed);
+    // The values the proofs were made for, as a run property.
+    if let Ok(mut v) = serde_json::from_str::<Value>(&doc)
+        && let Some(props) = v.pointer_mut("/runs/0/properties")
+    {
+        props["params"] = params;
+        doc = serde_json::to_string_pretty(&v).unwrap_or(doc);
+    }
+    doc
 }
 
 /// One SARIF log of kaplc's run: `results`, a rule for each code in

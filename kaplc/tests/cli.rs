@@ -76,6 +76,7 @@ fn json_shape_is_exact() {
         Some(vec![
             "diagnostics".to_string(),
             "ok".to_string(),
+            "params".to_string(),
             "schema_version".to_string()
         ])
     );

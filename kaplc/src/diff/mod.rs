@@ -57,11 +57,14 @@ pub struct Args {
     /// When to colour diagnostics of a policy that does not check.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
+    /// Parameter values, the same for OLD and NEW.
+    #[command(flatten)]
+    pub params: crate::params::ParamArgs,
 }
 
-fn load(path: &Path) -> FrontEnd {
+fn load(path: &Path, values: &kapl_check::ParamValues) -> FrontEnd {
     let mut loader = FsLoader;
-    kapl_check::check_front(&mut loader, &path.to_string_lossy())
+    kapl_check::check_front_params(&mut loader, &path.to_string_lossy(), values)
 }
 
 fn position(fe: &FrontEnd, span: kapl_syntax::Span) -> Option<PositionReport> {
@@ -168,8 +171,22 @@ fn change_report(c: &Change, old: &FrontEnd, new: &FrontEnd) -> ChangeReport {
 
 /// Runs `kaplc diff`.
 pub fn run(args: &Args) -> ExitCode {
-    let old = load(&args.old);
-    let new = load(&args.new);
+    let values = match args.params.values() {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let old = load(&args.old, &values);
+    let new = load(&args.new, &values);
+    if let Some(e) = args
+        .params
+        .unknown([old.params.as_slice(), new.params.as_slice()])
+    {
+        eprintln!("{e}");
+        return ExitCode::from(2);
+    }
     let (Some(old_policy), Some(new_policy)) = (&old.policy, &new.policy) else {
         let color = args.color.for_stderr();
         let mut err = std::io::stderr().lock();
@@ -194,9 +211,27 @@ pub fn run(args: &Args) -> ExitCode {
             .map(|c| change_report(c, &old, &new))
             .collect(),
         notes: d.notes.clone(),
+        params: render::param_reports(&[
+            render::Batch {
+                file: &args.old.to_string_lossy(),
+                diagnostics: &[],
+                sources: &old.sources,
+                params: &old.params,
+            },
+            render::Batch {
+                file: &args.new.to_string_lossy(),
+                diagnostics: &[],
+                sources: &new.sources,
+                params: &new.params,
+            },
+        ]),
         unknown: d.unknown.clone(),
         widens: d.widens(),
     };
+    let with = crate::params::describe(&new.params);
+    if !with.is_empty() && args.format == DiffFormat::Human {
+        eprintln!("compared for {with}");
+    }
     let out = match args.format {
         DiffFormat::Json => format!("{}\n", report::to_text(&doc)),
         DiffFormat::Human => text::human(&doc),
