@@ -467,3 +467,45 @@ fn an_mcp_client_proposes_plans_and_reads_explanations() {
     drop(s);
     assert_no_leftover_cgroups();
 }
+
+/// One objective file serves two checkouts: built with `--param` for each,
+/// and a proposed plan written with `${proj}` takes the pinned objective's
+/// value; `status` names it.
+#[test]
+fn a_parameterised_objective_gives_its_values_to_proposed_plans() {
+    let t = Tmp::new("rev-param");
+    for c in ["one", "two"] {
+        t.write(&format!("{c}/src/a.txt"), &format!("{c}\n"));
+    }
+    t.write(
+        "obj.kapl",
+        "use std.runtime\nparam proj\nobjective tidy {\n  bound { fs read \"${proj}/**\" exec \"/usr/bin/cat\" use runtime.loader }\n}\n",
+    );
+    let plan = "use std.runtime\nplan look under tidy {\n  grant use runtime.loader\n  step s { grant fs read \"${proj}/src/**\" grant exec \"/usr/bin/cat\" }\n}\n";
+    for c in ["one", "two"] {
+        let obj = t.path(&format!("{c}.kapi"));
+        kaplc_build(&[
+            &t.path("obj.kapl"),
+            "--param",
+            &format!("proj={}", t.path(c)),
+            "-o",
+            &obj,
+        ]);
+        let o = kapl(&["session", "start", &obj]);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o).1);
+        let s = SessionGuard(text(&o).0.trim().to_string());
+        let (code, v) = propose(&s.0, plan, &[]);
+        assert_eq!(code, Some(0), "{v}");
+        for other in ["one", "two"] {
+            let o = exec(&s.0, &["cat", &t.path(&format!("{other}/src/a.txt"))]);
+            assert_eq!(
+                o.status.success(),
+                other == c,
+                "{c} reading {other}: {}",
+                text(&o).1
+            );
+        }
+        assert!(status(&s.0).contains(&format!("parameters: proj={}", t.path(c))));
+    }
+    assert_no_leftover_cgroups();
+}

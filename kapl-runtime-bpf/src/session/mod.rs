@@ -317,6 +317,11 @@ impl Session {
                 )
             }
         };
+        let params = &self.pinned().map_or(&self.image, |p| &p.image).meta.params;
+        if !params.is_empty() {
+            let shown: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            s.push_str(&format!("\n  parameters: {}", shown.join(", ")));
+        }
         if let Some(t) = &self.tmp {
             s.push_str(&format!(
                 "\n  temporary directory: {} (really {})",
