@@ -24,7 +24,9 @@
 //!   on both sides. kapl-run's decision lines (`denied: `, `allowed: `)
 //!   arrive beside the command's own output, in no fixed order with it, so
 //!   they are kept in order among themselves and the other lines among
-//!   themselves.
+//!   themselves; one that landed inside a line of the command's (a program
+//!   that writes `cat: ` and `.env: Permission denied` apart) is taken out
+//!   and the line put back together.
 //! - ```` ```kapl ```` — written to a file when the line before its fence
 //!   (blank lines between are allowed) is a marker, NAME relative to the
 //!   starting directory: `<!-- tutorial: file NAME -->` (written, or
@@ -252,7 +254,40 @@ fn normalise(text: &str, tmp: &str, sessions: &[String]) -> Vec<String> {
     for s in sessions {
         t = t.replace(s.as_str(), "<hex>");
     }
-    t.lines().map(|l| hex_words(l.trim_end())).collect()
+    untangle(&t)
+        .iter()
+        .map(|l| hex_words(l.trim_end()))
+        .collect()
+}
+
+/// The lines of `text`, with kapl-run's decision lines taken out of the
+/// command's lines they landed in: the command and `kapl-run exec` write
+/// to the same standard error, so a program that writes a line in two
+/// pieces (`cat: ` then `.env: Permission denied`) can have a decision
+/// line between them. The piece before it is put back in front of the
+/// next line.
+fn untangle(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut carry = String::new();
+    for line in text.lines() {
+        let line = format!("{}{line}", std::mem::take(&mut carry));
+        let at = ["denied: ", "allowed: "]
+            .iter()
+            .filter_map(|k| line.find(k))
+            .filter(|&i| i > 0 && line[i..].contains(" — "))
+            .min();
+        match at {
+            Some(i) => {
+                carry = line[..i].to_string();
+                out.push(line[i..].to_string());
+            }
+            None => out.push(line),
+        }
+    }
+    if !carry.is_empty() {
+        out.push(carry);
+    }
+    out
 }
 
 /// Each run of 7 to 40 hexadecimal digits, bounded by non-alphanumerics
@@ -569,6 +604,14 @@ fn the_matcher_is_loose_but_meaningful() {
     assert_eq!(
         missing(&v(&["denied: cat read /b"]), &got),
         Some("denied: cat read /b")
+    );
+    assert_eq!(
+        untangle("cat: denied: cat read /a — why\n.env: Permission denied\nok\n"),
+        v(&[
+            "denied: cat read /a — why",
+            "cat: .env: Permission denied",
+            "ok"
+        ])
     );
     assert_eq!(hex_words("[master 1a2b3c4] x"), "[master <hex>] x");
     let file = "a {\n  s {\n    x\n  }\n  t {\n  }\n}\n";
