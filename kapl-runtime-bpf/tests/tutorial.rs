@@ -26,7 +26,10 @@
 //!   they are kept in order among themselves and the other lines among
 //!   themselves; one that landed inside a line of the command's (a program
 //!   that writes `cat: ` and `.env: Permission denied` apart) is taken out
-//!   and the line put back together.
+//!   and the line put back together. The page shows every decision its
+//!   commands print: a `denied:` or `allowed:` line that no line of the
+//!   block's `text` matches fails the test (`...` lines stand for other
+//!   output, never for a decision).
 //! - ```` ```kapl ```` — written to a file when the line before its fence
 //!   (blank lines between are allowed) is a marker, NAME relative to the
 //!   starting directory: `<!-- tutorial: file NAME -->` (written, or
@@ -358,6 +361,15 @@ fn missing<'a>(want: &'a [String], got: &[String]) -> Option<&'a str> {
     None
 }
 
+/// The first decision line of `got` that no decision line of `want`
+/// matches: the page shows every denial its commands cause.
+fn unshown<'a>(want: &[String], got: &'a [String]) -> Option<&'a str> {
+    got.iter()
+        .filter(|l| is_decision(l))
+        .find(|g| !want.iter().any(|w| is_decision(w) && line_matches(w, g)))
+        .map(String::as_str)
+}
+
 /// Stops the sessions the page started (the page stops them itself; this
 /// is for a page that fails half-way) and removes the directory.
 struct Guard {
@@ -536,15 +548,23 @@ fn the_tutorial_runs_as_written() {
                 show()
             ),
         }
-        if let Some((line, want)) = &step.expected {
-            let want = normalise(want, &tmp, &sessions);
-            if let Some(w) = missing(&want, &got) {
-                panic!(
-                    "tutorial.md:{line}: the page shows a line the commands of tutorial.md:{} do not print (or not in this order):\n{w}{}",
-                    step.line,
-                    show()
-                );
-            }
+        let (line, want) = match &step.expected {
+            Some((line, want)) => (*line, normalise(want, &tmp, &sessions)),
+            None => (step.line, Vec::new()),
+        };
+        if let Some(w) = missing(&want, &got) {
+            panic!(
+                "tutorial.md:{line}: the page shows a line the commands of tutorial.md:{} do not print (or not in this order):\n{w}{}",
+                step.line,
+                show()
+            );
+        }
+        if let Some(d) = unshown(&want, &got) {
+            panic!(
+                "tutorial.md:{line}: the commands of tutorial.md:{} print a decision the page does not show:\n{d}{}",
+                step.line,
+                show()
+            );
         }
     }
     // The page stops its sessions: nothing of them remains.
@@ -605,6 +625,11 @@ fn the_matcher_is_loose_but_meaningful() {
         missing(&v(&["denied: cat read /b"]), &got),
         Some("denied: cat read /b")
     );
+    assert_eq!(
+        unshown(&v(&["...", "OK"]), &got),
+        Some("denied: cat read /a")
+    );
+    assert_eq!(unshown(&v(&["denied: cat read ..."]), &got), None);
     assert_eq!(
         untangle("cat: denied: cat read /a — why\n.env: Permission denied\nok\n"),
         v(&[
