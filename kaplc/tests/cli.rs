@@ -41,6 +41,9 @@ fn examples_exit_codes() {
     for (f, want) in [
         ("tests/examples/deploy.kapl", 0),
         ("tests/examples/upgrade-deps.kapl", 0),
+        ("tests/examples/python-repo.kapl", 0),
+        ("tests/examples/rust-crate.kapl", 0),
+        ("tests/examples/release.kapl", 0),
         ("tests/examples/names.kapl", 1),
         ("tests/examples/bad-syntax.kapl", 1),
     ] {

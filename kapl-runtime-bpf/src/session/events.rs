@@ -225,7 +225,10 @@ impl Session {
             let (operation, target, nearest, mut narrowed) = self.denied(d, b, step);
             // A process's own /proc entries: granted as /proc/self/..., which
             // Landlock cannot express (see `own_proc_entry`).
-            let mut quiet = false;
+            // A device ioctl on a file a grant lets the command write (isatty
+            // on /dev/null): KAPL never grants device ioctls, and programs
+            // take the refusal as "not a terminal".
+            let mut quiet = b == "fs.ioctl_dev" && narrowed.is_some();
             if narrowed.is_none()
                 && let Some(alias) = own_proc_entry(&target, d.pid)
                 && let Some(bit) = b.strip_prefix("fs.").and_then(access::from_name)
