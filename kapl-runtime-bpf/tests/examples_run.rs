@@ -50,6 +50,16 @@ fn sh(cwd: &str, args: &[&str]) {
     assert!(o.status.success(), "{args:?}: {}", text(&o).1);
 }
 
+/// Makes `dir` a git repository with everything in it committed.
+fn git_repo(dir: &str) {
+    sh(dir, &["git", "init", "-q"]);
+    for step in [&["add", "-A"][..], &["commit", "-qm", "first"]] {
+        let mut a = vec!["git", "-c", "user.name=t", "-c", "user.email=t@e"];
+        a.extend(step);
+        sh(dir, &a);
+    }
+}
+
 /// A session of `plan` of `img`, and a way to run commands in it from
 /// `cwd` with a fixed environment.
 struct Run {
@@ -110,32 +120,7 @@ fn a_python_repository_is_explored_edited_tested_and_committed() {
     t.write("repo/tests/__init__.py", "");
     t.write("repo/.env", "TOKEN=secret\n");
     t.write("repo/.gitignore", ".env\n__pycache__/\n");
-    sh(&repo, &["git", "init", "-q"]);
-    sh(
-        &repo,
-        &[
-            "git",
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@e",
-            "add",
-            "-A",
-        ],
-    );
-    sh(
-        &repo,
-        &[
-            "git",
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@e",
-            "commit",
-            "-qm",
-            "first",
-        ],
-    );
+    git_repo(&repo);
     let img = t.path("p.kapi");
     build("python-repo", &[("repo", &repo)], &img);
     let env = [
@@ -226,32 +211,7 @@ fn a_release_is_packed_checksummed_and_tagged_by_its_script() {
         )
         .unwrap();
     }
-    sh(&repo, &["git", "init", "-q"]);
-    sh(
-        &repo,
-        &[
-            "git",
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@e",
-            "add",
-            "-A",
-        ],
-    );
-    sh(
-        &repo,
-        &[
-            "git",
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@e",
-            "commit",
-            "-qm",
-            "first",
-        ],
-    );
+    git_repo(&repo);
     let img = t.path("p.kapi");
     build("release", &[("repo", &repo)], &img);
     let env = [("PATH", "/usr/bin:/bin"), ("HOME", repo.as_str())];
