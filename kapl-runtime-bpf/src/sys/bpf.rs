@@ -61,10 +61,18 @@ pub fn bpf_prog_load(
     attr[7] = u64::from_ne_bytes(hi.try_into().unwrap_or([0; 8]));
     // prog_ifindex (0) | expected_attach_type << 32.
     attr[8] = u64::from(expected_attach_type) << 32;
-    // SAFETY: the pointers in `attr` are `insns` (read, `insns.len()`
-    // instructions), `license` (a C string) and the log buffer (written,
-    // at most its length): all borrowed for this call.
-    unsafe { bpf_fd(BPF_PROG_LOAD, &mut attr) }
+    // The verifier gives up with EAGAIN when a signal arrives while it
+    // works; like libbpf, try again a few times before reporting it.
+    let mut attempts = 0;
+    loop {
+        // SAFETY: the pointers in `attr` are `insns` (read, `insns.len()`
+        // instructions), `license` (a C string) and the log buffer
+        // (written, at most its length): all borrowed for this call.
+        match unsafe { bpf_fd(BPF_PROG_LOAD, &mut attr) } {
+            Err(e) if e.raw_os_error() == Some(libc::EAGAIN) && attempts < 5 => attempts += 1,
+            r => return r,
+        }
+    }
 }
 
 /// `BPF_LINK_CREATE`: attaches `prog` to `target` (a cgroup) as
