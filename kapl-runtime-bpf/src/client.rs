@@ -296,24 +296,14 @@ fn read_replies(fd: &OwnedFd, fmt: ErrorFormat) -> Result<i32, RunError> {
             match reply {
                 Reply::Notice { line, .. } => eprintln!("{line}"),
                 Reply::Exit { code } => return Ok(code),
-                Reply::Ok { message } => {
-                    println!("{message}");
-                    return Ok(0);
-                }
-                Reply::Error {
-                    code,
-                    message,
-                    help,
-                    exit,
-                } => {
-                    let e = ErrorJson {
-                        code: Some(code),
-                        message,
-                        help,
-                        exit,
-                    };
-                    e.print(fmt);
-                    return Ok(e.exit);
+                last => {
+                    return Ok(match ok_message(last, fmt)? {
+                        Ok(message) => {
+                            println!("{message}");
+                            0
+                        }
+                        Err(exit) => exit,
+                    });
                 }
             }
         }

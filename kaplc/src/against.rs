@@ -117,6 +117,19 @@ pub fn values(obj: &ObjectiveImage, given: &ParamValues) -> Result<ParamValues, 
     Ok(out)
 }
 
+/// The values a check or build uses: those `given` on the command line,
+/// and with `--against`, the objective image's (see [`values`]).
+pub fn values_for(
+    obj: Option<&ObjectiveImage>,
+    given: Result<ParamValues, String>,
+) -> Result<ParamValues, String> {
+    let given = given?;
+    match obj {
+        Some(o) => values(o, &given),
+        None => Ok(given),
+    }
+}
+
 /// Checks and proves the plan file `path` against `obj`, for `values`
 /// (see [`values`]).
 pub fn check_file(path: &str, obj: &ObjectiveImage, values: &ParamValues) -> FrontEnd {

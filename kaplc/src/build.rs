@@ -127,24 +127,13 @@ pub fn run(args: &Args) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let values = match args.params.values() {
+    let values = match crate::against::values_for(objective.as_ref(), args.params.values()) {
         Ok(v) => v,
         Err(e) => {
             eprintln!("{e}");
             eprintln!("{path}: nothing built");
             return ExitCode::from(2);
         }
-    };
-    let values = match &objective {
-        Some(o) => match crate::against::values(o, &values) {
-            Ok(v) => v,
-            Err(e) => {
-                eprintln!("{e}");
-                eprintln!("{path}: nothing built");
-                return ExitCode::from(2);
-            }
-        },
-        None => values,
     };
     let fe = match &objective {
         Some(o) => crate::against::check_file(&path, o, &values),

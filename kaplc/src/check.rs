@@ -58,22 +58,12 @@ pub fn run(args: &Args) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let values = match args.params.values() {
+    let values = match crate::against::values_for(objective.as_ref(), args.params.values()) {
         Ok(v) => v,
         Err(e) => {
             eprintln!("{e}");
             return ExitCode::from(2);
         }
-    };
-    let values = match &objective {
-        Some(o) => match crate::against::values(o, &values) {
-            Ok(v) => v,
-            Err(e) => {
-                eprintln!("{e}");
-                return ExitCode::from(2);
-            }
-        },
-        None => values,
     };
     let results: Vec<(String, FrontEnd)> = args
         .files
