@@ -21,7 +21,8 @@ pub struct Findings {
     pub counts: BTreeMap<(u32, NarrowingKind), usize>,
 }
 
-fn is_lib(image: &Image, g: u32) -> bool {
+/// Whether grant `g` was written in the standard library.
+pub fn is_lib(image: &Image, g: u32) -> bool {
     image
         .provenance(g)
         .is_some_and(|p| p.file.starts_with("<stdlib"))

@@ -18,6 +18,7 @@ use kapl_runtime::attribution::{self, Nearest};
 use kapl_runtime::auditlog::{Denial, Record, SeccompRecord, escape_bytes, unescape_bytes};
 use kapl_runtime::automaton::right_of_access;
 use kapl_runtime::narrowing::explain;
+use kapl_runtime::precision;
 use kapl_runtime::record::{AuditRecord, Mechanism, Protocol, Target};
 use kapl_runtime::report::{Decision, Notice};
 use std::collections::HashMap;
@@ -228,7 +229,13 @@ impl Session {
             // A device ioctl on a file a grant lets the command write (isatty
             // on /dev/null): KAPL never grants device ioctls, and programs
             // take the refusal as "not a terminal".
-            let mut quiet = b == "fs.ioctl_dev" && narrowed.is_some();
+            // A standard-library grant that Landlock had to narrow (pip
+            // lists /etc, which Landlock can only allow with every
+            // directory beneath it): the step's precision report counted
+            // the narrowing, and the program carries on without it.
+            let mut quiet = narrowed
+                .as_ref()
+                .is_some_and(|(g, _)| b == "fs.ioctl_dev" || precision::is_lib(&self.image, *g));
             if narrowed.is_none()
                 && let Some(alias) = own_proc_entry(&target, d.pid)
                 && let Some(bit) = b.strip_prefix("fs.").and_then(access::from_name)
