@@ -120,6 +120,7 @@ mod error;
 pub mod eval;
 pub mod format;
 mod model;
+pub mod names;
 mod objective;
 mod validate;
 
