@@ -489,5 +489,8 @@ fn compile_plan(policy: &Policy, automata: &GrantAutomata, plan: &ir::Plan) -> k
         fs,
         exec,
         net,
+        names: Vec::new(),
+        name_excluded: Vec::new(),
+        never_names: Vec::new(),
     }
 }

@@ -148,6 +148,7 @@ pub fn objective_tables(policy: &Policy, sources: &SourceMap) -> ObjectiveTables
                 fs,
                 exec,
                 net: net::entries(2, &holds),
+                names: Vec::new(),
             }
         })
         .collect();

@@ -147,6 +147,9 @@ fn check_objective(
             fs: l.fs.clone(),
             exec: l.exec.clone(),
             net: l.net.clone(),
+            names: l.names.clone(),
+            name_excluded: Vec::new(),
+            never_names: Vec::new(),
         };
         if let Some(d) = check_net(&syn, plan, &as_plan) {
             out.push(d);

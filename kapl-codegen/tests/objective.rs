@@ -55,6 +55,9 @@ fn objective_tables_decide_like_the_rules() {
         fs: o.fs.clone(),
         exec: o.exec.clone(),
         net: o.net.clone(),
+        names: o.names.clone(),
+        name_excluded: Vec::new(),
+        never_names: Vec::new(),
     };
     let read = |p: &str, col: u32| {
         kapl_image::path_grant(

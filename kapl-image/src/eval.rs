@@ -7,7 +7,8 @@
 //! [`Decision::Deny`].
 //!
 //! Paths are walked byte by byte through the plan's DFA; network requests go
-//! through the byte-level LPM maps of [`crate::bpf::NetMaps`].
+//! through the byte-level LPM maps of [`crate::bpf::NetMaps`]; a connect by
+//! host name ([`Evaluator::decide_name`]) also through the plan's name tables.
 
 use crate::bpf::NetMaps;
 use crate::model::*;
@@ -128,6 +129,47 @@ impl<'a> Evaluator<'a> {
             Decision::Deny
         } else {
             Decision::Allow { grant }
+        }
+    }
+
+    /// Decides a connect (or send) to `addr` learned for `name` in `step`,
+    /// as the runtime does once the session's resolver has admitted it: the
+    /// lower of the grant whose address rule covers the request and the
+    /// grant whose name rule allows `name` on `port`, when
+    /// [`Plan::name_admits`] the address (public, outside every `never`
+    /// range) and the name is no [`Plan::name_never`] name.
+    pub fn decide_name(
+        &self,
+        step: u32,
+        proto: Proto,
+        name: &str,
+        addr: IpAddr,
+        port: u16,
+    ) -> Decision {
+        let by_addr = self.decide(
+            step,
+            &Request::Net {
+                op: NetOp::Connect,
+                addr,
+                port,
+                proto,
+            },
+        );
+        let by_name = (step < self.plan.steps.len() as u32
+            && self.plan.name_admits(proto, addr, port)
+            && !self.plan.name_never(proto, name))
+        .then(|| {
+            self.plan
+                .name_ports(step, proto, name)
+                .iter()
+                .find(|p| p.lo <= port && port <= p.hi)
+                .map(|p| p.grant)
+        })
+        .flatten();
+        match (by_addr.grant(), by_name) {
+            (Some(a), Some(b)) => Decision::Allow { grant: a.min(b) },
+            (Some(g), None) | (None, Some(g)) => Decision::Allow { grant: g },
+            (None, None) => Decision::Deny,
         }
     }
 }

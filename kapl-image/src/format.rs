@@ -7,7 +7,7 @@
 //! with the record sizes named below the layout. There is one writer and
 //! one reader function per section, in file order.
 //!
-//! # Binary format, version 2
+//! # Binary format, version 3
 //!
 //! Little-endian throughout. A file is a 64-byte header, a section table,
 //! then the sections, each starting at an 8-byte aligned offset (zero
@@ -16,9 +16,9 @@
 //! | offset | size | field |
 //! |---|---|---|
 //! | 0 | 8 | magic `KAPLIMG\0` |
-//! | 8 | 2 | format version (`2`) |
+//! | 8 | 2 | format version (`3`) |
 //! | 10 | 2 | header length (`64`) |
-//! | 12 | 4 | section count (`8`) |
+//! | 12 | 4 | section count (`9`) |
 //! | 16 | 8 | total file length |
 //! | 24 | 32 | SHA-256 of the whole file with these 32 bytes zeroed |
 //! | 56 | 8 | reserved, zero |
@@ -30,7 +30,7 @@
 //! an image has exactly one encoding. Sections appear once each, in this
 //! order:
 //! 1 `meta`, 2 `chain`, 3 `grants`, 4 `plans`, 5 `dfas`, 6 `net`,
-//! 7 `landlock`, 8 `objective`. Encodings: `str` = `u32 len` + UTF-8 bytes; `bytes` =
+//! 7 `landlock`, 8 `objective`, 9 `names`. Encodings: `str` = `u32 len` + UTF-8 bytes; `bytes` =
 //! `u32 len` + bytes; `opt str` = `u8 0` or `u8 1` + `str`; `opt u32` =
 //! `u32` with `0xffffffff` for none; `list<T>` = `u32 count` + items;
 //! `loc` = 5 × `u32` (file index, line, column, end line, end column);
@@ -71,6 +71,14 @@
 //!   bound, 1 the `never` rules; a cell's or port range's grant id is a rule
 //!   id); then `u8 0`, or `u8 1`, `str file`, `u8 identity[32]`: the
 //!   objective image a plan image was built against.
+//! - `names` (version 3): `u32 plan count`, per plan `list<u32 step, u8
+//!   proto, str pattern, ports>` name entries, `list<u8 proto, u8 family,
+//!   u8 prefix, u8 addr[16], list<u16 lo, u16 hi>>` name exclusions,
+//!   `list<u8 proto, str pattern, list<u16 lo, u16 hi>>` never names; then
+//!   `u32 level count` (0 without objective tables, else one per level, in
+//!   level order), per level `list<name entry>` with 2 step columns as in
+//!   `objective` (a port range's grant id is a rule id). Patterns are in
+//!   normal form (`names::pattern`).
 //!
 //! The reader checks, in order: length ≥ 8 and magic (KAPL0702, or
 //! KAPL0701 for a prefix of the magic), length ≥ 64 (KAPL0701), version
@@ -79,10 +87,12 @@
 //! section table (KAPL0707), each section's encoding and exact length
 //! (KAPL0708), then [`Image::validate`]: indices, DFA totality, grant
 //! ownership, acyclic `after`, sorted ports and entries (KAPL0709), and
-//! the [`limits`](crate::limits) (KAPL0710).
+//! the [`limits`](crate::limits) (KAPL0710); name patterns not in normal
+//! form and unsorted name tables are KAPL0709 too.
 //! For an objective image, the identity is then recomputed: SHA-256 of
 //! the encoded `chain` section followed by the `objective` section's tables
-//! without the identity (sources, rules, levels); a mismatch is KAPL0709.
+//! without the identity (sources, rules, levels), the parameters, and the
+//! levels' name rules when any level has one; a mismatch is KAPL0709.
 //! A plan image's `against` record is not checked here: the runtime's
 //! containment checker compares it with the objective image it is given.
 //!
@@ -100,7 +110,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 /// The first 8 bytes of every image.
 pub const MAGIC: [u8; 8] = *b"KAPLIMG\0";
 /// The format version this crate writes and reads.
-pub const FORMAT_VERSION: u16 = 2;
+pub const FORMAT_VERSION: u16 = 3;
 /// Size of the fixed header.
 pub const HEADER_LEN: usize = 64;
 /// Size of one section-table entry.
@@ -157,6 +167,15 @@ const PLAN_TABLE_MIN: usize = LEN_LEN;
 /// `net` entry: `u32 step, u8 op, u8 proto, u8 family, u8 prefix, u8
 /// addr[16], ports`.
 const NET_ENTRY_MIN: usize = U32_LEN + 4 + 16 + LEN_LEN;
+/// `names` entry: `u32 step, u8 proto, str pattern, ports`.
+const NAME_ENTRY_MIN: usize = U32_LEN + 1 + LEN_LEN + LEN_LEN;
+/// `names` exclusion: `u8 proto, u8 family, u8 prefix, u8 addr[16],
+/// list<u16 lo, u16 hi>`.
+const NAME_EXCLUSION_MIN: usize = 3 + 16 + LEN_LEN;
+/// `names` never name: `u8 proto, str pattern, list<u16 lo, u16 hi>`.
+const NEVER_NAME_MIN: usize = 1 + LEN_LEN + LEN_LEN;
+/// One bare port range: `u16 lo, u16 hi`.
+const RANGE_LEN: usize = 4;
 /// `landlock` step as the step count is bounded: `u8 abi, u64 handled_fs,
 /// u64 handled_net` (17; the four lists after them are bounded on their
 /// own).
@@ -181,6 +200,9 @@ const _: () = assert!(
         && LANDLOCK_STEP_MIN == 17
         && WALK_MIN == 18
         && PRECISION_MIN == 8
+        && NAME_ENTRY_MIN == 13
+        && NAME_EXCLUSION_MIN == 23
+        && NEVER_NAME_MIN == 9
 );
 
 /// One DFA state: its row of `class_count` transitions and its
@@ -209,11 +231,14 @@ pub enum SectionKind {
     Landlock = 7,
     /// Objective tables and what a plan image was built against.
     Objective = 8,
+    /// Every plan's host-name rules, exclusions and `never` names, and the
+    /// objective levels' name rules.
+    Names = 9,
 }
 
 impl SectionKind {
     /// Every kind, in file order.
-    pub const ALL: [SectionKind; 8] = [
+    pub const ALL: [SectionKind; 9] = [
         SectionKind::Meta,
         SectionKind::Chain,
         SectionKind::Grants,
@@ -222,6 +247,7 @@ impl SectionKind {
         SectionKind::Net,
         SectionKind::Landlock,
         SectionKind::Objective,
+        SectionKind::Names,
     ];
 
     /// The name used in messages.
@@ -235,6 +261,7 @@ impl SectionKind {
             SectionKind::Net => "net",
             SectionKind::Landlock => "landlock",
             SectionKind::Objective => "objective",
+            SectionKind::Names => "names",
         }
     }
 }
@@ -335,6 +362,7 @@ pub fn write(image: &Image) -> Result<Vec<u8>, ImageError> {
             SectionKind::Net => write_net(&mut o, image)?,
             SectionKind::Landlock => write_landlock(&mut o, image)?,
             SectionKind::Objective => write_objective(&mut o, image)?,
+            SectionKind::Names => write_names(&mut o, image)?,
         }
         sections.push((kind, o.0));
     }
@@ -795,7 +823,10 @@ pub fn read(bytes: &[u8]) -> Result<Image, ImageError> {
     decode(&bodies, SectionKind::Landlock, |s| {
         read_landlock(s, &mut plans)
     })?;
-    let (objective, against) = decode(&bodies, SectionKind::Objective, read_objective)?;
+    let (mut objective, against) = decode(&bodies, SectionKind::Objective, read_objective)?;
+    decode(&bodies, SectionKind::Names, |s| {
+        read_names(s, &mut plans, objective.as_mut())
+    })?;
     let image = Image {
         meta,
         objectives,
@@ -977,6 +1008,9 @@ fn read_plans(s: &mut In<'_>) -> Result<Vec<Plan>, ImageError> {
             fs: Dfa::empty(DfaKind::Fs, 0),
             exec: Dfa::empty(DfaKind::Exec, 0),
             net: Vec::new(),
+            names: Vec::new(),
+            name_excluded: Vec::new(),
+            never_names: Vec::new(),
         });
     }
     Ok(plans)
@@ -1276,6 +1310,13 @@ pub fn objective_identity(image: &Image) -> Result<[u8; 32], ImageError> {
     // The values the objective was proved for (nothing when it has no
     // parameters, so such identities are what they were before).
     write_params(&mut o, &image.meta.params)?;
+    // The levels' name rules (nothing when no level has one, so identities
+    // of objectives without names are what they were before names).
+    if t.levels.iter().any(|l| !l.names.is_empty()) {
+        for l in &t.levels {
+            write_name_entries(&mut o, &l.names)?;
+        }
+    }
     Ok(Sha256::digest(&o.0).into())
 }
 
@@ -1351,6 +1392,7 @@ fn read_objective(s: &mut In<'_>) -> Result<ObjectiveSection, ImageError> {
                     fs,
                     exec,
                     net,
+                    names: Vec::new(),
                 });
             }
             Some(ObjectiveTables {
@@ -1371,4 +1413,162 @@ fn read_objective(s: &mut In<'_>) -> Result<ObjectiveSection, ImageError> {
         t => return Err(s.err(format!("bad option tag {t}"))),
     };
     Ok((tables, against))
+}
+
+fn write_addr(o: &mut Out, addr: IpAddr) {
+    let a: [u8; 16] = match addr {
+        IpAddr::V4(v4) => {
+            let mut a = [0u8; 16];
+            a[..4].copy_from_slice(&v4.octets());
+            a
+        }
+        IpAddr::V6(v6) => v6.octets(),
+    };
+    o.0.extend_from_slice(&a);
+}
+
+fn write_ranges(o: &mut Out, r: &[(u16, u16)]) -> Result<(), ImageError> {
+    o.len(r.len())?;
+    for &(lo, hi) in r {
+        o.u16(lo);
+        o.u16(hi);
+    }
+    Ok(())
+}
+
+fn write_name_entries(o: &mut Out, names: &[NameEntry]) -> Result<(), ImageError> {
+    o.len(names.len())?;
+    for e in names {
+        o.u32(e.step);
+        o.u8(e.proto as u8);
+        o.str(&e.pattern)?;
+        o.ports(&e.ports)?;
+    }
+    Ok(())
+}
+
+fn write_names(o: &mut Out, im: &Image) -> Result<(), ImageError> {
+    o.len(im.plans.len())?;
+    for p in &im.plans {
+        write_name_entries(o, &p.names)?;
+        o.len(p.name_excluded.len())?;
+        for x in &p.name_excluded {
+            o.u8(x.proto as u8);
+            o.u8(match x.addr {
+                IpAddr::V4(_) => Family::V4 as u8,
+                IpAddr::V6(_) => Family::V6 as u8,
+            });
+            o.u8(x.prefix);
+            write_addr(o, x.addr);
+            write_ranges(o, &x.ports)?;
+        }
+        o.len(p.never_names.len())?;
+        for n in &p.never_names {
+            o.u8(n.proto as u8);
+            o.str(&n.pattern)?;
+            write_ranges(o, &n.ports)?;
+        }
+    }
+    let levels = im.objective.as_ref().map_or(&[][..], |t| &t.levels[..]);
+    o.len(levels.len())?;
+    for l in levels {
+        write_name_entries(o, &l.names)?;
+    }
+    Ok(())
+}
+
+fn read_proto(s: &mut In<'_>) -> Result<Proto, ImageError> {
+    match s.u8()? {
+        6 => Ok(Proto::Tcp),
+        17 => Ok(Proto::Udp),
+        x => Err(s.err(format!("bad protocol {x}"))),
+    }
+}
+
+fn read_family_addr(s: &mut In<'_>, family: u8) -> Result<IpAddr, ImageError> {
+    let a: [u8; 16] = s.arr()?;
+    match family {
+        4 => {
+            if a[4..].iter().any(|&b| b != 0) {
+                return Err(s.err("IPv4 entry with stray address bytes"));
+            }
+            Ok(IpAddr::V4(Ipv4Addr::new(a[0], a[1], a[2], a[3])))
+        }
+        6 => Ok(IpAddr::V6(Ipv6Addr::from(a))),
+        x => Err(s.err(format!("bad address family {x}"))),
+    }
+}
+
+fn read_ranges(s: &mut In<'_>) -> Result<Vec<(u16, u16)>, ImageError> {
+    let n = s.count(RANGE_LEN)?;
+    let mut v = Vec::with_capacity(n);
+    for _ in 0..n {
+        v.push((s.u16()?, s.u16()?));
+    }
+    Ok(v)
+}
+
+fn read_name_entries(s: &mut In<'_>) -> Result<Vec<NameEntry>, ImageError> {
+    let n = s.count(NAME_ENTRY_MIN)?;
+    let mut v = Vec::with_capacity(n);
+    for _ in 0..n {
+        v.push(NameEntry {
+            step: s.u32()?,
+            proto: read_proto(s)?,
+            pattern: s.str()?,
+            ports: s.ports()?,
+        });
+    }
+    Ok(v)
+}
+
+/// The `names` section: every plan's name tables, then the objective
+/// levels' name rules.
+fn read_names(
+    s: &mut In<'_>,
+    plans: &mut [Plan],
+    objective: Option<&mut ObjectiveTables>,
+) -> Result<(), ImageError> {
+    if s.count(PLAN_TABLE_MIN)? != plans.len() {
+        return Err(s.err("names table count differs from the plan count"));
+    }
+    for p in plans {
+        p.names = read_name_entries(s)?;
+        let n = s.count(NAME_EXCLUSION_MIN)?;
+        let mut v = Vec::with_capacity(n);
+        for _ in 0..n {
+            let proto = read_proto(s)?;
+            let family = s.u8()?;
+            let prefix = s.u8()?;
+            let addr = read_family_addr(s, family)?;
+            v.push(NameExclusion {
+                proto,
+                addr,
+                prefix,
+                ports: read_ranges(s)?,
+            });
+        }
+        p.name_excluded = v;
+        let n = s.count(NEVER_NAME_MIN)?;
+        let mut v = Vec::with_capacity(n);
+        for _ in 0..n {
+            v.push(NeverName {
+                proto: read_proto(s)?,
+                pattern: s.str()?,
+                ports: read_ranges(s)?,
+            });
+        }
+        p.never_names = v;
+    }
+    let n = s.count(LEN_LEN)?;
+    match objective {
+        None if n == 0 => {}
+        Some(t) if n == t.levels.len() => {
+            for l in &mut t.levels {
+                l.names = read_name_entries(s)?;
+            }
+        }
+        _ => return Err(s.err("names level count differs from the objective levels")),
+    }
+    Ok(())
 }

@@ -107,7 +107,7 @@
 //! every step of a plan image lies inside an objective image's bounds and
 //! outside its `never` rules; see the book's runtime chapter.
 //!
-//! # Binary format, version 2
+//! # Binary format, version 3
 //!
 //! The byte layout, the record sizes and the order of the reader's checks
 //! are documented beside the code that writes and reads them, in
@@ -120,7 +120,6 @@ mod error;
 pub mod eval;
 pub mod format;
 mod model;
-pub mod names;
 mod objective;
 mod validate;
 
@@ -130,6 +129,10 @@ pub use format::{FORMAT_VERSION, HEADER_LEN, MAGIC, SECTION_ENTRY_LEN, SectionKi
 pub use model::*;
 pub use objective::*;
 pub use validate::limits;
+
+/// Host names and patterns (the `kapl-names` crate): the one definition
+/// the compiler, the image and the resolver share.
+pub use kapl_names as names;
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]

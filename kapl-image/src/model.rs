@@ -202,6 +202,16 @@ pub struct Plan {
     /// Network rules as LPM entries, every step's (plan-wide grants folded
     /// in), sorted by (step, op, proto, family, address, prefix).
     pub net: Vec<NetEntry>,
+    /// Host-name rules of `net connect` grants, every step's (plan-wide grants
+    /// folded in), sorted by (step, proto, pattern).
+    pub names: Vec<NameEntry>,
+    /// Address ranges a name never admits in this plan besides
+    /// `names::RESERVED`: every `never net connect` address range above the
+    /// plan (objective and intent), per protocol, with its ports.
+    pub name_excluded: Vec<NameExclusion>,
+    /// `never net connect` name patterns above the plan (a CNAME chain through
+    /// a matching name is refused by the resolver), per protocol, with ports.
+    pub never_names: Vec<NeverName>,
 }
 
 impl Plan {
@@ -231,6 +241,88 @@ impl Plan {
             .unwrap_or(&[]);
         self.grants.iter().chain(own.iter()).copied()
     }
+
+    /// The ports a connect to `name` (normalized) may use in `step` over
+    /// `proto`, each with the lowest-id grant whose name rule allows it
+    /// (merged over every matching entry; sorted, disjoint). Empty: no grant
+    /// allows the name.
+    pub fn name_ports(&self, step: u32, proto: Proto, name: &str) -> Vec<PortGrant> {
+        let mut merged: Vec<PortGrant> = Vec::new();
+        for e in &self.names {
+            if e.step == step && e.proto == proto && crate::names::matches(&e.pattern, name) {
+                merged = merge_ports(&merged, &e.ports);
+            }
+        }
+        merged
+    }
+
+    /// Whether an address learned for a name may be admitted for `port`
+    /// over `proto`: `names::is_public(addr)` and inside no
+    /// [`Plan::name_excluded`] range covering that port (IPv4-mapped IPv6
+    /// judged as IPv4).
+    pub fn name_admits(&self, proto: Proto, addr: IpAddr, port: u16) -> bool {
+        let addr = unmap(addr);
+        crate::names::is_public(addr)
+            && !self.name_excluded.iter().any(|x| {
+                x.proto == proto
+                    && crate::names::within(addr, x.addr, x.prefix)
+                    && x.ports.iter().any(|&(lo, hi)| lo <= port && port <= hi)
+            })
+    }
+
+    /// Whether `name` (normalized) matches a [`Plan::never_names`] pattern
+    /// for `proto`, on any of its ports: the resolver cannot know the port
+    /// a name will be used with, so it refuses the name outright.
+    pub fn name_never(&self, proto: Proto, name: &str) -> bool {
+        self.never_names
+            .iter()
+            .any(|n| n.proto == proto && crate::names::matches(&n.pattern, name))
+    }
+}
+
+/// An IPv4-mapped IPv6 address as its IPv4 address; others unchanged.
+pub fn unmap(addr: IpAddr) -> IpAddr {
+    match addr {
+        IpAddr::V6(a) => a.to_ipv4_mapped().map_or(addr, IpAddr::V4),
+        a => a,
+    }
+}
+
+/// The union of two sorted, disjoint port lists, each port credited to the
+/// lower of the grants that cover it (sorted, disjoint, adjacent ranges of
+/// one grant joined).
+pub fn merge_ports(a: &[PortGrant], b: &[PortGrant]) -> Vec<PortGrant> {
+    // Boundaries where the answer may change.
+    let mut cuts: Vec<u32> = a
+        .iter()
+        .chain(b)
+        .flat_map(|p| [u32::from(p.lo), u32::from(p.hi) + 1])
+        .collect();
+    cuts.sort_unstable();
+    cuts.dedup();
+    let at = |l: &[PortGrant], port: u32| {
+        l.iter()
+            .find(|p| u32::from(p.lo) <= port && port <= u32::from(p.hi))
+            .map(|p| p.grant)
+    };
+    let mut out: Vec<PortGrant> = Vec::new();
+    for w in cuts.windows(2) {
+        let (lo, hi) = (w[0], w[1] - 1);
+        let g = match (at(a, lo), at(b, lo)) {
+            (Some(x), Some(y)) => x.min(y),
+            (Some(x), None) | (None, Some(x)) => x,
+            (None, None) => continue,
+        };
+        // INVARIANT: cuts lie in 0..=65536, so `lo` and `hi` fit in u16.
+        let (lo, hi) = (lo as u16, hi as u16);
+        match out.last_mut() {
+            Some(last) if last.grant == g && u32::from(last.hi) + 1 == u32::from(lo) => {
+                last.hi = hi;
+            }
+            _ => out.push(PortGrant { lo, hi, grant: g }),
+        }
+    }
+    out
 }
 
 /// One step of a plan.
@@ -434,6 +526,50 @@ pub struct NetEntry {
     pub prefix: u8,
     /// Granted ports, sorted and disjoint.
     pub ports: Vec<PortGrant>,
+}
+
+/// One host-name rule of a step: the ports its pattern may connect to.
+///
+/// INVARIANT: `pattern` is in normal form (`names::pattern(p) == Ok(p)`);
+/// `ports` are sorted, disjoint, each credited to the lowest-id grant of the
+/// step whose rule writes this pattern for that port. A name's ports are
+/// the union over every entry whose pattern it matches
+/// ([`Plan::name_ports`]).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NameEntry {
+    /// The step (plan-wide grants are folded into every step).
+    pub step: u32,
+    /// TCP or UDP.
+    pub proto: Proto,
+    /// The host-name pattern, normalized.
+    pub pattern: String,
+    /// Granted ports, sorted and disjoint.
+    pub ports: Vec<PortGrant>,
+}
+
+/// An address range no name admits for some ports: a `never net connect`
+/// address rule above the plan.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NameExclusion {
+    /// TCP or UDP.
+    pub proto: Proto,
+    /// Network address (host bits zero).
+    pub addr: IpAddr,
+    /// Prefix length (≤ 32 for IPv4, ≤ 128 for IPv6).
+    pub prefix: u8,
+    /// Port ranges `(lo, hi)`, sorted and disjoint.
+    pub ports: Vec<(u16, u16)>,
+}
+
+/// A `never net connect` name pattern above the plan.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NeverName {
+    /// TCP or UDP.
+    pub proto: Proto,
+    /// The host-name pattern, normalized.
+    pub pattern: String,
+    /// Port ranges `(lo, hi)`, sorted and disjoint.
+    pub ports: Vec<(u16, u16)>,
 }
 
 /// Where a grant is written.

@@ -11,7 +11,7 @@
 //! `never` rules. A cell's grant id indexes [`ObjectiveTables::rules`], so
 //! a witness names the rule it breaks.
 
-use crate::model::{Dfa, GrantKind, Image, NetEntry, SourceLoc};
+use crate::model::{Dfa, GrantKind, Image, NameEntry, NetEntry, SourceLoc};
 
 /// The step column of a level's tables that holds its bound.
 pub const BOUND: u32 = 0;
@@ -81,6 +81,10 @@ pub struct LevelTables {
     pub exec: Dfa,
     /// Network entries of both step columns, sorted as a plan's.
     pub net: Vec<NetEntry>,
+    /// Host-name rules of both step columns (`net connect` bound and
+    /// `never` rules that name hosts), sorted as a plan's; a port range's
+    /// grant id is a rule id.
+    pub names: Vec<NameEntry>,
 }
 
 /// What a plan image was built against.

@@ -188,13 +188,46 @@ pub(crate) fn sample() -> Image {
                     name: "b".into(),
                     about: None,
                     after: vec![0],
-                    grants: vec![2],
+                    grants: vec![2, 3],
                     landlock: ll_b,
                 },
             ],
             fs,
             exec,
             net,
+            names: vec![
+                NameEntry {
+                    step: 1,
+                    proto: Proto::Tcp,
+                    pattern: "*.pythonhosted.org".into(),
+                    ports: vec![PortGrant {
+                        lo: 443,
+                        hi: 443,
+                        grant: 3,
+                    }],
+                },
+                NameEntry {
+                    step: 1,
+                    proto: Proto::Tcp,
+                    pattern: "pypi.org".into(),
+                    ports: vec![PortGrant {
+                        lo: 80,
+                        hi: 80,
+                        grant: 3,
+                    }],
+                },
+            ],
+            name_excluded: vec![NameExclusion {
+                proto: Proto::Tcp,
+                addr: "203.0.113.0".parse().unwrap(),
+                prefix: 24,
+                ports: vec![(0, 65535)],
+            }],
+            never_names: vec![NeverName {
+                proto: Proto::Udp,
+                pattern: "**.evil.example".into(),
+                ports: vec![(53, 53)],
+            }],
         }],
         grants: vec![
             Grant {
@@ -223,6 +256,15 @@ pub(crate) fn sample() -> Image {
                 source: loc(7),
                 site: loc(7),
                 text: "net connect 10.0.0.0/8 port 443".into(),
+            },
+            Grant {
+                id: 3,
+                plan: 0,
+                step: Some(1),
+                kind: GrantKind::Net(NetOp::Connect),
+                source: loc(8),
+                site: loc(8),
+                text: "net connect \"*.pythonhosted.org\" port 443, \"pypi.org\" port 80".into(),
             },
         ],
         objective: None,
@@ -314,7 +356,7 @@ fn provenance_chain() {
     assert_eq!(p.objective.about.as_deref(), Some("an objective"));
     assert_eq!(p.file, "sample.kapl");
     assert_eq!(p.grant.source.line, 7);
-    assert!(im.provenance(3).is_none());
+    assert!(im.provenance(4).is_none());
     let starts: Vec<_> = im.plans[0]
         .start_steps()
         .map(|(i, s)| (i, s.name.clone()))
@@ -373,7 +415,7 @@ fn wrong_version_and_checksum_and_trailing() {
         e,
         ImageError::UnsupportedVersion {
             found: 1,
-            supported: 2
+            supported: FORMAT_VERSION
         }
     );
     assert_eq!(e.code(), "KAPL0703");
@@ -519,12 +561,14 @@ pub(crate) fn objective_sample() -> Image {
                 fs,
                 exec: Dfa::empty(DfaKind::Exec, LEVEL_COLUMNS),
                 net,
+                names: Vec::new(),
             },
             LevelTables {
                 level: Level::Intent(0),
                 fs: Dfa::empty(DfaKind::Fs, LEVEL_COLUMNS),
                 exec: Dfa::empty(DfaKind::Exec, LEVEL_COLUMNS),
                 net: Vec::new(),
+                names: Vec::new(),
             },
         ],
     });
@@ -672,4 +716,213 @@ fn objective_identity_covers_parameters() {
     }
     let bytes = write(&with).unwrap();
     assert_eq!(read(&bytes).unwrap(), with);
+}
+
+#[test]
+fn name_tables_answer_the_resolver() {
+    let im = sample();
+    let p = &im.plans[0];
+    let pg = |lo, hi, grant| PortGrant { lo, hi, grant };
+    assert_eq!(
+        p.name_ports(1, Proto::Tcp, "files.pythonhosted.org"),
+        vec![pg(443, 443, 3)]
+    );
+    assert_eq!(p.name_ports(1, Proto::Tcp, "pypi.org"), vec![pg(80, 80, 3)]);
+    assert!(p.name_ports(0, Proto::Tcp, "pypi.org").is_empty(), "step a");
+    assert!(p.name_ports(1, Proto::Udp, "pypi.org").is_empty(), "udp");
+    assert!(
+        p.name_ports(1, Proto::Tcp, "a.b.pythonhosted.org")
+            .is_empty()
+    );
+    let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+    assert!(p.name_admits(Proto::Tcp, ip("151.101.0.223"), 443));
+    assert!(p.name_admits(Proto::Tcp, ip("2a04:4e42::223"), 443));
+    assert!(
+        !p.name_admits(Proto::Tcp, ip("169.254.169.254"), 443),
+        "reserved"
+    );
+    assert!(
+        !p.name_admits(Proto::Tcp, ip("::ffff:127.0.0.1"), 443),
+        "mapped"
+    );
+    assert!(
+        !p.name_admits(Proto::Tcp, ip("203.0.113.9"), 443),
+        "excluded"
+    );
+    assert!(!p.name_admits(Proto::Tcp, ip("::ffff:203.0.113.9"), 443));
+    assert!(
+        p.name_admits(Proto::Udp, ip("203.0.113.9"), 443),
+        "tcp only"
+    );
+    assert!(p.name_never(Proto::Udp, "a.b.evil.example"));
+    assert!(!p.name_never(Proto::Udp, "evil.example"));
+    assert!(!p.name_never(Proto::Tcp, "a.evil.example"));
+}
+
+#[test]
+fn evaluator_decides_by_name() {
+    let im = sample();
+    let ev = Evaluator::new(&im.plans[0]);
+    let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+    let d = |step, name, addr, port| ev.decide_name(step, Proto::Tcp, name, ip(addr), port);
+    assert_eq!(
+        d(1, "x.pythonhosted.org", "151.101.0.223", 443),
+        Decision::Allow { grant: 3 }
+    );
+    assert_eq!(
+        d(1, "x.pythonhosted.org", "151.101.0.223", 80),
+        Decision::Deny
+    );
+    assert_eq!(
+        d(0, "x.pythonhosted.org", "151.101.0.223", 443),
+        Decision::Deny
+    );
+    assert_eq!(
+        d(1, "x.pythonhosted.org", "10.0.0.1", 443),
+        Decision::Allow { grant: 2 },
+        "by address"
+    );
+    assert_eq!(
+        d(1, "x.pythonhosted.org", "192.168.0.1", 443),
+        Decision::Deny,
+        "reserved"
+    );
+    assert_eq!(d(9, "pypi.org", "151.101.0.223", 80), Decision::Deny);
+}
+
+#[test]
+fn name_ports_merge_to_the_lowest_grant() {
+    let pg = |lo, hi, grant| PortGrant { lo, hi, grant };
+    let a = [pg(80, 100, 5), pg(443, 443, 2)];
+    let b = [pg(90, 443, 3)];
+    assert_eq!(
+        merge_ports(&a, &b),
+        vec![pg(80, 89, 5), pg(90, 442, 3), pg(443, 443, 2)]
+    );
+    assert_eq!(
+        merge_ports(&[pg(0, 65535, 1)], &[pg(65535, 65535, 0)]),
+        vec![pg(0, 65534, 1), pg(65535, 65535, 0)]
+    );
+    assert_eq!(
+        merge_ports(&[], &[pg(1, 2, 0), pg(3, 4, 0)]),
+        vec![pg(1, 4, 0)]
+    );
+    let mut im = sample();
+    im.plans[0].names.push(NameEntry {
+        step: 1,
+        proto: Proto::Tcp,
+        pattern: "pypi.org.*".into(),
+        ports: vec![pg(79, 81, 2)],
+    });
+    im.plans[0].names.sort();
+    assert_eq!(
+        im.plans[0].name_ports(1, Proto::Tcp, "pypi.org"),
+        vec![pg(80, 80, 3)],
+        "another pattern"
+    );
+    im.plans[0].names.push(NameEntry {
+        step: 1,
+        proto: Proto::Tcp,
+        pattern: "*.org".into(),
+        ports: vec![pg(79, 81, 2)],
+    });
+    im.plans[0].names.sort();
+    assert_eq!(
+        im.plans[0].name_ports(1, Proto::Tcp, "pypi.org"),
+        vec![pg(79, 81, 2)]
+    );
+    let back = read(&write(&im).unwrap()).unwrap();
+    assert_eq!(back, im);
+}
+
+#[test]
+fn name_tables_are_validated() {
+    let bad = |f: &dyn Fn(&mut Plan)| {
+        let mut im = sample();
+        f(&mut im.plans[0]);
+        let e = write(&im).unwrap_err();
+        assert_eq!(e.code(), "KAPL0709", "{e}");
+    };
+    bad(&|p| p.names[0].pattern = "*.PythonHosted.org".into());
+    bad(&|p| p.names[0].pattern = "a.**.org".into());
+    bad(&|p| p.names[0].pattern = "pypi.org.".into());
+    bad(&|p| p.names.swap(0, 1));
+    bad(&|p| p.names[1].pattern = p.names[0].pattern.clone());
+    bad(&|p| p.names[0].ports.clear());
+    bad(&|p| p.names[0].ports[0].grant = 1);
+    bad(&|p| p.names[0].ports[0].grant = 2 + 5);
+    bad(&|p| p.names[0].step = 0);
+    bad(&|p| {
+        p.names[0].ports = vec![
+            PortGrant {
+                lo: 2,
+                hi: 3,
+                grant: 3,
+            },
+            PortGrant {
+                lo: 3,
+                hi: 4,
+                grant: 3,
+            },
+        ]
+    });
+    bad(&|p| p.name_excluded[0].prefix = 16);
+    bad(&|p| p.name_excluded[0].prefix = 33);
+    bad(&|p| p.name_excluded[0].ports.clear());
+    bad(&|p| p.name_excluded[0].ports = vec![(5, 4)]);
+    bad(&|p| p.name_excluded.push(p.name_excluded[0].clone()));
+    bad(&|p| p.never_names[0].pattern = "a*.evil.example".into());
+    bad(&|p| p.never_names[0].ports = vec![(1, 5), (5, 6)]);
+    bad(&|p| p.never_names.insert(0, p.never_names[0].clone()));
+}
+
+#[test]
+fn tampered_name_bytes_are_refused() {
+    let im = sample();
+    let bytes = write(&im).unwrap();
+    let at = bytes
+        .windows(b"pypi.org".len())
+        .rposition(|w| w == b"pypi.org")
+        .unwrap();
+    for (i, b) in [(at, b'P'), (at + 4, b'*'), (at, 0xff), (at - 3, 0x7f)] {
+        let mut x = bytes.clone();
+        x[i] = b;
+        reseal(&mut x);
+        let e = read(&x).unwrap_err();
+        assert!(matches!(e.code(), "KAPL0708" | "KAPL0709"), "{e}");
+    }
+}
+
+#[test]
+fn objective_name_rules_round_trip_and_change_the_identity() {
+    let mut im = objective_sample();
+    let plain = im.objective.as_ref().unwrap().identity;
+    let t = im.objective.as_mut().unwrap();
+    t.rules.push(BoundRule {
+        level: 0,
+        never: false,
+        kind: GrantKind::Net(NetOp::Connect),
+        source: SourceLoc { file: 0, ..loc(1) },
+        text: "net connect \"**.org\" port 443".into(),
+    });
+    let rule = (t.rules.len() - 1) as u32;
+    t.levels[0].names.push(NameEntry {
+        step: BOUND,
+        proto: Proto::Tcp,
+        pattern: "**.org".into(),
+        ports: vec![PortGrant {
+            lo: 443,
+            hi: 443,
+            grant: rule,
+        }],
+    });
+    let id = format::objective_identity(&im).unwrap();
+    assert_ne!(id, plain);
+    im.objective.as_mut().unwrap().identity = id;
+    let bytes = write(&im).unwrap();
+    assert_eq!(read(&bytes).unwrap(), im);
+    // A level name rule crediting a `never` rule from the bound column.
+    let mut bad = im.clone();
+    bad.objective.as_mut().unwrap().levels[0].names[0].ports[0].grant = 1;
+    assert_eq!(write(&bad).unwrap_err().code(), "KAPL0709");
 }

@@ -187,6 +187,9 @@ impl Image {
             check_net(&owner, &l.net, &|s, op, g| {
                 rule_ok(s as usize, g) && kind_of(g) == Some(GrantKind::Net(op))
             })?;
+            check_names(&owner, &l.names, &|s, g| {
+                rule_ok(s as usize, g) && kind_of(g) == Some(GrantKind::Net(NetOp::Connect))
+            })?;
         }
         Ok(())
     }
@@ -289,6 +292,13 @@ impl Image {
             holds.get(step as usize).is_some_and(|h| h.contains(&g))
                 && self.grants.get(g as usize).map(|x| x.kind) == Some(GrantKind::Net(op))
         })?;
+        check_names(&owner, &p.names, &|step, g| {
+            holds.get(step as usize).is_some_and(|h| h.contains(&g))
+                && self.grants.get(g as usize).map(|x| x.kind)
+                    == Some(GrantKind::Net(NetOp::Connect))
+        })?;
+        check_name_exclusions(&owner, &p.name_excluded)?;
+        check_never_names(&owner, &p.never_names)?;
 
         for (si, s) in p.steps.iter().enumerate() {
             let l = &s.landlock;
@@ -518,6 +528,141 @@ pub(crate) fn check_net(
     limit(format!("IPv6 LPM entries of {name}"), v6, MAX_LPM_ENTRIES)?;
     limit(format!("port ranges of {name}"), ranges, MAX_PORT_RANGES)?;
 
+    Ok(())
+}
+
+/// Whether `p` is a host-name pattern in normal form.
+fn normal_pattern(p: &str) -> bool {
+    crate::names::pattern(p).is_ok_and(|n| n == p)
+}
+
+/// Checks bare port ranges: non-empty, each `lo ≤ hi`, sorted, disjoint.
+fn check_ranges(ranges: &[(u16, u16)], what: &str) -> Result<(), ImageError> {
+    if ranges.is_empty() {
+        return Err(invalid(format!("{what} has no ports")));
+    }
+    let mut prev: Option<u16> = None;
+    for &(lo, hi) in ranges {
+        if lo > hi || prev.is_some_and(|h| lo <= h) {
+            return Err(invalid(format!(
+                "{what}: port ranges reversed, overlapping or unsorted"
+            )));
+        }
+        prev = Some(hi);
+    }
+    Ok(())
+}
+
+/// Checks host-name entries: normal-form patterns, order (by step,
+/// protocol, pattern; no repeats), ports and limits; `grant_ok(step,
+/// grant)` says whether a port range may credit that grant.
+pub(crate) fn check_names(
+    name: &str,
+    entries: &[NameEntry],
+    grant_ok: &dyn Fn(u32, u32) -> bool,
+) -> Result<(), ImageError> {
+    limit(
+        format!("name entries of {name}"),
+        entries.len(),
+        limits::MAX_LPM_ENTRIES,
+    )?;
+    let mut prev: Option<&NameEntry> = None;
+    for e in entries {
+        if !normal_pattern(&e.pattern) {
+            return Err(invalid(format!(
+                "{name}: a name entry's pattern is not a host-name pattern in normal form"
+            )));
+        }
+        if let Some(pr) = prev
+            && (pr.step, pr.proto, &pr.pattern) >= (e.step, e.proto, &e.pattern)
+        {
+            return Err(invalid(format!(
+                "{name}: name entries unsorted or duplicated"
+            )));
+        }
+        prev = Some(e);
+        if e.ports.is_empty() {
+            return Err(invalid(format!("{name}: a name entry has no ports")));
+        }
+        check_ports(&e.ports, &format!("{name} name entry"))?;
+        for pg in &e.ports {
+            if !grant_ok(e.step, pg.grant) {
+                return Err(invalid(format!(
+                    "{name}: a name entry names grant {} that does not hold there",
+                    pg.grant
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks a plan's name exclusions: address ranges without host bits,
+/// sorted by (protocol, family, address, prefix) without repeats, ports.
+fn check_name_exclusions(name: &str, v: &[NameExclusion]) -> Result<(), ImageError> {
+    limit(
+        format!("name exclusions of {name}"),
+        v.len(),
+        limits::MAX_LPM_ENTRIES,
+    )?;
+    let key = |x: &NameExclusion| {
+        let fam = match x.addr {
+            IpAddr::V4(_) => Family::V4,
+            IpAddr::V6(_) => Family::V6,
+        };
+        (x.proto, fam, x.addr, x.prefix)
+    };
+    let mut prev: Option<&NameExclusion> = None;
+    for x in v {
+        let ok = match x.addr {
+            IpAddr::V4(a) => {
+                x.prefix <= 32
+                    && u32::from(a) & u32::MAX.checked_shr(u32::from(x.prefix)).unwrap_or(0) == 0
+            }
+            IpAddr::V6(a) => {
+                x.prefix <= 128
+                    && u128::from(a) & u128::MAX.checked_shr(u32::from(x.prefix)).unwrap_or(0) == 0
+            }
+        };
+        if !ok {
+            return Err(invalid(format!(
+                "{name}: a name exclusion has a bad prefix or host bits set"
+            )));
+        }
+        if prev.is_some_and(|p| key(p) >= key(x)) {
+            return Err(invalid(format!(
+                "{name}: name exclusions unsorted or duplicated"
+            )));
+        }
+        prev = Some(x);
+        check_ranges(&x.ports, &format!("{name}: a name exclusion"))?;
+    }
+    Ok(())
+}
+
+/// Checks a plan's `never` names: normal-form patterns, sorted by
+/// (protocol, pattern) without repeats, ports.
+fn check_never_names(name: &str, v: &[NeverName]) -> Result<(), ImageError> {
+    limit(
+        format!("never names of {name}"),
+        v.len(),
+        limits::MAX_LPM_ENTRIES,
+    )?;
+    let mut prev: Option<&NeverName> = None;
+    for n in v {
+        if !normal_pattern(&n.pattern) {
+            return Err(invalid(format!(
+                "{name}: a never name's pattern is not a host-name pattern in normal form"
+            )));
+        }
+        if prev.is_some_and(|p| (p.proto, &p.pattern) >= (n.proto, &n.pattern)) {
+            return Err(invalid(format!(
+                "{name}: never names unsorted or duplicated"
+            )));
+        }
+        prev = Some(n);
+        check_ranges(&n.ports, &format!("{name}: a never name"))?;
+    }
     Ok(())
 }
 

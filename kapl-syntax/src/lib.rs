@@ -12,6 +12,8 @@
 
 pub mod ast;
 pub use kapl_codes as codes;
+/// Host names and patterns (the `kapl-names` crate, also `kapl_image::names`).
+pub use kapl_names as names;
 pub mod diag;
 pub mod glob;
 pub mod lexer;

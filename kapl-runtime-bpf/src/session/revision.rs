@@ -141,6 +141,9 @@ impl Pinned {
             fs: Dfa::empty(DfaKind::Fs, 1),
             exec: Dfa::empty(DfaKind::Exec, 1),
             net: Vec::new(),
+            names: Vec::new(),
+            name_excluded: Vec::new(),
+            never_names: Vec::new(),
         }];
         img
     }

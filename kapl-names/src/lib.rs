@@ -1,6 +1,9 @@
 //! Host names and host-name patterns, as `net` rules write them and as the
 //! session's resolver sees them in queries and answers.
 //!
+//! Input: text from a policy, an image or a DNS message. Output: names and
+//! patterns in normal form, matching, and whether an address is public.
+//!
 //! One definition shared by the compiler (checking and proving name
 //! patterns), the image (which stores them normalized) and the runtime
 //! (which matches DNS names against them), so the three cannot disagree.
@@ -108,6 +111,169 @@ pub fn matches(pattern: &str, name: &str) -> bool {
 
 fn labels_match(p: &[&str], n: &[&str]) -> bool {
     p.len() == n.len() && p.iter().zip(n).all(|(p, n)| *p == "*" || p == n)
+}
+
+/// A name that `pattern` matches and none of `others` does, or `None` when
+/// every name `pattern` matches is matched by one of `others` (all
+/// normalized). Exact: names are label sequences; a label no pattern
+/// mentions behaves like every other such label, so a fresh one ([`fresh`])
+/// stands for all of them, and beyond the longest pattern only the last
+/// labels matter. The witness puts the fresh label where a `*` or `**`
+/// of `pattern` lets it escape (`x.pythonhosted.org`).
+pub fn uncovered(pattern: &str, others: &[&str]) -> Option<String> {
+    let p = Shape::of(pattern);
+    let qs: Vec<Shape<'_>> = others.iter().map(|q| Shape::of(q)).collect();
+    let mentioned: Vec<&str> = std::iter::once(&p)
+        .chain(&qs)
+        .flat_map(|s| s.labels.iter().copied())
+        .filter(|l| *l != "*")
+        .collect();
+    let fresh = fresh(&mentioned);
+    let longest = qs.iter().map(|q| q.labels.len()).max().unwrap_or(0);
+    let min = p.labels.len() + usize::from(p.deep);
+    let max = if p.deep { min.max(longest + 1) } else { min };
+    for n in min..=max {
+        // The others that can match a name of `n` labels at all.
+        let alive: Vec<&Shape<'_>> = qs.iter().filter(|q| q.fits(n)).collect();
+        let mut name = Vec::with_capacity(n);
+        if let Some(w) = escape(&p, &alive, n, 0, &fresh, &mut name) {
+            return Some(w);
+        }
+    }
+    None
+}
+
+/// A name both patterns match, or `None` when they share no name.
+pub fn overlap(a: &str, b: &str) -> Option<String> {
+    let (pa, pb) = (Shape::of(a), Shape::of(b));
+    let mentioned: Vec<&str> = pa
+        .labels
+        .iter()
+        .chain(&pb.labels)
+        .copied()
+        .filter(|l| *l != "*")
+        .collect();
+    let fresh = fresh(&mentioned);
+    let (la, lb) = (pa.labels.len(), pb.labels.len());
+    let n = match (pa.deep, pb.deep) {
+        (false, false) if la == lb => la,
+        (false, false) => return None,
+        (true, false) if lb > la => lb,
+        (false, true) if la > lb => la,
+        (true, true) => la.max(lb) + 1,
+        _ => return None,
+    };
+    let mut out = Vec::with_capacity(n);
+    for j in 0..n {
+        // Position `j` from the right.
+        let label = match (pa.at(j), pb.at(j)) {
+            ("*", "*") => fresh.as_str(),
+            ("*", l) | (l, "*") => l,
+            (x, y) if x == y => x,
+            _ => return None,
+        };
+        out.push(label);
+    }
+    out.reverse();
+    Some(out.join("."))
+}
+
+/// A label none of `mentioned` is: `x`, else `kapl-witness`, else
+/// `kapl-witness-N`.
+pub fn fresh(mentioned: &[&str]) -> String {
+    ["x".to_string(), "kapl-witness".to_string()]
+        .into_iter()
+        .chain((1u32..).map(|i| format!("kapl-witness-{i}")))
+        .find(|c| !mentioned.contains(&c.as_str()))
+        .unwrap_or_default()
+}
+
+/// A pattern as labels: `deep` when it starts with `**` (which is not in
+/// `labels`).
+struct Shape<'a> {
+    deep: bool,
+    labels: Vec<&'a str>,
+}
+
+impl<'a> Shape<'a> {
+    fn of(p: &'a str) -> Shape<'a> {
+        let mut labels: Vec<&str> = p.split('.').collect();
+        let deep = labels.first() == Some(&"**");
+        if deep {
+            labels.remove(0);
+        }
+        Shape { deep, labels }
+    }
+
+    /// Whether some name of `n` labels may match.
+    fn fits(&self, n: usize) -> bool {
+        if self.deep {
+            n > self.labels.len()
+        } else {
+            n == self.labels.len()
+        }
+    }
+
+    /// The label at position `j` from the right (`*` inside the `**`).
+    fn at(&self, j: usize) -> &'a str {
+        self.labels
+            .len()
+            .checked_sub(j + 1)
+            .map_or("*", |i| self.labels[i])
+    }
+}
+
+/// Depth-first search, right to left, for a name of `n` labels that `p`
+/// matches and no pattern of `alive` does; `name` holds the labels chosen
+/// so far (rightmost first).
+fn escape<'a>(
+    p: &Shape<'a>,
+    alive: &[&Shape<'a>],
+    n: usize,
+    j: usize,
+    fresh: &'a str,
+    name: &mut Vec<&'a str>,
+) -> Option<String> {
+    if alive.is_empty() {
+        // Nothing left can match: complete with `p`'s labels (fresh for
+        // its wildcards).
+        let mut full = name.clone();
+        full.extend((j..n).map(|k| match p.at(k) {
+            "*" => fresh,
+            l => l,
+        }));
+        full.reverse();
+        return Some(full.join("."));
+    }
+    if j == n {
+        return None;
+    }
+    let mut choices: Vec<&str> = match p.at(j) {
+        "*" => std::iter::once(fresh)
+            .chain(alive.iter().map(|q| q.at(j)).filter(|l| *l != "*"))
+            .collect(),
+        l => vec![l],
+    };
+    let mut seen = Vec::with_capacity(choices.len());
+    choices.retain(|c| {
+        let new = !seen.contains(c);
+        seen.push(*c);
+        new
+    });
+    for c in choices {
+        let next: Vec<&Shape<'a>> = alive
+            .iter()
+            .copied()
+            .filter(|q| matches!(q.at(j), "*") || q.at(j) == c)
+            .collect();
+        name.push(c);
+        let found = escape(p, &next, n, j + 1, fresh, name);
+        name.pop();
+        if found.is_some() {
+            return found;
+        }
+    }
+    None
 }
 
 /// Whether `pattern` (normalized) has a wildcard.
@@ -291,5 +457,101 @@ mod tests {
         ] {
             assert!(is_public(a.parse().unwrap()), "{a}");
         }
+    }
+
+    /// Small pseudo-random numbers (no dependencies; reproducible).
+    struct Lcg(u64);
+    impl Lcg {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((self.0 >> 33) as usize) % n
+        }
+    }
+
+    fn random_pattern(r: &mut Lcg) -> String {
+        let n = 1 + r.below(3);
+        let mut l: Vec<&str> = (0..n).map(|_| ["a", "b", "*", "x"][r.below(4)]).collect();
+        if r.below(3) == 0 {
+            l.insert(0, "**");
+        }
+        l.join(".")
+    }
+
+    /// Every name of 1 to 5 labels over `a`, `b`, `x` and `c` (which no
+    /// pattern mentions).
+    fn universe() -> Vec<String> {
+        let mut all = vec![String::new()];
+        let mut out = Vec::new();
+        for _ in 0..5 {
+            all = all
+                .iter()
+                .flat_map(|p| {
+                    ["a", "b", "x", "c"].map(|l| {
+                        if p.is_empty() {
+                            l.to_string()
+                        } else {
+                            format!("{l}.{p}")
+                        }
+                    })
+                })
+                .collect();
+            out.extend(all.iter().cloned());
+        }
+        out
+    }
+
+    #[test]
+    fn uncovered_agrees_with_brute_force() {
+        let names = universe();
+        let mut r = Lcg(7);
+        for _ in 0..3000 {
+            let p = random_pattern(&mut r);
+            let qs: Vec<String> = (0..r.below(4)).map(|_| random_pattern(&mut r)).collect();
+            let q: Vec<&str> = qs.iter().map(String::as_str).collect();
+            let escapes = |n: &str| matches(&p, n) && !q.iter().any(|q| matches(q, n));
+            match uncovered(&p, &q) {
+                Some(w) => {
+                    assert!(normalize(&w).is_ok(), "{w}");
+                    assert!(escapes(&w), "{p} vs {q:?}: {w} does not escape");
+                }
+                None => {
+                    let e = names.iter().find(|n| escapes(n));
+                    assert!(e.is_none(), "{p} vs {q:?}: missed {e:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn overlap_agrees_with_brute_force() {
+        let names = universe();
+        let mut r = Lcg(11);
+        for _ in 0..3000 {
+            let (a, b) = (random_pattern(&mut r), random_pattern(&mut r));
+            match overlap(&a, &b) {
+                Some(w) => assert!(matches(&a, &w) && matches(&b, &w), "{a} & {b}: {w}"),
+                None => assert!(
+                    !names.iter().any(|n| matches(&a, n) && matches(&b, n)),
+                    "{a} & {b}"
+                ),
+            }
+        }
+    }
+
+    #[test]
+    fn witnesses_read_well() {
+        assert_eq!(
+            uncovered("*.pythonhosted.org", &["files.pythonhosted.org"]),
+            Some("x.pythonhosted.org".into())
+        );
+        assert_eq!(uncovered("*.pythonhosted.org", &["**.org"]), None);
+        assert_eq!(uncovered("**.com", &["*.com"]), Some("x.x.com".into()));
+        assert_eq!(uncovered("pypi.org", &["*.org", "pypi.com"]), None);
+        assert_eq!(uncovered("x.org", &[]), Some("x.org".into()));
+        assert_eq!(overlap("*.evil.com", "**.com"), Some("x.evil.com".into()));
+        assert_eq!(overlap("a.com", "*.org"), None);
     }
 }
