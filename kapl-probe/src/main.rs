@@ -16,6 +16,7 @@
 use std::process::ExitCode;
 
 mod basic;
+mod dns;
 mod exec;
 mod fs;
 mod load;
@@ -46,6 +47,7 @@ const FAMILIES: &[Family] = &[
     meta::run,
     watch::run,
     timed::run,
+    dns::run,
 ];
 
 fn main() -> ExitCode {

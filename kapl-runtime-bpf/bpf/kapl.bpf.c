@@ -11,6 +11,13 @@
 //     tries keyed by (step, op, protocol, address) — an IPv4-mapped IPv6
 //     address is looked up in `net4` as its IPv4 address — give a slice of
 //     the `ports` array, sorted disjoint ranges searched by bisection;
+//   the same connect/sendmsg programs steer DNS (port 53, UDP and TCP, to
+//     any address) to the session's resolver when `dns` says it runs (the
+//     plan has host-name rules), keeping the address the program meant in
+//     the socket's `dns_orig` storage, and admit addresses the resolver
+//     learned for a granted name from `learned`;
+//   cgroup/recvmsg4, recvmsg6 — give a steered UDP socket's replies the
+//     address it sent to (resolvers check where an answer comes from);
 //   cgroup/sock_create — refuses inet sockets no grant kind needs (raw,
 //     ICMP, SCTP, MPTCP, ...);
 //   cgroup/setsockopt — refuses (EPERM) the socket options that change
@@ -47,6 +54,7 @@ char LICENSE[] SEC("license") = "GPL";
 #define EV_NET 1
 #define EV_EXEC 2
 #define EV_OPT 4
+#define EV_DNS 5
 
 // Operations in the image's keys.
 #define KEY_OP_CONNECT 0
@@ -128,6 +136,78 @@ _Static_assert(sizeof(struct exec_event) == 304 &&
 		       __builtin_offsetof(struct exec_event, path) == 48,
 	       "struct exec_event is decoded by src/bpf.rs");
 
+// A DNS query (port 53) steered to the session's resolver: who sent it
+// and where to. The resolver attributes a query to a process with it.
+struct dns_event {
+	struct event_head head; // kind EV_DNS
+	__u8 addr[16]; // the address the program meant (IPv4-mapped for IPv4)
+	__u16 port; // 53
+	__u8 proto; // IPPROTO_TCP_ or IPPROTO_UDP_
+	__u8 pad;
+	char comm[COMM_LEN];
+};
+_Static_assert(sizeof(struct dns_event) == 72 &&
+		       __builtin_offsetof(struct dns_event, comm) == 52,
+	       "struct dns_event is decoded by src/bpf.rs");
+
+// Where the session's resolver listens (index 0), written by kapl-run;
+// `on` is 0 while the plan has no host-name rule (port 53 is then decided
+// like any other port). Ports in network byte order.
+struct dns_conf {
+	__u32 on;
+	__u32 ip4; // 127.0.0.1, network byte order
+	__u32 ip6[4]; // ::1
+	__u16 port4;
+	__u16 port6;
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct dns_conf);
+	__uint(max_entries, 1);
+} dns SEC(".maps");
+
+// A steered socket's intended destination.
+struct dns_orig {
+	__u32 ip4; // network byte order (family AF_INET_)
+	__u32 ip6[4]; // (family AF_INET6_)
+	__u16 port; // network byte order
+	__u16 family;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct dns_orig);
+} dns_orig SEC(".maps");
+
+// Addresses the resolver learned from an answer for a name a grant of the
+// step allows: (step, protocol, address) -> the ports and grants, written
+// by kapl-run before the answer is released and removed when its time to
+// live ends or the step changes.
+#define LEARNED_RANGES 8
+struct learned_key {
+	__u16 step; // host order
+	__u8 proto;
+	__u8 pad;
+	__u8 addr[16]; // IPv4 as IPv4-mapped IPv6
+};
+
+struct learned_val {
+	__u32 count;
+	struct port_range ranges[LEARNED_RANGES]; // sorted, disjoint
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct learned_key);
+	__type(value, struct learned_val);
+	__uint(max_entries, 4096);
+} learned SEC(".maps");
+
 // max_entries of the three maps are set by the loader from the image.
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
@@ -195,6 +275,80 @@ static __always_inline __u32 search_ports(struct net_slice *s, __u16 port)
 	return NO_GRANT;
 }
 
+// The grant of a learned address's range that holds `port`, or NO_GRANT.
+static __always_inline __u32 search_learned(__u32 step, __u32 kproto,
+					    const __u8 *addr, __u16 port)
+{
+	struct learned_key k = {};
+	k.step = step;
+	k.proto = kproto;
+	__builtin_memcpy(k.addr, addr, 16);
+	struct learned_val *v = bpf_map_lookup_elem(&learned, &k);
+	if (!v)
+		return NO_GRANT;
+	for (int i = 0; i < LEARNED_RANGES; i++) {
+		if (i >= v->count)
+			break;
+		if (port >= v->ranges[i].lo && port <= v->ranges[i].hi)
+			return v->ranges[i].grant;
+	}
+	return NO_GRANT;
+}
+
+// Steers a DNS query (port 53) to the session's resolver: rewrites the
+// destination, keeps the one the program meant in the socket's storage
+// and reports who sent it. Returns 1 when steered, 0 when DNS is not
+// steered (no resolver, or no room to remember the destination: the
+// request is then decided like any other).
+static __always_inline int steer_dns(struct bpf_sock_addr *ctx, int v6,
+				     int mapped, const __u8 *addr,
+				     __u32 kproto, __u32 step, __u64 cg)
+{
+	__u32 zero = 0;
+	struct dns_conf *c = bpf_map_lookup_elem(&dns, &zero);
+	if (!c || !c->on || !ctx->sk)
+		return 0;
+	struct dns_orig *o = bpf_sk_storage_get(&dns_orig, ctx->sk, 0,
+						BPF_SK_STORAGE_GET_F_CREATE);
+	if (!o)
+		return 0;
+	o->port = (__u16)ctx->user_port;
+	if (v6) {
+		o->family = AF_INET6_;
+		o->ip6[0] = ctx->user_ip6[0];
+		o->ip6[1] = ctx->user_ip6[1];
+		o->ip6[2] = ctx->user_ip6[2];
+		o->ip6[3] = ctx->user_ip6[3];
+		// A dual-stack socket's IPv4 destination: the resolver's IPv4
+		// address, mapped; else its IPv6 one.
+		if (mapped) {
+			ctx->user_ip6[3] = c->ip4;
+			ctx->user_port = c->port4;
+		} else {
+			ctx->user_ip6[0] = c->ip6[0];
+			ctx->user_ip6[1] = c->ip6[1];
+			ctx->user_ip6[2] = c->ip6[2];
+			ctx->user_ip6[3] = c->ip6[3];
+			ctx->user_port = c->port6;
+		}
+	} else {
+		o->family = AF_INET_;
+		o->ip4 = ctx->user_ip4;
+		ctx->user_ip4 = c->ip4;
+		ctx->user_port = c->port4;
+	}
+	struct dns_event *e = reserve_event(sizeof(*e));
+	if (e) {
+		fill_head(&e->head, e->comm, EV_DNS, step, cg);
+		__builtin_memcpy(e->addr, addr, 16);
+		e->port = 53;
+		e->proto = kproto;
+		e->pad = 0;
+		bpf_ringbuf_submit(e, 0);
+	}
+	return 1;
+}
+
 static __always_inline int decide(struct bpf_sock_addr *ctx, __u32 key_op,
 				  __u8 ev_op, int v6)
 {
@@ -231,6 +385,9 @@ static __always_inline int decide(struct bpf_sock_addr *ctx, __u32 key_op,
 
 	__u32 grant = NO_GRANT;
 	__u32 kproto = key_proto(sotype, proto);
+	if (key_op == KEY_OP_CONNECT && port == 53 && step <= 0xffff &&
+	    kproto && steer_dns(ctx, v6, mapped, addr, kproto, step, cg))
+		return 1;
 	if (step <= 0xffff && kproto) {
 		struct net_slice *s;
 		if (mapped) {
@@ -248,6 +405,8 @@ static __always_inline int decide(struct bpf_sock_addr *ctx, __u32 key_op,
 		}
 		if (s)
 			grant = search_ports(s, port);
+		if (grant == NO_GRANT && key_op == KEY_OP_CONNECT)
+			grant = search_learned(step, kproto, addr, port);
 	}
 
 	struct net_event *e = reserve_event(sizeof(*e));
@@ -282,6 +441,56 @@ NET_HOOK(sendmsg4, KEY_OP_CONNECT, OP_SEND, 0)
 NET_HOOK(sendmsg6, KEY_OP_CONNECT, OP_SEND, 1)
 NET_HOOK(bind4, KEY_OP_BIND, OP_BIND, 0)
 NET_HOOK(bind6, KEY_OP_BIND, OP_BIND, 1)
+
+// A steered UDP socket's replies come from the resolver; the program is
+// shown the address it sent its query to. Every other datagram is left as
+// it is (recvmsg programs cannot refuse).
+SEC("cgroup/recvmsg4")
+int kapl_recvmsg4(struct bpf_sock_addr *ctx)
+{
+	if (!ctx->sk)
+		return 1;
+	struct dns_orig *o = bpf_sk_storage_get(&dns_orig, ctx->sk, 0, 0);
+	if (!o || o->family != AF_INET_)
+		return 1;
+	__u32 zero = 0;
+	struct dns_conf *c = bpf_map_lookup_elem(&dns, &zero);
+	if (!c || ctx->user_ip4 != c->ip4 || (__u16)ctx->user_port != c->port4)
+		return 1;
+	ctx->user_ip4 = o->ip4;
+	ctx->user_port = o->port;
+	return 1;
+}
+
+SEC("cgroup/recvmsg6")
+int kapl_recvmsg6(struct bpf_sock_addr *ctx)
+{
+	if (!ctx->sk)
+		return 1;
+	struct dns_orig *o = bpf_sk_storage_get(&dns_orig, ctx->sk, 0, 0);
+	if (!o || o->family != AF_INET6_)
+		return 1;
+	__u32 zero = 0;
+	struct dns_conf *c = bpf_map_lookup_elem(&dns, &zero);
+	if (!c)
+		return 1;
+	__u16 p = (__u16)ctx->user_port;
+	int from6 = ctx->user_ip6[0] == c->ip6[0] &&
+		    ctx->user_ip6[1] == c->ip6[1] &&
+		    ctx->user_ip6[2] == c->ip6[2] &&
+		    ctx->user_ip6[3] == c->ip6[3] && p == c->port6;
+	int from4 = !ctx->user_ip6[0] && !ctx->user_ip6[1] &&
+		    ctx->user_ip6[2] == bpf_htonl(0xffff) &&
+		    ctx->user_ip6[3] == c->ip4 && p == c->port4;
+	if (!from6 && !from4)
+		return 1;
+	ctx->user_ip6[0] = o->ip6[0];
+	ctx->user_ip6[1] = o->ip6[1];
+	ctx->user_ip6[2] = o->ip6[2];
+	ctx->user_ip6[3] = o->ip6[3];
+	ctx->user_port = o->port;
+	return 1;
+}
 
 // Only plain TCP and UDP over IPv4/IPv6 are ever granted: refuse every other
 // inet socket (raw, ICMP, SCTP, MPTCP...). The hook does not run for

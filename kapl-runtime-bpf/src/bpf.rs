@@ -47,14 +47,21 @@ const SOCKOPT_PROG: &str = "kapl_setsockopt";
 const EGRESS_PROG: &str = "kapl_egress";
 
 /// The `cgroup/sock_addr` programs attached per step cgroup.
-const SOCK_ADDR_PROGS: [&str; 6] = [
+const SOCK_ADDR_PROGS: [&str; 8] = [
     "kapl_connect4",
     "kapl_connect6",
     "kapl_sendmsg4",
     "kapl_sendmsg6",
     "kapl_bind4",
     "kapl_bind6",
+    "kapl_recvmsg4",
+    "kapl_recvmsg6",
 ];
+
+/// Ranges a learned address holds (`LEARNED_RANGES` in kapl.bpf.c).
+pub const LEARNED_RANGES: usize = 8;
+/// Addresses the `learned` map holds at most (its max_entries).
+pub const LEARNED_MAX: usize = 4096;
 
 /// Errors loading or driving the programs.
 #[derive(Debug, thiserror::Error)]
@@ -273,6 +280,83 @@ pub enum Event {
     Unix(crate::unix::UnixEvent),
     /// A socket option refused, or a packet dropped for carrying one.
     Option(OptEvent),
+    /// A DNS query steered to the session's resolver.
+    Dns(DnsEvent),
+}
+
+/// A DNS query steered to the session's resolver (`struct dns_event`): who
+/// sent it, and where it meant to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DnsEvent {
+    /// The acting task.
+    pub head: EventHead,
+    /// The destination the program meant (IPv4 mapped into IPv6).
+    pub addr: Ipv6Addr,
+    /// 6 (TCP) or 17 (UDP).
+    pub proto: u8,
+    /// Task command name.
+    pub comm: String,
+}
+
+/// Where the session's resolver listens (`struct dns_conf`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DnsConf {
+    /// Whether port 53 is steered.
+    pub on: bool,
+    /// Its IPv4 address.
+    pub ip4: std::net::Ipv4Addr,
+    /// Its IPv4 port (UDP and TCP).
+    pub port4: u16,
+    /// Its IPv6 address.
+    pub ip6: Ipv6Addr,
+    /// Its IPv6 port (UDP and TCP).
+    pub port6: u16,
+}
+
+impl DnsConf {
+    /// `struct dns_conf`'s bytes.
+    fn bytes(&self) -> [u8; 32] {
+        let mut b = [0u8; 32];
+        b[0..4].copy_from_slice(&u32::from(self.on).to_ne_bytes());
+        b[4..8].copy_from_slice(&self.ip4.octets());
+        b[8..24].copy_from_slice(&self.ip6.octets());
+        b[24..26].copy_from_slice(&self.port4.to_be_bytes());
+        b[26..28].copy_from_slice(&self.port6.to_be_bytes());
+        b
+    }
+}
+
+/// A `dns` value.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+struct DnsConfBytes([u8; 32]);
+// SAFETY: plain bytes, no padding.
+unsafe impl Pod for DnsConfBytes {}
+
+/// A `learned` key (`u16 step; u8 proto; u8 pad; u8 addr[16]`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+struct LearnedKey([u8; 20]);
+// SAFETY: plain bytes, no padding.
+unsafe impl Pod for LearnedKey {}
+
+/// A `learned` value (`u32 count; struct port_range ranges[8]`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+struct LearnedVal([u8; 4 + 8 * LEARNED_RANGES]);
+// SAFETY: plain bytes, no padding.
+unsafe impl Pod for LearnedVal {}
+
+fn learned_key(step: u32, proto: u8, addr: Ipv6Addr) -> Result<LearnedKey, BpfError> {
+    let step = u16::try_from(step).map_err(|_| BpfError::Map {
+        map: "learned",
+        msg: format!("step {step} beyond the maps' 16 bits"),
+    })?;
+    let mut k = [0u8; 20];
+    k[0..2].copy_from_slice(&step.to_ne_bytes());
+    k[2] = proto;
+    k[4..20].copy_from_slice(&addr.octets());
+    Ok(LearnedKey(k))
 }
 
 /// A socket option that reroutes: refused by `kapl_setsockopt`, or found
@@ -436,6 +520,16 @@ pub fn decode(b: &[u8]) -> Option<Event> {
                 comm: String::from_utf8_lossy(&cstr_at(b, 72, 16)).into_owned(),
             }))
         }
+        5 if b.len() >= 68 => {
+            let mut addr = [0u8; 16];
+            addr.copy_from_slice(&b[32..48]);
+            Some(Event::Dns(DnsEvent {
+                head: EventHead::decode(b),
+                addr: Ipv6Addr::from(addr),
+                proto: b[50],
+                comm: String::from_utf8_lossy(&cstr_at(b, 52, 16)).into_owned(),
+            }))
+        }
         2 if b.len() >= 48 => Some(Event::Exec(ExecEvent {
             head: EventHead::decode(b),
             comm: String::from_utf8_lossy(&cstr_at(b, 32, 16)).into_owned(),
@@ -596,6 +690,65 @@ impl NetEnforcer {
         match self.cg_step()?.remove(&id) {
             Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
             Err(e) => Err(map_err("cg_step")(e)),
+        }
+    }
+
+    /// Says where the session's resolver listens, and whether port 53 is
+    /// steered to it.
+    pub fn set_dns(&mut self, conf: &DnsConf) -> Result<(), BpfError> {
+        let map = self.ebpf.map_mut("dns").ok_or(BpfError::Missing("dns"))?;
+        let mut arr: Array<&mut MapData, DnsConfBytes> =
+            Array::try_from(map).map_err(map_err("dns"))?;
+        arr.set(0, DnsConfBytes(conf.bytes()), 0)
+            .map_err(map_err("dns"))
+    }
+
+    fn learned(&mut self) -> Result<BpfHashMap<&mut MapData, LearnedKey, LearnedVal>, BpfError> {
+        let map = self
+            .ebpf
+            .map_mut("learned")
+            .ok_or(BpfError::Missing("learned"))?;
+        BpfHashMap::try_from(map).map_err(map_err("learned"))
+    }
+
+    /// Admits `addr` in `step` over `proto` (6 or 17) for `ranges` (at
+    /// most [`LEARNED_RANGES`], sorted and disjoint; more is an error).
+    pub fn learn(
+        &mut self,
+        step: u32,
+        proto: u8,
+        addr: Ipv6Addr,
+        ranges: &[kapl_image::PortGrant],
+    ) -> Result<(), BpfError> {
+        if ranges.len() > LEARNED_RANGES {
+            return Err(BpfError::Map {
+                map: "learned",
+                msg: format!(
+                    "{} port ranges for one address (at most {LEARNED_RANGES})",
+                    ranges.len()
+                ),
+            });
+        }
+        let key = learned_key(step, proto, addr)?;
+        let mut v = [0u8; 4 + 8 * LEARNED_RANGES];
+        v[0..4].copy_from_slice(&(ranges.len() as u32).to_ne_bytes());
+        for (i, r) in ranges.iter().enumerate() {
+            let o = 4 + 8 * i;
+            v[o..o + 2].copy_from_slice(&r.lo.to_ne_bytes());
+            v[o + 2..o + 4].copy_from_slice(&r.hi.to_ne_bytes());
+            v[o + 4..o + 8].copy_from_slice(&r.grant.to_ne_bytes());
+        }
+        self.learned()?
+            .insert(key, LearnedVal(v), 0)
+            .map_err(map_err("learned"))
+    }
+
+    /// Withdraws a learned address.
+    pub fn forget(&mut self, step: u32, proto: u8, addr: Ipv6Addr) -> Result<(), BpfError> {
+        let key = learned_key(step, proto, addr)?;
+        match self.learned()?.remove(&key) {
+            Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
+            Err(e) => Err(map_err("learned")(e)),
         }
     }
 

@@ -206,6 +206,12 @@ pub struct EnforceArgs {
     /// to URL/v1/logs).
     #[arg(long, value_name = "URL")]
     pub otlp: Option<String>,
+    /// The DNS server the session's resolver forwards allowed queries to
+    /// (default: the first `nameserver` of /etc/resolv.conf). Used when a
+    /// plan has host-name rules: the session's DNS queries go to the
+    /// resolver, which answers only names a grant of the step allows.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub resolver: Option<std::net::SocketAddr>,
 }
 
 /// What a one-shot run enforces.

@@ -178,6 +178,7 @@ fn supervise(
         mode,
         id,
         otlp: o.enforce.otlp.as_deref(),
+        resolver: o.enforce.resolver,
     };
     let session = match Session::start(img, opts, pin) {
         Ok(s) => s,

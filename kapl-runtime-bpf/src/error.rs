@@ -134,6 +134,9 @@ pub enum SessionError {
         /// Why.
         source: io::Error,
     },
+    /// The session's resolver could not open its sockets.
+    #[error("cannot start the session's resolver on loopback: {0}")]
+    Resolver(io::Error),
     /// The `--otlp` address is not one kapl-run can post to.
     #[error("--otlp: {0}")]
     Otlp(String),

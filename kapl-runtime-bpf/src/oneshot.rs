@@ -30,6 +30,7 @@ pub fn run(a: &RunArgs) -> Result<i32, RunError> {
         mode,
         id: &id,
         otlp: a.plan.enforce.otlp.as_deref(),
+        resolver: a.plan.enforce.resolver,
     };
     let mut s = Session::start(img, opts, None)?;
     eprintln!("kapl-run: plan {}, step {}", s.plan_name(), s.step_name());

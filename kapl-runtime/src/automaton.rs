@@ -325,7 +325,16 @@ pub fn tcp_ports(plan: &Plan, step: u32) -> TcpPorts {
             None
         },
         connect: if ll.handled_net & kapl_image::access::NET_CONNECT_TCP != 0 {
-            list(&ll.tcp_connect)
+            // With host-name rules, DNS over TCP is steered to the session's
+            // resolver by the cgroup programs, which run after Landlock has
+            // seen port 53.
+            list(&ll.tcp_connect).map(|mut v| {
+                if plan.names.iter().any(|n| n.step == step) && !v.contains(&53) {
+                    v.push(53);
+                    v.sort_unstable();
+                }
+                v
+            })
         } else {
             None
         },

@@ -42,6 +42,7 @@ pub mod attribution;
 pub mod auditlog;
 pub mod automaton;
 pub mod containment;
+pub mod dns;
 pub mod elf;
 pub mod explain;
 pub mod hook;

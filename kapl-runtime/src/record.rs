@@ -53,6 +53,9 @@ pub enum Mechanism {
     /// notification): mode, owner, times, extended attributes, inotify
     /// watches, `listen`.
     Supervisor,
+    /// The session's resolver: a DNS query for a name, or an address an
+    /// answer gave for it (see `learned` on the connect records).
+    Resolver,
 }
 
 /// A transport protocol.
@@ -111,6 +114,15 @@ pub enum Target {
         port: u16,
         /// The protocol.
         protocol: Protocol,
+    },
+    /// A host name asked of the session's resolver, or (with `address`) an
+    /// address an answer gave for it.
+    Host {
+        /// The name (lower case, no trailing dot).
+        name: String,
+        /// The address the answer gave.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        address: Option<std::net::IpAddr>,
     },
     /// A pathname UNIX socket.
     UnixSocket {
@@ -206,6 +218,14 @@ impl fmt::Display for Target {
                 }
                 None => write!(f, "port {port} ({})", protocol.as_str()),
             },
+            Target::Host {
+                name,
+                address: None,
+            } => f.write_str(name),
+            Target::Host {
+                name,
+                address: Some(a),
+            } => write!(f, "{name} → {a}"),
             Target::UnixSocket { path } => write!(f, "{path} (unix)"),
             Target::Socket {
                 family,
@@ -315,6 +335,19 @@ pub struct DecisionRecord {
     /// seccomp), to join with `ausearch -a SERIAL`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit_serial: Option<u64>,
+    /// For a connect to an address the session's resolver learned: the
+    /// name it was learned for, and when the name was asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub learned: Option<LearnedFrom>,
+}
+
+/// Where a learned address came from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct LearnedFrom {
+    /// The host name asked.
+    pub name: String,
+    /// When it was asked (RFC 3339, UTC, milliseconds).
+    pub queried_at: String,
 }
 
 /// Always `lost`.

@@ -378,6 +378,7 @@ impl Reporter {
             nearest: None,
             mechanism: d.mechanism,
             audit_serial: d.audit_serial,
+            learned: None,
         }
     }
 

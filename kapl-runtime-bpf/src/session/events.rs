@@ -51,6 +51,7 @@ impl Session {
             }
             None => Vec::new(),
         };
+        v.extend(self.dns_fds());
         // The supervised layer's listeners (see [`super::supervised`]).
         v.extend(
             self.supervised
@@ -71,18 +72,9 @@ impl Session {
         let Some(k) = self.kern.as_mut() else {
             return out;
         };
-        let mut evs = Vec::new();
-        k.bpf.drain(&mut evs);
         let mut recs = std::mem::take(&mut self.pending_records);
         recs.extend(k.audit.poll(flush).unwrap_or_default());
-        for e in evs {
-            match e {
-                Event::Net(n) => self.on_net(&n, &mut out),
-                Event::Exec(x) => self.on_exec(&x, &mut out),
-                Event::Unix(u) => self.on_unix(&u, &mut out),
-                Event::Option(o) => self.on_option(&o, &mut out),
-            }
-        }
+        self.drain_events(&mut out);
         for r in recs {
             match r {
                 Record::Domain(d) => {
@@ -94,7 +86,31 @@ impl Session {
                 Record::Seccomp(r) => self.on_seccomp(&r, &mut out),
             }
         }
+        // After the DNS events: they say who sent the queries.
+        self.serve_dns(&mut out);
         out
+    }
+
+    /// Reads and reports what the BPF programs queued.
+    pub(super) fn drain_events(&mut self, out: &mut Vec<Notice>) {
+        let Some(k) = self.kern.as_mut() else {
+            return;
+        };
+        let mut evs = Vec::new();
+        k.bpf.drain(&mut evs);
+        for e in evs {
+            match e {
+                Event::Net(n) => self.on_net(&n, out),
+                Event::Exec(x) => self.on_exec(&x, out),
+                Event::Unix(u) => self.on_unix(&u, out),
+                Event::Option(o) => self.on_option(&o, out),
+                Event::Dns(d) => {
+                    if let Some(r) = self.dns.as_mut() {
+                        r.sender(d.head.tgid, d.comm);
+                    }
+                }
+            }
+        }
     }
 
     /// Like [`Session::pump`] with flush, after making sure every audit
@@ -131,7 +147,7 @@ impl Session {
     /// The command a process of this session belongs to: a command's own
     /// pid, a pid seen executing in the session, else the `cmd-K` cgroup
     /// the process is in (read while it still exists).
-    fn cmd_of_pid(&self, pid: i32) -> Option<u64> {
+    pub(super) fn cmd_of_pid(&self, pid: i32) -> Option<u64> {
         if let Some(id) = self.cmds.by_pid(pid) {
             return Some(id);
         }
@@ -407,7 +423,33 @@ impl Session {
             narrowed: None,
             why: None,
         };
-        self.emit(out, d);
+        // An address the resolver admitted for a name: the record says
+        // which name, and when it was asked.
+        let proto_num = match protocol {
+            Protocol::Tcp => 6,
+            _ => 17,
+        };
+        let learned = (n.allowed && n.op != EventOp::Bind)
+            .then(|| self.learned_name(proto_num, n.addr))
+            .flatten()
+            .filter(|_| !self.plan_grants_address(step, addr, n.port, n.grant));
+        match learned {
+            Some((name, at)) => self.emit_learned(out, d, name, at),
+            None => self.emit(out, d),
+        }
+    }
+
+    /// Whether the plan's own address tables (not a learned name) give
+    /// `grant` for `addr` and `port` in `step`.
+    fn plan_grants_address(&self, step: u32, addr: IpAddr, port: u16, grant: u32) -> bool {
+        self.plan().net.iter().any(|e| {
+            e.step == step
+                && e.op == NetOp::Connect
+                && kapl_image::names::within(addr, e.addr, e.prefix)
+                && e.ports
+                    .iter()
+                    .any(|p| p.grant == grant && p.lo <= port && port <= p.hi)
+        })
     }
 
     /// A socket option that reroutes, refused (`setsockopt`), or a packet

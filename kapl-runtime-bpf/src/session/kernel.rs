@@ -119,6 +119,7 @@ impl Session {
     /// Creates the current step's cgroup and attaches the programs to it.
     pub(super) fn attach_step(&mut self) -> Result<(), RunError> {
         let name = format!("step-{}-{}", self.step, sanitize(self.step_name()));
+        self.dns_arm()?;
         if let Some(k) = self.kern.as_mut() {
             let cg = Cgroup::create(k.session_cg.path(), &name)?;
             let links = k.bpf.attach(cg.fd())?;

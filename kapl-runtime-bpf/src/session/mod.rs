@@ -16,6 +16,7 @@
 //! [`Session::pump`]; no locks, no shared state.
 
 pub mod commands;
+pub mod dns;
 pub mod events;
 pub mod kernel;
 pub mod revision;
@@ -65,6 +66,8 @@ pub struct StartOptions<'a> {
     pub id: &'a str,
     /// An OpenTelemetry collector to send decision records to.
     pub otlp: Option<&'a str>,
+    /// The DNS server the resolver forwards to (else resolv.conf's).
+    pub resolver: Option<std::net::SocketAddr>,
 }
 
 /// A running session.
@@ -90,6 +93,8 @@ pub struct Session {
     late_notices: Vec<Notice>,
     /// The session's private temporary directory (full mode).
     tmp: Option<tmp::SessionTmp>,
+    /// The session's resolver (full mode).
+    dns: Option<dns::Resolver>,
 }
 
 /// The host's name, for records (empty if the kernel does not say).
@@ -145,6 +150,19 @@ impl Session {
             Mode::Unprivileged => None,
             Mode::Full => Some(Kernel::set_up(plan, o.id)?),
         };
+        let dns = match o.mode {
+            Mode::Unprivileged => None,
+            Mode::Full => {
+                let upstream = o.resolver.unwrap_or_else(|| {
+                    std::fs::read_to_string("/etc/resolv.conf")
+                        .ok()
+                        .and_then(|t| dns::upstream_of(&t))
+                        // glibc's default without a nameserver line.
+                        .unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 53)))
+                });
+                Some(dns::Resolver::open(upstream).map_err(SessionError::Resolver)?)
+            }
+        };
         let mut visited = vec![false; plan.steps.len()];
         visited[start as usize] = true;
         let mut s = Session {
@@ -170,6 +188,7 @@ impl Session {
             },
             late_notices: Vec::new(),
             tmp,
+            dns,
         };
         s.attach_step()?;
         Ok(s)
@@ -327,6 +346,16 @@ impl Session {
                 "\n  temporary directory: {} (really {})",
                 tmp::MOUNT,
                 t.real().display()
+            ));
+        }
+        if let Some(r) = &self.dns
+            && !self.plan().names.is_empty()
+        {
+            let [refused, answered, failed] = r.counts;
+            s.push_str(&format!(
+                "\n  resolver: forwards to {} ({} addresses learned now; {answered} queries answered, {refused} refused, {failed} failed)",
+                r.upstream(),
+                r.learned.len(),
             ));
         }
         for r in self.history() {

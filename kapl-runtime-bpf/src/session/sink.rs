@@ -96,10 +96,43 @@ impl Session {
     /// every ordinary program meets and carries on from, which a grant
     /// covers but Landlock cannot express).
     pub(super) fn emit_as(&mut self, out: &mut Vec<Notice>, d: Decision, quiet: bool) {
+        self.emit_full(out, d, quiet, None);
+    }
+
+    /// [`Self::emit`] for a connect to an address the session's resolver
+    /// learned for `name`, asked at `at`.
+    pub(super) fn emit_learned(
+        &mut self,
+        out: &mut Vec<Notice>,
+        d: Decision,
+        name: String,
+        at: std::time::SystemTime,
+    ) {
+        let from = kapl_runtime::record::LearnedFrom {
+            name,
+            queried_at: kapl_runtime::record::rfc3339(at),
+        };
+        self.emit_full(out, d, false, Some(from));
+    }
+
+    fn emit_full(
+        &mut self,
+        out: &mut Vec<Notice>,
+        d: Decision,
+        quiet: bool,
+        learned: Option<kapl_runtime::record::LearnedFrom>,
+    ) {
         let now = std::time::SystemTime::now();
-        let Some(r) = self.reporter.report(&self.image, d, now) else {
+        let Some(mut r) = self.reporter.report(&self.image, d, now) else {
             return;
         };
+        if let Some(l) = learned {
+            r.notice.line.push_str(&format!(
+                " (address learned for {} at {})",
+                l.name, l.queried_at
+            ));
+            r.record.learned = Some(l);
+        }
         if let Some(x) = self.sink.otlp.as_mut() {
             x.send(&r.record);
         }

@@ -10,8 +10,33 @@ use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
-/// A `NETLINK_AUDIT` socket bound to the multicast `groups`.
+/// A `NETLINK_AUDIT` socket bound to the multicast `groups`. The kernel
+/// serves audit in the initial network namespace only: a supervisor
+/// started in another one (a container, `ip netns exec`) would read
+/// nothing and report no file denial. Its socket is then made by a thread
+/// that joins the initial namespace for the call (root, as every full
+/// session is); the socket stays there whatever thread uses it.
 pub fn audit_netlink_socket(groups: u32) -> Result<OwnedFd, SyscallError> {
+    let ino = |p: &str| std::fs::metadata(p).map(|m| std::os::unix::fs::MetadataExt::ino(&m));
+    match (ino("/proc/self/ns/net"), ino("/proc/1/ns/net")) {
+        (Ok(me), Ok(init)) if me != init => std::thread::scope(|s| {
+            s.spawn(|| {
+                let ns = std::fs::File::open("/proc/1/ns/net").named("open /proc/1/ns/net")?;
+                rustix::thread::move_into_link_name_space(
+                    ns.as_fd(),
+                    Some(rustix::thread::LinkNameSpaceType::Network),
+                )
+                .named("setns(initial network namespace)")?;
+                audit_socket_here(groups)
+            })
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("thread")).named("setns"))
+        }),
+        _ => audit_socket_here(groups),
+    }
+}
+
+fn audit_socket_here(groups: u32) -> Result<OwnedFd, SyscallError> {
     let fd = rustix::net::socket_with(
         AddressFamily::NETLINK,
         SocketType::RAW,
