@@ -105,7 +105,11 @@ pub fn compile(kind: &RuleKind, universe: Option<&Dfa>) -> CRule {
             rights: EXEC_RIGHTS,
             dfa: paths(patterns, &[]),
         }),
-        RuleKind::Net { op, addrs, ports } => CRule::Net(NetRule {
+        // Host names are proved apart (kapl-prove's `names`): a name rule
+        // covers no request without a name, which is all the solver sees.
+        RuleKind::Net {
+            op, addrs, ports, ..
+        } => CRule::Net(NetRule {
             op: *op,
             addrs: addrs.iter().map(cidr_range).collect(),
             ports: ports.iter().map(|p| (p.lo, p.hi)).collect(),

@@ -131,6 +131,11 @@ pub enum RuleKind {
         op: NetOp,
         /// Address blocks (`any` and `localhost` expanded).
         addrs: Vec<Cidr>,
+        /// Host-name patterns in normal form (`connect` only), sorted and
+        /// without repeats. A name rule covers a connect to an address
+        /// learned for a matching name when the address is public and in no
+        /// `never` range above the rule (see the book's network reference).
+        names: Vec<String>,
         /// Port ranges.
         ports: Vec<PortRange>,
     },

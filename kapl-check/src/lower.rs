@@ -200,10 +200,20 @@ fn plain_rule(
             patterns: patterns.iter().map(&mut pattern).collect(),
         },
         RuleKind::Net {
-            op, addrs, ports, ..
+            op,
+            addrs,
+            names,
+            ports,
+            ..
         } => ir::RuleKind::Net {
             op: *op,
             addrs: addrs.iter().flat_map(|a| lower_addr(a, None)).collect(),
+            names: {
+                let mut v: Vec<String> = names.iter().map(|n| n.pattern.clone()).collect();
+                v.sort();
+                v.dedup();
+                v
+            },
             ports: ports
                 .iter()
                 .map(|p| PortRange { lo: p.lo, hi: p.hi })

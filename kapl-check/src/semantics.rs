@@ -15,6 +15,10 @@
 //!   `::ffff:a.b.c.d/(96+N)`; an IPv6 block denotes every address whose
 //!   canonical form it contains (so `::/0` holds every IPv4 address too).
 //! - Ports: inclusive ranges. `net` rules cover TCP and UDP alike.
+//! - Host names: a [`Request`] carries no name, so a rule's host-name
+//!   patterns cover none of these requests; connects by name are decided by
+//!   `kapl_names` matching (the prover's `names` module, the image's
+//!   `Plan::name_ports`).
 
 use crate::ir::{
     Cidr, GrantId, Intent, Objective, Parent, PatternRef, Plan, Policy, PortRange, Rule, RuleKind,
@@ -190,7 +194,9 @@ pub fn rule_covers(rule: &RuleKind, req: &Request) -> bool {
         ) => rights.has(*right) && paths_cover(patterns, except, path),
         (RuleKind::Exec { patterns }, Request::Exec { path }) => paths_cover(patterns, &[], path),
         (
-            RuleKind::Net { op, addrs, ports },
+            RuleKind::Net {
+                op, addrs, ports, ..
+            },
             Request::Net {
                 op: rop,
                 addr,

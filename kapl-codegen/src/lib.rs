@@ -433,13 +433,19 @@ fn compile_plan(policy: &Policy, automata: &GrantAutomata, plan: &ir::Plan) -> k
         .iter()
         .filter_map(|gid| policy.grants.get(gid.0 as usize))
         .filter_map(|g| match &g.rule.kind {
-            RuleKind::Net { op, addrs, ports } => Some(net::NetGrant {
+            RuleKind::Net {
+                op,
+                addrs,
+                names,
+                ports,
+            } => Some(net::NetGrant {
                 grant: g.id.0,
                 op: match op {
                     kapl_syntax::ast::NetOp::Connect => NetOp::Connect,
                     kapl_syntax::ast::NetOp::Bind => NetOp::Bind,
                 },
                 addrs,
+                names,
                 ports,
             }),
             _ => None,
@@ -459,6 +465,9 @@ fn compile_plan(policy: &Policy, automata: &GrantAutomata, plan: &ir::Plan) -> k
         })
         .collect();
     let net = net::entries(plan.steps.len(), &holds_net);
+    let names = net::name_entries(&holds_net);
+    let never: Vec<&ir::Rule> = never_above(policy, plan.parent);
+    let (name_excluded, never_names) = net::name_limits(&never);
     let steps = plan
         .steps
         .iter()
@@ -489,8 +498,29 @@ fn compile_plan(policy: &Policy, automata: &GrantAutomata, plan: &ir::Plan) -> k
         fs,
         exec,
         net,
-        names: Vec::new(),
-        name_excluded: Vec::new(),
-        never_names: Vec::new(),
+        names,
+        name_excluded,
+        never_names,
     }
+}
+
+/// The `never` rules above a plan: its objective's and, under an intent,
+/// the intent's.
+fn never_above(policy: &Policy, parent: ir::Parent) -> Vec<&ir::Rule> {
+    let (objective, intent) = match parent {
+        ir::Parent::Objective(o) => (policy.objectives.get(o.0 as usize), None),
+        ir::Parent::Intent(i) => {
+            let x = policy.intents.get(i.0 as usize);
+            (
+                x.and_then(|x| policy.objectives.get(x.objective.0 as usize)),
+                x,
+            )
+        }
+    };
+    objective
+        .map(|o| o.never.as_slice())
+        .unwrap_or(&[])
+        .iter()
+        .chain(intent.map(|i| i.never.as_slice()).unwrap_or(&[]))
+        .collect()
 }

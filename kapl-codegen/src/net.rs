@@ -6,7 +6,7 @@
 //! lookup decides), and the per-step TCP port unions for Landlock.
 
 use kapl_check::ir::{Cidr, PortRange};
-use kapl_image::{Family, NetEntry, NetOp, PortGrant, Proto};
+use kapl_image::{Family, NameEntry, NameExclusion, NetEntry, NetOp, NeverName, PortGrant, Proto};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -18,7 +18,100 @@ pub(crate) struct NetGrant<'a> {
     pub grant: u32,
     pub op: NetOp,
     pub addrs: &'a [Cidr],
+    pub names: &'a [String],
     pub ports: &'a [PortRange],
+}
+
+/// A port range `(lo, hi)` and the grant it comes from.
+type PortOf = (u16, u16, u32);
+/// (protocol, family, network address, prefix): sorts as the image wants.
+type ExclusionKey = (Proto, u8, IpAddr, u8);
+
+/// Host-name entries of every step: per (step, protocol, pattern), the
+/// ports of every `connect` grant holding in the step that writes the
+/// pattern, each port credited to the lowest such grant.
+pub(crate) fn name_entries(holds: &[Vec<&NetGrant<'_>>]) -> Vec<NameEntry> {
+    let mut by: BTreeMap<(u32, Proto, &str), Vec<PortOf>> = BTreeMap::new();
+    for (step, grants) in holds.iter().enumerate() {
+        for g in grants.iter().filter(|g| g.op == NetOp::Connect) {
+            for n in g.names {
+                for proto in Proto::ALL {
+                    by.entry((step as u32, proto, n.as_str()))
+                        .or_default()
+                        .extend(g.ports.iter().map(|p| (p.lo, p.hi, g.grant)));
+                }
+            }
+        }
+    }
+    by.into_iter()
+        .map(|((step, proto, pattern), ranges)| NameEntry {
+            step,
+            proto,
+            pattern: pattern.to_string(),
+            ports: sweep(&ranges),
+        })
+        .collect()
+}
+
+/// What a plan's names may never reach, from the `never` rules above it
+/// (objective and intent): the address ranges of `never net connect` rules
+/// (which no learned address may enter) and their host-name patterns, per
+/// protocol, with their ports merged.
+pub(crate) fn name_limits(never: &[&kapl_check::ir::Rule]) -> (Vec<NameExclusion>, Vec<NeverName>) {
+    use kapl_check::ir::RuleKind;
+    let mut ex: BTreeMap<ExclusionKey, Vec<(u16, u16)>> = BTreeMap::new();
+    let mut nn: BTreeMap<(Proto, &str), Vec<(u16, u16)>> = BTreeMap::new();
+    for r in never {
+        let RuleKind::Net {
+            op: kapl_syntax::ast::NetOp::Connect,
+            addrs,
+            names,
+            ports,
+        } = &r.kind
+        else {
+            continue;
+        };
+        let pr: Vec<(u16, u16)> = ports.iter().map(|p| (p.lo, p.hi)).collect();
+        for proto in Proto::ALL {
+            for c in addrs {
+                let fam = if c.addr.is_ipv4() { 4 } else { 6 };
+                ex.entry((proto, fam, c.addr, c.prefix))
+                    .or_default()
+                    .extend(&pr);
+            }
+            for n in names {
+                nn.entry((proto, n.as_str())).or_default().extend(&pr);
+            }
+        }
+    }
+    let merge = |mut v: Vec<(u16, u16)>| {
+        v.sort_unstable();
+        let mut out: Vec<(u16, u16)> = Vec::with_capacity(v.len());
+        for (lo, hi) in v {
+            match out.last_mut() {
+                Some(last) if u32::from(lo) <= u32::from(last.1) + 1 => last.1 = last.1.max(hi),
+                _ => out.push((lo, hi)),
+            }
+        }
+        out
+    };
+    (
+        ex.into_iter()
+            .map(|((proto, _, addr, prefix), p)| NameExclusion {
+                proto,
+                addr,
+                prefix,
+                ports: merge(p),
+            })
+            .collect(),
+        nn.into_iter()
+            .map(|((proto, pattern), p)| NeverName {
+                proto,
+                pattern: pattern.to_string(),
+                ports: merge(p),
+            })
+            .collect(),
+    )
 }
 
 /// Disjoint, sorted port ranges with the lowest grant covering each port.

@@ -121,10 +121,16 @@ pub fn objective_tables(policy: &Policy, sources: &SourceMap) -> ObjectiveTables
                 .flat_map(|s| &s.grants)
                 .filter_map(|g| syn.grants.get(g.0 as usize))
                 .filter_map(|g| match &g.rule.kind {
-                    RuleKind::Net { op, addrs, ports } => Some(net::NetGrant {
+                    RuleKind::Net {
+                        op,
+                        addrs,
+                        names,
+                        ports,
+                    } => Some(net::NetGrant {
                         grant: g.id.0,
                         op: net_op(*op),
                         addrs,
+                        names,
                         ports,
                     }),
                     _ => None,
@@ -148,7 +154,7 @@ pub fn objective_tables(policy: &Policy, sources: &SourceMap) -> ObjectiveTables
                 fs,
                 exec,
                 net: net::entries(2, &holds),
-                names: Vec::new(),
+                names: net::name_entries(&holds),
             }
         })
         .collect();

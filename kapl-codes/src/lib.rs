@@ -85,6 +85,23 @@ pub const ADDR_BAD_PREFIX: &str = "KAPL0222";
 pub const PORT_OUT_OF_RANGE: &str = "KAPL0231";
 /// A port range whose low end is above its high end (`9000-8000`).
 pub const PORT_REVERSED_RANGE: &str = "KAPL0232";
+/// A host name in a `net` rule that is empty (`""`, `"."`).
+pub const NAME_EMPTY: &str = "KAPL0241";
+/// A host name longer than 253 bytes (without its trailing dot).
+pub const NAME_TOO_LONG: &str = "KAPL0242";
+/// A host name with an empty label (`"a..b"`, a leading dot).
+pub const NAME_EMPTY_LABEL: &str = "KAPL0243";
+/// A host-name label longer than 63 bytes.
+pub const NAME_LONG_LABEL: &str = "KAPL0244";
+/// A host name with a non-ASCII character: write its IDNA form
+/// (`xn--...`).
+pub const NAME_NON_ASCII: &str = "KAPL0245";
+/// A character no host-name label holds (labels hold letters, digits, `-`
+/// and `_`).
+pub const NAME_BAD_CHAR: &str = "KAPL0246";
+/// A wildcard that is not a whole label: `*` inside a label
+/// (`"a*.example.com"`), or `**` anywhere but the leftmost label.
+pub const NAME_BAD_WILDCARD: &str = "KAPL0247";
 
 // ---------------------------------------------------------------- KAPL04xx
 // Proof errors (owner: prover). Each carries a witness request when one
@@ -194,6 +211,9 @@ pub const PARAM_WITHOUT_VALUE: &str = "KAPL0316";
 pub const UNUSED_PARAM: &str = "KAPL0317";
 /// The checker found itself in a state it should not reach (a bug).
 pub const INTERNAL: &str = "KAPL0399";
+/// A host name in a `net bind` rule: a socket binds a local address, which
+/// no name stands for.
+pub const NAME_IN_BIND: &str = "KAPL0318";
 
 // ---------------------------------------------------------------- KAPL06xx
 // Build and code generation (owner: image; `kapl-codegen`, `kaplc build`).

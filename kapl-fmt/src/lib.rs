@@ -466,10 +466,19 @@ fn rule_parts(rule: &Rule) -> RuleParts {
             tail: None,
         },
         RuleKind::Net {
-            op, addrs, ports, ..
+            op,
+            addrs,
+            names,
+            ports,
+            ..
         } => RuleParts {
             head: format!("net {}", op.as_str()),
-            list1: addrs.iter().map(addr_text).collect(),
+            // Addresses first, then host names in their normal form.
+            list1: addrs
+                .iter()
+                .map(addr_text)
+                .chain(names.iter().map(|n| format!("\"{}\"", n.pattern)))
+                .collect(),
             tail: Some(("port", ports.iter().map(port_text).collect())),
         },
         RuleKind::Use { name } => RuleParts {

@@ -245,3 +245,13 @@ fn params_are_formatted_and_round_trip() {
     );
     check_properties(input);
 }
+
+#[test]
+fn host_names_keep_their_place_after_the_addresses() {
+    let input = "objective o {\n  bound {\n    net connect   \"PyPI.org.\" ,10.0.0.1,\"*.pythonhosted.org\" port 443\n  }\n}\n";
+    check_properties(input);
+    assert_eq!(
+        fmt(input),
+        "objective o {\n  bound {\n    net connect 10.0.0.1, \"pypi.org\", \"*.pythonhosted.org\" port 443\n  }\n}\n"
+    );
+}

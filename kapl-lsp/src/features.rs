@@ -65,6 +65,7 @@ pub fn witness_text(w: &Witness) -> String {
         Witness::Fs { right, path } => format!("{right} `{path}`"),
         Witness::Exec { path } => format!("exec `{path}`"),
         Witness::Net { op, addr, port } => format!("{op} {addr} port {port}"),
+        Witness::Name { name, port } => format!("connect {name} port {port}"),
     }
 }
 

@@ -64,6 +64,7 @@ fn exec(p: &[String]) -> Rule {
 fn net(addr: &str, prefix: u8, lo: u16, hi: u16) -> Rule {
     Rule {
         kind: RuleKind::Net {
+            names: Vec::new(),
             op: NetOp::Connect,
             addrs: vec![Cidr {
                 addr: addr.parse().unwrap_or(IpAddr::from([0, 0, 0, 0])),
@@ -124,6 +125,7 @@ fn generate(grants: usize) -> Policy {
                 ),
                 Rule {
                     kind: RuleKind::Net {
+                        names: Vec::new(),
                         op: NetOp::Connect,
                         addrs: vec![
                             Cidr {

@@ -34,6 +34,7 @@
 
 pub mod diff;
 mod lint;
+mod names;
 mod report;
 mod solver;
 
@@ -298,6 +299,7 @@ pub fn prove_with(policy: &Policy, sources: &SourceMap, opts: &Options) -> Repor
         })
         .collect();
     diagnostics.extend(lint::lint_compiled(policy, &compiled, &failed));
+    diagnostics.extend(names::check(policy, sources));
     kapl_syntax::diag::sort(&mut diagnostics);
     let automata = opts
         .universe

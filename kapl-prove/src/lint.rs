@@ -75,6 +75,11 @@ pub(crate) fn covered_by(a: &CRule, b: &CRule) -> bool {
     }
 }
 
+/// Whether a rule names hosts (which its compiled form leaves out).
+fn has_names(kind: &kapl_check::ir::RuleKind) -> bool {
+    matches!(kind, kapl_check::ir::RuleKind::Net { names, .. } if !names.is_empty())
+}
+
 fn is_empty(r: &CRule) -> bool {
     match r {
         CRule::Fs(p) | CRule::Exec(p) => p.dfa.is_empty(),
@@ -111,7 +116,7 @@ pub(crate) fn lint_compiled(
     // KAPL0501: grants that match nothing.
     for (i, grant) in policy.grants.iter().enumerate() {
         let Some(cr) = c.grants.get(i) else { continue };
-        if !is_empty(cr) {
+        if !is_empty(cr) || has_names(&grant.rule.kind) {
             continue;
         }
         let Some(site) = grant_site(policy, grant.id) else {
@@ -230,7 +235,9 @@ fn redundant_in_group(
         else {
             continue;
         };
-        if is_empty(cg) {
+        // A grant with host names allows more than its addresses say (the
+        // names are proved apart, in `names`): never call it redundant.
+        if is_empty(cg) || has_names(&grant.rule.kind) {
             continue;
         }
         let cover = group.iter().copied().find(|&h| {

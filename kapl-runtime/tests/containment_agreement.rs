@@ -151,6 +151,7 @@ fn gen_rule(rng: &mut Rng, n: &mut usize, broad: bool) -> Rule {
                 });
             }
             RuleKind::Net {
+                names: Vec::new(),
                 op: if rng.chance(70) {
                     NetOp::Connect
                 } else {

@@ -221,7 +221,8 @@ pub enum RuleKind {
         /// Programs that may run.
         patterns: Vec<Pattern>,
     },
-    /// `net connect|bind ADDRS port PORTS`.
+    /// `net connect|bind TARGETS port PORTS`, the targets addresses and
+    /// quoted host-name patterns.
     Net {
         /// `connect` or `bind`.
         op: NetOp,
@@ -229,6 +230,9 @@ pub enum RuleKind {
         op_span: Span,
         /// Addresses.
         addrs: Vec<AddrSpec>,
+        /// Host-name patterns (`connect` only; in order, after the
+        /// addresses when both are written).
+        names: Vec<NameSpec>,
         /// Ports.
         ports: Vec<PortSpec>,
     },
@@ -309,6 +313,26 @@ pub struct Pattern {
     pub params: Vec<ParamRef>,
     /// Including the quotes.
     pub span: Span,
+}
+
+/// A host-name pattern item of a `net connect` rule (`"*.pythonhosted.org"`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NameSpec {
+    /// The pattern in normal form (`names::pattern`: lower case, no
+    /// trailing dot).
+    pub pattern: String,
+    /// Including the quotes.
+    pub span: Span,
+}
+
+/// One item of a `net` rule's target list, as the parser reads it before
+/// splitting addresses from host names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NetTarget {
+    /// An address form.
+    Addr(AddrSpec),
+    /// A quoted host-name pattern.
+    Name(NameSpec),
 }
 
 /// An address item.

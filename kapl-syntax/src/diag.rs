@@ -55,6 +55,13 @@ pub enum Witness {
         /// The port.
         port: u16,
     },
+    /// A connect to a host name (to an address it resolved to).
+    Name {
+        /// The host name.
+        name: String,
+        /// The port.
+        port: u16,
+    },
 }
 
 /// A finding, with a stable code such as `KAPL0101`.

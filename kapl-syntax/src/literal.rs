@@ -1,11 +1,11 @@
-//! Literal validation: strings, patterns, addresses and ports.
+//! Literal validation: strings, patterns, addresses, host names and ports.
 //!
 //! Input: token texts and their byte positions, from the parser's actions.
 //! Output: validated AST literals, or diagnostics pointing inside the
 //! literal (at the bad octet, the prefix, the escape, ...). A malformed
 //! literal is left out of the tree; the rest of its rule stays.
 
-use crate::ast::{AddrKind, AddrSpec, Pattern, PortSpec, StrLit};
+use crate::ast::{AddrKind, AddrSpec, NameSpec, Pattern, PortSpec, StrLit};
 use crate::codes;
 use crate::diag::Diagnostic;
 use crate::glob::parse_glob_budgeted;
@@ -312,4 +312,73 @@ pub fn port_range(
         return None;
     }
     Some(PortSpec { lo, hi, span })
+}
+
+const NAME_HELP: &str = "a host name is labels of letters, digits, `-` and `_` separated by \
+     dots, such as `\"pypi.org\"`; a whole label may be `*` (one label), and the leftmost \
+     `**` (one or more labels): `\"*.pythonhosted.org\"`";
+
+/// A quoted host-name pattern in a `net` rule's target list, in normal form
+/// (see [`crate::names`]). `start..end` is the token with its quotes.
+pub fn host_name(
+    file: FileId,
+    tok: StrTok<'_>,
+    start: usize,
+    end: usize,
+    diags: &mut Vec<Diagnostic>,
+) -> Option<NameSpec> {
+    if !tok.terminated {
+        return None;
+    }
+    let span = Span::new(file, start, end);
+    let text = tok.raw;
+    match crate::names::pattern(text) {
+        Ok(pattern) => Some(NameSpec { pattern, span }),
+        Err(e) => {
+            use crate::names::NameError as E;
+            let code = match &e {
+                E::Empty => codes::NAME_EMPTY,
+                E::TooLong => codes::NAME_TOO_LONG,
+                E::EmptyLabel => codes::NAME_EMPTY_LABEL,
+                E::LongLabel(_) => codes::NAME_LONG_LABEL,
+                E::NonAscii => codes::NAME_NON_ASCII,
+                E::BadChar(_) => codes::NAME_BAD_CHAR,
+                E::BadWildcard(_) => codes::NAME_BAD_WILDCARD,
+            };
+            // Point at the offending label or character when there is one.
+            let base = start + 1;
+            let at = |needle: &str| {
+                text.find(needle)
+                    .map(|i| Span::new(file, base + i, base + i + needle.len()))
+            };
+            let (primary, label) = match &e {
+                E::LongLabel(l) => (at(l), "this label"),
+                E::BadWildcard(l) => (at(l), "this label"),
+                E::BadChar(c) => (at(&c.to_string()), "this character"),
+                E::NonAscii => (
+                    text.char_indices()
+                        .find(|(_, c)| !c.is_ascii())
+                        .map(|(i, c)| Span::new(file, base + i, base + i + c.len_utf8())),
+                    "not ASCII",
+                ),
+                E::EmptyLabel => (at("..").or_else(|| at(".")), "an empty label"),
+                E::Empty | E::TooLong => (None, "not a host name"),
+            };
+            let help = match &e {
+                E::NonAscii => "write the name's IDNA form (`xn--...`), as `idn2` or a browser's address bar shows it".to_string(),
+                E::BadWildcard(_) => "a wildcard is a whole label: `\"*.example.com\"` (one label) or `\"**.example.com\"` (one or more, leftmost only)".to_string(),
+                _ => NAME_HELP.to_string(),
+            };
+            diags.push(
+                Diagnostic::error(
+                    code,
+                    format!("invalid host name `{}`: {e}", shorten(text)),
+                    primary.unwrap_or(span),
+                    label,
+                )
+                .with_help(help),
+            );
+            None
+        }
+    }
 }

@@ -138,6 +138,38 @@ impl<'input> Ctx<'input> {
         p
     }
 
+    /// Splits a `net` rule's targets into addresses and host names; a host
+    /// name in a `bind` rule is an error (and left out).
+    pub(crate) fn net_targets(
+        &mut self,
+        op: ast::NetOp,
+        targets: Vec<Option<ast::NetTarget>>,
+    ) -> (Vec<ast::AddrSpec>, Vec<ast::NameSpec>) {
+        let mut addrs = Vec::new();
+        let mut names = Vec::new();
+        let mut found = Vec::new();
+        for t in targets.into_iter().flatten() {
+            match t {
+                ast::NetTarget::Addr(a) => addrs.push(a),
+                ast::NetTarget::Name(n) if op == ast::NetOp::Bind => found.push(
+                    Diagnostic::error(
+                        codes::NAME_IN_BIND,
+                        format!("host name `{}` in a `net bind` rule", n.pattern),
+                        n.span,
+                        "a bind is to a local address",
+                    )
+                    .with_help(
+                        "`net bind` takes addresses (`localhost`, `0.0.0.0`, `::`, ...); \
+                         host names belong in `net connect`",
+                    ),
+                ),
+                ast::NetTarget::Name(n) => names.push(n),
+            }
+        }
+        self.keep(found);
+        (addrs, names)
+    }
+
     pub(crate) fn span(&self, l: usize, r: usize) -> Span {
         Span::new(self.file, l, r)
     }
@@ -367,6 +399,11 @@ fn parse_error(
                 && RIGHTS.iter().all(|r| n(r))
             {
                 d.with_help("a `,` in the rights must be followed by another right; remove the `,` before the patterns")
+            } else if matches!(tok, Tok::Ident(_)) && n("an address") {
+                let word = dotted_word(text, l);
+                d.with_help(format!(
+                    "host names are quoted: did you mean the quoted name `\"{word}\"`?"
+                ))
             } else if n("a string")
                 && !n("a name")
                 && matches!(tok, Tok::Ident(_) | Tok::Number(_) | Tok::Addr(_))
@@ -421,4 +458,14 @@ fn parse_error(
         ),
         ParseError::User { error } => match error {},
     }
+}
+
+/// The dotted word that starts at `at` (`pypi.org` for an unquoted host
+/// name, which the lexer reads as a name, a `.` and another name).
+fn dotted_word(text: &str, at: usize) -> &str {
+    let rest = text.get(at..).unwrap_or("");
+    let end = rest
+        .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '*')))
+        .unwrap_or(rest.len());
+    rest[..end].trim_end_matches('.')
 }

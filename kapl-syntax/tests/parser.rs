@@ -606,3 +606,14 @@ fn parameter_references_are_checked_in_patterns() {
         );
     }
 }
+
+#[test]
+fn host_names_in_net_rules() {
+    let rules = bound_rules(r#"net connect "PyPI.org.", 10.0.0.1, "*.pythonhosted.org" port 443"#);
+    let RuleKind::Net { addrs, names, .. } = &rules[0] else {
+        panic!()
+    };
+    assert_eq!(addrs.len(), 1);
+    let n: Vec<&str> = names.iter().map(|n| n.pattern.as_str()).collect();
+    assert_eq!(n, ["pypi.org", "*.pythonhosted.org"]);
+}

@@ -207,6 +207,13 @@ pub enum WitnessReport {
         /// The port.
         port: u16,
     },
+    /// A connect to a host name (to a public address it resolved to).
+    Name {
+        /// The host name.
+        name: String,
+        /// The port.
+        port: u16,
+    },
 }
 
 impl From<&kapl_syntax::Witness> for WitnessReport {
@@ -220,6 +227,10 @@ impl From<&kapl_syntax::Witness> for WitnessReport {
             kapl_syntax::Witness::Net { op, addr, port } => WitnessReport::Net {
                 op: op.clone(),
                 addr: addr.clone(),
+                port: *port,
+            },
+            kapl_syntax::Witness::Name { name, port } => WitnessReport::Name {
+                name: name.clone(),
                 port: *port,
             },
         }

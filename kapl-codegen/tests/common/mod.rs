@@ -177,6 +177,7 @@ impl Builder {
             plan,
             step,
             RuleKind::Net {
+                names: Vec::new(),
                 op,
                 addrs: addrs
                     .iter()

@@ -272,6 +272,7 @@ fn boxes(rules: &[&Sited], op: NetOp) -> Vec<NetBox> {
             op: o,
             addrs,
             ports,
+            ..
         } = &s.rule.kind
             && *o == op
         {

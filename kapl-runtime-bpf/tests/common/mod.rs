@@ -116,6 +116,7 @@ fn kind_of(g: &G, span: Span) -> RuleKind {
             patterns: p.iter().map(|x| pat(x, span)).collect(),
         },
         G::Net(op, a, ports) => RuleKind::Net {
+            names: Vec::new(),
             op: *op,
             addrs: a
                 .iter()
@@ -226,11 +227,13 @@ pub fn image(spec: PolicySpec) -> Vec<u8> {
                     patterns: vec![pat("/**", whole)],
                 }),
                 all(RuleKind::Net {
+                    names: Vec::new(),
                     op: NetOp::Connect,
                     addrs: any4.clone(),
                     ports: vec![PortRange { lo: 0, hi: 65535 }],
                 }),
                 all(RuleKind::Net {
+                    names: Vec::new(),
                     op: NetOp::Bind,
                     addrs: any4,
                     ports: vec![PortRange { lo: 0, hi: 65535 }],
