@@ -258,7 +258,10 @@ pub(crate) fn entries(steps: usize, holds: &[Vec<&NetGrant<'_>>]) -> Vec<NetEntr
 /// The union of TCP ports of one op in one step, lowest grant per port.
 pub(crate) fn tcp_ports(grants: &[&NetGrant<'_>], op: NetOp) -> Vec<PortGrant> {
     let mut all = Vec::new();
-    for g in grants.iter().filter(|g| g.op == op && !g.addrs.is_empty()) {
+    for g in grants
+        .iter()
+        .filter(|g| g.op == op && !(g.addrs.is_empty() && g.names.is_empty()))
+    {
         for r in g.ports {
             all.push((r.lo, r.hi, g.grant));
         }

@@ -3,8 +3,8 @@
 //! - `resolve NAME` — glibc's getaddrinfo (what programs use): prints
 //!   `resolve NAME ok ADDR,ADDR...` or `resolve NAME refused -1` (no
 //!   address: the resolver refused the name, or it does not exist);
-//! - `connect ADDR:PORT` / `udp-connect ADDR:PORT` — one TCP connect, or a
-//!   UDP connect (no packet is sent), printed as `connect ADDR:PORT ok`;
+//! - `udp-connect ADDR:PORT` — a UDP connect (no packet is sent), printed
+//!   as `udp-connect ADDR:PORT ok`;
 //! - `dns-udp NAME SERVER:PORT` / `dns-tcp NAME SERVER:PORT` — one A query
 //!   sent to SERVER (any address; the session steers port 53), printed as
 //!   `dns-udp NAME ok RCODE ADDR,... from FROM` (FROM: where the answer
@@ -29,7 +29,6 @@ pub fn run(cmd: &str, args: &[String]) -> Option<()> {
     let arg = |i: usize| args.get(i).map(String::as_str).unwrap_or("");
     match cmd {
         "resolve" => resolve(arg(0)),
-        "connect" => crate::report::outcome(&format!("connect {}", arg(0)), tcp_connect(arg(0))),
         "udp-connect" => {
             crate::report::outcome(&format!("udp-connect {}", arg(0)), udp_connect(arg(0)));
         }
@@ -56,11 +55,6 @@ fn resolve(name: &str) {
         }
         Err(_) => println!("resolve {name} refused -1"),
     }
-}
-
-fn tcp_connect(to: &str) -> io::Result<()> {
-    let a: SocketAddr = to.parse().map_err(|_| bad("ADDR:PORT"))?;
-    TcpStream::connect_timeout(&a, Duration::from_secs(3)).map(drop)
 }
 
 /// A UDP connect from an unbound socket (no bind(2) a hook could refuse

@@ -40,7 +40,13 @@ pub const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(5);
 pub const TCP_IDLE: Duration = Duration::from_secs(10);
 /// Datagrams read per socket per pump at most (a flood cannot starve the
 /// session's other work).
-const BURST: usize = 64;
+const BURST: usize = 1024;
+/// Lookups of a query's process per pump at most (each reads /proc): in a
+/// storm the rest are attributed to the latest sender by name only.
+const WHO_BUDGET: usize = 16;
+/// Receive buffer of the resolver's UDP sockets: a storm from inside the
+/// session queues here rather than being dropped before it is read.
+const RCVBUF: usize = 8 << 20;
 
 /// Who sent a query, as far as the session can tell.
 #[derive(Clone, Debug, Default)]
@@ -112,6 +118,8 @@ pub struct Resolver {
     /// (TCP?, client port) → who, for a moment: a storm of queries from
     /// one socket reads /proc once.
     who_cache: HashMap<(bool, u16), (Who, Instant)>,
+    /// Lookups left in this pump.
+    who_budget: usize,
     /// (protocol number, address) → admission.
     pub learned: HashMap<(u8, Ipv6Addr), Learned>,
     /// Queries refused, answered, failed (status).
@@ -152,9 +160,14 @@ impl Resolver {
     /// Opens the resolver's sockets on loopback and its upstream socket.
     pub fn open(upstream: SocketAddr) -> std::io::Result<Resolver> {
         let (udp4, tcp4) = pair(IpAddr::V4(Ipv4Addr::LOCALHOST))?;
+        // Best effort: without CAP_NET_ADMIN the default buffer stays.
+        let _ = crate::sys::set_recv_buffer_force(&udp4, RCVBUF);
         // IPv6 loopback may be switched off: IPv6 queries then fail.
         let (udp6, tcp6) = match pair(IpAddr::V6(Ipv6Addr::LOCALHOST)) {
-            Ok((u, t)) => (Some(u), Some(t)),
+            Ok((u, t)) => {
+                let _ = crate::sys::set_recv_buffer_force(&u, RCVBUF);
+                (Some(u), Some(t))
+            }
             Err(_) => (None, None),
         };
         let any: IpAddr = match upstream {
@@ -188,6 +201,7 @@ impl Resolver {
             next_token: 0,
             senders: VecDeque::new(),
             who_cache: HashMap::new(),
+            who_budget: WHO_BUDGET,
             learned: HashMap::new(),
             counts: [0; 3],
         })
@@ -245,6 +259,16 @@ impl Resolver {
         if self.who_cache.len() >= 256 {
             self.who_cache.clear();
         }
+        if self.who_budget == 0 {
+            return Who {
+                pid: None,
+                comm: self
+                    .senders
+                    .back()
+                    .map_or_else(|| "?".into(), |s| s.comm.clone()),
+            };
+        }
+        self.who_budget -= 1;
         let w = self.find_who(port, tcp);
         // Not found is not kept: the next query may find it.
         if w.pid.is_some() {
@@ -346,6 +370,9 @@ impl Session {
             return;
         }
         self.expire_learned();
+        if let Some(r) = self.dns.as_mut() {
+            r.who_budget = WHO_BUDGET;
+        }
         // Queries over UDP (both families), read first: the programs
         // reported who sent them before they were sent, so the events
         // drained after this read name every sender.
