@@ -79,18 +79,35 @@ fn rules(o: &mut String, t: &ObjectiveTables, level: usize, never: bool) {
         return;
     }
     let _ = write!(o, "<div><b>{}</b>", if never { "never" } else { "bound" });
-    for r in rs {
-        let file = t
-            .sources
+    let file_of = |r: &kapl_image::BoundRule| {
+        t.sources
             .get(r.source.file as usize)
-            .map_or("?", |f| f.name.as_str());
+            .map_or("?", |f| f.name.as_str())
+    };
+    // The standard library's rules (`use runtime.loader`) fold away.
+    let (lib, own): (Vec<_>, Vec<_>) = rs.into_iter().partition(|r| file_of(r).starts_with('<'));
+    let rule = |o: &mut String, r: &kapl_image::BoundRule| {
         let _ = write!(
             o,
             "<div class=\"rule\"><code>{}</code> <span class=\"src\">{}:{}</span></div>",
             esc(&one_line(&r.text)),
-            esc(file),
+            esc(file_of(r)),
             r.source.line
         );
+    };
+    for r in own {
+        rule(o, r);
+    }
+    if !lib.is_empty() {
+        let _ = write!(
+            o,
+            "<details class=\"rule\"><summary>{} rules from the standard library</summary>",
+            lib.len()
+        );
+        for r in lib {
+            rule(o, r);
+        }
+        o.push_str("</details>");
     }
     o.push_str("</div>");
 }
@@ -272,6 +289,37 @@ pub fn page(title: &str, data: &Data, images: &[NamedImage<'_>]) -> String {
         }
         o.push_str("</div>");
     }
+    for ni in images {
+        for ob in &ni.image.objectives {
+            let _ = write!(
+                o,
+                "<div class=\"objective\">objective <code>{}</code>{} <span class=\"src\">({}; its text is under Policy, below)</span></div>",
+                esc(&ob.name),
+                ob.about
+                    .as_ref()
+                    .map_or_else(String::new, |a| format!(": “{}”", esc(a))),
+                esc(ni.file)
+            );
+        }
+        if !ni.image.meta.params.is_empty() {
+            let p: Vec<String> = ni
+                .image
+                .meta
+                .params
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            let _ = write!(
+                o,
+                "<div>parameters ({}): <code>{}</code></div>",
+                esc(ni.file),
+                esc(&p.join(", "))
+            );
+        }
+    }
+    o.push_str(
+        "<div id=\"kapl-app\"><p class=\"note\">This report renders with JavaScript.</p></div>",
+    );
     o.push_str("<h2>Policy</h2><section class=\"policy\">");
     if images.is_empty() {
         o.push_str("<div class=\"note\">No image given (<code>--image</code>): the objective's text, the parameters and the grants never used are not shown. Each decision still names its grant with its source line and text.</div>");
@@ -280,9 +328,6 @@ pub fn page(title: &str, data: &Data, images: &[NamedImage<'_>]) -> String {
         image_section(&mut o, ni);
     }
     o.push_str("</section>");
-    o.push_str(
-        "<div id=\"kapl-app\"><p class=\"note\">This report renders with JavaScript.</p></div>",
-    );
     let _ = write!(
         o,
         "<footer>The audit records carry no command start or exit: a timeline row is a process, from its first record to its last. Allows are recorded once per grant and object. <span id=\"kapl-rendered\"></span></footer></main>\

@@ -258,7 +258,16 @@
       st.id = "s" + si + "-" + gi;
       st.appendChild(el("h3", null, "step " + g.step));
       st.appendChild(el("div", "meta", g.first + " · " + ms(g.ms) + " · " + g.procs.length + " process rows · ", counts(g.allows, g.denials)));
-      var pane = el("div", "pane", el("span", "note", "click a mark on the timeline, or an object below, for the decision: object, verdict, grant and its source, why"));
+      var pane = el("div", "pane");
+      // The step's first denial, one no grant covers first (a denial a
+      // grant covers is enforcement narrower than the grant, and ordinary).
+      var mine = D.denials.filter(function (x) { return x.s === si && x.g === gi && x.x != null; });
+      var firstDenial = mine.filter(function (x) { return !D.details[x.x].covering; })[0] || mine[0];
+      if (firstDenial && firstDenial.x != null) {
+        showIn(pane, "the step's first denial (click a mark on the timeline, or an object below, for another decision):", [firstDenial.x]);
+      } else {
+        pane.appendChild(el("span", "note", "click a mark on the timeline, or an object below, for the decision: object, verdict, grant and its source, why"));
+      }
       st.appendChild(timeline(g, pane));
       st.appendChild(pane);
       var nObj = g.dirs.length + " directories, " + g.programs.length + " programs, " + g.destinations.length + " destinations";
@@ -293,7 +302,6 @@
       }
       tr.addEventListener("click", toggle);
       t[1].appendChild(tr);
-      if (SMALL && i < 50) toggle();
     });
     sec.appendChild(t[0]);
     if (D.denials.length >= D.limits.denial_details) sec.appendChild(el("div", "note", "distinct denials past the first " + D.limits.denial_details + " are counted, not listed"));
@@ -302,8 +310,8 @@
 
   var root = document.getElementById("kapl-app");
   root.textContent = "";
-  root.appendChild(denials());
   D.sessions.forEach(function (s, i) { root.appendChild(session(s, i)); });
+  root.appendChild(denials());
   var t = performance.now();
   var r = document.getElementById("kapl-rendered");
   r.setAttribute("data-ms", t.toFixed(1));
