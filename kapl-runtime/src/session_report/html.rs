@@ -328,10 +328,10 @@ pub fn page(title: &str, data: &Data, images: &[NamedImage<'_>]) -> String {
         image_section(&mut o, ni);
     }
     o.push_str("</section>");
-    let _ = write!(
+    let _ = writeln!(
         o,
         "<footer>The audit records carry no command start or exit: a timeline row is a process, from its first record to its last. Allows are recorded once per grant and object. <span id=\"kapl-rendered\"></span></footer></main>\
-<script type=\"application/json\" id=\"kapl-data\">{}</script><script>{JS}</script></body></html>\n",
+<script type=\"application/json\" id=\"kapl-data\">{}</script><script>{JS}</script></body></html>",
         script_json(data)
     );
     o

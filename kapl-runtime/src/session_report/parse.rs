@@ -159,9 +159,7 @@ pub fn line(s: &str) -> Result<Line, String> {
         "allow" | "deny" => {
             let ms = millis(&time).ok_or_else(|| format!("`time` {time:?} is not RFC 3339"))?;
             let target = v.get("target");
-            let kind = target
-                .and_then(|t| text(t, "kind"))
-                .unwrap_or_else(String::new);
+            let kind = target.and_then(|t| text(t, "kind")).unwrap_or_default();
             Ok(Line::Decision(Box::new(Decision {
                 ms,
                 time,
