@@ -316,6 +316,11 @@ pub const RUN_OTHER_OBJECTIVE: &str = "KAPL0811";
 /// leaves its objective's or intent's bound, or reaches a `never` rule (the
 /// finding carries a witness: a path, a program, or an address and port).
 pub const RUN_NOT_CONTAINED: &str = "KAPL0812";
+/// `kapl-run report` cannot make its page: the audit file cannot be read
+/// or the page written, or the session named with `--session` left no
+/// record of its audit file (it ran without `--audit`, as another user, or
+/// before the machine restarted).
+pub const RUN_REPORT: &str = "KAPL0813";
 
 // ---------------------------------------------------------------- the table
 // Built from this file by `build.rs`: every constant above, with its doc

@@ -60,6 +60,10 @@ pub enum Command {
     /// allow each, and whether the pinned objective lets a plan revision
     /// add it (inside), not (outside its bound), or never (a `never` rule).
     Explain(ExplainArgs),
+    /// Write a session's story as one self-contained HTML page: a timeline
+    /// per step, what each process touched, what was refused and why, and
+    /// the grants never used.
+    Report(ReportArgs),
     /// Run one command under a plan's step, without a session (also
     /// `kapl-run IMAGE --plan P -- CMD`).
     Run(RunArgs),
@@ -170,6 +174,26 @@ pub struct ExplainArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = ProposeFormat::Text)]
     pub format: ProposeFormat,
+}
+
+/// `report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The audit file (a session's `--audit FILE`).
+    #[arg(value_name = "AUDIT.jsonl", required_unless_present = "session")]
+    pub audit: Option<PathBuf>,
+    /// A running or stopped session: its audit file, and (without
+    /// `--image`) the image it started with.
+    #[arg(long, value_name = "ID", conflicts_with = "audit")]
+    pub session: Option<String>,
+    /// An image the sessions ran (repeatable): the objective's `about`,
+    /// bound and `never`, the parameters, the plans, and the grants never
+    /// used.
+    #[arg(long, value_name = "IMAGE")]
+    pub image: Vec<PathBuf>,
+    /// Where to write the page.
+    #[arg(short, long, value_name = "FILE", default_value = "report.html")]
+    pub out: PathBuf,
 }
 
 /// `hook`.

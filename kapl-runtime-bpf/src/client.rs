@@ -195,6 +195,7 @@ fn supervise(
     let reg = control::registry_dir();
     let _ = std::fs::create_dir_all(&reg);
     let _ = std::fs::write(reg.join(id), format!("{}\n", std::process::id()));
+    crate::report::remember(id, o.enforce.audit.as_deref(), &o.image);
     let mut msg = match session.pinned() {
         Some(p) => format!(
             "ok\nkapl-run: session {id}: objective {}{} ({}), no plan loaded: load one with `kapl-run plan propose PLAN.kapl`\n",

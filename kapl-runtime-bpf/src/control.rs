@@ -111,6 +111,17 @@ pub fn state_dir() -> PathBuf {
     }
 }
 
+/// Where each session leaves what `kapl-run report --session` needs (its
+/// audit file and image), kept after it stops: in root's state directory
+/// (which no step may change), else beside the user's registry.
+pub fn session_info_dir() -> PathBuf {
+    if sys::getuid() == 0 {
+        state_dir().join("session-info")
+    } else {
+        registry_dir().with_extension("info")
+    }
+}
+
 /// Where session ids are registered for this user.
 pub fn registry_dir() -> PathBuf {
     let uid = sys::getuid();

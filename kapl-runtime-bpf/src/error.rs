@@ -145,6 +145,42 @@ pub enum SessionError {
     BadStdio,
 }
 
+/// `kapl-run report` cannot make its page (KAPL0813).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReportError {
+    /// The audit file cannot be read.
+    #[error("cannot read audit file {path}: {source}")]
+    ReadAudit {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// The page cannot be written.
+    #[error("cannot write the report {path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// The session left no record of its audit file.
+    #[error("no record of session {id}'s audit file ({why})")]
+    UnknownSession {
+        /// The session.
+        id: String,
+        /// Why.
+        why: String,
+    },
+    /// The session ran without `--audit`.
+    #[error("session {id} was started without --audit: it has no audit file to report")]
+    NoAudit {
+        /// The session.
+        id: String,
+    },
+}
+
 /// Everything kapl-run can fail with.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -179,6 +215,9 @@ pub enum RunError {
     /// KAPL0805/0806/0811/0812: a plan cannot be loaded, or none is.
     #[error(transparent)]
     Plan(crate::session::revision::PlanLoadError),
+    /// KAPL0813: `kapl-run report` cannot make its page.
+    #[error(transparent)]
+    Report(#[from] ReportError),
     /// The command's program may not be executed in this step: reported
     /// like any other denial (the line), exit status 126.
     #[error("{}", .0.line)]
@@ -200,6 +239,7 @@ impl RunError {
             RunError::Session(_) => codes::RUN_SESSION,
             RunError::Usage(_) => codes::RUN_USAGE,
             RunError::Plan(e) => e.code(),
+            RunError::Report(_) => codes::RUN_REPORT,
             RunError::Denied(_) => return None,
         })
     }
@@ -240,6 +280,12 @@ impl RunError {
                 s("give the program's path, or check the PATH the command runs with")
             }
             RunError::Usage(_) => s("`kapl-run --help` lists the forms"),
+            RunError::Report(ReportError::UnknownSession { .. }) => s(
+                "a session is remembered on the machine and by the user that started it, until the machine restarts; give its audit file instead (`kapl-run report AUDIT.jsonl`)",
+            ),
+            RunError::Report(ReportError::NoAudit { .. }) => {
+                s("start sessions with --audit FILE to report them")
+            }
             RunError::Bpf(_) | RunError::Audit(_) | RunError::Cgroup(_) => s(
                 "run kapl-run as root on a kernel with cgroup v2, BPF and audit, or pass --unprivileged for Landlock alone",
             ),

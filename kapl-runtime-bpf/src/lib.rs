@@ -15,6 +15,8 @@
 //! - [`oneshot`]: `kapl-run IMAGE --plan P -- CMD`;
 //! - [`mcp`] and [`hook`]: agents (`kapl-run mcp`, an MCP server on
 //!   stdio; `kapl-run hook claude-code`, Claude Code's PreToolUse hook);
+//! - [`report`]: `kapl-run report` (the page is built by
+//!   `kapl_runtime::session_report`);
 //! - [`cli`]: the command line;
 //! - the kernel pieces: [`domain`] (Landlock), [`cgroup`], [`bpf`] and
 //!   [`unix`] (cgroup BPF), [`audit`] (audit netlink), [`seccomp`],
@@ -34,6 +36,7 @@ pub mod mcp;
 pub mod oneshot;
 pub mod otlp;
 pub mod propose;
+pub mod report;
 pub mod seccomp;
 pub mod session;
 pub mod spawn;

@@ -3,7 +3,8 @@
 //! Parses the command line ([`kapl_runtime_bpf::cli`]) and hands each
 //! subcommand to the library: sessions ([`kapl_runtime_bpf::client`],
 //! [`kapl_runtime_bpf::supervisor`]), one-shot runs
-//! ([`kapl_runtime_bpf::oneshot`]) and agents ([`kapl_runtime_bpf::mcp`],
+//! ([`kapl_runtime_bpf::oneshot`]), reports ([`kapl_runtime_bpf::report`])
+//! and agents ([`kapl_runtime_bpf::mcp`],
 //! [`kapl_runtime_bpf::hook`]). Links kapl-image and the runtime
 //! crates only: never Z3 or the compiler.
 
@@ -11,7 +12,7 @@ use clap::Parser;
 use kapl_runtime_bpf::cli::{Cli, Command, ErrorFormat, HookCommand, PlanCommand, SessionCommand};
 use kapl_runtime_bpf::control::Request;
 use kapl_runtime_bpf::error::{EXIT_REFUSED, RunError};
-use kapl_runtime_bpf::{cli, client, hook, mcp, oneshot, propose};
+use kapl_runtime_bpf::{cli, client, hook, mcp, oneshot, propose, report};
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
@@ -82,6 +83,7 @@ fn run(command: Command, fmt: ErrorFormat) -> Result<i32, RunError> {
             a.format == cli::ProposeFormat::Json,
             fmt,
         ),
+        Command::Report(a) => report::run(&a),
         Command::Run(a) => oneshot::run(&a),
         Command::Mcp(s) => mcp::serve(s.session.as_deref()),
         Command::Hook(HookCommand::ClaudeCode(s)) => Ok(hook::claude_code(s.session.as_deref())),

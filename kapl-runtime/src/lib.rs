@@ -28,6 +28,8 @@
 //!   times, extended attributes, inotify watches, `listen`), decided
 //!   exactly by the supervisor;
 //! - [`losses`]: decision events that could not be reported;
+//! - [`session_report`]: an audit file (and the images behind it) as one
+//!   self-contained HTML page (`kapl-run report`);
 //! - [`schemas`]: the JSON Schemas of the records and the protocol;
 //! - [`otlp`]: decision records as OpenTelemetry log records;
 //! - [`mcp`]: the Model Context Protocol server's messages and tools
@@ -56,6 +58,7 @@ pub mod protocol;
 pub mod record;
 pub mod report;
 pub mod schemas;
+pub mod session_report;
 pub mod step;
 pub mod supervised;
 
