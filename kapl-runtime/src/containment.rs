@@ -100,6 +100,15 @@ pub enum Witness {
         /// The port.
         port: u16,
     },
+    /// A connect to a host name (to a public address it resolves to).
+    Name {
+        /// TCP or UDP.
+        proto: Proto,
+        /// The host name.
+        name: String,
+        /// The port.
+        port: u16,
+    },
 }
 
 impl std::fmt::Display for Witness {
@@ -123,6 +132,9 @@ impl std::fmt::Display for Witness {
                 op.as_str(),
                 proto.as_str()
             ),
+            Witness::Name { proto, name, port } => {
+                write!(f, "net connect {name} port {port} ({})", proto.as_str())
+            }
         }
     }
 }
@@ -316,8 +328,169 @@ fn check_level(p: &Plan, level: &LevelTables, fault: Fault) -> Vec<Finding> {
     }
     for step in 0..p.steps.len() as u32 {
         out.extend(net(p, step, level, fault));
+        out.extend(names(p, step, level, fault));
     }
     out
+}
+
+/// Host-name rules of one step against a level, as the prover decides
+/// them (kapl-prove's `names`): on every port, a step's pattern must lie
+/// inside the level's bound name patterns for that port (exact pattern
+/// containment), unless the bound's `connect` address entries for that
+/// port cover every address a name may be admitted to (public, outside
+/// the plan's own `name_excluded` ranges, which the resolver enforces);
+/// and it must share no name with a `never` name pattern on that port.
+fn names(p: &Plan, step: u32, level: &LevelTables, fault: Fault) -> Vec<Finding> {
+    let mut outside: Option<Finding> = None;
+    let mut never: Option<Finding> = None;
+    for e in p.names.iter().filter(|e| e.step == step) {
+        let proto = e.proto;
+        let lvl: Vec<&kapl_image::NameEntry> =
+            level.names.iter().filter(|n| n.proto == proto).collect();
+        for r in &e.ports {
+            let hi = if fault == Fault::FirstPortOnly {
+                r.lo
+            } else {
+                r.hi
+            };
+            // Cut the range where any table involved changes.
+            let mut cuts: Vec<u32> = vec![u32::from(r.lo), u32::from(hi) + 1];
+            let edges = lvl
+                .iter()
+                .flat_map(|n| n.ports.iter().map(|g| (g.lo, g.hi)))
+                .chain(
+                    level
+                        .net
+                        .iter()
+                        .filter(|n| n.op == NetOp::Connect && n.proto == proto)
+                        .flat_map(|n| n.ports.iter().map(|g| (g.lo, g.hi))),
+                )
+                .chain(
+                    p.name_excluded
+                        .iter()
+                        .filter(|x| x.proto == proto)
+                        .flat_map(|x| x.ports.iter().copied()),
+                );
+            for (a, b) in edges {
+                cuts.extend([u32::from(a), u32::from(b) + 1]);
+            }
+            cuts.retain(|c| (u32::from(r.lo)..=u32::from(hi) + 1).contains(c));
+            cuts.sort_unstable();
+            cuts.dedup();
+            for w in cuts.windows(2) {
+                let port = w[0] as u16;
+                let at = |n: &&&kapl_image::NameEntry, col: u32| {
+                    n.step == col && n.ports.iter().any(|g| g.lo <= port && port <= g.hi)
+                };
+                if fault != Fault::SkipNever && never.is_none() {
+                    for n in lvl.iter().filter(|n| at(n, NEVER)) {
+                        if let Some(name) = kapl_image::names::overlap(&e.pattern, &n.pattern) {
+                            let rule = n
+                                .ports
+                                .iter()
+                                .find(|g| g.lo <= port && port <= g.hi)
+                                .map_or(NO_GRANT, |g| g.grant);
+                            never = Some(Finding {
+                                step,
+                                grant: r.grant,
+                                witness: Witness::Name { proto, name, port },
+                                breach: Breach::Never {
+                                    level: level.level,
+                                    rule,
+                                },
+                            });
+                            break;
+                        }
+                    }
+                }
+                if outside.is_none() && !admitted_covered(p, level, proto, port) {
+                    let bound: Vec<&str> = lvl
+                        .iter()
+                        .filter(|n| at(n, BOUND))
+                        .map(|n| n.pattern.as_str())
+                        .collect();
+                    if let Some(name) = kapl_image::names::uncovered(&e.pattern, &bound) {
+                        outside = Some(Finding {
+                            step,
+                            grant: r.grant,
+                            witness: Witness::Name { proto, name, port },
+                            breach: Breach::OutsideBound(level.level),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    outside.into_iter().chain(never).collect()
+}
+
+/// Whether the level's bound `connect` entries for `port` cover every
+/// address a name may be admitted to for it: every public address outside
+/// the plan's `name_excluded` ranges, of both families (IPv4-mapped IPv6
+/// is judged as IPv4, so that range needs no IPv6 entry).
+fn admitted_covered(p: &Plan, level: &LevelTables, proto: Proto, port: u16) -> bool {
+    [Family::V4, Family::V6].into_iter().all(|family| {
+        let within = |a: IpAddr| {
+            matches!(
+                (family, a),
+                (Family::V4, IpAddr::V4(_)) | (Family::V6, IpAddr::V6(_))
+            )
+        };
+        let span = |addr: IpAddr, prefix: u8| {
+            let bits: u32 = if family == Family::V4 { 32 } else { 128 };
+            let host = bits.saturating_sub(u32::from(prefix));
+            let lo = to_u128(addr);
+            let size = if host >= 128 {
+                u128::MAX
+            } else {
+                (1u128 << host) - 1
+            };
+            (lo, lo.saturating_add(size))
+        };
+        let mut held: Vec<(u128, u128)> = kapl_image::names::RESERVED
+            .iter()
+            .filter(|(a, _)| within(*a))
+            .map(|&(a, pfx)| span(a, pfx))
+            .collect();
+        if family == Family::V6 {
+            held.push(span(
+                IpAddr::V6(Ipv6Addr::new(0, 0, 0, 0, 0, 0xffff, 0, 0)),
+                96,
+            ));
+        }
+        held.extend(
+            p.name_excluded
+                .iter()
+                .filter(|x| x.proto == proto && within(x.addr))
+                .filter(|x| x.ports.iter().any(|&(lo, hi)| lo <= port && port <= hi))
+                .map(|x| span(x.addr, x.prefix)),
+        );
+        held.extend(
+            pick(&level.net, BOUND, NetOp::Connect, proto, family)
+                .into_iter()
+                .filter(|e| e.ports.iter().any(|g| g.lo <= port && port <= g.hi))
+                .map(range),
+        );
+        held.sort_unstable();
+        let end = if family == Family::V4 {
+            u128::from(u32::MAX)
+        } else {
+            u128::MAX
+        };
+        let mut next: u128 = 0;
+        for (a, b) in held {
+            if a > next {
+                return false;
+            }
+            if b >= next {
+                if b >= end {
+                    return true;
+                }
+                next = b + 1;
+            }
+        }
+        false
+    })
 }
 
 /// The accept row of `state` (empty when the DFA has no columns).
@@ -714,6 +887,19 @@ pub fn judge(levels: &[&LevelTables], w: &Witness) -> Option<Breach> {
                 }
                 (never, bound)
             }
+            // A name is judged by the level's name patterns alone (a bound
+            // that admits it by addresses only reads as outside here).
+            Witness::Name { proto, name, port } => {
+                let hit = |col| {
+                    l.names
+                        .iter()
+                        .filter(|n| n.step == col && n.proto == *proto)
+                        .filter(|n| kapl_image::names::matches(&n.pattern, name))
+                        .find_map(|n| n.ports.iter().find(|g| g.lo <= *port && *port <= g.hi))
+                        .map(|g| g.grant)
+                };
+                (hit(NEVER).unwrap_or(NO_GRANT), hit(BOUND).is_some())
+            }
         };
         if never != NO_GRANT {
             return Some(Breach::Never {
@@ -766,6 +952,52 @@ intent i under o {
 
     fn witnesses(f: &[Finding]) -> Vec<String> {
         f.iter().map(|f| f.witness.to_string()).collect()
+    }
+
+    const NAMES: &str = r#"
+objective w {
+  bound {
+    net connect "files.pythonhosted.org", "**.org" port 443
+    net connect 0.0.0.0/0, ::/0 port 80
+  }
+  never {
+    net connect "*.evil.org" port 443
+    net connect 169.254.0.0/16 port any
+  }
+}
+"#;
+
+    fn check_names(plans: &str) -> Vec<String> {
+        let (obj, plan) = images(&format!("{NAMES}\n{plans}"));
+        witnesses(&check_image(&obj, &plan).unwrap())
+    }
+
+    #[test]
+    fn host_names_inside_pass_and_outside_or_never_have_witnesses() {
+        let inside = check_names(
+            "plan p under w { step s {\n grant net connect \"pypi.org\", \"*.pythonhosted.org\" port 443\n grant net connect \"anything.example\" port 80\n } }",
+        );
+        assert_eq!(inside, Vec::<String>::new());
+        // Forge a wider name into a plan the compiler checked, as a
+        // proposed plan image could: the runtime refuses it on its own.
+        let (obj, mut plan) = images(&format!(
+            "{NAMES}\nplan p under w {{ step s {{ grant net connect \"files.pythonhosted.org\" port 443 }} }}"
+        ));
+        for e in &mut plan.plans[0].names {
+            e.pattern = "*.pythonhosted.com".into();
+        }
+        let found = check_image(&obj, &plan).unwrap();
+        assert_eq!(
+            witnesses(&found),
+            ["net connect x.pythonhosted.com port 443 (tcp)"]
+        );
+        assert_eq!(found[0].breach, Breach::OutsideBound(Level::Objective(0)));
+        for e in &mut plan.plans[0].names {
+            e.pattern = "**.org".into();
+        }
+        let found = check_image(&obj, &plan).unwrap();
+        assert_eq!(witnesses(&found), ["net connect x.evil.org port 443 (tcp)"]);
+        assert!(matches!(found[0].breach, Breach::Never { .. }));
     }
 
     #[test]

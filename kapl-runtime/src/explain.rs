@@ -176,6 +176,7 @@ pub fn grant_text(w: &Witness) -> String {
         Witness::Net { op, addr, port, .. } => {
             format!("grant net {} {addr} port {port}", op.as_str())
         }
+        Witness::Name { name, port, .. } => format!("grant net connect \"{name}\" port {port}"),
     }
 }
 

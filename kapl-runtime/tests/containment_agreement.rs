@@ -296,6 +296,7 @@ fn request(w: &Witness) -> Request {
                 kapl_image::Proto::Udp => SProto::Udp,
             },
         },
+        Witness::Name { .. } => panic!("the generated policies name no hosts"),
     }
 }
 
