@@ -361,6 +361,24 @@ pub enum AuthorityReport {
         /// Disjoint address range × port range boxes.
         ranges: Vec<NetRangeReport>,
     },
+    /// Connects by host name.
+    Names {
+        /// Each pattern that changed, with its ports and an example name.
+        names: Vec<NameChangeReport>,
+    },
+}
+
+/// A host-name pattern's changed authority.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct NameChangeReport {
+    /// The pattern (lower case, no trailing dot).
+    pub pattern: String,
+    /// Low port.
+    pub port_lo: u16,
+    /// High port.
+    pub port_hi: u16,
+    /// A name the pattern reaches on that side only.
+    pub example: String,
 }
 
 /// A set of paths.

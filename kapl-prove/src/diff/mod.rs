@@ -134,6 +134,25 @@ pub enum Authority {
         /// Disjoint address range × port range boxes.
         boxes: Vec<NetBox>,
     },
+    /// Connects by host name (TCP and UDP alike).
+    Names {
+        /// Each pattern of the side's rules that reaches names the other
+        /// side does not, with the ports and a name it newly reaches.
+        names: Vec<NameChange>,
+    },
+}
+
+/// Part of a host-name pattern's authority that changed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NameChange {
+    /// The pattern, as normalized.
+    pub pattern: String,
+    /// Low port.
+    pub lo: u16,
+    /// High port.
+    pub hi: u16,
+    /// A name the pattern reaches there and the other side does not.
+    pub example: String,
 }
 
 /// One change.
@@ -384,6 +403,94 @@ fn sets(
             .map(|s| s.site)
             .collect();
         out.push((Authority::Net { op, boxes: added }, sites));
+    }
+    let named = name_changes(plus, minus);
+    if !named.is_empty() {
+        let sites = plus
+            .iter()
+            .filter(|s| {
+                name_rules(&[*s])
+                    .iter()
+                    .any(|(p, _)| named.iter().any(|c| &c.pattern == p))
+            })
+            .map(|s| s.site)
+            .collect();
+        out.push((Authority::Names { names: named }, sites));
+    }
+    out
+}
+
+/// The `net connect` name patterns of `rules`, with their port ranges.
+fn name_rules(rules: &[&Sited]) -> Vec<(String, Vec<(u16, u16)>)> {
+    rules
+        .iter()
+        .filter_map(|s| match &s.rule.kind {
+            RuleKind::Net {
+                op: NetOp::Connect,
+                names,
+                ports,
+                ..
+            } if !names.is_empty() => Some(
+                names
+                    .iter()
+                    .map(|n| (n.clone(), ports.iter().map(|p| (p.lo, p.hi)).collect()))
+                    .collect::<Vec<_>>(),
+            ),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+/// What `plus`'s name patterns reach that `minus`'s do not: per pattern
+/// and elementary port range, a witness name (exact: `names::uncovered`).
+/// Address rules of `minus` are not taken to cover names (a name counted
+/// as new where an address rule already reached every address is
+/// reported: a diff may say too much, never too little).
+fn name_changes(plus: &[&Sited], minus: &[&Sited]) -> Vec<NameChange> {
+    let p = name_rules(plus);
+    let m = name_rules(minus);
+    let mut cuts: Vec<u32> = p
+        .iter()
+        .chain(&m)
+        .flat_map(|(_, rs)| {
+            rs.iter()
+                .flat_map(|(lo, hi)| [u32::from(*lo), u32::from(*hi) + 1])
+        })
+        .collect();
+    cuts.sort_unstable();
+    cuts.dedup();
+    let mut out: Vec<NameChange> = Vec::new();
+    for (pattern, ranges) in &p {
+        for w in cuts.windows(2) {
+            let (lo, hi) = (w[0], w[1] - 1);
+            if !ranges
+                .iter()
+                .any(|(a, b)| u32::from(*a) <= lo && hi <= u32::from(*b))
+            {
+                continue;
+            }
+            let others: Vec<&str> = m
+                .iter()
+                .filter(|(_, rs)| {
+                    rs.iter()
+                        .any(|(a, b)| u32::from(*a) <= lo && hi <= u32::from(*b))
+                })
+                .map(|(n, _)| n.as_str())
+                .collect();
+            let Some(example) = kapl_syntax::names::uncovered(pattern, &others) else {
+                continue;
+            };
+            match out.last_mut() {
+                Some(c) if c.pattern == *pattern && u32::from(c.hi) + 1 == lo => c.hi = hi as u16,
+                _ => out.push(NameChange {
+                    pattern: pattern.clone(),
+                    lo: lo as u16,
+                    hi: hi as u16,
+                    example,
+                }),
+            }
+        }
     }
     out
 }

@@ -291,3 +291,40 @@ fn step_and_plan_sets_agree_with_brute_force() {
         "{inexact} inexact checks"
     );
 }
+
+#[test]
+fn host_name_changes_have_a_witness_name() {
+    let old = "objective o { bound { net connect \"**.org\" port 1-1024 } }\n\
+               plan p under o { grant net connect \"pypi.org\", \"files.pythonhosted.org\" port 443 }\n";
+    let new = "objective o { bound { net connect \"**.org\" port 1-1024 } }\n\
+               plan p under o { grant net connect \"pypi.org\", \"*.pythonhosted.org\" port 443, 80 }\n";
+    let d = diff(&policy(old), &policy(new));
+    assert!(d.widens());
+    let widen: Vec<&NameChange> = d
+        .changes
+        .iter()
+        .filter(|c| c.effect == Effect::Widening)
+        .flat_map(|c| match &c.authority {
+            Authority::Names { names } => names.iter().collect(),
+            _ => Vec::new(),
+        })
+        .collect();
+    // The wider pattern on 443 (a name besides `files`), and both patterns
+    // on the new port 80.
+    assert!(
+        widen.iter().any(|n| n.pattern == "*.pythonhosted.org"
+            && (n.lo, n.hi) == (443, 443)
+            && n.example != "files.pythonhosted.org"),
+        "{widen:#?}"
+    );
+    assert!(
+        widen
+            .iter()
+            .any(|n| n.pattern == "pypi.org" && (n.lo, n.hi) == (80, 80)),
+        "{widen:#?}"
+    );
+    // The same names said again change nothing.
+    assert!(diff(&policy(new), &policy(new)).changes.is_empty());
+    // Reversed: only narrowings.
+    assert!(!diff(&policy(new), &policy(old)).widens());
+}

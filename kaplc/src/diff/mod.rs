@@ -131,6 +131,17 @@ fn authority(a: &Authority) -> AuthorityReport {
                 })
                 .collect(),
         },
+        Authority::Names { names } => AuthorityReport::Names {
+            names: names
+                .iter()
+                .map(|n| report::NameChangeReport {
+                    pattern: n.pattern.clone(),
+                    port_lo: n.lo,
+                    port_hi: n.hi,
+                    example: n.example.clone(),
+                })
+                .collect(),
+        },
     }
 }
 

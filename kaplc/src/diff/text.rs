@@ -128,6 +128,25 @@ fn set(a: &AuthorityReport) -> (String, String, String) {
             ("run".into(), s, e)
         }
         AuthorityReport::Net { op, ranges: rs } => (op.clone(), ranges(rs), String::new()),
+        AuthorityReport::Names { names } => {
+            let set: Vec<String> = names
+                .iter()
+                .map(|n| {
+                    let ports = if n.port_lo == n.port_hi {
+                        format!("port {}", n.port_lo)
+                    } else {
+                        format!("ports {}-{}", n.port_lo, n.port_hi)
+                    };
+                    format!("\"{}\" {ports}", n.pattern)
+                })
+                .collect();
+            let examples: Vec<String> = names.iter().map(|n| n.example.clone()).collect();
+            (
+                "connect to".into(),
+                format!("{} (tcp, udp)", set.join("; ")),
+                examples.join(", "),
+            )
+        }
     }
 }
 
