@@ -137,19 +137,24 @@ fn net_text(e: &NetEntry) -> String {
         e.proto.as_str(),
         e.addr,
         e.prefix,
-        e.ports
-            .iter()
-            .map(|p| {
-                let r = if p.lo == p.hi {
-                    p.lo.to_string()
-                } else {
-                    format!("{}-{}", p.lo, p.hi)
-                };
-                format!("{r} (#{})", p.grant)
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
+        granted_ports(&e.ports)
     )
+}
+
+/// Port ranges with their grants: `443 (#3), 8000-8099 (#4)`.
+fn granted_ports(ports: &[PortGrant]) -> String {
+    ports
+        .iter()
+        .map(|p| {
+            let r = if p.lo == p.hi {
+                p.lo.to_string()
+            } else {
+                format!("{}-{}", p.lo, p.hi)
+            };
+            format!("{r} (#{})", p.grant)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn chain(image: &Image, p: &Plan) -> String {
@@ -331,6 +336,28 @@ pub fn text(image: &Image, path: &str, size: usize) -> String {
             for e in p.net.iter().filter(|e| e.step == si as u32) {
                 let _ = writeln!(o, "    net: {}", net_text(e));
             }
+            for e in p.names.iter().filter(|e| e.step == si as u32) {
+                let _ = writeln!(
+                    o,
+                    "    name: connect {} \"{}\" port {}",
+                    e.proto.as_str(),
+                    e.pattern,
+                    granted_ports(&e.ports)
+                );
+            }
+        }
+        for x in &p.name_excluded {
+            let _ = writeln!(
+                o,
+                "  names never admit: {} {}/{} ({} port ranges)",
+                x.proto.as_str(),
+                x.addr,
+                x.prefix,
+                x.ports.len()
+            );
+        }
+        for x in &p.never_names {
+            let _ = writeln!(o, "  never names: {} \"{}\"", x.proto.as_str(), x.pattern);
         }
         let _ = writeln!(
             o,
