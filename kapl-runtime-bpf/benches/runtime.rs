@@ -10,6 +10,8 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "runtime/connect.rs"]
+mod connect;
 #[path = "runtime/propose.rs"]
 mod propose;
 #[path = "runtime/supervised.rs"]
@@ -33,8 +35,9 @@ fn quick() -> bool {
     std::env::var_os("KAPL_BENCH_QUICK").is_some()
 }
 
-/// KAPL_BENCH_ONLY=open,stat,exec,net,startup,build,supervised,git,propose
-/// runs only those rows.
+/// KAPL_BENCH_ONLY=open,stat,exec,net,connect,startup,build,supervised,git,propose
+/// runs only those rows (`net` includes `connect`, the TCP connect row
+/// under a `kapl-run` session).
 fn want(section: &str) -> bool {
     match std::env::var("KAPL_BENCH_ONLY") {
         Ok(v) => v.split(',').any(|x| x.trim() == section),
@@ -444,12 +447,7 @@ fn main() {
         row("exec /usr/bin/true, 1000 grants", n_exec, un, pl, k);
     }
     // Network: connect through the cgroup hooks.
-    let (l, port) = listener();
-    std::thread::spawn(move || {
-        for s in l.incoming() {
-            drop(s)
-        }
-    });
+    let port = connect::listener();
     let n_conn = if quick() { 2_000 } else { 10_000 };
     if want("net") {
         // 1,000 blocks 10.i.0.0/24 port 443 (TCP and UDP) and 127.0.0.1 on
@@ -500,7 +498,7 @@ fn main() {
                 connect_loop(port, n_conn)
             })
         };
-        let r = interleaved(reps, &[&unf, &kf]);
+        let r = interleaved(reps, &[&|| connect::clean(&unf), &|| connect::clean(&kf)]);
         let (un, k) = (r[0], r[1]);
         let mut evs = Vec::new();
         bpf.drain(&mut evs);
@@ -510,6 +508,7 @@ fn main() {
             per(k, n_conn),
             ratio(k, un)
         );
+        connect::say_polluted("connect, programs alone");
         // Decision throughput: denied connects (fast EPERM), events drained
         // concurrently by this process. Once as fast as one core makes
         // them (a flood: the consumer here decodes ~1 M/s, so a faster
@@ -584,6 +583,9 @@ fn main() {
         for c in [cmd, plain_cg, step, sess] {
             c.remove().unwrap();
         }
+    }
+    if want("net") || want("connect") {
+        connect::session_row(port, n_conn);
     }
     // kapl-run exec start-up vs a plain exec.
     if want("startup") {
