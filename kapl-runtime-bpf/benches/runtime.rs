@@ -186,27 +186,6 @@ fn exec_loop(n: usize) {
     }
 }
 
-fn connect_loop(port: u16, n: usize) {
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    for _ in 0..n {
-        let s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-        // Close with RST: no TIME_WAIT pile-up skewing later iterations.
-        // SAFETY: setsockopt on the stream's own fd.
-        unsafe {
-            libc::setsockopt(
-                s.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_LINGER,
-                std::ptr::addr_of!(linger).cast(),
-                size_of::<libc::linger>() as u32,
-            );
-        }
-    }
-}
-
 fn plain_landlock(root: &Path, exec: bool) -> OwnedFd {
     // What a hand-written sandbox needs to run /usr/bin/true, beside its
     // rule at the grant root.
@@ -488,27 +467,9 @@ fn main() {
         let links = bpf.attach(step.fd()).unwrap();
         bpf.set_cgroup_step(cmd.id(), 0).unwrap();
         let plain_cg = Cgroup::create(sess.path(), "plain").unwrap();
-        let unf = || {
-            in_child(Confine::None, Some(plain_cg.path()), &|| {
-                connect_loop(port, n_conn)
-            })
-        };
-        let kf = || {
-            in_child(Confine::None, Some(cmd.path()), &|| {
-                connect_loop(port, n_conn)
-            })
-        };
-        let r = interleaved(reps, &[&|| connect::clean(&unf), &|| connect::clean(&kf)]);
-        let (un, k) = (r[0], r[1]);
+        connect::programs_row(plain_cg.path(), cmd.path(), port, n_conn);
         let mut evs = Vec::new();
         bpf.drain(&mut evs);
-        println!(
-            "| TCP connect, 2001 LPM entries (image layout) | {} | | {} | {:.2}× | |",
-            per(un, n_conn),
-            per(k, n_conn),
-            ratio(k, un)
-        );
-        connect::say_polluted("connect, programs alone");
         // Decision throughput: denied connects (fast EPERM), events drained
         // concurrently by this process. Once as fast as one core makes
         // them (a flood: the consumer here decodes ~1 M/s, so a faster
