@@ -2,7 +2,11 @@
 //!
 //! - `storm-open PATH N`: N opens of PATH for reading;
 //! - `storm-send ADDR:PORT N`: N UDP `sendto`s of one byte from one socket,
-//!   without connect.
+//!   without connect;
+//! - `storm-connect ADDR:PORT N`: N TCP connects, each socket closed
+//!   again;
+//! - `sweep-udp ADDR:FIRST N`: one UDP socket connected in turn to ports
+//!   FIRST, FIRST+1, ... (N of them; a UDP connect sends nothing).
 //!
 //!   A storm prints one line per distinct outcome with its count appended:
 //!   `storm-open refused 13 1000000` (a million lines would measure the
@@ -44,6 +48,32 @@ pub fn run(cmd: &str, args: &[String]) -> Option<()> {
                 Err::<(), _>(std::io::Error::from_raw_os_error(libc::EINVAL)),
             ),
         },
+        "storm-connect" => match arg(0).parse::<SocketAddr>() {
+            Ok(to) => storm("storm-connect", count(arg(1)), |_| {
+                TcpStream::connect(to).map(drop)
+            }),
+            Err(_) => outcome(
+                "storm-connect",
+                Err::<(), _>(std::io::Error::from_raw_os_error(libc::EINVAL)),
+            ),
+        },
+        "sweep-udp" => match arg(0).parse::<SocketAddr>() {
+            // Never bound explicitly: the connect binds it implicitly.
+            Ok(first) => match udp_socket(&first) {
+                Ok(fd) => storm("sweep-udp", count(arg(1)), |i| {
+                    let mut to = first;
+                    let port = u16::try_from(u64::from(first.port()) + i)
+                        .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+                    to.set_port(port);
+                    connect_to(&fd, &to)
+                }),
+                Err(e) => outcome("sweep-udp", Err::<(), _>(e)),
+            },
+            Err(_) => outcome(
+                "sweep-udp",
+                Err::<(), _>(std::io::Error::from_raw_os_error(libc::EINVAL)),
+            ),
+        },
         "busy" => {
             let ms: u64 = arg(0).parse().unwrap_or(0);
             busy(&mut std::io::stdout(), ms, args.get(1..).unwrap_or(&[]));
@@ -77,7 +107,8 @@ fn udp_socket(to: &SocketAddr) -> std::io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-fn send_to(fd: &OwnedFd, to: &SocketAddr) -> std::io::Result<()> {
+/// `to` as a socket address for the kernel, and its length.
+fn sockaddr(to: &SocketAddr) -> (libc::sockaddr_storage, usize) {
     // SAFETY: sockaddr_storage is plain data.
     let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     let len = match to {
@@ -109,6 +140,27 @@ fn send_to(fd: &OwnedFd, to: &SocketAddr) -> std::io::Result<()> {
             size_of::<libc::sockaddr_in6>()
         }
     };
+    (ss, len)
+}
+
+fn connect_to(fd: &OwnedFd, to: &SocketAddr) -> std::io::Result<()> {
+    let (ss, len) = sockaddr(to);
+    // SAFETY: connect with an address of `len` bytes.
+    let r = unsafe {
+        libc::connect(
+            fd.as_raw_fd(),
+            std::ptr::addr_of!(ss).cast(),
+            len as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn send_to(fd: &OwnedFd, to: &SocketAddr) -> std::io::Result<()> {
+    let (ss, len) = sockaddr(to);
     // SAFETY: sendto with our byte and address of `len` bytes.
     let r = unsafe {
         libc::sendto(

@@ -10,6 +10,8 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "runtime/connect.rs"]
+mod connect;
 #[path = "runtime/propose.rs"]
 mod propose;
 #[path = "runtime/supervised.rs"]
@@ -33,8 +35,9 @@ fn quick() -> bool {
     std::env::var_os("KAPL_BENCH_QUICK").is_some()
 }
 
-/// KAPL_BENCH_ONLY=open,stat,exec,net,startup,build,supervised,git,propose
-/// runs only those rows.
+/// KAPL_BENCH_ONLY=open,stat,exec,net,connect,startup,build,supervised,git,propose
+/// runs only those rows (`net` includes `connect`, the TCP connect row
+/// under a `kapl-run` session).
 fn want(section: &str) -> bool {
     match std::env::var("KAPL_BENCH_ONLY") {
         Ok(v) => v.split(',').any(|x| x.trim() == section),
@@ -178,27 +181,6 @@ fn exec_loop(n: usize) {
             assert!(
                 libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0,
                 "exec failed"
-            );
-        }
-    }
-}
-
-fn connect_loop(port: u16, n: usize) {
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    for _ in 0..n {
-        let s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-        // Close with RST: no TIME_WAIT pile-up skewing later iterations.
-        // SAFETY: setsockopt on the stream's own fd.
-        unsafe {
-            libc::setsockopt(
-                s.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_LINGER,
-                std::ptr::addr_of!(linger).cast(),
-                size_of::<libc::linger>() as u32,
             );
         }
     }
@@ -444,12 +426,7 @@ fn main() {
         row("exec /usr/bin/true, 1000 grants", n_exec, un, pl, k);
     }
     // Network: connect through the cgroup hooks.
-    let (l, port) = listener();
-    std::thread::spawn(move || {
-        for s in l.incoming() {
-            drop(s)
-        }
-    });
+    let port = connect::listener();
     let n_conn = if quick() { 2_000 } else { 10_000 };
     if want("net") {
         // 1,000 blocks 10.i.0.0/24 port 443 (TCP and UDP) and 127.0.0.1 on
@@ -490,26 +467,9 @@ fn main() {
         let links = bpf.attach(step.fd()).unwrap();
         bpf.set_cgroup_step(cmd.id(), 0).unwrap();
         let plain_cg = Cgroup::create(sess.path(), "plain").unwrap();
-        let unf = || {
-            in_child(Confine::None, Some(plain_cg.path()), &|| {
-                connect_loop(port, n_conn)
-            })
-        };
-        let kf = || {
-            in_child(Confine::None, Some(cmd.path()), &|| {
-                connect_loop(port, n_conn)
-            })
-        };
-        let r = interleaved(reps, &[&unf, &kf]);
-        let (un, k) = (r[0], r[1]);
+        connect::programs_row(plain_cg.path(), cmd.path(), port, n_conn);
         let mut evs = Vec::new();
         bpf.drain(&mut evs);
-        println!(
-            "| TCP connect, 2001 LPM entries (image layout) | {} | | {} | {:.2}× | |",
-            per(un, n_conn),
-            per(k, n_conn),
-            ratio(k, un)
-        );
         // Decision throughput: denied connects (fast EPERM), events drained
         // concurrently by this process. Once as fast as one core makes
         // them (a flood: the consumer here decodes ~1 M/s, so a faster
@@ -584,6 +544,9 @@ fn main() {
         for c in [cmd, plain_cg, step, sess] {
             c.remove().unwrap();
         }
+    }
+    if want("net") || want("connect") {
+        connect::session_row(port, n_conn);
     }
     // kapl-run exec start-up vs a plain exec.
     if want("startup") {

@@ -28,8 +28,10 @@
 //     header (IPv6) or IP options (IPv4) however it was set
 //     (ancillary data on sendmsg included, which no address hook sees);
 //   tp_btf/sched_process_exec — reports execs of the session's processes.
-// Every decision goes to the `events` ring buffer; a reservation that fails
-// is counted in `lost` (never silently dropped).
+// Every decision goes to the `events` ring buffer (an allowed network
+// request only the first time per step, grant and destination: see
+// `reported`); a reservation that fails is counted in `lost` (never
+// silently dropped).
 //
 // INVARIANT: the net4/net6/ports layouts are kapl_image::bpf's (see its
 // table); the event layouts are decoded in src/bpf.rs.
@@ -232,6 +234,34 @@ struct {
 	__uint(max_entries, 1);
 } ports SEC(".maps");
 
+// An allow already reported: (step, grant, address as the event carries
+// it, port, event operation, key protocol). The supervisor reports an
+// allow once per (grant, operation, object), the object being the address
+// (IPv4-mapped shown as IPv4), port and protocol (kapl_runtime::report):
+// this key separates at least what that one does, so an allow the
+// supervisor would report is never held back here. The map lives as long
+// as the loaded object: a plan load loads a new one (empty), as the
+// supervisor's dedup starts anew; a step switch changes `step`. An entry
+// evicted (LRU) only makes the next such allow reported again, which the
+// supervisor drops.
+struct allow_key {
+	__u32 step;
+	__u32 grant;
+	__u8 addr[16];
+	__u16 port;
+	__u8 op;
+	__u8 proto;
+};
+_Static_assert(sizeof(struct allow_key) == 28, "struct allow_key has no padding");
+
+// max_entries is set by the loader (REPORTED_ALLOWS in src/bpf.rs).
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct allow_key);
+	__type(value, __u8);
+	__uint(max_entries, 1);
+} reported SEC(".maps");
+
 // The protocol as the image's keys name it (0: neither TCP nor UDP).
 static __always_inline __u32 key_proto(__u32 sotype, __u32 proto)
 {
@@ -349,6 +379,47 @@ static __always_inline int steer_dns(struct bpf_sock_addr *ctx, int v6,
 	return 1;
 }
 
+// Reports a network decision: every denial; an allow only when
+// `reported` does not hold its key yet (a repeat of an allow reported
+// before would be dropped by the supervisor's dedup anyway, after a
+// wake-up and a decode). The key is marked only once the event is in the
+// ring buffer: a failed reservation (counted in `lost`) leaves it unmarked,
+// so the next such allow is tried again.
+static __always_inline void report_net(__u32 step, __u64 cg, __u32 grant,
+				       __u16 port, __u8 ev_op, __u32 kproto,
+				       const __u8 *addr, __u32 family,
+				       __u32 sotype, __u32 proto)
+{
+	struct allow_key k = {};
+	if (grant != NO_GRANT) {
+		k.step = step;
+		k.grant = grant;
+		__builtin_memcpy(k.addr, addr, 16);
+		k.port = port;
+		k.op = ev_op;
+		k.proto = kproto;
+		if (bpf_map_lookup_elem(&reported, &k))
+			return;
+	}
+	struct net_event *e = reserve_event(sizeof(*e));
+	if (!e)
+		return;
+	fill_head(&e->head, e->comm, EV_NET, step, cg);
+	e->grant = grant;
+	e->port = port;
+	e->op = ev_op;
+	e->verdict = grant != NO_GRANT;
+	__builtin_memcpy(e->addr, addr, 16);
+	e->family = family;
+	e->sotype = sotype;
+	e->proto = proto;
+	if (grant != NO_GRANT) {
+		__u8 one = 1;
+		bpf_map_update_elem(&reported, &k, &one, BPF_ANY);
+	}
+	bpf_ringbuf_submit(e, 0);
+}
+
 static __always_inline int decide(struct bpf_sock_addr *ctx, __u32 key_op,
 				  __u8 ev_op, int v6)
 {
@@ -409,19 +480,8 @@ static __always_inline int decide(struct bpf_sock_addr *ctx, __u32 key_op,
 			grant = search_learned(step, kproto, addr, port);
 	}
 
-	struct net_event *e = reserve_event(sizeof(*e));
-	if (e) {
-		fill_head(&e->head, e->comm, EV_NET, step, cg);
-		e->grant = grant;
-		e->port = port;
-		e->op = ev_op;
-		e->verdict = grant != NO_GRANT;
-		__builtin_memcpy(e->addr, addr, 16);
-		e->family = family;
-		e->sotype = sotype;
-		e->proto = proto;
-		bpf_ringbuf_submit(e, 0);
-	}
+	report_net(step, cg, grant, port, ev_op, kproto, addr, family, sotype,
+		   proto);
 	return grant != NO_GRANT;
 }
 

@@ -7,7 +7,9 @@
 //! attached, and the cgroup hooks (address decisions, socket creation,
 //! rerouting socket options, egress packets carrying a routing header)
 //! attached with bpf links to the session's
-//! step cgroups on request; decision events read from the ring buffer.
+//! step cgroups on request; decision events read from the ring buffer
+//! (every denial, and the first allow per step, grant and destination:
+//! [`REPORTED_ALLOWS`]).
 //!
 //! The image's evaluator ([`kapl_image::Evaluator`]) reads the same bytes
 //! with the Rust twin of the programs' lookup, so what is tested against
@@ -35,6 +37,14 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/ka
 pub const NO_GRANT: u32 = u32::MAX;
 /// Step id meaning "not a session cgroup".
 pub const NO_STEP: u32 = u32::MAX;
+
+/// Entries of the `reported` map: the allowed network requests already
+/// reported, by step, grant and destination (see `report_net` in
+/// bpf/kapl.bpf.c). An allow found there is not reported again; past this
+/// many the least recently used entry is evicted, and an evicted allow is
+/// reported again when it recurs (a repeat the supervisor drops, never a
+/// loss).
+pub const REPORTED_ALLOWS: u32 = 16_384;
 
 /// The `cgroup/sock_create` program, attached per step cgroup.
 const SOCK_CREATE_PROG: &str = "kapl_sock_create";
@@ -576,6 +586,7 @@ impl NetEnforcer {
             .map_max_entries("net4", entries(maps.v4.len()))
             .map_max_entries("net6", entries(maps.v6.len()))
             .map_max_entries("ports", entries(maps.ports.len()))
+            .map_max_entries("reported", REPORTED_ALLOWS)
             .load(OBJECT)
             .map_err(|e| BpfError::Load(e.to_string()))?;
         fill_trie::<NET4_KEY_LEN, { NET4_KEY_LEN - 4 }>(&mut ebpf, "net4", &maps.v4)?;

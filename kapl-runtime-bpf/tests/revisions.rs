@@ -509,3 +509,76 @@ fn a_parameterised_objective_gives_its_values_to_proposed_plans() {
     }
     assert_no_leftover_cgroups();
 }
+
+/// A plan load starts the dedup of allows anew, in the kernel as in the
+/// supervisor: the programs report an allow once per step, grant and
+/// destination from a map loaded with the plan, so the same grant of the
+/// next revision (the same grant id, step and destination) is reported
+/// again, under its revision.
+#[test]
+fn a_plan_load_reports_the_first_allow_of_each_destination_anew() {
+    let t = Tmp::new("rev-net");
+    let (l, port) = listener();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            drop(s)
+        }
+    });
+    let probe = probe_bin();
+    t.write(
+        "obj.kapl",
+        &format!(
+            r#"use std.runtime
+objective tidy {{
+  bound {{
+    exec "{probe}"
+    net connect 127.0.0.1 port {port}
+    use runtime.loader
+  }}
+}}
+"#
+        ),
+    );
+    let obj = t.path("obj.kapi");
+    kaplc_build(&[&t.path("obj.kapl"), "-o", &obj]);
+    let audit = t.path("audit.jsonl");
+    let s = start_pinned(&obj, &audit);
+    let id = s.0.as_str();
+    let plan = |name: &str| {
+        format!(
+            r#"use std.runtime
+plan {name} under tidy {{
+  grant use runtime.loader
+  step s {{
+    grant exec "{probe}"
+    grant net connect 127.0.0.1 port {port}
+  }}
+}}
+"#
+        )
+    };
+    let to = format!("127.0.0.1:{port}");
+    for (rev, name) in [(1, "v1"), (2, "v2")] {
+        let (code, v) = propose(id, &plan(name), &[]);
+        assert_eq!(code, Some(0), "{v}");
+        assert_eq!(v["revision"], rev, "{v}");
+        let o = exec(id, &[probe, "storm-connect", &to, "50"]);
+        assert_eq!(text(&o).0, "storm-connect ok 50\n", "{}", text(&o).1);
+    }
+    drop(s);
+    let object = format!("{to} (tcp)");
+    let revs: Vec<(u64, u64)> = records(Path::new(&audit))
+        .iter()
+        .filter(|r| r["verdict"] == "allow" && r["object"] == object.as_str())
+        .map(|r| {
+            (
+                r["plan_revision"].as_u64().expect("plan_revision"),
+                r["grant"]["id"].as_u64().expect("grant id"),
+            )
+        })
+        .collect();
+    assert_eq!(revs.len(), 2, "one first allow per revision: {revs:?}");
+    assert_eq!((revs[0].0, revs[1].0), (1, 2), "{revs:?}");
+    assert_eq!(revs[0].1, revs[1].1, "the same grant id in both revisions");
+    assert_no_leftover_cgroups();
+}
