@@ -283,7 +283,14 @@ fn names_are_resolved_learned_and_enforced_in_the_kernel() {
     let learned = recs
         .iter()
         .find(|r| r["verdict"] == "allow" && r["learned"]["name"] == "pypi.test")
-        .expect("a connect record with the name it was learned for");
+        .unwrap_or_else(|| {
+            panic!(
+                "a connect record with the name it was learned for: {:#?}",
+                recs.iter()
+                    .filter(|r| r["verdict"] == "allow")
+                    .collect::<Vec<_>>()
+            )
+        });
     assert_eq!(learned["mechanism"], "bpf");
     assert!(
         learned["learned"]["queried_at"]

@@ -667,16 +667,19 @@ impl Session {
                     continue;
                 }
                 let until = Instant::now() + dns::admitted_for(*ttl);
-                let keep_until = r
-                    .learned
-                    .get(&(num, mapped))
-                    .map_or(until, |l| l.until.max(until));
+                // An address already admitted keeps the name it was first
+                // learned for (a connect reported later is credited to the
+                // name that admitted it first, whatever was asked since).
+                let (name, at, until) = match r.learned.get(&(num, mapped)) {
+                    Some(l) if l.step == self.step => (l.name.clone(), l.at, l.until.max(until)),
+                    _ => (p.q.name.clone(), p.queried_at, until),
+                };
                 r.learned.insert(
                     (num, mapped),
                     Learned {
-                        name: p.q.name.clone(),
-                        at: p.queried_at,
-                        until: keep_until,
+                        name,
+                        at,
+                        until,
                         step: self.step,
                         ranges: merged,
                     },
