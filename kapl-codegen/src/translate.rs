@@ -95,6 +95,9 @@ pub fn validate_with(policy: &Policy, automata: &GrantAutomata, bytes: &[u8]) ->
         if let Some(d) = check_net(policy, plan, ip) {
             out.push(d);
         }
+        if let Some(d) = check_names(policy, plan, ip) {
+            out.push(d);
+        }
     }
     if let Some(t) = &image.objective {
         out.extend(check_objective(policy, t, fallback));
@@ -759,6 +762,111 @@ fn check_net(policy: &Policy, plan: &ir::Plan, ip: &kapl_image::Plan) -> Option<
                                 }),
                             );
                         }
+                    }
+                }
+            }
+        }
+    }
+    None
+}
+
+/// A name a pattern matches: each `*` and a leading `**` made `fill`.
+fn instance(pattern: &str, fill: &str) -> String {
+    pattern
+        .split('.')
+        .map(|l| if l == "*" || l == "**" { fill } else { l })
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// The image's host-name tables against the grants' name rules: for every
+/// step, protocol, port boundary and probe name (each pattern's own
+/// instances, with a label no pattern mentions and with a label some
+/// pattern does, and a name no pattern matches), the image must credit the
+/// lowest-id grant whose name rule matches the name and port, or none.
+fn check_names(policy: &Policy, plan: &ir::Plan, ip: &kapl_image::Plan) -> Option<Diagnostic> {
+    for (si, step) in plan.steps.iter().enumerate() {
+        let rules: Vec<(u32, &[String], &[ir::PortRange])> = plan
+            .grants
+            .iter()
+            .chain(&step.grants)
+            .filter_map(|g| policy.grants.get(g.0 as usize))
+            .filter_map(|g| match &g.rule.kind {
+                RuleKind::Net {
+                    op: kapl_syntax::ast::NetOp::Connect,
+                    names,
+                    ports,
+                    ..
+                } if !names.is_empty() => Some((g.id.0, names.as_slice(), ports.as_slice())),
+                _ => None,
+            })
+            .collect();
+        let patterns: Vec<&str> = rules
+            .iter()
+            .flat_map(|(_, n, _)| n.iter().map(String::as_str))
+            .chain(ip.names.iter().map(|e| e.pattern.as_str()))
+            .collect();
+        let fresh = kapl_image::names::fresh(&patterns);
+        let mut probes: BTreeSet<String> = BTreeSet::new();
+        probes.insert(format!("{fresh}.{fresh}"));
+        for p in &patterns {
+            probes.insert(instance(p, &fresh));
+            // `**` also stands for more than one label.
+            probes.insert(instance(p, &format!("{fresh}.{fresh}")));
+            for q in &patterns {
+                for l in q.split('.').filter(|l| !l.contains('*')) {
+                    probes.insert(instance(p, l));
+                }
+            }
+        }
+        let mut ports: BTreeSet<u16> = [0u16, 65535].into_iter().collect();
+        for (_, _, rs) in &rules {
+            for r in *rs {
+                port_boundaries(r.lo, r.hi, &mut ports);
+            }
+        }
+        for e in ip.names.iter().filter(|e| e.step == si as u32) {
+            for r in &e.ports {
+                port_boundaries(r.lo, r.hi, &mut ports);
+            }
+        }
+        for name in &probes {
+            for proto in Proto::ALL {
+                let got_ranges = ip.name_ports(si as u32, proto, name);
+                for &port in &ports {
+                    let want = rules
+                        .iter()
+                        .filter(|(_, ns, rs)| {
+                            ns.iter().any(|p| kapl_image::names::matches(p, name))
+                                && rs.iter().any(|r| r.lo <= port && port <= r.hi)
+                        })
+                        .map(|(g, _, _)| *g)
+                        .min();
+                    let got = got_ranges
+                        .iter()
+                        .find(|r| r.lo <= port && port <= r.hi)
+                        .map(|r| r.grant);
+                    if want != got {
+                        return Some(
+                            Diagnostic::error(
+                                codes::TRANSLATION_MISMATCH,
+                                format!(
+                                    "translation validation failed: step `{}` of plan `{}`, {} connect to {name} port {port}: the policy gives {}, the image {}",
+                                    step.name,
+                                    plan.name,
+                                    proto.as_str(),
+                                    want.map_or("deny".into(), |g| format!("grant {g}")),
+                                    got.map_or("deny".into(), |g| format!("grant {g}")),
+                                ),
+                                step.name_span,
+                                "the emitted host-name tables disagree with the proved policy here",
+                            )
+                            .with_note("this is a compiler bug; no image was written")
+                            .with_witness(Witness::Name {
+                                name: name.clone(),
+                                port,
+                            }),
+                        );
                     }
                 }
             }

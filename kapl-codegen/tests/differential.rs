@@ -849,3 +849,48 @@ fn beneath_flags_agree_with_brute_force() {
         }
     }
 }
+
+#[test]
+fn host_name_tables_are_validated() {
+    let text = "objective o { bound { net connect \"**.org\" port 1-1024 } }\n\
+                plan p under o {\n\
+                  grant net connect \"pypi.org\" port 443\n\
+                  step s { grant net connect \"*.pythonhosted.org\", \"pypi.org\" port 80, 443 }\n\
+                }\n";
+    let mut loader = kapl_check::MemoryLoader::new().with("n.kapl", text);
+    let fe = kapl_check::check_front(&mut loader, "n.kapl");
+    assert!(
+        !fe.diagnostics.iter().any(|d| d.is_error()),
+        "{:#?}",
+        fe.diagnostics
+    );
+    let policy = fe.policy.clone().unwrap();
+    let out = compile(&policy, &fe.sources, &Options::default()).unwrap();
+    assert!(translate::validate(&policy, &kapl_image::write(&out.image).unwrap()).is_empty());
+    // A pattern widened in the image.
+    let mut image = out.image.clone();
+    let e = image.plans[0]
+        .names
+        .iter_mut()
+        .find(|e| e.pattern == "*.pythonhosted.org")
+        .unwrap();
+    e.pattern = "**.pythonhosted.org".into();
+    image.plans[0].names.sort();
+    let tv = revalidate(&policy, None, &image);
+    assert!(
+        tv.iter()
+            .any(|d| d.code == "KAPL0601" && d.message.contains("pythonhosted.org")),
+        "{tv:#?}"
+    );
+    // A port credited to the wrong grant.
+    let mut image = out.image.clone();
+    for e in &mut image.plans[0].names {
+        for p in &mut e.ports {
+            if p.lo <= 80 && 80 <= p.hi {
+                p.grant = 0;
+            }
+        }
+    }
+    let tv = revalidate(&policy, None, &image);
+    assert!(tv.iter().any(|d| d.code == "KAPL0601"), "{tv:#?}");
+}
