@@ -154,15 +154,22 @@ _Static_assert(sizeof(struct dns_event) == 72 &&
 
 // Where the session's resolver listens (index 0), written by kapl-run;
 // `on` is 0 while the plan has no host-name rule (port 53 is then decided
-// like any other port). Ports in network byte order.
+// like any other port). Ports in network byte order. UDP queries go to one
+// of DNS_SOCKETS sockets, the one `dns_slot` gives the sender's command
+// cgroup (commands take them in turn), so a storm from one command fills
+// its own queue, not the others'.
+#define DNS_SOCKETS 8
 struct dns_conf {
 	__u32 on;
 	__u32 ip4; // 127.0.0.1, network byte order
 	__u32 ip6[4]; // ::1
-	__u16 port4;
-	__u16 port6;
+	__u16 port4; // TCP
+	__u16 port6; // TCP
 	__u32 pad;
+	__u16 udp4[DNS_SOCKETS];
+	__u16 udp6[DNS_SOCKETS];
 };
+_Static_assert(sizeof(struct dns_conf) == 64, "struct dns_conf is written by src/bpf.rs");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -170,6 +177,15 @@ struct {
 	__type(value, struct dns_conf);
 	__uint(max_entries, 1);
 } dns SEC(".maps");
+
+// A command cgroup's resolver socket (0..DNS_SOCKETS-1), given in turn by
+// kapl-run as commands start; a cgroup it does not name uses socket 0.
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u64);
+	__type(value, __u32);
+	__uint(max_entries, 4096);
+} dns_slot SEC(".maps");
 
 // A steered socket's intended destination.
 struct dns_orig {
@@ -342,6 +358,9 @@ static __always_inline int steer_dns(struct bpf_sock_addr *ctx, int v6,
 						BPF_SK_STORAGE_GET_F_CREATE);
 	if (!o)
 		return 0;
+	int udp = kproto == IPPROTO_UDP_;
+	__u32 *sp = bpf_map_lookup_elem(&dns_slot, &cg);
+	__u32 slot = sp ? *sp & (DNS_SOCKETS - 1) : 0;
 	o->port = (__u16)ctx->user_port;
 	if (v6) {
 		o->family = AF_INET6_;
@@ -353,19 +372,19 @@ static __always_inline int steer_dns(struct bpf_sock_addr *ctx, int v6,
 		// address, mapped; else its IPv6 one.
 		if (mapped) {
 			ctx->user_ip6[3] = c->ip4;
-			ctx->user_port = c->port4;
+			ctx->user_port = udp ? c->udp4[slot] : c->port4;
 		} else {
 			ctx->user_ip6[0] = c->ip6[0];
 			ctx->user_ip6[1] = c->ip6[1];
 			ctx->user_ip6[2] = c->ip6[2];
 			ctx->user_ip6[3] = c->ip6[3];
-			ctx->user_port = c->port6;
+			ctx->user_port = udp ? c->udp6[slot] : c->port6;
 		}
 	} else {
 		o->family = AF_INET_;
 		o->ip4 = ctx->user_ip4;
 		ctx->user_ip4 = c->ip4;
-		ctx->user_port = c->port4;
+		ctx->user_port = udp ? c->udp4[slot] : c->port4;
 	}
 	struct dns_event *e = reserve_event(sizeof(*e));
 	if (e) {
@@ -502,6 +521,15 @@ NET_HOOK(sendmsg6, KEY_OP_CONNECT, OP_SEND, 1)
 NET_HOOK(bind4, KEY_OP_BIND, OP_BIND, 0)
 NET_HOOK(bind6, KEY_OP_BIND, OP_BIND, 1)
 
+// Whether `port` is one of the resolver's UDP ports in `ports`.
+static __always_inline int dns_port(const __u16 *ports, __u16 port)
+{
+	for (int i = 0; i < DNS_SOCKETS; i++)
+		if (ports[i] == port)
+			return 1;
+	return 0;
+}
+
 // A steered UDP socket's replies come from the resolver; the program is
 // shown the address it sent its query to. Every other datagram is left as
 // it is (recvmsg programs cannot refuse).
@@ -515,7 +543,8 @@ int kapl_recvmsg4(struct bpf_sock_addr *ctx)
 		return 1;
 	__u32 zero = 0;
 	struct dns_conf *c = bpf_map_lookup_elem(&dns, &zero);
-	if (!c || ctx->user_ip4 != c->ip4 || (__u16)ctx->user_port != c->port4)
+	if (!c || ctx->user_ip4 != c->ip4 ||
+	    !dns_port(c->udp4, (__u16)ctx->user_port))
 		return 1;
 	ctx->user_ip4 = o->ip4;
 	ctx->user_port = o->port;
@@ -538,10 +567,10 @@ int kapl_recvmsg6(struct bpf_sock_addr *ctx)
 	int from6 = ctx->user_ip6[0] == c->ip6[0] &&
 		    ctx->user_ip6[1] == c->ip6[1] &&
 		    ctx->user_ip6[2] == c->ip6[2] &&
-		    ctx->user_ip6[3] == c->ip6[3] && p == c->port6;
+		    ctx->user_ip6[3] == c->ip6[3] && dns_port(c->udp6, p);
 	int from4 = !ctx->user_ip6[0] && !ctx->user_ip6[1] &&
 		    ctx->user_ip6[2] == bpf_htonl(0xffff) &&
-		    ctx->user_ip6[3] == c->ip4 && p == c->port4;
+		    ctx->user_ip6[3] == c->ip4 && dns_port(c->udp4, p);
 	if (!from6 && !from4)
 		return 1;
 	ctx->user_ip6[0] = o->ip6[0];

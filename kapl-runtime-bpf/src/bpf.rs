@@ -308,6 +308,10 @@ pub struct DnsEvent {
     pub comm: String,
 }
 
+/// UDP sockets of the resolver per family (`DNS_SOCKETS` in kapl.bpf.c):
+/// a query goes to the one its sender's cgroup picks.
+pub const DNS_SOCKETS: usize = 8;
+
 /// Where the session's resolver listens (`struct dns_conf`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DnsConf {
@@ -315,23 +319,31 @@ pub struct DnsConf {
     pub on: bool,
     /// Its IPv4 address.
     pub ip4: std::net::Ipv4Addr,
-    /// Its IPv4 port (UDP and TCP).
+    /// Its IPv4 TCP port.
     pub port4: u16,
     /// Its IPv6 address.
     pub ip6: Ipv6Addr,
-    /// Its IPv6 port (UDP and TCP).
+    /// Its IPv6 TCP port.
     pub port6: u16,
+    /// Its IPv4 UDP ports.
+    pub udp4: [u16; DNS_SOCKETS],
+    /// Its IPv6 UDP ports (0: none).
+    pub udp6: [u16; DNS_SOCKETS],
 }
 
 impl DnsConf {
     /// `struct dns_conf`'s bytes.
-    fn bytes(&self) -> [u8; 32] {
-        let mut b = [0u8; 32];
+    fn bytes(&self) -> [u8; 64] {
+        let mut b = [0u8; 64];
         b[0..4].copy_from_slice(&u32::from(self.on).to_ne_bytes());
         b[4..8].copy_from_slice(&self.ip4.octets());
         b[8..24].copy_from_slice(&self.ip6.octets());
         b[24..26].copy_from_slice(&self.port4.to_be_bytes());
         b[26..28].copy_from_slice(&self.port6.to_be_bytes());
+        for (i, (p4, p6)) in self.udp4.iter().zip(&self.udp6).enumerate() {
+            b[32 + 2 * i..34 + 2 * i].copy_from_slice(&p4.to_be_bytes());
+            b[48 + 2 * i..50 + 2 * i].copy_from_slice(&p6.to_be_bytes());
+        }
         b
     }
 }
@@ -339,7 +351,7 @@ impl DnsConf {
 /// A `dns` value.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
-struct DnsConfBytes([u8; 32]);
+struct DnsConfBytes([u8; 64]);
 // SAFETY: plain bytes, no padding.
 unsafe impl Pod for DnsConfBytes {}
 
@@ -561,6 +573,8 @@ pub struct StepLinks {
 /// The loaded programs and maps of one session.
 pub struct NetEnforcer {
     ebpf: Ebpf,
+    /// The last resolver socket given to a command cgroup.
+    next_slot: u32,
     events: RingBuf<MapData>,
     _exec_link: aya::programs::tp_btf::BtfTracePointLink,
     unix: crate::unix::UnixHooks,
@@ -629,6 +643,7 @@ impl NetEnforcer {
         let events = RingBuf::try_from(events).map_err(map_err("events"))?;
         Ok(NetEnforcer {
             ebpf,
+            next_slot: 0,
             events,
             _exec_link: exec_link,
             unix,
@@ -689,15 +704,31 @@ impl NetEnforcer {
         BpfHashMap::try_from(map).map_err(map_err("cg_step"))
     }
 
-    /// Records that processes in cgroup `id` act for `step`.
+    /// Records that processes in cgroup `id` act for `step`, and gives the
+    /// cgroup the next of the resolver's UDP sockets in turn.
     pub fn set_cgroup_step(&mut self, id: u64, step: u32) -> Result<(), BpfError> {
         self.cg_step()?
             .insert(id, step, 0)
-            .map_err(map_err("cg_step"))
+            .map_err(map_err("cg_step"))?;
+        self.next_slot = self.next_slot.wrapping_add(1);
+        let slot = self.next_slot % DNS_SOCKETS as u32;
+        let map = self
+            .ebpf
+            .map_mut("dns_slot")
+            .ok_or(BpfError::Missing("dns_slot"))?;
+        BpfHashMap::<_, u64, u32>::try_from(map)
+            .map_err(map_err("dns_slot"))?
+            .insert(id, slot, 0)
+            .map_err(map_err("dns_slot"))
     }
 
     /// Forgets cgroup `id`.
     pub fn clear_cgroup(&mut self, id: u64) -> Result<(), BpfError> {
+        if let Some(map) = self.ebpf.map_mut("dns_slot")
+            && let Ok(mut m) = BpfHashMap::<_, u64, u32>::try_from(map)
+        {
+            let _ = m.remove(&id);
+        }
         match self.cg_step()?.remove(&id) {
             Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
             Err(e) => Err(map_err("cg_step")(e)),

@@ -16,7 +16,7 @@
 //! [`crate::bpf::LEARNED_MAX`] learned addresses.
 
 use super::Session;
-use crate::bpf::{DnsConf, LEARNED_MAX, LEARNED_RANGES};
+use crate::bpf::{DNS_SOCKETS, DnsConf, LEARNED_MAX, LEARNED_RANGES};
 use hickory_proto::op::ResponseCode;
 use kapl_image::{PortGrant, Proto};
 use kapl_runtime::dns::{self, Question};
@@ -40,7 +40,7 @@ pub const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(5);
 pub const TCP_IDLE: Duration = Duration::from_secs(10);
 /// Datagrams read per socket per pump at most (a flood cannot starve the
 /// session's other work).
-const BURST: usize = 1024;
+const BURST: usize = 256;
 /// Lookups of a query's process per pump at most (each reads /proc): in a
 /// storm the rest are attributed to the latest sender by name only.
 const WHO_BUDGET: usize = 16;
@@ -64,7 +64,9 @@ struct Sender {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Client {
-    Udp(SocketAddr),
+    /// The client's address, and which of `Resolver::udp` it sent to (the
+    /// answer must come from that socket).
+    Udp(SocketAddr, usize),
     Tcp(u64),
 }
 
@@ -103,9 +105,10 @@ pub struct Learned {
 
 /// The resolver's sockets and state.
 pub struct Resolver {
-    udp4: UdpSocket,
+    /// UDP sockets, IPv4 then IPv6 ([`DNS_SOCKETS`] each, or none for
+    /// IPv6): the programs pick one by the sender's cgroup.
+    udp: Vec<(bool, UdpSocket)>,
     tcp4: TcpListener,
-    udp6: Option<UdpSocket>,
     tcp6: Option<TcpListener>,
     up: UdpSocket,
     upstream: SocketAddr,
@@ -160,16 +163,42 @@ impl Resolver {
     /// Opens the resolver's sockets on loopback and its upstream socket.
     pub fn open(upstream: SocketAddr) -> std::io::Result<Resolver> {
         let (udp4, tcp4) = pair(IpAddr::V4(Ipv4Addr::LOCALHOST))?;
-        // Best effort: without CAP_NET_ADMIN the default buffer stays.
-        let _ = crate::sys::set_recv_buffer_force(&udp4, RCVBUF);
+        let mut udp = vec![(false, udp4)];
+        let mut udp4_ports = [0u16; DNS_SOCKETS];
         // IPv6 loopback may be switched off: IPv6 queries then fail.
-        let (udp6, tcp6) = match pair(IpAddr::V6(Ipv6Addr::LOCALHOST)) {
+        let tcp6 = match pair(IpAddr::V6(Ipv6Addr::LOCALHOST)) {
             Ok((u, t)) => {
-                let _ = crate::sys::set_recv_buffer_force(&u, RCVBUF);
-                (Some(u), Some(t))
+                udp.push((true, u));
+                Some(t)
             }
-            Err(_) => (None, None),
+            Err(_) => None,
         };
+        let mut udp6_ports = [0u16; DNS_SOCKETS];
+        for v6 in [false, true] {
+            if v6 && tcp6.is_none() {
+                continue;
+            }
+            let ip: IpAddr = if v6 {
+                Ipv6Addr::LOCALHOST.into()
+            } else {
+                Ipv4Addr::LOCALHOST.into()
+            };
+            for _ in 1..DNS_SOCKETS {
+                let u = UdpSocket::bind(SocketAddr::new(ip, 0))?;
+                u.set_nonblocking(true)?;
+                udp.push((v6, u));
+            }
+        }
+        for v6 in [false, true] {
+            let ports = if v6 { &mut udp6_ports } else { &mut udp4_ports };
+            for (slot, (_, u)) in udp.iter().filter(|(f, _)| *f == v6).enumerate() {
+                // Best effort: without CAP_NET_ADMIN the default buffer stays.
+                let _ = crate::sys::set_recv_buffer_force(u, RCVBUF);
+                if let Some(p) = ports.get_mut(slot) {
+                    *p = u.local_addr()?.port();
+                }
+            }
+        }
         let any: IpAddr = match upstream {
             SocketAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
             SocketAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
@@ -180,17 +209,18 @@ impl Resolver {
         let conf = DnsConf {
             on: false,
             ip4: Ipv4Addr::LOCALHOST,
-            port4: udp4.local_addr()?.port(),
+            port4: tcp4.local_addr()?.port(),
             ip6: Ipv6Addr::LOCALHOST,
-            port6: udp6
+            port6: tcp6
                 .as_ref()
-                .and_then(|u| u.local_addr().ok())
+                .and_then(|t| t.local_addr().ok())
                 .map_or(0, |a| a.port()),
+            udp4: udp4_ports,
+            udp6: udp6_ports,
         };
         Ok(Resolver {
-            udp4,
+            udp,
             tcp4,
-            udp6,
             tcp6,
             up,
             upstream,
@@ -219,12 +249,8 @@ impl Resolver {
 
     /// Fds to poll.
     pub fn fds(&self) -> Vec<RawFd> {
-        let mut v = vec![
-            self.udp4.as_raw_fd(),
-            self.tcp4.as_raw_fd(),
-            self.up.as_raw_fd(),
-        ];
-        v.extend(self.udp6.as_ref().map(AsRawFd::as_raw_fd));
+        let mut v = vec![self.tcp4.as_raw_fd(), self.up.as_raw_fd()];
+        v.extend(self.udp.iter().map(|(_, u)| u.as_raw_fd()));
         v.extend(self.tcp6.as_ref().map(AsRawFd::as_raw_fd));
         v.extend(self.tcp.iter().map(|c| c.stream.as_raw_fd()));
         v
@@ -376,28 +402,31 @@ impl Session {
         // Queries over UDP (both families), read first: the programs
         // reported who sent them before they were sent, so the events
         // drained after this read name every sender.
+        // Each socket in turn, a burst at most from each: a storm in one
+        // command's socket leaves the others' queries their turn.
         let mut queries = Vec::new();
-        for v6 in [false, true] {
+        let Some(r) = self.dns.as_ref() else { return };
+        for (i, (_, sock)) in r.udp.iter().enumerate() {
             for _ in 0..BURST {
                 let mut buf = [0u8; dns::MAX_UDP];
-                let Some(r) = self.dns.as_ref() else { return };
-                let sock = if v6 { r.udp6.as_ref() } else { Some(&r.udp4) };
-                let Some(sock) = sock else { break };
                 let (n, from) = match sock.recv_from(&mut buf) {
                     Ok(x) => x,
                     Err(_) => break,
                 };
-                queries.push((buf.get(..n).unwrap_or(&[]).to_vec(), from));
+                queries.push((buf.get(..n).unwrap_or(&[]).to_vec(), Client::Udp(from, i)));
             }
         }
         if !queries.is_empty() {
             self.drain_events(out);
         }
-        for (bytes, from) in queries {
+        for (bytes, client) in queries {
             let Some(r) = self.dns.as_mut() else { return };
+            let Client::Udp(from, _) = client else {
+                continue;
+            };
             let who = r.who(from.port(), false);
-            if let Outcome::Reply(reply) = self.on_query(&bytes, Client::Udp(from), who, out) {
-                self.send_to_client(Client::Udp(from), &reply);
+            if let Outcome::Reply(reply) = self.on_query(&bytes, client, who, out) {
+                self.send_to_client(client, &reply);
             }
         }
         self.serve_tcp(out);
@@ -514,13 +543,8 @@ impl Session {
     fn send_to_client(&mut self, client: Client, bytes: &[u8]) {
         let Some(r) = self.dns.as_mut() else { return };
         match client {
-            Client::Udp(to) => {
-                let sock = if to.is_ipv6() {
-                    r.udp6.as_ref()
-                } else {
-                    Some(&r.udp4)
-                };
-                if let Some(s) = sock {
+            Client::Udp(to, i) => {
+                if let Some((_, s)) = r.udp.get(i) {
                     let _ = s.send_to(bytes, to);
                 }
             }
