@@ -28,6 +28,8 @@
 //!   times, extended attributes, inotify watches, `listen`), decided
 //!   exactly by the supervisor;
 //! - [`losses`]: decision events that could not be reported;
+//! - [`kernel_level`]: the Landlock ABI a session runs at (`--min-abi`)
+//!   and what a level below 7 loses;
 //! - [`schemas`]: the JSON Schemas of the records and the protocol;
 //! - [`otlp`]: decision records as OpenTelemetry log records;
 //! - [`mcp`]: the Model Context Protocol server's messages and tools
@@ -46,6 +48,7 @@ pub mod dns;
 pub mod elf;
 pub mod explain;
 pub mod hook;
+pub mod kernel_level;
 pub mod losses;
 pub mod mcp;
 pub mod narrowing;

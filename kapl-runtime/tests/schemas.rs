@@ -155,6 +155,7 @@ fn records_of_a_real_image_validate_and_broken_ones_do_not() {
     recs.push(AuditRecord::Lost(
         r.lost(kapl_runtime::losses::Losses::default(), now),
     ));
+    recs.push(AuditRecord::Level(r.level(4, 7, 4, now)));
     assert_eq!((r.denies, r.allows), (2, 1));
     let v = validator(Document::AuditRecord);
     for rec in &recs {
