@@ -30,8 +30,8 @@ use crate::error::{RunError, SessionError};
 use crate::sys;
 use kapl_runtime::protocol::{ProposalContext, ReadRule};
 use landlock::{
-    ABI, Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, PathBeneath, PathFd,
-    Ruleset, RulesetAttr, RulesetCreatedAttr, Scope,
+    Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, PathBeneath, PathFd, Ruleset,
+    RulesetAttr, RulesetCreatedAttr, Scope,
 };
 use serde_json::json;
 use std::io::{Read, Write};

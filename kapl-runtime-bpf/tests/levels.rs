@@ -33,9 +33,9 @@ enum Cell {
 impl Cell {
     fn text(self) -> String {
         match self {
-            Cell::Reported(m) => format!("blocked, reported ({m})"),
-            Cell::Unreported => "blocked (landlock), **not reported**".into(),
-            Cell::Allowed => "**allowed: accepted loss**".into(),
+            Reported(m) => format!("blocked, reported ({m})"),
+            Unreported => "blocked (landlock), **not reported**".into(),
+            Allowed => "**allowed: accepted loss**".into(),
         }
     }
 }
@@ -84,12 +84,12 @@ const EXPECTED: &[Scenario] = &[
     Scenario {
         what: "connect to an abstract UNIX socket outside the session",
         probe: &["abstract-connect", "{ABS}"],
-        at: [Allowed, Allowed, LL, LL],
+        at: [Allowed, Allowed, Unreported, LL],
     },
     Scenario {
         what: "signal a process outside the session",
         probe: &["signal", "{PID}"],
-        at: [Allowed, Allowed, LL, LL],
+        at: [Allowed, Allowed, Unreported, LL],
     },
     Scenario {
         what: "ioctl on a device file granted for reading",
@@ -132,7 +132,12 @@ impl Drop for KillOnDrop {
 /// Runs one attempt under a one-shot `kapl-run` at `abi`: the probe's
 /// line and the mechanisms of the deny records it left (the one-shot form
 /// waits for every audit record before it ends).
-fn attempt(t: &Tmp, img: &str, abi: u8, args: &[String]) -> (String, BTreeSet<String>, String) {
+fn attempt(
+    t: &Tmp,
+    img: &str,
+    abi: u8,
+    args: &[String],
+) -> (String, BTreeSet<String>, Vec<String>) {
     let audit = t.path(&format!("audit-{abi}.jsonl"));
     let _ = std::fs::remove_file(&audit);
     let out = Command::new(kapl_run())
@@ -169,12 +174,25 @@ fn attempt(t: &Tmp, img: &str, abi: u8, args: &[String]) -> (String, BTreeSet<St
         assert!(level.is_empty(), "{recs:#?}");
         assert!(!stderr.contains("kapl-run: kernel:"), "{stderr}");
     }
+    // Not the attempt: glibc's pthread_getattr_np reads /proc/self/maps
+    // when Rust's start-up asks for the main thread's stack, which the
+    // test's plan does not grant (denied at every level, reported at 7).
+    let noise = |r: &&serde_json::Value| {
+        let o = r["object"].as_str().unwrap_or("");
+        o.starts_with("/proc/") && o.ends_with("/maps")
+    };
+    let recs: Vec<serde_json::Value> = recs.iter().filter(|r| !noise(r)).cloned().collect();
     let mechs = recs
         .iter()
         .filter(|r| r["verdict"] == "deny")
         .map(|r| r["mechanism"].as_str().unwrap_or("?").to_string())
         .collect();
-    (stdout.trim().to_string(), mechs, stderr)
+    let all = recs
+        .iter()
+        .filter(|r| r["verdict"] == "deny")
+        .map(|r| format!("{} {} {}", r["mechanism"], r["operation"], r["object"]))
+        .collect();
+    (stdout.trim().to_string(), mechs, all)
 }
 
 fn classify(line: &str, mechs: &BTreeSet<String>) -> Option<Cell> {
@@ -273,9 +291,9 @@ fn escape_scenarios_per_landlock_level_match_the_table_and_the_book() {
             let mut got = None;
             let mut seen = String::new();
             for _ in 0..3 {
-                let (line, mechs, _) = attempt(&t, &img, abi, &args);
+                let (line, mechs, all) = attempt(&t, &img, abi, &args);
                 got = classify(&line, &mechs);
-                seen = format!("{line:?} records {mechs:?}");
+                seen = format!("{line:?} records {mechs:?} {all:?}");
                 if got == Some(sc.at[i]) || !matches!(sc.at[i], Reported(_)) {
                     break;
                 }
