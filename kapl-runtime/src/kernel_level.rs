@@ -114,7 +114,7 @@ pub fn losses(abi: u8) -> Vec<LevelLoss> {
         v.push(loss(
             "landlock_audit",
             7,
-            "file-system and exec denials, and TCP ports Landlock refuses, are enforced but not reported: Landlock logs denials to audit from ABI 7 on, so they reach no deny line, no audit file record, no denial count and no `kapl-run explain`",
+            "file-system and exec denials, TCP ports Landlock refuses and (at ABI 6) refusals by the abstract-socket and signal scopes are enforced but not reported: Landlock logs denials to audit from ABI 7 on, so they reach no deny line, no audit file record, no denial count and no `kapl-run explain`",
             Some(
                 "the other layers still report their own refusals: cgroup BPF (addresses, UDP, pathname UNIX sockets), seccomp and the supervised layer (making, moving and removing names, metadata)",
             ),

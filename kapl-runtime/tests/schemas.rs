@@ -177,7 +177,10 @@ fn records_of_a_real_image_validate_and_broken_ones_do_not() {
             } else {
                 Value::Array(vec![])
             };
-            assert!(!v.is_valid(&broken), "{key} as another type passed: {broken:#}");
+            assert!(
+                !v.is_valid(&broken),
+                "{key} as another type passed: {broken:#}"
+            );
         }
     }
     let mut bad_version = serde_json::to_value(&recs[0]).unwrap();
