@@ -153,9 +153,10 @@ pub fn report(abi: u8, kernel: u8, min: u8) -> Vec<String> {
     if abi >= FULL {
         return Vec::new();
     }
+    let n = losses(abi).len();
     let mut v = vec![format!(
-        "Landlock ABI {abi} (kernel has {kernel}, --min-abi {min}): TCP ports kept (ABI 4); {} guarantees lost",
-        losses(abi).len()
+        "Landlock ABI {abi} (kernel has {kernel}, --min-abi {min}): TCP ports kept (ABI 4); {n} {} against ABI 7",
+        if n == 1 { "loss" } else { "losses" }
     )];
     v.extend(losses(abi).iter().map(|l| format!("lost: {l}")));
     v
