@@ -236,6 +236,13 @@ pub struct EnforceArgs {
     /// resolver, which answers only names a grant of the step allows.
     #[arg(long, value_name = "ADDR:PORT")]
     pub resolver: Option<std::net::SocketAddr>,
+    /// The oldest Landlock ABI to run with (4 to 7). Without it, kapl-run
+    /// refuses a kernel below ABI 7 (Linux 6.15). With N below 7 it runs at
+    /// the best ABI the kernel has, at least N, and says at start (and in
+    /// `status` and the audit file) what that level does not enforce or
+    /// report.
+    #[arg(long, value_name = "N", default_value_t = 7, value_parser = clap::value_parser!(u8).range(4..=7))]
+    pub min_abi: u8,
 }
 
 /// What a one-shot run enforces.

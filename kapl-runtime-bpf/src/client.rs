@@ -179,6 +179,7 @@ fn supervise(
         id,
         otlp: o.enforce.otlp.as_deref(),
         resolver: o.enforce.resolver,
+        min_abi: o.enforce.min_abi,
     };
     let session = match Session::start(img, opts, pin) {
         Ok(s) => s,
@@ -210,6 +211,9 @@ fn supervise(
             session.step_name()
         ),
     };
+    for l in session.level_report() {
+        msg.push_str(&format!("kapl-run: kernel: {l}\n"));
+    }
     for l in session.precision() {
         msg.push_str(&format!("kapl-run: precision: {l}\n"));
     }

@@ -31,6 +31,7 @@ pub fn run(a: &RunArgs) -> Result<i32, RunError> {
         id: &id,
         otlp: a.plan.enforce.otlp.as_deref(),
         resolver: a.plan.enforce.resolver,
+        min_abi: a.plan.enforce.min_abi,
     };
     let mut s = Session::start(img, opts, None)?;
     eprintln!("kapl-run: plan {}, step {}", s.plan_name(), s.step_name());
@@ -38,6 +39,9 @@ pub fn run(a: &RunArgs) -> Result<i32, RunError> {
         for r in s.rule_list() {
             eprintln!("kapl-run: rule: {r}");
         }
+    }
+    for l in s.level_report() {
+        eprintln!("kapl-run: kernel: {l}");
     }
     for l in s.precision() {
         eprintln!("kapl-run: precision: {l}");

@@ -30,8 +30,8 @@ use crate::error::{RunError, SessionError};
 use crate::sys;
 use kapl_runtime::protocol::{ProposalContext, ReadRule};
 use landlock::{
-    ABI, Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, PathBeneath, PathFd,
-    Ruleset, RulesetAttr, RulesetCreatedAttr, Scope,
+    Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, PathBeneath, PathFd, Ruleset,
+    RulesetAttr, RulesetCreatedAttr, Scope,
 };
 use serde_json::json;
 use std::io::{Read, Write};
@@ -122,16 +122,18 @@ fn sandbox(
     let ll = |e: landlock::RulesetError| {
         RunError::from(crate::domain::DomainError::Ruleset(e.to_string()))
     };
-    let mut rs = Ruleset::default()
+    // The session's level (ABI 7 unless `--min-abi` accepted less).
+    let abi = crate::domain::abi_in_use();
+    let mut base = Ruleset::default()
         .set_compatibility(CompatLevel::HardRequirement)
-        .handle_access(AccessFs::from_all(ABI::V7))
+        .handle_access(AccessFs::from_all(abi))
         .map_err(ll)?
-        .handle_access(AccessNet::from_all(ABI::V7))
-        .map_err(ll)?
-        .scope(Scope::from_all(ABI::V7))
-        .map_err(ll)?
-        .create()
+        .handle_access(AccessNet::from_all(abi))
         .map_err(ll)?;
+    if crate::domain::level() >= 6 {
+        base = base.scope(Scope::from_all(abi)).map_err(ll)?;
+    }
+    let mut rs = base.create().map_err(ll)?;
     let mut wanted: Vec<(PathBuf, BitFlags<AccessFs>)> = rules
         .iter()
         .map(|r| {
@@ -170,7 +172,7 @@ fn sandbox(
         let access = if meta.is_dir() {
             access
         } else {
-            access & AccessFs::from_file(ABI::V7)
+            access & AccessFs::from_file(abi)
         };
         let Ok(fd) = PathFd::new(&path) else {
             continue;

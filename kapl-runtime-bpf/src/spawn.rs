@@ -183,6 +183,10 @@ pub struct Command<'a> {
     pub cgroup: Option<RawFd>,
     /// The step's Landlock ruleset fd.
     pub landlock_ruleset: RawFd,
+    /// Ask Landlock to log the command's denials (ABI 7; below it the
+    /// flag does not exist, and a session capped below 7 must not get
+    /// reports a kernel of that level would not give).
+    pub landlock_log: bool,
     /// The seccomp filter program.
     pub seccomp: &'a [SockFilter],
     /// Drop capabilities and lock securebits (the process has
@@ -257,6 +261,11 @@ pub fn spawn(cmd: &Command<'_>) -> Result<Child, SpawnError> {
         stdio: cmd.stdio,
         cwd: cwd.as_deref(),
         ruleset: cmd.landlock_ruleset,
+        landlock_flags: if cmd.landlock_log {
+            LANDLOCK_RESTRICT_SELF_LOG_NEW_EXEC_ON
+        } else {
+            0
+        },
         errfd: wr.as_raw_fd(),
         seccomp: cmd.seccomp,
         logged: &logged,
@@ -429,6 +438,7 @@ struct ChildCtx<'a> {
     stdio: [RawFd; 3],
     cwd: Option<&'a CStr>,
     ruleset: RawFd,
+    landlock_flags: u32,
     errfd: RawFd,
     seccomp: &'a [SockFilter],
     logged: &'a [SockFilter],
@@ -527,7 +537,7 @@ unsafe fn child_main(c: &ChildCtx<'_>) -> ! {
     step(
         fail,
         ChildStage::Landlock,
-        sys::landlock_restrict_self(c.ruleset, LANDLOCK_RESTRICT_SELF_LOG_NEW_EXEC_ON),
+        sys::landlock_restrict_self(c.ruleset, c.landlock_flags),
     );
     // Drop the rest: effective, permitted, inheritable.
     step(fail, ChildStage::Capabilities, sys::clear_capabilities());

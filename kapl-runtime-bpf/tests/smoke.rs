@@ -91,6 +91,7 @@ fn connect_allowed_and_denied() {
         cwd: Some(b"/"),
         cgroup: Some(cmd.raw_fd()),
         landlock_ruleset: dom.fd.as_raw_fd(),
+        landlock_log: true,
         seccomp: &filter,
         privileged: true,
     })
@@ -169,6 +170,7 @@ fn landlock_denial_arrives_over_audit() {
         cwd: Some(b"/"),
         cgroup: None,
         landlock_ruleset: dom.fd.as_raw_fd(),
+        landlock_log: true,
         seccomp: &filter,
         privileged: true,
     })

@@ -30,6 +30,8 @@
 //! - [`losses`]: decision events that could not be reported;
 //! - [`session_report`]: an audit file (and the images behind it) as one
 //!   self-contained HTML page (`kapl-run report`);
+//! - [`kernel_level`]: the Landlock ABI a session runs at (`--min-abi`)
+//!   and what a level below 7 loses;
 //! - [`schemas`]: the JSON Schemas of the records and the protocol;
 //! - [`otlp`]: decision records as OpenTelemetry log records;
 //! - [`mcp`]: the Model Context Protocol server's messages and tools
@@ -48,6 +50,7 @@ pub mod dns;
 pub mod elf;
 pub mod explain;
 pub mod hook;
+pub mod kernel_level;
 pub mod losses;
 pub mod mcp;
 pub mod narrowing;

@@ -4,7 +4,9 @@
 //! Schema: `schemas/audit-record.schema.json` (generated from these types;
 //! `cargo test -p kapl-runtime --test schemas` fails when it is stale).
 //! A line is a [`DecisionRecord`] (`verdict` `allow` or `deny`) or, at the
-//! end of a session that lost events, a [`LostRecord`] (`verdict` `lost`).
+//! end of a session that lost events, a [`LostRecord`] (`verdict` `lost`),
+//! or, first in a session that runs below Landlock ABI 7 (`--min-abi`), a
+//! [`LevelRecord`] (`verdict` `degraded`) naming what that level loses.
 //! `object` is the readable form of `target`, as the deny lines show it.
 
 use crate::losses::Losses;
@@ -25,6 +27,8 @@ pub enum AuditRecord {
     Decision(Box<DecisionRecord>),
     /// The session lost decision events.
     Lost(LostRecord),
+    /// The session runs below Landlock ABI 7: what it loses.
+    Level(LevelRecord),
 }
 
 /// Allowed or denied.
@@ -379,6 +383,42 @@ pub struct LostRecord {
     pub lost: Losses,
     /// What the counts mean.
     pub reason: String,
+}
+
+/// Always `degraded`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LevelVerdict {
+    /// Enforcement runs with less than Landlock ABI 7.
+    Degraded,
+}
+
+/// The session runs at a Landlock ABI below 7 (accepted with `kapl-run
+/// --min-abi`): the audit file says itself what is not enforced or not
+/// reported. Written once, when the session starts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct LevelRecord {
+    /// [`SCHEMA_VERSION`].
+    #[schemars(extend("const" = 1))]
+    pub schema_version: u32,
+    /// When (RFC 3339, UTC).
+    pub time: String,
+    /// The session id.
+    pub session: String,
+    /// The host's name.
+    pub host: String,
+    /// The user the session runs as.
+    pub uid: u32,
+    /// `degraded`.
+    pub verdict: LevelVerdict,
+    /// The Landlock ABI the rulesets are built at.
+    pub landlock_abi: u8,
+    /// The kernel's Landlock ABI.
+    pub kernel_abi: u8,
+    /// The floor accepted (`--min-abi`).
+    pub min_abi: u8,
+    /// What is lost at `landlock_abi`, and what replaces it.
+    pub losses: Vec<crate::kernel_level::LevelLoss>,
 }
 
 /// RFC 3339 in UTC with milliseconds (`2026-12-06T04:05:06.789Z`).

@@ -10,8 +10,8 @@
 
 use crate::attribution::Nearest;
 use crate::record::{
-    DecisionRecord, GrantRef, LostRecord, LostVerdict, Mechanism, NearestRef, SCHEMA_VERSION,
-    Target, Verdict, rfc3339,
+    DecisionRecord, GrantRef, LevelRecord, LevelVerdict, LostRecord, LostVerdict, Mechanism,
+    NearestRef, SCHEMA_VERSION, Target, Verdict, rfc3339,
 };
 use kapl_image::Image;
 use std::collections::HashSet;
@@ -379,6 +379,23 @@ impl Reporter {
             mechanism: d.mechanism,
             audit_serial: d.audit_serial,
             learned: None,
+        }
+    }
+
+    /// The record that opens the audit file of a session below Landlock
+    /// ABI 7.
+    pub fn level(&self, abi: u8, kernel_abi: u8, min_abi: u8, now: SystemTime) -> LevelRecord {
+        LevelRecord {
+            schema_version: SCHEMA_VERSION,
+            time: rfc3339(now),
+            session: self.origin.session.clone(),
+            host: self.origin.host.clone(),
+            uid: self.origin.uid,
+            verdict: LevelVerdict::Degraded,
+            landlock_abi: abi,
+            kernel_abi,
+            min_abi,
+            losses: crate::kernel_level::losses(abi),
         }
     }
 

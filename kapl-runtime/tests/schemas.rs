@@ -155,6 +155,7 @@ fn records_of_a_real_image_validate_and_broken_ones_do_not() {
     recs.push(AuditRecord::Lost(
         r.lost(kapl_runtime::losses::Losses::default(), now),
     ));
+    recs.push(AuditRecord::Level(r.level(4, 7, 4, now)));
     assert_eq!((r.denies, r.allows), (2, 1));
     let v = validator(Document::AuditRecord);
     for rec in &recs {
@@ -169,8 +170,17 @@ fn records_of_a_real_image_validate_and_broken_ones_do_not() {
         // Every field removed or given another type is refused.
         for key in j.as_object().unwrap().keys() {
             let mut broken = j.clone();
-            broken[key] = Value::Array(vec![]);
-            assert!(!v.is_valid(&broken), "{key} as an array passed: {broken:#}");
+            // Another type: an array, or for an array field (the level
+            // record's losses) a string.
+            broken[key] = if j[key].is_array() {
+                Value::String(String::new())
+            } else {
+                Value::Array(vec![])
+            };
+            assert!(
+                !v.is_valid(&broken),
+                "{key} as another type passed: {broken:#}"
+            );
         }
     }
     let mut bad_version = serde_json::to_value(&recs[0]).unwrap();

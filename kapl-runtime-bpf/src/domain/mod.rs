@@ -4,7 +4,8 @@
 //! rights a path ending there is granted (and by which grant), plus the
 //! step's TCP ports. Output: a created Landlock ruleset (ABI 7 as a hard
 //! requirement: every file-system right the kernel supports is handled, TCP
-//! bind/connect, signal and abstract-socket scopes) whose rules come from
+//! bind/connect, signal and abstract-socket scopes; with `--min-abi N`, the
+//! best ABI from N to 7 the kernel has, see `kapl_runtime::kernel_level`) whose rules come from
 //! walking the automata over the live file system:
 //!
 //! - at a directory whose whole subtree is granted some rights, one
@@ -41,7 +42,10 @@ mod walk;
 pub use kapl_runtime::access;
 pub use kapl_runtime::automaton::{PathAutomaton, TcpPorts, port_list, run};
 pub use kapl_runtime::narrowing::{Narrowing, NarrowingKind};
-pub use ruleset::{Creatable, StepDomain, build, build_walked, linked_file_ok, openat2, preflight};
+pub use ruleset::{
+    Creatable, Level, StepDomain, abi_in_use, build, build_walked, level, linked_file_ok, openat2,
+    preflight,
+};
 pub use walk::{Walk, WalkLimits, walk, walk_into};
 
 use std::path::PathBuf;
@@ -67,6 +71,9 @@ pub enum DomainError {
         "Landlock ABI 7 is required ({0}); boot Linux 6.15 or later with `lsm=landlock,...` (check /sys/kernel/security/lsm)"
     )]
     Unsupported(String),
+    /// The kernel (or `KAPL_LANDLOCK_ABI`) offers less than `--min-abi`.
+    #[error(transparent)]
+    Level(kapl_runtime::kernel_level::LevelRefusal),
     /// A ruleset operation failed.
     #[error("landlock: {0}")]
     Ruleset(String),

@@ -2,14 +2,16 @@
 //! ruleset built from walked rules and TCP ports.
 //!
 //! Input: [`AddedRule`]s (from a [`Walk`](super::Walk), or given) and
-//! [`TcpPorts`]. Output: a [`StepDomain`]: the created ruleset (ABI 7 as a
-//! hard requirement) and the rules it holds. Each rule's object is opened
+//! [`TcpPorts`]. Output: a [`StepDomain`]: the created ruleset (at the
+//! session's level, [`preflight`]: ABI 7 unless `--min-abi` accepted less,
+//! always as a hard requirement) and the rules it holds. Each rule's object is opened
 //! without following any symbolic link on the whole path and checked again
 //! (still a directory for a subtree rule; for a file rule not a link, and
 //! a hard-linked file only where [`linked_file_ok`] allows it), so an
 //! object swapped since the walk gets no rule.
 
 use super::{AddedRule, DomainError, TcpPorts, access};
+use kapl_runtime::kernel_level::{self, FULL};
 use kapl_runtime::precision::Findings;
 use landlock::{
     ABI, Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, NetPort, PathBeneath,
@@ -19,11 +21,15 @@ use std::fs;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU8, Ordering};
 
 /// A step's ruleset, created once and applied in every command's child.
 pub struct StepDomain {
     /// The ruleset fd (`landlock_restrict_self` in the child).
     pub fd: OwnedFd,
+    /// The Landlock ABI it was built at (denials are logged to audit only
+    /// from 7 on).
+    pub abi: u8,
     /// The rules the walk produced (those in [`Self::refused_links`], and
     /// any whose object vanished or changed kind, were not added).
     pub rules: Vec<AddedRule>,
@@ -57,16 +63,83 @@ fn ll_err(e: impl std::fmt::Display) -> DomainError {
     DomainError::Ruleset(e.to_string())
 }
 
-/// Checks that the kernel provides Landlock ABI 7.
-pub fn preflight() -> Result<(), DomainError> {
-    let r = Ruleset::default()
+/// The Landlock ABI this process builds rulesets at: set once by
+/// [`preflight`] when a session starts (a supervisor serves one session),
+/// [`FULL`] until then.
+static LEVEL: AtomicU8 = AtomicU8::new(FULL);
+
+/// The level a session runs at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Level {
+    /// The ABI rulesets are built at.
+    pub abi: u8,
+    /// The kernel's ABI.
+    pub kernel: u8,
+    /// The floor accepted (`--min-abi`).
+    pub min: u8,
+}
+
+/// The ABI rulesets are built at (see [`preflight`]).
+pub fn level() -> u8 {
+    LEVEL.load(Ordering::Relaxed)
+}
+
+/// The landlock crate's name for the ABI rulesets are built at.
+pub fn abi_in_use() -> ABI {
+    abi(level())
+}
+
+/// The landlock crate's name for ABI `n` (4 to 7).
+fn abi(n: u8) -> ABI {
+    match n {
+        4 => ABI::V4,
+        5 => ABI::V5,
+        6 => ABI::V6,
+        _ => ABI::V7,
+    }
+}
+
+/// `KAPL_LANDLOCK_ABI=N`: ask Landlock for no more than ABI N (4 to 7),
+/// as if the kernel were older (tests of each level on a newer kernel; it
+/// can only lower what is enforced, and a session at a level below
+/// `--min-abi` is refused).
+fn cap() -> Result<Option<u8>, DomainError> {
+    match std::env::var("KAPL_LANDLOCK_ABI") {
+        Err(_) => Ok(None),
+        Ok(v) => match v.trim().parse::<u8>() {
+            Ok(n) if (kernel_level::FLOOR..=FULL).contains(&n) => Ok(Some(n)),
+            _ => Err(DomainError::Ruleset(format!(
+                "KAPL_LANDLOCK_ABI={v}: give a Landlock ABI from 4 to 7"
+            ))),
+        },
+    }
+}
+
+/// Checks that the kernel provides Landlock at ABI `min` or later, chooses
+/// the ABI rulesets are built at (the kernel's, at most 7, lowered by
+/// `KAPL_LANDLOCK_ABI`) and creates one ruleset at it as a hard
+/// requirement.
+pub fn preflight(min: u8) -> Result<Level, DomainError> {
+    let kernel = crate::sys::landlock_abi_version()
+        .map_err(|e| DomainError::Unsupported(format!("landlock_create_ruleset: {e}")))?;
+    let kernel = u8::try_from(kernel).unwrap_or(u8::MAX);
+    let n = kernel_level::choose(kernel, min, cap()?).map_err(DomainError::Level)?;
+    let mut r = Ruleset::default()
         .set_compatibility(CompatLevel::HardRequirement)
-        .handle_access(AccessFs::from_all(ABI::V7))
-        .and_then(|r| r.handle_access(AccessNet::from_all(ABI::V7)))
-        .and_then(|r| r.scope(Scope::from_all(ABI::V7)))
-        .and_then(|r| r.create());
-    match r {
-        Ok(_) => Ok(()),
+        .handle_access(AccessFs::from_all(abi(n)))
+        .and_then(|r| r.handle_access(AccessNet::from_all(abi(n))));
+    if n >= 6 {
+        r = r.and_then(|r| r.scope(Scope::from_all(abi(n))));
+    }
+    match r.and_then(|r| r.create()) {
+        Ok(_) => {
+            LEVEL.store(n, Ordering::Relaxed);
+            Ok(Level {
+                abi: n,
+                kernel,
+                min,
+            })
+        }
         Err(e) => Err(DomainError::Unsupported(e.to_string())),
     }
 }
@@ -108,12 +181,19 @@ fn build_inner(
     if tcp.connect.is_some() {
         net |= AccessNet::ConnectTcp;
     }
+    let n = level();
+    // Every file-system right of the level is handled (none of a newer
+    // one is asked for: a ruleset at ABI 4 is what a 6.7 kernel builds).
+    let handled = AccessFs::from_all(abi(n));
     let mut rs = Ruleset::default()
         .set_compatibility(CompatLevel::HardRequirement)
-        .handle_access(AccessFs::from_all(ABI::V7))
-        .map_err(|e| DomainError::Unsupported(e.to_string()))?
-        .scope(Scope::from_all(ABI::V7))
+        .handle_access(handled)
         .map_err(|e| DomainError::Unsupported(e.to_string()))?;
+    if n >= 6 {
+        rs = rs
+            .scope(Scope::from_all(abi(n)))
+            .map_err(|e| DomainError::Unsupported(e.to_string()))?;
+    }
     if !net.is_empty() {
         rs = rs
             .handle_access(net)
@@ -161,7 +241,9 @@ fn build_inner(
         if bits & access::READ_FILE != 0 {
             bits |= access::TRUNCATE;
         }
-        let acc = BitFlags::<AccessFs>::from_bits_truncate(bits);
+        // Rights the level does not handle (ioctl_dev below ABI 5) are
+        // not restricted at all there: granting them adds nothing.
+        let acc = BitFlags::<AccessFs>::from_bits_truncate(bits) & handled;
         if acc.is_empty() {
             continue;
         }
@@ -187,6 +269,7 @@ fn build_inner(
     let fd = fd.ok_or_else(|| DomainError::Unsupported("ruleset not created".into()))?;
     Ok(StepDomain {
         fd,
+        abi: n,
         rules,
         refused_links,
         findings: Findings::default(),

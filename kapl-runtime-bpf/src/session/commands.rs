@@ -192,6 +192,7 @@ impl Session {
             cwd,
             cgroup: cg.as_ref().map(Cgroup::raw_fd),
             landlock_ruleset: self.domain.fd.as_raw_fd(),
+            landlock_log: self.domain.abi >= 7,
             seccomp: &self.filter,
             privileged: self.kern.is_some(),
         })

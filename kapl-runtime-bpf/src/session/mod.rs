@@ -68,6 +68,8 @@ pub struct StartOptions<'a> {
     pub otlp: Option<&'a str>,
     /// The DNS server the resolver forwards to (else resolv.conf's).
     pub resolver: Option<std::net::SocketAddr>,
+    /// The oldest Landlock ABI accepted (`--min-abi`, 4 to 7).
+    pub min_abi: u8,
 }
 
 /// A running session.
@@ -95,6 +97,8 @@ pub struct Session {
     tmp: Option<tmp::SessionTmp>,
     /// The session's resolver (full mode).
     dns: Option<dns::Resolver>,
+    /// The Landlock level the session runs at.
+    level: domain::Level,
 }
 
 /// The host's name, for records (empty if the kernel does not say).
@@ -122,7 +126,7 @@ impl Session {
         let (plan_idx, plan) = step::plan(&image, plan_name)?;
         let start = step::start(plan, o.step)?;
         kernel::simulated_landlock()?;
-        domain::preflight()?;
+        let level = domain::preflight(o.min_abi)?;
         // The private temporary directory first: before any thread starts
         // (a new mount namespace), and before the walk (its rules name it).
         let tmp = match o.mode {
@@ -144,6 +148,16 @@ impl Session {
         };
         if let Some(url) = o.otlp {
             sink.otlp = Some(crate::otlp::Exporter::start(url, &origin)?);
+        }
+        let reporter = Reporter::new(origin, plan_idx);
+        if level.abi < kapl_runtime::kernel_level::FULL {
+            // The audit file says itself, first, what it cannot contain.
+            sink.write(&reporter.level(
+                level.abi,
+                level.kernel,
+                level.min,
+                std::time::SystemTime::now(),
+            ));
         }
         // The kernel objects last: a refusal above leaves none behind.
         let kern = match o.mode {
@@ -174,7 +188,7 @@ impl Session {
             domain,
             filter: seccomp::filter(),
             cmds: Commands::default(),
-            reporter: Reporter::new(origin, plan_idx),
+            reporter,
             sink,
             started: Instant::now(),
             id: o.id.to_string(),
@@ -189,9 +203,16 @@ impl Session {
             late_notices: Vec::new(),
             tmp,
             dns,
+            level,
         };
         s.attach_step()?;
         Ok(s)
+    }
+
+    /// What the session's Landlock level loses, for the start report and
+    /// `status` (empty at ABI 7).
+    pub fn level_report(&self) -> Vec<String> {
+        kapl_runtime::kernel_level::report(self.level.abi, self.level.kernel, self.level.min)
     }
 
     fn plan(&self) -> &Plan {
@@ -336,6 +357,9 @@ impl Session {
                 )
             }
         };
+        for l in self.level_report() {
+            s.push_str(&format!("\n  kernel: {l}"));
+        }
         let params = &self.pinned().map_or(&self.image, |p| &p.image).meta.params;
         if !params.is_empty() {
             let shown: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();

@@ -71,6 +71,27 @@ pub fn clear_capabilities() -> io::Result<()> {
     )?)
 }
 
+/// `landlock_create_ruleset(NULL, 0, LANDLOCK_CREATE_RULESET_VERSION)`:
+/// the kernel's Landlock ABI version (ENOSYS or EOPNOTSUPP without
+/// Landlock).
+pub fn landlock_abi_version() -> io::Result<u32> {
+    const LANDLOCK_CREATE_RULESET_VERSION: u32 = 1;
+    // SAFETY: with a null attribute pointer and size 0 the kernel reads no
+    // memory; the version flag only returns a number.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<u8>(),
+            0usize,
+            LANDLOCK_CREATE_RULESET_VERSION,
+        )
+    };
+    if r < 0 {
+        return Err(last_error());
+    }
+    u32::try_from(r).map_err(|_| io::Error::from_raw_os_error(libc::ERANGE))
+}
+
 /// `landlock_restrict_self(ruleset, flags)`: the calling thread enters the
 /// ruleset's domain. No allocation.
 pub fn landlock_restrict_self(ruleset: RawFd, flags: u32) -> io::Result<()> {

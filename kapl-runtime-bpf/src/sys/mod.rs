@@ -47,7 +47,7 @@ pub use bpf::{bpf_link_create, bpf_prog_load, bpf_prog_test_run};
 pub use child::{
     ChildStack, ExecArgs, SignalsBlocked, block_all_signals, chdir, clear_ambient_capabilities,
     clear_capabilities, confine_build, drop_bounding_capability, install_seccomp_filter,
-    landlock_restrict_self, reset_signals, set_no_new_privs, set_securebits,
+    landlock_abi_version, landlock_restrict_self, reset_signals, set_no_new_privs, set_securebits,
     unshare_cgroup_namespace,
 };
 pub use fd::{
