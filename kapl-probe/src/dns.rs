@@ -11,6 +11,9 @@
 //!   said it came from);
 //! - `dns-flood N SERVER:PORT` — N queries for random names as fast as a
 //!   socket sends them, answers not awaited; prints `dns-flood ok N`;
+//! - `dns-loop N NAME SERVER:PORT` — N queries for NAME one after the
+//!   other, each from a fresh socket (as resolvers send them); prints
+//!   `dns-loop ok P50_US P99_US` (the benchmark's resolver row);
 //! - `dns-serve ADDR:PORT [--listen ADDR:PORT]... ZONE...` — an
 //!   authoritative server on UDP and TCP for the test's zone, until killed:
 //!   each ZONE is `NAME=ADDR[/TTL]` (A or AAAA) or `NAME=@TARGET` (CNAME);
@@ -35,6 +38,7 @@ pub fn run(cmd: &str, args: &[String]) -> Option<()> {
         "dns-udp" => print_query("dns-udp", arg(0), query_udp(arg(0), arg(1))),
         "dns-tcp" => print_query("dns-tcp", arg(0), query_tcp(arg(0), arg(1))),
         "dns-flood" => flood(arg(0), arg(1)),
+        "dns-loop" => dns_loop(arg(0), arg(1), arg(2)),
         "dns-serve" => serve(args),
         _ => return None,
     }
@@ -225,6 +229,31 @@ fn flood(n: &str, server: &str) {
     match run() {
         Ok(n) => println!("dns-flood ok {n}"),
         Err(e) => println!("dns-flood refused {}", e.raw_os_error().unwrap_or(-1)),
+    }
+}
+
+fn dns_loop(n: &str, name: &str, server: &str) {
+    let run = || -> io::Result<(u128, u128)> {
+        let n: usize = n.parse().map_err(|_| bad("N"))?;
+        let mut took = Vec::with_capacity(n);
+        for i in 0..n {
+            let q = query_bytes(name, i as u16)?;
+            let t = std::time::Instant::now();
+            let s = udp_send(server, &q)?;
+            let (b, _) = udp_recv(&s)?;
+            took.push(t.elapsed().as_micros());
+            got(&b, String::new())?;
+        }
+        took.sort_unstable();
+        let at = |q: usize| {
+            took.get((took.len() * q / 100).min(took.len().saturating_sub(1)))
+                .copied()
+        };
+        Ok((at(50).unwrap_or(0), at(99).unwrap_or(0)))
+    };
+    match run() {
+        Ok((p50, p99)) => println!("dns-loop ok {p50} {p99}"),
+        Err(e) => println!("dns-loop refused {}", e.raw_os_error().unwrap_or(-1)),
     }
 }
 

@@ -14,6 +14,8 @@ mod common;
 mod connect;
 #[path = "runtime/propose.rs"]
 mod propose;
+#[path = "runtime/resolver.rs"]
+mod resolver;
 #[path = "runtime/supervised.rs"]
 mod supervised;
 
@@ -35,7 +37,7 @@ fn quick() -> bool {
     std::env::var_os("KAPL_BENCH_QUICK").is_some()
 }
 
-/// KAPL_BENCH_ONLY=open,stat,exec,net,connect,startup,build,supervised,git,propose
+/// KAPL_BENCH_ONLY=open,stat,exec,net,connect,startup,build,supervised,git,propose,resolver
 /// runs only those rows (`net` includes `connect`, the TCP connect row
 /// under a `kapl-run` session).
 fn want(section: &str) -> bool {
@@ -658,6 +660,10 @@ fn main() {
     // A plan proposed into a session pinned to an objective.
     if want("propose") {
         propose::row();
+    }
+    // DNS through the session's resolver.
+    if want("resolver") {
+        resolver::row();
     }
     let _ = NetOp::Connect;
 }
