@@ -71,14 +71,6 @@ impl Question {
     pub fn qtype_name(&self) -> String {
         self.qtype.to_string()
     }
-
-    /// Whether an answer to it can hold addresses.
-    pub fn asks_addresses(&self) -> bool {
-        matches!(
-            self.qtype,
-            RecordType::A | RecordType::AAAA | RecordType::ANY
-        )
-    }
 }
 
 /// The name of a message's only question, normalized; an error for a name
@@ -274,66 +266,47 @@ pub fn admit(
     let Some(name) = chain.first() else {
         return Ok(Vec::new());
     };
+    let granted = plan.name_ports(step, proto, name);
+    // The ports the plan's `never` ranges refuse at this address (what
+    // `Plan::name_admits` checks port by port), sorted.
+    let unmapped = kapl_image::unmap(addr);
+    let mut excluded: Vec<(u32, u32)> = plan
+        .name_excluded
+        .iter()
+        .filter(|x| x.proto == proto && names::within(unmapped, x.addr, x.prefix))
+        .flat_map(|x| {
+            x.ports
+                .iter()
+                .map(|&(lo, hi)| (u32::from(lo), u32::from(hi)))
+        })
+        .collect();
+    excluded.sort_unstable();
     let mut out = Vec::new();
-    for r in plan.name_ports(step, proto, name) {
-        let mut lo = u32::from(r.lo);
-        let hi = u32::from(r.hi);
-        // Walk the range, cutting out ports the exclusions refuse.
-        while lo <= hi {
-            let p = lo as u16;
-            if plan.name_admits(proto, addr, p) {
-                let mut end = lo;
-                while end < hi && plan.name_admits(proto, addr, (end + 1) as u16) {
-                    end += 1;
-                }
-                out.push(PortGrant {
-                    lo: p,
-                    hi: end as u16,
-                    grant: r.grant,
-                });
-                lo = end + 1;
-            } else {
-                lo += 1;
+    for r in &granted {
+        let (mut from, hi) = (u32::from(r.lo), u32::from(r.hi));
+        // INVARIANT: every piece lies within r's u16 range.
+        let piece = |lo: u32, hi: u32| PortGrant {
+            lo: lo as u16,
+            hi: hi as u16,
+            grant: r.grant,
+        };
+        for &(xlo, xhi) in &excluded {
+            if xhi < from || xlo > hi {
+                continue;
             }
+            if xlo > from {
+                out.push(piece(from, xlo - 1));
+            }
+            from = from.max(xhi + 1);
+        }
+        if from <= hi {
+            out.push(piece(from, hi));
         }
     }
-    if out.is_empty() && !plan.name_ports(step, proto, name).is_empty() {
+    if out.is_empty() && !granted.is_empty() {
         return Err(Refusal::Never);
     }
     Ok(out)
-}
-
-/// `a` and `b` (each sorted and disjoint) as one sorted, disjoint list;
-/// where both cover a port, the lower grant id holds it.
-pub fn merge_ranges(a: &[PortGrant], b: &[PortGrant]) -> Vec<PortGrant> {
-    let mut cuts: Vec<u32> = a
-        .iter()
-        .chain(b)
-        .flat_map(|r| [u32::from(r.lo), u32::from(r.hi) + 1])
-        .collect();
-    cuts.sort_unstable();
-    cuts.dedup();
-    let grant_at = |p: u32| {
-        a.iter()
-            .chain(b)
-            .filter(|r| u32::from(r.lo) <= p && p <= u32::from(r.hi))
-            .map(|r| r.grant)
-            .min()
-    };
-    let mut out: Vec<PortGrant> = Vec::new();
-    for w in cuts.windows(2) {
-        let (lo, hi) = (w[0], w[1] - 1);
-        let Some(g) = grant_at(lo) else { continue };
-        match out.last_mut() {
-            Some(l) if u32::from(l.hi) + 1 == lo && l.grant == g => l.hi = hi as u16,
-            _ => out.push(PortGrant {
-                lo: lo as u16,
-                hi: hi as u16,
-                grant: g,
-            }),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -458,9 +431,12 @@ mod tests {
     fn ranges_merge_with_the_lower_grant() {
         let g = |lo, hi, grant| PortGrant { lo, hi, grant };
         assert_eq!(
-            merge_ranges(&[g(80, 90, 5)], &[g(85, 100, 2), g(443, 443, 7)]),
+            kapl_image::merge_ports(&[g(80, 90, 5)], &[g(85, 100, 2), g(443, 443, 7)]),
             [g(80, 84, 5), g(85, 100, 2), g(443, 443, 7)]
         );
-        assert_eq!(merge_ranges(&[], &[g(0, 65535, 1)]), [g(0, 65535, 1)]);
+        assert_eq!(
+            kapl_image::merge_ports(&[], &[g(0, 65535, 1)]),
+            [g(0, 65535, 1)]
+        );
     }
 }

@@ -675,7 +675,7 @@ impl Session {
                 }
                 let Some(r) = self.dns.as_mut() else { return };
                 let merged = match r.learned.get(&(num, mapped)) {
-                    Some(l) if l.step == self.step => dns::merge_ranges(&l.ranges, &ranges),
+                    Some(l) if l.step == self.step => kapl_image::merge_ports(&l.ranges, &ranges),
                     _ => ranges,
                 };
                 let merged: Vec<PortGrant> = merged.into_iter().take(LEARNED_RANGES).collect();
