@@ -4,7 +4,10 @@
 //! `bpf-link-detach ID` (get an fd for the link, then detach it),
 //! `bpf-prog-load` (load a program that allows everything),
 //! `ptrace PID`, `vm-read PID`, `signal PID` (SIGCONT: harmless if it
-//! arrives), `control-step NAME STEP` (connect to the abstract control
+//! arrives), `signal-group PGID` and `signal-all` (signal 0 to a process
+//! group, to every process: only the permission is checked),
+//! `pidfd-signal PID` (signal 0 through a pidfd), `signal-own` (forks a
+//! child and kills it: a signal inside the session), `control-step NAME STEP` (connect to the abstract control
 //! socket NAME and ask for step STEP; `ok` only if the step changed),
 //! `impersonate NAME` (listens on the abstract socket NAME, prints
 //! `impersonate listening`, then `impersonate accepted` when a client
@@ -39,11 +42,74 @@ pub fn run(cmd: &str, args: &[String]) -> Option<()> {
             // SAFETY: kill(2) with plain integers.
             cvt(unsafe { libc::kill(pid(), libc::SIGCONT) }),
         ),
+        "signal-group" => {
+            // SAFETY: kill(2) with plain integers.
+            outcome(cmd, cvt(unsafe { libc::kill(-pid(), 0) }))
+        }
+        "signal-all" => {
+            // SAFETY: kill(2) with plain integers.
+            outcome(cmd, cvt(unsafe { libc::kill(-1, 0) }))
+        }
+        "pidfd-signal" => outcome(cmd, pidfd_signal(pid())),
+        "signal-own" => outcome(cmd, signal_own()),
         "control-step" => outcome(cmd, control_step(a(0), a(1))),
         "impersonate" => outcome(cmd, impersonate(a(0))),
         _ => return None,
     }
     Some(())
+}
+
+/// Signal 0 to `pid` through a pidfd.
+fn pidfd_signal(pid: i32) -> io::Result<()> {
+    // SAFETY: pidfd_open(2) with plain integers.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the descriptor was just returned to us and is owned here.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    // SAFETY: pidfd_send_signal(2) with a live descriptor and no siginfo.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            std::os::fd::AsRawFd::as_raw_fd(&fd),
+            0,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Forks a child that waits, kills it with SIGTERM and reaps it: ok only
+/// if the child died of that signal.
+fn signal_own() -> io::Result<()> {
+    // SAFETY: fork(2); the child only calls pause(2) and _exit(2).
+    let child = unsafe { libc::fork() };
+    if child < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if child == 0 {
+        // SAFETY: async-signal-safe calls only.
+        unsafe {
+            libc::pause();
+            libc::_exit(0);
+        }
+    }
+    // SAFETY: kill(2) with plain integers.
+    let sent = cvt(unsafe { libc::kill(child, libc::SIGTERM) });
+    let mut status = 0;
+    // SAFETY: waitpid(2) on our own child.
+    unsafe { libc::waitpid(child, &mut status, 0) };
+    sent?;
+    if libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGTERM {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(libc::ECHILD))
+    }
 }
 
 fn cgroup_leave(dir: &str) -> io::Result<()> {

@@ -67,7 +67,7 @@ fn install_seccomp() -> bool {
         // The supervised layer's filter first, as `spawn` installs it (its
         // listener is kept and never answered: the loops measured here make
         // no supervised call; the filter's cost on every open is measured).
-        (kapl_runtime_bpf::seccomp::notify_filter(), 8u64), // SECCOMP_FILTER_FLAG_NEW_LISTENER
+        (kapl_runtime_bpf::seccomp::notify_filter(false), 8u64), // SECCOMP_FILTER_FLAG_NEW_LISTENER
         (kapl_runtime_bpf::seccomp::filter(), 0u64),
         (kapl_runtime_bpf::seccomp::logged_filter(), 2), // SECCOMP_FILTER_FLAG_LOG
     ]

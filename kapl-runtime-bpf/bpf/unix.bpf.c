@@ -12,8 +12,10 @@
 // (no empty, "." or ".." segment), not under /proc or /dev/fd (magic
 // links), and no prefix of it, nor the path itself, is a name some step of
 // the plan may create (where the session could have planted a symbolic
-// link). Abstract and unnamed addresses are left to Landlock's
-// abstract-socket scope and to the kernel.
+// link). Unnamed addresses are left to the kernel. Abstract addresses are
+// left to Landlock's abstract-socket scope (ABI 6), unless the session
+// runs below it (unix_meta.refuse_abstract): then every abstract connect
+// and send is refused here instead (R_ABSTRACT).
 //
 // aya-obj 0.3 does not know the cgroup/connect_unix section names: this
 // object is parsed and relocated by src/unix.rs, which loads
@@ -39,12 +41,14 @@ char LICENSE[] SEC("license") = "GPL";
 #define R_CREATABLE 4
 #define R_TABLES 5
 #define R_MAGIC 6
+#define R_ABSTRACT 7
 
 struct unix_meta {
 	__u32 start;
 	__u32 classes; // class count
 	__u32 steps;
 	__u32 states;
+	__u32 refuse_abstract; // 1: Landlock cannot scope abstract sockets
 };
 
 struct unix_event {
@@ -220,12 +224,23 @@ static __always_inline int unix_hook(struct bpf_sock_addr *ctx, __u8 op)
 	// (magic()), and the supervisor cuts the reported path at n. Zeroing
 	// them here would branch on n per byte, which multiplies the
 	// verifier's states past its limit.
-	if (buf->b[0] == 0)
-		return 1; // abstract: Landlock's abstract-socket scope decides
 	__u64 cg;
-	__u32 step = current_step(&cg);
+	__u32 step;
 	__u32 grant = NO_GRANT;
-	int reason = step == NO_STEP ? R_NO_GRANT : decide(buf->b, n, step, &grant);
+	int reason;
+	if (buf->b[0] == 0) {
+		// Abstract: Landlock's abstract-socket scope decides (ABI 6);
+		// below it, refused here (a missing meta row refuses too).
+		struct unix_meta *m = bpf_map_lookup_elem(&unix_meta, &zero);
+		if (m && !m->refuse_abstract)
+			return 1;
+		step = current_step(&cg);
+		reason = m ? R_ABSTRACT : R_TABLES;
+	} else {
+		step = current_step(&cg);
+		reason = step == NO_STEP ? R_NO_GRANT
+					 : decide(buf->b, n, step, &grant);
+	}
 	int ok = reason == R_OK_;
 
 	struct unix_event *e = reserve_event(sizeof(*e));

@@ -189,6 +189,9 @@ pub struct Command<'a> {
     pub landlock_log: bool,
     /// The seccomp filter program.
     pub seccomp: &'a [SockFilter],
+    /// Send signalling calls to the supervisor too (a session below
+    /// Landlock ABI 6, which has no signal scope).
+    pub supervise_signals: bool,
     /// Drop capabilities and lock securebits (the process has
     /// CAP_SETPCAP); otherwise only clear what an unprivileged process can.
     pub privileged: bool,
@@ -233,7 +236,7 @@ pub fn spawn(cmd: &Command<'_>) -> Result<Child, SpawnError> {
     let cwd = cmd.cwd.map(cstr).transpose()?;
     // The second, logged filter (refusals reported through audit).
     let logged = crate::seccomp::logged_filter();
-    let notify = crate::seccomp::notify_filter();
+    let notify = crate::seccomp::notify_filter(cmd.supervise_signals);
     check_filter(cmd.seccomp)?;
     check_filter(&logged)?;
     check_filter(&notify)?;

@@ -58,6 +58,9 @@ pub struct UnixTables {
     pub write: Vec<u32>,
     /// Per state: 1 if some step of the plan may create that name.
     pub create: Vec<u32>,
+    /// Refuse every abstract address: the session runs below Landlock ABI
+    /// 6, whose scope would otherwise confine abstract sockets.
+    pub refuse_abstract: bool,
 }
 
 impl UnixTables {
@@ -86,7 +89,16 @@ impl UnixTables {
             next: d.transitions.clone(),
             write,
             create,
+            refuse_abstract: false,
         }
+    }
+
+    /// The same tables for a session whose Landlock domains are built at
+    /// `abi`: below 6 (no abstract-socket scope) the program refuses every
+    /// abstract connect and send itself.
+    pub fn at_abi(mut self, abi: u8) -> UnixTables {
+        self.refuse_abstract = abi < 6;
+        self
     }
 
     /// Tables that grant no socket path (one state, nothing creatable).
@@ -99,6 +111,7 @@ impl UnixTables {
             next: vec![0],
             write: Vec::new(),
             create: vec![0],
+            refuse_abstract: false,
         }
     }
 
@@ -114,8 +127,9 @@ struct Meta {
     classes: u32,
     steps: u32,
     states: u32,
+    refuse_abstract: u32,
 }
-// SAFETY: plain-old-data, four u32 (matches `struct unix_meta`).
+// SAFETY: plain-old-data, five u32 (matches `struct unix_meta`).
 unsafe impl aya::Pod for Meta {}
 
 /// Why the kernel program refused a path (0: it allowed it).
@@ -135,9 +149,13 @@ pub enum Reason {
     Tables,
     /// Under /proc or /dev/fd: magic links that resolve to any descriptor.
     MagicLink,
+    /// An abstract address, refused because Landlock (below ABI 6) cannot
+    /// scope abstract sockets to the session.
+    Abstract,
 }
 
-/// A pathname UNIX connect or send the program decided.
+/// A UNIX connect or send the program decided (a pathname, or an abstract
+/// address refused below Landlock ABI 6).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UnixEvent {
     /// The acting task.
@@ -152,7 +170,8 @@ pub struct UnixEvent {
     pub reason: Reason,
     /// Task command name.
     pub comm: String,
-    /// The socket path as given.
+    /// The socket path as given; an abstract address as `@` and its name
+    /// (every byte of it, NULs included, as `ss` shows them).
     pub path: Vec<u8>,
 }
 
@@ -164,6 +183,13 @@ pub fn decode(b: &[u8]) -> Option<UnixEvent> {
         return None;
     }
     let len = (rd_u32(b, 40) as usize).min(108);
+    let path = if b[60] == 0 && b[38] == 7 {
+        let mut p = vec![b'@'];
+        p.extend_from_slice(&b[61..60 + len.max(1)]);
+        p
+    } else {
+        cstr_at(b, 60, len)
+    };
     Some(UnixEvent {
         head: EventHead::decode(b),
         grant: rd_u32(b, 32),
@@ -176,10 +202,11 @@ pub fn decode(b: &[u8]) -> Option<UnixEvent> {
             3 => Reason::NotNormal,
             4 => Reason::Creatable,
             6 => Reason::MagicLink,
+            7 => Reason::Abstract,
             _ => Reason::Tables,
         },
         comm: String::from_utf8_lossy(&cstr_at(b, 44, 16)).into_owned(),
-        path: cstr_at(b, 60, len),
+        path,
     })
 }
 
@@ -311,6 +338,7 @@ fn fill_maps(
                     classes: t.class_count,
                     steps: t.steps,
                     states,
+                    refuse_abstract: u32::from(t.refuse_abstract),
                 };
                 a.set(0, m, 0).map_err(|e| err(&name, e))?;
             }
@@ -415,6 +443,28 @@ mod tests {
         assert_eq!(decode(&b[..100]), None, "short records are dropped");
         b[0] = 1;
         assert_eq!(decode(&b), None, "another kind");
+    }
+
+    #[test]
+    fn decodes_an_abstract_refusal_with_every_byte_of_its_name() {
+        let mut b = vec![0u8; 168];
+        b[0..4].copy_from_slice(&3u32.to_ne_bytes());
+        b[36] = 1;
+        b[38] = 7;
+        b[40..44].copy_from_slice(&6u32.to_ne_bytes());
+        b[61..66].copy_from_slice(b"a\0bc\0");
+        let e = decode(&b).unwrap_or_else(|| panic!("decodes"));
+        assert_eq!(e.reason, Reason::Abstract);
+        assert!(!e.send);
+        assert_eq!(e.path, b"@a\0bc\0");
+    }
+
+    #[test]
+    fn abstract_addresses_are_refused_below_abi_6_only() {
+        assert!(UnixTables::none().at_abi(4).refuse_abstract);
+        assert!(UnixTables::none().at_abi(5).refuse_abstract);
+        assert!(!UnixTables::none().at_abi(6).refuse_abstract);
+        assert!(!UnixTables::none().at_abi(7).refuse_abstract);
     }
 
     #[test]

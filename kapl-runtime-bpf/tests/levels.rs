@@ -84,12 +84,17 @@ const EXPECTED: &[Scenario] = &[
     Scenario {
         what: "connect to an abstract UNIX socket outside the session",
         probe: &["abstract-connect", "{ABS}"],
-        at: [Allowed, Allowed, Unreported, LL],
+        at: [Reported("bpf"), Reported("bpf"), Unreported, LL],
     },
     Scenario {
         what: "signal a process outside the session",
         probe: &["signal", "{PID}"],
-        at: [Allowed, Allowed, Unreported, LL],
+        at: [
+            Reported("supervisor"),
+            Reported("supervisor"),
+            Unreported,
+            LL,
+        ],
     },
     Scenario {
         what: "ioctl on a device file granted for reading",
@@ -440,5 +445,60 @@ fn a_session_below_abi_7_says_what_it_lost_in_status() {
     assert_eq!(recs[0]["verdict"], "degraded", "{recs:#?}");
     assert_eq!(recs[0]["losses"].as_array().map(Vec::len), Some(4));
     drop(_guard);
+    assert_no_leftover_cgroups();
+}
+
+/// Below ABI 6 the supervisor decides signals (Landlock has no signal
+/// scope there): a command may still signal its own processes, and every
+/// way of reaching a process outside the session (by pid, by process
+/// group, all at once, through a pidfd) is refused and reported.
+#[test]
+fn below_abi_6_the_supervisor_keeps_signals_inside_the_session() {
+    use std::os::unix::process::CommandExt;
+    let t = Tmp::new("levels-signals");
+    let img = write_image(&t, "p.kapi", one_step(vec![], "work", vec![probe_exec()]));
+    let outside = KillOnDrop(
+        Command::new("/usr/bin/sleep")
+            .arg("300")
+            .stdout(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("sleep"),
+    );
+    let pid = outside.0.id().to_string();
+    for abi in [4, 7] {
+        let (line, mechs, all) = attempt(&t, &img, abi, &["signal-own".into()]);
+        assert_eq!(line, "signal-own ok", "ABI {abi}: {all:?}");
+        assert!(mechs.is_empty(), "ABI {abi}: {all:?}");
+    }
+    for args in [
+        vec!["signal".to_string(), pid.clone()],
+        vec!["signal-group".to_string(), pid.clone()],
+        vec!["pidfd-signal".to_string(), pid.clone()],
+        vec!["signal-all".to_string()],
+    ] {
+        let mut tried = String::new();
+        let mut ok = false;
+        // A record can be lost under host load: up to three tries.
+        for _ in 0..3 {
+            let (line, mechs, all) = attempt(&t, &img, 4, &args);
+            tried = format!("{line:?} {all:?}");
+            let object = if args[0] == "signal-all" {
+                "pid -1 (every process of the user)".to_string()
+            } else {
+                format!("pid {pid} (sleep)")
+            };
+            ok = line == format!("{} refused {}", args[0], libc::EPERM)
+                && mechs.iter().eq(["supervisor"].iter())
+                && all.iter().any(|a| a.contains(&object));
+            if ok {
+                break;
+            }
+        }
+        assert!(ok, "{args:?} at ABI 4: {tried}");
+    }
+    // The process outside is untouched (signal 0 and SIGCONT only, and
+    // all refused).
+    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
     assert_no_leftover_cgroups();
 }

@@ -93,6 +93,7 @@ fn connect_allowed_and_denied() {
         landlock_ruleset: dom.fd.as_raw_fd(),
         landlock_log: true,
         seccomp: &filter,
+        supervise_signals: false,
         privileged: true,
     })
     .unwrap();
@@ -172,6 +173,7 @@ fn landlock_denial_arrives_over_audit() {
         landlock_ruleset: dom.fd.as_raw_fd(),
         landlock_log: true,
         seccomp: &filter,
+        supervise_signals: false,
         privileged: true,
     })
     .unwrap();

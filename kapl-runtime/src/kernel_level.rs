@@ -15,7 +15,7 @@
 //! |---|---|---|
 //! | 4 | TCP bind/connect ports | (the floor: never run below it) |
 //! | 5 | `ioctl_dev` | device ioctls are not restricted |
-//! | 6 | abstract UNIX socket and signal scopes | both unscoped |
+//! | 6 | abstract UNIX socket and signal scopes | replaced: abstract sockets refused by the cgroup UNIX hooks, signals decided by the supervisor |
 //! | 7 | audit logging of denials | Landlock's denials are not reported |
 
 use schemars::JsonSchema;
@@ -124,14 +124,18 @@ pub fn losses(abi: u8) -> Vec<LevelLoss> {
         v.push(loss(
             "abstract_unix_scope",
             6,
-            "abstract UNIX sockets are not scoped: a command can connect or send to an abstract socket bound outside the session (a desktop bus, a container runtime's socket)",
-            None,
+            "abstract UNIX sockets are not scoped: Landlock cannot keep a command from an abstract socket bound outside the session (a desktop bus, a container runtime's socket)",
+            Some(
+                "stricter: the cgroup UNIX socket hooks refuse every abstract connect and send of the session's commands, reported as denials (bpf), even to a socket the command bound itself, which the scope would allow",
+            ),
         ));
         v.push(loss(
             "signal_scope",
             6,
-            "signals are not scoped: a command can signal any process of its user outside the session, the supervisor included (commands run as uid 0); a killed supervisor ends the session (its watchdog kills the commands)",
-            None,
+            "signals are not scoped: Landlock cannot keep a command from signalling processes of its user outside the session, the supervisor included (commands run as uid 0)",
+            Some(
+                "the supervisor decides kill, tkill, tgkill, rt_sigqueueinfo, rt_tgsigqueueinfo and pidfd_send_signal (seccomp user notification) and refuses, reported as denials (supervisor), any that reaches a process outside the session's cgroups; signals between the session's own processes still work",
+            ),
         ));
     }
     if abi < 5 {
@@ -213,6 +217,14 @@ mod tests {
             r[1].starts_with("lost: file-system and exec denials"),
             "{r:?}"
         );
-        assert!(r[2].ends_with("not replaced"), "{r:?}");
+        assert!(
+            r[2].contains("instead: stricter: the cgroup UNIX socket hooks"),
+            "{r:?}"
+        );
+        assert!(
+            r[3].contains("instead: the supervisor decides kill"),
+            "{r:?}"
+        );
+        assert!(r.iter().all(|l| !l.ends_with("not replaced")), "{r:?}");
     }
 }

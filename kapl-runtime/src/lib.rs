@@ -62,6 +62,7 @@ pub mod record;
 pub mod report;
 pub mod schemas;
 pub mod session_report;
+pub mod signals;
 pub mod step;
 pub mod supervised;
 

@@ -17,6 +17,7 @@
 //! `listen`) to the supervisor, which decides and performs them
 //! (`crate::session::supervised`).
 
+use kapl_runtime::signals::SignalCall;
 use kapl_runtime::supervised::Call;
 
 /// One classic BPF instruction (`struct sock_filter`).
@@ -262,6 +263,26 @@ const SUPERVISED: &[(libc::c_long, Call)] = &[
     (libc::SYS_truncate, Call::Truncate),
 ];
 
+/// The signalling calls, sent to the supervisor only below Landlock ABI 6
+/// (from 6 on, Landlock's signal scope decides them): see
+/// `kapl_runtime::signals`.
+const SIGNALLING: &[(libc::c_long, SignalCall)] = &[
+    (libc::SYS_kill, SignalCall::Kill),
+    (libc::SYS_tkill, SignalCall::Tkill),
+    (libc::SYS_tgkill, SignalCall::Tgkill),
+    (libc::SYS_rt_sigqueueinfo, SignalCall::RtSigqueueinfo),
+    (libc::SYS_rt_tgsigqueueinfo, SignalCall::RtTgsigqueueinfo),
+    (libc::SYS_pidfd_send_signal, SignalCall::PidfdSendSignal),
+];
+
+/// The signalling call a notification's number names.
+pub fn signal_call(nr: i32) -> Option<SignalCall> {
+    SIGNALLING
+        .iter()
+        .find(|(n, _)| i64::from(nr) == *n)
+        .map(|(_, c)| *c)
+}
+
 /// `O_CREAT` and `O_TRUNC`: `open` and `openat` go to the supervisor
 /// only when they may make a name, or truncate without asking for write
 /// access (a plain open is Landlock's, the hot path).
@@ -291,8 +312,10 @@ pub fn supervised_call(nr: i32) -> Option<Call> {
 /// every supervised call goes to the supervisor, which decides it and
 /// performs it on the command's behalf. A refusal of [`filter`] or
 /// [`logged_filter`] takes precedence over the notification (the kernel
-/// keeps the most restrictive answer of all filters).
-pub fn notify_filter() -> Vec<SockFilter> {
+/// keeps the most restrictive answer of all filters). With `signals` (a
+/// session below Landlock ABI 6, which has no signal scope), the
+/// signalling calls go to the supervisor too.
+pub fn notify_filter(signals: bool) -> Vec<SockFilter> {
     // Flags in `arg`: O_CREAT, or O_TRUNC with an access mode other than
     // write-only or read-write, go to the supervisor.
     let when_creating = |arg: u32| {
@@ -318,6 +341,13 @@ pub fn notify_filter() -> Vec<SockFilter> {
             (nr(*n), body)
         })
         .collect();
+    if signals {
+        c.extend(
+            SIGNALLING
+                .iter()
+                .map(|(n, _)| (nr(*n), vec![stmt(BPF_RET_K, RET_USER_NOTIF)])),
+        );
+    }
     c.sort_by_key(|(nr, _)| *nr);
     layout(&c)
 }

@@ -373,7 +373,7 @@ fn decisions() {
 /// supervisor, and each maps back to its call.
 #[test]
 fn notify_filter_sends_exactly_the_supervised_calls() {
-    let p = notify_filter();
+    let p = notify_filter(false);
     well_formed(&p);
     let mut sent = 0;
     for nr in 0..1100u32 {
@@ -409,6 +409,22 @@ fn notify_filter_sends_exactly_the_supervised_calls() {
         }
     }
     assert_eq!(sent, Call::ALL.len());
+    // Below Landlock ABI 6: the signalling calls too, and nothing else
+    // changes.
+    let q = notify_filter(true);
+    well_formed(&q);
+    let mut signalling = 0;
+    for nr in 0..1100u32 {
+        let a = [0u64, 0, 0o100, 0, 0, 0];
+        if signal_call(nr as i32).is_some() {
+            assert_eq!(run(&p, nr, a), RET_ALLOW, "syscall {nr} at ABI 6+");
+            assert_eq!(run(&q, nr, a), RET_USER_NOTIF, "syscall {nr} below ABI 6");
+            signalling += 1;
+        } else {
+            assert_eq!(run(&q, nr, a), run(&p, nr, a), "syscall {nr}");
+        }
+    }
+    assert_eq!(signalling, 6);
     for c in Call::ALL {
         assert!(
             SUPERVISED.iter().any(|(_, x)| *x == c),

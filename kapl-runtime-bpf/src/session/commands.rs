@@ -194,6 +194,7 @@ impl Session {
             landlock_ruleset: self.domain.fd.as_raw_fd(),
             landlock_log: self.domain.abi >= 7,
             seccomp: &self.filter,
+            supervise_signals: self.domain.abi < 6,
             privileged: self.kern.is_some(),
         })
         .map_err(|source| self.spawn_failed(step, &program, shown, source))?;

@@ -504,7 +504,14 @@ impl Session {
             Reason::MagicLink => why(
                 "the path is under /proc or /dev/fd, whose magic links resolve to any open descriptor",
             ),
+            Reason::Abstract => None,
         };
+        let abstract_why = (u.reason == Reason::Abstract).then(|| {
+            format!(
+                "abstract UNIX sockets are refused: the session runs at Landlock ABI {}, which cannot confine them to the session (that scope needs ABI 6), so the cgroup hook refuses every abstract connect and send instead",
+                self.level.abi
+            )
+        });
         // Programs probe for optional services that are not there (glibc
         // tries nscd's socket on every user lookup): such a refusal is
         // recorded in the audit file but not shown on the command's
@@ -521,14 +528,19 @@ impl Session {
             exe: self.exe_of(u.head.tgid),
             operation: if u.send { "send" } else { "connect" }.into(),
             target: Target::UnixSocket {
-                path: String::from_utf8_lossy(&u.path).into_owned(),
+                // An abstract name may hold NULs: written as `\x00`.
+                path: if u.reason == Reason::Abstract {
+                    escape_bytes(&u.path).replace('\0', "\\x00")
+                } else {
+                    String::from_utf8_lossy(&u.path).into_owned()
+                },
             },
             grant: (u.allowed && u.grant != NO_GRANT).then_some(u.grant),
             nearest,
             mechanism: Mechanism::Bpf,
             audit_serial: None,
             narrowed: None,
-            why: None,
+            why: abstract_why,
         };
         let mut hidden = Vec::new();
         self.emit(if absent { &mut hidden } else { out }, d);

@@ -52,7 +52,9 @@ impl Kernel {
     /// on and joins its log, and creates the session's cgroup with its
     /// watchdog. Each failure names the missing piece; what was set up
     /// before it is dropped again.
-    pub fn set_up(plan: &Plan, id: &str) -> Result<Kernel, RunError> {
+    /// `abi` is the Landlock level of the session's domains (below 6 the
+    /// UNIX socket hooks refuse abstract addresses themselves).
+    pub fn set_up(plan: &Plan, id: &str, abi: u8) -> Result<Kernel, RunError> {
         if simulated("cgroup") {
             return Err(CgroupError::NotMounted.into());
         }
@@ -61,7 +63,7 @@ impl Kernel {
         if simulated("bpf") {
             return Err(BpfError::Load("simulated: BPF_PROG_LOAD: EPERM".into()).into());
         }
-        let bpf = NetEnforcer::load_with_unix(&maps, &UnixTables::of(plan))?;
+        let bpf = NetEnforcer::load_with_unix(&maps, &UnixTables::of(plan).at_abi(abi))?;
         if simulated("audit") {
             return Err(AuditError::Protocol("simulated: NETLINK_AUDIT unavailable".into()).into());
         }

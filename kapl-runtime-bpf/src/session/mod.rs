@@ -162,7 +162,7 @@ impl Session {
         // The kernel objects last: a refusal above leaves none behind.
         let kern = match o.mode {
             Mode::Unprivileged => None,
-            Mode::Full => Some(Kernel::set_up(plan, o.id)?),
+            Mode::Full => Some(Kernel::set_up(plan, o.id, level.abi)?),
         };
         let dns = match o.mode {
             Mode::Unprivileged => None,
@@ -318,16 +318,30 @@ impl Session {
         self.kern.as_ref().map_or(0, |k| k.watchdog_restarts)
     }
 
+    /// The denial count as the summaries say it: below Landlock ABI 7 it
+    /// counts only the refusals that were reported.
+    fn denials(&self) -> String {
+        let n = self.reporter.denies;
+        if self.level.abi < kapl_runtime::kernel_level::FULL {
+            format!(
+                "{n} denials reported (Landlock refuses without reporting at ABI {})",
+                self.level.abi
+            )
+        } else {
+            format!("{n} denials")
+        }
+    }
+
     /// The session described (`kapl-run status`): one line, then for a
     /// session pinned to an objective one line per plan load.
     pub fn status(&self) -> String {
         let mut s = match self.pinned() {
             None => format!(
-                "session {}: plan {}, step {}, {} denials, {}, watchdog restarted {} times",
+                "session {}: plan {}, step {}, {}, {}, watchdog restarted {} times",
                 self.id,
                 self.plan_name(),
                 self.step_name(),
-                self.reporter.denies,
+                self.denials(),
                 self.losses(),
                 self.watchdog_restarts()
             ),
@@ -347,11 +361,11 @@ impl Session {
                     "no plan loaded".to_string()
                 };
                 format!(
-                    "session {}: {under} ({} {}), {plan}, {} denials, {}, watchdog restarted {} times",
+                    "session {}: {under} ({} {}), {plan}, {}, {}, watchdog restarted {} times",
                     self.id,
                     p.file,
                     p.image.identity_hex().unwrap_or_default(),
-                    self.reporter.denies,
+                    self.denials(),
                     self.losses(),
                     self.watchdog_restarts()
                 )
@@ -419,12 +433,12 @@ impl Session {
             k.tear_down();
         }
         format!(
-            "session {} ended: plan {}, last step {}, {} processes ended, {} denials, {} first allows reported, {}, {:.1}s",
+            "session {} ended: plan {}, last step {}, {} processes ended, {}, {} first allows reported, {}, {:.1}s",
             self.id,
             self.plan_name(),
             self.step_name(),
             ended,
-            self.reporter.denies,
+            self.denials(),
             self.reporter.allows,
             losses,
             self.started.elapsed().as_secs_f64()

@@ -480,7 +480,7 @@ impl Session {
         let enforcer = match self.kern.as_ref() {
             Some(_) => Some(crate::bpf::NetEnforcer::load_with_unix(
                 &kapl_image::bpf::NetMaps::of(p),
-                &crate::unix::UnixTables::of(p),
+                &crate::unix::UnixTables::of(p).at_abi(self.level.abi),
             )?),
             None => None,
         };

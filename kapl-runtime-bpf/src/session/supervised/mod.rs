@@ -6,8 +6,9 @@
 //! Input: each command's listener (handed over at spawn; its children
 //! share it). For one notification: the call and its arguments. Output:
 //! the answer to the kernel (the call's result, an errno, or "run it" for
-//! `listen` on a bound socket) and a [`Decision`] (every denial; the first
-//! allow per grant and object).
+//! `listen` on a bound socket and, below Landlock ABI 6, for a signal that
+//! reaches only processes of the session) and a [`Decision`] (every
+//! denial; the first allow per grant and object).
 //!
 //! How an object is resolved, so that the decision is about the object
 //! acted on: the command's working directory and descriptors are opened
@@ -26,6 +27,7 @@
 
 mod creator;
 mod names;
+mod signals;
 
 use super::Session;
 use crate::seccomp;
@@ -169,9 +171,13 @@ impl Session {
         };
         let (cmd, step) = (l.cmd, l.step);
         let served = match seccomp::supervised_call(n.nr) {
-            // The filter sends nothing else; answer like an unknown call.
-            None => Served::errno(libc::ENOSYS),
             Some(call) => self.decide_and_perform(i, &n, call, cmd, step),
+            None => match seccomp::signal_call(n.nr) {
+                Some(call) => self.serve_signal(i, &n, call, cmd, step),
+                // The filter sends nothing else; answer like an unknown
+                // call.
+                None => Served::errno(libc::ENOSYS),
+            },
         };
         let mut decision = served.decision;
         // Allowed by the grants, refused by the kernel for want of a
