@@ -19,7 +19,8 @@
 //!   `kapl_runtime::session_report`);
 //! - [`cli`]: the command line;
 //! - the kernel pieces: [`domain`] (Landlock), [`cgroup`], [`bpf`] and
-//!   [`unix`] (cgroup BPF), [`audit`] (audit netlink), [`seccomp`],
+//!   [`unix`] (cgroup BPF), [`lsm_core`] (the BPF LSM layer's decision
+//!   core, run through `BPF_PROG_TEST_RUN`), [`audit`] (audit netlink), [`seccomp`],
 //!   [`spawn`], [`control`] (the control socket), [`otlp`] (the
 //!   collector export), [`sys`].
 
@@ -32,6 +33,7 @@ pub mod control;
 pub mod domain;
 pub mod error;
 pub mod hook;
+pub mod lsm_core;
 pub mod mcp;
 pub mod oneshot;
 pub mod otlp;
