@@ -6,12 +6,16 @@
 // right, path}; output: the accept cell's grant, or NO_GRANT).
 //
 // decide() is what the lsm/file_open, lsm/bprm_check_security and
-// lsm/path_* programs will call. Here it is exposed as a SEC("syscall")
-// program, run through BPF_PROG_TEST_RUN with the request as ctx_in, so it
+// lsm/path_* programs will call. Here it is exposed as a syscall
+// program (BPF_PROG_TYPE_SYSCALL), run through BPF_PROG_TEST_RUN with the request as ctx_in, so it
 // is verified and run on the real kernel even where LSM programs cannot
-// attach. Every index read from a map is bounds-checked against the meta
-// row first: a malformed table answers NO_GRANT (refuse), never reads out
-// of range.
+// attach. The meta row is checked against the maps' sizes (meta_fits) and
+// every index read from a map against the meta row first: a malformed
+// table answers NO_GRANT (refuse), never reads out of range.
+//
+// A cell here is the grant alone (kapl_image::Cell::grant): the beneath
+// flags serve the runtime's Landlock rules, not decisions, and
+// kapl_image::Evaluator decides from the grant alone too.
 
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -77,7 +81,7 @@ struct {
 	__uint(max_entries, MAX_STATES);
 } lsm_row SEC(".maps");
 
-// rows x steps x rights grants.
+// rows x steps x rights grants (kapl_image::Cell::grant).
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__type(key, __u32);
@@ -120,6 +124,8 @@ static long walk_chunk(__u64 i, void *data)
 			w->bad = 1;
 			return 1;
 		}
+		// INVARIANT (meta_fits): state < states, c < class_count, so
+		// k < states * class_count <= MAX_NEXT.
 		__u32 k = w->state * w->meta->class_count + c;
 		__u32 *n = bpf_map_lookup_elem(&lsm_next, &k);
 		if (!n) {
@@ -131,6 +137,24 @@ static long walk_chunk(__u64 i, void *data)
 	return 0;
 }
 
+// The meta row describes tables that fit the maps: every index decide()
+// computes from it is below the map it reads (no u32 wrap-around can turn
+// a lying bound into a read of some other, valid entry).
+static __always_inline int meta_fits(const struct lsm_meta *m)
+{
+	if (m->class_count == 0 || m->class_count > 256)
+		return 0;
+	if (m->states == 0 || m->states > MAX_STATES || m->start >= m->states)
+		return 0;
+	if ((__u64)m->states * m->class_count > MAX_NEXT)
+		return 0;
+	if (m->steps > MAX_CELLS || m->rights > MAX_CELLS || m->rows > MAX_CELLS)
+		return 0;
+	if ((__u64)m->rows * m->steps * m->rights > MAX_CELLS)
+		return 0;
+	return 1;
+}
+
 // The grant of (step, right) for the path, or NO_GRANT.
 static __always_inline __u32 decide(struct lsm_req *req)
 {
@@ -139,30 +163,41 @@ static __always_inline __u32 decide(struct lsm_req *req)
 	struct lsm_classes_v *cls = bpf_map_lookup_elem(&lsm_classes, &zero);
 	if (!meta || !cls || req->len > LSM_PATH)
 		return NO_GRANT;
-	if (req->step >= meta->steps || req->right >= meta->rights)
+	// One copy of the bounds: what is checked here is what is used below.
+	struct lsm_meta m = *meta;
+	if (!meta_fits(&m))
+		return NO_GRANT;
+	if (req->step >= m.steps || req->right >= m.rights)
 		return NO_GRANT;
 	struct walk w = {
 		.req = req,
 		.cls = cls,
-		.meta = meta,
-		.state = meta->start,
+		.meta = &m,
+		.state = m.start,
 		.bad = 0,
 	};
 	bpf_loop((req->len + CHUNK - 1) / CHUNK, walk_chunk, &w, 0);
-	if (w.bad || w.state >= meta->states)
+	if (w.bad || w.state >= m.states)
 		return NO_GRANT;
 	__u32 s = w.state;
 	__u32 *row = bpf_map_lookup_elem(&lsm_row, &s);
-	if (!row || *row >= meta->rows)
+	if (!row)
 		return NO_GRANT;
-	__u32 k = (*row * meta->steps + req->step) * meta->rights + req->right;
+	__u32 r = *row;
+	if (r >= m.rows)
+		return NO_GRANT;
+	// INVARIANT (meta_fits): r < rows, step < steps, right < rights, so
+	// k < rows * steps * rights <= MAX_CELLS: no wrap-around.
+	__u32 k = (r * m.steps + req->step) * m.rights + req->right;
 	__u32 *g = bpf_map_lookup_elem(&lsm_cells, &k);
 	return g ? *g : NO_GRANT;
 }
 
 // BPF_PROG_TEST_RUN entry: ctx_in is a struct lsm_req; the return value
-// is the grant (NO_GRANT: refused).
-SEC("syscall")
+// is the grant (NO_GRANT: refused). A section name aya-obj parses (it does
+// not know libbpf's "syscall"): src/lsm_core.rs loads the program as
+// BPF_PROG_TYPE_SYSCALL, which is what SEC("syscall") means to libbpf.
+SEC("socket")
 int kapl_lsm_decide(struct lsm_req *ctx)
 {
 	__u32 zero = 0;

@@ -104,6 +104,24 @@ pub enum BpfError {
         /// The error.
         msg: String,
     },
+    /// The BPF LSM decision core (`src/lsm_core.rs`) could not be loaded
+    /// or run.
+    #[error("BPF LSM decision core: {0}")]
+    LsmCore(String),
+    /// A DFA does not fit the decision core's maps.
+    #[error(
+        "the BPF LSM decision core cannot hold the {kind} DFA: `{map}` needs {needed} entries and holds {max}"
+    )]
+    LsmTooLarge {
+        /// `fs` or `exec`.
+        kind: &'static str,
+        /// The map.
+        map: &'static str,
+        /// Entries the DFA needs.
+        needed: usize,
+        /// Entries the map holds.
+        max: u32,
+    },
 }
 
 fn map_err(map: &'static str) -> impl Fn(aya::maps::MapError) -> BpfError {

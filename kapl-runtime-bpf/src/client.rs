@@ -214,6 +214,10 @@ fn supervise(
     for l in session.level_report() {
         msg.push_str(&format!("kapl-run: kernel: {l}\n"));
     }
+    msg.push_str(&format!(
+        "kapl-run: precision layer: {}\n",
+        session.lsm_report()
+    ));
     for l in session.precision() {
         msg.push_str(&format!("kapl-run: precision: {l}\n"));
     }

@@ -19,7 +19,9 @@
 //!   `kapl_runtime::session_report`);
 //! - [`cli`]: the command line;
 //! - the kernel pieces: [`domain`] (Landlock), [`cgroup`], [`bpf`] and
-//!   [`unix`] (cgroup BPF), [`audit`] (audit netlink), [`seccomp`],
+//!   [`unix`] (cgroup BPF), [`lsm_core`] (the BPF LSM layer's decision
+//!   core, run through `BPF_PROG_TEST_RUN`) and [`lsm_probe`] (whether
+//!   the kernel loads BPF LSM programs), [`audit`] (audit netlink), [`seccomp`],
 //!   [`spawn`], [`control`] (the control socket), [`otlp`] (the
 //!   collector export), [`sys`].
 
@@ -32,6 +34,8 @@ pub mod control;
 pub mod domain;
 pub mod error;
 pub mod hook;
+pub mod lsm_core;
+pub mod lsm_probe;
 pub mod mcp;
 pub mod oneshot;
 pub mod otlp;

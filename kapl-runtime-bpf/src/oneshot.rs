@@ -43,6 +43,7 @@ pub fn run(a: &RunArgs) -> Result<i32, RunError> {
     for l in s.level_report() {
         eprintln!("kapl-run: kernel: {l}");
     }
+    eprintln!("kapl-run: precision layer: {}", s.lsm_report());
     for l in s.precision() {
         eprintln!("kapl-run: precision: {l}");
     }

@@ -377,9 +377,11 @@ fn load_prog(
     match sys::bpf_prog_load(
         PROG_TYPE_CGROUP_SOCK_ADDR,
         attach,
+        0,
         insns,
         license,
         name,
+        None,
         None,
     ) {
         Ok(fd) => Ok(fd),
@@ -389,9 +391,11 @@ fn load_prog(
             let _ = sys::bpf_prog_load(
                 PROG_TYPE_CGROUP_SOCK_ADDR,
                 attach,
+                0,
                 insns,
                 license,
                 name,
+                None,
                 Some((&mut log, 1)),
             );
             let end = log.iter().position(|b| *b == 0).unwrap_or(log.len());

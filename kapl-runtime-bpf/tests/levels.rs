@@ -502,3 +502,53 @@ fn below_abi_6_the_supervisor_keeps_signals_inside_the_session() {
     assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
     assert_no_leftover_cgroups();
 }
+
+/// The BPF LSM precision layer's start-report line (book/src/bpf-lsm.md):
+/// this kernel refuses every program that needs a BPF trampoline
+/// (MACHINE.md), so the one-shot form, `session start` and `status` all
+/// say the layer is not available, naming the call and the errno.
+#[test]
+fn the_precision_layer_line_says_bpf_lsm_is_not_available_here() {
+    const LINE: &str = "precision layer: BPF LSM not available on this kernel (lsm/file_open: BPF_PROG_LOAD: EPERM)";
+    let t = Tmp::new("levels-lsm");
+    t.write("ok.txt", "ok\n");
+    let img = write_image(&t, "p.kapi", read_step(t.path("ok.txt"), &["/usr/bin/cat"]));
+    let o = one_shot(
+        img.as_ref(),
+        "p",
+        None,
+        t.path("one.jsonl").as_ref(),
+        &["/usr/bin/cat", &t.path("ok.txt")],
+    );
+    let (out, err) = text(&o);
+    assert_eq!((o.status.code(), out.as_str()), (Some(0), "ok\n"), "{err}");
+    // One such line among the runtime's other notices.
+    assert_eq!(
+        err.lines()
+            .filter(|l| l.contains("precision layer:"))
+            .count(),
+        1,
+        "{err}"
+    );
+    assert!(
+        err.lines().any(|l| l == format!("kapl-run: {LINE}")),
+        "{err}"
+    );
+    let o = Command::new(kapl_run())
+        .args(["session", "start", &img, "--plan", "p"])
+        .args(["--audit", &t.path("audit.jsonl")])
+        .env("PATH", "/usr/bin:/bin")
+        .env_remove("KAPL_SESSION")
+        .output()
+        .unwrap();
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    let id = out.trim().to_string();
+    let _guard = SessionGuard(id.clone());
+    assert!(
+        err.lines().any(|l| l == format!("kapl-run: {LINE}")),
+        "{err}"
+    );
+    let status = text(&kapl(&["status", "--session", &id])).0;
+    assert!(status.contains(&format!("\n  {LINE}")), "{status}");
+}

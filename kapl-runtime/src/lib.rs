@@ -31,7 +31,8 @@
 //! - [`session_report`]: an audit file (and the images behind it) as one
 //!   self-contained HTML page (`kapl-run report`);
 //! - [`kernel_level`]: the Landlock ABI a session runs at (`--min-abi`)
-//!   and what a level below 7 loses;
+//!   and what a level below 7 loses, and [`lsm_layer`]: whether the BPF
+//!   LSM precision layer could run (its start-report line);
 //! - [`schemas`]: the JSON Schemas of the records and the protocol;
 //! - [`otlp`]: decision records as OpenTelemetry log records;
 //! - [`mcp`]: the Model Context Protocol server's messages and tools
@@ -52,6 +53,7 @@ pub mod explain;
 pub mod hook;
 pub mod kernel_level;
 pub mod losses;
+pub mod lsm_layer;
 pub mod mcp;
 pub mod narrowing;
 pub mod otlp;

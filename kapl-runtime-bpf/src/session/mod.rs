@@ -99,6 +99,8 @@ pub struct Session {
     dns: Option<dns::Resolver>,
     /// The Landlock level the session runs at.
     level: domain::Level,
+    /// Whether the kernel loads BPF LSM programs (probed at start).
+    lsm: kapl_runtime::lsm_layer::LsmProbe,
 }
 
 /// The host's name, for records (empty if the kernel does not say).
@@ -164,6 +166,13 @@ impl Session {
             Mode::Unprivileged => None,
             Mode::Full => Some(Kernel::set_up(plan, o.id, level.abi)?),
         };
+        // Loaded once and dropped: nothing of it stays behind.
+        let lsm = match o.mode {
+            Mode::Full => crate::lsm_probe::probe(),
+            Mode::Unprivileged => kapl_runtime::lsm_layer::LsmProbe::NotTried(
+                "--unprivileged: loading BPF needs root".into(),
+            ),
+        };
         let dns = match o.mode {
             Mode::Unprivileged => None,
             Mode::Full => {
@@ -204,6 +213,7 @@ impl Session {
             tmp,
             dns,
             level,
+            lsm,
         };
         s.attach_step()?;
         Ok(s)
@@ -213,6 +223,12 @@ impl Session {
     /// `status` (empty at ABI 7).
     pub fn level_report(&self) -> Vec<String> {
         kapl_runtime::kernel_level::report(self.level.abi, self.level.kernel, self.level.min)
+    }
+
+    /// Whether the BPF LSM precision layer could run, for the start report
+    /// and `status` (its programs are never attached yet).
+    pub fn lsm_report(&self) -> String {
+        kapl_runtime::lsm_layer::line(&self.lsm)
     }
 
     fn plan(&self) -> &Plan {
@@ -374,6 +390,7 @@ impl Session {
         for l in self.level_report() {
             s.push_str(&format!("\n  kernel: {l}"));
         }
+        s.push_str(&format!("\n  precision layer: {}", self.lsm_report()));
         let params = &self.pinned().map_or(&self.image, |p| &p.image).meta.params;
         if !params.is_empty() {
             let shown: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();

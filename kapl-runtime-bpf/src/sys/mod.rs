@@ -43,7 +43,10 @@ mod notify;
 mod process;
 mod socket;
 
-pub use bpf::{bpf_link_create, bpf_prog_load, bpf_prog_test_run};
+pub use bpf::{
+    BPF_F_SLEEPABLE, ProgBtf, bpf_btf_load, bpf_link_create, bpf_prog_load, bpf_prog_test_run,
+    bpf_prog_test_run_ctx,
+};
 pub use child::{
     ChildStack, ExecArgs, SignalsBlocked, block_all_signals, chdir, clear_ambient_capabilities,
     clear_capabilities, confine_build, drop_bounding_capability, install_seccomp_filter,
