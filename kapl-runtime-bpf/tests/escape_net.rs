@@ -407,6 +407,11 @@ fn abstract_unix_sockets_outside_the_session_are_scoped_away() {
         assert_eq!(r["step"], "a");
         assert_eq!(r["plan"], "p");
         assert_eq!(r["comm"], "kapl-probe");
+        // The name's leading NUL is shown as `@` (as `ss` does), never
+        // written raw to a terminal.
+        let obj = r["object"].as_str().unwrap_or("");
+        assert!(obj.starts_with("@kapl-test") && !obj.contains('\0'), "{r}");
+        assert_eq!(r["target"]["kind"], "unix_socket", "{r}");
     }
     assert_nothing_lost(s.stop());
 }

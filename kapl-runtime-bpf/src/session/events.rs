@@ -281,7 +281,7 @@ impl Session {
                     mechanism: Mechanism::Landlock,
                     audit_serial: Some(d.serial),
                     narrowed,
-                    why: None,
+                    why: scope_why(b),
                 },
                 quiet,
             );
@@ -358,12 +358,19 @@ impl Session {
             );
         }
         if let Some(r) = blocker.strip_prefix("scope.") {
+            // An abstract socket's name starts with a NUL: shown as `@`,
+            // as `ss` does, with any other NUL written `\x00`.
             let target = process()
                 .or_else(|| {
-                    get("path").map(|p| Target::Path {
-                        path: Some(p),
-                        dev: None,
-                        ino: None,
+                    get("path").map(|p| match p.strip_prefix('\0') {
+                        Some(name) => Target::UnixSocket {
+                            path: format!("@{}", name.replace('\0', "\\x00")),
+                        },
+                        None => Target::Path {
+                            path: Some(p),
+                            dev: None,
+                            ino: None,
+                        },
                     })
                 })
                 .unwrap_or_else(other);
@@ -607,6 +614,14 @@ impl Session {
 /// The names of socket option `optname` at `level`, for the options the
 /// setsockopt hook refuses (`rerouting` in bpf/kapl.bpf.c); numbers for
 /// any other.
+/// Why a refusal by one of Landlock's scopes is not a missing grant: no
+/// grant kind names another process or an abstract socket.
+fn scope_why(blocker: &str) -> Option<String> {
+    (blocker == "ptrace" || blocker.starts_with("scope.")).then(|| {
+        "Landlock's scopes keep a command from reaching processes and abstract UNIX sockets outside its own domain (the session's commands and their children); no grant can allow it".to_string()
+    })
+}
+
 fn option_name(level: i32, optname: i32) -> (String, String) {
     let lvl = match level {
         libc::SOL_IP => "IPPROTO_IP",
