@@ -146,6 +146,23 @@ fn a_session_report_renders_its_steps_commands_and_denials() {
         assert!(dom.contains(want), "the rendered page lacks {want:?}");
     }
     assert!(dom.contains("data-ms=\""), "the script did not finish");
+    // A bar per command with its argv and exit status; the denial is a
+    // mark on the bar of the command that made it, and only there.
+    let row = |argv: &str| -> &str {
+        dom.split("<div class=\"row cmd\"")
+            .skip(1)
+            .find(|r| r.contains(&format!("<code>{argv}</code>")))
+            .unwrap_or_else(|| panic!("no command bar for {argv:?}"))
+    };
+    let ok = row(&format!("cat {}", t.path("logs/deploy.log")));
+    assert!(ok.contains(">exit 0 · "), "{ok}");
+    assert!(!ok.contains("mk deny"), "{ok}");
+    let denied = row(&format!("cat {}", t.path("secret/.env")));
+    assert!(denied.contains(">exit 1 · "), "{denied}");
+    assert!(denied.contains("class=\"mk deny\""), "{denied}");
+    let head = row(&format!("head -n1 {}", t.path("logs/deploy.log")));
+    assert!(head.contains(">exit 0 · "), "{head}");
+    assert_eq!(dom.matches("<div class=\"row cmd\"").count(), 3);
     let png = artifacts().join("report.png");
     chromium(&t, &page, Some((&png, "1280,1800")));
     // A session nobody remembers: a coded error.
