@@ -146,6 +146,52 @@ fn a_session_report_renders_its_steps_commands_and_denials() {
         assert!(dom.contains(want), "the rendered page lacks {want:?}");
     }
     assert!(dom.contains("data-ms=\""), "the script did not finish");
+    // A bar per command with its argv and exit status; the denial is a
+    // mark on the bar of the command that made it, and only there.
+    let row = |argv: &str| -> &str {
+        dom.split("<div class=\"row cmd\"")
+            .skip(1)
+            .find(|r| r.contains(&format!("<code>{argv}</code>")))
+            .unwrap_or_else(|| panic!("no command bar for {argv:?}"))
+    };
+    let ok = row(&format!("cat {}", t.path("logs/deploy.log")));
+    assert!(ok.contains(">exit 0 · "), "{ok}");
+    let denied = row(&format!("cat {}", t.path("secret/.env")));
+    assert!(denied.contains(">exit 1 · "), "{denied}");
+    assert!(denied.contains("class=\"mk deny\""), "{denied}");
+    let head = row(&format!("head -n1 {}", t.path("logs/deploy.log")));
+    assert!(head.contains(">exit 0 · "), "{head}");
+    assert_eq!(dom.matches("<div class=\"row cmd\"").count(), 3);
+    // Which bar the `.env` denial is a mark on: the page's data says (a
+    // mark lists its decisions); the first `cat` may have quiet denials of
+    // its own (a loader's), never this one.
+    let html = std::fs::read_to_string(&page).unwrap();
+    let start = html.find("id=\"kapl-data\">").unwrap() + "id=\"kapl-data\">".len();
+    let end = start + html[start..].find("</script>").unwrap();
+    let data: serde_json::Value = serde_json::from_str(&html[start..end]).unwrap();
+    let env = format!("{}/.env", t.path("secret"));
+    let x = data["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|d| d["object"] == env.as_str() && d["deny"] == true)
+        .expect("the .env denial's detail");
+    let cmds = data["sessions"][0]["segments"][0]["cmds"]
+        .as_array()
+        .unwrap();
+    let on = |c: &serde_json::Value| {
+        c["marks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["x"].as_array().unwrap().iter().any(|v| v == x))
+    };
+    let holders: Vec<&str> = cmds
+        .iter()
+        .filter(|c| on(c))
+        .map(|c| c["argv"].as_str().unwrap())
+        .collect();
+    assert_eq!(holders, [format!("cat {env}")]);
     let png = artifacts().join("report.png");
     chromium(&t, &page, Some((&png, "1280,1800")));
     // A session nobody remembers: a coded error.
@@ -227,11 +273,18 @@ fn a_hundred_thousand_records_render() {
     let started = std::time::Instant::now();
     let out = report(&[audit.to_str().unwrap(), "-o", page.to_str().unwrap()]);
     let built = started.elapsed();
-    assert!(out.contains("100000 records"), "{out}");
+    // 100,000 decisions and 479 command records (240 starts, 239 ends).
+    assert!(out.contains("100479 records"), "{out}");
     let size = std::fs::metadata(&page).unwrap().len();
     assert!(size < 3 << 20, "{size} bytes");
     let dom = chromium(&t, &page, None);
-    for s in ["step step0", "step step3", "Refused: 10000 denials"] {
+    for s in [
+        "step step0",
+        "step step3",
+        "Refused: 10000 denials",
+        "60 commands",
+        "running / no end record",
+    ] {
         assert!(dom.contains(s), "{s}");
     }
     let rendered = dom

@@ -6,7 +6,17 @@
 //! A line is a [`DecisionRecord`] (`verdict` `allow` or `deny`) or, at the
 //! end of a session that lost events, a [`LostRecord`] (`verdict` `lost`),
 //! or, first in a session that runs below Landlock ABI 7 (`--min-abi`), a
-//! [`LevelRecord`] (`verdict` `degraded`) naming what that level loses.
+//! [`LevelRecord`] (`verdict` `degraded`) naming what that level loses,
+//! or a command's start ([`CommandStartRecord`], `verdict`
+//! `command_started`, written when the supervisor starts it) or end
+//! ([`CommandEndRecord`], `verdict` `command_ended`, written when it reaps
+//! it, or when the session ends with it still running). A command the
+//! kernel refused to execute still has both, the end saying `refused`
+//! (exit status 126) with the denial record between them. The `time` of
+//! every record is the runtime's wall clock when it wrote the record, so a
+//! command's decisions fall between its start and its end as the runtime
+//! saw them (an event the kernel queued just before the end may be
+//! reported just after it).
 //! `object` is the readable form of `target`, as the deny lines show it.
 
 use crate::losses::Losses;
@@ -29,6 +39,10 @@ pub enum AuditRecord {
     Lost(LostRecord),
     /// The session runs below Landlock ABI 7: what it loses.
     Level(LevelRecord),
+    /// A command started.
+    CommandStarted(Box<CommandStartRecord>),
+    /// A command ended.
+    CommandEnded(Box<CommandEndRecord>),
 }
 
 /// Allowed or denied.
@@ -300,6 +314,10 @@ pub struct DecisionRecord {
     pub comm: String,
     /// Its program, when known.
     pub exe: Option<String>,
+    /// The command whose process it was (the supervisor's command id, as
+    /// in `command_started` and `command_ended` records), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<u64>,
     /// What it tried (`read (read_file)`, `connect`, `exec`, ...).
     pub operation: String,
     /// What it tried it on, readable (see `target`).
@@ -421,6 +439,195 @@ pub struct LevelRecord {
     pub losses: Vec<crate::kernel_level::LevelLoss>,
 }
 
+/// Always `command_started`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum StartVerdict {
+    /// A command started.
+    CommandStarted,
+}
+
+/// Always `command_ended`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EndVerdict {
+    /// A command ended.
+    CommandEnded,
+}
+
+/// Arguments a start record keeps: the first [`ARGV_MAX_ARGS`], and no
+/// more than [`ARGV_MAX_BYTES`] bytes of them in all.
+pub const ARGV_MAX_ARGS: usize = 16;
+/// See [`ARGV_MAX_ARGS`].
+pub const ARGV_MAX_BYTES: usize = 4096;
+
+/// The supervisor started a command (`kapl-run exec`, or the one command
+/// of `kapl-run run`) under the current step.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CommandStartRecord {
+    /// [`SCHEMA_VERSION`].
+    #[schemars(extend("const" = 1))]
+    pub schema_version: u32,
+    /// When the supervisor started it (RFC 3339, UTC, milliseconds; the
+    /// clock of the decision records).
+    pub time: String,
+    /// The session id.
+    pub session: String,
+    /// The host's name.
+    pub host: String,
+    /// The user the session runs as.
+    pub uid: u32,
+    /// `command_started`.
+    pub verdict: StartVerdict,
+    /// The command's id in the session (its cgroup is `cmd-ID`; decision
+    /// records of its processes carry it as `command`).
+    pub command: u64,
+    /// Its process; `None` when the kernel refused to execute the program
+    /// (the end record says `refused`).
+    pub pid: Option<i32>,
+    /// Its arguments as given (non-UTF-8 bytes replaced), the first
+    /// [`ARGV_MAX_ARGS`] and at most [`ARGV_MAX_BYTES`] bytes of them.
+    pub argv: Vec<String>,
+    /// `argv` was cut (more arguments, or longer ones, than it keeps).
+    pub argv_truncated: bool,
+    /// The program run (the first argument found as `execvp` finds it).
+    pub program: String,
+    /// The working directory it was started in, when the client gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    /// The step it runs under.
+    pub step: String,
+    /// The plan.
+    pub plan: String,
+    /// The plan's revision, in a session pinned to an objective.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_revision: Option<u32>,
+    /// The intent, if the plan is under one.
+    pub intent: Option<String>,
+    /// The objective.
+    pub objective: String,
+}
+
+/// How a command ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum CommandExit {
+    /// It exited with a status.
+    Exited {
+        /// The status.
+        code: i32,
+    },
+    /// A signal ended it (its client sees 128 + the signal).
+    Killed {
+        /// The signal's number.
+        signal: i32,
+        /// Its name (`SIGKILL`), when known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+    },
+    /// The kernel refused to execute its program: it never ran (its
+    /// client sees 126; the denial record before this one says why).
+    Refused,
+    /// It could not be started for another reason (its client got an
+    /// error).
+    NotStarted {
+        /// The error.
+        error: String,
+    },
+    /// The supervisor could not learn how it ended.
+    Unknown,
+}
+
+/// A command ended: reaped by the supervisor, refused before it ran, or
+/// still running when the session ended (then `ended_with_session`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CommandEndRecord {
+    /// [`SCHEMA_VERSION`].
+    #[schemars(extend("const" = 1))]
+    pub schema_version: u32,
+    /// When the supervisor reaped it (RFC 3339, UTC, milliseconds).
+    pub time: String,
+    /// The session id.
+    pub session: String,
+    /// The host's name.
+    pub host: String,
+    /// The user the session runs as.
+    pub uid: u32,
+    /// `command_ended`.
+    pub verdict: EndVerdict,
+    /// The command's id (as in its `command_started` record).
+    pub command: u64,
+    /// Its process.
+    pub pid: Option<i32>,
+    /// How it ended.
+    pub exit: CommandExit,
+    /// From its start record to this one, in milliseconds (the monotonic
+    /// clock).
+    pub duration_ms: u64,
+    /// The step's end or the session's end killed it (with what was left
+    /// of the step's processes).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ended_with_step: bool,
+    /// The step it ran under.
+    pub step: String,
+    /// The plan.
+    pub plan: String,
+    /// The plan's revision, in a session pinned to an objective.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_revision: Option<u32>,
+}
+
+/// `argv` as a start record keeps it: each argument as text, the first
+/// [`ARGV_MAX_ARGS`] and at most [`ARGV_MAX_BYTES`] bytes in all (an
+/// argument that does not fit is cut at a character boundary); and
+/// whether anything was cut.
+pub fn bounded_argv(argv: &[Vec<u8>]) -> (Vec<String>, bool) {
+    let mut out = Vec::new();
+    let mut left = ARGV_MAX_BYTES;
+    let mut cut = argv.len() > ARGV_MAX_ARGS;
+    for a in argv.iter().take(ARGV_MAX_ARGS) {
+        let s = String::from_utf8_lossy(a);
+        if s.len() <= left {
+            left -= s.len();
+            out.push(s.into_owned());
+            continue;
+        }
+        let mut end = left;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        out.push(s[..end].to_string());
+        cut = true;
+        break;
+    }
+    (out, cut)
+}
+
+/// The name of signal `n` on Linux (x86-64), for the common ones.
+pub fn signal_name(n: i32) -> Option<&'static str> {
+    Some(match n {
+        1 => "SIGHUP",
+        2 => "SIGINT",
+        3 => "SIGQUIT",
+        4 => "SIGILL",
+        5 => "SIGTRAP",
+        6 => "SIGABRT",
+        7 => "SIGBUS",
+        8 => "SIGFPE",
+        9 => "SIGKILL",
+        10 => "SIGUSR1",
+        11 => "SIGSEGV",
+        12 => "SIGUSR2",
+        13 => "SIGPIPE",
+        14 => "SIGALRM",
+        15 => "SIGTERM",
+        24 => "SIGXCPU",
+        25 => "SIGXFSZ",
+        31 => "SIGSYS",
+        _ => return None,
+    })
+}
+
 /// RFC 3339 in UTC with milliseconds (`2026-12-06T04:05:06.789Z`).
 pub fn rfc3339(t: std::time::SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()
@@ -465,6 +672,27 @@ mod tests {
             }
             .to_string(),
             "/run/s (unix)"
+        );
+    }
+
+    #[test]
+    fn argv_is_kept_to_sixteen_arguments_and_four_kilobytes() {
+        let a = |n: usize, len: usize| vec![vec![b'a'; len]; n];
+        assert_eq!(bounded_argv(&a(3, 2)), (vec!["aa".to_string(); 3], false));
+        let (v, cut) = bounded_argv(&a(20, 1));
+        assert_eq!((v.len(), cut), (16, true));
+        let (v, cut) = bounded_argv(&a(16, 1000));
+        assert_eq!(v.len(), 5);
+        assert_eq!(v.iter().map(String::len).sum::<usize>(), ARGV_MAX_BYTES);
+        assert!(cut);
+        // A cut never splits a character; non-UTF-8 bytes are replaced.
+        let (v, cut) = bounded_argv(&[vec![b'x'; 4095], "é".as_bytes().to_vec()]);
+        assert_eq!((v[1].as_str(), cut), ("", true));
+        let (v, _) = bounded_argv(&[vec![0xff, b'a']]);
+        assert_eq!(v[0], "\u{fffd}a");
+        assert_eq!(
+            bounded_argv(&a(16, 256)),
+            (vec!["a".repeat(256); 16], false)
         );
     }
 

@@ -10,8 +10,9 @@
 
 use crate::attribution::Nearest;
 use crate::record::{
-    DecisionRecord, GrantRef, LevelRecord, LevelVerdict, LostRecord, LostVerdict, Mechanism,
-    NearestRef, SCHEMA_VERSION, Target, Verdict, rfc3339,
+    CommandEndRecord, CommandExit, CommandStartRecord, DecisionRecord, EndVerdict, GrantRef,
+    LevelRecord, LevelVerdict, LostRecord, LostVerdict, Mechanism, NearestRef, SCHEMA_VERSION,
+    StartVerdict, Target, Verdict, bounded_argv, rfc3339,
 };
 use kapl_image::Image;
 use std::collections::HashSet;
@@ -60,6 +61,23 @@ pub struct Decision {
     pub mechanism: Mechanism,
     /// The kernel audit serial, where the decision came from audit.
     pub audit_serial: Option<u64>,
+}
+
+/// A command as its start record names it.
+#[derive(Clone, Copy, Debug)]
+pub struct CommandStart<'a> {
+    /// The supervisor's command id.
+    pub cmd: u64,
+    /// Its process (`None`: refused before it ran).
+    pub pid: Option<i32>,
+    /// The step it runs under.
+    pub step: u32,
+    /// Its arguments as given.
+    pub argv: &'a [Vec<u8>],
+    /// The program found for `argv[0]`.
+    pub program: &'a [u8],
+    /// Its working directory, if given.
+    pub cwd: Option<&'a [u8]>,
 }
 
 /// One line for a command's stderr.
@@ -310,9 +328,11 @@ impl Reporter {
     /// The record of a program the kernel let a process execute that no
     /// exec grant names (reached through a link, or as an interpreter):
     /// recorded, neither counted nor shown.
+    #[expect(clippy::too_many_arguments, reason = "the fields of one record")]
     pub fn unattributed_exec(
         &self,
         image: &Image,
+        cmd: Option<u64>,
         step: u32,
         pid: i32,
         comm: &str,
@@ -322,7 +342,7 @@ impl Reporter {
         let chain = Chain::of(image, self.plan, step);
         let object = target.to_string();
         let d = Decision {
-            cmd: None,
+            cmd,
             step,
             pid: Some(pid),
             comm: comm.to_string(),
@@ -363,6 +383,7 @@ impl Reporter {
             pid: d.pid,
             comm: d.comm,
             exe: d.exe,
+            command: d.cmd,
             operation: d.operation,
             object,
             target: d.target,
@@ -379,6 +400,70 @@ impl Reporter {
             mechanism: d.mechanism,
             audit_serial: d.audit_serial,
             learned: None,
+        }
+    }
+
+    /// The record of command `cmd` started (`pid`; `None`: refused before
+    /// it ran) in step `step` at `now`.
+    pub fn command_started(
+        &self,
+        image: &Image,
+        c: &CommandStart<'_>,
+        now: SystemTime,
+    ) -> CommandStartRecord {
+        let chain = Chain::of(image, self.plan, c.step);
+        let (argv, argv_truncated) = bounded_argv(c.argv);
+        CommandStartRecord {
+            schema_version: SCHEMA_VERSION,
+            time: rfc3339(now),
+            session: self.origin.session.clone(),
+            host: self.origin.host.clone(),
+            uid: self.origin.uid,
+            verdict: StartVerdict::CommandStarted,
+            command: c.cmd,
+            pid: c.pid,
+            argv,
+            argv_truncated,
+            program: String::from_utf8_lossy(c.program).into_owned(),
+            cwd: c.cwd.map(|d| String::from_utf8_lossy(d).into_owned()),
+            step: chain.step,
+            plan: chain.plan,
+            plan_revision: self.revision,
+            intent: chain.intent,
+            objective: chain.objective,
+        }
+    }
+
+    /// The record of command `cmd` (process `pid`) of step `step` ended
+    /// `exit` at `now`, `duration_ms` after it started.
+    #[expect(clippy::too_many_arguments, reason = "the fields of one record")]
+    pub fn command_ended(
+        &self,
+        image: &Image,
+        cmd: u64,
+        pid: Option<i32>,
+        step: u32,
+        exit: CommandExit,
+        duration_ms: u64,
+        ended_with_step: bool,
+        now: SystemTime,
+    ) -> CommandEndRecord {
+        let chain = Chain::of(image, self.plan, step);
+        CommandEndRecord {
+            schema_version: SCHEMA_VERSION,
+            time: rfc3339(now),
+            session: self.origin.session.clone(),
+            host: self.origin.host.clone(),
+            uid: self.origin.uid,
+            verdict: EndVerdict::CommandEnded,
+            command: cmd,
+            pid,
+            exit,
+            duration_ms,
+            ended_with_step,
+            step: chain.step,
+            plan: chain.plan,
+            plan_revision: self.revision,
         }
     }
 

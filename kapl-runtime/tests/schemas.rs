@@ -10,8 +10,8 @@
 )]
 
 use kapl_runtime::protocol::{Reply, Request};
-use kapl_runtime::record::{AuditRecord, Mechanism, Target};
-use kapl_runtime::report::{Decision, Origin, Reporter};
+use kapl_runtime::record::{AuditRecord, CommandExit, Mechanism, Target};
+use kapl_runtime::report::{CommandStart, Decision, Origin, Reporter};
 use kapl_runtime::schemas::Document;
 use serde_json::Value;
 use std::path::PathBuf;
@@ -143,6 +143,7 @@ fn records_of_a_real_image_validate_and_broken_ones_do_not() {
     )));
     recs.push(AuditRecord::Decision(Box::new(r.unattributed_exec(
         &img,
+        Some(3),
         0,
         42,
         "sh",
@@ -156,6 +157,49 @@ fn records_of_a_real_image_validate_and_broken_ones_do_not() {
         r.lost(kapl_runtime::losses::Losses::default(), now),
     ));
     recs.push(AuditRecord::Level(r.level(4, 7, 4, now)));
+    let argv = [b"cat".to_vec(), b"/srv/<a>".to_vec()];
+    for (cmd, pid, exit) in [
+        (3, Some(42), CommandExit::Exited { code: 1 }),
+        (
+            4,
+            Some(43),
+            CommandExit::Killed {
+                signal: 9,
+                name: Some("SIGKILL".into()),
+            },
+        ),
+        (5, None, CommandExit::Refused),
+        (
+            6,
+            None,
+            CommandExit::NotStarted {
+                error: "fork: out of memory".into(),
+            },
+        ),
+        (7, Some(44), CommandExit::Unknown),
+    ] {
+        let start = CommandStart {
+            cmd,
+            pid,
+            step: 0,
+            argv: &argv,
+            program: b"/usr/bin/cat",
+            cwd: (cmd == 3).then_some(&b"/srv"[..]),
+        };
+        recs.push(AuditRecord::CommandStarted(Box::new(
+            r.command_started(&img, &start, now),
+        )));
+        recs.push(AuditRecord::CommandEnded(Box::new(r.command_ended(
+            &img,
+            cmd,
+            pid,
+            0,
+            exit,
+            12,
+            cmd == 4,
+            now,
+        ))));
+    }
     assert_eq!((r.denies, r.allows), (2, 1));
     let v = validator(Document::AuditRecord);
     for rec in &recs {

@@ -4,6 +4,12 @@
 //! Each command gets its own cgroup below the step's (`cmd-K`), so every
 //! decision the BPF programs report names its command, and its own entry
 //! in the programs' cgroup → step map.
+//!
+//! The audit file gets a `command_started` record when a command starts and
+//! a `command_ended` record when it is reaped (or when the session ends with
+//! it still running). A command the kernel refuses to execute gets both,
+//! with its denial between them and the end saying `refused`; so does one
+//! that fails to start after it got its id (`not_started`).
 
 use super::Session;
 use crate::cgroup::Cgroup;
@@ -11,8 +17,8 @@ use crate::domain::access;
 use crate::error::{CommandError, RunError};
 use crate::spawn::{self, ChildStage, SpawnError};
 use crate::sys;
-use kapl_runtime::record::{Mechanism, Target};
-use kapl_runtime::report::{Decision, Notice};
+use kapl_runtime::record::{AuditRecord, CommandExit, Mechanism, Target};
+use kapl_runtime::report::{CommandStart, Decision, Notice};
 use kapl_runtime::{attribution, elf, narrowing};
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -20,6 +26,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 /// One running command.
 struct Cmd {
@@ -28,6 +35,13 @@ struct Cmd {
     step: u32,
     cgroup: Option<Cgroup>,
     domain: Option<String>,
+    /// When it started (for its end record's duration).
+    started: Instant,
+    /// Its end record is written.
+    ended: bool,
+    /// Its step (or the session) ended while it ran: its processes were
+    /// killed with the step's.
+    killed_with_step: bool,
 }
 
 /// The session's commands, and what maps kernel reports to them.
@@ -51,6 +65,14 @@ impl Commands {
     /// The pidfds of the running commands.
     pub fn pidfds(&self) -> impl Iterator<Item = BorrowedFd<'_>> {
         self.cmds.values().map(|c| c.pidfd.as_fd())
+    }
+
+    /// Marks every running command as ended with its step (their
+    /// processes are being killed with the step's).
+    pub fn end_with_step(&mut self) {
+        for c in self.cmds.values_mut() {
+            c.killed_with_step = true;
+        }
     }
 
     /// Lets go of every command cgroup (the step's end removes them):
@@ -149,6 +171,17 @@ pub fn resolve(arg0: &[u8], env: &[Vec<u8>], cwd: Option<&[u8]>) -> Option<Vec<u
         .map(|p| p.as_os_str().as_bytes().to_vec())
 }
 
+/// How a reaped process ended, as its end record says.
+fn exit_of(e: sys::Exit) -> CommandExit {
+    match e {
+        sys::Exit::Code(code) => CommandExit::Exited { code },
+        sys::Exit::Signal(signal) => CommandExit::Killed {
+            signal,
+            name: kapl_runtime::record::signal_name(signal).map(str::to_string),
+        },
+    }
+}
+
 impl Session {
     /// Starts a command under the current step. A program the step may not
     /// execute is reported as a denial ([`RunError::Denied`], exit 126).
@@ -166,7 +199,124 @@ impl Session {
             resolve(arg0, env, cwd).ok_or_else(|| CommandError::NotFound(shown.clone()))?;
         self.cmds.next += 1;
         let id = self.cmds.next;
-        let step = self.step;
+        let started = Instant::now();
+        let start = CommandStart {
+            cmd: id,
+            pid: None,
+            step: self.step,
+            argv,
+            program: &program,
+            cwd,
+        };
+        match self.start_cmd(&start, env, stdio, shown) {
+            Ok(pid) => {
+                let mut notes = Vec::new();
+                self.write_start(
+                    &mut notes,
+                    &CommandStart {
+                        pid: Some(pid),
+                        ..start
+                    },
+                );
+                self.late_notices.extend(notes);
+                Ok(id)
+            }
+            Err(e) => {
+                let mut notes = Vec::new();
+                let exit = match &e {
+                    // The start record and the denial are written.
+                    RunError::Denied(_) => CommandExit::Refused,
+                    other => {
+                        self.write_start(&mut notes, &start);
+                        CommandExit::NotStarted {
+                            error: other.to_string(),
+                        }
+                    }
+                };
+                self.write_end(&mut notes, id, None, start.step, exit, started, false);
+                self.late_notices.extend(notes);
+                Err(e)
+            }
+        }
+    }
+
+    /// Writes a command's start record.
+    fn write_start(&mut self, out: &mut Vec<Notice>, c: &CommandStart<'_>) {
+        let rec = self
+            .reporter
+            .command_started(&self.image, c, std::time::SystemTime::now());
+        self.write_record(out, &AuditRecord::CommandStarted(Box::new(rec)));
+    }
+
+    /// Writes a command's end record.
+    #[expect(clippy::too_many_arguments, reason = "the fields of one record")]
+    fn write_end(
+        &mut self,
+        out: &mut Vec<Notice>,
+        cmd: u64,
+        pid: Option<i32>,
+        step: u32,
+        exit: CommandExit,
+        started: Instant,
+        with_step: bool,
+    ) {
+        let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let rec = self.reporter.command_ended(
+            &self.image,
+            cmd,
+            pid,
+            step,
+            exit,
+            ms,
+            with_step,
+            std::time::SystemTime::now(),
+        );
+        self.write_record(out, &AuditRecord::CommandEnded(Box::new(rec)));
+    }
+
+    /// Writes the end record of command `cmd` (once), ended `exit`.
+    fn end_cmd(&mut self, cmd: u64, exit: CommandExit) {
+        let Some(c) = self.cmds.cmds.get_mut(&cmd) else {
+            return;
+        };
+        if std::mem::replace(&mut c.ended, true) {
+            return;
+        }
+        let (pid, step, started, with_step) = (c.pid, c.step, c.started, c.killed_with_step);
+        let mut notes = Vec::new();
+        self.write_end(&mut notes, cmd, Some(pid), step, exit, started, with_step);
+        self.late_notices.extend(notes);
+    }
+
+    /// Reaps every command not reaped yet (the session is ending and has
+    /// killed them: each gets up to 200 ms to go) and writes their end
+    /// records.
+    pub(super) fn reap_all(&mut self) {
+        let ids: Vec<u64> = self
+            .cmds
+            .cmds
+            .iter()
+            .filter(|(_, c)| !c.ended)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            let exit = self.cmds.cmds.get(&id).and_then(|c| {
+                let _ = sys::poll_raw(&[c.pidfd.as_raw_fd()], 200);
+                sys::try_wait_pidfd(&c.pidfd).ok().flatten()
+            });
+            self.end_cmd(id, exit.map_or(CommandExit::Unknown, exit_of));
+        }
+    }
+
+    /// Starts command `c` (its cgroup, then the process): its pid.
+    fn start_cmd(
+        &mut self,
+        c: &CommandStart<'_>,
+        env: &[Vec<u8>],
+        stdio: [RawFd; 3],
+        shown: String,
+    ) -> Result<i32, RunError> {
+        let (id, step, program, argv, cwd) = (c.cmd, c.step, c.program, c.argv, c.cwd);
         let mut cg = None;
         if let Some(k) = self.kern.as_mut() {
             let Some((scg, _)) = k.step_cg.as_ref() else {
@@ -185,7 +335,7 @@ impl Session {
             env
         };
         let child = spawn::spawn(&spawn::Command {
-            program: &program,
+            program,
             argv,
             envp: env,
             stdio,
@@ -197,7 +347,7 @@ impl Session {
             supervise_signals: self.domain.abi < 6,
             privileged: self.kern.is_some(),
         })
-        .map_err(|source| self.spawn_failed(step, &program, shown, source))?;
+        .map_err(|source| self.spawn_failed(c, shown, source))?;
         self.supervised
             .listeners
             .push(super::supervised::Listener::new(id, step, child.supervised));
@@ -209,9 +359,12 @@ impl Session {
                 step,
                 cgroup: cg,
                 domain: None,
+                started: Instant::now(),
+                ended: false,
+                killed_with_step: false,
             },
         );
-        Ok(id)
+        Ok(child.pid)
     }
 
     /// A refused `execve` is a denial like any other, exit status 126:
@@ -220,13 +373,8 @@ impl Session {
     /// refused when one does (a symbolic link the rule builder does not
     /// follow, or a loader or interpreter the step may not execute). Any
     /// other failure is an error.
-    fn spawn_failed(
-        &mut self,
-        step: u32,
-        program: &[u8],
-        shown: String,
-        e: SpawnError,
-    ) -> RunError {
+    fn spawn_failed(&mut self, c: &CommandStart<'_>, shown: String, e: SpawnError) -> RunError {
+        let (step, program) = (c.step, c.program);
         let refused = matches!(
             &e,
             SpawnError::Child { stage: ChildStage::Exec, source }
@@ -244,7 +392,7 @@ impl Session {
         let path = String::from_utf8_lossy(program).into_owned();
         let comm = path.rsplit('/').next().unwrap_or("").to_string();
         let d = Decision {
-            cmd: None,
+            cmd: Some(c.cmd),
             step,
             pid: None,
             comm,
@@ -261,7 +409,10 @@ impl Session {
             narrowed,
             why: None,
         };
+        // The command's start record, then its denial (its end follows).
         let mut notes = Vec::new();
+        self.write_start(&mut notes, c);
+        self.late_notices.append(&mut notes);
         self.emit(&mut notes, d);
         RunError::Denied(Box::new(notes.pop().unwrap_or(Notice {
             cmd: None,
@@ -340,10 +491,13 @@ impl Session {
         self.cmds.cmds.get(&cmd).map(|c| c.pidfd.as_fd())
     }
 
-    /// Reaps a command whose pidfd became readable; returns its exit code.
+    /// Reaps a command whose pidfd became readable and writes its end
+    /// record; returns its exit code (128 + the signal for a signal).
     pub fn reap(&mut self, cmd: u64) -> Option<i32> {
         let c = self.cmds.cmds.get(&cmd)?;
-        spawn::wait_exit(&c.pidfd).ok()
+        let exit = sys::wait_pidfd(&c.pidfd).ok();
+        self.end_cmd(cmd, exit.map_or(CommandExit::Unknown, exit_of));
+        exit.map(sys::Exit::shell_code)
     }
 
     /// Ends a command and everything it started (its cgroup), e.g. when

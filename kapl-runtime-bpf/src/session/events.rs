@@ -586,9 +586,9 @@ impl Session {
             // Not attributable: recorded as allowed by the kernel, without
             // a grant (reached through a link, or as an interpreter).
             let now = std::time::SystemTime::now();
-            let rec = self
-                .reporter
-                .unattributed_exec(&self.image, step, pid, &x.comm, target, now);
+            let rec =
+                self.reporter
+                    .unattributed_exec(&self.image, cmd, step, pid, &x.comm, target, now);
             self.write_record(out, &AuditRecord::Decision(Box::new(rec)));
             return;
         };

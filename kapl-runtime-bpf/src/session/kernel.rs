@@ -133,6 +133,7 @@ impl Session {
     /// Ends every process of the current step (its cgroup's `cgroup.kill`,
     /// or each command's pidfd without cgroups) and detaches its programs.
     pub(super) fn end_step_processes(&mut self) -> Result<usize, RunError> {
+        self.cmds.end_with_step();
         let Some(k) = self.kern.as_mut() else {
             return Ok(self
                 .cmds

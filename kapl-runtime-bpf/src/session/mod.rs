@@ -435,6 +435,9 @@ impl Session {
         // Every record queued so far is read (and written) before the end.
         let _ = self.sync();
         let ended = self.end_step_processes().unwrap_or(0);
+        // The commands still running end with the session: their end
+        // records close the file's story.
+        self.reap_all();
         // The exporter's last batch goes out (bounded wait) before the
         // counts are taken.
         let undelivered = self.sink.otlp.take().map(crate::otlp::Exporter::finish);

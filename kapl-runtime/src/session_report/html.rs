@@ -172,9 +172,21 @@ fn image_section(o: &mut String, ni: &NamedImage<'_>) {
                 rules(o, t, l, false);
                 rules(o, t, l, true);
             }
-            _ => o.push_str(
-                "<div class=\"note\">its bound and <code>never</code> are carried by objective images only (<code>kaplc build</code> of the objectives alone)</div>",
-            ),
+            _ => match &img.against {
+                // A plan image names the objective image it was built
+                // against, but carries none of its text.
+                Some(a) => {
+                    let _ = write!(
+                        o,
+                        "<div class=\"note\">its bound and <code>never</code> are in the objective image this plan was built against, <code>{}</code> (identity {}): give it with <code>--image</code> to show them here</div>",
+                        esc(&a.file),
+                        kapl_image::hex(&a.identity)
+                    );
+                }
+                None => o.push_str(
+                    "<div class=\"note\">its bound and <code>never</code> are carried by objective images only (<code>kaplc build</code> of the objectives alone): give one with <code>--image</code> to show them here</div>",
+                ),
+            },
         }
         for (ii, it) in img.intents.iter().enumerate() {
             if it.objective as usize != i {
@@ -330,7 +342,7 @@ pub fn page(title: &str, data: &Data, images: &[NamedImage<'_>]) -> String {
     o.push_str("</section>");
     let _ = writeln!(
         o,
-        "<footer>The audit records carry no command start or exit: a timeline row is a process, from its first record to its last. Allows are recorded once per grant and object. <span id=\"kapl-rendered\"></span></footer></main>\
+        "<footer>A timeline bar is a command, from its start record to its end record (to the session's last record when it has no end), its decisions the marks on it; decisions of no command, and every decision of an audit file without command records, draw one row per process, from its first record to its last. Allows are recorded once per grant and object. <span id=\"kapl-rendered\"></span></footer></main>\
 <script type=\"application/json\" id=\"kapl-data\">{}</script><script>{JS}</script></body></html>",
         script_json(data)
     );

@@ -11,14 +11,22 @@
 //! grouped by directory) and only the aggregate goes into the page, as
 //! one JSON blob that a small script renders on demand (see [`html`]).
 //! Every list has a cap ([`Limits`]); what a cap cuts off is counted and
-//! the page says so. The audit records carry no command start or exit:
-//! a timeline bar spans a process's first to last record.
+//! the page says so.
+//!
+//! The timeline draws a bar per command, from its `command_started` record
+//! to its `command_ended` record (to the session's last record when there
+//! is no end: still running, or the supervisor died), with the decisions of
+//! its processes as marks: those whose record names the command
+//! (`command`), else those of its pid (files written before decision
+//! records named their command). Decisions of no command, and every
+//! decision of a file without command records (an older runtime's), draw
+//! one row per process, from its first record to its last.
 
 mod html;
 mod parse;
 pub mod synthetic;
 
-pub use parse::{Decision, Grant, Line, Lost, line, millis};
+pub use parse::{Decision, Ended, Grant, Line, Lost, Started, line, millis};
 
 use kapl_image::Image;
 use serde::Serialize;
@@ -91,6 +99,10 @@ pub struct Stats {
     pub sessions: u64,
     /// Decisions kept in full.
     pub details: u64,
+    /// Commands (`command_started` records).
+    pub commands: u64,
+    /// Commands with no `command_ended` record.
+    pub commands_open: u64,
 }
 
 /// A built report.
@@ -105,6 +117,17 @@ pub struct Built {
 /// Builds the report of `audit` (the file's text), titled `title`.
 pub fn build(audit: &str, images: &[NamedImage<'_>], title: &str, limits: Limits) -> Built {
     let mut a = Aggregate::new(limits);
+    // The commands first (a cheap test finds their lines), so a decision
+    // finds its command wherever the lines are.
+    let mut ends = Vec::new();
+    for l in audit.lines().filter(|l| l.contains("\"command_")) {
+        match line(l) {
+            Ok(Line::Started(st)) => a.started(*st),
+            Ok(Line::Ended(e)) => ends.push(e),
+            _ => {}
+        }
+    }
+    ends.into_iter().for_each(|e| a.ended(e));
     for (n, l) in audit.lines().enumerate() {
         if l.trim().is_empty() {
             continue;
@@ -112,6 +135,7 @@ pub fn build(audit: &str, images: &[NamedImage<'_>], title: &str, limits: Limits
         a.stats.lines += 1;
         match line(l) {
             Ok(Line::Decision(d)) => a.decision(*d),
+            Ok(Line::Started(_) | Line::Ended(_) | Line::Other) => {}
             Ok(Line::Lost(lost)) => {
                 a.stats.lost_records += 1;
                 a.stats.lost = lost
@@ -298,6 +322,8 @@ struct Segment {
     denials: u64,
     procs: Vec<Proc>,
     by_pid: HashMap<Option<i64>, usize>,
+    /// Its commands (indices into the aggregate's).
+    cmds: Vec<usize>,
     dirs: BTreeMap<String, Dir>,
     dirs_more: u64,
     programs: Objects,
@@ -308,6 +334,43 @@ struct Segment {
     used: BTreeMap<(Option<u64>, String), Used>,
     /// Grant refs seen (id → text), to check an image holds this plan.
     refs: BTreeMap<u64, String>,
+}
+
+impl Segment {
+    /// A decision of no command: on its process's row.
+    fn process_event(&mut self, d: &Decision, ev: Event) {
+        let pi = match self.by_pid.get(&d.pid) {
+            Some(&i) => i,
+            None => {
+                self.procs.push(Proc {
+                    pid: d.pid,
+                    comm: d.comm.clone(),
+                    exe: d.exe.clone(),
+                    allows: 0,
+                    denials: 0,
+                    events: Vec::new(),
+                });
+                self.by_pid.insert(d.pid, self.procs.len() - 1);
+                self.procs.len() - 1
+            }
+        };
+        let p = &mut self.procs[pi];
+        if d.deny {
+            p.denials += 1;
+        } else {
+            p.allows += 1;
+        }
+        // A process that executes a program takes its name.
+        if d.operation == "exec" && !d.deny {
+            p.comm.clone_from(&d.comm);
+            if d.kind == "program" {
+                p.exe = d.path.clone().or_else(|| Some(d.object.clone()));
+            }
+        } else if p.exe.is_none() {
+            p.exe.clone_from(&d.exe);
+        }
+        p.events.push(ev);
+    }
 }
 
 /// One session.
@@ -343,6 +406,59 @@ struct Aggregate {
     denial_index: HashMap<(usize, usize, String, String), usize>,
     losses: Vec<Lost>,
     not_understood: Vec<NotUnderstood>,
+    cmds: Vec<Cmd>,
+    /// (session, command id) → index in `cmds`.
+    cmd_index: HashMap<(String, u64), usize>,
+    /// (session, pid) → commands with that pid, in start order.
+    cmd_by_pid: HashMap<(String, i64), Vec<usize>>,
+}
+
+/// Where a record goes: session, plan revision and step.
+struct At<'a> {
+    session: &'a str,
+    host: &'a str,
+    uid: Option<u64>,
+    plan: &'a str,
+    revision: Option<u64>,
+    step: &'a str,
+}
+
+/// One command, from its start and end records, with its decisions.
+#[derive(Clone, Debug)]
+struct Cmd {
+    start: Started,
+    end: Option<Ended>,
+    allows: u64,
+    denials: u64,
+    events: Vec<Event>,
+}
+
+/// A command's arguments as one line, shell-quoted where needed, cut to
+/// 300 characters.
+fn argv_line(argv: &[String], truncated: bool) -> String {
+    let mut o = String::new();
+    for a in argv {
+        if !o.is_empty() {
+            o.push(' ');
+        }
+        let plain = !a.is_empty()
+            && a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "/._-=:,+@%".contains(c));
+        if plain {
+            o.push_str(a);
+        } else {
+            o.push('\'');
+            o.push_str(&a.replace('\'', "'\\''"));
+            o.push('\'');
+        }
+    }
+    if o.chars().count() > 300 {
+        o = o.chars().take(300).collect();
+        o.push('…');
+    } else if truncated {
+        o.push_str(" …");
+    }
+    o
 }
 
 /// Distinct denials, for the page's list of refusals.
@@ -428,76 +544,107 @@ impl Aggregate {
             denial_index: HashMap::new(),
             losses: Vec::new(),
             not_understood: Vec::new(),
+            cmds: Vec::new(),
+            cmd_index: HashMap::new(),
+            cmd_by_pid: HashMap::new(),
         }
     }
 
-    fn decision(&mut self, d: Decision) {
-        self.stats.decisions += 1;
-        if d.deny {
-            self.stats.denials += 1;
-        } else {
-            self.stats.allows += 1;
+    fn started(&mut self, st: Started) {
+        let key = (st.session.clone(), st.command);
+        if self.cmd_index.contains_key(&key) {
+            return;
         }
-        let si = match self.index.get(&d.session) {
+        self.stats.commands += 1;
+        let i = self.cmds.len();
+        if let Some(pid) = st.pid {
+            self.cmd_by_pid
+                .entry((st.session.clone(), pid))
+                .or_default()
+                .push(i);
+        }
+        self.cmd_index.insert(key, i);
+        self.cmds.push(Cmd {
+            start: st,
+            end: None,
+            allows: 0,
+            denials: 0,
+            events: Vec::new(),
+        });
+    }
+
+    fn ended(&mut self, e: Ended) {
+        if let Some(&i) = self.cmd_index.get(&(e.session.clone(), e.command)) {
+            self.cmds[i].end.get_or_insert(e);
+        }
+    }
+
+    /// The command a decision belongs to: the one its record names, else
+    /// the last one started with its pid before it.
+    fn cmd_of(&self, d: &Decision) -> Option<usize> {
+        if let Some(c) = d.command {
+            return self.cmd_index.get(&(d.session.clone(), c)).copied();
+        }
+        let pid = d.pid?;
+        self.cmd_by_pid
+            .get(&(d.session.clone(), pid))?
+            .iter()
+            .rev()
+            .find(|&&i| self.cmds[i].start.ms <= d.ms)
+            .copied()
+    }
+
+    /// The session and segment of a record `at`, made if new, their times
+    /// stretched to `ms` (written `time`).
+    fn slot(&mut self, at: &At<'_>, ms: i64, time: &str) -> (usize, usize) {
+        let si = match self.index.get(at.session) {
             Some(&i) => i,
             None => {
                 self.sessions.push(Session {
-                    id: d.session.clone(),
-                    host: d.host.clone(),
-                    uid: d.uid,
+                    id: at.session.to_string(),
+                    host: at.host.to_string(),
+                    uid: at.uid,
                     objectives: BTreeSet::new(),
                     intents: BTreeSet::new(),
-                    first_time: d.time.clone(),
-                    last_time: d.time.clone(),
-                    first: d.ms,
-                    last: d.ms,
+                    first_time: time.to_string(),
+                    last_time: time.to_string(),
+                    first: ms,
+                    last: ms,
                     allows: 0,
                     denials: 0,
                     segments: Vec::new(),
                     seg_index: HashMap::new(),
                 });
                 self.index
-                    .insert(d.session.clone(), self.sessions.len() - 1);
+                    .insert(at.session.to_string(), self.sessions.len() - 1);
                 self.sessions.len() - 1
             }
         };
         let s = &mut self.sessions[si];
-        if !d.objective.is_empty() && s.objectives.len() < 20 {
-            s.objectives.insert(d.objective.clone());
+        if ms < s.first {
+            s.first = ms;
+            s.first_time = time.to_string();
         }
-        if let Some(i) = &d.intent
-            && s.intents.len() < 20
-        {
-            s.intents.insert(i.clone());
+        if ms > s.last {
+            s.last = ms;
+            s.last_time = time.to_string();
         }
-        if d.ms < s.first {
-            s.first = d.ms;
-            s.first_time.clone_from(&d.time);
-        }
-        if d.ms > s.last {
-            s.last = d.ms;
-            s.last_time.clone_from(&d.time);
-        }
-        if d.deny {
-            s.denials += 1;
-        } else {
-            s.allows += 1;
-        }
-        let key = (d.plan.clone(), d.revision, d.step.clone());
+        let key = (at.plan.to_string(), at.revision, at.step.to_string());
         let gi = match s.seg_index.get(&key) {
             Some(&i) => i,
             None => {
                 s.segments.push(Segment {
-                    plan: d.plan.clone(),
-                    revision: d.revision,
-                    step: d.step.clone(),
-                    first_time: d.time.clone(),
-                    first: d.ms,
-                    last: d.ms,
+                    plan: at.plan.to_string(),
+                    revision: at.revision,
+                    step: at.step.to_string(),
+                    first_time: time.to_string(),
+                    first: ms,
+                    last: ms,
                     allows: 0,
                     denials: 0,
                     procs: Vec::new(),
                     by_pid: HashMap::new(),
+                    cmds: Vec::new(),
                     dirs: BTreeMap::new(),
                     dirs_more: 0,
                     programs: Objects::default(),
@@ -511,6 +658,46 @@ impl Aggregate {
                 s.segments.len() - 1
             }
         };
+        let g = &mut s.segments[gi];
+        if ms < g.first {
+            g.first = ms;
+            g.first_time = time.to_string();
+        }
+        g.last = g.last.max(ms);
+        (si, gi)
+    }
+
+    fn decision(&mut self, d: Decision) {
+        let ci = self.cmd_of(&d);
+        self.stats.decisions += 1;
+        if d.deny {
+            self.stats.denials += 1;
+        } else {
+            self.stats.allows += 1;
+        }
+        let at = At {
+            session: &d.session,
+            host: &d.host,
+            uid: d.uid,
+            plan: &d.plan,
+            revision: d.revision,
+            step: &d.step,
+        };
+        let (si, gi) = self.slot(&at, d.ms, &d.time);
+        let s = &mut self.sessions[si];
+        if !d.objective.is_empty() && s.objectives.len() < 20 {
+            s.objectives.insert(d.objective.clone());
+        }
+        if let Some(i) = &d.intent
+            && s.intents.len() < 20
+        {
+            s.intents.insert(i.clone());
+        }
+        if d.deny {
+            s.denials += 1;
+        } else {
+            s.allows += 1;
+        }
         // The detail: one per distinct (step, verdict, operation, object).
         let dkey = (si, gi, d.deny, d.operation.clone(), d.object.clone());
         let x = match self.detail_index.get(&dkey) {
@@ -563,8 +750,6 @@ impl Aggregate {
         }
         let lim = self.limits;
         let seg = &mut s.segments[gi];
-        seg.first = seg.first.min(d.ms);
-        seg.last = seg.last.max(d.ms);
         if d.deny {
             seg.denials += 1;
         } else {
@@ -584,41 +769,22 @@ impl Aggregate {
                 })
                 .n += 1;
         }
-        let pi = match seg.by_pid.get(&d.pid) {
-            Some(&i) => i,
-            None => {
-                seg.procs.push(Proc {
-                    pid: d.pid,
-                    comm: d.comm.clone(),
-                    exe: d.exe.clone(),
-                    allows: 0,
-                    denials: 0,
-                    events: Vec::new(),
-                });
-                seg.by_pid.insert(d.pid, seg.procs.len() - 1);
-                seg.procs.len() - 1
-            }
-        };
-        let p = &mut seg.procs[pi];
-        if d.deny {
-            p.denials += 1;
-        } else {
-            p.allows += 1;
-        }
-        // A process that executes a program takes its name.
-        if d.operation == "exec" && !d.deny {
-            p.comm.clone_from(&d.comm);
-            if d.kind == "program" {
-                p.exe = d.path.clone().or_else(|| Some(d.object.clone()));
-            }
-        } else if p.exe.is_none() {
-            p.exe.clone_from(&d.exe);
-        }
-        p.events.push(Event {
+        let ev = Event {
             ms: d.ms,
             deny: d.deny,
             x,
-        });
+        };
+        if let Some(ci) = ci {
+            let c = &mut self.cmds[ci];
+            if d.deny {
+                c.denials += 1;
+            } else {
+                c.allows += 1;
+            }
+            c.events.push(ev);
+        } else {
+            seg.process_event(&d, ev);
+        }
         let cap = lim.objects_per_step;
         match place(&d) {
             Place::Path(dir, name) => {
@@ -643,7 +809,41 @@ impl Aggregate {
         }
     }
 
-    fn finish(self, images: &[NamedImage<'_>]) -> Data {
+    /// Puts each command in its step's segment, stretched to hold its bar
+    /// and marks.
+    fn place_commands(&mut self) {
+        for ci in 0..self.cmds.len() {
+            let st = self.cmds[ci].start.clone();
+            let at = At {
+                session: &st.session,
+                host: &st.host,
+                uid: st.uid,
+                plan: &st.plan,
+                revision: st.revision,
+                step: &st.step,
+            };
+            let (si, gi) = self.slot(&at, st.ms, &st.time);
+            let end = self.cmds[ci].end.as_ref().map(|e| (e.ms, e.time.clone()));
+            if let Some((ms, time)) = end {
+                self.slot(&at, ms, &time);
+            } else {
+                self.stats.commands_open += 1;
+            }
+            let evs = &self.cmds[ci].events;
+            let lo = evs.iter().map(|e| e.ms).min();
+            let hi = evs.iter().map(|e| e.ms).max();
+            let g = &mut self.sessions[si].segments[gi];
+            if let (Some(lo), Some(hi)) = (lo, hi) {
+                g.first = g.first.min(lo);
+                g.last = g.last.max(hi);
+            }
+            g.cmds.push(ci);
+        }
+    }
+
+    fn finish(mut self, images: &[NamedImage<'_>]) -> Data {
+        self.place_commands();
+        let cmds = std::mem::take(&mut self.cmds);
         let lim = self.limits;
         let mut stats = self.stats;
         stats.sessions = self.sessions.len() as u64;
@@ -665,7 +865,7 @@ impl Aggregate {
                 segments: s
                     .segments
                     .into_iter()
-                    .map(|g| segment_out(g, images, lim))
+                    .map(|g| segment_out(g, &cmds, s.last, images, lim))
                     .collect(),
             })
             .collect();
@@ -735,6 +935,10 @@ struct SegmentOut {
     ms: i64,
     allows: u64,
     denials: u64,
+    /// Its commands, in start order (the first `procs_per_step`).
+    cmds: Vec<CmdOut>,
+    /// Commands past the cap, not drawn.
+    cmds_more: usize,
     procs: Vec<ProcOut>,
     /// Processes merged into the last row (past the cap).
     procs_merged: usize,
@@ -785,6 +989,29 @@ struct ProcOut {
     marks: Vec<Mark>,
 }
 
+/// A command's bar: `t0`/`t1` and marks' `t` are ms after the step's
+/// first record; `status` is `None` without an end record (the bar then
+/// ends at the session's last record).
+#[derive(Clone, Debug, Serialize)]
+struct CmdOut {
+    id: u64,
+    pid: Option<i64>,
+    argv: String,
+    program: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cwd: Option<String>,
+    t0: i64,
+    t1: i64,
+    status: Option<String>,
+    ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ms: Option<u64>,
+    with_step: bool,
+    allows: u64,
+    denials: u64,
+    marks: Vec<Mark>,
+}
+
 #[derive(Clone, Debug, Serialize)]
 struct Mark {
     t: i64,
@@ -824,8 +1051,48 @@ fn add_event(m: &mut Mark, e: &Event, lim: Limits) {
     }
 }
 
-fn segment_out(g: Segment, images: &[NamedImage<'_>], lim: Limits) -> SegmentOut {
-    let span = g.last - g.first;
+fn cmd_out(c: &Cmd, first: i64, span: i64, session_last: i64, lim: Limits) -> CmdOut {
+    let t1 = c.end.as_ref().map_or(session_last, |e| e.ms);
+    CmdOut {
+        id: c.start.command,
+        pid: c.start.pid,
+        argv: argv_line(&c.start.argv, c.start.argv_truncated),
+        program: c.start.program.clone(),
+        cwd: c.start.cwd.clone(),
+        t0: c.start.ms - first,
+        t1: t1.max(c.start.ms) - first,
+        status: c.end.as_ref().map(|e| e.status.clone()),
+        ok: c.end.as_ref().is_some_and(|e| e.ok),
+        ms: c.end.as_ref().and_then(|e| e.duration_ms),
+        with_step: c.end.as_ref().is_some_and(|e| e.with_step),
+        allows: c.allows,
+        denials: c.denials,
+        marks: marks(&c.events, first, span, lim),
+    }
+}
+
+fn segment_out(
+    g: Segment,
+    cmds: &[Cmd],
+    session_last: i64,
+    images: &[NamedImage<'_>],
+    lim: Limits,
+) -> SegmentOut {
+    // A command without an end draws to the session's last record.
+    let last = g
+        .cmds
+        .iter()
+        .filter(|&&ci| cmds[ci].end.is_none())
+        .fold(g.last, |l, _| l.max(session_last));
+    let span = last - g.first;
+    let mut mine: Vec<&Cmd> = g.cmds.iter().map(|&ci| &cmds[ci]).collect();
+    mine.sort_by_key(|c| (c.start.ms, c.start.command));
+    let cmds_more = mine.len().saturating_sub(lim.procs_per_step);
+    let cmds_out: Vec<CmdOut> = mine
+        .iter()
+        .take(lim.procs_per_step)
+        .map(|c| cmd_out(c, g.first, span, session_last, lim))
+        .collect();
     let (unused, unused_note) = unused_grants(&g, images);
     let mut procs = g.procs;
     // The busiest processes keep their own rows.
@@ -885,6 +1152,8 @@ fn segment_out(g: Segment, images: &[NamedImage<'_>], lim: Limits) -> SegmentOut
         ms: span,
         allows: g.allows,
         denials: g.denials,
+        cmds: cmds_out,
+        cmds_more,
         procs,
         procs_merged: merged,
         dirs: g

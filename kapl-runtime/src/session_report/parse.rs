@@ -77,6 +77,63 @@ pub struct Decision {
     pub learned: Option<String>,
     /// The kernel audit serial.
     pub audit_serial: Option<u64>,
+    /// The command whose process it was (`command`), when the record says.
+    pub command: Option<u64>,
+}
+
+/// A `command_started` record's fields the report shows.
+#[derive(Clone, Debug)]
+pub struct Started {
+    /// Milliseconds since the epoch.
+    pub ms: i64,
+    /// As written.
+    pub time: String,
+    /// The session.
+    pub session: String,
+    /// The host.
+    pub host: String,
+    /// The user.
+    pub uid: Option<u64>,
+    /// The command id.
+    pub command: u64,
+    /// Its process.
+    pub pid: Option<i64>,
+    /// Its arguments, as recorded.
+    pub argv: Vec<String>,
+    /// The record cut them.
+    pub argv_truncated: bool,
+    /// Its program.
+    pub program: String,
+    /// Its working directory.
+    pub cwd: Option<String>,
+    /// The step.
+    pub step: String,
+    /// The plan.
+    pub plan: String,
+    /// The plan's revision.
+    pub revision: Option<u64>,
+}
+
+/// A `command_ended` record's fields the report shows.
+#[derive(Clone, Debug)]
+pub struct Ended {
+    /// Milliseconds since the epoch.
+    pub ms: i64,
+    /// As written.
+    pub time: String,
+    /// The session.
+    pub session: String,
+    /// The command id.
+    pub command: u64,
+    /// How it ended, as the page says it (`exit 0`, `killed by SIGKILL`,
+    /// `refused (exit 126)`, ...).
+    pub status: String,
+    /// It exited 0.
+    pub ok: bool,
+    /// From start to end, as recorded.
+    pub duration_ms: Option<u64>,
+    /// Its step's (or the session's) end killed it.
+    pub with_step: bool,
 }
 
 /// A `lost` record.
@@ -99,6 +156,42 @@ pub enum Line {
     Decision(Box<Decision>),
     /// Lost events.
     Lost(Lost),
+    /// A command started.
+    Started(Box<Started>),
+    /// A command ended.
+    Ended(Ended),
+    /// A record the report reads but does not show (`degraded`: the page
+    /// is about decisions; the kernel level is in `kapl-run status`).
+    Other,
+}
+
+/// How a `command_ended` record's `exit` reads, and whether it is 0.
+fn exit_text(e: Option<&Value>) -> (String, bool) {
+    let Some(e) = e else {
+        return ("no exit status recorded".into(), false);
+    };
+    let num = |k: &str| e.get(k).and_then(Value::as_i64);
+    match e.get("kind").and_then(Value::as_str).unwrap_or("") {
+        "exited" => {
+            let c = num("code").unwrap_or(-1);
+            (format!("exit {c}"), c == 0)
+        }
+        "killed" => {
+            let sig = match (text(e, "name"), num("signal")) {
+                (Some(n), _) => n,
+                (None, Some(n)) => format!("signal {n}"),
+                (None, None) => "a signal".into(),
+            };
+            (format!("killed by {sig}"), false)
+        }
+        "refused" => ("refused: not executed (exit 126)".into(), false),
+        "not_started" => (
+            format!("not started: {}", text(e, "error").unwrap_or_default()),
+            false,
+        ),
+        "unknown" => ("exit status unknown".into(), false),
+        other => (format!("ended ({other})"), false),
+    }
 }
 
 fn text(v: &Value, k: &str) -> Option<String> {
@@ -188,8 +281,67 @@ pub fn line(s: &str) -> Result<Line, String> {
                 mechanism: text(&v, "mechanism").unwrap_or_default(),
                 learned: v.get("learned").and_then(|l| text(l, "name")),
                 audit_serial: v.get("audit_serial").and_then(Value::as_u64),
+                command: v.get("command").and_then(Value::as_u64),
             })))
         }
+        "command_started" => {
+            let ms = millis(&time).ok_or_else(|| format!("`time` {time:?} is not RFC 3339"))?;
+            let command = v
+                .get("command")
+                .and_then(Value::as_u64)
+                .ok_or("no `command`")?;
+            let argv = v
+                .get("argv")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default();
+            Ok(Line::Started(Box::new(Started {
+                ms,
+                time,
+                session,
+                host: text(&v, "host").unwrap_or_default(),
+                uid: v.get("uid").and_then(Value::as_u64),
+                command,
+                pid: v.get("pid").and_then(Value::as_i64),
+                argv,
+                argv_truncated: v
+                    .get("argv_truncated")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
+                program: text(&v, "program").unwrap_or_default(),
+                cwd: text(&v, "cwd"),
+                step: need(&v, "step")?,
+                plan: need(&v, "plan")?,
+                revision: v.get("plan_revision").and_then(Value::as_u64),
+            })))
+        }
+        "command_ended" => {
+            let ms = millis(&time).ok_or_else(|| format!("`time` {time:?} is not RFC 3339"))?;
+            let command = v
+                .get("command")
+                .and_then(Value::as_u64)
+                .ok_or("no `command`")?;
+            let (status, ok) = exit_text(v.get("exit"));
+            Ok(Line::Ended(Ended {
+                ms,
+                time,
+                session,
+                command,
+                status,
+                ok,
+                duration_ms: v.get("duration_ms").and_then(Value::as_u64),
+                with_step: v
+                    .get("ended_with_step")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
+            }))
+        }
+        "degraded" => Ok(Line::Other),
         other => Err(format!("verdict `{other}` is not one this report knows")),
     }
 }

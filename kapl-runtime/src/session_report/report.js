@@ -92,13 +92,8 @@
     var rows = el("div");
     box.appendChild(rows);
     var selected = null;
-    function addRow(p) {
-      var track = el("div", "track");
-      var bar = el("div", "bar");
-      bar.style.left = (100 * p.t0 / span) + "%";
-      bar.style.width = (100 * (p.t1 - p.t0) / span) + "%";
-      track.appendChild(bar);
-      p.marks.forEach(function (m) {
+    function addMarks(track, m0, who) {
+      m0.forEach(function (m) {
         var b = el("button", "mk" + (m.d > 0 ? " deny" : ""));
         b.type = "button";
         b.style.left = (100 * m.t / span) + "%";
@@ -109,14 +104,52 @@
           b.classList.add("sel");
           var shown = m.x.length;
           var note = (m.a + m.d > shown) ? (m.a + m.d) + " decisions here; " + shown + " distinct ones shown" : null;
-          showIn(pane, procName(p) + " at +" + ms(m.t) + ": " + m.a + " allowed, " + m.d + " denied", m.x, note);
+          showIn(pane, who + " at +" + ms(m.t) + ": " + m.a + " allowed, " + m.d + " denied", m.x, note);
         });
         track.appendChild(b);
       });
+    }
+    function addRow(p) {
+      var track = el("div", "track");
+      var bar = el("div", "bar");
+      bar.style.left = (100 * p.t0 / span) + "%";
+      bar.style.width = (100 * (p.t1 - p.t0) / span) + "%";
+      track.appendChild(bar);
+      addMarks(track, p.marks, procName(p));
       var lbl = el("div", "lbl", procName(p));
       lbl.title = procName(p) + " — " + p.allows + " allowed, " + p.denials + " denied";
-      rows.appendChild(el("div", "row", lbl, track));
+      rows.appendChild(el("div", "row", lbl, track, el("div", "st")));
     }
+    // One bar per command, from its start to its end; its decisions as
+    // marks on it.
+    function cmdStatus(c) {
+      if (c.status == null) return "running / no end record";
+      var s = c.status;
+      if (c.ms != null) s += " · " + ms(c.ms);
+      if (c.with_step) s += " · ended with its step";
+      return s;
+    }
+    function addCmd(c) {
+      var track = el("div", "track");
+      var cls = c.status == null ? " open" : (c.ok ? " ok" : " fail");
+      var bar = el("div", "bar cmd" + cls);
+      bar.style.left = (100 * c.t0 / span) + "%";
+      bar.style.width = (100 * (c.t1 - c.t0) / span) + "%";
+      track.appendChild(bar);
+      var who = "command " + c.id + " (" + c.argv + ")";
+      addMarks(track, c.marks, who);
+      var lbl = el("div", "lbl", el("code", null, c.argv));
+      lbl.title = c.argv + "\ncommand " + c.id + (c.pid != null ? ", pid " + c.pid : "") + ", program " + c.program +
+        (c.cwd ? ", in " + c.cwd : "") + " — " + c.allows + " allowed, " + c.denials + " denied";
+      var st = el("div", "st" + cls, cmdStatus(c));
+      st.title = cmdStatus(c);
+      var row = el("div", "row cmd", lbl, track, st);
+      row.setAttribute("data-cmd", String(c.id));
+      rows.appendChild(row);
+    }
+    g.cmds.forEach(addCmd);
+    if (g.cmds_more) box.appendChild(el("div", "note", g.cmds_more + " more commands not drawn (their decisions are in the tables below)"));
+    if (g.cmds.length && g.procs.length) rows.appendChild(el("div", "sep", "processes of no command record"));
     var first = SMALL ? g.procs.length : Math.min(g.procs.length, 40);
     g.procs.slice(0, first).forEach(addRow);
     if (first < g.procs.length) {
@@ -257,7 +290,7 @@
       var st = el("section", "step");
       st.id = "s" + si + "-" + gi;
       st.appendChild(el("h3", null, "step " + g.step));
-      st.appendChild(el("div", "meta", g.first + " · " + ms(g.ms) + " · " + g.procs.length + " process rows · ", counts(g.allows, g.denials)));
+      st.appendChild(el("div", "meta", g.first + " · " + ms(g.ms) + " · " + (g.cmds.length ? g.cmds.length + g.cmds_more + " commands · " : "") + g.procs.length + " process rows · ", counts(g.allows, g.denials)));
       var pane = el("div", "pane");
       // The step's first denial, one no grant covers first (a denial a
       // grant covers is enforcement narrower than the grant, and ordinary).

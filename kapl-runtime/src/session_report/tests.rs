@@ -1,6 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::panic, reason = "test assertions")]
 
-use super::synthetic::{record, synthetic};
+use super::synthetic::{ended, record, started, synthetic};
 use super::*;
 use serde_json::json;
 
@@ -64,6 +64,8 @@ fn decisions_are_grouped_by_step_process_and_directory() {
     let d = data_of(&b.html);
     let seg = &d["sessions"][0]["segments"][0];
     assert_eq!(seg["step"], "a");
+    // No command records (an older runtime's file): a row per process.
+    assert_eq!(seg["cmds"].as_array().unwrap().len(), 0);
     assert_eq!(seg["procs"].as_array().unwrap().len(), 2);
     let dirs: Vec<&str> = seg["dirs"]
         .as_array()
@@ -143,5 +145,147 @@ fn a_hundred_thousand_records_make_a_page_of_a_few_megabytes() {
     let text = synthetic(100_000);
     let b = build(&text, &[], "big", Limits::default());
     assert_eq!(b.stats.decisions, 100_000);
+    assert_eq!((b.stats.commands, b.stats.commands_open), (240, 1));
+    let d = data_of(&b.html);
+    let seg = &d["sessions"][0]["segments"][0];
+    assert_eq!(seg["cmds"].as_array().unwrap().len(), 60);
+    assert_eq!(seg["procs"].as_array().unwrap().len(), 0);
     assert!(b.html.len() < 3 << 20, "{} bytes", b.html.len());
+}
+
+#[test]
+fn commands_are_bars_with_their_decisions_as_marks() {
+    let with_cmd = |mut r: serde_json::Value, cmd: u64| {
+        r["command"] = json!(cmd);
+        r
+    };
+    let evil = "/srv/<script>alert(1)</script>";
+    let mut refused = record(310, 0, "deny", "exec (execute)", "/usr/bin/rm");
+    refused["pid"] = json!(null);
+    refused["target"] = json!({"kind": "program", "path": "/usr/bin/rm", "truncated": false});
+    let recs = [
+        started(0, 1, Some(10), &["cat", "/srv/logs/a.log"], "a"),
+        with_cmd(
+            record(5, 10, "allow", "read (read_file)", "/srv/logs/a.log"),
+            1,
+        ),
+        // A child of command 1 (another pid): its record names the command.
+        with_cmd(record(8, 12, "deny", "read (read_file)", "/srv/.env"), 1),
+        ended(
+            20,
+            1,
+            Some(10),
+            json!({"kind": "exited", "code": 1}),
+            20,
+            "a",
+        ),
+        // A file of before decision records named their command: by pid.
+        started(100, 2, Some(20), &["grep", "-r", "x y", evil], "a"),
+        record(150, 20, "deny", "read (read_file)", evil),
+        ended(
+            200,
+            2,
+            Some(20),
+            json!({"kind": "killed", "signal": 9, "name": "SIGKILL"}),
+            100,
+            "a",
+        ),
+        // Refused before it ran: a start, its denial, an end.
+        started(300, 3, None, &["rm", "-rf", "/"], "a"),
+        with_cmd(refused, 3),
+        ended(310, 3, None, json!({"kind": "refused"}), 10, "a"),
+        // Still running: no end record.
+        started(400, 4, Some(40), &["sleep", "60"], "a"),
+        // A process no command record names.
+        record(500, 99, "allow", "read (read_file)", "/srv/logs/b.log"),
+    ];
+    let b = build(&lines(&recs), &[], "cmds", Limits::default());
+    assert_eq!((b.stats.commands, b.stats.commands_open), (4, 1));
+    assert_eq!((b.stats.decisions, b.stats.not_understood), (5, 0));
+    // Nothing of the argv reaches the page as markup.
+    assert!(!b.html.contains("<script>alert"));
+    let d = data_of(&b.html);
+    let seg = &d["sessions"][0]["segments"][0];
+    let cmds = seg["cmds"].as_array().unwrap();
+    let brief: Vec<(u64, &str, Option<&str>, u64, u64)> = cmds
+        .iter()
+        .map(|c| {
+            (
+                c["id"].as_u64().unwrap(),
+                c["argv"].as_str().unwrap(),
+                c["status"].as_str(),
+                c["allows"].as_u64().unwrap(),
+                c["denials"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        brief,
+        [
+            (1, "cat /srv/logs/a.log", Some("exit 1"), 1, 1),
+            (
+                2,
+                "grep -r 'x y' '/srv/<script>alert(1)</script>'",
+                Some("killed by SIGKILL"),
+                0,
+                1
+            ),
+            (
+                3,
+                "rm -rf /",
+                Some("refused: not executed (exit 126)"),
+                0,
+                1
+            ),
+            (4, "sleep 60", None, 0, 0),
+        ]
+    );
+    // Bars span start to end, the open one to the last record; the marks
+    // sit on their command's bar.
+    let span = |c: &serde_json::Value| (c["t0"].as_i64().unwrap(), c["t1"].as_i64().unwrap());
+    assert_eq!(span(&cmds[0]), (0, 20));
+    assert_eq!(span(&cmds[1]), (100, 200));
+    assert_eq!(span(&cmds[3]), (400, 500));
+    assert_eq!(cmds[1]["ms"], 100);
+    let m = &cmds[0]["marks"].as_array().unwrap();
+    assert_eq!(
+        m.iter().map(|m| m["d"].as_u64().unwrap()).sum::<u64>(),
+        1,
+        "{m:?}"
+    );
+    assert!(cmds[1]["marks"][0]["t"].as_i64().unwrap() == 150);
+    // The process of no command keeps its own row.
+    let procs = seg["procs"].as_array().unwrap();
+    assert_eq!(procs.len(), 1);
+    assert_eq!(procs[0]["pid"], 99);
+}
+
+#[test]
+fn command_records_alone_make_a_session_and_order_does_not_matter() {
+    // The end before the start (a file put together by hand), and a
+    // decision before its command's start line: still one bar with it.
+    let mut d = record(5, 10, "deny", "read (read_file)", "/srv/x");
+    d["command"] = json!(7);
+    let recs = [
+        ended(
+            50,
+            7,
+            Some(10),
+            json!({"kind": "exited", "code": 0}),
+            50,
+            "b",
+        ),
+        d,
+        started(0, 7, Some(10), &["true"], "b"),
+    ];
+    let b = build(&lines(&recs), &[], "x", Limits::default());
+    let data = data_of(&b.html);
+    let segs = data["sessions"][0]["segments"].as_array().unwrap();
+    let cmds: Vec<&serde_json::Value> = segs
+        .iter()
+        .flat_map(|g| g["cmds"].as_array().unwrap())
+        .collect();
+    assert_eq!(cmds.len(), 1);
+    assert_eq!(cmds[0]["status"], "exit 0");
+    assert_eq!(cmds[0]["denials"], 1);
 }
