@@ -539,7 +539,7 @@ pub enum CommandExit {
 }
 
 /// A command ended: reaped by the supervisor, refused before it ran, or
-/// still running when the session ended (then `ended_with_session`).
+/// still running when the session ended (then `ended_with_step`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct CommandEndRecord {
     /// [`SCHEMA_VERSION`].
