@@ -973,6 +973,11 @@ struct UnusedGrant {
     plan_wide: bool,
     /// From a library (`use`), not written in the plan's own file.
     library: bool,
+    /// A file-system grant: Landlock allows reads and writes without a
+    /// record (only creating, removing and metadata changes, decided by
+    /// the supervisor, are recorded when allowed), so no record does not
+    /// mean it was never used.
+    unrecorded: bool,
 }
 
 /// A timeline row: `t0`/`t1` and marks' `t` are ms after the step's
@@ -1224,6 +1229,10 @@ fn unused_grants(
                 continue;
             };
             let library = !r.source.starts_with(&format!("{main_file}:"));
+            let unrecorded = img
+                .grants
+                .get(gid as usize)
+                .is_some_and(|gr| matches!(gr.kind, kapl_image::GrantKind::Fs(_)));
             out.push(UnusedGrant {
                 grant: Grant {
                     id: Some(u64::from(r.id)),
@@ -1234,6 +1243,7 @@ fn unused_grants(
                 },
                 plan_wide,
                 library,
+                unrecorded,
             });
         }
         return (Some(out), Some(format!("from {}", ni.file)));

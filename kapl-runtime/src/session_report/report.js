@@ -240,14 +240,24 @@
       box.appendChild(el("div", "note", g.unused_note));
       return box;
     }
-    var own = g.unused.filter(function (u) { return !u.library; });
-    var lib = g.unused.filter(function (u) { return u.library; });
-    if (!own.length) box.appendChild(el("div", "note", "every grant written in the plan was used"));
+    var own = g.unused.filter(function (u) { return !u.library && !u.unrecorded; });
+    var lib = g.unused.filter(function (u) { return u.library && !u.unrecorded; });
+    var files = g.unused.filter(function (u) { return !u.library && u.unrecorded; });
+    if (!own.length) box.appendChild(el("div", "note", "every program and network grant written in the plan was used"));
     own.forEach(function (u) {
       var b = grantBlock(u.grant);
       if (u.plan_wide) b.appendChild(el("div", "src", "plan-wide"));
       box.appendChild(b);
     });
+    if (files.length) {
+      box.appendChild(el("h4", null, "File grants with no record (may have been used)"));
+      box.appendChild(el("div", "note", "Landlock allows reading and writing files without a record (only refusals, and creating or removing names, are recorded), so a file grant with no record may still have been used; it is not listed as never used."));
+      files.forEach(function (u) {
+        var b = grantBlock(u.grant);
+        if (u.plan_wide) b.appendChild(el("div", "src", "plan-wide"));
+        box.appendChild(b);
+      });
+    }
     if (lib.length) {
       var d = el("details", null, el("summary", null, lib.length + " library grants (from `use`) never used"));
       lib.forEach(function (u) { d.appendChild(grantBlock(u.grant)); });
@@ -305,8 +315,9 @@
       st.appendChild(pane);
       var nObj = g.dirs.length + " directories, " + g.programs.length + " programs, " + g.destinations.length + " destinations";
       st.appendChild(lazy("What was touched: " + nObj, function () { return touched(g, pane); }));
-      var nUnused = g.unused == null ? "?" : g.unused.filter(function (u) { return !u.library; }).length;
-      st.appendChild(lazy("Grants: " + g.used.length + " used, " + nUnused + " never used", function () { return grants(g); }));
+      var nUnused = g.unused == null ? "?" : g.unused.filter(function (u) { return !u.library && !u.unrecorded; }).length;
+      var nFiles = g.unused == null ? 0 : g.unused.filter(function (u) { return !u.library && u.unrecorded; }).length;
+      st.appendChild(lazy("Grants: " + g.used.length + " used, " + nUnused + " never used" + (nFiles ? ", " + nFiles + " file grants with no record" : ""), function () { return grants(g); }));
       sec.appendChild(st);
     });
     return sec;

@@ -92,6 +92,16 @@ fn decisions_are_grouped_by_step_process_and_directory() {
         unused,
         ["fs read \"/srv/never/**\"", "exec \"/usr/bin/tail\""]
     );
+    // A file grant with no record is not said to be never used: Landlock
+    // allows file access without a record.
+    let unrecorded: Vec<bool> = seg["unused"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["library"] == false)
+        .map(|u| u["unrecorded"].as_bool().unwrap())
+        .collect();
+    assert_eq!(unrecorded, [true, false]);
     // The objective's about, escaped in the header.
     assert!(
         b.html
