@@ -31,7 +31,7 @@ use kapl_check::GrantAutomata;
 use kapl_check::ir::{self, Policy, RuleKind};
 use kapl_image::{
     BENEATH_ALL, BENEATH_SELF, BENEATH_SOME, Cell, Dfa, DfaKind, GrantKind, Image, ImageError,
-    Intent, Meta, NO_GRANT, NetOp, Objective, RightSet, SourceLoc, Step,
+    Intent, Meta, NO_GRANT, NetOp, Objective, RightSet, RuleText, SourceLoc, Step,
 };
 use kapl_syntax::{Diagnostic, SourceMap, Span};
 
@@ -93,6 +93,27 @@ fn loc(sources: &SourceMap, span: Span) -> SourceLoc {
     }
 }
 
+/// A level's bound and `never` rules as written, in source order.
+fn rule_texts(sources: &SourceMap, bound: &[ir::Rule], never: &[ir::Rule]) -> Vec<RuleText> {
+    let mut v: Vec<(Span, RuleText)> = bound
+        .iter()
+        .map(|r| (r, false))
+        .chain(never.iter().map(|r| (r, true)))
+        .map(|(r, never)| {
+            (
+                r.span,
+                RuleText {
+                    never,
+                    source: loc(sources, r.span),
+                    text: sources.snippet(r.span).to_string(),
+                },
+            )
+        })
+        .collect();
+    v.sort_by_key(|(span, _)| (span.file.0, span.start));
+    v.into_iter().map(|(_, r)| r).collect()
+}
+
 fn limit_error(e: ImageError, span: Span) -> Diagnostic {
     Diagnostic::error(
         codes::LIMIT_EXCEEDED,
@@ -143,6 +164,7 @@ pub fn compile_with(
         .map(|o| Objective {
             name: o.name.clone(),
             about: o.about.clone(),
+            rules: rule_texts(sources, &o.bound, &o.never),
         })
         .collect();
     let intents = policy
@@ -152,6 +174,7 @@ pub fn compile_with(
             name: i.name.clone(),
             about: i.about.clone(),
             objective: i.objective.0,
+            rules: rule_texts(sources, &i.bound, &i.never),
         })
         .collect();
     let grants = policy

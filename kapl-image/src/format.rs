@@ -7,7 +7,7 @@
 //! with the record sizes named below the layout. There is one writer and
 //! one reader function per section, in file order.
 //!
-//! # Binary format, version 3
+//! # Binary format, version 4
 //!
 //! Little-endian throughout. A file is a 64-byte header, a section table,
 //! then the sections, each starting at an 8-byte aligned offset (zero
@@ -16,7 +16,7 @@
 //! | offset | size | field |
 //! |---|---|---|
 //! | 0 | 8 | magic `KAPLIMG\0` |
-//! | 8 | 2 | format version (`3`) |
+//! | 8 | 2 | format version (`4`) |
 //! | 10 | 2 | header length (`64`) |
 //! | 12 | 4 | section count (`9`) |
 //! | 16 | 8 | total file length |
@@ -41,8 +41,12 @@
 //!   params` (sorted by name, at least one: an image without parameters
 //!   ends `meta` after the sources, so it is byte for byte what it was
 //!   before parameters existed; a present but empty list is refused).
-//! - `chain`: `list<str name, opt str about>` objectives;
-//!   `list<str name, opt str about, u32 objective>` intents.
+//! - `chain`: `list<str name, opt str about, rules>` objectives;
+//!   `list<str name, opt str about, u32 objective, rules>` intents, where
+//!   `rules` (version 4) = `list<u8 never (0 bound, 1 never), loc source,
+//!   str text>`: the bound and `never` rules as written, in source order
+//!   (`loc` indexes `meta`'s sources), in every image, so that a plan
+//!   image can show its objective as written.
 //! - `grants`: `list<u32 id, u32 plan, opt u32 step, u8 kind (0 fs, 1 exec,
 //!   2 net), u8 arg (fs: rights bits read=1 write=2 create=4 delete=8; net:
 //!   0 connect, 1 bind), loc source, loc site, str text>`.
@@ -110,7 +114,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 /// The first 8 bytes of every image.
 pub const MAGIC: [u8; 8] = *b"KAPLIMG\0";
 /// The format version this crate writes and reads.
-pub const FORMAT_VERSION: u16 = 3;
+pub const FORMAT_VERSION: u16 = 4;
 /// Size of the fixed header.
 pub const HEADER_LEN: usize = 64;
 /// Size of one section-table entry.
@@ -140,10 +144,12 @@ const PORT_LEN: usize = 2 + 2 + U32_LEN;
 const SOURCE_MIN: usize = LEN_LEN;
 /// `meta` param: `str name, str value`.
 const PARAM_MIN: usize = 2 * LEN_LEN;
-/// `chain` objective: `str name, opt str about`.
-const OBJECTIVE_MIN: usize = LEN_LEN + OPT_STR_MIN;
-/// `chain` intent: `str name, opt str about, u32 objective`.
-const INTENT_MIN: usize = LEN_LEN + OPT_STR_MIN + U32_LEN;
+/// `chain` objective: `str name, opt str about, list rules`.
+const OBJECTIVE_MIN: usize = LEN_LEN + OPT_STR_MIN + LEN_LEN;
+/// `chain` intent: `str name, opt str about, u32 objective, list rules`.
+const INTENT_MIN: usize = LEN_LEN + OPT_STR_MIN + U32_LEN + LEN_LEN;
+/// A rule as written: `u8 never, loc source, str text`.
+const RULE_TEXT_MIN: usize = 1 + LOC_LEN + LEN_LEN;
 /// `grants` record: `u32 id, u32 plan, opt u32 step, u8 kind, u8 arg, loc
 /// source, loc site, str text` (58).
 const GRANT_MIN: usize = 2 * U32_LEN + OPT_U32_LEN + 1 + 1 + 2 * LOC_LEN + LEN_LEN;
@@ -191,8 +197,9 @@ const PRECISION_MIN: usize = U32_LEN + LEN_LEN;
 // The sums, spelled out: a change to the layout must show here.
 const _: () = assert!(
     PORT_LEN == 8
-        && OBJECTIVE_MIN == 5
-        && INTENT_MIN == 9
+        && OBJECTIVE_MIN == 9
+        && INTENT_MIN == 13
+        && RULE_TEXT_MIN == 25
         && GRANT_MIN == 58
         && PLAN_MIN == 17
         && STEP_MIN == 13
@@ -430,12 +437,24 @@ fn write_chain(o: &mut Out, im: &Image) -> Result<(), ImageError> {
     for x in &im.objectives {
         o.str(&x.name)?;
         o.opt_str(&x.about)?;
+        write_rule_texts(o, &x.rules)?;
     }
     o.len(im.intents.len())?;
     for x in &im.intents {
         o.str(&x.name)?;
         o.opt_str(&x.about)?;
         o.u32(x.objective);
+        write_rule_texts(o, &x.rules)?;
+    }
+    Ok(())
+}
+
+fn write_rule_texts(o: &mut Out, rules: &[RuleText]) -> Result<(), ImageError> {
+    o.len(rules.len())?;
+    for r in rules {
+        o.u8(u8::from(r.never));
+        o.loc(&r.source);
+        o.str(&r.text)?;
     }
     Ok(())
 }
@@ -933,6 +952,7 @@ fn read_chain(s: &mut In<'_>) -> Result<(Vec<Objective>, Vec<Intent>), ImageErro
         objectives.push(Objective {
             name: s.str()?,
             about: s.opt_str()?,
+            rules: read_rule_texts(s)?,
         });
     }
     let n = s.count(INTENT_MIN)?;
@@ -942,9 +962,28 @@ fn read_chain(s: &mut In<'_>) -> Result<(Vec<Objective>, Vec<Intent>), ImageErro
             name: s.str()?,
             about: s.opt_str()?,
             objective: s.u32()?,
+            rules: read_rule_texts(s)?,
         });
     }
     Ok((objectives, intents))
+}
+
+fn read_rule_texts(s: &mut In<'_>) -> Result<Vec<RuleText>, ImageError> {
+    let n = s.count(RULE_TEXT_MIN)?;
+    let mut v = Vec::with_capacity(n);
+    for _ in 0..n {
+        let never = match s.u8()? {
+            0 => false,
+            1 => true,
+            b => return Err(s.err(format!("rule kind {b} is neither bound (0) nor never (1)"))),
+        };
+        v.push(RuleText {
+            never,
+            source: s.loc()?,
+            text: s.str()?,
+        });
+    }
+    Ok(v)
 }
 
 fn read_grants(s: &mut In<'_>) -> Result<Vec<Grant>, ImageError> {

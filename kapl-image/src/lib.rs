@@ -13,8 +13,8 @@
 //!
 //! # Data model
 //!
-//! An [`Image`] holds one policy: its objectives and intents (names and
-//! `about`), its plans, and the provenance table ([`Grant`], indexed by grant
+//! An [`Image`] holds one policy: its objectives and intents (names,
+//! `about`, and their bound and `never` rules as written), its plans, and the provenance table ([`Grant`], indexed by grant
 //! id: plan, step, kind, source file/line/column, source text). Each
 //! [`Plan`] holds:
 //!

@@ -166,6 +166,20 @@ pub struct Objective {
     pub name: String,
     /// Its `about` text.
     pub about: Option<String>,
+    /// Its bound and `never` rules as written, in source order (what a
+    /// person reviewing a session reads; the prover's tables are elsewhere).
+    pub rules: Vec<RuleText>,
+}
+
+/// A bound or `never` rule of an objective or intent, as written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleText {
+    /// A `never` rule (else a bound rule).
+    pub never: bool,
+    /// Where it is written (its file indexes [`Meta::sources`]).
+    pub source: SourceLoc,
+    /// Its source text.
+    pub text: String,
 }
 
 /// An intent.
@@ -177,6 +191,8 @@ pub struct Intent {
     pub about: Option<String>,
     /// The objective it lies under (index into [`Image::objectives`]).
     pub objective: u32,
+    /// Its bound and `never` rules as written, in source order.
+    pub rules: Vec<RuleText>,
 }
 
 /// A plan and everything needed to enforce it.

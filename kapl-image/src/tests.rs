@@ -164,11 +164,36 @@ pub(crate) fn sample() -> Image {
         objectives: vec![Objective {
             name: "o".into(),
             about: Some("an objective".into()),
+            rules: vec![
+                RuleText {
+                    never: false,
+                    source: SourceLoc {
+                        file: 0,
+                        line: 2,
+                        column: 5,
+                        end_line: 2,
+                        end_column: 20,
+                    },
+                    text: "fs read \"/srv/**\"".into(),
+                },
+                RuleText {
+                    never: true,
+                    source: SourceLoc {
+                        file: 0,
+                        line: 3,
+                        column: 5,
+                        end_line: 3,
+                        end_column: 30,
+                    },
+                    text: "fs read \"/srv/**/.env\"".into(),
+                },
+            ],
         }],
         intents: vec![Intent {
             name: "i".into(),
             about: None,
             objective: 0,
+            rules: Vec::new(),
         }],
         plans: vec![Plan {
             name: "p".into(),
@@ -513,6 +538,32 @@ fn writer_refuses_invalid_images() {
     let mut im = sample();
     im.plans[0].steps[0].landlock.walks[1].access |= access::MAKE_CHAR;
     assert_eq!(write(&im).unwrap_err().code(), "KAPL0709");
+    // A bound rule as written must point into the image's sources.
+    let mut im = sample();
+    im.objectives[0].rules[1].source.file = 1;
+    let e = write(&im).unwrap_err();
+    assert_eq!(e.code(), "KAPL0709");
+    assert!(
+        e.to_string().contains("a rule of `o` names source file 1"),
+        "{e}"
+    );
+}
+
+#[test]
+fn rules_as_written_round_trip_and_a_bad_kind_is_refused() {
+    let im = sample();
+    let bytes = write(&im).unwrap();
+    let back = read(&bytes).unwrap();
+    assert_eq!(back.objectives[0].rules, im.objectives[0].rules);
+    assert!(back.objectives[0].rules[1].never);
+    // The `never` byte of the second rule, found by its text's position.
+    let text = b"fs read \"/srv/**/.env\"";
+    let at = bytes.windows(text.len()).position(|w| w == text).unwrap();
+    let mut bad = bytes.clone();
+    // u8 never, loc (20 bytes), u32 text length, then the text.
+    bad[at - 4 - 20 - 1] = 2;
+    reseal(&mut bad);
+    assert_eq!(read(&bad).unwrap_err().code(), "KAPL0708");
 }
 
 /// An objective image: objective `o` bounds `fs read "/srv/x"` (rule 0)

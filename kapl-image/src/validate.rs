@@ -89,6 +89,22 @@ impl Image {
                 return Err(invalid("parameters are not sorted by name, or repeat one"));
             }
         }
+        let rules = self
+            .objectives
+            .iter()
+            .map(|x| (&x.name, &x.rules))
+            .chain(self.intents.iter().map(|x| (&x.name, &x.rules)));
+        for (name, rules) in rules {
+            if let Some(r) = rules
+                .iter()
+                .find(|r| r.source.file as usize >= self.meta.sources.len())
+            {
+                return Err(invalid(format!(
+                    "a rule of `{name}` names source file {}",
+                    r.source.file
+                )));
+            }
+        }
         for (i, x) in self.intents.iter().enumerate() {
             if x.objective as usize >= self.objectives.len() {
                 return Err(invalid(format!(

@@ -8,7 +8,7 @@
 //! else, so markup that slipped into the page still could not run.
 
 use super::{Data, NamedImage};
-use kapl_image::{Image, ObjectiveTables};
+use kapl_image::Image;
 use std::fmt::Write;
 
 const CSS: &str = include_str!("report.css");
@@ -69,24 +69,20 @@ fn one_line(s: &str) -> String {
     crate::report::flat(s)
 }
 
-fn rules(o: &mut String, t: &ObjectiveTables, level: usize, never: bool) {
-    let rs: Vec<_> = t
-        .rules
-        .iter()
-        .filter(|r| r.level as usize == level && r.never == never)
-        .collect();
+fn rules(o: &mut String, sources: &[String], all: &[kapl_image::RuleText], never: bool) {
+    let rs: Vec<_> = all.iter().filter(|r| r.never == never).collect();
     if rs.is_empty() {
         return;
     }
     let _ = write!(o, "<div><b>{}</b>", if never { "never" } else { "bound" });
-    let file_of = |r: &kapl_image::BoundRule| {
-        t.sources
+    let file_of = |r: &kapl_image::RuleText| {
+        sources
             .get(r.source.file as usize)
-            .map_or("?", |f| f.name.as_str())
+            .map_or("?", String::as_str)
     };
     // The standard library's rules (`use runtime.loader`) fold away.
     let (lib, own): (Vec<_>, Vec<_>) = rs.into_iter().partition(|r| file_of(r).starts_with('<'));
-    let rule = |o: &mut String, r: &kapl_image::BoundRule| {
+    let rule = |o: &mut String, r: &kapl_image::RuleText| {
         let _ = write!(
             o,
             "<div class=\"rule\"><code>{}</code> <span class=\"src\">{}:{}</span></div>",
@@ -154,55 +150,21 @@ fn image_section(o: &mut String, ni: &NamedImage<'_>) {
             kapl_image::hex(&a.identity)
         );
     }
-    let level_of = |lv: kapl_image::Level| {
-        img.objective
-            .as_ref()
-            .and_then(|t| t.levels.iter().position(|l| l.level == lv))
-    };
+    let sources = &img.meta.sources;
     for (i, ob) in img.objectives.iter().enumerate() {
         let _ = write!(o, "<h4>objective <code>{}</code></h4>", esc(&ob.name));
         if let Some(a) = &ob.about {
             let _ = write!(o, "<div>“{}”</div>", esc(a));
         }
-        match (
-            &img.objective,
-            level_of(kapl_image::Level::Objective(i as u32)),
-        ) {
-            (Some(t), Some(l)) => {
-                rules(o, t, l, false);
-                rules(o, t, l, true);
-            }
-            _ => match &img.against {
-                // A plan image names the objective image it was built
-                // against, but carries none of its text.
-                Some(a) => {
-                    let _ = write!(
-                        o,
-                        "<div class=\"note\">its bound and <code>never</code> are in the objective image this plan was built against, <code>{}</code> (identity {}): give it with <code>--image</code> to show them here</div>",
-                        esc(&a.file),
-                        kapl_image::hex(&a.identity)
-                    );
-                }
-                None => o.push_str(
-                    "<div class=\"note\">its bound and <code>never</code> are carried by objective images only (<code>kaplc build</code> of the objectives alone): give one with <code>--image</code> to show them here</div>",
-                ),
-            },
-        }
-        for (ii, it) in img.intents.iter().enumerate() {
-            if it.objective as usize != i {
-                continue;
-            }
+        rules(o, sources, &ob.rules, false);
+        rules(o, sources, &ob.rules, true);
+        for it in img.intents.iter().filter(|it| it.objective as usize == i) {
             let _ = write!(o, "<h4>intent <code>{}</code></h4>", esc(&it.name));
             if let Some(a) = &it.about {
                 let _ = write!(o, "<div>“{}”</div>", esc(a));
             }
-            if let (Some(t), Some(l)) = (
-                &img.objective,
-                level_of(kapl_image::Level::Intent(ii as u32)),
-            ) {
-                rules(o, t, l, false);
-                rules(o, t, l, true);
-            }
+            rules(o, sources, &it.rules, false);
+            rules(o, sources, &it.rules, true);
         }
     }
     for p in &img.plans {

@@ -8,6 +8,7 @@ const POLICY: &str = r#"
 objective o {
   about "Tidy <the> \"logs\" & more"
   bound { fs read "/srv/**" exec "/usr/bin/*" }
+  never { fs read "/srv/**/.env" }
 }
 plan p under o {
   step a {
@@ -107,6 +108,14 @@ fn decisions_are_grouped_by_step_process_and_directory() {
         b.html
             .contains("Tidy &lt;the&gt; &quot;logs&quot; &amp; more")
     );
+    // A plan image carries its objective's bound and `never` as written.
+    for want in [
+        "<b>bound</b><div class=\"rule\"><code>fs read &quot;/srv/**&quot;</code>",
+        "<code>exec &quot;/usr/bin/*&quot;</code>",
+        "<b>never</b><div class=\"rule\"><code>fs read &quot;/srv/**/.env&quot;</code>",
+    ] {
+        assert!(b.html.contains(want), "{want}");
+    }
 }
 
 #[test]
