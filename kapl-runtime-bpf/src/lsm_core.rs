@@ -23,7 +23,6 @@ use aya::maps::{Array, Map, MapData};
 use aya_obj::Object;
 use kapl_image::{Dfa, DfaKind, NO_GRANT};
 use std::collections::HashSet;
-use std::ffi::CStr;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/lsm_core.bpf.o"));
@@ -310,46 +309,17 @@ fn load_prog(
     insns: &[aya_obj::generated::bpf_insn],
     btf: &sys::ProgBtf<'_>,
 ) -> Result<OwnedFd, BpfError> {
-    let license: &CStr = c"GPL";
     // A syscall program must be sleepable (the verifier refuses it
     // otherwise); decide() calls nothing that sleeps.
-    let flags = sys::BPF_F_SLEEPABLE;
-    match sys::bpf_prog_load(
+    sys::bpf_prog_load_explained(
         PROG_TYPE_SYSCALL,
         0,
-        flags,
+        sys::BPF_F_SLEEPABLE,
         insns,
-        license,
         PROG,
         Some(btf),
-        None,
-    ) {
-        Ok(fd) => Ok(fd),
-        Err(e) => {
-            // Again with the verifier's log, to say why.
-            let mut log = vec![0u8; 1 << 20];
-            let _ = sys::bpf_prog_load(
-                PROG_TYPE_SYSCALL,
-                0,
-                flags,
-                insns,
-                license,
-                PROG,
-                Some(btf),
-                Some((&mut log, 1)),
-            );
-            let end = log.iter().position(|b| *b == 0).unwrap_or(log.len());
-            let text = String::from_utf8_lossy(&log[..end]);
-            let tail: Vec<&str> = text.lines().rev().take(8).collect();
-            Err(core_err(
-                &format!("BPF_PROG_LOAD {PROG} (BPF_PROG_TYPE_SYSCALL)"),
-                format!(
-                    "{e}; verifier: {}",
-                    tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
-                ),
-            ))
-        }
-    }
+    )
+    .map_err(|e| core_err(&format!("BPF_PROG_LOAD {PROG} (BPF_PROG_TYPE_SYSCALL)"), e))
 }
 
 #[cfg(test)]

@@ -23,7 +23,6 @@ use aya::maps::{Array, Map, MapData};
 use aya_obj::Object;
 use kapl_image::{FsRight, NO_GRANT, Plan};
 use std::collections::HashSet;
-use std::ffi::CStr;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/unix.bpf.o"));
@@ -373,43 +372,8 @@ fn load_prog(
     insns: &[aya_obj::generated::bpf_insn],
     attach: u32,
 ) -> Result<OwnedFd, String> {
-    let license: &CStr = c"GPL";
-    match sys::bpf_prog_load(
-        PROG_TYPE_CGROUP_SOCK_ADDR,
-        attach,
-        0,
-        insns,
-        license,
-        name,
-        None,
-        None,
-    ) {
-        Ok(fd) => Ok(fd),
-        Err(e) => {
-            // Again with the verifier's log, to say why.
-            let mut log = vec![0u8; 1 << 20];
-            let _ = sys::bpf_prog_load(
-                PROG_TYPE_CGROUP_SOCK_ADDR,
-                attach,
-                0,
-                insns,
-                license,
-                name,
-                None,
-                Some((&mut log, 1)),
-            );
-            let end = log.iter().position(|b| *b == 0).unwrap_or(log.len());
-            let text = String::from_utf8_lossy(&log[..end]);
-            let tail: Vec<&str> = text.lines().rev().take(8).collect();
-            Err(err(
-                &format!("BPF_PROG_LOAD {name}"),
-                format!(
-                    "{e}; verifier: {}",
-                    tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
-                ),
-            ))
-        }
-    }
+    sys::bpf_prog_load_explained(PROG_TYPE_CGROUP_SOCK_ADDR, attach, 0, insns, name, None)
+        .map_err(|e| err(&format!("BPF_PROG_LOAD {name}"), e))
 }
 
 #[cfg(test)]

@@ -127,6 +127,45 @@ pub fn bpf_prog_load(
     }
 }
 
+/// [`bpf_prog_load`] of a GPL program; when the kernel refuses it, loads
+/// it again with the verifier's log and says why: the errno, then the
+/// log's last lines.
+pub fn bpf_prog_load_explained(
+    prog_type: u32,
+    expected_attach_type: u32,
+    prog_flags: u32,
+    insns: &[aya_obj::generated::bpf_insn],
+    name: &str,
+    btf: Option<&ProgBtf<'_>>,
+) -> Result<OwnedFd, String> {
+    let license: &CStr = c"GPL";
+    let load = |log| {
+        bpf_prog_load(
+            prog_type,
+            expected_attach_type,
+            prog_flags,
+            insns,
+            license,
+            name,
+            btf,
+            log,
+        )
+    };
+    let e = match load(None) {
+        Ok(fd) => return Ok(fd),
+        Err(e) => e,
+    };
+    let mut log = vec![0u8; 1 << 20];
+    let _ = load(Some((&mut log, 1)));
+    let end = log.iter().position(|b| *b == 0).unwrap_or(log.len());
+    let text = String::from_utf8_lossy(&log[..end]);
+    let tail: Vec<&str> = text.lines().rev().take(8).collect();
+    Err(format!(
+        "{e}; verifier: {}",
+        tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+    ))
+}
+
 /// `BPF_LINK_CREATE`: attaches `prog` to `target` (a cgroup) as
 /// `attach_type`; dropping the link detaches it.
 pub fn bpf_link_create(

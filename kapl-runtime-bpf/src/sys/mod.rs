@@ -44,8 +44,8 @@ mod process;
 mod socket;
 
 pub use bpf::{
-    BPF_F_SLEEPABLE, ProgBtf, bpf_btf_load, bpf_link_create, bpf_prog_load, bpf_prog_test_run,
-    bpf_prog_test_run_ctx,
+    BPF_F_SLEEPABLE, ProgBtf, bpf_btf_load, bpf_link_create, bpf_prog_load,
+    bpf_prog_load_explained, bpf_prog_test_run, bpf_prog_test_run_ctx,
 };
 pub use child::{
     ChildStack, ExecArgs, SignalsBlocked, block_all_signals, chdir, clear_ambient_capabilities,
