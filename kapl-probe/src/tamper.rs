@@ -6,7 +6,8 @@
 //! `ptrace PID`, `vm-read PID`, `signal PID` (SIGCONT: harmless if it
 //! arrives), `signal-group PGID` and `signal-all` (signal 0 to a process
 //! group, to every process: only the permission is checked),
-//! `pidfd-signal PID` (signal 0 through a pidfd), `signal-own` (forks a
+//! `pidfd-signal PID [group]` (signal 0 through a pidfd; `group`: to its
+//! process group, `PIDFD_SIGNAL_PROCESS_GROUP`), `signal-own` (forks a
 //! child and kills it: a signal inside the session), `control-step NAME STEP` (connect to the abstract control
 //! socket NAME and ask for step STEP; `ok` only if the step changed),
 //! `impersonate NAME` (listens on the abstract socket NAME, prints
@@ -50,7 +51,7 @@ pub fn run(cmd: &str, args: &[String]) -> Option<()> {
             // SAFETY: kill(2) with plain integers.
             outcome(cmd, cvt(unsafe { libc::kill(-1, 0) }))
         }
-        "pidfd-signal" => outcome(cmd, pidfd_signal(pid())),
+        "pidfd-signal" => outcome(cmd, pidfd_signal(pid(), a(1) == "group")),
         "signal-own" => outcome(cmd, signal_own()),
         "control-step" => outcome(cmd, control_step(a(0), a(1))),
         "impersonate" => outcome(cmd, impersonate(a(0))),
@@ -59,8 +60,8 @@ pub fn run(cmd: &str, args: &[String]) -> Option<()> {
     Some(())
 }
 
-/// Signal 0 to `pid` through a pidfd.
-fn pidfd_signal(pid: i32) -> io::Result<()> {
+/// Signal 0 to `pid` through a pidfd (to its process group with `group`).
+fn pidfd_signal(pid: i32, group: bool) -> io::Result<()> {
     // SAFETY: pidfd_open(2) with plain integers.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
     if fd < 0 {
@@ -75,7 +76,8 @@ fn pidfd_signal(pid: i32) -> io::Result<()> {
             std::os::fd::AsRawFd::as_raw_fd(&fd),
             0,
             std::ptr::null::<libc::siginfo_t>(),
-            0,
+            // PIDFD_SIGNAL_PROCESS_GROUP.
+            if group { 4 } else { 0 },
         )
     };
     if r < 0 {

@@ -475,6 +475,7 @@ fn below_abi_6_the_supervisor_keeps_signals_inside_the_session() {
         vec!["signal".to_string(), pid.clone()],
         vec!["signal-group".to_string(), pid.clone()],
         vec!["pidfd-signal".to_string(), pid.clone()],
+        vec!["pidfd-signal".to_string(), pid.clone(), "group".to_string()],
         vec!["signal-all".to_string()],
     ] {
         let mut tried = String::new();

@@ -52,9 +52,19 @@ pub enum Recipient {
     CallersGroup,
     /// Every process the caller may signal (`kill(-1, sig)`).
     Everyone,
-    /// The process a pidfd of the caller refers to.
-    Pidfd(i32),
+    /// The process a pidfd of the caller refers to, or with `group`
+    /// (`PIDFD_SIGNAL_PROCESS_GROUP`) every process of its process group.
+    Pidfd {
+        /// The descriptor.
+        fd: i32,
+        /// The whole process group.
+        group: bool,
+    },
 }
+
+/// `PIDFD_SIGNAL_PROCESS_GROUP` (Linux 6.9): `pidfd_send_signal` signals
+/// the pidfd's process group.
+pub const PIDFD_SIGNAL_PROCESS_GROUP: u64 = 1 << 2;
 
 /// The low 32 bits of an argument as the kernel reads an `int`.
 fn int(a: u64) -> i32 {
@@ -87,7 +97,10 @@ impl SignalCall {
             // The thread must belong to the thread group (the kernel
             // checks that); the thread's cgroup is the one asked.
             SignalCall::Tgkill | SignalCall::RtTgsigqueueinfo => Recipient::Task(int(args[1])),
-            SignalCall::PidfdSendSignal => Recipient::Pidfd(int(args[0])),
+            SignalCall::PidfdSendSignal => Recipient::Pidfd {
+                fd: int(args[0]),
+                group: args[3] & PIDFD_SIGNAL_PROCESS_GROUP != 0,
+            },
         }
     }
 
@@ -244,7 +257,14 @@ mod tests {
         );
         assert_eq!(
             SignalCall::PidfdSendSignal.recipient(&args(&[5, 9])),
-            Recipient::Pidfd(5)
+            Recipient::Pidfd {
+                fd: 5,
+                group: false
+            }
+        );
+        assert_eq!(
+            SignalCall::PidfdSendSignal.recipient(&args(&[5, 9, 0, 4])),
+            Recipient::Pidfd { fd: 5, group: true }
         );
         assert_eq!(SignalCall::PidfdSendSignal.signal(&args(&[5, 9])), 9);
     }

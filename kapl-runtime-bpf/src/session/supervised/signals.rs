@@ -31,7 +31,11 @@ impl Session {
                 Some(g) => group(g),
                 None => return Served::errno(libc::ESRCH),
             },
-            Recipient::Pidfd(fd) => match pidfd_target(n.pid, fd) {
+            Recipient::Pidfd { fd, group: g } => match pidfd_target(n.pid, fd) {
+                PidfdTarget::Pid(p) if g => match pgrp_of(p) {
+                    Some(pg) => group(pg),
+                    None => Vec::new(),
+                },
                 PidfdTarget::Pid(p) => task(p).into_iter().collect(),
                 PidfdTarget::Gone => Vec::new(),
                 PidfdTarget::Unknown(what) => vec![Reached {
