@@ -79,6 +79,7 @@ fn fs_read_allowed_and_denied_with_audit_record() {
         d,
         json!({
             "schema_version": 1,
+            "command": 1,
             "uid": 0,
             "target": {"kind": "path", "path": b},
             "comm": "cat",
