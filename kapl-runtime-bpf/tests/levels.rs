@@ -553,3 +553,42 @@ fn the_precision_layer_line_says_bpf_lsm_is_not_available_here() {
     let status = text(&kapl(&["status", "--session", &id])).0;
     assert!(status.contains(&format!("\n  {LINE}")), "{status}");
 }
+
+/// `--unprivileged` has no session cgroups: nothing tells the session's
+/// processes from others, so below ABI 6 neither scope is replaced, and
+/// the start report says so; a command still signals its own processes.
+#[test]
+fn unprivileged_below_abi_6_says_the_scopes_are_not_replaced() {
+    let t = Tmp::new("levels-unpriv");
+    let img = write_image(&t, "p.kapi", one_step(vec![], "work", vec![probe_exec()]));
+    let o = Command::new(kapl_run())
+        .args([
+            img.as_str(),
+            "--plan",
+            "p",
+            "--unprivileged",
+            "--min-abi",
+            "4",
+        ])
+        .env("KAPL_LANDLOCK_ABI", "4")
+        .env("PATH", "/usr/bin:/bin")
+        .env_remove("KAPL_SESSION")
+        .arg("--")
+        .arg(probe_bin())
+        .arg("signal-own")
+        .output()
+        .expect("run kapl-run");
+    let (out, err) = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert_eq!(out.trim(), "signal-own ok", "{err}");
+    for lost in [
+        "abstract UNIX sockets are not scoped",
+        "signals are not scoped",
+    ] {
+        let line = err
+            .lines()
+            .find(|l| l.contains(lost))
+            .unwrap_or_else(|| panic!("no line for {lost}: {err}"));
+        assert!(line.ends_with("not replaced"), "{line}");
+    }
+}

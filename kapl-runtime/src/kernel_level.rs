@@ -108,7 +108,10 @@ fn loss(feature: &str, needs_abi: u8, lost: &str, replaced_by: Option<&str>) -> 
 /// Everything a session at Landlock ABI `abi` loses against ABI 7, newest
 /// feature first. Empty at 7. Each line says only what is true of the
 /// other layers (checked by the escape suite per level, `levels.rs`).
-pub fn losses(abi: u8) -> Vec<LevelLoss> {
+/// `cgroups`: the session has its cgroups and cgroup BPF programs (not
+/// `--unprivileged`); without them nothing tells the session's processes
+/// from others, so neither scope is replaced.
+pub fn losses(abi: u8, cgroups: bool) -> Vec<LevelLoss> {
     let mut v = Vec::new();
     if abi < 7 {
         v.push(loss(
@@ -125,7 +128,7 @@ pub fn losses(abi: u8) -> Vec<LevelLoss> {
             "abstract_unix_scope",
             6,
             "abstract UNIX sockets are not scoped: Landlock cannot keep a command from an abstract socket bound outside the session (a desktop bus, a container runtime's socket)",
-            Some(
+            cgroups.then_some(
                 "stricter: the cgroup UNIX socket hooks refuse every abstract connect and send of the session's commands, reported as denials (bpf), even to a socket the command bound itself, which the scope would allow",
             ),
         ));
@@ -133,7 +136,7 @@ pub fn losses(abi: u8) -> Vec<LevelLoss> {
             "signal_scope",
             6,
             "signals are not scoped: Landlock cannot keep a command from signalling processes of its user outside the session, the supervisor included (commands run as uid 0)",
-            Some(
+            cgroups.then_some(
                 "the supervisor decides kill, tkill, tgkill, rt_sigqueueinfo, rt_tgsigqueueinfo and pidfd_send_signal (seccomp user notification) and refuses, reported as denials (supervisor), any that reaches a process outside the session's cgroups; signals between the session's own processes still work",
             ),
         ));
@@ -151,18 +154,19 @@ pub fn losses(abi: u8) -> Vec<LevelLoss> {
     v
 }
 
-/// The start report's lines for a session at `abi` with floor `min`: one
+/// The start report's lines for a session at `abi` with floor `min` (and
+/// `cgroups` as for [`losses`]): one
 /// line naming the level, then one per loss (nothing at ABI 7).
-pub fn report(abi: u8, kernel: u8, min: u8) -> Vec<String> {
+pub fn report(abi: u8, kernel: u8, min: u8, cgroups: bool) -> Vec<String> {
     if abi >= FULL {
         return Vec::new();
     }
-    let n = losses(abi).len();
+    let n = losses(abi, cgroups).len();
     let mut v = vec![format!(
         "Landlock ABI {abi} (kernel has {kernel}, --min-abi {min}): TCP ports kept (ABI 4); {n} {} against ABI 7",
         if n == 1 { "loss" } else { "losses" }
     )];
-    v.extend(losses(abi).iter().map(|l| format!("lost: {l}")));
+    v.extend(losses(abi, cgroups).iter().map(|l| format!("lost: {l}")));
     v
 }
 
@@ -194,8 +198,9 @@ mod tests {
 
     #[test]
     fn each_level_loses_what_its_missing_features_gave() {
-        let names = |abi| -> Vec<String> { losses(abi).into_iter().map(|l| l.feature).collect() };
-        assert!(losses(7).is_empty());
+        let names =
+            |abi| -> Vec<String> { losses(abi, true).into_iter().map(|l| l.feature).collect() };
+        assert!(losses(7, true).is_empty());
         assert_eq!(names(6), ["landlock_audit"]);
         assert_eq!(
             names(5),
@@ -210,8 +215,8 @@ mod tests {
                 "ioctl_dev"
             ]
         );
-        assert!(report(7, 7, 7).is_empty());
-        let r = report(4, 7, 4);
+        assert!(report(7, 7, 7, true).is_empty());
+        let r = report(4, 7, 4, true);
         assert_eq!(r.len(), 5);
         assert!(
             r[1].starts_with("lost: file-system and exec denials"),
@@ -226,5 +231,9 @@ mod tests {
             "{r:?}"
         );
         assert!(r.iter().all(|l| !l.ends_with("not replaced")), "{r:?}");
+        // --unprivileged: no session cgroups, so neither scope is replaced.
+        let r = report(4, 7, 4, false);
+        assert!(r[2].ends_with("not replaced"), "{r:?}");
+        assert!(r[3].ends_with("not replaced"), "{r:?}");
     }
 }

@@ -468,8 +468,15 @@ impl Reporter {
     }
 
     /// The record that opens the audit file of a session below Landlock
-    /// ABI 7.
-    pub fn level(&self, abi: u8, kernel_abi: u8, min_abi: u8, now: SystemTime) -> LevelRecord {
+    /// ABI 7 (`cgroups` as for `kernel_level::losses`).
+    pub fn level(
+        &self,
+        abi: u8,
+        kernel_abi: u8,
+        min_abi: u8,
+        cgroups: bool,
+        now: SystemTime,
+    ) -> LevelRecord {
         LevelRecord {
             schema_version: SCHEMA_VERSION,
             time: rfc3339(now),
@@ -480,7 +487,7 @@ impl Reporter {
             landlock_abi: abi,
             kernel_abi,
             min_abi,
-            losses: crate::kernel_level::losses(abi),
+            losses: crate::kernel_level::losses(abi, cgroups),
         }
     }
 

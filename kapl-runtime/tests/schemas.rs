@@ -156,7 +156,7 @@ fn records_of_a_real_image_validate_and_broken_ones_do_not() {
     recs.push(AuditRecord::Lost(
         r.lost(kapl_runtime::losses::Losses::default(), now),
     ));
-    recs.push(AuditRecord::Level(r.level(4, 7, 4, now)));
+    recs.push(AuditRecord::Level(r.level(4, 7, 4, true, now)));
     let argv = [b"cat".to_vec(), b"/srv/<a>".to_vec()];
     for (cmd, pid, exit) in [
         (3, Some(42), CommandExit::Exited { code: 1 }),

@@ -344,7 +344,9 @@ impl Session {
             landlock_ruleset: self.domain.fd.as_raw_fd(),
             landlock_log: self.domain.abi >= 7,
             seccomp: &self.filter,
-            supervise_signals: self.domain.abi < 6,
+            // Without session cgroups (--unprivileged) nothing tells the
+            // session's processes from others: not replaced (said at start).
+            supervise_signals: self.domain.abi < 6 && self.kern.is_some(),
             privileged: self.kern.is_some(),
         })
         .map_err(|source| self.spawn_failed(c, shown, source))?;

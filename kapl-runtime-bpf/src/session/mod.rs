@@ -158,6 +158,7 @@ impl Session {
                 level.abi,
                 level.kernel,
                 level.min,
+                matches!(o.mode, Mode::Full),
                 std::time::SystemTime::now(),
             ));
         }
@@ -222,7 +223,12 @@ impl Session {
     /// What the session's Landlock level loses, for the start report and
     /// `status` (empty at ABI 7).
     pub fn level_report(&self) -> Vec<String> {
-        kapl_runtime::kernel_level::report(self.level.abi, self.level.kernel, self.level.min)
+        kapl_runtime::kernel_level::report(
+            self.level.abi,
+            self.level.kernel,
+            self.level.min,
+            self.kern.is_some(),
+        )
     }
 
     /// Whether the BPF LSM precision layer could run, for the start report
